@@ -1,0 +1,92 @@
+"""The application factory: builds every resource in cleanup_ctx order and wires the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from wechatpy.work.crypto import WeChatCrypto
+
+from bot.callback import add_callback_routes
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.dispatcher import Dispatcher
+from bot.keys import BACKGROUND, CLOCK, CRYPTO, DB, DISPATCHER, ENGINE, HTTP, SENDER, SETTINGS, WECOM
+from bot.outbox import OutboxSender
+from bot.wecom_client import WeComClient
+from handlers import all_routers, views
+from storage.audit_repo import ensure_audit_head
+from storage.db import init_models, make_engine, make_session_factory
+from storage.staff_repo import sync_staff
+
+log = logging.getLogger(__name__)
+
+
+async def on_health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, run_sender: bool = True
+) -> web.Application:
+    """Build the bot; nothing is opened until the app starts (cleanup_ctx)."""
+    app = web.Application(client_max_size=512 * 1024)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[BACKGROUND] = set()
+    app[CRYPTO] = WeChatCrypto(
+        settings.wecom.token, settings.wecom.encoding_aes_key, settings.wecom.corp_id
+    )
+
+    async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            app[HTTP] = session
+            yield
+
+    async def db_ctx(app: web.Application) -> AsyncIterator[None]:
+        engine = make_engine(settings.database.url, echo=settings.database.echo)
+        await init_models(engine)
+        app[ENGINE] = engine
+        app[DB] = make_session_factory(engine)
+        async with app[DB]() as session, session.begin():
+            await sync_staff(session=session, members=settings.staff)
+            await ensure_audit_head(session=session)
+        yield
+        await engine.dispose()
+
+    async def core_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[WECOM] = WeComClient(
+            app[HTTP],
+            base_url=settings.wecom.api_base,
+            corp_id=settings.wecom.corp_id,
+            secret=settings.wecom.secret,
+            agent_id=settings.wecom.agent_id,
+            clock=app[CLOCK],
+        )
+        app[SENDER] = OutboxSender(db=app[DB], wecom=app[WECOM], clock=app[CLOCK])
+        app[DISPATCHER] = Dispatcher(
+            settings=settings,
+            db=app[DB],
+            clock=app[CLOCK],
+            routers=all_routers(),
+            sender=app[SENDER],
+            texts=views,
+        )
+        if run_sender:
+            task = asyncio.create_task(app[SENDER].run_forever(), name="outbox-sender")
+            app[BACKGROUND].add(task)
+            task.add_done_callback(app[BACKGROUND].discard)
+        yield
+        for task in list(app[BACKGROUND]):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.cleanup_ctx.extend([http_ctx, db_ctx, core_ctx])
+    add_callback_routes(app, settings.server.callback_path)
+    app.router.add_get("/healthz", on_health)
+    return app

@@ -1,0 +1,233 @@
+"""Settings: the one validated, frozen configuration object, loaded from TOML plus environment."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ROLES = ("collector", "reviewer", "leader", "duty", "publisher", "admin")
+CATEGORIES = ("issued", "reprint", "reported")
+CATEGORY_LABELS = {"issued": "制发类", "reprint": "转载类", "reported": "报送类"}
+SUBMITTER = "@submitter"
+
+# Environment variables that override secrets and deployment values (never logged).
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "SANSHEN_WECOM_CORP_ID": ("wecom", "corp_id"),
+    "SANSHEN_WECOM_SECRET": ("wecom", "secret"),
+    "SANSHEN_WECOM_TOKEN": ("wecom", "token"),
+    "SANSHEN_WECOM_AES_KEY": ("wecom", "encoding_aes_key"),
+    "SANSHEN_WECOM_API_BASE": ("wecom", "api_base"),
+    "SANSHEN_DATABASE_URL": ("database", "url"),
+}
+
+
+class ConfigError(Exception):
+    """Configuration is missing or invalid; the message names the key and the reason."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WeComSettings(_Frozen):
+    corp_id: str = Field(min_length=1)
+    agent_id: int = Field(gt=0)
+    secret: str = Field(min_length=1, repr=False)
+    token: str = Field(min_length=1, max_length=32, repr=False)
+    encoding_aes_key: str = Field(repr=False)
+    api_base: str = "https://qyapi.weixin.qq.com"
+    # Reject callbacks whose timestamp is further than this from our clock (replay window).
+    timestamp_tolerance_seconds: int = Field(default=300, gt=0)
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9]{43}", value):
+            raise ValueError("必须是 43 位字母或数字 (EncodingAESKey)")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9]+", value):
+            raise ValueError("只能包含字母和数字，最多 32 位")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base_shape(cls, value: str) -> str:
+        if not re.match(r"https?://", value):
+            raise ValueError("必须以 http:// 或 https:// 开头")
+        return value.rstrip("/")
+
+
+class ServerSettings(_Frozen):
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535)
+    callback_path: str = "/wecom/callback"
+
+    @field_validator("callback_path")
+    @classmethod
+    def _path_shape(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("必须以 / 开头")
+        return value
+
+
+class DatabaseSettings(_Frozen):
+    url: str = "sqlite+aiosqlite:///./data/sanshen.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("只支持 sqlite+aiosqlite:// 或 postgresql+asyncpg:// 开头的地址")
+        return value
+
+
+class StaffMember(_Frozen):
+    userid: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    roles: tuple[str, ...] = ()
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [r for r in value if r not in ROLES]
+        if unknown:
+            raise ValueError(f"未知角色 {unknown}，可用：{', '.join(ROLES)}")
+        return value
+
+
+class StageSettings(_Frozen):
+    name: str = Field(min_length=1)
+    # Each entry: a userid, "role:<role>" (everyone with that role) or "@submitter".
+    assignees: tuple[str, ...] = Field(min_length=1)
+    mode: Literal["any", "all"] = "any"
+
+
+class ChainSettings(_Frozen):
+    category: Literal["issued", "reprint", "reported"]
+    stages: tuple[StageSettings, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _submitter_only_first(self) -> ChainSettings:
+        for index, stage in enumerate(self.stages[1:], start=2):
+            if SUBMITTER in stage.assignees:
+                raise ValueError(f"第{index}审不能由投稿人审核（{SUBMITTER} 只能用于一审）")
+        return self
+
+
+class ReviewSettings(_Frozen):
+    default_source: Literal["own", "reprint", "external"] = "own"
+    default_disclosure: Literal["active", "on_request"] = "active"
+    default_platforms: tuple[Literal["website", "newmedia", "other"], ...] = ("website",)
+    # Where the full text of a draft can be read (optional; a {no} placeholder is filled).
+    draft_url: str = ""
+
+
+def default_chains() -> tuple[ChainSettings, ...]:
+    """The Qinzhou model: 一审 the editor's own check, 二审 科室负责人, 三审 单位领导."""
+    stages = (
+        StageSettings(name="一审", assignees=(SUBMITTER, "role:collector")),
+        StageSettings(name="二审", assignees=("role:reviewer",)),
+        StageSettings(name="三审", assignees=("role:leader",)),
+    )
+    return tuple(ChainSettings(category=c, stages=stages) for c in CATEGORIES)  # type: ignore[arg-type]
+
+
+class Settings(_Frozen):
+    wecom: WeComSettings
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    timezone: str = "Asia/Shanghai"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    unit_name: str = "本单位"
+    review: ReviewSettings = ReviewSettings()
+    staff: tuple[StaffMember, ...] = ()
+    chains: tuple[ChainSettings, ...] = Field(default_factory=default_chains)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("未知时区") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        seen: set[str] = set()
+        for member in self.staff:
+            if member.userid in seen:
+                raise ValueError(f"staff: userid {member.userid} 重复")
+            seen.add(member.userid)
+        categories = [c.category for c in self.chains]
+        if len(set(categories)) != len(categories):
+            raise ValueError("chains: 同一类别只能配置一条审核链")
+        missing = [c for c in CATEGORIES if c not in categories]
+        if missing:
+            raise ValueError(f"chains: 缺少类别 {missing}")
+        for chain in self.chains:
+            for stage in chain.stages:
+                for entry in stage.assignees:
+                    if entry == SUBMITTER:
+                        continue
+                    if entry.startswith("role:"):
+                        if entry[5:] not in ROLES:
+                            raise ValueError(f"chains.{chain.category}: 未知角色 {entry}")
+                    elif entry not in seen:
+                        raise ValueError(f"chains.{chain.category}: 审核人 {entry} 不在 staff 中")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def chain_for(self, category: str) -> ChainSettings:
+        """The chain configured for an information category."""
+        for chain in self.chains:
+            if chain.category == category:
+                return chain
+        raise KeyError(category)
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(root)"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message}"
+
+
+def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from parsed TOML data and environment overrides; raise ConfigError."""
+    merged: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
+    for var, (section, key) in ENV_OVERRIDES.items():
+        value = (env or {}).get(var)
+        if value:
+            merged.setdefault(section, {})[key] = value
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+
+
+def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read a TOML file and the environment into Settings; raise ConfigError naming the key."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: 配置文件不存在") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: TOML 格式错误：{exc}") from None
+    return settings_from_mapping(data, os.environ if env is None else env)

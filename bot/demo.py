@@ -1,0 +1,140 @@
+"""The demo: a sample unit on SQLite and the simulator, one draft walked through 三审 with a 不同意."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from bot.clock import FrozenClock
+from bot.simulator import render
+from bot.stack import Stack, running_stack, stack_settings
+from storage.models import Draft, StageDecision
+
+
+class Transcript:
+    """Prints what each person's phone shows, in order, as the demo goes."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self._seen: dict[str, int] = {}
+        self._names = {m.userid: m.name for m in stack.settings.staff}
+
+    def out(self, text: str = "") -> None:
+        sys.stdout.write(text + "\n")
+
+    def step(self, title: str) -> None:
+        self.out(f"\n=== {title} ===")
+
+    def show_new(self) -> None:
+        for userid, name in self._names.items():
+            inbox = self._stack.sim.inbox(userid)
+            for delivered in inbox[self._seen.get(userid, 0) :]:
+                self.out(f"--- 📱 {name}（{userid}）收到：")
+                for line in render(delivered, self._stack.sim).splitlines():
+                    self.out(f"    {line}")
+            self._seen[userid] = len(inbox)
+
+
+def _button(stack: Stack, userid: str, label: str) -> tuple[str, str]:
+    for delivered in reversed(stack.sim.inbox(userid)):
+        if delivered.msgtype != "template_card":
+            continue
+        card = delivered.payload["template_card"]
+        if not stack.sim.card(card["task_id"]).is_active_for(userid):
+            continue
+        for button in card["button_list"]:
+            if button["text"] == label:
+                return card["task_id"], button["key"]
+    raise RuntimeError(f"{userid} has no active card with {label}")
+
+
+async def run_demo(database_url: str = "") -> int:
+    """Run the walkthrough; returns 0 when the draft ends approved with every decision stored."""
+    with tempfile.TemporaryDirectory(prefix="sanshen-demo-") as folder:
+        url = database_url or f"sqlite+aiosqlite:///{Path(folder) / 'demo.db'}"
+        clock = FrozenClock(datetime(2026, 11, 23, 1, 30, tzinfo=UTC))
+        async with running_stack(stack_settings(url), clock) as stack:
+            return await _walk(stack, clock)
+
+
+async def _walk(stack: Stack, clock: FrozenClock) -> int:
+    show = Transcript(stack)
+    sim = stack.sim
+
+    async def say(userid: str, text: str) -> None:
+        show.out(f"\n>>> {show._names[userid]}（{userid}）发送：")
+        for line in text.splitlines():
+            show.out(f"    {line}")
+        await sim.send_text(userid, text)
+        await stack.drain()
+        show.show_new()
+
+    async def tap(userid: str, label: str) -> None:
+        task_id, key = _button(stack, userid, label)
+        show.out(f"\n>>> {show._names[userid]}（{userid}）点击卡片按钮【{label}】")
+        await sim.click(userid, task_id, key)
+        await stack.drain()
+        show.show_new()
+
+    show.out("审校助手演示：示范市人民政府办公室，企业微信模拟器，SQLite 数据库。")
+    show.out(f"回调地址 {sim.callback_url}；模拟的企业微信接口 {stack.settings.wecom.api_base}")
+    verify = await sim.verify_url()
+    show.out(f"企业微信后台保存回调 URL：验证{'通过' if verify.status == 200 else '失败'}")
+
+    show.step("1. 采编人员投稿")
+    await say(
+        "wangxm",
+        "/submit 关于开展2026年冬季防火安全检查的通知\n来源：本机关制发\n公开：主动公开\n"
+        "平台：政府网站，政务新媒体\n各镇（街道）、各有关单位：\n为切实做好冬季防火工作，"
+        "定于12月1日至12月15日开展全市防火安全检查。",
+    )
+    show.step("2. 一审：采编人员自审（钦州模式）")
+    await tap("wangxm", "同意")
+    show.step("3. 二审：科室负责人不同意并填写理由")
+    clock.advance(minutes=20)
+    await tap("zhangkz", "不同意")
+    await say("zhangkz", "检查时间与市应急局通知不一致，请核实后修改。")
+    show.step("4. 投稿人修改后重新送审")
+    clock.advance(minutes=30)
+    draft_id = await _draft_id(stack)
+    await say(
+        "wangxm",
+        f"/revise {draft_id}\n各镇（街道）、各有关单位：\n为切实做好冬季防火工作，"
+        "定于12月5日至12月20日开展全市防火安全检查。",
+    )
+    show.step("5. 一审、二审、三审依次同意")
+    await tap("wangxm", "同意")
+    clock.advance(minutes=10)
+    await tap("sunkz", "同意")
+    clock.advance(minutes=45)
+    await tap("liuzr", "同意")
+    return await _summary(stack, show)
+
+
+async def _draft_id(stack: Stack) -> int:
+    async with stack.db() as session:
+        draft = (await session.exec(select(Draft).order_by(col(Draft.id).desc()))).first()
+    assert draft is not None and draft.id is not None
+    return draft.id
+
+
+async def _summary(stack: Stack, show: Transcript) -> int:
+    tz = stack.settings.tz
+    async with stack.db() as session:
+        draft = (await session.exec(select(Draft))).one()
+        rows = (await session.exec(select(StageDecision).order_by(col(StageDecision.id)))).all()
+    show.step("数据库中的审核记录")
+    for row in rows:
+        verdict = "同意" if row.decision == "approve" else "不同意"
+        show.out(
+            f"  第{row.version}版 {row.stage_name} {row.reviewer_name}（{row.reviewer_userid}）"
+            f" {verdict} {row.decided_at.astimezone(tz):%Y-%m-%d %H:%M} {row.opinion}"
+        )
+    show.out(f"\n稿件状态：{draft.status}；模拟器丢弃的消息：{len(stack.sim.dropped)} 条")
+    ok = draft.status == "approved" and len(rows) == 5 and not stack.sim.dropped
+    show.out("演示完成。" if ok else "演示结果异常。")
+    return 0 if ok else 1

@@ -1,0 +1,256 @@
+"""Routers and the dispatcher: matches an event to a handler and runs it in one transaction."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.context import Context, SkipHandler, UserFacingError
+from bot.outbox import Outbox, OutboxSender
+from bot.wecom_events import CardClick, IncomingEvent, OtherEvent, TextMessage
+from storage.db import SessionFactory
+from storage.dedupe_repo import remember_callback
+
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[Context, "Command"], Awaitable[None]]
+CardHandler = Callable[[Context, CardClick, list[str]], Awaitable[None]]
+TextHandler = Callable[[Context, TextMessage], Awaitable[None]]
+OtherHandler = Callable[[Context, OtherEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed command message: `/name args` on the first line, `body` below it."""
+
+    name: str
+    word: str  # what the person typed (an alias or the name)
+    args: str
+    body: str
+
+    @property
+    def argv(self) -> list[str]:
+        return self.args.split()
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    aliases: tuple[str, ...]
+    usage: str
+    summary: str
+    roles: tuple[str, ...]
+    handler: CommandHandler
+
+
+def pack_action(prefix: str, *parts: object) -> str:
+    """A card button key: 'prefix:part:part' (WeCom allows up to 1024 bytes)."""
+    key = ":".join([prefix, *(str(p) for p in parts)])
+    if any(":" in str(p) for p in parts) or len(key.encode()) > 1024:
+        raise ValueError(f"bad card action parts {parts!r}")
+    return key
+
+
+def unpack_action(key: str) -> tuple[str, list[str]]:
+    prefix, _, rest = key.partition(":")
+    return prefix, rest.split(":") if rest else []
+
+
+@dataclass
+class Router:
+    """Handlers of one module, registered by decorator (aiogram style)."""
+
+    name: str
+    commands: list[CommandSpec] = field(default_factory=list)
+    cards: list[tuple[str, CardHandler]] = field(default_factory=list)
+    texts: list[TextHandler] = field(default_factory=list)
+    others: list[OtherHandler] = field(default_factory=list)
+
+    def command(
+        self,
+        name: str,
+        *,
+        aliases: Iterable[str] = (),
+        usage: str = "",
+        summary: str = "",
+        roles: Iterable[str] = (),
+    ) -> Callable[[CommandHandler], CommandHandler]:
+        def register(func: CommandHandler) -> CommandHandler:
+            spec = CommandSpec(name, tuple(aliases), usage, summary, tuple(roles), func)
+            self.commands.append(spec)
+            return func
+
+        return register
+
+    def card(self, prefix: str) -> Callable[[CardHandler], CardHandler]:
+        def register(func: CardHandler) -> CardHandler:
+            self.cards.append((prefix, func))
+            return func
+
+        return register
+
+    def text(self) -> Callable[[TextHandler], TextHandler]:
+        def register(func: TextHandler) -> TextHandler:
+            self.texts.append(func)
+            return func
+
+        return register
+
+    def other(self) -> Callable[[OtherHandler], OtherHandler]:
+        def register(func: OtherHandler) -> OtherHandler:
+            self.others.append(func)
+            return func
+
+        return register
+
+
+class CommandTable:
+    """All commands by name and alias, and command-line parsing."""
+
+    def __init__(self, routers: Iterable[Router]) -> None:
+        self.specs: list[CommandSpec] = []
+        self._by_word: dict[str, CommandSpec] = {}
+        for router in routers:
+            for spec in router.commands:
+                self.specs.append(spec)
+                for word in (spec.name, *spec.aliases):
+                    if word in self._by_word:
+                        raise ValueError(f"command word {word!r} registered twice")
+                    self._by_word[word] = spec
+
+    def parse(self, text: str) -> tuple[Command, CommandSpec | None] | None:
+        """A Command if `text` starts with a command word ('/x', or a bare Chinese alias)."""
+        stripped = text.strip()
+        if not stripped:
+            return None
+        first_line, _, body = stripped.partition("\n")
+        word, _, args = first_line.strip().partition(" ")
+        args = args.strip()
+        if word.startswith("/") or word.startswith("／"):
+            bare = word[1:]
+        elif word in self._by_word and not word.isascii():
+            bare = word  # Chinese aliases work without the slash: "投稿 标题"
+        else:
+            return None
+        spec = self._by_word.get(bare) or self._by_word.get(bare.lower())
+        command = Command(name=spec.name if spec else bare, word=bare, args=args, body=body.strip("\n"))
+        return command, spec
+
+    def suggestions(self, word: str) -> list[str]:
+        return difflib.get_close_matches(word, list(self._by_word), n=3, cutoff=0.5)
+
+
+class Dispatcher:
+    """Applies each event exactly once: dedupe key, state change and replies in one transaction."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: SessionFactory,
+        clock: Clock,
+        routers: Iterable[Router],
+        sender: OutboxSender | None,
+        texts: Any,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._clock = clock
+        self._routers = list(routers)
+        self._sender = sender
+        self._views = texts
+        self.commands = CommandTable(self._routers)
+
+    async def feed(self, event: IncomingEvent) -> str:
+        """Apply one event; returns the outcome word for the log. Raises only on storage errors."""
+        started = time.perf_counter()
+        outcome = "ok"
+        async with self._db() as session, session.begin():
+            if not await remember_callback(
+                session=session, key=event.dedupe_key, at=self._clock.now()
+            ):
+                outcome = "duplicate"
+            else:
+                outbox = Outbox(session, self._clock)
+                ctx = Context(
+                    settings=self._settings,
+                    session=session,
+                    clock=self._clock,
+                    outbox=outbox,
+                    event=event,
+                    log=log,
+                    commands=self.commands.specs,
+                )
+                outcome = await self._run(ctx, event)
+        if outcome != "duplicate" and self._sender is not None:
+            self._sender.kick()
+        log.info(
+            "event %s from %s: %s in %d ms",
+            type(event).__name__,
+            event.user,
+            outcome,
+            (time.perf_counter() - started) * 1000,
+        )
+        return outcome
+
+    async def _run(self, ctx: Context, event: IncomingEvent) -> str:
+        if ctx.member is None:
+            log.warning("event from unknown user %s refused", event.user)
+            ctx.reply_text(self._views.NOT_STAFF)
+            return "not_staff"
+        try:
+            async with ctx.session.begin_nested():
+                return await self._route(ctx, event)
+        except UserFacingError as exc:
+            ctx.reply_text(exc.message)
+            return "refused"
+        except Exception:
+            log.exception("handler failed on %s", event.dedupe_key)
+            if not isinstance(event, OtherEvent):
+                ctx.reply_text(self._views.APOLOGY)
+            return "error"
+
+    async def _route(self, ctx: Context, event: IncomingEvent) -> str:
+        if isinstance(event, CardClick):
+            prefix, parts = unpack_action(event.event_key)
+            for router in self._routers:
+                for card_prefix, card_handler in router.cards:
+                    if card_prefix == prefix:
+                        await card_handler(ctx, event, parts)
+                        return f"card:{prefix}"
+            raise UserFacingError(self._views.UNKNOWN_CARD)
+        if isinstance(event, OtherEvent):
+            for router in self._routers:
+                for other_handler in router.others:
+                    await other_handler(ctx, event)
+                    return f"other:{event.kind}"
+            return f"ignored:{event.kind}"
+        parsed = self.commands.parse(event.content)
+        if parsed is not None:
+            command, spec = parsed
+            if spec is None:
+                raise UserFacingError(
+                    self._views.unknown_command(command.word, self.commands.suggestions(command.word))
+                )
+            member = ctx.member
+            if spec.roles and member is not None and not (
+                set(spec.roles) & set(member.roles) or "admin" in member.roles
+            ):
+                raise UserFacingError(self._views.not_permitted(spec))
+            await spec.handler(ctx, command)
+            return f"command:{spec.name}"
+        for router in self._routers:
+            for text_handler in router.texts:
+                try:
+                    await text_handler(ctx, event)
+                except SkipHandler:
+                    continue
+                return "text"
+        ctx.reply_text(self._views.TEXT_HINT)
+        return "hint"

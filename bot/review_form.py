@@ -1,0 +1,345 @@
+"""Renders the 保密审查表 (review form) as streamed xlsx and flat CSV from plain row objects."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import BinaryIO, Literal, TextIO
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Alignment, Border, Font, Side
+from openpyxl.styles.cell_style import StyleArray
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+SourceKind = Literal["own", "reprint", "external"]
+Disclosure = Literal["active", "on_request"]
+Platform = Literal["website", "newmedia", "other"]
+Decision = Literal["approve", "reject"]
+
+SOURCE_KINDS: dict[str, str] = {
+    "own": "本机关制发信息",
+    "reprint": "转载信息",
+    "external": "非本机关信息",
+}
+DISCLOSURES: dict[str, str] = {"active": "主动公开", "on_request": "依申请公开"}
+PLATFORMS: dict[str, str] = {"website": "政府网站", "newmedia": "政务新媒体", "other": "其他"}
+DECISIONS: dict[str, str] = {"approve": "同意", "reject": "不同意"}
+STAGE_NAMES = ("一审", "二审", "三审")
+
+TICK = "√"
+DEFAULT_TITLE_SUFFIX = "政府门户网站及政务新媒体政务信息发布保密审查表"
+# The three notes printed under the form in the seed (Zhanjiang 2021, 附件).
+FORM_NOTES = (
+    "注：1. 本表由采编工作人员负责填写和保存；",
+    "　　2. 政府门户网站及政务新媒体政务信息发布前均应当认真填写本表；",
+    "　　3. 请在所选对应栏目内打“√”。",
+)
+
+# Column layout of the form (1-based columns A..Q).
+COL_SEQ, COL_TITLE = 1, 2
+COL_SOURCE = {"own": 3, "reprint": 4, "external": 5}
+COL_DISCLOSURE = {"active": 6, "on_request": 7}
+COL_PLATFORM = {"website": 8, "newmedia": 9, "other": 10}
+COL_STAGE = ((11, 12), (13, 14), (15, 16))  # (同意, 不同意) per stage
+COL_REMARK = 17
+N_COLS = 17
+LAST_COL = "Q"
+
+HEADER_TOP = (
+    "序号", "信息名称", "信息来源", None, None, "公开属性标识", None,
+    "发布平台", None, None, "一审意见", None, "二审意见", None, "三审意见", None, "备注",
+)
+HEADER_SUB = (
+    None, None, "本机关制发信息", "转载信息（注明转载来源）", "非本机关信息", "主动公开",
+    "依申请公开", "政府网站", "政务新媒体", "其他", "同意", "不同意", "同意", "不同意",
+    "同意", "不同意", None,
+)
+HEADER_MERGES = (
+    "A3:A4", "B3:B4", "C3:E3", "F3:G3", "H3:J3", "K3:L3", "M3:N3", "O3:P3", "Q3:Q4",
+)
+COLUMN_WIDTHS = {
+    "A": 6, "B": 36, "C": 9, "D": 16, "E": 9, "F": 8, "G": 8, "H": 8, "I": 8, "J": 6,
+    "K": 6, "L": 6, "M": 6, "N": 6, "O": 6, "P": 6, "Q": 44,
+}
+
+CSV_HEADER = (
+    "序号", "信息名称", "信息来源", "转载来源", "公开属性标识", "发布平台",
+    "一审意见", "一审人", "一审时间", "一审意见说明",
+    "二审意见", "二审人", "二审时间", "二审意见说明",
+    "三审意见", "三审人", "三审时间", "三审意见说明",
+    "承办人", "备注",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StageOpinion:
+    """One stage's decision on an item: who decided, when (tz-aware), and what they wrote."""
+
+    decision: Decision
+    reviewer_name: str
+    decided_at: datetime
+    opinion: str = ""
+
+    def __post_init__(self) -> None:
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {sorted(DECISIONS)}: {self.decision!r}")
+        if self.decided_at.tzinfo is None or self.decided_at.utcoffset() is None:
+            raise ValueError("StageOpinion.decided_at must be tz-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewFormRow:
+    """One line of the 保密审查表: an item with its source, disclosure, platforms and 3 stages."""
+
+    seq: int
+    title: str
+    source_kind: SourceKind
+    source_note: str
+    disclosure: Disclosure
+    platforms: frozenset[str]
+    stage_opinions: tuple[StageOpinion | None, StageOpinion | None, StageOpinion | None]
+    submitter_name: str
+    remark: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source_kind not in SOURCE_KINDS:
+            raise ValueError(f"source_kind must be one of {sorted(SOURCE_KINDS)}")
+        if self.disclosure not in DISCLOSURES:
+            raise ValueError(f"disclosure must be one of {sorted(DISCLOSURES)}")
+        if not isinstance(self.platforms, frozenset):
+            object.__setattr__(self, "platforms", frozenset(self.platforms))
+        unknown = self.platforms - PLATFORMS.keys()
+        if unknown:
+            raise ValueError(f"unknown platforms {sorted(unknown)}")
+        if len(self.stage_opinions) != 3:
+            raise ValueError("stage_opinions must have exactly three entries (None = not decided)")
+
+
+def _clean(text: str) -> str:
+    """Drop the control characters that xlsx cannot hold (e.g. \\x0b pasted from Word)."""
+    return ILLEGAL_CHARACTERS_RE.sub("", text) if text else ""
+
+
+def _local(dt: datetime, tz: tzinfo, fmt: str) -> str:
+    return dt.astimezone(tz).strftime(fmt)
+
+
+def _source_cell(row: ReviewFormRow) -> str:
+    note = row.source_note.strip()
+    return f"{TICK} {note}" if note else TICK
+
+
+def remark_text(row: ReviewFormRow, tz: tzinfo = SHANGHAI) -> str:
+    """The 备注 cell: each decided stage as '一审 张三 01-05 10:02[：意见]', then the remark."""
+    parts = []
+    for name, op in zip(STAGE_NAMES, row.stage_opinions, strict=True):
+        if op is None:
+            continue
+        part = f"{name} {op.reviewer_name} {_local(op.decided_at, tz, '%m-%d %H:%M')}"
+        if op.decision == "reject":
+            part += " 不同意"
+        if op.opinion.strip():
+            part += f"：{op.opinion.strip()}"
+        parts.append(part)
+    if row.remark.strip():
+        parts.append(row.remark.strip())
+    return "；".join(parts)
+
+
+def _form_values(row: ReviewFormRow, tz: tzinfo) -> list[object]:
+    """The 17 cell values of one data row (None = empty cell)."""
+    values: list[object] = [None] * N_COLS
+    values[COL_SEQ - 1] = row.seq
+    values[COL_TITLE - 1] = row.title
+    col = COL_SOURCE[row.source_kind]
+    values[col - 1] = TICK if row.source_kind == "own" else _source_cell(row)
+    values[COL_DISCLOSURE[row.disclosure] - 1] = TICK
+    for platform in row.platforms:
+        values[COL_PLATFORM[platform] - 1] = TICK
+    for (yes_col, no_col), op in zip(COL_STAGE, row.stage_opinions, strict=True):
+        if op is not None:
+            values[(yes_col if op.decision == "approve" else no_col) - 1] = TICK
+    values[COL_REMARK - 1] = remark_text(row, tz)
+    return values
+
+
+class _Styles:
+    """The few cell styles of the form, registered once per workbook.
+
+    Setting `cell.border = …` on every streamed cell re-hashes the style objects each time
+    (most of the export's run time); instead each combination is registered once on a
+    template cell and its style array (openpyxl's `Cell._style`, an index tuple into the
+    workbook's style tables, never mutated after this) is shared by the data cells.
+    """
+
+    def __init__(self, ws: WriteOnlyWorksheet) -> None:
+        thin = Side(style="thin")
+        border = Border(left=thin, right=thin, top=thin, bottom=thin)
+        center = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        left = Alignment(horizontal="left", vertical="center", wrap_text=True)
+        self.ws = ws
+        self.title = self._register(font=Font(name="宋体", size=16, bold=True), alignment=center)
+        self.header = self._register(
+            font=Font(name="宋体", size=11, bold=True), alignment=center, border=border
+        )
+        self.meta = self._register(alignment=left)
+        self.cell_center = self._register(alignment=center, border=border)
+        self.cell_left = self._register(alignment=left, border=border)
+
+    def _register(self, **attrs: object) -> StyleArray:
+        template = WriteOnlyCell(self.ws)
+        for name, value in attrs.items():
+            setattr(template, name, value)
+        return template._style
+
+
+def _cell(ws: WriteOnlyWorksheet, value: object, style: StyleArray) -> WriteOnlyCell:
+    """A styled write-only cell; user text is cleaned and never turned into a formula."""
+    if isinstance(value, str):
+        value = _clean(value)
+        cell = WriteOnlyCell(ws, value=value)
+        if cell.data_type == "f":
+            cell.data_type = "s"  # a title like "=HYPERLINK(...)" stays text
+    else:
+        cell = WriteOnlyCell(ws, value=value)
+    cell._style = style
+    return cell
+
+
+def write_review_form_xlsx(
+    rows: Iterable[ReviewFormRow],
+    out: BinaryIO,
+    *,
+    unit: str,
+    period_label: str,
+    tz: tzinfo = SHANGHAI,
+    title: str | None = None,
+) -> int:
+    """Stream the 保密审查表 to `out` as xlsx; returns the number of data rows written.
+
+    Layout (one sheet "保密审查表", columns A..Q):
+      row 1   title, merged A1:Q1
+      row 2   单位：… (A2:H2) | 时间：… (I2:Q2)
+      row 3-4 the two-level header with merged cells, as in the seed form
+      row 5…  one row per item, "√" in the chosen cells, 备注 with reviewers and local times
+      then    承办人/一审/二审/三审签字 lines (distinct names in first-seen order) and 注 1-3.
+
+    Memory: rows are written through openpyxl's write-only worksheet (inline strings, sheet
+    XML spooled to a temp file), so it does not grow with the number of rows. Merged ranges
+    are supported in write-only mode by adding them to `ws.merged_cells` (openpyxl writes
+    that list after the rows, so the footer can be merged too); only the fixed header/footer
+    ranges are merged, never per data row. The signature lines need the distinct names, which
+    are kept in memory: that grows with the number of people, not of rows.
+    """
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("保密审查表")
+    st = _Styles(ws)
+    for letter, width in COLUMN_WIDTHS.items():
+        ws.column_dimensions[letter].width = width
+    ws.row_dimensions[1].height = 32
+    ws.freeze_panes = "C5"
+    ws.print_title_rows = "3:4"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = "9"  # A4
+
+    heading = title if title is not None else f"{unit}{DEFAULT_TITLE_SUFFIX}"
+    ws.append([_cell(ws, heading, st.title)])
+    ws.merged_cells.add(f"A1:{LAST_COL}1")
+    meta: list[object] = [None] * N_COLS
+    meta[0] = _cell(ws, f"单位：{unit}", st.meta)
+    meta[8] = _cell(ws, f"时间：{period_label}", st.meta)
+    ws.append(meta)
+    ws.merged_cells.add("A2:H2")
+    ws.merged_cells.add(f"I2:{LAST_COL}2")
+    for header in (HEADER_TOP, HEADER_SUB):
+        ws.append([_cell(ws, v, st.header) for v in header])
+    for ref in HEADER_MERGES:
+        ws.merged_cells.add(ref)
+
+    row_styles = [
+        st.cell_left if col in (COL_TITLE, COL_REMARK) else st.cell_center
+        for col in range(1, N_COLS + 1)
+    ]
+    submitters: dict[str, None] = {}
+    reviewers: tuple[dict[str, None], ...] = ({}, {}, {})
+    count = 0
+    for row in rows:
+        values = _form_values(row, tz)
+        ws.append([_cell(ws, v, style) for v, style in zip(values, row_styles, strict=True)])
+        if row.submitter_name:
+            submitters.setdefault(row.submitter_name, None)
+        for seen, op in zip(reviewers, row.stage_opinions, strict=True):
+            if op is not None and op.reviewer_name:
+                seen.setdefault(op.reviewer_name, None)
+        count += 1
+
+    footer_row = 4 + count + 2  # one blank row after the table
+    ws.append([])
+    lines = [
+        f"承办人签字：{'、'.join(submitters)}",
+        *(f"{name}签字：{'、'.join(seen)}" for name, seen in zip(STAGE_NAMES, reviewers, strict=True)),
+        *FORM_NOTES,
+    ]
+    for offset, line in enumerate(lines):
+        ws.append([_cell(ws, line, st.meta)])
+        ws.merged_cells.add(f"A{footer_row + offset}:{LAST_COL}{footer_row + offset}")
+    wb.save(out)
+    return count
+
+
+def _csv_safe(text: str) -> str:
+    """Defuse spreadsheet formula injection: text starting with = + - @ gets a leading '."""
+    return "'" + text if text and text[0] in "=+-@\t\r" else text
+
+
+def _csv_values(row: ReviewFormRow, tz: tzinfo) -> Iterator[object]:
+    yield row.seq
+    yield _csv_safe(row.title)
+    source = SOURCE_KINDS[row.source_kind]
+    note = row.source_note.strip()
+    yield f"{source}（{note}）" if note else source
+    yield _csv_safe(note)
+    yield DISCLOSURES[row.disclosure]
+    yield "、".join(PLATFORMS[p] for p in PLATFORMS if p in row.platforms)
+    for op in row.stage_opinions:
+        if op is None:
+            yield from ("", "", "", "")
+        else:
+            yield DECISIONS[op.decision]
+            yield _csv_safe(op.reviewer_name)
+            yield _local(op.decided_at, tz, "%Y-%m-%d %H:%M:%S")
+            yield _csv_safe(op.opinion)
+    yield _csv_safe(row.submitter_name)
+    yield _csv_safe(row.remark)
+
+
+def write_review_form_csv(
+    rows: Iterable[ReviewFormRow],
+    out_text: TextIO,
+    *,
+    tz: tzinfo = SHANGHAI,
+    bom: bool = True,
+) -> int:
+    """Write the form as flat CSV (one header row, CSV_HEADER columns); returns the row count.
+
+    `out_text` must be opened with newline="" and encoding="utf-8" (not "utf-8-sig": the
+    BOM is written here when `bom` is true, so Excel detects UTF-8 instead of GBK). Times
+    are local to `tz` as "YYYY-MM-DD HH:MM:SS". Free-text cells starting with = + - @ are
+    prefixed with ' so spreadsheet programs do not evaluate them.
+    """
+    if bom:
+        out_text.write("\ufeff")
+    writer = csv.writer(out_text)
+    writer.writerow(CSV_HEADER)
+    count = 0
+    for row in rows:
+        writer.writerow(_csv_values(row, tz))
+        count += 1
+    return count

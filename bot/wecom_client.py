@@ -1,0 +1,161 @@
+"""The one async WeCom API client: token cache, typed errors, message/send and card updates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from bot.clock import Clock
+
+log = logging.getLogger(__name__)
+
+TOKEN_ERRORS = frozenset({40014, 42001})  # invalid / expired access_token: refetch, retry once
+# Codes worth retrying later (system busy, frequency limits); everything else is permanent.
+TRANSIENT_ERRORS = frozenset({-1, 45009, 45033})
+REFRESH_MARGIN = timedelta(minutes=5)
+
+
+class WeComAPIError(Exception):
+    """WeCom answered errcode != 0."""
+
+    def __init__(self, errcode: int, errmsg: str, path: str) -> None:
+        super().__init__(f"{path}: errcode {errcode} {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.path = path
+
+    @property
+    def transient(self) -> bool:
+        return self.errcode in TRANSIENT_ERRORS
+
+
+class WeComTransportError(Exception):
+    """The API could not be reached (connection, timeout, non-JSON answer)."""
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: datetime
+
+
+class WeComClient:
+    """Calls qyapi over a shared aiohttp session; never blocks the event loop."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        corp_id: str,
+        secret: str,
+        agent_id: int,
+        clock: Clock,
+        timeout: float = 10.0,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._corp_id = corp_id
+        self._secret = secret
+        self.agent_id = agent_id
+        self._clock = clock
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._token: _Token | None = None
+        self._lock = asyncio.Lock()
+
+    async def _fetch_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = f"{self._base}{path}"
+        try:
+            async with self._session.request(method, url, timeout=self._timeout, **kwargs) as resp:
+                if resp.status != 200:
+                    raise WeComTransportError(f"{path}: HTTP {resp.status}")
+                data = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise WeComTransportError(f"{path}: {type(exc).__name__}") from exc
+        if not isinstance(data, dict):
+            raise WeComTransportError(f"{path}: unexpected answer")
+        return data
+
+    def _fresh_token(self) -> str | None:
+        token = self._token
+        if token and token.expires_at - REFRESH_MARGIN > self._clock.now():
+            return token.value
+        return None
+
+    async def access_token(self) -> str:
+        """A cached access_token, fetched again 5 minutes before it expires (double-checked)."""
+        cached = self._fresh_token()
+        if cached:
+            return cached
+        async with self._lock:
+            cached = self._fresh_token()
+            if cached:
+                return cached
+            data = await self._fetch_json(
+                "GET",
+                "/cgi-bin/gettoken",
+                params={"corpid": self._corp_id, "corpsecret": self._secret},
+            )
+            errcode = int(data.get("errcode", 0))
+            if errcode != 0:
+                raise WeComAPIError(errcode, str(data.get("errmsg", "")), "/cgi-bin/gettoken")
+            self._token = _Token(
+                value=str(data["access_token"]),
+                expires_at=self._clock.now() + timedelta(seconds=int(data.get("expires_in", 7200))),
+            )
+            log.info("access_token refreshed")
+            return self._token.value
+
+    async def call(
+        self,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        data: aiohttp.FormData | None = None,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """POST to an access_token API; on 40014/42001 refetch the token and retry once."""
+        for attempt in (1, 2):
+            token = await self.access_token()
+            query = {"access_token": token, **(params or {})}
+            body = await self._fetch_json("POST", path, params=query, json=json, data=data)
+            errcode = int(body.get("errcode", 0))
+            if errcode == 0:
+                return body
+            if errcode in TOKEN_ERRORS and attempt == 1:
+                log.info("%s answered %s; refreshing access_token", path, errcode)
+                if self._token is not None and self._token.value == token:
+                    self._token = None  # unless a concurrent call already replaced it
+                continue
+            raise WeComAPIError(errcode, str(body.get("errmsg", "")), path)
+        raise AssertionError("unreachable")
+
+    async def send_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        """message/send; `message` has touser/msgtype/body, agentid is filled in."""
+        return await self.call("/cgi-bin/message/send", json={**message, "agentid": self.agent_id})
+
+    async def update_template_card(self, update: dict[str, Any]) -> dict[str, Any]:
+        """message/update_template_card with a single-use response_code."""
+        payload = {**update, "agentid": self.agent_id}
+        return await self.call("/cgi-bin/message/update_template_card", json=payload)
+
+    async def upload_file(self, filename: str, content: bytes) -> str:
+        """media/upload (type=file); returns the media_id (valid 3 days)."""
+        form = aiohttp.FormData()
+        form.add_field("media", content, filename=filename, content_type="application/octet-stream")
+        body = await self.call("/cgi-bin/media/upload", data=form, params={"type": "file"})
+        return str(body["media_id"])
+
+    async def send_webhook(self, key: str, message: dict[str, Any]) -> None:
+        """Group robot webhook/send (the key is the credential; no access_token)."""
+        body = await self._fetch_json(
+            "POST", "/cgi-bin/webhook/send", params={"key": key}, json=message
+        )
+        errcode = int(body.get("errcode", 0))
+        if errcode != 0:
+            raise WeComAPIError(errcode, str(body.get("errmsg", "")), "/cgi-bin/webhook/send")

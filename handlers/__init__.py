@@ -1,0 +1,10 @@
+"""All handler routers, in matching order (first match wins)."""
+
+from __future__ import annotations
+
+from bot.dispatcher import Router
+from handlers import basic, review
+
+
+def all_routers() -> list[Router]:
+    return [review.router, basic.router]

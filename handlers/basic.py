@@ -1,0 +1,23 @@
+"""/help and answers to messages the bot does not handle (images, menu entries)."""
+
+from __future__ import annotations
+
+from bot.context import Context
+from bot.dispatcher import Command, Router
+from bot.wecom_events import OtherEvent
+from handlers import views
+
+router = Router("basic")
+
+
+@router.command("help", aliases=("帮助",), usage="/help", summary="查看可用命令")
+async def on_help_command(ctx: Context, cmd: Command) -> None:
+    roles = ctx.member.roles if ctx.member else ()
+    ctx.reply_text(views.help_text(list(ctx.commands), roles))
+
+
+@router.other()
+async def on_other_event(ctx: Context, event: OtherEvent) -> None:
+    if event.kind in ("enter_agent", "view", "click"):
+        return  # opening the app or a menu needs no answer
+    ctx.reply_text(views.UNSUPPORTED_MESSAGE)

@@ -1,0 +1,242 @@
+"""Every user-facing Chinese text and card payload; pure builders, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.config import CATEGORY_LABELS
+from bot.dispatcher import CommandSpec, pack_action
+from bot.workflow import Refusal
+from storage.models import Draft
+
+NOT_STAFF = "您不在本单位审校助手的人员名单中，暂时无法使用。如需开通，请联系管理员。"
+APOLOGY = "抱歉，处理您的消息时出现内部错误，已记录日志。请稍后重试，或联系管理员。"
+TEXT_HINT = "没有识别到命令。发送 /help（帮助）查看可用命令。"
+UNKNOWN_CARD = "这张卡片已无法识别（可能来自旧版本），请发送 /help 查看命令。"
+UNSUPPORTED_MESSAGE = "暂不支持这类消息。投稿请发送文字：/submit 标题，正文写在下一行。"
+
+SOURCE_LABELS = {"own": "本机关制发", "reprint": "转载", "external": "非本机关"}
+DISCLOSURE_LABELS = {"active": "主动公开", "on_request": "依申请公开"}
+PLATFORM_LABELS = {"website": "政府网站", "newmedia": "政务新媒体", "other": "其他"}
+STATUS_LABELS = {
+    "in_review": "审核中",
+    "rejected": "已退回",
+    "approved": "已通过（可发布）",
+    "withdrawn": "已撤回",
+}
+
+# What a reviewer must check at each stage, condensed from the regulations:
+# 一审 Qinzhou 附件 四(一)1; 二审 Zhanjiang 第八条 (ten items) and Qinzhou 二审(4); 三审 Qinzhou 四(一)3.
+CHECKLISTS: dict[int, tuple[str, ...]] = {
+    1: (
+        "文种、体例、格式规范，标题切题，附件齐全",
+        "领导人姓名职务、国名地名、机构名称准确",
+        "不含违法违规内容，不涉及国家秘密、工作秘密",
+        "转载内容来源权威，无版权争议",
+    ),
+    2: (
+        "不涉及国家秘密、工作秘密、商业秘密、个人隐私",
+        "符合国家政策方针和法律法规，无政治性表述错误",
+        "无错别字、表述不规范、语病；数据与术语准确",
+        "不危害他人，不属敏感问题，不会引发负面舆情",
+        "信息真实准确，有利于本地本部门宣传和发展",
+    ),
+    3: (
+        "标题、版式、文字再审核；前后提法一致",
+        "专业术语、数据、涉政敏感表述规范准确",
+        "符合路线方针政策；需会签的意见一致",
+        "重要稿件报单位主要领导审签",
+    ),
+}
+
+
+def local(at: datetime, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%m-%d %H:%M")
+
+
+def names(userids: Iterable[str], staff_names: dict[str, str]) -> str:
+    return "、".join(staff_names.get(u, u) for u in userids) or "（无）"
+
+
+def draft_label(draft: Draft) -> str:
+    return f"稿件{draft.id}号《{draft.title}》"
+
+
+def platforms_label(platforms: str) -> str:
+    return "，".join(PLATFORM_LABELS.get(p, p) for p in platforms.split(",") if p)
+
+
+def source_label(draft: Draft) -> str:
+    label = SOURCE_LABELS.get(draft.source_kind, draft.source_kind)
+    return f"{label}（{draft.source_note}）" if draft.source_note else label
+
+
+def unknown_command(word: str, suggestions: Sequence[str]) -> str:
+    hint = ""
+    if suggestions:
+        hint = "您是不是要找：" + "、".join(f"/{s}" for s in suggestions) + "？"
+    return f"没有 /{word} 这个命令。{hint}发送 /help 查看全部命令。"
+
+
+def not_permitted(spec: CommandSpec) -> str:
+    from handlers.roles import role_names  # local: roles table lives with the handlers
+
+    return f"您没有使用 /{spec.name} 的权限（需要：{role_names(spec.roles)}）。"
+
+
+def usage(spec_usage: str) -> str:
+    return f"格式不对。用法：{spec_usage}"
+
+
+def help_text(specs: Sequence[CommandSpec], roles: Sequence[str]) -> str:
+    lines = ["审校助手可用命令："]
+    for spec in specs:
+        if spec.roles and not (set(spec.roles) & set(roles) or "admin" in roles):
+            continue
+        alias = f"（{'、'.join(spec.aliases)}）" if spec.aliases else ""
+        lines.append(f"{spec.usage or '/' + spec.name}{alias}\n  {spec.summary}")
+    lines.append("审核卡片上的按钮同样有效；卡片过期时可用 /approve、/reject。")
+    return "\n".join(lines)
+
+
+def submit_received(draft: Draft, stage_name: str, assignee_names: str) -> str:
+    return (
+        f"已收到投稿：{draft_label(draft)}\n"
+        f"类别：{CATEGORY_LABELS[draft.category]}；来源：{source_label(draft)}；"
+        f"公开：{DISCLOSURE_LABELS[draft.disclosure]}；平台：{platforms_label(draft.platforms)}\n"
+        f"下一步：{stage_name}（{assignee_names}）"
+    )
+
+
+def collecting_started(title: str) -> str:
+    return (
+        f"已开始投稿《{title}》。请继续发送正文（可分多条），"
+        "全部发完后发送 /done（完成）提交，发送 /cancel（取消）放弃。"
+    )
+
+
+def collecting_appended(parts: int, size: int) -> str:
+    return f"已收到第{parts}段，共{size}字。继续发送，或发送 /done 提交。"
+
+
+def full_text(draft: Draft, body: str, stage_name: str) -> str:
+    return f"【{stage_name}·待审正文】{draft_label(draft)} 第{draft.version}版\n\n{body}"
+
+
+def approval_card(
+    draft: Draft,
+    *,
+    stage: int,
+    stage_name: str,
+    stage_count: int,
+    mode: str,
+    task_id: str,
+    card_id: int,
+    tz: ZoneInfo,
+) -> dict[str, Any]:
+    """A button_interaction card for one stage (facts §4.4: ≤6 fields, ≤6 buttons)."""
+    checklist = CHECKLISTS.get(stage, CHECKLISTS[min(stage, 3)])
+    mode_note = "（会签：须全部同意）" if mode == "all" else ""
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·三审三校", "desc_color": 0},
+        "main_title": {
+            "title": f"【{stage_name}】待审稿件{mode_note}",
+            "desc": f"第{stage}/{stage_count}审 · 第{draft.version}版 · {local(draft.updated_at, tz)}",
+        },
+        "sub_title_text": f"《{draft.title}》",
+        "horizontal_content_list": [
+            {"keyname": "编号", "value": str(draft.id)},
+            {"keyname": "投稿人", "value": draft.submitter_name},
+            {"keyname": "类别", "value": CATEGORY_LABELS[draft.category]},
+            {"keyname": "来源", "value": source_label(draft)},
+            {"keyname": "公开", "value": DISCLOSURE_LABELS[draft.disclosure]},
+            {"keyname": "平台", "value": platforms_label(draft.platforms)},
+        ],
+        "quote_area": {
+            "type": 0,
+            "title": "审核要点",
+            "quote_text": "\n".join(f"{i}. {item}" for i, item in enumerate(checklist, start=1)),
+        },
+        "task_id": task_id,
+        "button_list": [
+            {"text": "同意", "style": 1, "key": pack_action("rv", "approve", card_id)},
+            {"text": "不同意", "style": 2, "key": pack_action("rv", "reject", card_id)},
+        ],
+    }
+
+
+def card_done_label(stage_name: str, decision: str, reviewer_name: str) -> str:
+    verdict = "已同意" if decision == "approve" else "不同意"
+    return f"{stage_name}{verdict}·{reviewer_name}"[:20]
+
+
+CARD_STALE_LABEL = "已失效"
+
+
+def ask_reject_reason(draft: Draft, stage_name: str) -> str:
+    return (
+        f"您对{draft_label(draft)}（{stage_name}）选择了“不同意”。"
+        f"请直接回复不同意的理由（下一条消息即作为审核意见），或发送 /reject {draft.id} 理由。"
+    )
+
+
+def stage_passed(draft: Draft, stage_name: str, reviewer: str, next_name: str, nxt: str) -> str:
+    return f"{draft_label(draft)}{stage_name}已同意（{reviewer}），已转{next_name}（{nxt}）。"
+
+
+def waiting_cosign(draft: Draft, stage_name: str, missing: str) -> str:
+    return f"已记录您对{draft_label(draft)}{stage_name}的同意。会签尚待：{missing}。"
+
+
+def decision_recorded(draft: Draft, stage_name: str, decision: str) -> str:
+    verdict = "同意" if decision == "approve" else "不同意"
+    return f"已记录：{draft_label(draft)}{stage_name}{verdict}。"
+
+
+def approved_notice(draft: Draft) -> str:
+    return f"{draft_label(draft)}已通过三审，可以发布。"
+
+
+def rejected_notice(draft: Draft, stage_name: str, reviewer: str, opinion: str) -> str:
+    return (
+        f"{draft_label(draft)}{stage_name}不同意（{reviewer}）。\n意见：{opinion}\n"
+        f"请修改后发送 /revise {draft.id}，并在下一行起写新的正文，重新送审。"
+    )
+
+
+def revised_notice(draft: Draft, stage_name: str, assignee_names: str) -> str:
+    return f"已收到{draft_label(draft)}第{draft.version}版，重新从{stage_name}开始审核（{assignee_names}）。"
+
+
+def no_assignees(stage_name: str) -> str:
+    return (
+        f"{stage_name}没有可用的审核人（须与其他各审不同人）。"
+        "请联系管理员检查审核链配置，稿件暂未送审。"
+    )
+
+
+def refusal_text(refusal: Refusal, draft: Draft | None, stage_name: str) -> str:
+    label = draft_label(draft) if draft else "该稿件"
+    status = STATUS_LABELS.get(draft.status, draft.status) if draft else ""
+    return {
+        Refusal.NOT_IN_REVIEW: f"{label}当前状态为“{status}”，不在审核中，本次操作未生效。",
+        Refusal.STALE: f"这张卡片已过期：{label}已进入下一环节或已修改，本次操作未生效。",
+        Refusal.NOT_ASSIGNEE: f"您不是{label}{stage_name}的审核人，本次操作未生效。",
+        Refusal.SUBMITTER_LATER_STAGE: f"投稿人不能审核自己稿件的{stage_name}，本次操作未生效。",
+        Refusal.DECIDED_OTHER_STAGE: (
+            f"您已审核过{label}的其他环节，同一稿件的各审须由不同的人完成，本次操作未生效。"
+        ),
+        Refusal.ALREADY_DECIDED: f"{label}{stage_name}已有审核结果，本次操作未生效。",
+    }[refusal]
+
+
+def already_decided_by_other(draft: Draft, stage_name: str) -> str:
+    return f"{draft_label(draft)}{stage_name}刚刚已由他人处理，您的操作未生效。"
+
+
+def draft_not_found(number: str) -> str:
+    return f"没有找到编号为 {number} 的稿件。"

@@ -1,0 +1,32 @@
+"""Dedupe keys of applied callbacks: the first insert wins, across instances."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import ProcessedCallback
+
+
+async def remember_callback(*, session: AsyncSession, key: str, at: datetime) -> bool:
+    """Record `key`; True the first time, False when it was already applied."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(ProcessedCallback)
+        .values(key=key, received_at=at)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    result = await session.exec(statement)  # type: ignore[call-overload]
+    return bool(result.rowcount == 1)
+
+
+async def prune_callbacks(*, session: AsyncSession, before: datetime) -> int:
+    """Forget keys older than `before` (WeCom stops re-sending within minutes)."""
+    result = await session.exec(  # type: ignore[call-overload]
+        delete(ProcessedCallback).where(ProcessedCallback.received_at < before)
+    )
+    return int(result.rowcount or 0)

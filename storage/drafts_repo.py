@@ -1,0 +1,139 @@
+"""Drafts, versions, decisions, approval cards and conversations (caller owns the transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import ApprovalCard, Conversation, Draft, DraftVersion, StageDecision
+
+
+async def add_draft(*, session: AsyncSession, draft: Draft, body: str) -> Draft:
+    """Insert a draft and its version 1; returns it with its id."""
+    session.add(draft)
+    await session.flush()
+    assert draft.id is not None
+    session.add(
+        DraftVersion(
+            draft_id=draft.id,
+            version=draft.version,
+            body=body,
+            created_at=draft.created_at,
+            created_by=draft.submitter_userid,
+        )
+    )
+    return draft
+
+
+async def add_version(
+    *, session: AsyncSession, draft: Draft, body: str, at: datetime, by: str
+) -> None:
+    assert draft.id is not None
+    session.add(
+        DraftVersion(draft_id=draft.id, version=draft.version, body=body, created_at=at, created_by=by)
+    )
+
+
+async def get_draft(*, session: AsyncSession, draft_id: int, lock: bool = False) -> Draft | None:
+    """A draft by id; `lock` takes a row lock (PostgreSQL) so decisions on it serialise."""
+    statement = select(Draft).where(Draft.id == draft_id)
+    if lock:
+        statement = statement.with_for_update()
+    return (await session.exec(statement)).first()
+
+
+async def get_body(*, session: AsyncSession, draft_id: int, version: int) -> str:
+    row = (
+        await session.exec(
+            select(DraftVersion.body).where(
+                DraftVersion.draft_id == draft_id, DraftVersion.version == version
+            )
+        )
+    ).first()
+    return row or ""
+
+
+async def list_versions(*, session: AsyncSession, draft_id: int) -> Sequence[DraftVersion]:
+    return (
+        await session.exec(
+            select(DraftVersion)
+            .where(DraftVersion.draft_id == draft_id)
+            .order_by(col(DraftVersion.version))
+        )
+    ).all()
+
+
+async def list_decisions(
+    *, session: AsyncSession, draft_id: int, version: int | None = None
+) -> Sequence[StageDecision]:
+    statement = select(StageDecision).where(StageDecision.draft_id == draft_id)
+    if version is not None:
+        statement = statement.where(StageDecision.version == version)
+    return (await session.exec(statement.order_by(col(StageDecision.id)))).all()
+
+
+async def add_card(
+    *, session: AsyncSession, draft: Draft, recipients: Sequence[str], at: datetime, nonce: str
+) -> ApprovalCard:
+    """A new card row with a task_id unique forever (WeCom refuses a reused one, 42014)."""
+    assert draft.id is not None
+    card = ApprovalCard(
+        task_id=f"tmp-{nonce}",
+        draft_id=draft.id,
+        version=draft.version,
+        stage=draft.stage,
+        recipients="|".join(recipients),
+        created_at=at,
+    )
+    session.add(card)
+    await session.flush()
+    card.task_id = f"sanshen-d{draft.id}-v{draft.version}-s{draft.stage}-c{card.id}-{nonce}"
+    return card
+
+
+async def get_card(*, session: AsyncSession, card_id: int) -> ApprovalCard | None:
+    return await session.get(ApprovalCard, card_id)
+
+
+async def list_open_cards(*, session: AsyncSession, draft_id: int) -> Sequence[ApprovalCard]:
+    return (
+        await session.exec(
+            select(ApprovalCard).where(
+                ApprovalCard.draft_id == draft_id, col(ApprovalCard.closed).is_(False)
+            )
+        )
+    ).all()
+
+
+async def close_card(*, session: AsyncSession, card_id: int) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(ApprovalCard).where(col(ApprovalCard.id) == card_id).values(closed=True)
+    )
+
+
+async def get_conversation(*, session: AsyncSession, userid: str) -> Conversation | None:
+    return await session.get(Conversation, userid)
+
+
+async def set_conversation(
+    *, session: AsyncSession, userid: str, kind: str, data: dict[str, Any], at: datetime
+) -> None:
+    existing = await session.get(Conversation, userid)
+    if existing is None:
+        session.add(Conversation(userid=userid, kind=kind, data=data, created_at=at))
+    else:
+        existing.kind = kind
+        existing.data = data
+        existing.created_at = at
+        session.add(existing)
+
+
+async def clear_conversation(*, session: AsyncSession, userid: str) -> None:
+    existing = await session.get(Conversation, userid)
+    if existing is not None:
+        await session.delete(existing)

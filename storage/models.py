@@ -1,0 +1,191 @@
+"""SQLModel tables: staff, drafts and versions, decisions, cards, conversations, dedupe, outbox, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores tz-aware UTC; SQLite keeps naive UTC text (sortable), PostgreSQL timestamptz."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use tz-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
+    """A column of tz-aware UTC datetimes."""
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def json_column() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Staff(SQLModel, table=True):
+    """A person known to the bot (synchronised from config at start-up)."""
+
+    userid: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=64)
+    roles: str = Field(default="", max_length=200)  # comma-separated role codes
+    active: bool = True
+
+
+class Draft(SQLModel, table=True):
+    """A 稿件 under review; its text lives in DraftVersion rows."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    category: str = Field(max_length=16)  # issued | reprint | reported
+    source_kind: str = Field(max_length=16)  # own | reprint | external
+    source_note: str = Field(default="", max_length=200)
+    disclosure: str = Field(max_length=16)  # active | on_request
+    platforms: str = Field(max_length=64)  # comma-separated: website,newmedia,other
+    submitter_userid: str = Field(max_length=64, index=True)
+    submitter_name: str = Field(max_length=64)
+    # collecting | in_review | rejected | approved | withdrawn
+    status: str = Field(max_length=16, index=True)
+    version: int = 1
+    stage: int = 1  # current stage (1-based) while in_review
+    stage_entered_at: datetime = utc_column()
+    created_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+    approved_at: datetime | None = utc_column(nullable=True)
+
+
+class DraftVersion(SQLModel, table=True):
+    """One version of a draft's text; a revision adds a row, nothing is overwritten."""
+
+    __table_args__ = (UniqueConstraint("draft_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    version: int
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = utc_column()
+    created_by: str = Field(max_length=64)
+
+
+class StageDecision(SQLModel, table=True):
+    """A reviewer's 同意/不同意 at one stage of one version (the record inspectors read).
+
+    `slot` is "*" for an any-of (或签) stage and the reviewer for an all-of (会签) stage, so the
+    database itself guarantees one decision per any-of stage, and that nobody decides twice.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("draft_id", "version", "stage", "slot", name="uq_decision_slot"),
+        UniqueConstraint("draft_id", "version", "reviewer_userid", name="uq_decision_reviewer"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    version: int
+    stage: int
+    stage_name: str = Field(max_length=32)
+    slot: str = Field(max_length=64)
+    reviewer_userid: str = Field(max_length=64)
+    reviewer_name: str = Field(max_length=64)
+    decision: str = Field(max_length=8)  # approve | reject
+    opinion: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    decided_at: datetime = utc_column(index=True)
+    via: str = Field(max_length=16)  # card | command
+
+
+class ApprovalCard(SQLModel, table=True):
+    """A button_interaction card sent for one stage of one version."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(max_length=128, unique=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    version: int
+    stage: int
+    recipients: str = Field(max_length=1000)  # "a|b"
+    response_code: str | None = Field(default=None, max_length=200)  # from message/send
+    closed: bool = False
+    created_at: datetime = utc_column()
+
+
+class Conversation(SQLModel, table=True):
+    """What the bot expects next from a person (a draft body being collected, a reject reason)."""
+
+    userid: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=32)  # collect_body | reject_reason
+    data: dict[str, Any] = json_column()
+    created_at: datetime = utc_column()
+
+
+class ProcessedCallback(SQLModel, table=True):
+    """Dedupe key of every callback applied; a re-sent callback finds its key and does nothing."""
+
+    key: str = Field(primary_key=True, max_length=200)
+    received_at: datetime = utc_column(index=True)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A WeCom API call queued in the transaction that caused it; the sender delivers it later."""
+
+    __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = utc_column()
+    not_before: datetime = utc_column()
+    # send | update_card | webhook | upload_and_send
+    op: str = Field(max_length=16)
+    recipients: str = Field(default="", max_length=1000)  # "a|b"; paced per member
+    payload: dict[str, Any] = json_column()
+    card_id: int | None = Field(default=None, index=True)
+    status: str = Field(default="pending", max_length=8)  # pending | sent | failed
+    attempts: int = 0
+    claimed_until: datetime | None = utc_column(nullable=True)
+    last_error: str = Field(default="", max_length=500)
+    sent_at: datetime | None = utc_column(nullable=True)
+
+
+class DeliveryLog(SQLModel, table=True):
+    """When a message reached a member; the sender paces by it (WeCom drops past 30/min)."""
+
+    __table_args__ = (Index("ix_delivery_user_time", "userid", "sent_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    userid: str = Field(max_length=64)
+    sent_at: datetime = utc_column()
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only audit log; each entry is chained to the previous one by SHA-256."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_column(index=True)
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    draft_id: int | None = Field(default=None, index=True)
+    details: dict[str, Any] = json_column()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class AuditHead(SQLModel, table=True):
+    """The single row that serialises audit appends (locked FOR UPDATE on PostgreSQL)."""
+
+    id: int = Field(default=1, primary_key=True)
+    last_id: int = 0
+    last_hash: str = Field(max_length=64)

@@ -1,0 +1,69 @@
+"""Test helpers that act like people on their phones: type, tap buttons, read what arrived."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, select
+
+from bot.stack import Stack
+from storage.models import Draft, StageDecision
+
+
+async def say(stack: Stack, user: str, text: str, *, msg_id: int | None = None) -> None:
+    """`user` sends a text to the app; the bot's replies are then delivered."""
+    result = await stack.sim.send_text(user, text, msg_id=msg_id)
+    assert result.status == 200, result
+    await stack.drain()
+
+
+def texts(stack: Stack, user: str) -> list[str]:
+    return [d.payload["text"]["content"] for d in stack.sim.inbox(user) if d.msgtype == "text"]
+
+
+def last_text(stack: Stack, user: str) -> str:
+    received = texts(stack, user)
+    assert received, f"{user} received no text"
+    return received[-1]
+
+
+def cards(stack: Stack, user: str) -> list[Any]:
+    return [d for d in stack.sim.inbox(user) if d.msgtype == "template_card"]
+
+
+def active_card(stack: Stack, user: str) -> Any:
+    """The newest card whose buttons `user` can still tap."""
+    for delivered in reversed(cards(stack, user)):
+        state = stack.sim.card(delivered.payload["template_card"]["task_id"])
+        if state.is_active_for(user):
+            return delivered
+    raise AssertionError(f"{user} holds no active card")
+
+
+def button_key(delivered: Any, label: str) -> str:
+    for button in delivered.payload["template_card"]["button_list"]:
+        if button["text"] == label:
+            return str(button["key"])
+    raise AssertionError(f"no button {label}")
+
+
+async def tap(stack: Stack, user: str, label: str, *, deliver: bool = True) -> Any:
+    """`user` taps button `label` on their newest active card."""
+    delivered = active_card(stack, user)
+    task_id = delivered.payload["template_card"]["task_id"]
+    result = await stack.sim.click(user, task_id, button_key(delivered, label))
+    assert result.status == 200, result
+    if deliver:
+        await stack.drain()
+    return delivered
+
+
+async def decisions(stack: Stack) -> list[StageDecision]:
+    async with stack.db() as session:
+        rows = await session.exec(select(StageDecision).order_by(col(StageDecision.id)))
+        return list(rows.all())
+
+
+async def drafts(stack: Stack) -> list[Draft]:
+    async with stack.db() as session:
+        return list((await session.exec(select(Draft).order_by(col(Draft.id)))).all())

@@ -1,0 +1,218 @@
+"""End-to-end 三审 through the simulator over real HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlmodel import select
+
+from bot.stack import Stack
+from storage.models import AuditEntry, DraftVersion, OutboxMessage
+from tests.flow import active_card, cards, decisions, drafts, last_text, say, tap, texts
+
+SUBMISSION = (
+    "/submit 关于开展2025年防汛演练的通知\n"
+    "来源：本机关制发\n"
+    "公开：主动公开\n"
+    "平台：政府网站，政务新媒体\n"
+    "各有关单位：为提高防汛应急处置能力，定于6月举行防汛演练。"
+)
+
+
+async def test_review_three_stages_end_to_end(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    assert "已收到投稿" in last_text(stack, "wangxm")
+    assert "一审" in last_text(stack, "wangxm")
+    (draft,) = await drafts(stack)
+    assert draft.platforms == "website,newmedia" and draft.source_kind == "own"
+
+    # 一审: the editor's own check (Qinzhou); the other collector holds the card too.
+    card = active_card(stack, "wangxm").payload["template_card"]
+    assert card["main_title"]["title"].startswith("【一审】")
+    fields = {f["keyname"]: f["value"] for f in card["horizontal_content_list"]}
+    assert fields["编号"] == str(draft.id) and fields["平台"] == "政府网站，政务新媒体"
+    assert "审核要点" in card["quote_area"]["title"]
+    assert any("防汛演练" in t for t in texts(stack, "zhaoli"))  # full text reached reviewer
+    await tap(stack, "wangxm", "同意")
+    first_card = stack.sim.card(card["task_id"])
+    assert not first_card.is_active_for("zhaoli"), "the card is greyed for every holder"
+
+    # 二审: either 科室负责人 may decide; the other's copy greys out.
+    await tap(stack, "zhangkz", "同意")
+    assert "二审已同意" in last_text(stack, "wangxm")
+    assert all(not stack.sim.card(c.payload["template_card"]["task_id"]).is_active_for("sunkz")
+               for c in cards(stack, "sunkz"))
+
+    # 三审 by the leader: approved, submitter and publisher told.
+    await tap(stack, "liuzr", "同意")
+    assert "已通过三审" in last_text(stack, "wangxm")
+    assert "已通过三审" in last_text(stack, "chenfb")
+
+    rows = await decisions(stack)
+    assert [(r.stage, r.reviewer_userid, r.decision) for r in rows] == [
+        (1, "wangxm", "approve"),
+        (2, "zhangkz", "approve"),
+        (3, "liuzr", "approve"),
+    ]
+    assert all(r.decided_at == stack.clock.now() for r in rows)
+    (draft,) = await drafts(stack)
+    assert draft.status == "approved" and draft.approved_at is not None
+
+
+async def test_review_reject_by_card_then_revise(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    await tap(stack, "wangxm", "同意")
+    await tap(stack, "zhangkz", "不同意")
+    assert "请直接回复不同意的理由" in last_text(stack, "zhangkz")
+    (draft,) = await drafts(stack)
+    assert draft.status == "in_review", "no decision before the reason arrives"
+
+    await say(stack, "zhangkz", "演练时间表述不准确，请核实。")
+    notice = last_text(stack, "wangxm")
+    assert "二审不同意（张科长）" in notice and "演练时间表述不准确" in notice
+    (draft,) = await drafts(stack)
+    assert draft.status == "rejected"
+
+    await say(stack, "wangxm", f"/revise {draft.id}\n各有关单位：定于7月1日举行防汛演练。")
+    assert "第2版" in last_text(stack, "wangxm")
+    (draft,) = await drafts(stack)
+    assert (draft.version, draft.stage, draft.status) == (2, 1, "in_review")
+    new_card = active_card(stack, "wangxm").payload["template_card"]
+    assert "第2版" in new_card["main_title"]["desc"]
+    await tap(stack, "wangxm", "同意")
+    await tap(stack, "zhangkz", "同意")
+    await tap(stack, "liuzr", "同意")
+    (draft,) = await drafts(stack)
+    assert draft.status == "approved"
+
+    history = [(r.version, r.stage, r.reviewer_userid, r.decision, r.opinion) for r in await decisions(stack)]
+    assert history == [
+        (1, 1, "wangxm", "approve", ""),
+        (1, 2, "zhangkz", "reject", "演练时间表述不准确，请核实。"),
+        (2, 1, "wangxm", "approve", ""),
+        (2, 2, "zhangkz", "approve", ""),
+        (2, 3, "liuzr", "approve", ""),
+    ]
+    async with stack.db() as session:
+        versions = (await session.exec(select(DraftVersion))).all()
+        actions = [e.action for e in (await session.exec(select(AuditEntry))).all()]
+    assert sorted(v.version for v in versions) == [1, 2]
+    assert actions == ["submit", "approve", "reject", "revise", "approve", "approve", "approve", "approved"]
+
+
+async def test_review_typed_commands_work_without_cards(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    (draft,) = await drafts(stack)
+    await say(stack, "wangxm", f"/approve {draft.id} 已自校")
+    await say(stack, "zhangkz", f"/reject {draft.id} 缺少附件")
+    assert "缺少附件" in last_text(stack, "wangxm")
+    rows = await decisions(stack)
+    assert [(r.stage, r.decision, r.opinion, r.via) for r in rows] == [
+        (1, "approve", "已自校", "command"),
+        (2, "reject", "缺少附件", "command"),
+    ]
+
+
+async def test_review_submitter_cannot_decide_later_stages(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    (draft,) = await drafts(stack)
+    await tap(stack, "wangxm", "同意")
+    await say(stack, "wangxm", f"/approve {draft.id}")
+    assert "投稿人不能审核自己稿件的二审" in last_text(stack, "wangxm")
+    assert len(await decisions(stack)) == 1
+
+
+async def test_review_one_person_never_decides_two_stages(stack: Stack) -> None:
+    # zhaoli decides 一审 for wangxm's draft, then (were she a reviewer) could not decide 二审.
+    await say(stack, "wangxm", SUBMISSION)
+    (draft,) = await drafts(stack)
+    await tap(stack, "zhaoli", "同意")
+    await say(stack, "zhaoli", f"/approve {draft.id}")
+    assert "不是" in last_text(stack, "zhaoli") or "其他环节" in last_text(stack, "zhaoli")
+    rows = await decisions(stack)
+    assert [(r.stage, r.reviewer_userid) for r in rows] == [(1, "zhaoli")]
+
+
+async def test_review_foreign_and_stale_clicks_change_nothing(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    stage1 = active_card(stack, "wangxm").payload["template_card"]
+    await tap(stack, "wangxm", "同意")
+    before = await decisions(stack)
+
+    # A forged-but-correctly-signed click on the old 一审 card (e.g. a phone that missed the update).
+    approve_key = stage1["button_list"][0]["key"]
+    result = await stack.sim.post_raw(card_click_xml(stack, "zhaoli", stage1["task_id"], approve_key))
+    assert result.status == 200
+    await stack.drain()
+    assert "卡片已过期" in last_text(stack, "zhaoli")
+
+    # A click by somebody who is not an assignee of the current stage.
+    stage2 = active_card(stack, "zhangkz").payload["template_card"]
+    result = await stack.sim.post_raw(
+        card_click_xml(stack, "chenfb", stage2["task_id"], stage2["button_list"][0]["key"])
+    )
+    assert result.status == 200
+    await stack.drain()
+    assert "不是" in last_text(stack, "chenfb") and "二审的审核人" in last_text(stack, "chenfb")
+    assert await decisions(stack) == before
+
+
+async def test_review_concurrent_clicks_only_one_counts(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    await tap(stack, "wangxm", "同意")
+    first = active_card(stack, "zhangkz")
+    second = active_card(stack, "sunkz")
+    key_a = first.payload["template_card"]["button_list"][0]["key"]
+    key_b = second.payload["template_card"]["button_list"][0]["key"]
+    task = first.payload["template_card"]["task_id"]
+    results = await asyncio.gather(
+        stack.sim.click("zhangkz", task, key_a), stack.sim.click("sunkz", task, key_b)
+    )
+    assert [r.status for r in results] == [200, 200]
+    await stack.drain()
+    stage2 = [r for r in await decisions(stack) if r.stage == 2]
+    assert len(stage2) == 1
+    loser = "sunkz" if stage2[0].reviewer_userid == "zhangkz" else "zhangkz"
+    assert "未生效" in last_text(stack, loser)
+    (draft,) = await drafts(stack)
+    assert draft.stage == 3
+
+
+async def test_review_resent_callbacks_apply_once(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION, msg_id=777001)
+    await say(stack, "wangxm", SUBMISSION, msg_id=777001)  # WeCom's retry of the same message
+    assert len(await drafts(stack)) == 1
+    await tap(stack, "wangxm", "同意")
+    result = await stack.sim.resend_last()
+    assert result.status == 200
+    await stack.drain()
+    assert len(await decisions(stack)) == 1
+    (draft,) = await drafts(stack)
+    assert draft.stage == 2
+
+
+async def test_review_crash_between_click_and_messages_loses_nothing(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    await tap(stack, "wangxm", "同意", deliver=False)  # committed, nothing sent yet
+    await stack.restart_bot()  # the process dies before the sender runs
+    assert len(await decisions(stack)) == 1
+    async with stack.db() as session:
+        pending = (await session.exec(select(OutboxMessage).where(OutboxMessage.status == "pending"))).all()
+    assert pending, "the implied messages wait in the outbox"
+    await stack.drain()
+    assert active_card(stack, "zhangkz")  # the 二审 card arrived after the restart
+    assert "一审已同意" in last_text(stack, "wangxm")
+
+
+def card_click_xml(stack: Stack, user: str, task_id: str, key: str) -> str:
+    created = int(stack.clock.now().timestamp())
+    return (
+        "<xml><ToUserName><![CDATA[{corp}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        "<CreateTime>{ts}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{key}]]></EventKey>"
+        "<TaskId><![CDATA[{task}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
+        "<ResponseCode><![CDATA[forged-code]]></ResponseCode><AgentID>{agent}</AgentID></xml>"
+    ).format(
+        corp=stack.settings.wecom.corp_id, user=user, ts=created, key=key, task=task_id,
+        agent=stack.settings.wecom.agent_id,
+    )
