@@ -102,6 +102,8 @@ def check_may_decide(
         return Refusal.STALE
     if any(d.reviewer == reviewer and d.stage == current_stage for d in decisions):
         return Refusal.ALREADY_DECIDED
+    if reviewer == submitter and current_stage > 1:
+        return Refusal.SUBMITTER_LATER_STAGE
     if reviewer in decided_other_stages(decisions, current_stage):
         return Refusal.DECIDED_OTHER_STAGE
     allowed = expand_assignees(
@@ -112,8 +114,6 @@ def check_may_decide(
         decided_elsewhere=decided_other_stages(decisions, current_stage),
     )
     if reviewer not in allowed:
-        if reviewer == submitter and current_stage > 1:
-            return Refusal.SUBMITTER_LATER_STAGE
         return Refusal.NOT_ASSIGNEE
     return None
 

@@ -48,7 +48,7 @@ def test_workflow_submitter_never_decides_later_stages() -> None:
         category="issued",
         stages=(CHAIN.stages[0], StageSettings(name="二审", assignees=("role:collector",)), CHAIN.stages[2]),
     )
-    assert may("editor", 2, [PastDecision(1, "editor", "approve")], chain=chain) is Refusal.DECIDED_OTHER_STAGE
+    assert may("editor", 2, [PastDecision(1, "editor", "approve")], chain=chain) is Refusal.SUBMITTER_LATER_STAGE  # the more specific reason wins
     assert may("editor", 2, [PastDecision(1, "editor2", "approve")], chain=chain) is Refusal.SUBMITTER_LATER_STAGE
 
 

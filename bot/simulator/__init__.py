@@ -1,0 +1,23 @@
+"""A WeCom stand-in that speaks the real protocol: qyapi endpoints and encrypted callbacks."""
+
+from bot.simulator.crypto import CallbackCrypto, CryptoError, signature
+from bot.simulator.render import render
+from bot.simulator.wecom import (
+    CallbackResult,
+    CardState,
+    Delivered,
+    SimulatorError,
+    WeComSimulator,
+)
+
+__all__ = [
+    "CallbackCrypto",
+    "CallbackResult",
+    "CardState",
+    "CryptoError",
+    "Delivered",
+    "SimulatorError",
+    "WeComSimulator",
+    "render",
+    "signature",
+]
