@@ -15,10 +15,24 @@ from bot.callback import add_callback_routes
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
-from bot.keys import BACKGROUND, CLOCK, CRYPTO, DB, DISPATCHER, ENGINE, HTTP, SENDER, SETTINGS, WECOM
+from bot.keys import (
+    BACKGROUND,
+    CLOCK,
+    CRYPTO,
+    DB,
+    DISPATCHER,
+    ENGINE,
+    HTTP,
+    SENDER,
+    SETTINGS,
+    SWEEPER,
+    WECOM,
+)
 from bot.outbox import OutboxSender
 from bot.wecom_client import WeComClient
 from handlers import all_routers, views
+from scheduler import all_sweeps
+from scheduler.sweeper import Sweeper
 from storage.audit_repo import ensure_audit_head
 from storage.db import init_models, make_engine, make_session_factory
 from storage.staff_repo import sync_staff
@@ -31,9 +45,16 @@ async def on_health(request: web.Request) -> web.Response:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, run_sender: bool = True
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    run_sender: bool = True,
+    run_scheduler: bool | None = None,
 ) -> web.Application:
-    """Build the bot; nothing is opened until the app starts (cleanup_ctx)."""
+    """Build the bot; nothing is opened until the app starts (cleanup_ctx).
+
+    `run_scheduler` defaults to `run_sender`: tests drive both by hand on an injected clock.
+    """
     app = web.Application(client_max_size=512 * 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
@@ -76,11 +97,21 @@ def create_app(
             sender=app[SENDER],
             texts=views,
         )
+        app[SWEEPER] = Sweeper(
+            settings=settings,
+            db=app[DB],
+            clock=app[CLOCK],
+            sweeps=all_sweeps(),
+            after=app[SENDER].kick,
+        )
+        if run_scheduler if run_scheduler is not None else run_sender:
+            app[SWEEPER].start()
         if run_sender:
             task = asyncio.create_task(app[SENDER].run_forever(), name="outbox-sender")
             app[BACKGROUND].add(task)
             task.add_done_callback(app[BACKGROUND].discard)
         yield
+        app[SWEEPER].shutdown()
         for task in list(app[BACKGROUND]):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import date
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -134,6 +135,71 @@ class ReviewSettings(_Frozen):
     draft_url: str = ""
 
 
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class DutySettings(_Frozen):
+    """值班值守: rotation rules, pings, daily inspection, incidents, gap warnings."""
+
+    # Rotation: people in order, one shift each, handing over at handover_time local time.
+    rotation: tuple[str, ...] = ()  # 主班
+    deputy_rotation: tuple[str, ...] = ()  # 副班 (optional)
+    leader_rotation: tuple[str, ...] = ()  # 带班领导 (optional)
+    rotation_start: date | None = None  # YYYY-MM-DD: the day rotation[0] takes the first shift
+    shift_hours: int = Field(default=24, ge=1, le=168)
+    handover_time: str = Field(default="08:30", pattern=HHMM)
+    # On 法定节假日 (and weekends that are not 调休 workdays) use this order instead, if set.
+    holiday_rotation: tuple[str, ...] = ()
+    roster_file: str = ""  # CSV or xlsx imported at start-up (overrides the rotation per shift)
+    handover_reminder_minutes: int = Field(default=60, ge=0)
+    inspection_time: str = Field(default="10:00", pattern=HHMM)
+    inspection_deadline_minutes: int = Field(default=120, ge=1)
+    inspection_reminder_minutes: int = Field(default=30, ge=0)  # before the deadline
+    incident_repeat_minutes: int = Field(default=5, ge=1)
+    incident_escalate_minutes: int = Field(default=15, ge=1)
+    gap_check_time: str = Field(default="09:00", pattern=HHMM)
+    gap_horizon_days: int = Field(default=7, ge=1, le=60)
+    webhook_key: str = ""  # 值班群 group robot (消息推送) key, optional
+
+
+class AccountSettings(_Frozen):
+    """A 政务新媒体 account (or website column) under the update rule."""
+
+    name: str = Field(min_length=1, max_length=100)
+    platform: str = "微信公众号"
+    unit: str = ""
+    owners: tuple[str, ...] = ()
+    period_hours: int | None = Field(default=None, ge=1)
+    status: Literal["active", "paused", "closed"] = "active"
+
+
+class FreshnessSettings(_Frozen):
+    """The 14×24-hour update rule (per-account overrides of the period allowed)."""
+
+    period_hours: int = Field(default=336, ge=1)
+    warn_hours: tuple[int, ...] = (72, 24, 6)
+    digest_time: str = Field(default="08:30", pattern=HHMM)
+    accounts: tuple[AccountSettings, ...] = ()
+    accounts_file: str = ""  # CSV import (name, platform, unit, owners, period_hours, last_post)
+
+
+class ReminderSettings(_Frozen):
+    """催办: reminders for stages pending too long; never a silent auto-approve."""
+
+    remind_after_hours: float = Field(default=24, gt=0)
+    escalate_after_hours: float = Field(default=48, gt=0)
+    repeat_every_hours: float = Field(default=24, gt=0)
+    hard_limit_hours: float = Field(default=0, ge=0)  # 0: no hard limit
+    hard_limit_outcome: Literal["notify_admins", "return_to_submitter"] = "notify_admins"
+    quiet_start: str = Field(default="22:00", pattern=HHMM)
+    quiet_end: str = Field(default="07:30", pattern=HHMM)
+    workdays_only: bool = True  # pending time counts working days only (法定节假日/调休 aware)
+
+
+class SchedulerSettings(_Frozen):
+    sweep_seconds: int = Field(default=60, ge=5, le=3600)
+
+
 def default_chains() -> tuple[ChainSettings, ...]:
     """The Qinzhou model: 一审 the editor's own check, 二审 科室负责人, 三审 单位领导."""
     stages = (
@@ -154,6 +220,10 @@ class Settings(_Frozen):
     review: ReviewSettings = ReviewSettings()
     staff: tuple[StaffMember, ...] = ()
     chains: tuple[ChainSettings, ...] = Field(default_factory=default_chains)
+    duty: DutySettings = DutySettings()
+    freshness: FreshnessSettings = FreshnessSettings()
+    reminders: ReminderSettings = ReminderSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -187,6 +257,21 @@ class Settings(_Frozen):
                             raise ValueError(f"chains.{chain.category}: 未知角色 {entry}")
                     elif entry not in seen:
                         raise ValueError(f"chains.{chain.category}: 审核人 {entry} 不在 staff 中")
+        for key, people in (
+            ("duty.rotation", self.duty.rotation),
+            ("duty.deputy_rotation", self.duty.deputy_rotation),
+            ("duty.leader_rotation", self.duty.leader_rotation),
+            ("duty.holiday_rotation", self.duty.holiday_rotation),
+            *((f"freshness.accounts.{a.name}.owners", a.owners) for a in self.freshness.accounts),
+        ):
+            for userid in people:
+                if userid not in seen:
+                    raise ValueError(f"{key}: {userid} 不在 staff 中")
+        if self.duty.rotation and self.duty.rotation_start is None:
+            raise ValueError("duty.rotation_start: 配置了轮值名单时必须填写起始日期")
+        names = [a.name for a in self.freshness.accounts]
+        if len(set(names)) != len(names):
+            raise ValueError("freshness.accounts: 账号名称重复")
         return self
 
     @property

@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.dispatcher import Dispatcher
 from bot.outbox import OutboxSender
 from bot.wecom_client import WeComClient
+from scheduler.sweeper import Sweeper
 from storage.db import SessionFactory
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,3 +27,4 @@ CRYPTO = web.AppKey("crypto", WeChatCrypto)
 SENDER = web.AppKey("sender", OutboxSender)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[None]])
+SWEEPER = web.AppKey("sweeper", Sweeper)

@@ -15,7 +15,7 @@ from aiohttp import web
 from bot.app import create_app
 from bot.clock import Clock
 from bot.config import Settings, settings_from_mapping
-from bot.keys import DB, DISPATCHER, SENDER
+from bot.keys import DB, DISPATCHER, SENDER, SWEEPER
 from bot.simulator import WeComSimulator
 
 DEMO_STAFF: tuple[dict[str, Any], ...] = (
@@ -78,6 +78,12 @@ class Stack:
     async def drain(self) -> int:
         """Deliver every outbox message that is due now."""
         return await self.app[SENDER].drain()
+
+    async def sweep(self) -> int:
+        """Run every scheduled sweep once at the clock's reading, then deliver what it queued."""
+        fired = await self.app[SWEEPER].run_once()
+        await self.drain()
+        return fired
 
     @property
     def db(self) -> Any:

@@ -1,1 +1,10 @@
-"""scheduler package."""
+"""Scheduled work: the sweeps for duty, account freshness and review reminders."""
+
+from __future__ import annotations
+
+from scheduler.sweeper import Sweep
+
+
+def all_sweeps() -> list[Sweep]:
+    """Every sweep the bot runs, in order."""
+    return []

@@ -62,5 +62,8 @@ def make_session_factory(engine: AsyncEngine) -> SessionFactory:
 async def init_models(engine: AsyncEngine) -> None:
     """Create missing tables (idempotent)."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several instances may start together: one creates, the others wait and see.
+            await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727001)")
         await conn.run_sync(SQLModel.metadata.create_all)
     log.info("database ready (%s)", engine.dialect.name)

@@ -189,3 +189,20 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     last_id: int = 0
     last_hash: str = Field(max_length=64)
+
+
+class Occasion(SQLModel, table=True):
+    """One reminder/warning/ping occasion, claimed once across restarts and instances.
+
+    A sweep inserts (kind, subject, occasion) in the same transaction as the messages it
+    queues; the unique key makes a second instance's (or a re-run's) insert a no-op.
+    """
+
+    __table_args__ = (UniqueConstraint("kind", "subject", "occasion", name="uq_occasion"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    subject: str = Field(max_length=100)
+    occasion: str = Field(max_length=64)
+    claimed_at: datetime = utc_column()
+    claimed_by: str = Field(default="", max_length=64)

@@ -1,0 +1,91 @@
+"""Runs the idempotent sweeps: on an APScheduler interval in production, on demand in tests.
+
+Due dates live in our tables and every message a sweep sends is guarded by a claimed
+Occasion row, so a sweep may run any number of times, on any number of instances, after
+any downtime: each occasion fires once, and a missed stretch is caught up once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.clock import Clock
+from bot.config import Settings
+from storage.db import SessionFactory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What a sweep may use: settings, the database, the injected clock's reading."""
+
+    settings: Settings
+    db: SessionFactory
+    clock: Clock
+    now: datetime
+    instance: str
+
+
+Sweep = Callable[[SweepContext], Awaitable[int]]
+
+
+class Sweeper:
+    """Calls every sweep in turn; one failing sweep never stops the others."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: SessionFactory,
+        clock: Clock,
+        sweeps: Sequence[Sweep],
+        after: Callable[[], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._clock = clock
+        self._sweeps = tuple(sweeps)
+        self._after = after
+        self.instance = f"sanshen-{uuid.uuid4().hex[:12]}"
+        self._scheduler: AsyncIOScheduler | None = None
+
+    async def run_once(self) -> int:
+        """Run every sweep at the clock's current reading; returns how many occasions fired."""
+        context = SweepContext(self._settings, self._db, self._clock, self._clock.now(), self.instance)
+        fired = 0
+        for sweep in self._sweeps:
+            try:
+                fired += await sweep(context)
+            except Exception:
+                log.exception("sweep %s failed", getattr(sweep, "__name__", sweep))
+        if fired and self._after is not None:
+            self._after()
+        return fired
+
+    def start(self) -> None:
+        """Start the interval trigger on the running event loop (coalesced, never overlapping)."""
+        scheduler = AsyncIOScheduler(timezone=self._settings.tz)
+        scheduler.add_job(
+            self.run_once,
+            IntervalTrigger(seconds=self._settings.scheduler.sweep_seconds),
+            id="sweeps",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info("scheduler started: sweeps every %ss", self._settings.scheduler.sweep_seconds)
+
+    def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
