@@ -206,3 +206,8 @@ class Occasion(SQLModel, table=True):
     occasion: str = Field(max_length=64)
     claimed_at: datetime = utc_column()
     claimed_by: str = Field(default="", max_length=64)
+
+
+# Tables defined in sibling modules register on the same metadata when this module loads.
+from storage import account_models as _account_models  # noqa: E402,F401
+from storage import duty_models as _duty_models  # noqa: E402,F401
