@@ -30,6 +30,7 @@ class PastDecision:
     stage: int
     reviewer: str
     decision: str  # approve | reject
+    round: int = 1  # a 退回 to an earlier stage starts a new round of the same version
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,38 @@ def expand_assignees(
 
 
 def decided_other_stages(decisions: Iterable[PastDecision], stage: int) -> set[str]:
+    """Everyone who decided another stage of this version, in any round."""
     return {d.reviewer for d in decisions if d.stage != stage}
+
+
+def in_round(decisions: Iterable[PastDecision], stage: int, round_: int) -> list[PastDecision]:
+    """The decisions that count for `stage` now (earlier rounds were sent back by 退回)."""
+    return [d for d in decisions if d.stage == stage and d.round == round_]
+
+
+def apply_delegations(
+    assignees: Sequence[str],
+    delegates: Mapping[str, str],
+    *,
+    submitter: str,
+    stage: int,
+    decided_elsewhere: Iterable[str] = (),
+) -> tuple[str, ...]:
+    """Replace people who are away by their delegate (代理), keeping separation of duties.
+
+    A delegate who is the submitter (beyond stage 1) or who decided another stage cannot
+    stand in; the away person then stays assigned so the stage is never left without anyone.
+    """
+    excluded = set(decided_elsewhere)
+    result: list[str] = []
+    for userid in assignees:
+        delegate = delegates.get(userid)
+        chosen = userid
+        if delegate and delegate not in excluded and not (delegate == submitter and stage > 1):
+            chosen = delegate
+        if chosen not in result:
+            result.append(chosen)
+    return tuple(result)
 
 
 def check_may_decide(
@@ -90,29 +122,35 @@ def check_may_decide(
     submitter: str,
     staff: Mapping[str, StaffMember],
     decisions: Sequence[PastDecision],
+    current_round: int = 1,
+    assignees: Sequence[str] | None = None,
 ) -> Refusal | None:
     """Return why `reviewer` may not decide now, or None when they may.
 
     `acted_stage` is the stage a card was sent for (None for typed commands, which always
-    address the current stage); `decisions` are those of the current version.
+    address the current stage; -1 for a card that was closed or belongs to an earlier
+    version or round); `decisions` are those of the current version, all rounds.
+    `assignees`, when given, are the stage's people after 转审 and 代理 (else the chain's).
     """
     if status != "in_review":
         return Refusal.NOT_IN_REVIEW
     if acted_stage is not None and acted_stage != current_stage:
         return Refusal.STALE
-    if any(d.reviewer == reviewer and d.stage == current_stage for d in decisions):
+    if any(d.reviewer == reviewer for d in in_round(decisions, current_stage, current_round)):
         return Refusal.ALREADY_DECIDED
     if reviewer == submitter and current_stage > 1:
         return Refusal.SUBMITTER_LATER_STAGE
     if reviewer in decided_other_stages(decisions, current_stage):
         return Refusal.DECIDED_OTHER_STAGE
-    allowed = expand_assignees(
-        stage_of(chain, current_stage),
-        stage=current_stage,
-        submitter=submitter,
-        staff=staff,
-        decided_elsewhere=decided_other_stages(decisions, current_stage),
-    )
+    allowed = assignees
+    if allowed is None:
+        allowed = expand_assignees(
+            stage_of(chain, current_stage),
+            stage=current_stage,
+            submitter=submitter,
+            staff=staff,
+            decided_elsewhere=decided_other_stages(decisions, current_stage),
+        )
     if reviewer not in allowed:
         return Refusal.NOT_ASSIGNEE
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
@@ -14,10 +15,12 @@ from bot.wecom_events import CardClick, TextMessage
 from bot.workflow import (
     PastDecision,
     Refusal,
+    apply_delegations,
     check_may_decide,
     decided_other_stages,
     decision_slot,
     expand_assignees,
+    in_round,
     outcome_after,
     stage_of,
 )
@@ -53,10 +56,14 @@ async def load_draft(ctx: Context, number: int, *, lock: bool = True) -> Draft:
 
 
 def past_decisions(rows: list[StageDecision]) -> list[PastDecision]:
-    return [PastDecision(stage=r.stage, reviewer=r.reviewer_userid, decision=r.decision) for r in rows]
+    return [
+        PastDecision(stage=r.stage, reviewer=r.reviewer_userid, decision=r.decision, round=r.round)
+        for r in rows
+    ]
 
 
 async def current_decisions(ctx: Context, draft: Draft) -> list[PastDecision]:
+    """Every decision of the current version (all rounds)."""
     assert draft.id is not None
     rows = await drafts_repo.list_decisions(
         session=ctx.session, draft_id=draft.id, version=draft.version
@@ -64,21 +71,48 @@ async def current_decisions(ctx: Context, draft: Draft) -> list[PastDecision]:
     return past_decisions(list(rows))
 
 
-def stage_assignees(ctx: Context, chain: ChainSettings, draft: Draft, decisions: list[PastDecision]) -> tuple[str, ...]:
-    return expand_assignees(
-        stage_of(chain, draft.stage),
+@dataclass(frozen=True)
+class StagePeople:
+    """Who may decide the current stage now, and whom each delegate stands in for."""
+
+    assignees: tuple[str, ...]
+    on_behalf: dict[str, str]  # delegate → away reviewer
+
+
+async def stage_people(
+    ctx: Context, chain: ChainSettings, draft: Draft, decisions: list[PastDecision]
+) -> StagePeople:
+    """The chain's assignees, or a 转审's, with people who are away replaced by delegates."""
+    assert draft.id is not None
+    elsewhere = decided_other_stages(decisions, draft.stage)
+    transferred = await drafts_repo.stage_assignment(
+        session=ctx.session, draft_id=draft.id, version=draft.version, round_=draft.round,
         stage=draft.stage,
-        submitter=draft.submitter_userid,
-        staff=ctx.staff,
-        decided_elsewhere=decided_other_stages(decisions, draft.stage),
     )
+    if transferred is not None:
+        base = tuple(u for u in transferred if u not in elsewhere)
+    else:
+        base = expand_assignees(
+            stage_of(chain, draft.stage),
+            stage=draft.stage,
+            submitter=draft.submitter_userid,
+            staff=ctx.staff,
+            decided_elsewhere=elsewhere,
+        )
+    delegates = await drafts_repo.active_delegates(session=ctx.session, userids=base, at=ctx.now())
+    effective = apply_delegations(
+        base, delegates, submitter=draft.submitter_userid, stage=draft.stage,
+        decided_elsewhere=elsewhere,
+    )
+    on_behalf = {delegates[u]: u for u in base if delegates.get(u) in effective and delegates[u] != u}
+    return StagePeople(effective, on_behalf)
 
 
 async def start_stage(ctx: Context, draft: Draft, decisions: list[PastDecision]) -> tuple[str, ...]:
     """Send the current stage's full text and approval card to its assignees."""
     chain = ctx.settings.chain_for(draft.category)
     stage_settings = stage_of(chain, draft.stage)
-    assignees = stage_assignees(ctx, chain, draft, decisions)
+    assignees = (await stage_people(ctx, chain, draft, decisions)).assignees
     if not assignees:
         raise UserFacingError(views.no_assignees(stage_settings.name))
     assert draft.id is not None
@@ -210,13 +244,21 @@ async def on_cancel_command(ctx: Context, cmd: Command) -> None:
     ctx.reply_text("已取消。")
 
 
-def refusal_for(
-    ctx: Context, chain: ChainSettings, draft: Draft, card: ApprovalCard | None, decisions: list[PastDecision]
+async def refusal_for(
+    ctx: Context,
+    chain: ChainSettings,
+    draft: Draft,
+    card: ApprovalCard | None,
+    decisions: list[PastDecision],
+    people: StagePeople | None = None,
 ) -> str | None:
     """The Chinese reason the current person may not decide now, or None (and a log line)."""
     acted_stage: int | None = None
     if card is not None:
-        acted_stage = card.stage if card.version == draft.version else -1
+        current = card.version == draft.version and card.round == draft.round and not card.closed
+        acted_stage = card.stage if current else -1
+    if people is None and draft.status == "in_review":
+        people = await stage_people(ctx, chain, draft, decisions)
     refusal = check_may_decide(
         chain,
         status=draft.status,
@@ -226,6 +268,8 @@ def refusal_for(
         submitter=draft.submitter_userid,
         staff=ctx.staff,
         decisions=decisions,
+        current_round=draft.round,
+        assignees=people.assignees if people is not None else None,
     )
     if refusal is None:
         return None
@@ -250,15 +294,17 @@ async def decide(
     chain = ctx.settings.chain_for(draft.category)
     stage_settings = stage_of(chain, draft.stage)
     decisions = await current_decisions(ctx, draft)
-    refusal = refusal_for(ctx, chain, draft, card, decisions)
+    people = await stage_people(ctx, chain, draft, decisions)
+    refusal = await refusal_for(ctx, chain, draft, card, decisions, people)
     if refusal is not None:
         raise UserFacingError(refusal)
-    assignees = stage_assignees(ctx, chain, draft, decisions)
+    assignees = people.assignees
     now = ctx.now()
     assert draft.id is not None
     row = StageDecision(
         draft_id=draft.id,
         version=draft.version,
+        round=draft.round,
         stage=draft.stage,
         stage_name=stage_settings.name,
         slot=decision_slot(stage_settings, ctx.user),
@@ -268,6 +314,7 @@ async def decide(
         opinion=opinion,
         decided_at=now,
         via=via,
+        on_behalf_of=people.on_behalf.get(ctx.user, ""),
     )
     try:
         async with ctx.session.begin_nested():
@@ -288,21 +335,22 @@ async def decide(
             "stage_name": stage_settings.name,
             "opinion": opinion,
             "via": via,
+            **({"on_behalf_of": row.on_behalf_of} if row.on_behalf_of else {}),
         },
     )
-    stage_rows = [*decisions, PastDecision(draft.stage, ctx.user, decision)]
+    stage_rows = [*decisions, PastDecision(draft.stage, ctx.user, decision, draft.round)]
     outcome = outcome_after(
         chain,
         stage=draft.stage,
         decision=decision,
-        stage_decisions=[d for d in stage_rows if d.stage == draft.stage],
+        stage_decisions=in_round(stage_rows, draft.stage, draft.round),
         assignees=assignees,
     )
     label = views.card_done_label(stage_settings.name, decision, ctx.name_of(ctx.user))
     if outcome.kind == "wait":
         if response_code:
             ctx.outbox.update_card(response_code, replace_name=label, userids=[ctx.user])
-        approved_by = {d.reviewer for d in stage_rows if d.stage == draft.stage}
+        approved_by = {d.reviewer for d in in_round(stage_rows, draft.stage, draft.round)}
         missing = [a for a in assignees if a not in approved_by]
         ctx.reply_text(views.waiting_cosign(draft, stage_settings.name, views.names(missing, staff_names(ctx))))
         return
@@ -329,7 +377,8 @@ async def decide(
             session=ctx.session, at=now, actor="system", action="approved", draft_id=draft.id,
             details={"version": draft.version},
         )
-        notify = list(dict.fromkeys([draft.submitter_userid, *publishers(ctx)]))
+        watchers = await drafts_repo.list_watchers(session=ctx.session, draft_id=draft.id)
+        notify = list(dict.fromkeys([draft.submitter_userid, *publishers(ctx), *watchers]))
         ctx.outbox.send_text(notify, views.approved_notice(draft))
     else:
         assert outcome.next_stage is not None
@@ -368,7 +417,7 @@ async def on_review_click(ctx: Context, click: CardClick, parts: list[str]) -> N
         return
     # 不同意: check now (a wrong person hears why at once), record when the reason arrives.
     chain = ctx.settings.chain_for(draft.category)
-    refusal = refusal_for(ctx, chain, draft, card, await current_decisions(ctx, draft))
+    refusal = await refusal_for(ctx, chain, draft, card, await current_decisions(ctx, draft))
     if refusal is not None:
         raise UserFacingError(refusal)
     stage_name = stage_of(chain, draft.stage).name
@@ -476,7 +525,7 @@ async def on_conversation_text(ctx: Context, message: TextMessage) -> None:
         draft = await load_draft(ctx, int(data["draft_id"]))
         card = await drafts_repo.get_card(session=ctx.session, card_id=int(data["card_id"]))
         chain = ctx.settings.chain_for(draft.category)
-        refusal = refusal_for(ctx, chain, draft, card, await current_decisions(ctx, draft))
+        refusal = await refusal_for(ctx, chain, draft, card, await current_decisions(ctx, draft))
         if refusal is not None:  # the draft moved on meanwhile: stop waiting for a reason
             await drafts_repo.clear_conversation(session=ctx.session, userid=ctx.user)
             ctx.reply_text(refusal)

@@ -10,7 +10,16 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ApprovalCard, Conversation, Draft, DraftVersion, StageDecision
+from storage.models import (
+    ApprovalCard,
+    Conversation,
+    Delegation,
+    Draft,
+    DraftVersion,
+    DraftWatcher,
+    StageAssignment,
+    StageDecision,
+)
 
 
 async def add_draft(*, session: AsyncSession, draft: Draft, body: str) -> Draft:
@@ -86,6 +95,7 @@ async def add_card(
         task_id=f"tmp-{nonce}",
         draft_id=draft.id,
         version=draft.version,
+        round=draft.round,
         stage=draft.stage,
         recipients="|".join(recipients),
         created_at=at,
@@ -137,3 +147,41 @@ async def clear_conversation(*, session: AsyncSession, userid: str) -> None:
     existing = await session.get(Conversation, userid)
     if existing is not None:
         await session.delete(existing)
+
+
+async def stage_assignment(
+    *, session: AsyncSession, draft_id: int, version: int, round_: int, stage: int
+) -> tuple[str, ...] | None:
+    """The latest 转审 of this stage (None: the chain's assignees apply)."""
+    row = (
+        await session.exec(
+            select(StageAssignment)
+            .where(
+                StageAssignment.draft_id == draft_id,
+                StageAssignment.version == version,
+                StageAssignment.round == round_,
+                StageAssignment.stage == stage,
+            )
+            .order_by(col(StageAssignment.id).desc())
+        )
+    ).first()
+    return tuple(u for u in row.assignees.split("|") if u) if row else None
+
+
+async def active_delegates(
+    *, session: AsyncSession, userids: Sequence[str], at: datetime
+) -> dict[str, str]:
+    """away reviewer → delegate, for those of `userids` who are away at `at`."""
+    if not userids:
+        return {}
+    rows = await session.exec(
+        select(Delegation).where(col(Delegation.userid).in_(list(userids)), Delegation.until > at)
+    )
+    return {row.userid: row.delegate for row in rows.all()}
+
+
+async def list_watchers(*, session: AsyncSession, draft_id: int) -> list[str]:
+    rows = await session.exec(
+        select(DraftWatcher.userid).where(DraftWatcher.draft_id == draft_id).order_by(col(DraftWatcher.at))
+    )
+    return list(rows.all())

@@ -65,6 +65,7 @@ class Draft(SQLModel, table=True):
     status: str = Field(max_length=16, index=True)
     version: int = 1
     stage: int = 1  # current stage (1-based) while in_review
+    round: int = 1  # +1 on every 退回 to an earlier stage (decisions of a round stay on record)
     stage_entered_at: datetime = utc_column()
     created_at: datetime = utc_column()
     updated_at: datetime = utc_column()
@@ -92,13 +93,14 @@ class StageDecision(SQLModel, table=True):
     """
 
     __table_args__ = (
-        UniqueConstraint("draft_id", "version", "stage", "slot", name="uq_decision_slot"),
-        UniqueConstraint("draft_id", "version", "reviewer_userid", name="uq_decision_reviewer"),
+        UniqueConstraint("draft_id", "version", "round", "stage", "slot", name="uq_decision_slot"),
+        UniqueConstraint("draft_id", "version", "round", "reviewer_userid", name="uq_decision_reviewer"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="draft.id", index=True)
     version: int
+    round: int = 1
     stage: int
     stage_name: str = Field(max_length=32)
     slot: str = Field(max_length=64)
@@ -108,6 +110,7 @@ class StageDecision(SQLModel, table=True):
     opinion: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     decided_at: datetime = utc_column(index=True)
     via: str = Field(max_length=16)  # card | command
+    on_behalf_of: str = Field(default="", max_length=64)  # the away reviewer a delegate stood in for
 
 
 class ApprovalCard(SQLModel, table=True):
@@ -117,11 +120,46 @@ class ApprovalCard(SQLModel, table=True):
     task_id: str = Field(max_length=128, unique=True)
     draft_id: int = Field(foreign_key="draft.id", index=True)
     version: int
+    round: int = 1
     stage: int
     recipients: str = Field(max_length=1000)  # "a|b"
     response_code: str | None = Field(default=None, max_length=200)  # from message/send
     closed: bool = False
     created_at: datetime = utc_column()
+
+
+class StageAssignment(SQLModel, table=True):
+    """A 转审: the current stage of one version and round reassigned to named people."""
+
+    __table_args__ = (Index("ix_assignment_stage", "draft_id", "version", "round", "stage"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id")
+    version: int
+    round: int
+    stage: int
+    assignees: str = Field(max_length=1000)  # "a|b"
+    reason: str = Field(default="", max_length=500)
+    by: str = Field(max_length=64)
+    at: datetime = utc_column()
+
+
+class Delegation(SQLModel, table=True):
+    """A reviewer away until a date; their stage work goes to the delegate meanwhile."""
+
+    userid: str = Field(primary_key=True, max_length=64)
+    delegate: str = Field(max_length=64)
+    until: datetime = utc_column()  # exclusive end, UTC
+    created_at: datetime = utc_column()
+
+
+class DraftWatcher(SQLModel, table=True):
+    """A person copied (抄送) on a draft: told now and again when it is approved."""
+
+    draft_id: int = Field(foreign_key="draft.id", primary_key=True)
+    userid: str = Field(primary_key=True, max_length=64)
+    added_by: str = Field(max_length=64)
+    at: datetime = utc_column()
 
 
 class Conversation(SQLModel, table=True):
