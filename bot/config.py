@@ -133,6 +133,9 @@ class ReviewSettings(_Frozen):
     default_platforms: tuple[Literal["website", "newmedia", "other"], ...] = ("website",)
     # Where the full text of a draft can be read (optional; a {no} placeholder is filled).
     draft_url: str = ""
+    cc_on_submit: tuple[str, ...] = ()  # copied (抄送) on every new draft
+    cc_on_approval: tuple[str, ...] = ()  # told when a draft passes 三审
+    remind_interval_minutes: int = Field(default=120, ge=1)  # /remind: at most once per draft per this
 
 
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
@@ -262,6 +265,8 @@ class Settings(_Frozen):
             ("duty.deputy_rotation", self.duty.deputy_rotation),
             ("duty.leader_rotation", self.duty.leader_rotation),
             ("duty.holiday_rotation", self.duty.holiday_rotation),
+            ("review.cc_on_submit", self.review.cc_on_submit),
+            ("review.cc_on_approval", self.review.cc_on_approval),
             *((f"freshness.accounts.{a.name}.owners", a.owners) for a in self.freshness.accounts),
         ):
             for userid in people:

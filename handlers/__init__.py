@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.dispatcher import Router
-from handlers import basic, review
+from handlers import basic, lifecycle, review, status
 
 
 def all_routers() -> list[Router]:
-    return [review.router, basic.router]
+    return [review.router, lifecycle.router, status.router, basic.router]

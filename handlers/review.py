@@ -108,13 +108,23 @@ async def stage_people(
     return StagePeople(effective, on_behalf)
 
 
-async def start_stage(ctx: Context, draft: Draft, decisions: list[PastDecision]) -> tuple[str, ...]:
-    """Send the current stage's full text and approval card to its assignees."""
+async def start_stage(
+    ctx: Context,
+    draft: Draft,
+    decisions: list[PastDecision],
+    *,
+    only: tuple[str, ...] | None = None,
+) -> tuple[str, ...]:
+    """Send the current stage's full text and approval card to its assignees (or `only`)."""
     chain = ctx.settings.chain_for(draft.category)
     stage_settings = stage_of(chain, draft.stage)
     assignees = (await stage_people(ctx, chain, draft, decisions)).assignees
     if not assignees:
         raise UserFacingError(views.no_assignees(stage_settings.name))
+    if only is not None:
+        assignees = tuple(u for u in assignees if u in only)
+        if not assignees:
+            return assignees
     assert draft.id is not None
     body = await drafts_repo.get_body(session=ctx.session, draft_id=draft.id, version=draft.version)
     ctx.outbox.send_text(assignees, views.full_text(draft, body, stage_settings.name))
@@ -189,6 +199,11 @@ async def create_draft(ctx: Context, title: str, meta: DraftMeta, body: str) -> 
     ctx.reply_text(
         views.submit_received(draft, chain.stages[0].name, views.names(assignees, staff_names(ctx)))
     )
+    copied = [u for u in ctx.settings.review.cc_on_submit if u != ctx.user]
+    for userid in copied:
+        await drafts_repo.add_watcher(session=ctx.session, draft_id=draft.id, userid=userid, by="config", at=now)
+    if copied:
+        ctx.outbox.send_text(copied, views.copied_notice(draft, ctx.name_of(ctx.user)))
 
 
 @router.command(
@@ -378,7 +393,11 @@ async def decide(
             details={"version": draft.version},
         )
         watchers = await drafts_repo.list_watchers(session=ctx.session, draft_id=draft.id)
-        notify = list(dict.fromkeys([draft.submitter_userid, *publishers(ctx), *watchers]))
+        notify = list(
+            dict.fromkeys(
+                [draft.submitter_userid, *publishers(ctx), *watchers, *ctx.settings.review.cc_on_approval]
+            )
+        )
         ctx.outbox.send_text(notify, views.approved_notice(draft))
     else:
         assert outcome.next_stage is not None

@@ -240,3 +240,10 @@ def already_decided_by_other(draft: Draft, stage_name: str) -> str:
 
 def draft_not_found(number: str) -> str:
     return f"没有找到编号为 {number} 的稿件。"
+
+
+def copied_notice(draft: Draft, by_name: str) -> str:
+    return (
+        f"【抄送】{by_name}将{draft_label(draft)}抄送给您（{STATUS_LABELS.get(draft.status, draft.status)}）。"
+        f"发送 /draft {draft.id} 查看详情；稿件通过三审时会再通知您。"
+    )

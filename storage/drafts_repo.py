@@ -185,3 +185,14 @@ async def list_watchers(*, session: AsyncSession, draft_id: int) -> list[str]:
         select(DraftWatcher.userid).where(DraftWatcher.draft_id == draft_id).order_by(col(DraftWatcher.at))
     )
     return list(rows.all())
+
+
+async def add_watcher(
+    *, session: AsyncSession, draft_id: int, userid: str, by: str, at: datetime
+) -> bool:
+    """Copy `userid` on the draft; False if they already were."""
+    if await session.get(DraftWatcher, (draft_id, userid)) is not None:
+        return False
+    session.add(DraftWatcher(draft_id=draft_id, userid=userid, added_by=by, at=at))
+    await session.flush()
+    return True

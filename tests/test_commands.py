@@ -1,0 +1,82 @@
+"""The at-a-glance commands (/pending, /draft, /mine, /help) and the router's answers to mistakes."""
+
+from __future__ import annotations
+
+from bot.stack import Stack
+from tests.flow import cards, drafts, last_text, say, tap
+from tests.test_review_flow import SUBMISSION
+
+
+async def test_pending_lists_my_stages_and_resends_cards(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    await tap(stack, "wangxm", "同意")
+    await say(stack, "zhangkz", "/pending")
+    listing = last_text(stack, "zhangkz")
+    assert "待您审核 1 件" in listing and "二审" in listing
+    before = len(cards(stack, "zhangkz"))
+    await say(stack, "zhangkz", "待办 重发")
+    assert len(cards(stack, "zhangkz")) == before + 1
+    assert len(cards(stack, "sunkz")) == 1, "a re-send goes only to the person who asked"
+    await tap(stack, "zhangkz", "同意")  # the re-sent card works
+    await say(stack, "zhangkz", "/pending")
+    assert "没有待审核" in last_text(stack, "zhangkz")
+    await say(stack, "zhangkz", "/pending 全部")
+    assert "用法：/pending" in last_text(stack, "zhangkz")
+
+
+async def test_draft_shows_the_timeline_to_those_involved_only(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    (draft,) = await drafts(stack)
+    await tap(stack, "wangxm", "同意")
+    await tap(stack, "zhangkz", "不同意")
+    await say(stack, "zhangkz", "数据需核实")
+    await say(stack, "wangxm", f"/revise {draft.id}\n新正文")
+    await say(stack, "wangxm", f"稿件 {draft.id}")
+    view = last_text(stack, "wangxm")
+    assert "状态：审核中，当前一审" in view and "共 2 版" in view
+    for line in ("王小明 投稿", "王小明 一审同意（第1版）", "张科长 二审不同意（第1版）：数据需核实", "王小明 修改后重新送审（第2版）"):
+        assert line in view, line
+    await say(stack, "zhaoli", f"/draft {draft.id}")  # zhaoli may decide 一审 now: involved
+    assert "投稿人：王小明" in last_text(stack, "zhaoli")
+    await tap(stack, "wangxm", "同意")
+    await say(stack, "zhaoli", f"/draft {draft.id}")
+    assert "无权查看" in last_text(stack, "zhaoli")
+    await say(stack, "wangxm", "/draft 999")
+    assert "没有找到编号为 999" in last_text(stack, "wangxm")
+    await say(stack, "wangxm", "/draft")
+    assert "用法：/draft" in last_text(stack, "wangxm")
+
+
+async def test_mine_lists_and_paginates(stack: Stack) -> None:
+    await say(stack, "wangxm", "/mine")
+    assert "还没有投过稿" in last_text(stack, "wangxm")
+    long_title = "关于进一步做好基层政务公开标准化规范化工作和政务新媒体信息内容建设管理的通知" * 2
+    for n in range(12):
+        await say(stack, "wangxm", f"/submit 第{n}号{long_title}\n正文{n}")
+        stack.clock.advance(minutes=1)  # the outbox paces messages per member per minute
+    await say(stack, "wangxm", "我的")
+    first = last_text(stack, "wangxm")
+    assert "共 12 件" in first and "第 1/2 页" in first and "/mine 2" in first
+    assert len(first.encode("utf-8")) <= 2048
+    await say(stack, "wangxm", "/mine 2")
+    second = last_text(stack, "wangxm")
+    assert "第 2/2 页" in second and "1号《第0号" in second
+    await say(stack, "wangxm", "/mine 9")
+    assert "没有第 9 页" in last_text(stack, "wangxm")
+
+
+async def test_help_shows_only_what_the_role_may_use(stack: Stack) -> None:
+    await say(stack, "liuzr", "/help")
+    leader_help = last_text(stack, "liuzr")
+    assert "/approve" in leader_help and "/submit" not in leader_help
+    await say(stack, "wangxm", "帮助")
+    assert "/submit" in last_text(stack, "wangxm")
+
+
+async def test_unknown_command_suggests_and_refusal_says_why(stack: Stack) -> None:
+    await say(stack, "wangxm", "/pendng")
+    reply = last_text(stack, "wangxm")
+    assert "没有 /pendng 这个命令" in reply and "/pending" in reply and "/help" in reply
+    await say(stack, "liuzr", "/submit 标题\n正文")
+    assert "没有使用 /submit 的权限" in last_text(stack, "liuzr") and "采编人员" in last_text(stack, "liuzr")
+    assert await drafts(stack) == []

@@ -1,0 +1,192 @@
+"""撤回, 转审, 退回, 抄送, 催办 and 代理 through the simulator: success, bad arguments, refusals."""
+
+from __future__ import annotations
+
+
+from sqlmodel import col, select
+
+from bot.stack import Stack
+from storage.models import AuditEntry
+from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
+from tests.test_review_flow import SUBMISSION
+
+
+async def submitted(stack: Stack) -> int:
+    await say(stack, "wangxm", SUBMISSION)
+    (draft,) = await drafts(stack)
+    assert draft.id is not None
+    return draft.id
+
+
+async def at_stage_two(stack: Stack) -> int:
+    number = await submitted(stack)
+    await tap(stack, "wangxm", "同意")
+    return number
+
+
+async def audit_actions(stack: Stack) -> list[str]:
+    async with stack.db() as session:
+        rows = await session.exec(select(AuditEntry).order_by(col(AuditEntry.id)))
+        return [r.action for r in rows.all()]
+
+
+async def test_withdraw_by_submitter_greys_cards_and_tells_reviewers(stack: Stack) -> None:
+    number = await at_stage_two(stack)
+    card = active_card(stack, "zhangkz").payload["template_card"]
+    await say(stack, "wangxm", f"/withdraw {number} 标题需调整")
+    assert "已撤回" in last_text(stack, "wangxm")
+    assert "无需再审核" in last_text(stack, "zhangkz")
+    assert not stack.sim.card(card["task_id"]).is_active_for("zhangkz")
+    (draft,) = await drafts(stack)
+    assert draft.status == "withdrawn"
+    await say(stack, "zhangkz", f"/approve {number}")
+    assert "不在审核中" in last_text(stack, "zhangkz")
+    assert len(await decisions(stack)) == 1
+    assert (await audit_actions(stack))[-1] == "withdraw"
+
+
+async def test_withdraw_refused_for_others_and_after_approval(stack: Stack) -> None:
+    number = await at_stage_two(stack)
+    await say(stack, "zhaoli", f"/withdraw {number}")
+    assert "只有投稿人或管理员" in last_text(stack, "zhaoli")
+    await say(stack, "wangxm", "/withdraw abc")
+    assert "用法：/withdraw" in last_text(stack, "wangxm")
+    await tap(stack, "zhangkz", "同意")
+    await tap(stack, "liuzr", "同意")
+    await say(stack, "wangxm", f"/withdraw {number}")
+    assert "不能撤回" in last_text(stack, "wangxm")
+    (draft,) = await drafts(stack)
+    assert draft.status == "approved"
+
+
+async def test_transfer_moves_the_stage_and_records_the_reason(stack: Stack) -> None:
+    number = await at_stage_two(stack)
+    old = active_card(stack, "zhangkz").payload["template_card"]["task_id"]
+    await say(stack, "zhangkz", f"/transfer {number} chenfb 本人出差")
+    # zhangkz hands his part of 二审 to chenfb; the old cards are greyed for every holder.
+    assert not stack.sim.card(old).is_active_for("sunkz")
+    assert "转给您审核" in texts(stack, "chenfb")[-1]
+    assert "转给陈发布审核" in last_text(stack, "wangxm")
+    await say(stack, "zhangkz", f"/approve {number}")
+    assert "不是" in last_text(stack, "zhangkz")
+    await tap(stack, "chenfb", "同意")
+    await tap(stack, "liuzr", "同意")
+    rows = await decisions(stack)
+    assert [(r.stage, r.reviewer_userid) for r in rows] == [(1, "wangxm"), (2, "chenfb"), (3, "liuzr")]
+    assert (await drafts(stack))[0].status == "approved"
+    assert "transfer" in await audit_actions(stack)
+    await say(stack, "wangxm", f"/draft {number}")
+    assert "转审 二审给陈发布、孙科长：本人出差" in last_text(stack, "wangxm")
+
+
+async def test_transfer_refusals_and_bad_arguments(stack: Stack) -> None:
+    number = await at_stage_two(stack)
+    await say(stack, "zhangkz", f"/transfer {number} sunkz")
+    assert "须写明理由" in last_text(stack, "zhangkz")
+    await say(stack, "zhangkz", f"/transfer {number} nobody 出差")
+    assert "人员名单中没有 nobody" in last_text(stack, "zhangkz")
+    await say(stack, "zhangkz", f"/transfer {number} wangxm 出差")
+    assert "投稿人不能审核" in last_text(stack, "zhangkz")
+    await say(stack, "zhaoli", f"/transfer {number} liuzr 出差")
+    assert "只有" in last_text(stack, "zhaoli") and "审核人或管理员" in last_text(stack, "zhaoli")
+    await say(stack, "zhangkz", "/transfer")
+    assert "用法：/transfer" in last_text(stack, "zhangkz")
+    assert "transfer" not in await audit_actions(stack)
+
+
+async def test_return_to_an_earlier_stage_starts_a_new_round(stack: Stack) -> None:
+    number = await at_stage_two(stack)
+    await tap(stack, "zhangkz", "同意")
+    await say(stack, "liuzr", f"/return {number} 二审 数据口径需再核")
+    assert "退回二审" in last_text(stack, "wangxm")
+    (draft,) = await drafts(stack)
+    assert (draft.stage, draft.round, draft.status) == (2, 2, "in_review")
+    # The same 二审 reviewer may decide again in the new round; the old decision stays on record.
+    await tap(stack, "zhangkz", "同意")
+    await tap(stack, "liuzr", "同意")
+    rows = await decisions(stack)
+    assert [(r.stage, r.round, r.reviewer_userid) for r in rows] == [
+        (1, 1, "wangxm"), (2, 1, "zhangkz"), (2, 2, "zhangkz"), (3, 2, "liuzr"),
+    ]
+    assert (await drafts(stack))[0].status == "approved"
+
+
+async def test_return_refusals(stack: Stack) -> None:
+    number = await at_stage_two(stack)
+    await say(stack, "zhangkz", f"/return {number} 三审 理由")
+    assert "之前的环节" in last_text(stack, "zhangkz")
+    await say(stack, "zhangkz", f"/return {number} 九审 理由")
+    assert "用法：/return" in last_text(stack, "zhangkz")
+    await say(stack, "zhangkz", f"/return {number} 一审")
+    assert "须写明理由" in last_text(stack, "zhangkz")
+    await say(stack, "chenfb", f"/return {number} 一审 理由")  # admin may
+    (draft,) = await drafts(stack)
+    assert (draft.stage, draft.round) == (1, 2)
+    await say(stack, "zhaoli", f"/return {number} 一审 理由")
+    assert "之前的环节" in last_text(stack, "zhaoli")
+
+
+async def test_cc_notifies_now_and_on_approval(stack: Stack) -> None:
+    number = await at_stage_two(stack)
+    await say(stack, "wangxm", f"/cc {number} zhaoli")
+    assert "【抄送】" in last_text(stack, "zhaoli")
+    await say(stack, "wangxm", f"/cc {number} zhaoli")
+    assert "已在抄送名单中" in last_text(stack, "wangxm")
+    await say(stack, "sunkz", f"/cc {number} zhaoli")  # sunkz is a current 二审 assignee
+    assert "已在抄送名单中" in last_text(stack, "sunkz")
+    await say(stack, "liuzr", f"/cc {number} zhaoli")
+    assert "只有投稿人、当前审核人或管理员" in last_text(stack, "liuzr")
+    await tap(stack, "zhangkz", "同意")
+    await tap(stack, "liuzr", "同意")
+    assert "已通过三审" in last_text(stack, "zhaoli")
+
+
+async def test_remind_is_rate_limited(stack: Stack) -> None:
+    number = await at_stage_two(stack)
+    await say(stack, "wangxm", f"/remind {number}")
+    assert "【催办】" in last_text(stack, "zhangkz") and "【催办】" in last_text(stack, "sunkz")
+    await say(stack, "wangxm", f"/remind {number}")
+    assert "刚刚已催办过" in last_text(stack, "wangxm")
+    assert sum("【催办】" in t for t in texts(stack, "zhangkz")) == 1
+    stack.clock.advance(minutes=121)
+    await say(stack, "wangxm", f"/remind {number}")
+    assert sum("【催办】" in t for t in texts(stack, "zhangkz")) == 2
+    await say(stack, "zhaoli", f"/remind {number}")
+    assert "只有投稿人或管理员" in last_text(stack, "zhaoli")
+
+
+async def test_away_delegate_decides_with_both_names_on_record(stack: Stack) -> None:
+    number = await submitted(stack)
+    await say(stack, "liuzr", "/away 至 2026-11-30 代理 chenfb")
+    assert "由陈发布代理" in last_text(stack, "liuzr")
+    await tap(stack, "wangxm", "同意")
+    await tap(stack, "zhangkz", "同意")
+    # 三审's card goes to the delegate; liuzr holds none.
+    await tap(stack, "chenfb", "同意")
+    rows = await decisions(stack)
+    assert (rows[-1].stage, rows[-1].reviewer_userid, rows[-1].on_behalf_of) == (3, "chenfb", "liuzr")
+    await say(stack, "chenfb", f"/draft {number}")
+    assert "代理刘主任" in last_text(stack, "chenfb")
+
+
+async def test_away_hands_over_waiting_work_and_ends(stack: Stack) -> None:
+    number = await at_stage_two(stack)
+    await tap(stack, "zhangkz", "同意")
+    await say(stack, "liuzr", "/away 2026-11-25 chenfb")
+    assert "1 件待审稿件" in last_text(stack, "liuzr")
+    assert active_card(stack, "chenfb")
+    await say(stack, "liuzr", "/away 取消")
+    assert "已取消代理" in last_text(stack, "liuzr")
+    await say(stack, "liuzr", f"/approve {number}")
+    assert (await drafts(stack))[0].status == "approved"
+
+
+async def test_away_bad_arguments(stack: Stack) -> None:
+    await say(stack, "liuzr", "/away 明天 chenfb")
+    assert "用法：/away" in last_text(stack, "liuzr")
+    await say(stack, "liuzr", "/away 至 2026-11-01 代理 chenfb")
+    assert "结束日期" in last_text(stack, "liuzr")
+    await say(stack, "liuzr", "/away 至 2026-12-01 代理 liuzr")
+    assert "不能是您自己" in last_text(stack, "liuzr")
+    await say(stack, "liuzr", "/away 取消")
+    assert "没有设置代理" in last_text(stack, "liuzr")
