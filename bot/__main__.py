@@ -1,4 +1,4 @@
-"""Command line: `sanshen serve -c config.toml`, `sanshen demo`, `sanshen check-config`."""
+"""Command line: serve, demo, check-config, export and verify-audit."""
 
 from __future__ import annotations
 
@@ -62,6 +62,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(database_url=args.database))
 
 
+async def _open_db(settings: Settings):  # type: ignore[no-untyped-def]
+    from storage.db import init_models, make_engine, make_session_factory
+
+    engine = make_engine(settings.database.url)
+    await init_models(engine)
+    return engine, make_session_factory(engine)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from bot.exports import PeriodError, export_filename, parse_period, write_export
+
+    settings = _load(args.config)
+    setup_logging("WARNING", _secrets(settings))
+    tz = settings.tz
+    words = [args.period] if args.period else ([args.date_from, args.date_to or args.date_from] if args.date_from else [])
+    try:
+        period = parse_period(words, tz, datetime.now(tz).date())
+    except PeriodError as exc:
+        sys.stderr.write(f"时间段错误：{exc}\n")
+        return 2
+    output = args.output or export_filename(args.kind, args.format, period)
+
+    async def run() -> int:
+        engine, db = await _open_db(settings)
+        try:
+            with open(output, "wb") as out:
+                return await write_export(
+                    db, out, kind=args.kind, fmt=args.format, period=period,
+                    unit=settings.unit_name, tz=tz,
+                )
+        finally:
+            await engine.dispose()
+
+    count = asyncio.run(run())
+    sys.stdout.write(f"已导出 {count} 条（{period.label}）到 {output}\n")
+    return 0
+
+
+def cmd_verify_audit(args: argparse.Namespace) -> int:
+    from storage.audit_repo import verify_audit_log
+
+    settings = _load(args.config)
+    setup_logging("WARNING", _secrets(settings))
+
+    async def run():  # type: ignore[no-untyped-def]
+        engine, db = await _open_db(settings)
+        try:
+            async with db() as session:
+                return await verify_audit_log(session=session)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    if result.ok:
+        sys.stdout.write(f"审计日志完整：共 {result.checked} 条，哈希链连续。\n")
+        return 0
+    sys.stdout.write(f"审计日志在第 {result.first_broken_id} 条处不连续：{result.reason}\n")
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sanshen", description="审校助手 WeCom bot")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--database", default="", help="database URL (default: a fresh SQLite file)")
     demo.add_argument("-v", "--verbose", action="store_true")
     demo.set_defaults(func=cmd_demo)
+    export = sub.add_parser("export", help="write the 保密审查表 or the 台账 for a period to a file")
+    export.add_argument("-c", "--config", default="config.toml")
+    export.add_argument("--period", help="YYYY-MM (default: this month)")
+    export.add_argument("--from", dest="date_from", help="YYYY-MM-DD (with --to)")
+    export.add_argument("--to", dest="date_to", help="YYYY-MM-DD, inclusive")
+    export.add_argument("--kind", choices=("form", "ledger"), default="form")
+    export.add_argument("--format", choices=("xlsx", "csv"), default="xlsx")
+    export.add_argument("-o", "--output", help="file to write (default: a name with the period)")
+    export.set_defaults(func=cmd_export)
+    verify = sub.add_parser("verify-audit", help="re-hash the audit log and name the first broken entry")
+    verify.add_argument("-c", "--config", default="config.toml")
+    verify.set_defaults(func=cmd_verify_audit)
     return parser
 
 

@@ -50,9 +50,13 @@ class VerifyResult:
     reason: str = ""
 
 
-def verify_chain(links: Iterable[ChainLink]) -> VerifyResult:
-    """Walk entries in id order; stop at the first whose link or content does not match."""
-    expected_prev = GENESIS
+def verify_chain(links: Iterable[ChainLink], *, genesis: str = GENESIS) -> VerifyResult:
+    """Walk entries in id order; stop at the first whose link or content does not match.
+
+    `genesis` is the hash the first link must point at (GENESIS for a whole chain, the
+    previous entry's hash when a chain is verified in parts).
+    """
+    expected_prev = genesis
     expected_id: int | None = None
     checked = 0
     for link in links:

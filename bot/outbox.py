@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import logging
 import uuid
 from collections.abc import Sequence
@@ -136,6 +137,31 @@ class Outbox:
             "content_b64": base64.b64encode(content).decode("ascii"),
         }
         self._add("upload_and_send", payload, recipients=users)
+
+    def send_export(
+        self,
+        users: Sequence[str],
+        *,
+        kind: str,
+        start: datetime,
+        end: datetime,
+        label: str,
+        slug: str,
+        unit: str,
+        timezone: str,
+    ) -> None:
+        """Build an export after the commit (no long transaction), upload it, send it as a file."""
+        payload = {
+            "touser": "|".join(users),
+            "kind": kind,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "label": label,
+            "slug": slug,
+            "unit": unit,
+            "timezone": timezone,
+        }
+        self._add("export", payload, recipients=users)
 
     def webhook(self, key: str, message: dict[str, Any]) -> None:
         """A group-robot message (webhook key configured by the unit)."""
@@ -295,7 +321,30 @@ class OutboxSender:
         if row.op == "webhook":
             await self._wecom.send_webhook(payload["key"], payload["message"])
             return {}
+        if row.op == "export":
+            filename, content = await self._build_export(payload)
+            media_id = await self._wecom.upload_file(filename, content)
+            message = {"touser": payload["touser"], "msgtype": "file", "file": {"media_id": media_id}}
+            return await self._wecom.send_message(message)
         raise ValueError(f"unknown outbox op {row.op}")
+
+    async def _build_export(self, payload: dict[str, Any]) -> tuple[str, bytes]:
+        from zoneinfo import ZoneInfo
+
+        from bot.exports import Period, export_filename, write_export
+
+        period = Period(
+            datetime.fromisoformat(payload["start"]),
+            datetime.fromisoformat(payload["end"]),
+            payload["label"],
+            payload["slug"],
+        )
+        buffer = io.BytesIO()
+        await write_export(
+            self._db, buffer, kind=payload["kind"], fmt="xlsx", period=period,
+            unit=payload["unit"], tz=ZoneInfo(payload["timezone"]),
+        )
+        return export_filename(payload["kind"], "xlsx", period), buffer.getvalue()
 
     async def _mark_sent(
         self, row: OutboxMessage, recipients: list[str], result: dict[str, Any]

@@ -146,7 +146,7 @@ class WeComClient:
 
     async def upload_file(self, filename: str, content: bytes) -> str:
         """media/upload (type=file); returns the media_id (valid 3 days)."""
-        form = aiohttp.FormData()
+        form = aiohttp.FormData(quote_fields=False)  # a raw UTF-8 filename, as curl sends it
         form.add_field("media", content, filename=filename, content_type="application/octet-stream")
         body = await self.call("/cgi-bin/media/upload", data=form, params={"type": "file"})
         return str(body["media_id"])

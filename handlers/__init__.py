@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.dispatcher import Router
-from handlers import basic, lifecycle, review, status
+from handlers import basic, export, lifecycle, review, status
 
 
 def all_routers() -> list[Router]:
-    return [review.router, lifecycle.router, status.router, basic.router]
+    return [review.router, lifecycle.router, status.router, export.router, basic.router]

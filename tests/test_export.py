@@ -1,0 +1,163 @@
+"""/export and the CLI: the 保密审查表 and 台账 files, permissions, periods, and audit verification."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from openpyxl import load_workbook
+from sqlalchemy import update
+from sqlmodel import col, delete, select
+
+from bot.stack import Stack
+from storage.models import AuditEntry
+from tests.flow import drafts, last_text, say, tap
+from tests.test_review_flow import SUBMISSION
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def walk_two_drafts(stack: Stack) -> None:
+    """Draft 1 passes 三审; draft 2 (a reprint) is rejected at 二审."""
+    await say(stack, "wangxm", SUBMISSION)
+    await tap(stack, "wangxm", "同意")
+    await tap(stack, "zhangkz", "同意")
+    await tap(stack, "liuzr", "同意")
+    await say(stack, "zhaoli", "/submit =HYPERLINK(\"http://x\")转载稿\n转载：人民网\n平台：政务新媒体\n正文")
+    await tap(stack, "zhaoli", "同意")
+    await say(stack, "sunkz", "/reject 2 来源需核实")
+
+
+def received_file(stack: Stack, user: str) -> tuple[str, bytes]:
+    files = [d for d in stack.sim.inbox(user) if d.msgtype == "file"]
+    assert files, f"{user} received no file"
+    media = stack.sim.media[files[-1].payload["file"]["media_id"]]
+    return media.filename, media.content
+
+
+async def test_export_review_form_as_the_seed_form(stack: Stack) -> None:
+    await walk_two_drafts(stack)
+    await say(stack, "chenfb", "/export 2026-11")
+    assert "正在生成2026年11月的保密审查表" in last_text(stack, "chenfb")
+    filename, content = received_file(stack, "chenfb")
+    assert filename == "保密审查表_202611.xlsx"
+    sheet = load_workbook(io.BytesIO(content)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[2][:3] == ("序号", "信息名称", "信息来源")
+    assert rows[2][5] == "公开属性标识" and rows[2][7] == "发布平台"
+    assert (rows[2][10], rows[2][12], rows[2][14], rows[2][16]) == ("一审意见", "二审意见", "三审意见", "备注")
+    assert rows[3][2:10] == (
+        "本机关制发信息", "转载信息（注明转载来源）", "非本机关信息", "主动公开", "依申请公开",
+        "政府网站", "政务新媒体", "其他",
+    )
+    first, second = rows[4], rows[5]
+    assert first[1] == "关于开展2025年防汛演练的通知"
+    assert first[2] == "√" and first[5] == "√" and first[7] == "√" and first[8] == "√"
+    assert (first[10], first[12], first[14]) == ("√", "√", "√")  # 同意 ×3
+    assert "二审 张科长" in first[16] and "三审 刘主任" in first[16]
+    assert second[1].startswith("=HYPERLINK"), "a title is text, never a formula"
+    assert second[3] == "√ 人民网" and second[8] == "√"
+    assert second[10] == "√" and second[13] == "√" and second[14] is None  # 二审 不同意
+    assert "来源需核实" in second[16]
+    footer = [r[0] for r in rows[6:] if r[0]]
+    assert any(str(t).startswith("承办人签字：王小明、赵丽") for t in footer)
+
+
+async def test_export_ledger_lists_every_action_in_order(stack: Stack) -> None:
+    await walk_two_drafts(stack)
+    await say(stack, "liuzr", "导出 2026-11-01 2026-11-30 台账")
+    filename, content = received_file(stack, "liuzr")
+    assert filename == "三审三校台账_20261101-20261130.xlsx"
+    rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
+    assert rows[1][:9] == ("序号", "时间", "稿件编号", "信息名称", "版本", "环节", "操作", "操作人", "意见或理由")
+    actions = [(r[2], r[6], r[7]) for r in rows[2:]]
+    assert actions == [
+        (1, "投稿", "王小明"), (1, "同意", "王小明"), (1, "同意", "张科长"), (1, "同意", "刘主任"),
+        (1, "通过三审", "系统"), (2, "投稿", "赵丽"), (2, "同意", "赵丽"), (2, "不同意", "孙科长"),
+    ]
+    assert rows[-1][8] == "来源需核实" and rows[-1][9] == "命令"
+
+
+async def test_export_refusals_and_bad_periods(stack: Stack) -> None:
+    await say(stack, "wangxm", "/export")
+    assert "没有使用 /export 的权限" in last_text(stack, "wangxm")
+    await say(stack, "chenfb", "/export 2026-13")
+    assert "月份“2026-13”应写成 YYYY-MM" in last_text(stack, "chenfb")
+    await say(stack, "chenfb", "/export 2026-11-30 2026-11-01")
+    assert "结束日期早于开始日期" in last_text(stack, "chenfb")
+    assert not [d for d in stack.sim.inbox("chenfb") if d.msgtype == "file"]
+    assert not [d for d in stack.sim.inbox("wangxm") if d.msgtype == "file"]
+
+
+async def test_export_of_an_empty_month_is_an_empty_form(stack: Stack) -> None:
+    await walk_two_drafts(stack)
+    await say(stack, "chenfb", "/export 2026-10")
+    _, content = received_file(stack, "chenfb")
+    rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
+    assert rows[2][0] == "序号"
+    assert not [r for r in rows[4:] if isinstance(r[0], int)], "no data rows for a month without decisions"
+
+
+def write_config(tmp_path: Path, database_url: str) -> Path:
+    example = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    text = example.replace('url = "sqlite+aiosqlite:///./data/sanshen.db"', f'url = "{database_url}"')
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+
+
+async def test_cli_export_csv_and_audit_verification(sqlite_stack: Stack, tmp_path: Path) -> None:
+    stack = sqlite_stack
+    await walk_two_drafts(stack)
+    config = write_config(tmp_path, stack.settings.database.url)
+    out = tmp_path / "ledger.csv"
+    done = run_cli("export", "-c", str(config), "--from", "2026-11-01", "--to", "2026-11-30",
+                   "--kind", "ledger", "--format", "csv", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "已导出 8 条" in done.stdout
+    lines = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert lines[0][:3] == ["序号", "时间", "稿件编号"]
+    assert lines[6][3].startswith("'=HYPERLINK"), "formula injection is defused in CSV"
+
+    done = run_cli("verify-audit", "-c", str(config))
+    assert done.returncode == 0 and "审计日志完整：共" in done.stdout, done.stdout + done.stderr
+
+    async with stack.db() as session, session.begin():
+        await session.exec(update(AuditEntry).where(col(AuditEntry.id) == 3).values(details={"opinion": "改"}))  # type: ignore[call-overload]
+    done = run_cli("verify-audit", "-c", str(config))
+    assert done.returncode == 1 and "第 3 条" in done.stdout and "内容" in done.stdout
+
+
+async def test_cli_audit_verification_catches_truncation(sqlite_stack: Stack, tmp_path: Path) -> None:
+    stack = sqlite_stack
+    await walk_two_drafts(stack)
+    config = write_config(tmp_path, stack.settings.database.url)
+    async with stack.db() as session, session.begin():
+        last = (await session.exec(select(AuditEntry).order_by(col(AuditEntry.id).desc()))).first()
+        assert last is not None
+        await session.exec(delete(AuditEntry).where(col(AuditEntry.id) == last.id))  # type: ignore[call-overload]
+    done = run_cli("verify-audit", "-c", str(config))
+    assert done.returncode == 1 and "截断" in done.stdout
+
+
+async def test_review_form_rows_follow_the_latest_round(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    (draft,) = await drafts(stack)
+    await tap(stack, "wangxm", "同意")
+    await tap(stack, "zhangkz", "同意")
+    await say(stack, "liuzr", f"/return {draft.id} 二审 口径再核")
+    await tap(stack, "sunkz", "同意")
+    await tap(stack, "liuzr", "同意")
+    await say(stack, "chenfb", "/export")
+    _, content = received_file(stack, "chenfb")
+    rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
+    assert "二审 孙科长" in rows[4][16] and "张科长" not in rows[4][16]
