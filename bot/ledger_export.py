@@ -31,6 +31,7 @@ ACTION_LABELS = {
     "remind": "催办",
     "published": "发布",
 }
+USER_TEXT_COLUMNS = (3, 7, 8)  # 信息名称, 操作人, 意见或理由: typed by people
 VIA_LABELS = {"card": "卡片", "command": "命令"}
 STAGE_LABELS = {1: "一审", 2: "二审", 3: "三审"}
 
@@ -86,16 +87,15 @@ def write_ledger_xlsx(rows: Iterable[LedgerRow], out: BinaryIO, *, unit: str, pe
     count = 0
     for row in rows:
         values = ledger_values(row, tz)
-        cells = []
-        for value in values:
-            if isinstance(value, str):
-                cell = WriteOnlyCell(ws, value=_clean(value))
-                if cell.data_type == "f":
-                    cell.data_type = "s"  # user text is never a formula
-                cells.append(cell)
+        for index in USER_TEXT_COLUMNS:
+            value = _clean(str(values[index]))
+            if value.startswith("="):
+                cell = WriteOnlyCell(ws, value=value)
+                cell.data_type = "s"  # user text is never a formula
+                values[index] = cell
             else:
-                cells.append(value)
-        ws.append(cells)
+                values[index] = value
+        ws.append(values)
         count += 1
     wb.save(out)
     return count

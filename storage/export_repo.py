@@ -43,7 +43,14 @@ async def review_form_batches(
         .subquery()
     )
     statement = (
-        select(StageDecision, Draft)
+        select(
+            col(StageDecision.draft_id), col(StageDecision.version), col(StageDecision.round),
+            col(StageDecision.stage), col(StageDecision.decision), col(StageDecision.reviewer_name),
+            col(StageDecision.on_behalf_of), col(StageDecision.decided_at), col(StageDecision.opinion),
+            col(Draft.title), col(Draft.source_kind), col(Draft.source_note), col(Draft.disclosure),
+            col(Draft.platforms), col(Draft.submitter_name), col(Draft.status),
+            col(Draft.version).label("draft_version"),
+        )
         .join(last, (last.c.draft_id == StageDecision.draft_id) & (last.c.version == StageDecision.version))
         .join(Draft, col(Draft.id) == StageDecision.draft_id)
         .where(last.c.last_at >= start, last.c.last_at < end)
@@ -58,11 +65,12 @@ async def review_form_batches(
     )
     batch: list[ReviewFormRow] = []
     group: tuple[int, int] | None = None
-    draft: Draft | None = None
-    stages: dict[int, StageDecision] = {}
+    draft: Any = None
+    stages: dict[int, Any] = {}
     round_ = 0
     seq = 0
-    async for decision, row_draft in _stream(session, statement):
+    async for decision in _stream(session, statement):
+        row_draft = decision  # one flat row carries the decision and its draft's columns
         key = (decision.draft_id, decision.version)
         if key != group and draft is not None and group is not None:
             seq += 1
@@ -84,7 +92,7 @@ async def review_form_batches(
         yield batch
 
 
-def _form_row(seq: int, draft: Draft, version: int, stages: dict[int, StageDecision]) -> ReviewFormRow:
+def _form_row(seq: int, draft: Any, version: int, stages: dict[int, Any]) -> ReviewFormRow:
     opinions: list[StageOpinion | None] = []
     for number in (1, 2, 3):
         d = stages.get(number)
@@ -95,12 +103,12 @@ def _form_row(seq: int, draft: Draft, version: int, stages: dict[int, StageDecis
         if d.on_behalf_of:
             reviewer += f"（代{d.on_behalf_of}）"
         opinions.append(StageOpinion(d.decision, reviewer, d.decided_at, d.opinion))  # type: ignore[arg-type]
-    remarks = [f"稿件{draft.id}号第{version}版"]
+    remarks = [f"稿件{draft.draft_id}号第{version}版"]
     if any(d.decision == "reject" for d in stages.values()):
         remarks.append("未通过，已退回修改")
-    elif draft.status == "approved" and draft.version == version:
+    elif draft.status == "approved" and draft.draft_version == version:
         remarks.append("已通过三审")
-    elif draft.status == "withdrawn" and draft.version == version:
+    elif draft.status == "withdrawn" and draft.draft_version == version:
         remarks.append("已撤回")
     return ReviewFormRow(
         seq=seq,
@@ -142,7 +150,10 @@ async def ledger_batches(
     """Every review decision and lifecycle action in [start, end), in the audit log's order."""
     names = {s.userid: s.name for s in (await session.exec(select(Staff))).all()}
     statement = (
-        select(AuditEntry, Draft.title)
+        select(
+            col(AuditEntry.at), col(AuditEntry.draft_id), col(AuditEntry.action), col(AuditEntry.actor),
+            col(AuditEntry.details), col(AuditEntry.hash), col(Draft.title),
+        )
         .join(Draft, col(Draft.id) == AuditEntry.draft_id, isouter=True)
         .where(
             AuditEntry.at >= start,
@@ -153,7 +164,8 @@ async def ledger_batches(
     )
     batch: list[LedgerRow] = []
     seq = 0
-    async for entry, title in _stream(session, statement):
+    async for entry in _stream(session, statement):
+        title = entry.title
         seq += 1
         batch.append(
             LedgerRow(

@@ -1,0 +1,1 @@
+"""Benchmarks (run from the README; not part of the test suite)."""
