@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from sqlmodel.ext.asyncio.session import AsyncSession
 from wechatpy.work.crypto import WeChatCrypto
 
 from bot.callback import add_callback_routes
@@ -35,6 +38,8 @@ from scheduler import all_sweeps
 from scheduler.sweeper import Sweeper
 from storage.audit_repo import ensure_audit_head
 from storage.db import init_models, make_engine, make_session_factory
+from storage.accounts_repo import import_accounts_csv, sync_accounts
+from storage.duty_repo import read_roster, upsert_shift
 from storage.staff_repo import sync_staff
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,21 @@ log = logging.getLogger(__name__)
 
 async def on_health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def load_watch_data(session: AsyncSession, settings: Settings, now: datetime) -> None:
+    """Configured accounts, and the roster and accounts files when configured."""
+    await sync_accounts(session=session, settings=settings, at=now)
+    if settings.freshness.accounts_file:
+        count = await import_accounts_csv(
+            session=session, settings=settings, path=Path(settings.freshness.accounts_file), at=now
+        )
+        log.info("imported %d accounts from %s", count, settings.freshness.accounts_file)
+    if settings.duty.roster_file:
+        shifts = read_roster(Path(settings.duty.roster_file), settings)
+        for shift in shifts:
+            await upsert_shift(session, shift)
+        log.info("imported %d shifts from %s", len(shifts), settings.duty.roster_file)
 
 
 def create_app(
@@ -76,6 +96,7 @@ def create_app(
         async with app[DB]() as session, session.begin():
             await sync_staff(session=session, members=settings.staff)
             await ensure_audit_head(session=session)
+            await load_watch_data(session, settings, app[CLOCK].now())
         yield
         await engine.dispose()
 

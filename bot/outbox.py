@@ -104,8 +104,10 @@ class Outbox:
             message = {"touser": "|".join(users), "msgtype": "markdown", "markdown": {"content": chunk}}
             self._add("send", message, recipients=users)
 
-    def send_card(self, users: Sequence[str], card: dict[str, Any], *, card_id: int) -> None:
-        """A template card; the response_code WeCom returns is stored on the ApprovalCard."""
+    def send_card(
+        self, users: Sequence[str], card: dict[str, Any], *, card_id: int | None = None
+    ) -> None:
+        """A template card; for an ApprovalCard (`card_id`) WeCom's response_code is stored."""
         message = {"touser": "|".join(users), "msgtype": "template_card", "template_card": card}
         self._add("send", message, recipients=users, card_id=card_id)
 
@@ -288,7 +290,8 @@ class OutboxSender:
         try:
             result = await self._perform(row)
         except WeComAPIError as exc:
-            if row.op == "send" and row.card_id and exc.errcode == CARD_TASK_EXISTS:
+            is_card = row.op == "send" and row.payload.get("msgtype") == "template_card"
+            if is_card and exc.errcode == CARD_TASK_EXISTS:  # task_ids are never reused by us
                 log.warning("outbox %s: card task_id already sent; marking delivered", row.id)
                 await self._mark_sent(row, recipients, {})
                 return 1

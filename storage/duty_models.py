@@ -1,3 +1,67 @@
-"""Tables of the 24-hour duty watch: shifts, inspections, incidents and their pages."""
+"""Tables of the 24-hour duty watch: shifts, inspections, incidents and their timelines."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.models import json_column, utc_column
+
+
+class Shift(SQLModel, table=True):
+    """One person's shift in one role; rotation rows, imports and swaps all live here."""
+
+    __table_args__ = (UniqueConstraint("role", "start_at", name="uq_shift_role_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    role: str = Field(max_length=16)  # primary 主班 | deputy 副班 | leader 带班领导
+    userid: str = Field(max_length=64)
+    start_at: datetime = utc_column(index=True)
+    end_at: datetime = utc_column(index=True)
+    source: str = Field(default="rotation", max_length=16)  # rotation | import | swap
+
+
+class Inspection(SQLModel, table=True):
+    """The 日常巡检 of one local day: sent to the person on duty, done or escalated."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: str = Field(max_length=10, unique=True)  # YYYY-MM-DD, local
+    userid: str = Field(max_length=64)
+    task_id: str = Field(max_length=128, unique=True)
+    sent_at: datetime = utc_column()
+    due_at: datetime = utc_column(index=True)
+    done_at: datetime | None = utc_column(nullable=True)
+    done_by: str = Field(default="", max_length=64)
+
+
+class Incident(SQLModel, table=True):
+    """An incident (突发) paged to the person on duty until acknowledged."""
+
+    __table_args__ = (Index("ix_incident_due", "status", "next_page_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    content: str = Field(max_length=2000)
+    raised_by: str = Field(max_length=64)
+    raised_at: datetime = utc_column()
+    status: str = Field(default="open", max_length=16)  # open | acked | resolved
+    task_id: str = Field(default="", max_length=128)
+    next_page_at: datetime | None = utc_column(nullable=True)
+    acked_by: str = Field(default="", max_length=64)
+    acked_at: datetime | None = utc_column(nullable=True)
+    resolved_by: str = Field(default="", max_length=64)
+    resolved_at: datetime | None = utc_column(nullable=True)
+    escalated_at: datetime | None = utc_column(nullable=True)
+
+
+class IncidentEvent(SQLModel, table=True):
+    """The incident timeline: raised, paged (to whom), escalated, acknowledged, resolved."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    at: datetime = utc_column()
+    kind: str = Field(max_length=16)
+    actor: str = Field(default="", max_length=64)
+    details: dict[str, Any] = json_column()  # e.g. {"to": [userids]}

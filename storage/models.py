@@ -52,6 +52,9 @@ class Staff(SQLModel, table=True):
 class Draft(SQLModel, table=True):
     """A 稿件 under review; its text lives in DraftVersion rows."""
 
+    # The 催办 sweep reads only drafts in review for longer than the reminder threshold.
+    __table_args__ = (Index("ix_draft_pending", "status", "stage_entered_at"),)
+
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=200)
     category: str = Field(max_length=16)  # issued | reprint | reported

@@ -1,0 +1,320 @@
+"""Duty-watch sweeps: roster upkeep, shift pings, handover, 日常巡检, incident paging, gap warnings.
+
+Every message is guarded by a claimed Occasion in the transaction that queues it. Catch-up
+after downtime is "once": only the current shift is pinged, only the current paging slot of an
+incident fires, and a day's inspection/gap check happens once that day.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import date, datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.dispatcher import pack_action
+from bot.outbox import Outbox
+from scheduler.calendar import fmt_local, local_at, local_day, people_with_role
+from scheduler.sweeper import SweepContext
+from storage import duty_repo
+from storage.duty_models import Incident, IncidentEvent, Inspection, Shift
+from storage.occasions_repo import claim_occasion
+
+log = logging.getLogger(__name__)
+
+MATERIALISE_BACK_DAYS = 1
+
+
+def names_of(ctx: SweepContext, userids: list[str]) -> str:
+    staff = {m.userid: m.name for m in ctx.settings.staff}
+    return "、".join(staff.get(u, u) for u in userids) or "（无）"
+
+
+def inspection_card(task_id: str, inspection_id: int, day: str) -> dict[str, object]:
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·值班值守", "desc_color": 0},
+        "main_title": {"title": "【日常巡检】请完成今日巡检", "desc": day},
+        "quote_area": {
+            "type": 0,
+            "title": "巡检内容",
+            "quote_text": "1. 浏览政府网站各栏目，检查链接、错别字和过期信息\n"
+            "2. 查看各政务新媒体账号最新发布内容和留言\n3. 发现问题立即报告带班领导",
+        },
+        "task_id": task_id,
+        "button_list": [{"text": "已完成", "style": 1, "key": pack_action("dy", "done", inspection_id)}],
+    }
+
+
+def incident_card(incident: Incident, raiser_name: str, tz: object, task_id: str) -> dict[str, object]:
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·突发事件", "desc_color": 2},
+        "main_title": {"title": f"【突发】事件{incident.id}号，请立即处置",
+                       "desc": f"{raiser_name} 报告 · {fmt_local(incident.raised_at, tz)}"},  # type: ignore[arg-type]
+        "sub_title_text": incident.content[:300],
+        "task_id": task_id,
+        "button_list": [
+            {"text": "收到", "style": 1, "key": pack_action("in", "ack", incident.id)},
+            {"text": "已处置", "style": 2, "key": pack_action("in", "done", incident.id)},
+        ],
+    }
+
+
+async def on_duty_userids(session: AsyncSession, at: datetime, roles: tuple[str, ...]) -> list[str]:
+    shifts = await duty_repo.on_duty_at(session, at)
+    return list(dict.fromkeys(s.userid for s in shifts if s.role in roles))
+
+
+# ---------------------------------------------------------------- roster upkeep
+
+
+async def keep_roster(ctx: SweepContext) -> int:
+    """Materialise rotation shifts from yesterday to the gap horizon (idempotent)."""
+    if not ctx.settings.duty.rotation:
+        return 0
+    today = local_day(ctx.now, ctx.settings.tz)
+    days = [today + timedelta(days=k) for k in range(-MATERIALISE_BACK_DAYS, ctx.settings.duty.gap_horizon_days + 2)]
+    async with ctx.db() as session, session.begin():
+        latest = (await session.exec(select(Shift.start_at).order_by(col(Shift.start_at).desc()))).first()
+        horizon = local_at(days[-1], ctx.settings.duty.handover_time, ctx.settings.tz)
+        if latest is not None and latest >= horizon:
+            return 0  # already planned that far
+        planned = [s for day in days for s in duty_repo.rotation_for(ctx.settings, day)]
+        await duty_repo.materialise(session, planned)
+    return 0
+
+
+# ---------------------------------------------------------------- shift start and handover
+
+
+async def shift_pings(ctx: SweepContext) -> int:
+    """Ping whoever's shift is running now (once), and remind them before it ends (once)."""
+    duty = ctx.settings.duty
+    fired = 0
+    async with ctx.db() as session, session.begin():
+        outbox = Outbox(session, ctx.clock)
+        current = await duty_repo.on_duty_at(session, ctx.now)
+        tz = ctx.settings.tz
+        for shift in current:
+            assert shift.id is not None
+            label = duty_repo.ROLE_LABELS.get(shift.role, shift.role)
+            if await claim_occasion(session=session, kind="shift_start", subject=str(shift.id),
+                                    occasion="start", at=ctx.now, by=ctx.instance):
+                others = [s for s in current if s.id != shift.id]
+                partners = "；".join(f"{duty_repo.ROLE_LABELS.get(s.role, s.role)} {names_of(ctx, [s.userid])}" for s in others)
+                outbox.send_text(
+                    [shift.userid],
+                    f"【值班提醒】您本班为{label}，{fmt_local(shift.start_at, tz)} 至 {fmt_local(shift.end_at, tz)}。"
+                    + (f"同班：{partners}。" if partners else "")
+                    + "请保持通讯畅通，遇突发情况按预案处置并报告带班领导。",
+                )
+                fired += 1
+            lead = timedelta(minutes=duty.handover_reminder_minutes)
+            if duty.handover_reminder_minutes and shift.end_at - lead <= ctx.now < shift.end_at and await claim_occasion(
+                session=session, kind="shift_handover", subject=str(shift.id), occasion="before_end",
+                at=ctx.now, by=ctx.instance,
+            ):
+                nxt = (await session.exec(
+                    select(Shift).where(Shift.role == shift.role, Shift.start_at == shift.end_at)
+                )).first()
+                successor = f"接班人：{names_of(ctx, [nxt.userid])}。" if nxt else "下一班尚未排班，请联系管理员。"
+                outbox.send_text(
+                    [shift.userid],
+                    f"【交接班提醒】您的{label}将于 {fmt_local(shift.end_at, tz)} 结束，请整理值班记录并做好交接。{successor}",
+                )
+                fired += 1
+        primary = [s for s in current if s.role == "primary"]
+        if duty.webhook_key and primary and await claim_occasion(
+            session=session, kind="duty_group", subject=str(primary[0].id), occasion="today",
+            at=ctx.now, by=ctx.instance,
+        ):
+            lines = [f"{duty_repo.ROLE_LABELS.get(s.role, s.role)}：{names_of(ctx, [s.userid])}" for s in current]
+            outbox.webhook(duty.webhook_key, {
+                "msgtype": "text",
+                "text": {
+                    "content": f"今日值班（{fmt_local(primary[0].start_at, tz)} 起）\n" + "\n".join(lines),
+                    "mentioned_list": [s.userid for s in current],
+                },
+            })
+            fired += 1
+    return fired
+
+
+# ---------------------------------------------------------------- 日常巡检
+
+
+async def inspections(ctx: SweepContext) -> int:
+    """Send today's inspection card at inspection_time; remind, then escalate when not done."""
+    duty = ctx.settings.duty
+    tz = ctx.settings.tz
+    today = local_day(ctx.now, tz)
+    fired = 0
+    async with ctx.db() as session, session.begin():
+        outbox = Outbox(session, ctx.clock)
+        if ctx.now >= local_at(today, duty.inspection_time, tz):
+            fired += await _send_inspection(ctx, session, outbox, today)
+        due = await session.exec(
+            select(Inspection).where(
+                col(Inspection.done_at).is_(None),
+                Inspection.due_at <= ctx.now + timedelta(minutes=duty.inspection_reminder_minutes),
+                Inspection.due_at > ctx.now - timedelta(days=1),
+            )
+        )
+        for inspection in due.all():
+            assert inspection.id is not None
+            if ctx.now < inspection.due_at:
+                if duty.inspection_reminder_minutes and await claim_occasion(
+                    session=session, kind="inspection", subject=inspection.day, occasion="reminder",
+                    at=ctx.now, by=ctx.instance,
+                ):
+                    outbox.send_text([inspection.userid], f"【巡检提醒】今日巡检尚未完成，请于 {fmt_local(inspection.due_at, tz)} 前完成并点击卡片上的“已完成”。")
+                    fired += 1
+            elif await claim_occasion(session=session, kind="inspection", subject=inspection.day,
+                                      occasion="escalate", at=ctx.now, by=ctx.instance):
+                leaders = await on_duty_userids(session, ctx.now, ("leader",)) or people_with_role(ctx.settings, "leader")
+                outbox.send_text(
+                    leaders,
+                    f"【巡检超时】{inspection.day} 的日常巡检由{names_of(ctx, [inspection.userid])}负责，"
+                    f"截至 {fmt_local(inspection.due_at, tz)} 仍未完成，请督促。",
+                )
+                outbox.send_text([inspection.userid], "【巡检超时】今日巡检已超时，已报告带班领导。")
+                fired += 1
+    return fired
+
+
+async def _send_inspection(ctx: SweepContext, session: AsyncSession, outbox: Outbox, today: date) -> int:
+    day = today.isoformat()
+    if not await claim_occasion(session=session, kind="inspection", subject=day, occasion="card",
+                                at=ctx.now, by=ctx.instance):
+        return 0
+    people = await on_duty_userids(session, ctx.now, ("primary",))
+    if not people:
+        admins = people_with_role(ctx.settings, "admin")
+        outbox.send_text(admins, f"【巡检】{day} 到了巡检时间，但当前无人值班，请尽快排班。")
+        return 1
+    task_id = f"sanshen-insp-{day}-{secrets.token_hex(4)}"
+    inspection = Inspection(
+        day=day, userid=people[0], task_id=task_id, sent_at=ctx.now,
+        due_at=ctx.now + timedelta(minutes=ctx.settings.duty.inspection_deadline_minutes),
+    )
+    session.add(inspection)
+    await session.flush()
+    assert inspection.id is not None
+    outbox.send_card([people[0]], inspection_card(task_id, inspection.id, day))
+    return 1
+
+
+# ---------------------------------------------------------------- incidents
+
+
+async def page_incident(
+    ctx_now: datetime, session: AsyncSession, outbox: Outbox, incident: Incident, settings: object,
+    names: dict[str, str], *, instance: str = "",
+) -> list[str]:
+    """Send the incident card to whoever is on duty now (admins when nobody is)."""
+    on_duty = await on_duty_userids(session, ctx_now, ("primary", "deputy"))
+    targets = on_duty or people_with_role(settings, "admin")  # type: ignore[arg-type]
+    assert incident.id is not None
+    task_id = f"sanshen-inc{incident.id}-{secrets.token_hex(5)}"
+    incident.task_id = task_id
+    session.add(incident)
+    tz = settings.tz  # type: ignore[attr-defined]
+    outbox.send_card(targets, incident_card(incident, names.get(incident.raised_by, incident.raised_by), tz, task_id))
+    session.add(IncidentEvent(incident_id=incident.id, at=ctx_now, kind="paged", actor=instance, details={"to": targets}))
+    return targets
+
+
+async def incident_pages(ctx: SweepContext) -> int:
+    """Re-page unacknowledged incidents every N minutes; escalate after M minutes (once)."""
+    duty = ctx.settings.duty
+    repeat = timedelta(minutes=duty.incident_repeat_minutes)
+    escalate_after = timedelta(minutes=duty.incident_escalate_minutes)
+    names = {m.userid: m.name for m in ctx.settings.staff}
+    fired = 0
+    async with ctx.db() as session, session.begin():
+        outbox = Outbox(session, ctx.clock)
+        due = await session.exec(
+            select(Incident).where(Incident.status == "open", col(Incident.next_page_at) <= ctx.now)
+        )
+        for incident in due.all():
+            assert incident.id is not None
+            waited = ctx.now - incident.raised_at
+            slot = waited // repeat  # catch up once: only the current slot fires
+            incident.next_page_at = incident.raised_at + repeat * (slot + 1)
+            session.add(incident)
+            if await claim_occasion(session=session, kind="incident_page", subject=str(incident.id),
+                                    occasion=str(slot), at=ctx.now, by=ctx.instance):
+                await page_incident(ctx.now, session, outbox, incident, ctx.settings, names, instance="system")
+                fired += 1
+            if waited >= escalate_after and await claim_occasion(
+                session=session, kind="incident_escalate", subject=str(incident.id), occasion="1",
+                at=ctx.now, by=ctx.instance,
+            ):
+                leaders = people_with_role(ctx.settings, "leader")
+                admins = people_with_role(ctx.settings, "admin")
+                targets = list(dict.fromkeys([*leaders, *admins]))
+                minutes = int(waited.total_seconds() // 60)
+                outbox.send_text(
+                    targets,
+                    f"【突发事件上报】事件{incident.id}号（{names.get(incident.raised_by, incident.raised_by)}"
+                    f"于 {fmt_local(incident.raised_at, ctx.settings.tz)} 报告）已 {minutes} 分钟无人确认收到：\n"
+                    f"{incident.content}\n请立即过问处置。",
+                )
+                incident.escalated_at = ctx.now
+                session.add(incident)
+                session.add(IncidentEvent(incident_id=incident.id, at=ctx.now, kind="escalated",
+                                          actor="system", details={"to": targets}))
+                fired += 1
+    return fired
+
+
+# ---------------------------------------------------------------- gaps
+
+
+async def gap_warnings(ctx: SweepContext) -> int:
+    """Once a day after gap_check_time: warn admins of hours in the horizon with no 主班."""
+    duty = ctx.settings.duty
+    tz = ctx.settings.tz
+    today = local_day(ctx.now, tz)
+    if ctx.now < local_at(today, duty.gap_check_time, tz):
+        return 0
+    horizon_end = ctx.now + timedelta(days=duty.gap_horizon_days)
+    async with ctx.db() as session, session.begin():
+        shifts = [s for s in await duty_repo.shifts_between(session, ctx.now, horizon_end) if s.role == "primary"]
+        gaps = uncovered(ctx.now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1), horizon_end, shifts)
+        if not gaps:
+            return 0
+        if not await claim_occasion(session=session, kind="duty_gap", subject="roster",
+                                    occasion=today.isoformat(), at=ctx.now, by=ctx.instance):
+            return 0
+        lines = [f"{fmt_local(a, tz, '%m-%d %H:%M')} 至 {fmt_local(b, tz, '%m-%d %H:%M')}" for a, b in gaps[:10]]
+        more = f"\n……共 {len(gaps)} 段" if len(gaps) > 10 else ""
+        Outbox(session, ctx.clock).send_text(
+            people_with_role(ctx.settings, "admin"),
+            f"【排班缺口】未来 {duty.gap_horizon_days} 天以下时段无人值班（主班）：\n" + "\n".join(lines) + more
+            + "\n请用 /duty swap 或导入排班表补齐。",
+        )
+    return 1
+
+
+def uncovered(start: datetime, end: datetime, shifts: list[Shift]) -> list[tuple[datetime, datetime]]:
+    """Maximal stretches of [start, end) that no shift covers, at hour granularity."""
+    gaps: list[tuple[datetime, datetime]] = []
+    cursor = start
+    for shift in sorted(shifts, key=lambda s: s.start_at):
+        if shift.end_at <= cursor:
+            continue
+        if shift.start_at > cursor:
+            gaps.append((cursor, min(shift.start_at, end)))
+        cursor = max(cursor, shift.end_at)
+        if cursor >= end:
+            break
+    if cursor < end:
+        gaps.append((cursor, end))
+    return [(a, b) for a, b in gaps if b - a >= timedelta(hours=1)]
+
+
+SWEEPS = (keep_roster, shift_pings, inspections, incident_pages, gap_warnings)

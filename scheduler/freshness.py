@@ -1,0 +1,117 @@
+"""The 14×24-hour rule on the scheduler: warnings before the deadline, daily overdue alarms, digest.
+
+The occasion key contains the deadline itself, so a new post (a new deadline) starts afresh.
+After downtime spanning several warning thresholds, one warning goes out (for the most urgent
+threshold passed); an overdue alarm fires once per day overdue, for the current day only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import col, select
+
+from bot.config import Settings
+from bot.outbox import Outbox
+from scheduler.calendar import fmt_local, local_at, local_day, people_with_role
+from scheduler.sweeper import SweepContext
+from storage.account_models import Account
+from storage.accounts_repo import accounts_by_remaining, period_of
+from storage.occasions_repo import claim_occasion
+
+DAY = timedelta(days=1)
+
+
+def remaining_text(left: timedelta) -> str:
+    hours = int(left.total_seconds() // 3600)
+    if left.total_seconds() < 0:
+        over = -left
+        return f"已超期 {over.days} 天 {over.seconds // 3600} 小时"
+    return f"剩余 {hours // 24} 天 {hours % 24} 小时" if hours >= 24 else f"剩余 {hours} 小时"
+
+
+def account_line(account: Account, settings: Settings, now: object) -> str:
+    if account.deadline_at is None:
+        return f"{account.name}（{account.platform}）：无更新记录"
+    left = account.deadline_at - now  # type: ignore[operator]
+    return (
+        f"{account.name}（{account.platform}）：{remaining_text(left)}，"
+        f"期限 {fmt_local(account.deadline_at, settings.tz)}"
+    )
+
+
+async def freshness_warnings(ctx: SweepContext) -> int:
+    """Warn owners as thresholds pass; alarm owners and admins daily once overdue."""
+    settings = ctx.settings
+    warn = sorted(settings.freshness.warn_hours, reverse=True)
+    horizon = ctx.now + timedelta(hours=max(warn, default=0))
+    admins = people_with_role(settings, "admin")
+    fired = 0
+    async with ctx.db() as session, session.begin():
+        outbox = Outbox(session, ctx.clock)
+        rows = await session.exec(
+            select(Account).where(
+                Account.status == "active",
+                col(Account.deadline_at).is_not(None),
+                col(Account.deadline_at) <= horizon,
+            )
+        )
+        for account in rows.all():
+            assert account.deadline_at is not None and account.id is not None
+            left = account.deadline_at - ctx.now
+            subject = f"{account.id}@{account.deadline_at.isoformat()}"
+            owners = account.owner_list or admins
+            period_days = period_of(account, settings).total_seconds() / 86400
+            if left > timedelta(0):
+                passed = [h for h in warn if left <= timedelta(hours=h)]
+                claimed = [
+                    h for h in passed
+                    if await claim_occasion(session=session, kind="account_warning", subject=subject,
+                                            occasion=f"{h}h", at=ctx.now, by=ctx.instance)
+                ]
+                if claimed and min(passed) in claimed:
+                    outbox.send_text(
+                        owners,
+                        f"【更新提醒】{account.name}（{account.platform}）距 {period_days:g} 天更新期限"
+                        f"{remaining_text(left)}（期限 {fmt_local(account.deadline_at, settings.tz)}），请及时发布。"
+                        f"发布后请发送 /posted {account.name} 或 /published 编号 {account.name}。",
+                    )
+                    fired += 1
+                continue
+            day = int((-left) // DAY)
+            if await claim_occasion(session=session, kind="account_overdue", subject=subject,
+                                    occasion=f"day{day}", at=ctx.now, by=ctx.instance):
+                outbox.send_text(
+                    list(dict.fromkeys([*owners, *admins])),
+                    f"【超期告警】{account.name}（{account.platform}，{account.unit or '未填单位'}）"
+                    f"超过 {period_days:g} 天未更新，{remaining_text(left)}"
+                    f"（上次更新 {fmt_local(account.last_post_at or account.deadline_at, settings.tz)}）。"
+                    "请立即更新，每天提醒直至更新。",
+                )
+                fired += 1
+    return fired
+
+
+async def freshness_digest(ctx: SweepContext) -> int:
+    """Once a day at digest_time: admins get every account by time remaining."""
+    settings = ctx.settings
+    today = local_day(ctx.now, settings.tz)
+    if ctx.now < local_at(today, settings.freshness.digest_time, settings.tz):
+        return 0
+    admins = people_with_role(settings, "admin")
+    if not admins:
+        return 0
+    async with ctx.db() as session, session.begin():
+        accounts = await accounts_by_remaining(session, ctx.now)
+        if not accounts:
+            return 0
+        if not await claim_occasion(session=session, kind="account_digest", subject="all",
+                                    occasion=today.isoformat(), at=ctx.now, by=ctx.instance):
+            return 0
+        lines = [f"【账号更新日报】{today:%m月%d日}，共 {len(accounts)} 个账号，按剩余时间排列："]
+        lines += [f"{n}. {account_line(a, settings, ctx.now)}" for n, a in enumerate(accounts, start=1)]
+        Outbox(session, ctx.clock).send_text(admins, "\n".join(lines))
+    return 1
+
+
+SWEEPS = (freshness_warnings, freshness_digest)

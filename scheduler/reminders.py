@@ -1,0 +1,149 @@
+"""催办 on the scheduler: stages pending too long are reminded, escalated, and at a hard limit
+handed to admins or returned to the submitter — never approved by the machine.
+
+Pending time counts working days only when configured (法定节假日 and 调休 aware). Nothing is
+sent in quiet hours; the occasion is simply not claimed until they end, then sent once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Settings, StaffMember
+from bot.outbox import Outbox
+from bot.workflow import stage_of
+from scheduler.calendar import fmt_local, in_quiet_hours, people_with_role, working_time_between
+from scheduler.sweeper import SweepContext
+from storage.audit_repo import append_audit
+from storage.models import Draft
+from storage.occasions_repo import claim_occasion
+
+
+@dataclass
+class SweepView:
+    """The slice of a handler Context that the review rules need, for use outside a callback."""
+
+    session: AsyncSession
+    settings: Settings
+    clock: Clock
+    outbox: Outbox
+
+    @property
+    def staff(self) -> dict[str, StaffMember]:
+        return {m.userid: m for m in self.settings.staff}
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def name_of(self, userid: str) -> str:
+        member = self.staff.get(userid)
+        return member.name if member else userid
+
+
+def hours(value: float) -> timedelta:
+    return timedelta(hours=value)
+
+
+async def review_reminders(ctx: SweepContext) -> int:
+    from handlers.review import close_open_cards, current_decisions, stage_people
+
+    rules = ctx.settings.reminders
+    if in_quiet_hours(ctx.now, ctx.settings):
+        return 0
+    remind_after, escalate_after = hours(rules.remind_after_hours), hours(rules.escalate_after_hours)
+    repeat = hours(rules.repeat_every_hours)
+    fired = 0
+    async with ctx.db() as session, session.begin():
+        outbox = Outbox(session, ctx.clock)
+        view = SweepView(session, ctx.settings, ctx.clock, outbox)
+        rows = await session.exec(
+            select(Draft).where(Draft.status == "in_review", col(Draft.stage_entered_at) <= ctx.now - remind_after)
+        )
+        for draft in rows.all():
+            entered = draft.stage_entered_at
+            pending = (
+                working_time_between(entered, ctx.now, ctx.settings.tz) if rules.workdays_only else ctx.now - entered
+            )
+            if pending < remind_after:
+                continue
+            chain = ctx.settings.chain_for(draft.category)
+            stage_name = stage_of(chain, draft.stage).name
+            subject = f"{draft.id}:v{draft.version}r{draft.round}s{draft.stage}"
+            people = (await stage_people(view, chain, draft, await current_decisions(view, draft))).assignees  # type: ignore[arg-type]
+            label = f"稿件{draft.id}号《{draft.title}》"
+            waited = f"{pending.total_seconds() / 3600:.0f} 小时" + ("（按工作日计）" if rules.workdays_only else "")
+            details: dict[str, Any] = {"stage": draft.stage, "stage_name": stage_name, "pending_hours": round(pending.total_seconds() / 3600, 1)}
+            if rules.hard_limit_hours and pending >= hours(rules.hard_limit_hours):
+                if await claim_occasion(session=session, kind="review_hard_limit", subject=subject, occasion="1",
+                                        at=ctx.now, by=ctx.instance):
+                    fired += await _hard_limit(view, draft, label, stage_name, waited, people, close_open_cards)
+                continue
+            if pending >= escalate_after:
+                slot = (pending - escalate_after) // repeat
+                if await claim_occasion(session=session, kind="review_escalate", subject=subject,
+                                        occasion=str(slot), at=ctx.now, by=ctx.instance):
+                    leaders = [u for u in people_with_role(ctx.settings, "leader") if u not in people] or people_with_role(ctx.settings, "admin")
+                    outbox.send_text(
+                        leaders,
+                        f"【催办上报】{label}在{stage_name}已等待 {waited}，审核人{_names(view, people)}尚未处理，请督办。",
+                    )
+                    outbox.send_text(people, f"【催办】{label}在您处{stage_name}已等待 {waited}，已上报单位领导，请尽快审核。")
+                    await append_audit(session=session, at=ctx.now, actor="system", action="review_escalation",
+                                       draft_id=draft.id, details={**details, "to": leaders})
+                    fired += 1
+                continue
+            slot = (pending - remind_after) // repeat
+            if await claim_occasion(session=session, kind="review_remind", subject=subject,
+                                    occasion=str(slot), at=ctx.now, by=ctx.instance):
+                outbox.send_text(
+                    people,
+                    f"【催办】{label}自 {fmt_local(entered, ctx.settings.tz)} 起等待您{stage_name}（已 {waited}），"
+                    f"请在审核卡片上处理，或发送 /approve {draft.id}、/reject {draft.id} 理由。",
+                )
+                await append_audit(session=session, at=ctx.now, actor="system", action="review_reminder",
+                                   draft_id=draft.id, details={**details, "to": list(people)})
+                fired += 1
+    return fired
+
+
+def _names(view: SweepView, userids: tuple[str, ...] | list[str]) -> str:
+    return "、".join(view.name_of(u) for u in userids) or "（无）"
+
+
+async def _hard_limit(
+    view: SweepView, draft: Draft, label: str, stage_name: str, waited: str, people: tuple[str, ...],
+    close_open_cards: Any,
+) -> int:
+    rules = view.settings.reminders
+    admins = people_with_role(view.settings, "admin")
+    now = view.now()
+    if rules.hard_limit_outcome == "return_to_submitter":
+        await close_open_cards(view, draft, "超时已退回")
+        draft.status = "rejected"
+        draft.updated_at = now
+        view.session.add(draft)
+        view.outbox.send_text(
+            [draft.submitter_userid],
+            f"{label}在{stage_name}等待 {waited} 仍无人审核，已按规定退回。可发送 /revise {draft.id} 修改后重新送审。",
+        )
+        view.outbox.send_text(list(dict.fromkeys([*people, *admins])), f"{label}在{stage_name}超时未审，已退回投稿人。")
+        action = "timeout_return"
+    else:
+        view.outbox.send_text(
+            admins,
+            f"【超时未审】{label}在{stage_name}已等待 {waited}，超过上限，审核人{_names(view, people)}。"
+            "请管理员处理（可 /transfer 转审或 /return 退回）。",
+        )
+        action = "timeout_notify"
+    await append_audit(session=view.session, at=now, actor="system", action=action, draft_id=draft.id,
+                       details={"stage": draft.stage, "stage_name": stage_name})
+    return 1
+
+
+SWEEPS = (review_reminders,)

@@ -1,0 +1,125 @@
+"""Accounts under the update rule: config sync, CSV import, recorded posts, deadlines."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import AccountSettings, Settings
+from storage.account_models import Account, AccountPost
+
+
+def period_of(account: Account, settings: Settings) -> timedelta:
+    return timedelta(hours=account.period_hours or settings.freshness.period_hours)
+
+
+async def sync_accounts(*, session: AsyncSession, settings: Settings, at: datetime) -> None:
+    """Create or update the configured accounts (posts and deadlines are kept)."""
+    for configured in settings.freshness.accounts:
+        await upsert_account(session=session, settings=settings, data=configured, at=at)
+
+
+async def upsert_account(
+    *, session: AsyncSession, settings: Settings, data: AccountSettings, at: datetime
+) -> Account:
+    account = (await session.exec(select(Account).where(Account.name == data.name))).first()
+    if account is None:
+        account = Account(name=data.name, created_at=at)
+    account.platform = data.platform
+    account.unit = data.unit
+    account.owners = "|".join(data.owners)
+    account.period_hours = data.period_hours
+    account.status = data.status
+    if account.last_post_at is not None:
+        account.deadline_at = account.last_post_at + period_of(account, settings)
+    session.add(account)
+    await session.flush()
+    return account
+
+
+async def find_account(session: AsyncSession, name: str) -> Account | None:
+    return (await session.exec(select(Account).where(Account.name == name))).first()
+
+
+async def record_post(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    account: Account,
+    posted_at: datetime,
+    by: str,
+    at: datetime,
+    draft_id: int | None = None,
+    url: str = "",
+) -> bool:
+    """Store the post; move the deadline only when it is the newest post. True if it moved."""
+    assert account.id is not None
+    session.add(AccountPost(account_id=account.id, posted_at=posted_at, draft_id=draft_id, url=url,
+                            recorded_by=by, recorded_at=at))
+    if account.last_post_at is not None and account.last_post_at >= posted_at:
+        await session.flush()
+        return False
+    account.last_post_at = posted_at
+    account.deadline_at = posted_at + period_of(account, settings)
+    session.add(account)
+    await session.flush()
+    return True
+
+
+async def accounts_by_remaining(
+    session: AsyncSession, now: datetime, limit: int | None = None
+) -> list[Account]:
+    """Active accounts, the closest to (or furthest past) the deadline first; unknown last."""
+    statement = select(Account).where(Account.status == "active").order_by(
+        col(Account.deadline_at).is_(None), col(Account.deadline_at), col(Account.name)
+    )
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list((await session.exec(statement)).all())
+
+
+class AccountImportError(ValueError):
+    """A line of the accounts CSV could not be read (Chinese message naming the line)."""
+
+
+async def import_accounts_csv(
+    *, session: AsyncSession, settings: Settings, path: Path, at: datetime
+) -> int:
+    """Columns: name, platform, unit, owners (userids separated by |), period_hours, last_post."""
+    table = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    staff = {m.userid for m in settings.staff}
+    count = 0
+    for number, row in enumerate(table, start=2):
+        name = (row.get("name") or "").strip()
+        if not name:
+            continue
+        owners = tuple(u for u in (row.get("owners") or "").split("|") if u)
+        unknown = [u for u in owners if u not in staff]
+        if unknown:
+            raise AccountImportError(f"{path.name} 第 {number} 行：负责人 {unknown} 不在人员名单中")
+        period = (row.get("period_hours") or "").strip()
+        try:
+            data = AccountSettings(
+                name=name, platform=(row.get("platform") or "").strip(), unit=(row.get("unit") or "").strip(),
+                owners=owners, period_hours=int(period) if period else None,
+            )
+        except ValueError as exc:
+            raise AccountImportError(f"{path.name} 第 {number} 行：{exc}") from None
+        account = await upsert_account(session=session, settings=settings, data=data, at=at)
+        last = (row.get("last_post") or "").strip()
+        if last:
+            try:
+                posted = datetime.fromisoformat(last)
+            except ValueError:
+                raise AccountImportError(f"{path.name} 第 {number} 行：last_post 应写成 YYYY-MM-DD HH:MM") from None
+            if posted.tzinfo is None:
+                posted = posted.replace(tzinfo=settings.tz)
+            await record_post(session=session, settings=settings, account=account, posted_at=posted,
+                              by="import", at=at)
+        count += 1
+    return count
