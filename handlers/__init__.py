@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.dispatcher import Router
-from handlers import basic, export, lifecycle, review, status
+from handlers import accounts, basic, duty, export, lifecycle, review, status
 
 
 def all_routers() -> list[Router]:
-    return [review.router, lifecycle.router, status.router, export.router, basic.router]
+    return [review.router, lifecycle.router, status.router, export.router, duty.router, accounts.router, basic.router]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.context import Context
+from bot.context import Context, UserFacingError
 from bot.dispatcher import Command, Router
 from bot.wecom_events import OtherEvent
 from handlers import views
@@ -10,9 +10,16 @@ from handlers import views
 router = Router("basic")
 
 
-@router.command("help", aliases=("帮助",), usage="/help", summary="查看可用命令")
+@router.command("help", aliases=("帮助",), usage="/help [命令]", summary="查看可用命令")
 async def on_help_command(ctx: Context, cmd: Command) -> None:
     roles = ctx.member.roles if ctx.member else ()
+    if cmd.argv:
+        word = cmd.argv[0].lstrip("/／")
+        for spec in ctx.commands:
+            if word == spec.name or word in spec.aliases:
+                ctx.reply_text(views.command_help(spec))
+                return
+        raise UserFacingError(f"没有 /{word} 这个命令。发送 /help 查看全部命令。")
     ctx.reply_text(views.help_text(list(ctx.commands), roles))
 
 

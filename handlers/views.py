@@ -92,14 +92,20 @@ def usage(spec_usage: str) -> str:
 
 
 def help_text(specs: Sequence[CommandSpec], roles: Sequence[str]) -> str:
-    lines = ["审校助手可用命令："]
+    """One short line per command this person may use; `/help 命令` gives the full usage."""
+    lines = ["审校助手可用命令（发送“/help 命令”查看用法）："]
     for spec in specs:
         if spec.roles and not (set(spec.roles) & set(roles) or "admin" in roles):
             continue
-        alias = f"（{'、'.join(spec.aliases)}）" if spec.aliases else ""
-        lines.append(f"{spec.usage or '/' + spec.name}{alias}\n  {spec.summary}")
+        alias = f"（{spec.aliases[0]}）" if spec.aliases else ""
+        lines.append(f"/{spec.name}{alias} {spec.summary.split('（')[0].split('；')[0]}")
     lines.append("审核卡片上的按钮同样有效；卡片过期时可用 /approve、/reject。")
     return "\n".join(lines)
+
+
+def command_help(spec: CommandSpec) -> str:
+    alias = f"\n别名：{'、'.join(spec.aliases)}" if spec.aliases else ""
+    return f"/{spec.name}：{spec.summary}\n用法：{spec.usage or '/' + spec.name}{alias}"
 
 
 def submit_received(draft: Draft, stage_name: str, assignee_names: str) -> str:

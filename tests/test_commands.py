@@ -71,6 +71,11 @@ async def test_help_shows_only_what_the_role_may_use(stack: Stack) -> None:
     assert "/approve" in leader_help and "/submit" not in leader_help
     await say(stack, "wangxm", "帮助")
     assert "/submit" in last_text(stack, "wangxm")
+    await say(stack, "chenfb", "/help")  # an admin sees every command, still in one message
+    admin_help = last_text(stack, "chenfb")
+    assert "/export" in admin_help and "/duty" in admin_help and len(admin_help.encode()) <= 2048
+    await say(stack, "chenfb", "/help 催办")
+    assert "用法：/remind 编号" in last_text(stack, "chenfb")
 
 
 async def test_unknown_command_suggests_and_refusal_says_why(stack: Stack) -> None:

@@ -1,0 +1,232 @@
+"""Duty-watch commands and cards: /duty (值班), /duty swap, /alert (突发), /incidents, 巡检 and 事件 buttons."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlmodel import col, select
+
+from bot.context import Context, UserFacingError
+from bot.dispatcher import Command, Router
+from bot.wecom_events import CardClick
+from handlers import views
+from scheduler.calendar import fmt_local, local_at, local_day, people_with_role
+from scheduler.duty import page_incident
+from storage import duty_repo
+from storage.audit_repo import append_audit
+from storage.duty_models import Incident, IncidentEvent, Inspection, Shift
+
+router = Router("duty")
+
+DUTY_USAGE = "/duty [天数] 或 /duty swap YYYY-MM-DD userid [副班|带班领导]"
+ALERT_USAGE = "/alert 事件内容"
+INCIDENT_USAGE = "/incidents [编号]"
+STATUS_LABELS = {"open": "待收到", "acked": "已收到，处置中", "resolved": "已处置"}
+EVENT_LABELS = {"raised": "报告", "paged": "通知值班", "escalated": "上报", "acked": "收到", "resolved": "处置完毕"}
+ROLE_WORDS = {"主班": "primary", "副班": "deputy", "带班领导": "leader", "带班": "leader"}
+
+
+def is_admin(ctx: Context) -> bool:
+    return ctx.member is not None and "admin" in ctx.member.roles
+
+
+# ---------------------------------------------------------------- /duty
+
+
+@router.command("duty", aliases=("值班",), usage=DUTY_USAGE, summary="值班表；调班：/duty swap 日期 userid")
+async def on_duty(ctx: Context, cmd: Command) -> None:
+    if cmd.argv and cmd.argv[0] in ("swap", "调班", "换班"):
+        await swap(ctx, cmd.argv[1:])
+        return
+    days = 7
+    if cmd.argv:
+        if len(cmd.argv) != 1 or not cmd.argv[0].isdigit() or not 1 <= int(cmd.argv[0]) <= 31:
+            raise UserFacingError(views.usage(DUTY_USAGE))
+        days = int(cmd.argv[0])
+    tz = ctx.settings.tz
+    now = ctx.now()
+    today = local_day(now, tz)
+    start = local_at(today, ctx.settings.duty.handover_time, tz) - timedelta(days=1)
+    shifts = await duty_repo.shifts_between(ctx.session, max(start, now - timedelta(hours=1)), start + timedelta(days=days + 1))
+    if not shifts:
+        ctx.reply_text("还没有排班。管理员可在配置的 [duty] 中设置轮值，或导入排班表。")
+        return
+    lines = ["【值班表】"]
+    for shift_start in sorted({s.start_at for s in shifts}):
+        group = [s for s in shifts if s.start_at == shift_start]
+        who = "，".join(f"{duty_repo.ROLE_LABELS.get(s.role, s.role)} {ctx.name_of(s.userid)}" for s in sorted(group, key=lambda s: duty_repo.ROLES.index(s.role)))
+        marker = "（当前）" if group[0].start_at <= now < group[0].end_at else ""
+        lines.append(f"{fmt_local(shift_start, tz, '%m-%d %a %H:%M')}{marker}：{who}")
+    on_now = await duty_repo.on_duty_at(ctx.session, now)
+    if not [s for s in on_now if s.role == "primary"]:
+        lines.append("注意：当前无人值班（主班）。")
+    ctx.reply_text("\n".join(lines).replace("Mon", "周一").replace("Tue", "周二").replace("Wed", "周三")
+                   .replace("Thu", "周四").replace("Fri", "周五").replace("Sat", "周六").replace("Sun", "周日"))
+
+
+async def swap(ctx: Context, args: list[str]) -> None:
+    if len(args) not in (2, 3):
+        raise UserFacingError(views.usage(DUTY_USAGE))
+    try:
+        day = date.fromisoformat(args[0])
+    except ValueError:
+        raise UserFacingError(f"日期“{args[0]}”应写成 YYYY-MM-DD。用法：{DUTY_USAGE}") from None
+    target = args[1]
+    if target not in ctx.staff:
+        raise UserFacingError(f"人员名单中没有 {target}，请核对 userid。")
+    role = ROLE_WORDS.get(args[2], "") if len(args) == 3 else "primary"
+    if not role:
+        raise UserFacingError(views.usage(DUTY_USAGE))
+    tz = ctx.settings.tz
+    start = local_at(day, ctx.settings.duty.handover_time, tz)
+    if start + timedelta(hours=ctx.settings.duty.shift_hours) <= ctx.now():
+        raise UserFacingError("只能调整当前或以后的班次。")
+    shift = (await ctx.session.exec(select(Shift).where(Shift.role == role, Shift.start_at == start))).first()
+    current = shift.userid if shift else ""
+    if not (is_admin(ctx) or ctx.user in (current, target)):
+        raise UserFacingError("只有管理员或调班涉及的两个人可以调班。")
+    if current == target:
+        raise UserFacingError(f"{day:%m月%d日}的{duty_repo.ROLE_LABELS[role]}已是{ctx.name_of(target)}。")
+    await duty_repo.upsert_shift(
+        ctx.session,
+        duty_repo.PlannedShift(role, target, start, start + timedelta(hours=ctx.settings.duty.shift_hours), "swap"),
+    )
+    await append_audit(session=ctx.session, at=ctx.now(), actor=ctx.user, action="duty_swap",
+                       details={"day": day.isoformat(), "role": role, "from": current, "to": target})
+    label = f"{day:%m月%d日}（{fmt_local(start, tz)} 起）的{duty_repo.ROLE_LABELS[role]}"
+    told = [u for u in (current, target) if u and u != ctx.user]
+    if told:
+        ctx.outbox.send_text(told, f"【调班】{ctx.name_of(ctx.user)}已把{label}由{ctx.name_of(current) if current else '（空缺）'}改为{ctx.name_of(target)}。")
+    ctx.reply_text(f"已调班：{label}改由{ctx.name_of(target)}值班。")
+
+
+# ---------------------------------------------------------------- /alert and incidents
+
+
+@router.command("alert", aliases=("突发",), usage=ALERT_USAGE, summary="报告突发事件，值班人员立即收到并须确认")
+async def on_alert(ctx: Context, cmd: Command) -> None:
+    content = " ".join(p for p in (cmd.args.strip(), cmd.body.strip()) if p)
+    if not content:
+        raise UserFacingError(views.usage(ALERT_USAGE))
+    now = ctx.now()
+    incident = Incident(
+        content=content[:2000], raised_by=ctx.user, raised_at=now, status="open",
+        next_page_at=now + timedelta(minutes=ctx.settings.duty.incident_repeat_minutes),
+    )
+    ctx.session.add(incident)
+    await ctx.session.flush()
+    assert incident.id is not None
+    ctx.session.add(IncidentEvent(incident_id=incident.id, at=now, kind="raised", actor=ctx.user))
+    names = {m.userid: m.name for m in ctx.settings.staff}
+    paged = await page_incident(now, ctx.session, ctx.outbox, incident, ctx.settings, names)
+    await append_audit(session=ctx.session, at=now, actor=ctx.user, action="incident",
+                       details={"incident": incident.id, "content": content[:200], "paged": paged})
+    ctx.reply_text(
+        f"已报告突发事件{incident.id}号，已通知{views.names(paged, names)}。"
+        f"{ctx.settings.duty.incident_escalate_minutes} 分钟内无人确认将上报单位领导。"
+    )
+
+
+async def load_incident(ctx: Context, number: int) -> Incident:
+    incident = await ctx.session.get(Incident, number, with_for_update=True)
+    if incident is None:
+        raise UserFacingError(f"没有编号为 {number} 的突发事件。")
+    return incident
+
+
+@router.card("in")
+async def on_incident_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
+    if len(parts) != 2 or parts[0] not in ("ack", "done") or not parts[1].isdigit():
+        raise UserFacingError(views.UNKNOWN_CARD)
+    incident = await load_incident(ctx, int(parts[1]))
+    now = ctx.now()
+    allowed = set(await duty_ids(ctx)) | set(people_with_role(ctx.settings, "leader")) | set(people_with_role(ctx.settings, "admin"))
+    if ctx.user not in allowed:
+        ctx.log.info("incident %s click by %s refused", incident.id, ctx.user)
+        raise UserFacingError("您不是当前值班人员，不能处理该事件，本次操作未生效。")
+    if incident.status == "resolved" or (parts[0] == "ack" and incident.status != "open"):
+        who = incident.resolved_by or incident.acked_by
+        raise UserFacingError(f"事件{incident.id}号已由{ctx.name_of(who)}处理（{STATUS_LABELS[incident.status]}），本次操作未生效。")
+    assert incident.id is not None
+    if parts[0] == "ack":
+        incident.status, incident.acked_by, incident.acked_at = "acked", ctx.user, now
+        label, kind = f"已收到·{ctx.name_of(ctx.user)}", "acked"
+    else:
+        if incident.status == "open":
+            incident.acked_by, incident.acked_at = ctx.user, now
+        incident.status, incident.resolved_by, incident.resolved_at = "resolved", ctx.user, now
+        label, kind = f"已处置·{ctx.name_of(ctx.user)}", "resolved"
+    incident.next_page_at = None
+    ctx.session.add(incident)
+    ctx.session.add(IncidentEvent(incident_id=incident.id, at=now, kind=kind, actor=ctx.user))
+    if click.response_code:
+        ctx.outbox.update_card(click.response_code, replace_name=label[:20])
+    await append_audit(session=ctx.session, at=now, actor=ctx.user, action=f"incident_{kind}",
+                       details={"incident": incident.id})
+    verb = "已确认收到" if kind == "acked" else "已处置完毕"
+    if incident.raised_by != ctx.user:
+        ctx.outbox.send_text([incident.raised_by], f"您报告的突发事件{incident.id}号{ctx.name_of(ctx.user)}{verb}。")
+    ctx.reply_text(f"已记录：事件{incident.id}号{verb}。" + ("处置完毕后请点“已处置”。" if kind == "acked" else ""))
+
+
+async def duty_ids(ctx: Context) -> list[str]:
+    return [s.userid for s in await duty_repo.on_duty_at(ctx.session, ctx.now())]
+
+
+@router.command("incidents", aliases=("事件",), usage=INCIDENT_USAGE, summary="突发事件列表，或某一事件的完整时间线")
+async def on_incidents(ctx: Context, cmd: Command) -> None:
+    tz = ctx.settings.tz
+    if cmd.argv:
+        if len(cmd.argv) != 1 or not cmd.argv[0].isdigit():
+            raise UserFacingError(views.usage(INCIDENT_USAGE))
+        incident = await ctx.session.get(Incident, int(cmd.argv[0]))
+        if incident is None:
+            raise UserFacingError(f"没有编号为 {cmd.argv[0]} 的突发事件。")
+        events = await ctx.session.exec(
+            select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(col(IncidentEvent.id))
+        )
+        names = {m.userid: m.name for m in ctx.settings.staff}
+        lines = [f"【突发事件{incident.id}号】{STATUS_LABELS[incident.status]}", incident.content, "—— 时间线 ——"]
+        for event in events.all():
+            who = names.get(event.actor, event.actor) if event.actor not in ("", "system") else "系统"
+            to = event.details.get("to") if event.details else None
+            suffix = f" → {views.names(to, names)}" if to else ""
+            lines.append(f"{fmt_local(event.at, tz)} {who} {EVENT_LABELS.get(event.kind, event.kind)}{suffix}")
+        ctx.reply_text("\n".join(lines))
+        return
+    rows = (await ctx.session.exec(select(Incident).order_by(col(Incident.id).desc()).limit(15))).all()
+    if not rows:
+        ctx.reply_text("暂无突发事件记录。")
+        return
+    lines = ["【突发事件】最近 15 件："]
+    for incident in rows:
+        lines.append(f"{incident.id}号 {fmt_local(incident.raised_at, tz)} {STATUS_LABELS[incident.status]}：{incident.content[:40]}")
+    lines.append("发送 /incidents 编号 查看时间线。")
+    ctx.reply_text("\n".join(lines))
+
+
+# ---------------------------------------------------------------- 巡检 card
+
+
+@router.card("dy")
+async def on_inspection_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
+    if len(parts) != 2 or parts[0] != "done" or not parts[1].isdigit():
+        raise UserFacingError(views.UNKNOWN_CARD)
+    inspection = await ctx.session.get(Inspection, int(parts[1]), with_for_update=True)
+    if inspection is None or inspection.task_id != click.task_id:
+        raise UserFacingError(views.UNKNOWN_CARD)
+    if inspection.done_at is not None:
+        raise UserFacingError(f"{inspection.day} 的巡检已由{ctx.name_of(inspection.done_by)}完成，本次操作未生效。")
+    if ctx.user != inspection.userid and ctx.user not in await duty_ids(ctx) and not is_admin(ctx):
+        raise UserFacingError("您不是今日巡检的值班人员，本次操作未生效。")
+    now = ctx.now()
+    inspection.done_at, inspection.done_by = now, ctx.user
+    ctx.session.add(inspection)
+    if click.response_code:
+        ctx.outbox.update_card(click.response_code, replace_name=f"已完成·{ctx.name_of(ctx.user)}"[:20])
+    await append_audit(session=ctx.session, at=now, actor=ctx.user, action="inspection_done",
+                       details={"day": inspection.day, "late": now > inspection.due_at})
+    late = "（已超时）" if now > inspection.due_at else ""
+    ctx.reply_text(f"已记录：{inspection.day} 日常巡检完成{late}。")
+
+
