@@ -83,8 +83,10 @@ async def swap(ctx: Context, args: list[str]) -> None:
         raise UserFacingError("只能调整当前或以后的班次。")
     shift = (await ctx.session.exec(select(Shift).where(Shift.role == role, Shift.start_at == start))).first()
     current = shift.userid if shift else ""
-    if not (is_admin(ctx) or ctx.user in (current, target)):
-        raise UserFacingError("只有管理员或调班涉及的两个人可以调班。")
+    # The holder hands the shift over (the taker is told); an admin assigns anyone; a vacant
+    # shift may be taken by the person who will stand it.
+    if not (is_admin(ctx) or ctx.user == current or (not current and ctx.user == target)):
+        raise UserFacingError("只有管理员或该班次的值班人可以调班（空缺的班次可由接班人自己认领）。")
     if current == target:
         raise UserFacingError(f"{day:%m月%d日}的{duty_repo.ROLE_LABELS[role]}已是{ctx.name_of(target)}。")
     await duty_repo.upsert_shift(
