@@ -1,0 +1,80 @@
+"""Two bot instances on one PostgreSQL database: every scheduled message goes out exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp import web
+
+from bot.app import create_app
+from bot.clock import FrozenClock
+from bot.keys import SENDER, SWEEPER
+from bot.stack import running_stack, stack_settings
+from tests.conftest import POSTGRES_URL, _postgres_reachable, reset_postgres
+from tests.flow import say, tap
+from tests.test_review_flow import SUBMISSION
+
+START = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # Monday 08:00 Asia/Shanghai
+
+
+@pytest.fixture
+async def postgres_url() -> str:
+    if not _postgres_reachable():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL must be reachable on 127.0.0.1:5432 in CI")
+        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
+    await reset_postgres(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+async def test_two_instances_send_each_occasion_once(postgres_url: str) -> None:
+    settings = stack_settings(postgres_url, {
+        "duty": {"rotation": ["zhaoli", "wangxm"], "leader_rotation": ["liuzr"], "rotation_start": "2026-11-23",
+                 "webhook_key": "group"},
+        "freshness": {"accounts": [{"name": "示范发布", "platform": "微信公众号", "owners": ["zhaoli"]}]},
+        "reminders": {"workdays_only": False},
+    })
+    clock = FrozenClock(START)
+    async with running_stack(settings, clock) as stack:
+        stack.sim.add_robot("group")
+        second = create_app(stack.settings, clock=clock, run_sender=False)
+        runner = web.AppRunner(second)
+        await runner.setup()  # runs the second instance's start-up on the same database
+        try:
+            apps = (stack.app, second)
+            await say(stack, "zhaoli", "/posted 示范发布 2026-11-09 20:00")  # 12.5 h to the deadline
+            await say(stack, "wangxm", SUBMISSION)
+            await tap(stack, "wangxm", "同意")
+
+            async def both_sweep_and_send() -> None:
+                for _ in range(3):
+                    await asyncio.gather(*(app[SWEEPER].run_once() for app in apps))
+                await asyncio.gather(*(app[SENDER].drain() for app in apps))
+
+            for hours in (0.6, 2, 8, 14, 20, 24, 24.5, 30):
+                clock.set(datetime.fromtimestamp(START.timestamp() + hours * 3600, UTC))
+                await both_sweep_and_send()
+        finally:
+            await runner.cleanup()
+
+        received = Counter(
+            (user, d.payload.get("text", {}).get("content", "").split("】")[0] + "】")
+            for user in ("zhaoli", "wangxm", "zhangkz", "sunkz", "liuzr", "chenfb")
+            for d in stack.sim.inbox(user) if d.msgtype == "text"
+        )
+        assert received[("zhaoli", "【值班提醒】")] == 1
+        assert received[("wangxm", "【值班提醒】")] == 1
+        assert received[("zhaoli", "【交接班提醒】")] == 1
+        assert received[("zhaoli", "【更新提醒】")] == 2  # 72h+24h caught up as one, then 6h
+        assert received[("zhaoli", "【超期告警】")] == 1
+        assert received[("chenfb", "【超期告警】")] == 1
+        assert received[("zhangkz", "【催办】")] == 1
+        assert len(stack.sim.robots["group"]) == 2, "one 今日值班 per shift"
+        inspections = [d for d in stack.sim.inbox("zhaoli") if d.msgtype == "template_card"
+                       and "巡检" in d.payload["template_card"]["main_title"]["title"]]
+        assert len(inspections) == 1
+        assert not stack.sim.dropped
