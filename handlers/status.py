@@ -14,6 +14,9 @@ from bot.workflow import stage_of
 from handlers import views
 from handlers.review import current_decisions, load_draft, parse_number, stage_people, start_stage
 from storage import drafts_repo
+from storage.accounts_repo import accounts_by_remaining
+from storage.duty_models import Shift
+from storage.duty_repo import ROLE_LABELS, on_duty_at
 from storage.models import AuditEntry, Draft, DraftWatcher
 
 router = Router("status")
@@ -121,8 +124,6 @@ async def on_status(ctx: Context, cmd: Command) -> None:
 
 async def account_lines(ctx: Context) -> list[str]:
     """Accounts closest to the 14×24-hour deadline (the three nearest)."""
-    from storage.accounts_repo import accounts_by_remaining
-
     accounts = await accounts_by_remaining(ctx.session, ctx.now(), limit=3)
     if not accounts:
         return ["新媒体账号：未配置"]
@@ -138,17 +139,14 @@ async def account_lines(ctx: Context) -> list[str]:
 
 
 async def duty_lines(ctx: Context) -> list[str]:
-    from storage.duty_repo import on_duty_at
-
     shifts = await on_duty_at(ctx.session, ctx.now())
     if not shifts:
         return ["当前值班：无人（请管理员排班）"]
     return ["当前值班：" + "，".join(f"{shift_role(s)} {ctx.name_of(s.userid)}" for s in shifts)]
 
 
-def shift_role(shift: object) -> str:
-    role = str(getattr(shift, "role", ""))
-    return {"primary": "主班", "deputy": "副班", "leader": "带班领导"}.get(role, role)
+def shift_role(shift: Shift) -> str:
+    return ROLE_LABELS.get(shift.role, shift.role)
 
 
 # ---------------------------------------------------------------- /pending

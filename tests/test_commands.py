@@ -85,3 +85,27 @@ async def test_unknown_command_suggests_and_refusal_says_why(stack: Stack) -> No
     await say(stack, "liuzr", "/submit 标题\n正文")
     assert "没有使用 /submit 的权限" in last_text(stack, "liuzr") and "采编人员" in last_text(stack, "liuzr")
     assert await drafts(stack) == []
+
+
+async def test_status_shows_the_pipeline_accounts_and_duty(database_url: str) -> None:
+    from bot.clock import FrozenClock
+    from bot.stack import running_stack, stack_settings
+    from tests.conftest import T0
+
+    settings = stack_settings(database_url, {
+        "duty": {"rotation": ["zhaoli"], "leader_rotation": ["liuzr"], "rotation_start": "2026-11-22"},
+        "freshness": {"accounts": [{"name": "示范发布", "owners": ["zhaoli"]}]},
+    })
+    async with running_stack(settings, FrozenClock(T0)) as stack:
+        await stack.sweep()  # plans the roster
+        await say(stack, "wangxm", SUBMISSION)
+        await tap(stack, "wangxm", "同意")
+        await say(stack, "zhaoli", "/posted 示范发布 2026-11-12 09:00")
+        stack.clock.advance(hours=25)  # type: ignore[attr-defined]
+        await say(stack, "zhangkz", "状态")
+        status = last_text(stack, "zhangkz")
+        assert "审核中：二审 1 件" in status
+        assert "超过 24 小时未处理：1 件" in status
+        assert "待我审核：1 件" in status
+        assert "示范发布（剩 47 小时）" in status
+        assert "当前值班：主班 赵丽，带班领导 刘主任" in status
