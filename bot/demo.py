@@ -1,4 +1,4 @@
-"""The demo: a sample unit on SQLite and the simulator, one draft walked through 三审 with a 不同意."""
+"""The demo: a sample unit on SQLite and the simulator — 三审 with a 不同意, then duty and accounts."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import col, select
 
@@ -26,6 +27,13 @@ class Transcript:
     def out(self, text: str = "") -> None:
         sys.stdout.write(text + "\n")
 
+    robot_seen = 0
+
+    def show_new_quietly(self) -> None:
+        """Mark everything delivered so far as seen without printing it."""
+        for userid in self._names:
+            self._seen[userid] = len(self._stack.sim.inbox(userid))
+
     def step(self, title: str) -> None:
         self.out(f"\n=== {title} ===")
 
@@ -37,6 +45,23 @@ class Transcript:
                 for line in render(delivered, self._stack.sim).splitlines():
                     self.out(f"    {line}")
             self._seen[userid] = len(inbox)
+
+
+DEMO_WATCH: dict[str, Any] = {
+    "duty": {
+        "rotation": ["zhaoli", "wangxm"],
+        "leader_rotation": ["liuzr"],
+        "rotation_start": "2026-11-23",
+        "webhook_key": "demo-duty-group",
+        "incident_repeat_minutes": 5,
+        "incident_escalate_minutes": 15,
+    },
+    "freshness": {
+        "accounts": [
+            {"name": "示范发布", "platform": "微信公众号", "unit": "市政府办公室", "owners": ["zhaoli"]},
+        ],
+    },
+}
 
 
 def _button(stack: Stack, userid: str, label: str) -> tuple[str, str]:
@@ -57,8 +82,11 @@ async def run_demo(database_url: str = "") -> int:
     with tempfile.TemporaryDirectory(prefix="sanshen-demo-") as folder:
         url = database_url or f"sqlite+aiosqlite:///{Path(folder) / 'demo.db'}"
         clock = FrozenClock(datetime(2026, 11, 23, 1, 30, tzinfo=UTC))
-        async with running_stack(stack_settings(url), clock) as stack:
-            return await _walk(stack, clock)
+        async with running_stack(stack_settings(url, DEMO_WATCH), clock) as stack:
+            stack.sim.add_robot(DEMO_WATCH["duty"]["webhook_key"])
+            reviewed = await _walk(stack, clock)
+            watched = await _watch(stack, clock)
+            return reviewed or watched
 
 
 async def _walk(stack: Stack, clock: FrozenClock) -> int:
@@ -113,6 +141,51 @@ async def _walk(stack: Stack, clock: FrozenClock) -> int:
     clock.advance(minutes=45)
     await tap("liuzr", "同意")
     return await _summary(stack, show)
+
+
+async def _watch(stack: Stack, clock: FrozenClock) -> int:
+    """Part two on simulated time: a duty ping, an incident escalation, a freshness warning."""
+    show = Transcript(stack)
+    show.show_new_quietly()
+    sim = stack.sim
+
+    async def sweep(note: str) -> None:
+        show.out(f"\n⏱  {clock.now().astimezone(stack.settings.tz):%m-%d %H:%M} {note}")
+        await stack.sweep()
+        show.show_new()
+        for message in sim.robots["demo-duty-group"][show.robot_seen :]:
+            show.out("--- 💬 值班群机器人：")
+            for line in message["text"]["content"].splitlines():
+                show.out(f"    {line}")
+        show.robot_seen = len(sim.robots["demo-duty-group"])
+
+    show.step("6. 值班值守：交班时间一到，值班人员收到提醒，值班群收到今日值班")
+    await sweep("定时任务运行")
+    show.step("7. 政务新媒体 14×24 小时更新：账号负责人登记最近一次更新")
+    await sim.send_text("zhaoli", "/posted 示范发布 2026-11-10 13:00")
+    await stack.drain()
+    show.show_new()
+    clock.advance(hours=2)
+    await sweep("距更新期限不足 24 小时，定时任务运行")
+    show.step("8. 突发事件：报告后无人确认，每 5 分钟重复通知，15 分钟后上报领导")
+    show.out("\n>>> 孙科长（sunkz）发送：\n    /alert 网站首页出现异常链接，疑似被篡改")
+    await sim.send_text("sunkz", "/alert 网站首页出现异常链接，疑似被篡改")
+    await stack.drain()
+    show.show_new()
+    for _ in range(3):
+        clock.advance(minutes=5)
+        await sweep("无人点“收到”")
+    task_id, key = _button(stack, "zhaoli", "收到")
+    show.out("\n>>> 赵丽（zhaoli）点击卡片按钮【收到】")
+    await sim.click("zhaoli", task_id, key)
+    await stack.drain()
+    show.show_new()
+    escalated = any("【突发事件上报】" in d.payload.get("text", {}).get("content", "") for d in sim.inbox("liuzr"))
+    warned = any("【更新提醒】" in d.payload.get("text", {}).get("content", "") for d in sim.inbox("zhaoli"))
+    pinged = any("【值班提醒】" in d.payload.get("text", {}).get("content", "") for d in sim.inbox("zhaoli"))
+    ok = escalated and warned and pinged and not sim.dropped
+    show.out("\n值班提醒、更新预警、突发上报均已发出。" if ok else "\n值班与账号演示结果异常。")
+    return 0 if ok else 1
 
 
 async def _draft_id(stack: Stack) -> int:
