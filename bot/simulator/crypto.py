@@ -72,7 +72,10 @@ class CallbackCrypto:
             raise CryptoError("length field exceeds the plaintext")
         if receive_id.decode("utf-8", "replace") != self.receive_id:
             raise CryptoError("receive id mismatch")
-        return message.decode("utf-8")
+        try:
+            return message.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CryptoError("message is not UTF-8 (tampered ciphertext?)") from exc
 
     def sign(self, timestamp: str, nonce: str, encrypted: str) -> str:
         return signature(self.token, timestamp, nonce, encrypted)
