@@ -126,8 +126,11 @@ def test_negative_cases_fail_in_both() -> None:
         ours(other_corp).decrypt(encrypted)
     with pytest.raises(Exception):  # wechatpy: InvalidCorpIdException
         theirs(other_corp).decrypt_message(body, good, "1", "2")
+    # CBC has no integrity of its own: a tampered ciphertext is caught by the signature.
     tampered = encrypted[:10] + ("A" if encrypted[10] != "A" else "B") + encrypted[11:]
     with pytest.raises(CryptoError):
-        ours(A).decrypt(tampered)
+        ours(A).decrypt_envelope(tampered, good, "1", "2")
+    with pytest.raises(InvalidSignatureException):
+        theirs(A).decrypt_message(body.replace(encrypted, tampered), good, "1", "2")
     with pytest.raises(CryptoError):
         ours(A).decrypt("not base64!")
