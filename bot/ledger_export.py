@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from datetime import tzinfo
 from typing import BinaryIO, TextIO
@@ -11,7 +10,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
-from bot.review_form import SHANGHAI, _clean, _csv_safe
+from bot.review_form import SHANGHAI, _clean, _csv_safe, write_csv
 from storage.export_repo import LedgerRow
 
 LEDGER_HEADER = (
@@ -104,12 +103,5 @@ def write_ledger_xlsx(rows: Iterable[LedgerRow], out: BinaryIO, *, unit: str, pe
 def write_ledger_csv(rows: Iterable[LedgerRow], out_text: TextIO, *, tz: tzinfo = SHANGHAI,
                      bom: bool = True) -> int:
     """Flat CSV (UTF-8 with BOM for Excel); text cells starting with = + - @ get a leading '."""
-    if bom:
-        out_text.write("\ufeff")
-    writer = csv.writer(out_text)
-    writer.writerow(LEDGER_HEADER)
-    count = 0
-    for row in rows:
-        writer.writerow(_csv_safe(v) if isinstance(v, str) else v for v in ledger_values(row, tz))
-        count += 1
-    return count
+    lines = ([_csv_safe(v) if isinstance(v, str) else v for v in ledger_values(row, tz)] for row in rows)
+    return write_csv(LEDGER_HEADER, lines, out_text, bom=bom)

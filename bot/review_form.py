@@ -334,12 +334,19 @@ def write_review_form_csv(
     are local to `tz` as "YYYY-MM-DD HH:MM:SS". Free-text cells starting with = + - @ are
     prefixed with ' so spreadsheet programs do not evaluate them.
     """
+    return write_csv(CSV_HEADER, (_csv_values(row, tz) for row in rows), out_text, bom=bom)
+
+
+def write_csv(
+    header: Iterable[str], lines: Iterable[Iterable[object]], out_text: TextIO, *, bom: bool = True
+) -> int:
+    """CSV for Excel: an optional UTF-8 BOM, the header, then each line; returns the line count."""
     if bom:
         out_text.write("\ufeff")
     writer = csv.writer(out_text)
-    writer.writerow(CSV_HEADER)
+    writer.writerow(header)
     count = 0
-    for row in rows:
-        writer.writerow(_csv_values(row, tz))
+    for line in lines:
+        writer.writerow(line)
         count += 1
     return count

@@ -58,18 +58,28 @@ async def reset_postgres(url: str) -> None:
     await engine.dispose()
 
 
+async def fresh_postgres() -> str:
+    """The real PostgreSQL, emptied; skipped locally without it, a failure in CI."""
+    if not _postgres_reachable():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL must be reachable on 127.0.0.1:5432 in CI")
+        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
+    await reset_postgres(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+async def postgres_url() -> str:
+    return await fresh_postgres()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
     """Each test using this runs on a fresh SQLite file and on the real PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/sanshen.db"
         return
-    if not _postgres_reachable():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL must be reachable on 127.0.0.1:5432 in CI")
-        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
-    await reset_postgres(POSTGRES_URL)
-    yield POSTGRES_URL
+    yield await fresh_postgres()
 
 
 @pytest.fixture

@@ -67,3 +67,15 @@ async def decisions(stack: Stack) -> list[StageDecision]:
 async def drafts(stack: Stack) -> list[Draft]:
     async with stack.db() as session:
         return list((await session.exec(select(Draft).order_by(col(Draft.id)))).all())
+
+
+def count(stack: Stack, user: str, needle: str) -> int:
+    """How many texts `user` received that contain `needle`."""
+    return sum(needle in t for t in texts(stack, user))
+
+
+async def at(stack: Stack, *, sweeps: int = 2, **delta: float) -> None:
+    """Move the clock forward, then let the scheduler sweep (repeatedly, as it would)."""
+    stack.clock.advance(**delta)  # type: ignore[attr-defined]
+    for _ in range(sweeps):
+        await stack.sweep()

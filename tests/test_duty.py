@@ -12,7 +12,7 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.stack import Stack, running_stack, stack_settings
 from storage.duty_repo import rotation_for
-from tests.flow import active_card, last_text, say, tap, texts
+from tests.flow import active_card, at, count, last_text, say, tap, texts
 from tests.test_review_flow import card_click_xml
 
 DUTY = {
@@ -42,17 +42,6 @@ async def duty_stack(database_url: str) -> AsyncIterator[Stack]:
     async with running_stack(duty_settings(database_url), FrozenClock(START)) as stack:
         stack.sim.add_robot("duty-group-key")
         yield stack
-
-
-def count(stack: Stack, user: str, needle: str) -> int:
-    return sum(needle in t for t in texts(stack, user))
-
-
-async def at(stack: Stack, hours: float = 0, minutes: float = 0) -> None:
-    """Move the clock forward and let the scheduler sweep (several times, as it would)."""
-    stack.clock.advance(hours=hours, minutes=minutes)  # type: ignore[attr-defined]
-    for _ in range(3):
-        await stack.sweep()
 
 
 async def test_shift_ping_once_per_shift_across_sweeps_and_restarts(duty_stack: Stack) -> None:

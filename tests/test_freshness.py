@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from bot.stack import Stack, running_stack, stack_settings
 from storage.account_models import Account
-from tests.flow import last_text, say, tap, texts
+from tests.flow import at, count, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION
 
 FRESHNESS = {
@@ -30,16 +30,6 @@ async def fresh_stack(database_url: str) -> AsyncIterator[Stack]:
     settings = stack_settings(database_url, {"freshness": FRESHNESS})
     async with running_stack(settings, FrozenClock(START)) as stack:
         yield stack
-
-
-def count(stack: Stack, user: str, needle: str) -> int:
-    return sum(needle in t for t in texts(stack, user))
-
-
-async def at(stack: Stack, **delta: float) -> None:
-    stack.clock.advance(**delta)  # type: ignore[attr-defined]
-    for _ in range(2):
-        await stack.sweep()
 
 
 async def account(stack: Stack, name: str) -> Account:

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from datetime import UTC, datetime
 
-import pytest
 from aiohttp import web
 
 from bot.app import create_app
 from bot.clock import FrozenClock
 from bot.keys import SENDER, SWEEPER
 from bot.stack import running_stack, stack_settings
-from tests.conftest import POSTGRES_URL, _postgres_reachable, reset_postgres
 from tests.flow import say, tap
 from tests.test_review_flow import SUBMISSION
 
 START = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # Monday 08:00 Asia/Shanghai
-
-
-@pytest.fixture
-async def postgres_url() -> str:
-    if not _postgres_reachable():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL must be reachable on 127.0.0.1:5432 in CI")
-        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
-    await reset_postgres(POSTGRES_URL)
-    return POSTGRES_URL
 
 
 async def test_two_instances_send_each_occasion_once(postgres_url: str) -> None:

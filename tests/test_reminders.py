@@ -10,21 +10,11 @@ import pytest
 
 from bot.clock import FrozenClock
 from bot.stack import Stack, running_stack, stack_settings
-from tests.flow import decisions, drafts, last_text, say, tap, texts
+from tests.flow import at, count, decisions, drafts, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION
 
 MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 FRIDAY_10 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
-
-
-def count(stack: Stack, user: str, needle: str) -> int:
-    return sum(needle in t for t in texts(stack, user))
-
-
-async def at(stack: Stack, **delta: float) -> None:
-    stack.clock.advance(**delta)  # type: ignore[attr-defined]
-    for _ in range(2):
-        await stack.sweep()
 
 
 def reminder_stack(url: str, start: datetime, **rules: Any) -> Any:
