@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import secrets
+from datetime import date, datetime, timedelta
 
 from sqlmodel import col, select
 
 from bot.context import Context, UserFacingError
-from bot.dispatcher import Command, Router
+from bot.dispatcher import Command, Router, pack_action
 from bot.wecom_events import CardClick
 from handlers import views
 from scheduler.calendar import fmt_local, local_at, local_day, people_with_role
@@ -60,8 +61,7 @@ async def on_duty(ctx: Context, cmd: Command) -> None:
     on_now = await duty_repo.on_duty_at(ctx.session, now)
     if not [s for s in on_now if s.role == "primary"]:
         lines.append("注意：当前无人值班（主班）。")
-    ctx.reply_text("\n".join(lines).replace("Mon", "周一").replace("Tue", "周二").replace("Wed", "周三")
-                   .replace("Thu", "周四").replace("Fri", "周五").replace("Sat", "周六").replace("Sun", "周日"))
+    ctx.reply_text("\n".join(lines))
 
 
 async def swap(ctx: Context, args: list[str]) -> None:
@@ -77,29 +77,97 @@ async def swap(ctx: Context, args: list[str]) -> None:
     role = ROLE_WORDS.get(args[2], "") if len(args) == 3 else "primary"
     if not role:
         raise UserFacingError(views.usage(DUTY_USAGE))
-    tz = ctx.settings.tz
-    start = local_at(day, ctx.settings.duty.handover_time, tz)
+    start, current = await shift_holder(ctx, day, role)
+    if current == target:
+        raise UserFacingError(f"{day:%m月%d日}的{duty_repo.ROLE_LABELS[role]}已是{ctx.name_of(target)}。")
+    # The two people concerned: the holder hands the shift over at once; the person taking it
+    # over asks the holder, whose 同意 on a card makes it so. An admin assigns anyone, and a
+    # vacant shift may be taken by the person who will stand it.
+    if is_admin(ctx) or ctx.user == current or (not current and ctx.user == target):
+        await apply_swap(ctx, day, role, start, current, target)
+        ctx.reply_text(f"已调班：{swap_label(ctx, day, role, start)}改由{ctx.name_of(target)}值班。")
+        return
+    if ctx.user != target:
+        raise UserFacingError("只有管理员、该班次的值班人或接班人本人可以调班，本次操作未生效。")
+    label = swap_label(ctx, day, role, start)
+    task_id = f"sanshen-swap-{secrets.token_hex(6)}"
+    keys = [pack_action("sw", verdict, day.isoformat(), role, target, current) for verdict in ("ok", "no")]
+    ctx.outbox.send_card([current], {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·值班值守", "desc_color": 0},
+        "main_title": {"title": "【调班申请】", "desc": f"{ctx.name_of(target)} 申请接班"},
+        "sub_title_text": f"{ctx.name_of(target)}申请接替您{label}。同意后由{ctx.name_of(target)}值班。",
+        "task_id": task_id,
+        "button_list": [
+            {"text": "同意", "style": 1, "key": keys[0]},
+            {"text": "不同意", "style": 2, "key": keys[1]},
+        ],
+    })
+    await append_audit(session=ctx.session, at=ctx.now(), actor=ctx.user, action="duty_swap_request",
+                       details={"day": day.isoformat(), "role": role, "from": current, "to": target})
+    ctx.reply_text(f"已向{ctx.name_of(current)}发出调班申请（{label}），对方同意后生效。")
+
+
+async def shift_holder(ctx: Context, day: date, role: str) -> tuple[datetime, str]:
+    """The start of `day`'s shift in `role` and who holds it ("" when vacant); past shifts refuse."""
+    start = local_at(day, ctx.settings.duty.handover_time, ctx.settings.tz)
     if start + timedelta(hours=ctx.settings.duty.shift_hours) <= ctx.now():
         raise UserFacingError("只能调整当前或以后的班次。")
     shift = (await ctx.session.exec(select(Shift).where(Shift.role == role, Shift.start_at == start))).first()
-    current = shift.userid if shift else ""
-    # The holder hands the shift over (the taker is told); an admin assigns anyone; a vacant
-    # shift may be taken by the person who will stand it.
-    if not (is_admin(ctx) or ctx.user == current or (not current and ctx.user == target)):
-        raise UserFacingError("只有管理员或该班次的值班人可以调班（空缺的班次可由接班人自己认领）。")
-    if current == target:
-        raise UserFacingError(f"{day:%m月%d日}的{duty_repo.ROLE_LABELS[role]}已是{ctx.name_of(target)}。")
+    return start, shift.userid if shift else ""
+
+
+def swap_label(ctx: Context, day: date, role: str, start: datetime) -> str:
+    return f"{day:%m月%d日}（{fmt_local(start, ctx.settings.tz)} 起）的{duty_repo.ROLE_LABELS[role]}"
+
+
+async def apply_swap(ctx: Context, day: date, role: str, start: datetime, current: str, target: str,
+                     *, agreed_by: str = "") -> None:
+    """Give the shift to `target`, record it, and tell whichever of the two did not act."""
     await duty_repo.upsert_shift(
         ctx.session,
         duty_repo.PlannedShift(role, target, start, start + timedelta(hours=ctx.settings.duty.shift_hours), "swap"),
     )
-    await append_audit(session=ctx.session, at=ctx.now(), actor=ctx.user, action="duty_swap",
-                       details={"day": day.isoformat(), "role": role, "from": current, "to": target})
-    label = f"{day:%m月%d日}（{fmt_local(start, tz)} 起）的{duty_repo.ROLE_LABELS[role]}"
+    details = {"day": day.isoformat(), "role": role, "from": current, "to": target}
+    if agreed_by:
+        details["agreed_by"] = agreed_by
+    await append_audit(session=ctx.session, at=ctx.now(), actor=ctx.user, action="duty_swap", details=details)
+    label = swap_label(ctx, day, role, start)
     told = [u for u in (current, target) if u and u != ctx.user]
     if told:
-        ctx.outbox.send_text(told, f"【调班】{ctx.name_of(ctx.user)}已把{label}由{ctx.name_of(current) if current else '（空缺）'}改为{ctx.name_of(target)}。")
-    ctx.reply_text(f"已调班：{label}改由{ctx.name_of(target)}值班。")
+        before = ctx.name_of(current) if current else "（空缺）"
+        ctx.outbox.send_text(told, f"【调班】{ctx.name_of(ctx.user)}已把{label}由{before}改为{ctx.name_of(target)}。")
+
+
+@router.card("sw")
+async def on_swap_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
+    if len(parts) != 5 or parts[0] not in ("ok", "no") or parts[2] not in duty_repo.ROLE_LABELS:
+        raise UserFacingError(views.UNKNOWN_CARD)
+    verdict, day_text, role, target, holder = parts
+    try:
+        day = date.fromisoformat(day_text)
+    except ValueError:
+        raise UserFacingError(views.UNKNOWN_CARD) from None
+    if ctx.user != holder:
+        ctx.log.info("swap click by %s on %s's request refused", ctx.user, holder)
+        raise UserFacingError("只有该班次的值班人可以答复这个调班申请，本次操作未生效。")
+    try:
+        start, current = await shift_holder(ctx, day, role)
+    except UserFacingError:
+        raise UserFacingError("该班次已结束，调班申请已失效。") from None
+    if current != holder:
+        raise UserFacingError(f"该班次现由{ctx.name_of(current) if current else '（空缺）'}值班，调班申请已失效，本次操作未生效。")
+    label = swap_label(ctx, day, role, start)
+    if verdict == "ok":
+        await apply_swap(ctx, day, role, start, current, target, agreed_by=ctx.user)
+        ctx.reply_text(f"已同意调班：{label}改由{ctx.name_of(target)}值班。")
+    else:
+        await append_audit(session=ctx.session, at=ctx.now(), actor=ctx.user, action="duty_swap_declined",
+                           details={"day": day.isoformat(), "role": role, "from": current, "to": target})
+        ctx.outbox.send_text([target], f"【调班】{ctx.name_of(ctx.user)}未同意您接替{label}。")
+        ctx.reply_text(f"已答复：不同意{ctx.name_of(target)}接替{label}。")
+    if click.response_code:
+        ctx.outbox.update_card(click.response_code, replace_name="已同意" if verdict == "ok" else "未同意")
 
 
 # ---------------------------------------------------------------- /alert and incidents

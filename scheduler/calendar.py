@@ -67,5 +67,10 @@ def people_with_role(settings: Settings, role: str) -> list[str]:
     return [m.userid for m in settings.staff if role in m.roles]
 
 
+WEEKDAYS = "一二三四五六日"
+
+
 def fmt_local(moment: datetime, tz: ZoneInfo, pattern: str = "%m-%d %H:%M") -> str:
-    return moment.astimezone(tz).strftime(pattern)
+    """`moment` local to `tz` as `pattern`; %a is the Chinese weekday (周一…周日) in any locale."""
+    local = moment.astimezone(tz)
+    return local.strftime(pattern.replace("%a", "周" + WEEKDAYS[local.weekday()]))

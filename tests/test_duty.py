@@ -80,8 +80,8 @@ async def test_catch_up_after_downtime_sends_only_current_occasions(duty_stack: 
 async def test_swap_permissions_and_effect(duty_stack: Stack) -> None:
     stack = duty_stack
     await at(stack, minutes=31)
-    await say(stack, "sunkz", "/duty swap 2026-11-24 sunkz")  # taking someone's shift is not his call
-    assert "只有管理员或该班次的值班人" in last_text(stack, "sunkz")
+    await say(stack, "liuzr", "/duty swap 2026-11-24 sunkz")  # a third person cannot move a shift
+    assert "只有管理员、该班次的值班人或接班人本人" in last_text(stack, "liuzr")
     await say(stack, "wangxm", "/duty swap 2026-11-24")
     assert "用法：/duty" in last_text(stack, "wangxm")
     await say(stack, "wangxm", "/duty swap 24号 zhaoli")
@@ -95,6 +95,43 @@ async def test_swap_permissions_and_effect(duty_stack: Stack) -> None:
     assert "11-24" in roster and "主班 赵丽" in roster and "主班 孙科长" in roster
     await at(stack, hours=24)
     assert count(stack, "zhaoli", "【值班提醒】") == 2 and count(stack, "wangxm", "【值班提醒】") == 0
+
+
+async def test_taking_over_a_shift_needs_the_holders_consent(duty_stack: Stack) -> None:
+    stack = duty_stack
+    await at(stack, minutes=31)
+    # 11-26 is wangxm's shift; sunkz asks to stand it instead.
+    await say(stack, "sunkz", "/duty swap 2026-11-26 sunkz")
+    assert "已向王小明发出调班申请" in last_text(stack, "sunkz")
+    request = active_card(stack, "wangxm").payload["template_card"]
+    assert request["main_title"]["title"] == "【调班申请】" and "孙科长" in request["sub_title_text"]
+    await say(stack, "wangxm", "值班")
+    assert "11-26 周四 08:30：主班 王小明" in last_text(stack, "wangxm")
+    # Only the holder may answer; a forged click by the requester changes nothing.
+    forged = await stack.sim.post_raw(card_click_xml(stack, "sunkz", request["task_id"], request["button_list"][0]["key"]))
+    assert forged.status == 200
+    await stack.drain()
+    assert "只有该班次的值班人可以答复" in last_text(stack, "sunkz")
+    await tap(stack, "wangxm", "不同意")
+    assert "未同意您接替" in last_text(stack, "sunkz")
+    await say(stack, "sunkz", "值班")
+    assert "主班 王小明" in last_text(stack, "sunkz").split("11-26")[1].splitlines()[0]
+    # Asked again, and agreed: the shift is sunkz's, and the ping goes to him.
+    await say(stack, "sunkz", "/duty swap 2026-11-26 sunkz")
+    await tap(stack, "wangxm", "同意")
+    assert "已同意调班" in last_text(stack, "wangxm") and "【调班】" in last_text(stack, "sunkz")
+    await say(stack, "sunkz", "值班")
+    assert "11-26 周四 08:30：主班 孙科长" in last_text(stack, "sunkz")
+    for _ in range(3):
+        await at(stack, days=1)
+    assert count(stack, "sunkz", "【值班提醒】") == 1 and count(stack, "wangxm", "【值班提醒】") == 1
+    # A request overtaken by an admin's reassignment goes stale: answering it changes nothing.
+    await say(stack, "sunkz", "/duty swap 2026-11-28 sunkz")
+    await say(stack, "chenfb", "/duty swap 2026-11-28 zhaoli")
+    await tap(stack, "wangxm", "同意")
+    assert "现由赵丽值班，调班申请已失效" in last_text(stack, "wangxm")
+    await say(stack, "sunkz", "值班")
+    assert "11-28 周六 08:30：主班 赵丽" in last_text(stack, "sunkz")
 
 
 async def test_inspection_card_reminder_and_escalation(duty_stack: Stack) -> None:
