@@ -16,9 +16,15 @@ from bot.log import setup_logging
 log = logging.getLogger("sanshen")
 
 
-def _load(path: str) -> Settings:
+def _load(path: str, *, with_files: bool = False) -> Settings:
+    """Settings, or one "配置错误 key: reason" line and exit 2; `with_files` reads the data files too."""
     try:
-        return load_settings(path)
+        settings = load_settings(path)
+        if with_files:
+            from bot.app import check_watch_files
+
+            check_watch_files(settings)
+        return settings
     except ConfigError as exc:
         sys.stderr.write(f"配置错误 {exc}\n")
         raise SystemExit(2) from None
@@ -31,7 +37,7 @@ def _secrets(settings: Settings) -> list[str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
 
-    settings = _load(args.config)
+    settings = _load(args.config, with_files=True)
     setup_logging(settings.log_level, _secrets(settings))
     log.info(
         "serving %s on %s:%s", settings.server.callback_path, settings.server.host, settings.server.port
@@ -47,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    settings = _load(args.config)
+    settings = _load(args.config, with_files=True)
     sys.stdout.write(
         f"配置有效：{settings.unit_name}，{len(settings.staff)} 名人员，"
         f"{len(settings.chains)} 条审核链，数据库 {settings.database.url.split('://')[0]}\n"

@@ -16,7 +16,7 @@ from wechatpy.work.crypto import WeChatCrypto
 
 from bot.callback import add_callback_routes
 from bot.clock import Clock, SystemClock
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.dispatcher import Dispatcher
 from bot.keys import (
     BACKGROUND,
@@ -38,8 +38,8 @@ from scheduler import all_sweeps
 from scheduler.sweeper import Sweeper
 from storage.audit_repo import ensure_audit_head
 from storage.db import init_models, make_engine, make_session_factory
-from storage.accounts_repo import import_accounts_csv, sync_accounts
-from storage.duty_repo import read_roster, upsert_shift
+from storage.accounts_repo import AccountImportError, import_accounts_csv, read_accounts_csv, sync_accounts
+from storage.duty_repo import RosterError, read_roster, upsert_shift
 from storage.staff_repo import sync_staff
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,25 @@ log = logging.getLogger(__name__)
 
 async def on_health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+def check_watch_files(settings: Settings) -> None:
+    """Read the roster and accounts files once, so a bad file stops start-up naming its key."""
+    readers = (
+        ("duty.roster_file", settings.duty.roster_file, read_roster),
+        ("freshness.accounts_file", settings.freshness.accounts_file, read_accounts_csv),
+    )
+    for key, name, reader in readers:
+        if not name:
+            continue
+        try:
+            reader(Path(name), settings)
+        except FileNotFoundError:
+            raise ConfigError(f"{key}: 文件 {name} 不存在") from None
+        except (RosterError, AccountImportError) as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+        except Exception as exc:  # unreadable: not UTF-8, not an xlsx workbook, a folder, …
+            raise ConfigError(f"{key}: 无法读取 {name}（{type(exc).__name__}）") from None
 
 
 async def load_watch_data(session: AsyncSession, settings: Settings, now: datetime) -> None:

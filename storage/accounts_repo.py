@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -87,13 +88,19 @@ class AccountImportError(ValueError):
     """A line of the accounts CSV could not be read (Chinese message naming the line)."""
 
 
-async def import_accounts_csv(
-    *, session: AsyncSession, settings: Settings, path: Path, at: datetime
-) -> int:
+@dataclass(frozen=True)
+class ImportedAccount:
+    """One line of the accounts CSV: the account and, when given, its last post."""
+
+    data: AccountSettings
+    last_post: datetime | None
+
+
+def read_accounts_csv(path: Path, settings: Settings) -> list[ImportedAccount]:
     """Columns: name, platform, unit, owners (userids separated by |), period_hours, last_post."""
     table = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
     staff = {m.userid for m in settings.staff}
-    count = 0
+    accounts = []
     for number, row in enumerate(table, start=2):
         name = (row.get("name") or "").strip()
         if not name:
@@ -110,8 +117,8 @@ async def import_accounts_csv(
             )
         except ValueError as exc:
             raise AccountImportError(f"{path.name} 第 {number} 行：{exc}") from None
-        account = await upsert_account(session=session, settings=settings, data=data, at=at)
         last = (row.get("last_post") or "").strip()
+        posted = None
         if last:
             try:
                 posted = datetime.fromisoformat(last)
@@ -119,7 +126,18 @@ async def import_accounts_csv(
                 raise AccountImportError(f"{path.name} 第 {number} 行：last_post 应写成 YYYY-MM-DD HH:MM") from None
             if posted.tzinfo is None:
                 posted = posted.replace(tzinfo=settings.tz)
-            await record_post(session=session, settings=settings, account=account, posted_at=posted,
+        accounts.append(ImportedAccount(data, posted))
+    return accounts
+
+
+async def import_accounts_csv(
+    *, session: AsyncSession, settings: Settings, path: Path, at: datetime
+) -> int:
+    """Upsert each account of the CSV and record its last post when the line gives one."""
+    accounts = read_accounts_csv(path, settings)
+    for item in accounts:
+        account = await upsert_account(session=session, settings=settings, data=item.data, at=at)
+        if item.last_post is not None:
+            await record_post(session=session, settings=settings, account=account, posted_at=item.last_post,
                               by="import", at=at)
-        count += 1
-    return count
+    return len(accounts)

@@ -70,3 +70,55 @@ def test_config_unknown_assignee_is_refused(tmp_path: Path) -> None:
     path.write_text(text.replace('assignees = ["role:leader"]', 'assignees = ["nobody"]', 1), encoding="utf-8")
     with pytest.raises(ConfigError, match="nobody"):
         load_settings(path, env={})
+
+
+def config_with_files(tmp_path: Path, roster: str = "", accounts: str = "") -> Path:
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    text = text.replace('roster_file = ""', f'roster_file = "{roster}"', 1)
+    text = text.replace('accounts_file = ""', f'accounts_file = "{accounts}"', 1)
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("roster", "accounts", "key", "reason"),
+    [
+        ("日期,主班\n2026-12-01,zhaoli\n", "", "duty.roster_file", ""),
+        ("日期,主班\n2026-12-01,nobody\n", "", "duty.roster_file", "第 2 行：主班 nobody 不在人员名单中"),
+        ("日期,主班\n12月1日,zhaoli\n", "", "duty.roster_file", "第 2 行：日期“12月1日”应写成 YYYY-MM-DD"),
+        ("", "name,owners,last_post\n本市发布,wangxm,昨天\n", "freshness.accounts_file",
+         "第 2 行：last_post 应写成 YYYY-MM-DD HH:MM"),
+        ("", "name,owners\n本市发布,nobody\n", "freshness.accounts_file", "负责人 ['nobody'] 不在人员名单中"),
+    ],
+)
+def test_config_data_files_are_read_before_start(
+    tmp_path: Path, roster: str, accounts: str, key: str, reason: str
+) -> None:
+    from bot.app import check_watch_files
+
+    names = {}
+    for name, content in (("roster.csv", roster), ("accounts.csv", accounts)):
+        if content:
+            (tmp_path / name).write_text(content, encoding="utf-8")
+            names[name] = str(tmp_path / name)
+    settings = load_settings(config_with_files(tmp_path, names.get("roster.csv", ""), names.get("accounts.csv", "")),
+                             env={})
+    if not reason:
+        check_watch_files(settings)  # a good file passes
+        return
+    with pytest.raises(ConfigError) as caught:
+        check_watch_files(settings)
+    assert str(caught.value).startswith(f"{key}: ") and reason in str(caught.value), str(caught.value)
+
+
+def test_config_cli_names_a_missing_or_unreadable_data_file(tmp_path: Path) -> None:
+    (tmp_path / "roster.xlsx").write_bytes(b"not a workbook")
+    for roster, reason in ((str(tmp_path / "missing.csv"), "不存在"), (str(tmp_path / "roster.xlsx"), "无法读取")):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "check-config", "-c", str(config_with_files(tmp_path, roster))],
+            capture_output=True, text=True, cwd=ROOT, check=False,
+        )
+        assert done.returncode == 2, done.stdout
+        assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
+        assert done.stderr.startswith("配置错误 duty.roster_file: ") and reason in done.stderr, done.stderr
