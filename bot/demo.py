@@ -68,10 +68,11 @@ def _button(stack: Stack, userid: str, label: str) -> tuple[str, str]:
     for delivered in reversed(stack.sim.inbox(userid)):
         if delivered.msgtype != "template_card":
             continue
-        card = delivered.payload["template_card"]
-        if not stack.sim.card(card["task_id"]).is_active_for(userid):
+        state = stack.sim.card(delivered.payload["template_card"]["task_id"])
+        if not state.is_active_for(userid):
             continue
-        for button in card["button_list"]:
+        card = state.replacements.get(userid, delivered.payload["template_card"])  # as shown now
+        for button in card.get("button_list", []):
             if button["text"] == label:
                 return card["task_id"], button["key"]
     raise RuntimeError(f"{userid} has no active card with {label}")
@@ -177,6 +178,16 @@ async def _watch(stack: Stack, clock: FrozenClock) -> int:
         await sweep("无人点“收到”")
     task_id, key = _button(stack, "zhaoli", "收到")
     show.out("\n>>> 赵丽（zhaoli）点击卡片按钮【收到】")
+    await sim.click("zhaoli", task_id, key)
+    await stack.drain()
+    show.show_new()
+    pages = [d for d in sim.inbox("zhaoli") if d.msgtype == "template_card" and "突发" in str(d.payload)]
+    show.out("--- 📱 赵丽的事件卡片现在（点过的一张只剩“已处置”，其余各张已置灰）：")
+    for delivered in (next(d for d in pages if d.payload["template_card"]["task_id"] == task_id), pages[0]):
+        for line in render(delivered, sim).splitlines():
+            show.out(f"    {line}")
+    task_id, key = _button(stack, "zhaoli", "已处置")
+    show.out("\n>>> 赵丽（zhaoli）处置完毕，点击卡片按钮【已处置】")
     await sim.click("zhaoli", task_id, key)
     await stack.drain()
     show.show_new()

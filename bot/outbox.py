@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock
 from bot.wecom_client import WeComAPIError, WeComClient, WeComTransportError
 from storage.db import SessionFactory
-from storage.models import ApprovalCard, DeliveryLog, OutboxMessage
+from storage.models import ApprovalCard, CardHandle, DeliveryLog, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -105,25 +105,49 @@ class Outbox:
             self._add("send", message, recipients=users)
 
     def send_card(
-        self, users: Sequence[str], card: dict[str, Any], *, card_id: int | None = None
+        self, users: Sequence[str], card: dict[str, Any], *, card_id: int | None = None, subject: str = ""
     ) -> None:
-        """A template card; for an ApprovalCard (`card_id`) WeCom's response_code is stored."""
+        """A template card. WeCom's response_code is kept for an ApprovalCard (`card_id`) or,
+        with a `subject`, in a CardHandle, so that `close_cards(subject)` can grey it later."""
         message = {"touser": "|".join(users), "msgtype": "template_card", "template_card": card}
         self._add("send", message, recipients=users, card_id=card_id)
+        if subject:
+            self._session.add(CardHandle(task_id=card["task_id"], subject=subject, created_at=self._clock.now()))
+
+    async def close_cards(self, subject: str, *, replace_name: str, keep: str = "") -> int:
+        """Grey every still-open card of `subject` for all holders, except task `keep`."""
+        handles = await self._session.exec(
+            select(CardHandle).where(CardHandle.subject == subject, CardHandle.closed == False)  # noqa: E712
+        )
+        closed = 0
+        for handle in handles.all():
+            if handle.task_id == keep:
+                continue
+            handle.closed, handle.closed_label = True, replace_name
+            self._session.add(handle)
+            if handle.response_code:  # not sent yet: the sender greys it once it goes out
+                self.update_card(handle.response_code, replace_name=replace_name)
+                closed += 1
+        return closed
 
     def update_card(
         self,
         response_code: str,
         *,
-        replace_name: str,
+        replace_name: str = "",
+        card: dict[str, Any] | None = None,
         userids: Sequence[str] = (),
         card_id: int | None = None,
     ) -> None:
-        """Grey out a card's buttons with a label: for everyone holding it unless `userids`."""
-        update_body: dict[str, Any] = {
-            "response_code": response_code,
-            "button": {"replace_name": replace_name},
-        }
+        """Grey out a card's buttons with a label, or replace the whole `card`: for everyone
+        holding it unless `userids` (message/update_template_card, facts §4.5)."""
+        if bool(replace_name) == (card is not None):
+            raise ValueError("update_card needs exactly one of replace_name and card")
+        update_body: dict[str, Any] = {"response_code": response_code}
+        if card is not None:
+            update_body["template_card"] = card
+        else:
+            update_body["button"] = {"replace_name": replace_name}
         if userids:
             update_body["userids"] = list(userids)
             update_body["atall"] = 0
@@ -368,6 +392,14 @@ class OutboxSender:
                     .where(ApprovalCard.id == row.card_id)
                     .values(response_code=str(code))
                 )
+            elif code and row.payload.get("msgtype") == "template_card":
+                task_id = row.payload["template_card"]["task_id"]
+                handle = (await session.exec(select(CardHandle).where(CardHandle.task_id == task_id))).first()
+                if handle is not None:
+                    handle.response_code = str(code)
+                    session.add(handle)
+                    if handle.closed:  # its subject closed while it was queued: grey it now
+                        Outbox(session, self._clock).update_card(str(code), replace_name=handle.closed_label)
         invalid = result.get("invaliduser")
         if invalid:
             log.warning("outbox %s: WeCom did not know users %s", row.id, invalid)

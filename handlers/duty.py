@@ -12,7 +12,7 @@ from bot.dispatcher import Command, Router, pack_action
 from bot.wecom_events import CardClick
 from handlers import views
 from scheduler.calendar import fmt_local, local_at, local_day, people_with_role
-from scheduler.duty import page_incident
+from scheduler.duty import incident_handling_card, incident_subject, page_incident
 from storage import duty_repo
 from storage.audit_repo import append_audit
 from storage.duty_models import Incident, IncidentEvent, Inspection, Shift
@@ -92,7 +92,7 @@ async def swap(ctx: Context, args: list[str]) -> None:
     label = swap_label(ctx, day, role, start)
     task_id = f"sanshen-swap-{secrets.token_hex(6)}"
     keys = [pack_action("sw", verdict, day.isoformat(), role, target, current) for verdict in ("ok", "no")]
-    ctx.outbox.send_card([current], {
+    ctx.outbox.send_card([current], subject=swap_subject(day, role), card={
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·值班值守", "desc_color": 0},
         "main_title": {"title": "【调班申请】", "desc": f"{ctx.name_of(target)} 申请接班"},
@@ -117,13 +117,20 @@ async def shift_holder(ctx: Context, day: date, role: str) -> tuple[datetime, st
     return start, shift.userid if shift else ""
 
 
+def swap_subject(day: date, role: str) -> str:
+    """The CardHandle subject of the 调班申请 cards for one shift."""
+    return f"swap:{day.isoformat()}:{role}"
+
+
 def swap_label(ctx: Context, day: date, role: str, start: datetime) -> str:
     return f"{day:%m月%d日}（{fmt_local(start, ctx.settings.tz)} 起）的{duty_repo.ROLE_LABELS[role]}"
 
 
 async def apply_swap(ctx: Context, day: date, role: str, start: datetime, current: str, target: str,
-                     *, agreed_by: str = "") -> None:
-    """Give the shift to `target`, record it, and tell whichever of the two did not act."""
+                     *, agreed_by: str = "", answered_task: str = "") -> None:
+    """Give the shift to `target`, record it, tell whichever of the two did not act, and grey
+    the shift's other open 调班申请 cards (all but `answered_task`, the one just answered)."""
+    await ctx.outbox.close_cards(swap_subject(day, role), replace_name="已另行调班", keep=answered_task)
     await duty_repo.upsert_shift(
         ctx.session,
         duty_repo.PlannedShift(role, target, start, start + timedelta(hours=ctx.settings.duty.shift_hours), "swap"),
@@ -159,7 +166,7 @@ async def on_swap_click(ctx: Context, click: CardClick, parts: list[str]) -> Non
         raise UserFacingError(f"该班次现由{ctx.name_of(current) if current else '（空缺）'}值班，调班申请已失效，本次操作未生效。")
     label = swap_label(ctx, day, role, start)
     if verdict == "ok":
-        await apply_swap(ctx, day, role, start, current, target, agreed_by=ctx.user)
+        await apply_swap(ctx, day, role, start, current, target, agreed_by=ctx.user, answered_task=click.task_id)
         ctx.reply_text(f"已同意调班：{label}改由{ctx.name_of(target)}值班。")
     else:
         await append_audit(session=ctx.session, at=ctx.now(), actor=ctx.user, action="duty_swap_declined",
@@ -229,8 +236,16 @@ async def on_incident_click(ctx: Context, click: CardClick, parts: list[str]) ->
     incident.next_page_at = None
     ctx.session.add(incident)
     ctx.session.add(IncidentEvent(incident_id=incident.id, at=now, kind=kind, actor=ctx.user))
+    # The clicked card keeps only 已处置 after 收到 (greyed after 已处置); every other page of
+    # this incident is greyed for all its holders, so nobody acts on a stale page.
     if click.response_code:
-        ctx.outbox.update_card(click.response_code, replace_name=label[:20])
+        if kind == "acked":
+            raiser = ctx.name_of(incident.raised_by)
+            ctx.outbox.update_card(click.response_code, card=incident_handling_card(
+                incident, raiser, ctx.settings.tz, click.task_id, ctx.name_of(ctx.user)))
+        else:
+            ctx.outbox.update_card(click.response_code, replace_name=label[:20])
+    await ctx.outbox.close_cards(incident_subject(incident), replace_name=label[:20], keep=click.task_id)
     await append_audit(session=ctx.session, at=now, actor=ctx.user, action=f"incident_{kind}",
                        details={"incident": incident.id})
     verb = "已确认收到" if kind == "acked" else "已处置完毕"

@@ -63,6 +63,21 @@ def incident_card(incident: Incident, raiser_name: str, tz: object, task_id: str
     }
 
 
+def incident_subject(incident: Incident) -> str:
+    """The CardHandle subject of an incident's page cards."""
+    return f"incident:{incident.id}"
+
+
+def incident_handling_card(incident: Incident, raiser_name: str, tz: object, task_id: str,
+                           acker_name: str) -> dict[str, object]:
+    """What a page card becomes after 收到: still in hand, with only 已处置 left to press."""
+    card = incident_card(incident, raiser_name, tz, task_id)
+    card["main_title"] = {"title": f"【突发】事件{incident.id}号，处置中",
+                          "desc": f"{acker_name} 已收到 · {fmt_local(incident.acked_at or incident.raised_at, tz)}"}  # type: ignore[arg-type]
+    card["button_list"] = [{"text": "已处置", "style": 1, "key": pack_action("in", "done", incident.id)}]
+    return card
+
+
 async def on_duty_userids(session: AsyncSession, at: datetime, roles: tuple[str, ...]) -> list[str]:
     shifts = await duty_repo.on_duty_at(session, at)
     return list(dict.fromkeys(s.userid for s in shifts if s.role in roles))
@@ -222,7 +237,8 @@ async def page_incident(
     incident.task_id = task_id
     session.add(incident)
     tz = settings.tz  # type: ignore[attr-defined]
-    outbox.send_card(targets, incident_card(incident, names.get(incident.raised_by, incident.raised_by), tz, task_id))
+    outbox.send_card(targets, incident_card(incident, names.get(incident.raised_by, incident.raised_by), tz, task_id),
+                     subject=incident_subject(incident))
     session.add(IncidentEvent(incident_id=incident.id, at=ctx_now, kind="paged", actor=instance, details={"to": targets}))
     return targets
 

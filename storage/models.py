@@ -131,6 +131,22 @@ class ApprovalCard(SQLModel, table=True):
     created_at: datetime = utc_column()
 
 
+class CardHandle(SQLModel, table=True):
+    """Any other sent button card, kept so it can be greyed for its holders later.
+
+    `subject` names what the card is about ("incident:7"); the sender stores the response_code
+    that message/send returned (single use, 72 h), and `closed` marks a card greyed (or to be greyed as soon as it is sent).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(max_length=128, unique=True)
+    subject: str = Field(max_length=64, index=True)
+    response_code: str | None = Field(default=None, max_length=200)
+    closed: bool = False
+    closed_label: str = Field(default="", max_length=64)  # the replace_name it was greyed with
+    created_at: datetime = utc_column()
+
+
 class StageAssignment(SQLModel, table=True):
     """A 转审: the current stage of one version and round reassigned to named people."""
 

@@ -40,18 +40,24 @@ def active_card(stack: Stack, user: str) -> Any:
     raise AssertionError(f"{user} holds no active card")
 
 
-def button_key(delivered: Any, label: str) -> str:
-    for button in delivered.payload["template_card"]["button_list"]:
+def current_card(stack: Stack, user: str, delivered: Any) -> dict[str, Any]:
+    """The card as `user` sees it now: WeCom may have replaced it since it was delivered."""
+    sent = delivered.payload["template_card"]
+    return dict(stack.sim.card(sent["task_id"]).replacements.get(user, sent))
+
+
+def button_key(card: dict[str, Any], label: str) -> str:
+    for button in card["button_list"]:
         if button["text"] == label:
             return str(button["key"])
     raise AssertionError(f"no button {label}")
 
 
 async def tap(stack: Stack, user: str, label: str, *, deliver: bool = True) -> Any:
-    """`user` taps button `label` on their newest active card."""
+    """`user` taps button `label` on their newest active card (as it looks now)."""
     delivered = active_card(stack, user)
     task_id = delivered.payload["template_card"]["task_id"]
-    result = await stack.sim.click(user, task_id, button_key(delivered, label))
+    result = await stack.sim.click(user, task_id, button_key(current_card(stack, user, delivered), label))
     assert result.status == 200, result
     if deliver:
         await stack.drain()

@@ -12,7 +12,7 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.stack import Stack, running_stack, stack_settings
 from storage.duty_repo import rotation_for
-from tests.flow import active_card, at, count, last_text, say, tap, texts
+from tests.flow import active_card, at, cards, count, current_card, last_text, say, tap, texts
 from tests.test_review_flow import card_click_xml
 
 DUTY = {
@@ -125,10 +125,14 @@ async def test_taking_over_a_shift_needs_the_holders_consent(duty_stack: Stack) 
     for _ in range(3):
         await at(stack, days=1)
     assert count(stack, "sunkz", "【值班提醒】") == 1 and count(stack, "wangxm", "【值班提醒】") == 1
-    # A request overtaken by an admin's reassignment goes stale: answering it changes nothing.
+    # A request overtaken by an admin's reassignment is greyed, and a late answer changes nothing.
     await say(stack, "sunkz", "/duty swap 2026-11-28 sunkz")
+    stale = active_card(stack, "wangxm").payload["template_card"]
     await say(stack, "chenfb", "/duty swap 2026-11-28 zhaoli")
-    await tap(stack, "wangxm", "同意")
+    assert stack.sim.card(stale["task_id"]).greyed == {"wangxm": "已另行调班"}
+    late = await stack.sim.post_raw(card_click_xml(stack, "wangxm", stale["task_id"], stale["button_list"][0]["key"]))
+    assert late.status == 200
+    await stack.drain()
     assert "现由赵丽值班，调班申请已失效" in last_text(stack, "wangxm")
     await say(stack, "sunkz", "值班")
     assert "11-28 周六 08:30：主班 赵丽" in last_text(stack, "sunkz")
@@ -181,11 +185,38 @@ async def test_incident_paged_until_acknowledged_then_escalated(duty_stack: Stac
     await at(stack, minutes=30)
     pages_after = [d for d in stack.sim.inbox("zhaoli") if d.msgtype == "template_card" and "突发" in d.payload["template_card"]["main_title"]["title"]]
     assert len(pages_after) == 5, "no more pages after 收到"
+    # Every page is greyed but the one tapped, which now offers only 已处置.
+    in_hand = [d for d in pages_after if stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for("zhaoli")]
+    assert len(in_hand) == 1
+    handling = current_card(stack, "zhaoli", in_hand[0])
+    assert handling["main_title"]["title"] == "【突发】事件1号，处置中" and "赵丽 已收到" in handling["main_title"]["desc"]
+    assert [b["text"] for b in handling["button_list"]] == ["已处置"]
+    greyed = {stack.sim.card(d.payload["template_card"]["task_id"]).greyed.get("zhaoli") for d in pages_after} - {None}
+    assert greyed == {"已收到·赵丽"}
     await tap(stack, "zhaoli", "已处置")
+    assert not any(stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for("zhaoli") for d in pages_after)
     await say(stack, "sunkz", "/incidents 1")
     timeline = last_text(stack, "sunkz")
     for step in ("孙科长 报告", "通知值班 → 赵丽", "上报 → 刘主任、陈发布", "赵丽 收到", "赵丽 处置完毕"):
         assert step in timeline, step
+
+
+async def test_a_page_still_queued_at_ack_is_greyed_once_it_goes_out(duty_stack: Stack) -> None:
+    stack = duty_stack
+    await at(stack, minutes=31)
+    await say(stack, "sunkz", "/alert 微博账号被盗")
+    first = active_card(stack, "zhaoli")
+    stack.sim.fail_next("/message/send", -1)  # WeCom is busy: the 5-minute page waits for a retry
+    await at(stack, minutes=5)
+    assert len(cards(stack, "zhaoli")) == 1
+    await tap(stack, "zhaoli", "收到")
+    assert current_card(stack, "zhaoli", first)["button_list"][0]["text"] == "已处置"
+    stack.clock.advance(seconds=10)  # type: ignore[attr-defined]
+    await stack.drain()
+    late = cards(stack, "zhaoli")[-1]
+    assert late is not first and "事件1号" in late.payload["template_card"]["main_title"]["title"]
+    assert stack.sim.card(late.payload["template_card"]["task_id"]).greyed == {"zhaoli": "已收到·赵丽"}
+    assert active_card(stack, "zhaoli") is first
 
 
 async def test_incident_acknowledged_in_time_is_not_escalated(duty_stack: Stack) -> None:
