@@ -2,11 +2,16 @@
 
 Run: .venv/bin/python -m bench.bench_export [--decisions 100000]
 
-Builds SQLite databases with 10% and 100% of the decisions (3 per draft, spread over 2026),
+Builds SQLite databases with 50% and 100% of the decisions (3 per draft, spread over 2026),
 then for each export measures wall time and peak traced memory (tracemalloc, in a second run so
 tracing does not distort the timing). Figures are ratios against baselines from the same run:
 time against merely reading the same rows from the database (the floor any export pays), and
-memory at 100% against memory at 10% (1.0 means memory does not grow with the row count).
+memory at 100% against memory at 50% (1.0 means memory does not grow with the row count).
+
+Why 50%: an export holds at most a few batches of rows in flight (bot/streaming.py: a queue
+of 4 batches of 1000 rows, plus the batch being read and the one being written). A run smaller
+than that working set fits in the pipe entirely and measures the data, not the bound; 50% of
+a year is well above it, so the ratio shows whether anything else grows with the rows.
 """
 
 from __future__ import annotations
@@ -122,7 +127,7 @@ async def bench(total: int) -> None:
     period = parse_period(["2026-01-01", "2026-12-31"], TZ, datetime.now(TZ).date())
     results: dict[tuple[int, str], tuple[float, float, int]] = {}
     with tempfile.TemporaryDirectory(prefix="sanshen-bench-") as folder:
-        sizes = (total // 10, total)
+        sizes = (total // 2, total)
         for size in sizes:
             engine = make_engine(f"sqlite+aiosqlite:///{Path(folder) / f'b{size}.db'}")
             await init_models(engine)
@@ -142,7 +147,7 @@ async def bench(total: int) -> None:
             await engine.dispose()
     small, large = sizes
     print(f"Export benchmark: {small} and {large} decisions over one year (SQLite, one process)\n")
-    print(f"{'export':24} {'rows':>8} {'seconds':>8} {'x read':>7} {'peak MiB':>9} {'MiB 100%/10%':>13}")
+    print(f"{'export':24} {'rows':>8} {'seconds':>8} {'x read':>7} {'peak MiB':>9} {'MiB 100%/50%':>13}")
     for name in ("form read (baseline)", "form xlsx", "form csv",
                  "ledger read (baseline)", "ledger xlsx", "ledger csv"):
         seconds, peak, rows = results[(large, name)]

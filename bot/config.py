@@ -149,7 +149,7 @@ class DutySettings(_Frozen):
     deputy_rotation: tuple[str, ...] = ()  # 副班 (optional)
     leader_rotation: tuple[str, ...] = ()  # 带班领导 (optional)
     rotation_start: date | None = None  # YYYY-MM-DD: the day rotation[0] takes the first shift
-    shift_hours: int = Field(default=24, ge=1, le=168)
+    shift_hours: int = Field(default=24, ge=1, le=168)  # storage.duty_repo.LONGEST_SHIFT
     handover_time: str = Field(default="08:30", pattern=HHMM)
     # On 法定节假日 (and weekends that are not 调休 workdays) use this order instead, if set.
     holiday_rotation: tuple[str, ...] = ()

@@ -201,7 +201,7 @@ async def _watch(stack: Stack, clock: FrozenClock) -> int:
 
 async def _draft_id(stack: Stack) -> int:
     async with stack.db() as session:
-        draft = (await session.exec(select(Draft).order_by(col(Draft.id).desc()))).first()
+        draft = (await session.exec(select(Draft).order_by(col(Draft.id).desc()).limit(1))).first()
     assert draft is not None and draft.id is not None
     return draft.id
 

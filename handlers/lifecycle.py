@@ -271,6 +271,7 @@ async def on_remind(ctx: Context, cmd: Command) -> None:
             select(AuditEntry.at)
             .where(AuditEntry.draft_id == draft.id, AuditEntry.action == "remind")
             .order_by(col(AuditEntry.id).desc())
+            .limit(1)
         )
     ).first()
     if last is not None and now - last < interval:

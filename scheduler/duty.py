@@ -93,7 +93,7 @@ async def keep_roster(ctx: SweepContext) -> int:
     today = local_day(ctx.now, ctx.settings.tz)
     days = [today + timedelta(days=k) for k in range(-MATERIALISE_BACK_DAYS, ctx.settings.duty.gap_horizon_days + 2)]
     async with ctx.db() as session, session.begin():
-        latest = (await session.exec(select(Shift.start_at).order_by(col(Shift.start_at).desc()))).first()
+        latest = (await session.exec(select(Shift.start_at).order_by(col(Shift.start_at).desc()).limit(1))).first()
         horizon = local_at(days[-1], ctx.settings.duty.handover_time, ctx.settings.tz)
         if latest is not None and latest >= horizon:
             return 0  # already planned that far

@@ -17,7 +17,7 @@ from scheduler.calendar import fmt_local, local_at, local_day, people_with_role
 from scheduler.sweeper import SweepContext
 from storage.account_models import Account
 from storage.accounts_repo import accounts_by_remaining, period_of
-from storage.occasions_repo import claim_occasion
+from storage.occasions_repo import claim_occasion, was_claimed
 
 DAY = timedelta(days=1)
 
@@ -102,6 +102,9 @@ async def freshness_digest(ctx: SweepContext) -> int:
     if not admins:
         return 0
     async with ctx.db() as session, session.begin():
+        # Sent already today: stop before reading every account (sweeps run every minute).
+        if await was_claimed(session=session, kind="account_digest", subject="all", occasion=today.isoformat()):
+            return 0
         accounts = await accounts_by_remaining(session, ctx.now)
         if not accounts:
             return 0

@@ -163,6 +163,7 @@ async def stage_assignment(
                 StageAssignment.stage == stage,
             )
             .order_by(col(StageAssignment.id).desc())
+            .limit(1)
         )
     ).first()
     return tuple(u for u in row.assignees.split("|") if u) if row else None

@@ -23,6 +23,11 @@ ROLE_LABELS = {"primary": "主班", "deputy": "副班", "leader": "带班领导"
 IMPORT_COLUMNS = {"主班": "primary", "副班": "deputy", "带班领导": "leader"}
 
 
+# No shift is longer than this (config caps duty.shift_hours at it): interval queries bound
+# start_at from below with it, so they read an index range, not every past shift.
+LONGEST_SHIFT = timedelta(hours=168)
+
+
 @dataclass(frozen=True)
 class PlannedShift:
     role: str
@@ -106,7 +111,9 @@ async def upsert_shift(session: AsyncSession, shift: PlannedShift) -> None:
 async def on_duty_at(session: AsyncSession, at: datetime) -> list[Shift]:
     """The shifts covering `at`, 主班 first."""
     rows = await session.exec(
-        select(Shift).where(Shift.start_at <= at, Shift.end_at > at).order_by(col(Shift.start_at))
+        select(Shift)
+        .where(Shift.start_at <= at, Shift.start_at > at - LONGEST_SHIFT, Shift.end_at > at)
+        .order_by(col(Shift.start_at))
     )
     shifts = list(rows.all())
     return sorted(shifts, key=lambda s: ROLES.index(s.role) if s.role in ROLES else 9)
@@ -114,7 +121,9 @@ async def on_duty_at(session: AsyncSession, at: datetime) -> list[Shift]:
 
 async def shifts_between(session: AsyncSession, start: datetime, end: datetime) -> list[Shift]:
     rows = await session.exec(
-        select(Shift).where(Shift.start_at < end, Shift.end_at > start).order_by(col(Shift.start_at), col(Shift.role))
+        select(Shift)
+        .where(Shift.start_at < end, Shift.start_at > start - LONGEST_SHIFT, Shift.end_at > start)
+        .order_by(col(Shift.start_at), col(Shift.role))
     )
     return list(rows.all())
 
