@@ -6,11 +6,7 @@ from collections.abc import Iterable
 from datetime import tzinfo
 from typing import BinaryIO, TextIO
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-
-from bot.review_form import SHANGHAI, _clean, _csv_safe, write_csv
+from bot.review_form import SHANGHAI, _csv_safe, open_workbook, write_cell, write_csv
 from storage.export_repo import LedgerRow
 
 LEDGER_HEADER = (
@@ -30,7 +26,6 @@ ACTION_LABELS = {
     "remind": "催办",
     "published": "发布",
 }
-USER_TEXT_COLUMNS = (3, 7, 8)  # 信息名称, 操作人, 意见或理由: typed by people
 VIA_LABELS = {"card": "卡片", "command": "命令"}
 STAGE_LABELS = {1: "一审", 2: "二审", 3: "三审"}
 
@@ -67,36 +62,23 @@ def ledger_values(row: LedgerRow, tz: tzinfo, names: dict[str, str] | None = Non
 
 def write_ledger_xlsx(rows: Iterable[LedgerRow], out: BinaryIO, *, unit: str, period_label: str,
                       tz: tzinfo = SHANGHAI) -> int:
-    """Stream the ledger to `out` (openpyxl write-only: memory does not grow with rows)."""
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("三审三校台账")
-    for letter, width in zip("ABCDEFGHIJKL", (6, 20, 9, 40, 6, 10, 9, 10, 40, 6, 8, 18), strict=True):
-        ws.column_dimensions[letter].width = width
-    ws.freeze_panes = "A3"
-    title = WriteOnlyCell(ws, value=_clean(f"{unit}三审三校台账（{period_label}）"))
-    title.font = Font(bold=True, size=14)
-    ws.append([title])
-    bold = Font(bold=True)
-    header = []
-    for text in LEDGER_HEADER:
-        cell = WriteOnlyCell(ws, value=text)
-        cell.font = bold
-        header.append(cell)
-    ws.append(header)
+    """Stream the ledger to `out` (XlsxWriter constant_memory: memory does not grow with rows)."""
+    wb = open_workbook(out)
+    ws = wb.add_worksheet("三审三校台账")
+    for index, width in enumerate((6, 20, 9, 40, 6, 10, 9, 10, 40, 6, 8, 18)):
+        ws.set_column(index, index, width)
+    ws.freeze_panes(2, 0)  # A3
+    write_cell(ws, 0, 0, f"{unit}三审三校台账（{period_label}）", wb.add_format({"bold": True, "font_size": 14}))
+    bold = wb.add_format({"bold": True})
+    for col, text in enumerate(LEDGER_HEADER):
+        write_cell(ws, 1, col, text, bold)
     count = 0
     for row in rows:
-        values = ledger_values(row, tz)
-        for index in USER_TEXT_COLUMNS:
-            value = _clean(str(values[index]))
-            if value.startswith("="):
-                cell = WriteOnlyCell(ws, value=value)
-                cell.data_type = "s"  # user text is never a formula
-                values[index] = cell
-            else:
-                values[index] = value
-        ws.append(values)
+        for col, value in enumerate(ledger_values(row, tz)):
+            if value != "":
+                write_cell(ws, 2 + count, col, value)  # text is never a formula
         count += 1
-    wb.save(out)
+    wb.close()
     return count
 
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import BinaryIO, Literal, TextIO
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Border, Font, Side
-from openpyxl.styles.cell_style import StyleArray
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from xlsxwriter import Workbook as XlsxWorkbook
+from xlsxwriter.format import Format
+from xlsxwriter.utility import xl_cell_to_rowcol
+from xlsxwriter.worksheet import Worksheet
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+# Control characters XML 1.0 cannot hold (\t, \n and \r are fine), e.g. \x0b pasted from Word.
+ILLEGAL_CHARACTERS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 SourceKind = Literal["own", "reprint", "external"]
 Disclosure = Literal["active", "on_request"]
@@ -170,47 +171,47 @@ def _form_values(row: ReviewFormRow, tz: tzinfo) -> list[object]:
     return values
 
 
-class _Styles:
-    """The few cell styles of the form, registered once per workbook.
+class FormFormats:
+    """The few cell formats of the form, registered once per workbook."""
 
-    Setting `cell.border = …` on every streamed cell re-hashes the style objects each time
-    (most of the export's run time); instead each combination is registered once on a
-    template cell and its style array (openpyxl's `Cell._style`, an index tuple into the
-    workbook's style tables, never mutated after this) is shared by the data cells.
+    def __init__(self, wb: XlsxWorkbook) -> None:
+        font = {"font_name": "宋体"}
+        center = {"align": "center", "valign": "vcenter", "text_wrap": True}
+        left = {"align": "left", "valign": "vcenter", "text_wrap": True}
+        self.title = wb.add_format({**font, "font_size": 16, "bold": True, **center})
+        self.header = wb.add_format({**font, "font_size": 11, "bold": True, **center, "border": 1})
+        self.meta = wb.add_format(left)
+        self.cell_center = wb.add_format({**center, "border": 1})
+        self.cell_left = wb.add_format({**left, "border": 1})
+
+
+def open_workbook(out: BinaryIO) -> XlsxWorkbook:
+    """A streaming XlsxWriter workbook on `out`.
+
+    constant_memory: each row is flushed to a temp file once the next one starts and strings
+    are written inline, so memory does not grow with the rows (rows must go in order). Text is
+    only ever written with write_string, so a title like "=HYPERLINK(...)" stays text.
     """
-
-    def __init__(self, ws: WriteOnlyWorksheet) -> None:
-        thin = Side(style="thin")
-        border = Border(left=thin, right=thin, top=thin, bottom=thin)
-        center = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        left = Alignment(horizontal="left", vertical="center", wrap_text=True)
-        self.ws = ws
-        self.title = self._register(font=Font(name="宋体", size=16, bold=True), alignment=center)
-        self.header = self._register(
-            font=Font(name="宋体", size=11, bold=True), alignment=center, border=border
-        )
-        self.meta = self._register(alignment=left)
-        self.cell_center = self._register(alignment=center, border=border)
-        self.cell_left = self._register(alignment=left, border=border)
-
-    def _register(self, **attrs: object) -> StyleArray:
-        template = WriteOnlyCell(self.ws)
-        for name, value in attrs.items():
-            setattr(template, name, value)
-        return template._style
+    return XlsxWorkbook(out, {"constant_memory": True, "strings_to_formulas": False,
+                              "strings_to_urls": False, "strings_to_numbers": False})
 
 
-def _cell(ws: WriteOnlyWorksheet, value: object, style: StyleArray) -> WriteOnlyCell:
-    """A styled write-only cell; user text is cleaned and never turned into a formula."""
-    if isinstance(value, str):
-        value = _clean(value)
-        cell = WriteOnlyCell(ws, value=value)
-        if cell.data_type == "f":
-            cell.data_type = "s"  # a title like "=HYPERLINK(...)" stays text
+def write_cell(ws: Worksheet, row: int, col: int, value: object, fmt: Format | None = None) -> None:
+    """One cell (0-based row and column): numbers as numbers, text cleaned, None as a blank."""
+    if value is None:
+        ws.write_blank(row, col, None, fmt)
+    elif isinstance(value, (int, float)):
+        ws.write_number(row, col, value, fmt)
     else:
-        cell = WriteOnlyCell(ws, value=value)
-    cell._style = style
-    return cell
+        ws.write_string(row, col, _clean(str(value)), fmt)
+
+
+def add_merge(ws: Worksheet, ref: str) -> None:
+    """Merge the cells of `ref` ("A3:A4") without writing any: XlsxWriter's merge_range writes
+    the whole range, which constant_memory mode refuses once a later row has started, so the
+    cells are written in row order by the caller and the range is only registered here."""
+    first, last = ref.split(":")
+    ws.merge.append([*xl_cell_to_rowcol(first), *xl_cell_to_rowcol(last)])
 
 
 def write_review_form_xlsx(
@@ -231,48 +232,46 @@ def write_review_form_xlsx(
       row 5…  one row per item, "√" in the chosen cells, 备注 with reviewers and local times
       then    承办人/一审/二审/三审签字 lines (distinct names in first-seen order) and 注 1-3.
 
-    Memory: rows are written through openpyxl's write-only worksheet (inline strings, sheet
-    XML spooled to a temp file), so it does not grow with the number of rows. Merged ranges
-    are supported in write-only mode by adding them to `ws.merged_cells` (openpyxl writes
-    that list after the rows, so the footer can be merged too); only the fixed header/footer
-    ranges are merged, never per data row. The signature lines need the distinct names, which
-    are kept in memory: that grows with the number of people, not of rows.
+    Memory: XlsxWriter in constant_memory mode (see open_workbook) keeps one row at a time;
+    only the fixed header and footer ranges are merged, in row order as that mode requires.
+    The signature lines need the distinct names, which are kept in memory: that grows with
+    the number of people, not of rows.
     """
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("保密审查表")
-    st = _Styles(ws)
-    for letter, width in COLUMN_WIDTHS.items():
-        ws.column_dimensions[letter].width = width
-    ws.row_dimensions[1].height = 32
-    ws.freeze_panes = "C5"
-    ws.print_title_rows = "3:4"
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = "9"  # A4
+    wb = open_workbook(out)
+    ws = wb.add_worksheet("保密审查表")
+    fmt = FormFormats(wb)
+    for index, width in enumerate(COLUMN_WIDTHS.values()):
+        ws.set_column(index, index, width)
+    ws.freeze_panes(4, 2)  # C5
+    ws.repeat_rows(2, 3)  # print the two header rows on every page
+    ws.set_landscape()
+    ws.set_paper(9)  # A4
 
     heading = title if title is not None else f"{unit}{DEFAULT_TITLE_SUFFIX}"
-    ws.append([_cell(ws, heading, st.title)])
-    ws.merged_cells.add(f"A1:{LAST_COL}1")
-    meta: list[object] = [None] * N_COLS
-    meta[0] = _cell(ws, f"单位：{unit}", st.meta)
-    meta[8] = _cell(ws, f"时间：{period_label}", st.meta)
-    ws.append(meta)
-    ws.merged_cells.add("A2:H2")
-    ws.merged_cells.add(f"I2:{LAST_COL}2")
-    for header in (HEADER_TOP, HEADER_SUB):
-        ws.append([_cell(ws, v, st.header) for v in header])
+    ws.set_row(0, 32)
+    write_cell(ws, 0, 0, heading, fmt.title)
+    add_merge(ws, f"A1:{LAST_COL}1")
+    write_cell(ws, 1, 0, f"单位：{unit}", fmt.meta)
+    write_cell(ws, 1, 8, f"时间：{period_label}", fmt.meta)
+    add_merge(ws, "A2:H2")
+    add_merge(ws, f"I2:{LAST_COL}2")
+    for row_index, header in ((2, HEADER_TOP), (3, HEADER_SUB)):
+        for col, value in enumerate(header):
+            write_cell(ws, row_index, col, value, fmt.header)  # a blank keeps its border
     for ref in HEADER_MERGES:
-        ws.merged_cells.add(ref)
+        add_merge(ws, ref)
 
-    row_styles = [
-        st.cell_left if col in (COL_TITLE, COL_REMARK) else st.cell_center
+    row_formats = [
+        fmt.cell_left if col in (COL_TITLE, COL_REMARK) else fmt.cell_center
         for col in range(1, N_COLS + 1)
     ]
     submitters: dict[str, None] = {}
     reviewers: tuple[dict[str, None], ...] = ({}, {}, {})
     count = 0
     for row in rows:
-        values = _form_values(row, tz)
-        ws.append([_cell(ws, v, style) for v, style in zip(values, row_styles, strict=True)])
+        row_index = 4 + count
+        for col, (value, cell_format) in enumerate(zip(_form_values(row, tz), row_formats, strict=True)):
+            write_cell(ws, row_index, col, value, cell_format)
         if row.submitter_name:
             submitters.setdefault(row.submitter_name, None)
         for seen, op in zip(reviewers, row.stage_opinions, strict=True):
@@ -280,17 +279,16 @@ def write_review_form_xlsx(
                 seen.setdefault(op.reviewer_name, None)
         count += 1
 
-    footer_row = 4 + count + 2  # one blank row after the table
-    ws.append([])
+    footer_row = 4 + count + 1  # one blank row after the table (0-based)
     lines = [
         f"承办人签字：{'、'.join(submitters)}",
         *(f"{name}签字：{'、'.join(seen)}" for name, seen in zip(STAGE_NAMES, reviewers, strict=True)),
         *FORM_NOTES,
     ]
     for offset, line in enumerate(lines):
-        ws.append([_cell(ws, line, st.meta)])
-        ws.merged_cells.add(f"A{footer_row + offset}:{LAST_COL}{footer_row + offset}")
-    wb.save(out)
+        write_cell(ws, footer_row + offset, 0, line, fmt.meta)
+        add_merge(ws, f"A{footer_row + offset + 1}:{LAST_COL}{footer_row + offset + 1}")
+    wb.close()
     return count
 
 

@@ -1,6 +1,6 @@
 """Bridges an async row source to a synchronous writer running in a worker thread.
 
-Exports read rows from the async database and hand them, in bounded batches, to openpyxl or
+Exports read rows from the async database and hand them, in bounded batches, to the xlsx or
 csv writers in a thread: the event loop keeps answering callbacks, and memory holds at most
 a few batches whatever the number of rows.
 """

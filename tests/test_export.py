@@ -64,6 +64,14 @@ async def test_export_review_form_as_the_seed_form(stack: Stack) -> None:
     assert "来源需核实" in second[16]
     footer = [r[0] for r in rows[6:] if r[0]]
     assert any(str(t).startswith("承办人签字：王小明、赵丽") for t in footer)
+    # The seed form's layout: merged title and two-level header, borders, print set-up.
+    merged = {str(r) for r in sheet.merged_cells.ranges}
+    assert {"A1:Q1", "A2:H2", "I2:Q2", "A3:A4", "C3:E3", "K3:L3", "Q3:Q4", "A8:Q8"} <= merged
+    assert sheet["A8"].value.startswith("承办人签字")
+    assert sheet.freeze_panes == "C5" and sheet.print_title_rows == "$3:$4"
+    assert sheet.page_setup.orientation == "landscape"
+    assert sheet["B6"].data_type == "s" and sheet["D6"].border.left.style == "thin"
+    assert sheet["D4"].font.b and sheet["A1"].font.sz == 16
 
 
 async def test_export_ledger_lists_every_action_in_order(stack: Stack) -> None:
@@ -79,6 +87,10 @@ async def test_export_ledger_lists_every_action_in_order(stack: Stack) -> None:
         (1, "通过三审", "系统"), (2, "投稿", "赵丽"), (2, "同意", "赵丽"), (2, "不同意", "孙科长"),
     ]
     assert rows[-1][8] == "来源需核实" and rows[-1][9] == "命令"
+    sheet = load_workbook(io.BytesIO(content)).active
+    title_cells = [sheet.cell(row=n, column=4) for n in range(3, sheet.max_row + 1)]
+    assert any(c.value.startswith("=HYPERLINK") and c.data_type == "s" for c in title_cells), "text, never a formula"
+    assert sheet.freeze_panes == "A3"
 
 
 async def test_export_refusals_and_bad_periods(stack: Stack) -> None:
