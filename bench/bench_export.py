@@ -11,7 +11,9 @@ memory at 100% against memory at 50% (1.0 means memory does not grow with the ro
 Why 50%: an export holds at most a few batches of rows in flight (bot/streaming.py: a queue
 of 4 batches of 1000 rows, plus the batch being read and the one being written). A run smaller
 than that working set fits in the pipe entirely and measures the data, not the bound; 50% of
-a year is well above it, so the ratio shows whether anything else grows with the rows.
+a year is well above it, so the ratio shows whether anything else grows with the rows. How
+full the pipe is when the peak is taken depends on thread timing (a slow writer lets it
+fill), so a peak may differ between runs within that bound, at either size.
 """
 
 from __future__ import annotations
