@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import models  # noqa: F401  (registers the tables)
+from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,10 @@ def make_session_factory(engine: AsyncEngine) -> SessionFactory:
 
 
 async def init_models(engine: AsyncEngine) -> None:
-    """Create missing tables (idempotent)."""
+    """Bring the schema to the newest migration (idempotent; see storage.migrate)."""
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            # Several instances may start together: one creates, the others wait and see.
+            # Several instances may start together: one migrates, the others wait and see.
             await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727001)")
-        await conn.run_sync(SQLModel.metadata.create_all)
+        await conn.run_sync(upgrade)
     log.info("database ready (%s)", engine.dialect.name)

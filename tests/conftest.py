@@ -52,9 +52,11 @@ def _postgres_reachable() -> bool:
 
 
 async def reset_postgres(url: str) -> None:
+    """Empty the test database: every table, the migration record included."""
     engine = create_async_engine(url)
     async with engine.begin() as conn:
         await conn.run_sync(SQLModel.metadata.drop_all)
+        await conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     await engine.dispose()
 
 
