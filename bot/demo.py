@@ -71,10 +71,10 @@ def _button(stack: Stack, userid: str, label: str) -> tuple[str, str]:
         state = stack.sim.card(delivered.payload["template_card"]["task_id"])
         if not state.is_active_for(userid):
             continue
-        card = state.replacements.get(userid, delivered.payload["template_card"])  # as shown now
+        card = state.shown_to(userid)
         for button in card.get("button_list", []):
             if button["text"] == label:
-                return card["task_id"], button["key"]
+                return state.task_id, button["key"]
     raise RuntimeError(f"{userid} has no active card with {label}")
 
 

@@ -42,8 +42,7 @@ def active_card(stack: Stack, user: str) -> Any:
 
 def current_card(stack: Stack, user: str, delivered: Any) -> dict[str, Any]:
     """The card as `user` sees it now: WeCom may have replaced it since it was delivered."""
-    sent = delivered.payload["template_card"]
-    return dict(stack.sim.card(sent["task_id"]).replacements.get(user, sent))
+    return dict(stack.sim.card(delivered.payload["template_card"]["task_id"]).shown_to(user))
 
 
 def button_key(card: dict[str, Any], label: str) -> str:

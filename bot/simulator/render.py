@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.simulator.wecom import Delivered, WeComSimulator
@@ -26,12 +26,8 @@ def render(delivered: Delivered, sim: WeComSimulator) -> str:
 
 
 def _render_card(delivered: Delivered, sim: WeComSimulator) -> str:
-    payload_card: dict[str, Any] = delivered.payload["template_card"]
-    card = payload_card
-    state = sim.card(payload_card["task_id"])
-    replaced = state.replacements.get(delivered.userid) if state else None
-    if replaced is not None:
-        card = replaced
+    state = sim.card(delivered.payload["template_card"]["task_id"])
+    card = state.shown_to(delivered.userid)
     lines = []
     source = card.get("source", {}).get("desc")
     if source:

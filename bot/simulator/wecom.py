@@ -96,6 +96,10 @@ class CardState:
     greyed: dict[str, str] = field(default_factory=dict)  # userid → replace_name
     replacements: dict[str, dict[str, Any]] = field(default_factory=dict)  # userid → new card
 
+    def shown_to(self, userid: str) -> dict[str, Any]:
+        """The card as `userid` sees it now: as sent, or as update_template_card replaced it."""
+        return self.replacements.get(userid, self.card)
+
     def is_active_for(self, userid: str) -> bool:
         """Whether `userid` holds this card and can still tap its buttons."""
         if userid not in self.recipients or userid in self.greyed:
@@ -104,7 +108,7 @@ class CardState:
         return replaced is None or bool(replaced.get("button_list"))
 
     def button_keys(self, userid: str) -> set[str]:
-        card = self.replacements.get(userid, self.card)
+        card = self.shown_to(userid)
         return {str(b.get("key")) for b in card.get("button_list", []) if b.get("type", 0) == 0}
 
 
@@ -457,7 +461,7 @@ class WeComSimulator:
             raise SimulatorError(f"{userid} cannot tap card {task_id}: not held or greyed out")
         if key not in state.button_keys(userid):
             raise SimulatorError(f"card {task_id} has no button {key}")
-        card = state.replacements.get(userid, state.card)
+        card = state.shown_to(userid)
         xml = (
             f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
             f"<FromUserName><![CDATA[{userid}]]></FromUserName>"
