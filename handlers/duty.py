@@ -104,7 +104,7 @@ async def swap(ctx: Context, args: list[str]) -> None:
         ],
     })
     await append_audit(session=ctx.session, at=ctx.now(), actor=ctx.user, action="duty_swap_request",
-                       details={"day": day.isoformat(), "role": role, "from": current, "to": target})
+                       details=swap_details(day, role, current, target))
     ctx.reply_text(f"已向{ctx.name_of(current)}发出调班申请（{label}），对方同意后生效。")
 
 
@@ -122,6 +122,11 @@ def swap_subject(day: date, role: str) -> str:
     return f"swap:{day.isoformat()}:{role}"
 
 
+def swap_details(day: date, role: str, current: str, target: str) -> dict[str, str]:
+    """What the audit log records of a swap, a request or a refusal."""
+    return {"day": day.isoformat(), "role": role, "from": current, "to": target}
+
+
 def swap_label(ctx: Context, day: date, role: str, start: datetime) -> str:
     return f"{day:%m月%d日}（{fmt_local(start, ctx.settings.tz)} 起）的{duty_repo.ROLE_LABELS[role]}"
 
@@ -135,7 +140,7 @@ async def apply_swap(ctx: Context, day: date, role: str, start: datetime, curren
         ctx.session,
         duty_repo.PlannedShift(role, target, start, start + timedelta(hours=ctx.settings.duty.shift_hours), "swap"),
     )
-    details = {"day": day.isoformat(), "role": role, "from": current, "to": target}
+    details = swap_details(day, role, current, target)
     if agreed_by:
         details["agreed_by"] = agreed_by
     await append_audit(session=ctx.session, at=ctx.now(), actor=ctx.user, action="duty_swap", details=details)
@@ -170,7 +175,7 @@ async def on_swap_click(ctx: Context, click: CardClick, parts: list[str]) -> Non
         ctx.reply_text(f"已同意调班：{label}改由{ctx.name_of(target)}值班。")
     else:
         await append_audit(session=ctx.session, at=ctx.now(), actor=ctx.user, action="duty_swap_declined",
-                           details={"day": day.isoformat(), "role": role, "from": current, "to": target})
+                           details=swap_details(day, role, current, target))
         ctx.outbox.send_text([target], f"【调班】{ctx.name_of(ctx.user)}未同意您接替{label}。")
         ctx.reply_text(f"已答复：不同意{ctx.name_of(target)}接替{label}。")
     if click.response_code:

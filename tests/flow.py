@@ -63,6 +63,28 @@ async def tap(stack: Stack, user: str, label: str, *, deliver: bool = True) -> A
     return delivered
 
 
+def card_click_xml(stack: Stack, user: str, task_id: str, key: str) -> str:
+    created = int(stack.clock.now().timestamp())
+    return (
+        "<xml><ToUserName><![CDATA[{corp}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        "<CreateTime>{ts}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{key}]]></EventKey>"
+        "<TaskId><![CDATA[{task}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
+        "<ResponseCode><![CDATA[forged-code]]></ResponseCode><AgentID>{agent}</AgentID></xml>"
+    ).format(
+        corp=stack.settings.wecom.corp_id, user=user, ts=created, key=key, task=task_id,
+        agent=stack.settings.wecom.agent_id,
+    )
+
+
+async def forged_tap(stack: Stack, user: str, card: dict[str, Any], label: str) -> None:
+    """A correctly signed click by `user` on `card`'s button `label`, even one WeCom would not
+    let them make (a card they never held, or one already greyed): what a replay looks like."""
+    result = await stack.sim.post_raw(card_click_xml(stack, user, card["task_id"], button_key(card, label)))
+    assert result.status == 200, result
+    await stack.drain()
+
+
 async def decisions(stack: Stack) -> list[StageDecision]:
     async with stack.db() as session:
         rows = await session.exec(select(StageDecision).order_by(col(StageDecision.id)))

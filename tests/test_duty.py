@@ -12,8 +12,7 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.stack import Stack, running_stack, stack_settings
 from storage.duty_repo import rotation_for
-from tests.flow import active_card, at, cards, count, current_card, last_text, say, tap, texts
-from tests.test_review_flow import card_click_xml
+from tests.flow import active_card, at, cards, count, current_card, forged_tap, last_text, say, tap, texts
 
 DUTY = {
     "rotation": ["zhaoli", "wangxm"],
@@ -108,9 +107,7 @@ async def test_taking_over_a_shift_needs_the_holders_consent(duty_stack: Stack) 
     await say(stack, "wangxm", "值班")
     assert "11-26 周四 08:30：主班 王小明" in last_text(stack, "wangxm")
     # Only the holder may answer; a forged click by the requester changes nothing.
-    forged = await stack.sim.post_raw(card_click_xml(stack, "sunkz", request["task_id"], request["button_list"][0]["key"]))
-    assert forged.status == 200
-    await stack.drain()
+    await forged_tap(stack, "sunkz", request, "同意")
     assert "只有该班次的值班人可以答复" in last_text(stack, "sunkz")
     await tap(stack, "wangxm", "不同意")
     assert "未同意您接替" in last_text(stack, "sunkz")
@@ -130,9 +127,7 @@ async def test_taking_over_a_shift_needs_the_holders_consent(duty_stack: Stack) 
     stale = active_card(stack, "wangxm").payload["template_card"]
     await say(stack, "chenfb", "/duty swap 2026-11-28 zhaoli")
     assert stack.sim.card(stale["task_id"]).greyed == {"wangxm": "已另行调班"}
-    late = await stack.sim.post_raw(card_click_xml(stack, "wangxm", stale["task_id"], stale["button_list"][0]["key"]))
-    assert late.status == 200
-    await stack.drain()
+    await forged_tap(stack, "wangxm", stale, "同意")
     assert "现由赵丽值班，调班申请已失效" in last_text(stack, "wangxm")
     await say(stack, "sunkz", "值班")
     assert "11-28 周六 08:30：主班 赵丽" in last_text(stack, "sunkz")
@@ -149,9 +144,7 @@ async def test_inspection_card_reminder_and_escalation(duty_stack: Stack) -> Non
     assert count(stack, "liuzr", "【巡检超时】") == 1 and "赵丽" in last_text(stack, "liuzr")
     await at(stack, minutes=30)
     assert count(stack, "liuzr", "【巡检超时】") == 1
-    stranger = await stack.sim.post_raw(card_click_xml(stack, "sunkz", card["task_id"], card["button_list"][0]["key"]))
-    assert stranger.status == 200
-    await stack.drain()
+    await forged_tap(stack, "sunkz", card, "已完成")
     assert "不是今日巡检的值班人员" in last_text(stack, "sunkz")
     await tap(stack, "zhaoli", "已完成")
     assert "巡检完成（已超时）" in last_text(stack, "zhaoli")

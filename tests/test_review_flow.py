@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from bot.stack import Stack
 from storage.models import AuditEntry, DraftVersion, OutboxMessage
-from tests.flow import active_card, cards, decisions, drafts, last_text, say, tap, texts
+from tests.flow import active_card, cards, decisions, drafts, forged_tap, last_text, say, tap, texts
 
 SUBMISSION = (
     "/submit 关于开展2025年防汛演练的通知\n"
@@ -140,19 +140,12 @@ async def test_review_foreign_and_stale_clicks_change_nothing(stack: Stack) -> N
     before = await decisions(stack)
 
     # A forged-but-correctly-signed click on the old 一审 card (e.g. a phone that missed the update).
-    approve_key = stage1["button_list"][0]["key"]
-    result = await stack.sim.post_raw(card_click_xml(stack, "zhaoli", stage1["task_id"], approve_key))
-    assert result.status == 200
-    await stack.drain()
+    await forged_tap(stack, "zhaoli", stage1, "同意")
     assert "卡片已过期" in last_text(stack, "zhaoli")
 
     # A click by somebody who is not an assignee of the current stage.
     stage2 = active_card(stack, "zhangkz").payload["template_card"]
-    result = await stack.sim.post_raw(
-        card_click_xml(stack, "chenfb", stage2["task_id"], stage2["button_list"][0]["key"])
-    )
-    assert result.status == 200
-    await stack.drain()
+    await forged_tap(stack, "chenfb", stage2, "同意")
     assert "不是" in last_text(stack, "chenfb") and "二审的审核人" in last_text(stack, "chenfb")
     assert await decisions(stack) == before
 
@@ -204,15 +197,3 @@ async def test_review_crash_between_click_and_messages_loses_nothing(stack: Stac
     assert "一审已同意" in last_text(stack, "wangxm")
 
 
-def card_click_xml(stack: Stack, user: str, task_id: str, key: str) -> str:
-    created = int(stack.clock.now().timestamp())
-    return (
-        "<xml><ToUserName><![CDATA[{corp}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
-        "<CreateTime>{ts}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-        "<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{key}]]></EventKey>"
-        "<TaskId><![CDATA[{task}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
-        "<ResponseCode><![CDATA[forged-code]]></ResponseCode><AgentID>{agent}</AgentID></xml>"
-    ).format(
-        corp=stack.settings.wecom.corp_id, user=user, ts=created, key=key, task=task_id,
-        agent=stack.settings.wecom.agent_id,
-    )
