@@ -26,8 +26,8 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from bench.bench_export import populate
-from bot.clock import FrozenClock
-from bot.stack import stack_settings
+from bot.cli.stack import stack_settings
+from bot.core.clock import FrozenClock
 from scheduler import all_sweeps
 from scheduler.sweeper import Sweeper
 from storage.account_models import Account

@@ -14,10 +14,10 @@ from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wechatpy.work.crypto import WeChatCrypto
 
-from bot.callback import add_callback_routes
-from bot.clock import Clock, SystemClock
-from bot.config import ConfigError, Settings
-from bot.dispatcher import Dispatcher
+from bot import views
+from bot.core.clock import Clock, SystemClock
+from bot.core.config import ConfigError, Settings
+from bot.exports.runner import export_file
 from bot.keys import (
     BACKGROUND,
     CLOCK,
@@ -31,14 +31,21 @@ from bot.keys import (
     SWEEPER,
     WECOM,
 )
-from bot.outbox import OutboxSender
-from bot.wecom_client import WeComClient
-from handlers import all_routers, views
+from bot.wecom.callback import CallbackEndpoint, add_callback_routes
+from bot.wecom.client import WeComClient
+from bot.wecom.dispatcher import Dispatcher
+from bot.wecom.outbox import OutboxSender
+from handlers import all_routers
 from scheduler import all_sweeps
 from scheduler.sweeper import Sweeper
+from storage.accounts_repo import (
+    AccountImportError,
+    import_accounts_csv,
+    read_accounts_csv,
+    sync_accounts,
+)
 from storage.audit_repo import ensure_audit_head
 from storage.db import init_models, make_engine, make_session_factory
-from storage.accounts_repo import AccountImportError, import_accounts_csv, read_accounts_csv, sync_accounts
 from storage.duty_repo import RosterError, read_roster, upsert_shift
 from storage.staff_repo import sync_staff
 
@@ -128,7 +135,9 @@ def create_app(
             agent_id=settings.wecom.agent_id,
             clock=app[CLOCK],
         )
-        app[SENDER] = OutboxSender(db=app[DB], wecom=app[WECOM], clock=app[CLOCK])
+        app[SENDER] = OutboxSender(
+            db=app[DB], wecom=app[WECOM], clock=app[CLOCK], export_file=export_file
+        )
         app[DISPATCHER] = Dispatcher(
             settings=settings,
             db=app[DB],
@@ -158,6 +167,9 @@ def create_app(
                 await task
 
     app.cleanup_ctx.extend([http_ctx, db_ctx, core_ctx])
-    add_callback_routes(app, settings.server.callback_path)
+    endpoint = CallbackEndpoint(
+        settings=settings, clock=app[CLOCK], crypto=app[CRYPTO], dispatcher=lambda: app[DISPATCHER]
+    )
+    add_callback_routes(app, settings.server.callback_path, endpoint)
     app.router.add_get("/healthz", on_health)
     return app

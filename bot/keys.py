@@ -9,11 +9,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 from wechatpy.work.crypto import WeChatCrypto
 
-from bot.clock import Clock
-from bot.config import Settings
-from bot.dispatcher import Dispatcher
-from bot.outbox import OutboxSender
-from bot.wecom_client import WeComClient
+from bot.core.clock import Clock
+from bot.core.config import Settings
+from bot.wecom.client import WeComClient
+from bot.wecom.dispatcher import Dispatcher
+from bot.wecom.outbox import OutboxSender
 from scheduler.sweeper import Sweeper
 from storage.db import SessionFactory
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.dispatcher import Router
+from bot.wecom.dispatcher import Router
 from handlers import accounts, basic, duty, export, lifecycle, review, status
 
 

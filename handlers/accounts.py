@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.config import AccountSettings
-from bot.context import Context, UserFacingError
-from bot.dispatcher import Command, Router
-from handlers import views
-from handlers.review import load_draft, parse_number
-from scheduler.freshness import account_line
+from bot import views
+from bot.core.config import AccountSettings
+from bot.core.errors import UserFacingError
+from bot.services.review import load_draft
+from bot.wecom.context import Context
+from bot.wecom.dispatcher import Command, Router
+from handlers.args import parse_number
 from storage.accounts_repo import accounts_by_remaining, find_account, record_post, upsert_account
 from storage.audit_repo import append_audit
 
@@ -41,7 +42,7 @@ async def on_accounts(ctx: Context, cmd: Command) -> None:
             ctx.reply_text("还没有登记账号。管理员可发送 /accounts add 名称 平台 负责人userid。")
             return
         lines = [f"【账号更新情况】共 {len(accounts)} 个（期限按最后更新 + 周期计算）："]
-        lines += [f"{n}. {account_line(a, ctx.settings, ctx.now())}" for n, a in enumerate(accounts, start=1)]
+        lines += [f"{n}. {views.account_line(a, ctx.settings, ctx.now())}" for n, a in enumerate(accounts, start=1)]
         ctx.reply_text("\n".join(lines))
         return
     if not is_admin(ctx):
@@ -93,7 +94,7 @@ async def on_published(ctx: Context, cmd: Command) -> None:
                       by=ctx.user, at=now, draft_id=draft.id, url=url)
     await append_audit(session=ctx.session, at=now, actor=ctx.user, action="published", draft_id=draft.id,
                        details={"account": account.name, "url": url, "version": draft.version})
-    ctx.reply_text(f"已登记：{views.draft_label(draft)}已在“{account.name}”发布。{account_line(account, ctx.settings, now)}")
+    ctx.reply_text(f"已登记：{views.draft_label(draft)}已在“{account.name}”发布。{views.account_line(account, ctx.settings, now)}")
     if draft.submitter_userid != ctx.user:
         ctx.outbox.send_text([draft.submitter_userid], f"{views.draft_label(draft)}已在“{account.name}”发布。")
 
@@ -120,4 +121,4 @@ async def on_posted(ctx: Context, cmd: Command) -> None:
     await append_audit(session=ctx.session, at=now, actor=ctx.user, action="posted",
                        details={"account": account.name, "posted_at": posted_at.isoformat()})
     note = "" if moved else "（早于已登记的最后更新，期限不变）"
-    ctx.reply_text(f"已登记“{account.name}”更新{note}。{account_line(account, ctx.settings, now)}")
+    ctx.reply_text(f"已登记“{account.name}”更新{note}。{views.account_line(account, ctx.settings, now)}")

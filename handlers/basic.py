@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from bot.context import Context, UserFacingError
-from bot.dispatcher import Command, Router
-from bot.wecom_events import OtherEvent
-from handlers import views
+from bot import views
+from bot.core.errors import UserFacingError
+from bot.wecom.context import Context
+from bot.wecom.dispatcher import Command, Router
+from bot.wecom.events import OtherEvent
 
 router = Router("basic")
 

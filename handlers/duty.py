@@ -7,12 +7,13 @@ from datetime import date, datetime, timedelta
 
 from sqlmodel import col, select
 
-from bot.context import Context, UserFacingError
-from bot.dispatcher import Command, Router, pack_action
-from bot.wecom_events import CardClick
-from handlers import views
-from scheduler.calendar import fmt_local, local_at, local_day, people_with_role
-from scheduler.duty import incident_handling_card, incident_subject, page_incident
+from bot import views
+from bot.core.errors import UserFacingError
+from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
+from bot.services.duty import incident_subject, page_incident
+from bot.wecom.context import Context
+from bot.wecom.dispatcher import Command, Router, pack_action
+from bot.wecom.events import CardClick
 from storage import duty_repo
 from storage.audit_repo import append_audit
 from storage.duty_models import Incident, IncidentEvent, Inspection, Shift
@@ -246,7 +247,7 @@ async def on_incident_click(ctx: Context, click: CardClick, parts: list[str]) ->
     if click.response_code:
         if kind == "acked":
             raiser = ctx.name_of(incident.raised_by)
-            ctx.outbox.update_card(click.response_code, card=incident_handling_card(
+            ctx.outbox.update_card(click.response_code, card=views.incident_handling_card(
                 incident, raiser, ctx.settings.tz, click.task_id, ctx.name_of(ctx.user)))
         else:
             ctx.outbox.update_card(click.response_code, replace_name=label[:20])

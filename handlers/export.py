@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot.context import Context, UserFacingError
-from bot.dispatcher import Command, Router
-from bot.exports import PeriodError, export_filename, parse_period
+from bot.core.errors import UserFacingError
+from bot.exports.runner import PeriodError, export_filename, parse_period
+from bot.wecom.context import Context
+from bot.wecom.dispatcher import Command, Router
 from storage.audit_repo import append_audit
 
 router = Router("export")

@@ -7,18 +7,19 @@ from datetime import date, datetime, time, timedelta
 
 from sqlmodel import col, select
 
-from bot.context import Context, UserFacingError
-from bot.dispatcher import Command, Router
-from bot.workflow import decided_other_stages, stage_of
-from handlers import views
-from handlers.review import (
+from bot import views
+from bot.core.errors import UserFacingError
+from bot.rules.review import decided_other_stages, stage_of
+from bot.services.review import (
     close_open_cards,
     current_decisions,
     load_draft,
-    parse_number,
     stage_people,
     start_stage,
 )
+from bot.wecom.context import Context
+from bot.wecom.dispatcher import Command, Router
+from handlers.args import parse_number
 from storage import drafts_repo
 from storage.audit_repo import append_audit
 from storage.models import AuditEntry, Delegation, Draft, StageAssignment

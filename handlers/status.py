@@ -7,12 +7,14 @@ from datetime import timedelta
 
 from sqlmodel import col, func, select
 
-from bot.context import Context, UserFacingError
-from bot.dispatcher import Command, Router
-from bot.outbox import TEXT_LIMIT_BYTES
-from bot.workflow import stage_of
-from handlers import views
-from handlers.review import current_decisions, load_draft, parse_number, stage_people, start_stage
+from bot import views
+from bot.core.errors import UserFacingError
+from bot.rules.review import stage_of
+from bot.services.review import current_decisions, load_draft, stage_people, start_stage
+from bot.wecom.context import Context
+from bot.wecom.dispatcher import Command, Router
+from bot.wecom.outbox import TEXT_LIMIT_BYTES
+from handlers.args import parse_number
 from storage import drafts_repo
 from storage.accounts_repo import accounts_by_remaining
 from storage.duty_models import Shift

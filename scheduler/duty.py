@@ -14,9 +14,10 @@ from datetime import date, datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.dispatcher import pack_action
-from bot.outbox import Outbox
-from scheduler.calendar import fmt_local, local_at, local_day, people_with_role
+from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
+from bot.services.duty import on_duty_userids, page_incident
+from bot.views import inspection_card
+from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
 from storage import duty_repo
 from storage.duty_models import Incident, IncidentEvent, Inspection, Shift
@@ -30,57 +31,6 @@ MATERIALISE_BACK_DAYS = 1
 def names_of(ctx: SweepContext, userids: list[str]) -> str:
     staff = {m.userid: m.name for m in ctx.settings.staff}
     return "、".join(staff.get(u, u) for u in userids) or "（无）"
-
-
-def inspection_card(task_id: str, inspection_id: int, day: str) -> dict[str, object]:
-    return {
-        "card_type": "button_interaction",
-        "source": {"desc": "审校助手·值班值守", "desc_color": 0},
-        "main_title": {"title": "【日常巡检】请完成今日巡检", "desc": day},
-        "quote_area": {
-            "type": 0,
-            "title": "巡检内容",
-            "quote_text": "1. 浏览政府网站各栏目，检查链接、错别字和过期信息\n"
-            "2. 查看各政务新媒体账号最新发布内容和留言\n3. 发现问题立即报告带班领导",
-        },
-        "task_id": task_id,
-        "button_list": [{"text": "已完成", "style": 1, "key": pack_action("dy", "done", inspection_id)}],
-    }
-
-
-def incident_card(incident: Incident, raiser_name: str, tz: object, task_id: str) -> dict[str, object]:
-    return {
-        "card_type": "button_interaction",
-        "source": {"desc": "审校助手·突发事件", "desc_color": 2},
-        "main_title": {"title": f"【突发】事件{incident.id}号，请立即处置",
-                       "desc": f"{raiser_name} 报告 · {fmt_local(incident.raised_at, tz)}"},  # type: ignore[arg-type]
-        "sub_title_text": incident.content[:300],
-        "task_id": task_id,
-        "button_list": [
-            {"text": "收到", "style": 1, "key": pack_action("in", "ack", incident.id)},
-            {"text": "已处置", "style": 2, "key": pack_action("in", "done", incident.id)},
-        ],
-    }
-
-
-def incident_subject(incident: Incident) -> str:
-    """The CardHandle subject of an incident's page cards."""
-    return f"incident:{incident.id}"
-
-
-def incident_handling_card(incident: Incident, raiser_name: str, tz: object, task_id: str,
-                           acker_name: str) -> dict[str, object]:
-    """What a page card becomes after 收到: still in hand, with only 已处置 left to press."""
-    card = incident_card(incident, raiser_name, tz, task_id)
-    card["main_title"] = {"title": f"【突发】事件{incident.id}号，处置中",
-                          "desc": f"{acker_name} 已收到 · {fmt_local(incident.acked_at or incident.raised_at, tz)}"}  # type: ignore[arg-type]
-    card["button_list"] = [{"text": "已处置", "style": 1, "key": pack_action("in", "done", incident.id)}]
-    return card
-
-
-async def on_duty_userids(session: AsyncSession, at: datetime, roles: tuple[str, ...]) -> list[str]:
-    shifts = await duty_repo.on_duty_at(session, at)
-    return list(dict.fromkeys(s.userid for s in shifts if s.role in roles))
 
 
 # ---------------------------------------------------------------- roster upkeep
@@ -223,24 +173,6 @@ async def _send_inspection(ctx: SweepContext, session: AsyncSession, outbox: Out
 
 
 # ---------------------------------------------------------------- incidents
-
-
-async def page_incident(
-    ctx_now: datetime, session: AsyncSession, outbox: Outbox, incident: Incident, settings: object,
-    names: dict[str, str], *, instance: str = "",
-) -> list[str]:
-    """Send the incident card to whoever is on duty now (admins when nobody is)."""
-    on_duty = await on_duty_userids(session, ctx_now, ("primary", "deputy"))
-    targets = on_duty or people_with_role(settings, "admin")  # type: ignore[arg-type]
-    assert incident.id is not None
-    task_id = f"sanshen-inc{incident.id}-{secrets.token_hex(5)}"
-    incident.task_id = task_id
-    session.add(incident)
-    tz = settings.tz  # type: ignore[attr-defined]
-    outbox.send_card(targets, incident_card(incident, names.get(incident.raised_by, incident.raised_by), tz, task_id),
-                     subject=incident_subject(incident))
-    session.add(IncidentEvent(incident_id=incident.id, at=ctx_now, kind="paged", actor=instance, details={"to": targets}))
-    return targets
 
 
 async def incident_pages(ctx: SweepContext) -> int:

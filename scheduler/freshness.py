@@ -11,33 +11,15 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
-from bot.config import Settings
-from bot.outbox import Outbox
-from scheduler.calendar import fmt_local, local_at, local_day, people_with_role
+from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
+from bot.views import account_line, remaining_text
+from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
 from storage.account_models import Account
 from storage.accounts_repo import accounts_by_remaining, period_of
 from storage.occasions_repo import claim_occasion, was_claimed
 
 DAY = timedelta(days=1)
-
-
-def remaining_text(left: timedelta) -> str:
-    hours = int(left.total_seconds() // 3600)
-    if left.total_seconds() < 0:
-        over = -left
-        return f"已超期 {over.days} 天 {over.seconds // 3600} 小时"
-    return f"剩余 {hours // 24} 天 {hours % 24} 小时" if hours >= 24 else f"剩余 {hours} 小时"
-
-
-def account_line(account: Account, settings: Settings, now: object) -> str:
-    if account.deadline_at is None:
-        return f"{account.name}（{account.platform}）：无更新记录"
-    left = account.deadline_at - now  # type: ignore[operator]
-    return (
-        f"{account.name}（{account.platform}）：{remaining_text(left)}，"
-        f"期限 {fmt_local(account.deadline_at, settings.tz)}"
-    )
 
 
 async def freshness_warnings(ctx: SweepContext) -> int:

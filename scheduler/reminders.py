@@ -7,43 +7,20 @@ sent in quiet hours; the occasion is simply not claimed until they end, then sen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
-from bot.config import Settings, StaffMember
-from bot.outbox import Outbox
-from bot.workflow import stage_of
-from scheduler.calendar import fmt_local, in_quiet_hours, people_with_role, working_time_between
+from bot.rules.calendar import fmt_local, in_quiet_hours, people_with_role, working_time_between
+from bot.rules.review import stage_of
+from bot.services.review import close_open_cards, current_decisions, stage_people
+from bot.services.scope import Work
+from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
 from storage.audit_repo import append_audit
 from storage.models import Draft
 from storage.occasions_repo import claim_occasion
-
-
-@dataclass
-class SweepView:
-    """The slice of a handler Context that the review rules need, for use outside a callback."""
-
-    session: AsyncSession
-    settings: Settings
-    clock: Clock
-    outbox: Outbox
-
-    @property
-    def staff(self) -> dict[str, StaffMember]:
-        return {m.userid: m for m in self.settings.staff}
-
-    def now(self) -> datetime:
-        return self.clock.now()
-
-    def name_of(self, userid: str) -> str:
-        member = self.staff.get(userid)
-        return member.name if member else userid
 
 
 def hours(value: float) -> timedelta:
@@ -51,8 +28,6 @@ def hours(value: float) -> timedelta:
 
 
 async def review_reminders(ctx: SweepContext) -> int:
-    from handlers.review import close_open_cards, current_decisions, stage_people
-
     rules = ctx.settings.reminders
     if in_quiet_hours(ctx.now, ctx.settings):
         return 0
@@ -61,7 +36,7 @@ async def review_reminders(ctx: SweepContext) -> int:
     fired = 0
     async with ctx.db() as session, session.begin():
         outbox = Outbox(session, ctx.clock)
-        view = SweepView(session, ctx.settings, ctx.clock, outbox)
+        view = Work(ctx.settings, session, ctx.clock, outbox)
         rows = await session.exec(
             select(Draft).where(Draft.status == "in_review", col(Draft.stage_entered_at) <= ctx.now - remind_after)
         )
@@ -75,14 +50,14 @@ async def review_reminders(ctx: SweepContext) -> int:
             chain = ctx.settings.chain_for(draft.category)
             stage_name = stage_of(chain, draft.stage).name
             subject = f"{draft.id}:v{draft.version}r{draft.round}s{draft.stage}"
-            people = (await stage_people(view, chain, draft, await current_decisions(view, draft))).assignees  # type: ignore[arg-type]
+            people = (await stage_people(view, chain, draft, await current_decisions(view, draft))).assignees
             label = f"稿件{draft.id}号《{draft.title}》"
             waited = f"{pending.total_seconds() / 3600:.0f} 小时" + ("（按工作日计）" if rules.workdays_only else "")
             details: dict[str, Any] = {"stage": draft.stage, "stage_name": stage_name, "pending_hours": round(pending.total_seconds() / 3600, 1)}
             if rules.hard_limit_hours and pending >= hours(rules.hard_limit_hours):
                 if await claim_occasion(session=session, kind="review_hard_limit", subject=subject, occasion="1",
                                         at=ctx.now, by=ctx.instance):
-                    fired += await _hard_limit(view, draft, label, stage_name, waited, people, close_open_cards)
+                    fired += await _hard_limit(view, draft, label, stage_name, waited, people)
                 continue
             if pending >= escalate_after:
                 slot = (pending - escalate_after) // repeat
@@ -112,13 +87,12 @@ async def review_reminders(ctx: SweepContext) -> int:
     return fired
 
 
-def _names(view: SweepView, userids: tuple[str, ...] | list[str]) -> str:
+def _names(view: Work, userids: tuple[str, ...] | list[str]) -> str:
     return "、".join(view.name_of(u) for u in userids) or "（无）"
 
 
 async def _hard_limit(
-    view: SweepView, draft: Draft, label: str, stage_name: str, waited: str, people: tuple[str, ...],
-    close_open_cards: Any,
+    view: Work, draft: Draft, label: str, stage_name: str, waited: str, people: tuple[str, ...],
 ) -> int:
     rules = view.settings.reminders
     admins = people_with_role(view.settings, "admin")

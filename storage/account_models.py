@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from storage.models import utc_column
+from storage.columns import utc_column
 
 
 class Account(SQLModel, table=True):

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config import AccountSettings, Settings
+from bot.core.config import AccountSettings, Settings
 from storage.account_models import Account, AccountPost
 
 

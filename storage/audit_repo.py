@@ -9,7 +9,14 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.audit_chain import GENESIS, ChainLink, VerifyResult, canonical_payload, chain_hash, verify_chain
+from bot.rules.audit_chain import (
+    GENESIS,
+    ChainLink,
+    VerifyResult,
+    canonical_payload,
+    chain_hash,
+    verify_chain,
+)
 from storage.models import AuditEntry, AuditHead
 
 

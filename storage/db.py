@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import models  # noqa: F401  (registers the tables)
+from storage import schema  # noqa: F401  (registers every table)
 from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)

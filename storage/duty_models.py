@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from storage.models import json_column, utc_column
+from storage.columns import json_column, utc_column
 
 
 class Shift(SQLModel, table=True):

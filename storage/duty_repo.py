@@ -14,8 +14,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config import Settings
-from scheduler.calendar import is_workday, local_at
+from bot.core.config import Settings
+from bot.rules.calendar import is_workday, local_at
 from storage.duty_models import Shift
 
 ROLES = ("primary", "deputy", "leader")

@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.review_form import ReviewFormRow, StageOpinion
+from bot.rules.review_form import ReviewFormRow, StageOpinion
 from storage.models import AuditEntry, Draft, Staff, StageDecision
 
 BATCH = 1000

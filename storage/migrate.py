@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, inspect
 from sqlmodel import SQLModel
 
-from storage import models  # noqa: F401  (registers every table on the metadata)
+from storage import schema  # noqa: F401  (registers every table)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BASELINE = "0001"

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores tz-aware UTC; SQLite keeps naive UTC text (sortable), PostgreSQL timestamptz."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime stored; use tz-aware UTC")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
-    """A column of tz-aware UTC datetimes."""
-    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
-
-
-def json_column() -> Any:
-    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+from storage.columns import json_column, utc_column
 
 
 class Staff(SQLModel, table=True):
@@ -264,7 +235,3 @@ class Occasion(SQLModel, table=True):
     claimed_at: datetime = utc_column()
     claimed_by: str = Field(default="", max_length=64)
 
-
-# Tables defined in sibling modules register on the same metadata when this module loads.
-from storage import account_models as _account_models  # noqa: E402,F401
-from storage import duty_models as _duty_models  # noqa: E402,F401

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config import StaffMember
+from bot.core.config import StaffMember
 from storage.models import Staff
 
 

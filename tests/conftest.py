@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlmodel import SQLModel
 
-import storage.models  # noqa: F401
-from bot.clock import FrozenClock
-from bot.stack import Stack, running_stack, stack_settings
+from bot.cli.stack import Stack, running_stack, stack_settings
+from bot.core.clock import FrozenClock
 
-POSTGRES_URL = os.environ.get(
+# The server's existing database, used only to create and drop each test's own database.
+ADMIN_URL = os.environ.get(
     "SANSHEN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 in Asia/Shanghai
@@ -51,28 +53,66 @@ def _postgres_reachable() -> bool:
         return False
 
 
-async def reset_postgres(url: str) -> None:
-    """Empty the test database: every table, the migration record included."""
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.drop_all)
-        await conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-    await engine.dispose()
+TEST_DB_PREFIX = "sanshen_t_"
 
 
-async def fresh_postgres() -> str:
-    """The real PostgreSQL, emptied; skipped locally without it, a failure in CI."""
+async def _admin(sql: str) -> list[Any]:
+    """One statement on the admin database, outside a transaction (CREATE/DROP DATABASE)."""
+    engine = create_async_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            result = await conn.exec_driver_sql(sql)
+            return list(result.fetchall()) if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def drop_orphaned_test_databases() -> None:
+    """Databases left by test runs on this machine that were killed before their teardown."""
+    rows = await _admin(f"SELECT datname FROM pg_database WHERE datname LIKE '{TEST_DB_PREFIX}%'")
+    for (name,) in rows:
+        pid = name.removeprefix(TEST_DB_PREFIX).split("_")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_orphans_dropped = False
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
+    """A new, uniquely named database on the real PostgreSQL, dropped afterwards (several runs may
+    share the server); skipped locally without PostgreSQL, a failure in CI."""
+    global _orphans_dropped
     if not _postgres_reachable():
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL must be reachable on 127.0.0.1:5432 in CI")
         pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
-    await reset_postgres(POSTGRES_URL)
-    return POSTGRES_URL
+    if not _orphans_dropped:
+        _orphans_dropped = True
+        await drop_orphaned_test_databases()
+    name = f"{TEST_DB_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-async def postgres_url() -> str:
-    return await fresh_postgres()
+async def postgres_url() -> AsyncIterator[str]:
+    async with fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -81,7 +121,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIt
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/sanshen.db"
         return
-    yield await fresh_postgres()
+    async with fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.stack import Stack
+from bot.cli.stack import Stack
 from storage.models import Draft, StageDecision
 
 

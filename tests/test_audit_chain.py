@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
-from bot.audit_chain import GENESIS, ChainLink, canonical_payload, chain_hash, verify_chain
+from bot.rules.audit_chain import GENESIS, ChainLink, canonical_payload, chain_hash, verify_chain
 
 
 def build(n: int) -> list[ChainLink]:

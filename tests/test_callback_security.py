@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 from sqlmodel import select
 
+from bot.cli.stack import Stack
 from bot.simulator import CallbackCrypto
-from bot.stack import Stack
 from storage.models import Draft, OutboxMessage
 from tests.flow import drafts, last_text, say
 from tests.test_review_flow import SUBMISSION

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.stack import Stack
+from bot.cli.stack import Stack
 from tests.flow import cards, drafts, last_text, say, tap
 from tests.test_review_flow import SUBMISSION
 
@@ -88,8 +88,8 @@ async def test_unknown_command_suggests_and_refusal_says_why(stack: Stack) -> No
 
 
 async def test_status_shows_the_pipeline_accounts_and_duty(database_url: str) -> None:
-    from bot.clock import FrozenClock
-    from bot.stack import running_stack, stack_settings
+    from bot.cli.stack import running_stack, stack_settings
+    from bot.core.clock import FrozenClock
     from tests.conftest import T0
 
     settings = stack_settings(database_url, {

@@ -8,11 +8,21 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FrozenClock
-from bot.config import Settings
-from bot.stack import Stack, running_stack, stack_settings
+from bot.cli.stack import Stack, running_stack, stack_settings
+from bot.core.clock import FrozenClock
+from bot.core.config import Settings
 from storage.duty_repo import rotation_for
-from tests.flow import active_card, at, cards, count, current_card, forged_tap, last_text, say, tap, texts
+from tests.flow import (
+    active_card,
+    at,
+    cards,
+    count,
+    current_card,
+    forged_tap,
+    last_text,
+    say,
+    tap,
+)
 
 DUTY = {
     "rotation": ["zhaoli", "wangxm"],

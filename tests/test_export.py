@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 from sqlalchemy import update
 from sqlmodel import col, delete, select
 
-from bot.stack import Stack
+from bot.cli.stack import Stack
 from storage.models import AuditEntry
 from tests.flow import drafts, last_text, say, tap
 from tests.test_review_flow import SUBMISSION

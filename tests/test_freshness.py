@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from bot.clock import FrozenClock
-from bot.stack import Stack, running_stack, stack_settings
+from bot.cli.stack import Stack, running_stack, stack_settings
+from bot.core.clock import FrozenClock
 from storage.account_models import Account
 from tests.flow import at, count, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION

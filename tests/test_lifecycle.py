@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 from sqlmodel import col, select
 
-from bot.stack import Stack
+from bot.cli.stack import Stack
 from storage.models import AuditEntry
 from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from bot.app import create_app
-from bot.clock import FrozenClock
+from bot.cli.stack import running_stack, stack_settings
+from bot.core.clock import FrozenClock
 from bot.keys import SENDER, SWEEPER
-from bot.stack import running_stack, stack_settings
 from tests.flow import say, tap
 from tests.test_review_flow import SUBMISSION
 

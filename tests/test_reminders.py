@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FrozenClock
-from bot.stack import Stack, running_stack, stack_settings
-from tests.flow import at, count, decisions, drafts, last_text, say, tap, texts
+from bot.cli.stack import Stack, running_stack, stack_settings
+from bot.core.clock import FrozenClock
+from tests.flow import at, count, decisions, drafts, last_text, say, tap
 from tests.test_review_flow import SUBMISSION
 
 MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

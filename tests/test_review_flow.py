@@ -6,7 +6,7 @@ import asyncio
 
 from sqlmodel import select
 
-from bot.stack import Stack
+from bot.cli.stack import Stack
 from storage.models import AuditEntry, DraftVersion, OutboxMessage
 from tests.flow import active_card, cards, decisions, drafts, forged_tap, last_text, say, tap, texts
 

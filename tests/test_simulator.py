@@ -9,10 +9,10 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
+from bot.cli.stack import Stack
 from bot.keys import WECOM
-from bot.outbox import Outbox
-from bot.stack import Stack
-from bot.wecom_client import WeComAPIError
+from bot.wecom.client import WeComAPIError
+from bot.wecom.outbox import Outbox
 from storage.models import OutboxMessage
 from tests.flow import say, tap, texts
 from tests.test_review_flow import SUBMISSION

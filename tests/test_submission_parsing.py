@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import ReviewSettings
-from bot.dispatcher import CommandTable
-from bot.outbox import split_utf8
-from bot.submission import SubmissionError, parse_submission
+from bot.core.config import ReviewSettings
+from bot.rules.submission import SubmissionError, parse_submission
+from bot.wecom.dispatcher import CommandTable
+from bot.wecom.outbox import split_utf8
 from handlers import all_routers
 
 DEFAULTS = ReviewSettings()

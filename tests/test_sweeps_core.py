@@ -6,9 +6,9 @@ import asyncio
 
 from sqlmodel import select
 
-from bot.clock import FrozenClock
-from bot.config import Settings
-from bot.stack import Stack, stack_settings
+from bot.cli.stack import Stack, stack_settings
+from bot.core.clock import FrozenClock
+from bot.core.config import Settings
 from scheduler.sweeper import SweepContext, Sweeper
 from storage.db import init_models, make_engine, make_session_factory
 from storage.models import ProcessedCallback

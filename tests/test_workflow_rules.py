@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from bot.config import ChainSettings, StaffMember, StageSettings
-from bot.workflow import PastDecision, Refusal, check_may_decide, expand_assignees, outcome_after
+from bot.core.config import ChainSettings, StaffMember, StageSettings
+from bot.rules.review import (
+    PastDecision,
+    Refusal,
+    check_may_decide,
+    expand_assignees,
+    outcome_after,
+)
 
 STAFF = {
     m.userid: m

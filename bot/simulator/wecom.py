@@ -22,7 +22,7 @@ from xml.sax.saxutils import escape
 import aiohttp
 from aiohttp import web
 
-from bot.clock import Clock
+from bot.core.clock import Clock
 from bot.simulator.crypto import CallbackCrypto
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from storage import models  # noqa: F401  (registers every table on the metadata)
+from storage import schema  # noqa: F401  (registers every table)
 
 connection = context.config.attributes["connection"]
 context.configure(

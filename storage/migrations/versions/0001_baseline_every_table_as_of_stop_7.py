@@ -11,8 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import storage.models
-
+import storage.columns
 
 revision = '0001'
 down_revision = None
@@ -29,9 +28,9 @@ def upgrade() -> None:
     sa.Column('owners', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('period_hours', sa.Integer(), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('last_post_at', storage.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('deadline_at', storage.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_post_at', storage.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deadline_at', storage.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
@@ -40,7 +39,7 @@ def upgrade() -> None:
 
     op.create_table('auditentry',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('draft_id', sa.Integer(), nullable=True),
@@ -67,7 +66,7 @@ def upgrade() -> None:
     sa.Column('response_code', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('closed', sa.Boolean(), nullable=False),
     sa.Column('closed_label', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('task_id')
     )
@@ -78,20 +77,20 @@ def upgrade() -> None:
     sa.Column('userid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
-    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('userid')
     )
     op.create_table('delegation',
     sa.Column('userid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('delegate', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('until', storage.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('until', storage.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('userid')
     )
     op.create_table('deliverylog',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('userid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('sent_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('deliverylog', schema=None) as batch_op:
@@ -111,10 +110,10 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('stage', sa.Integer(), nullable=False),
     sa.Column('round', sa.Integer(), nullable=False),
-    sa.Column('stage_entered_at', storage.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', storage.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('approved_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('stage_entered_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('approved_at', storage.columns.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('draft', schema=None) as batch_op:
@@ -126,15 +125,15 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('content', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
     sa.Column('raised_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('raised_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('raised_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('task_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-    sa.Column('next_page_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_page_at', storage.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('acked_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('acked_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('acked_at', storage.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resolved_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('resolved_at', storage.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('escalated_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolved_at', storage.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('escalated_at', storage.columns.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('incident', schema=None) as batch_op:
@@ -145,9 +144,9 @@ def upgrade() -> None:
     sa.Column('day', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('userid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('task_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-    sa.Column('sent_at', storage.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('due_at', storage.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('done_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('done_at', storage.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('done_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('day'),
@@ -161,24 +160,24 @@ def upgrade() -> None:
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('occasion', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('claimed_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claimed_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('kind', 'subject', 'occasion', name='uq_occasion')
     )
     op.create_table('outboxmessage',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('not_before', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('not_before', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.Column('op', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('recipients', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('card_id', sa.Integer(), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('claimed_until', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_until', storage.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
-    sa.Column('sent_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', storage.columns.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('outboxmessage', schema=None) as batch_op:
@@ -187,7 +186,7 @@ def upgrade() -> None:
 
     op.create_table('processedcallback',
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('received_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
     with op.batch_alter_table('processedcallback', schema=None) as batch_op:
@@ -197,8 +196,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('userid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('start_at', storage.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('end_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('start_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('end_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('role', 'start_at', name='uq_shift_role_start')
@@ -217,11 +216,11 @@ def upgrade() -> None:
     op.create_table('accountpost',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('posted_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('posted_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.Column('draft_id', sa.Integer(), nullable=True),
     sa.Column('url', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('recorded_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('recorded_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -238,7 +237,7 @@ def upgrade() -> None:
     sa.Column('recipients', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
     sa.Column('response_code', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('closed', sa.Boolean(), nullable=False),
-    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['draft_id'], ['draft.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('task_id')
@@ -251,7 +250,7 @@ def upgrade() -> None:
     sa.Column('draft_id', sa.Integer(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.ForeignKeyConstraint(['draft_id'], ['draft.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -264,14 +263,14 @@ def upgrade() -> None:
     sa.Column('draft_id', sa.Integer(), nullable=False),
     sa.Column('userid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('added_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['draft_id'], ['draft.id'], ),
     sa.PrimaryKeyConstraint('draft_id', 'userid')
     )
     op.create_table('incidentevent',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('incident_id', sa.Integer(), nullable=False),
-    sa.Column('at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('details', sa.JSON(), nullable=False),
@@ -290,7 +289,7 @@ def upgrade() -> None:
     sa.Column('assignees', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
     sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['draft_id'], ['draft.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -309,7 +308,7 @@ def upgrade() -> None:
     sa.Column('reviewer_name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('opinion', sa.Text(), nullable=False),
-    sa.Column('decided_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', storage.columns.UTCDateTime(timezone=True), nullable=False),
     sa.Column('via', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('on_behalf_of', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.ForeignKeyConstraint(['draft_id'], ['draft.id'], ),

@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.clock import Clock
-from bot.config import Settings
-from bot.context import Context, SkipHandler, UserFacingError
-from bot.outbox import Outbox, OutboxSender
-from bot.wecom_events import CardClick, IncomingEvent, OtherEvent, TextMessage
+from bot.core.clock import Clock
+from bot.core.config import Settings
+from bot.core.errors import UserFacingError
+from bot.wecom.context import Context, SkipHandler
+from bot.wecom.events import CardClick, IncomingEvent, OtherEvent, TextMessage
+from bot.wecom.outbox import Outbox, OutboxSender
 from storage.db import SessionFactory
 from storage.dedupe_repo import remember_callback
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import tzinfo
 from typing import BinaryIO, TextIO
 
-from bot.review_form import SHANGHAI, _csv_safe, open_workbook, write_cell, write_csv
+from bot.exports.review_form import SHANGHAI, _csv_safe, open_workbook, write_cell, write_csv
 from storage.export_repo import LedgerRow
 
 LEDGER_HEADER = (

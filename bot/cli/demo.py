@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.clock import FrozenClock
+from bot.cli.stack import Stack, running_stack, stack_settings
+from bot.core.clock import FrozenClock
 from bot.simulator import render
-from bot.stack import Stack, running_stack, stack_settings
 from storage.models import Draft, StageDecision
 
 

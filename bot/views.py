@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.config import CATEGORY_LABELS
-from bot.dispatcher import CommandSpec, pack_action
-from bot.workflow import Refusal
+from bot.core.config import CATEGORY_LABELS, Settings
+from bot.core.roles import role_names
+from bot.rules.calendar import fmt_local
+from bot.rules.review import Refusal
+from bot.wecom.dispatcher import CommandSpec, pack_action
+from storage.account_models import Account
+from storage.duty_models import Incident
 from storage.models import Draft
 
 NOT_STAFF = "您不在本单位审校助手的人员名单中，暂时无法使用。如需开通，请联系管理员。"
@@ -82,8 +86,6 @@ def unknown_command(word: str, suggestions: Sequence[str]) -> str:
 
 
 def not_permitted(spec: CommandSpec) -> str:
-    from handlers.roles import role_names  # local: roles table lives with the handlers
-
     return f"您没有使用 /{spec.name} 的权限（需要：{role_names(spec.roles)}）。"
 
 
@@ -253,3 +255,68 @@ def copied_notice(draft: Draft, by_name: str) -> str:
         f"【抄送】{by_name}将{draft_label(draft)}抄送给您（{STATUS_LABELS.get(draft.status, draft.status)}）。"
         f"发送 /draft {draft.id} 查看详情；稿件通过三审时会再通知您。"
     )
+
+
+# ---------------------------------------------------------------- 14-day rule
+
+
+def remaining_text(left: timedelta) -> str:
+    hours = int(left.total_seconds() // 3600)
+    if left.total_seconds() < 0:
+        over = -left
+        return f"已超期 {over.days} 天 {over.seconds // 3600} 小时"
+    return f"剩余 {hours // 24} 天 {hours % 24} 小时" if hours >= 24 else f"剩余 {hours} 小时"
+
+
+def account_line(account: Account, settings: Settings, now: object) -> str:
+    if account.deadline_at is None:
+        return f"{account.name}（{account.platform}）：无更新记录"
+    left = account.deadline_at - now  # type: ignore[operator]
+    return (
+        f"{account.name}（{account.platform}）：{remaining_text(left)}，"
+        f"期限 {fmt_local(account.deadline_at, settings.tz)}"
+    )
+
+
+# ---------------------------------------------------------------- duty watch
+
+
+def inspection_card(task_id: str, inspection_id: int, day: str) -> dict[str, object]:
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·值班值守", "desc_color": 0},
+        "main_title": {"title": "【日常巡检】请完成今日巡检", "desc": day},
+        "quote_area": {
+            "type": 0,
+            "title": "巡检内容",
+            "quote_text": "1. 浏览政府网站各栏目，检查链接、错别字和过期信息\n"
+            "2. 查看各政务新媒体账号最新发布内容和留言\n3. 发现问题立即报告带班领导",
+        },
+        "task_id": task_id,
+        "button_list": [{"text": "已完成", "style": 1, "key": pack_action("dy", "done", inspection_id)}],
+    }
+
+
+def incident_card(incident: Incident, raiser_name: str, tz: object, task_id: str) -> dict[str, object]:
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·突发事件", "desc_color": 2},
+        "main_title": {"title": f"【突发】事件{incident.id}号，请立即处置",
+                       "desc": f"{raiser_name} 报告 · {fmt_local(incident.raised_at, tz)}"},  # type: ignore[arg-type]
+        "sub_title_text": incident.content[:300],
+        "task_id": task_id,
+        "button_list": [
+            {"text": "收到", "style": 1, "key": pack_action("in", "ack", incident.id)},
+            {"text": "已处置", "style": 2, "key": pack_action("in", "done", incident.id)},
+        ],
+    }
+
+
+def incident_handling_card(incident: Incident, raiser_name: str, tz: object, task_id: str,
+                           acker_name: str) -> dict[str, object]:
+    """What a page card becomes after 收到: still in hand, with only 已处置 left to press."""
+    card = incident_card(incident, raiser_name, tz, task_id)
+    card["main_title"] = {"title": f"【突发】事件{incident.id}号，处置中",
+                          "desc": f"{acker_name} 已收到 · {fmt_local(incident.acked_at or incident.raised_at, tz)}"}  # type: ignore[arg-type]
+    card["button_list"] = [{"text": "已处置", "style": 1, "key": pack_action("in", "done", incident.id)}]
+    return card

@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import create_app
-from bot.clock import Clock
-from bot.config import Settings, settings_from_mapping
+from bot.core.clock import Clock
+from bot.core.config import Settings, settings_from_mapping
 from bot.keys import DB, DISPATCHER, SENDER, SWEEPER
 from bot.simulator import WeComSimulator
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.config import ReviewSettings
+from bot.core.config import ReviewSettings
 
 
 class SubmissionError(ValueError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from datetime import date
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -282,6 +282,17 @@ class Settings(_Frozen):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def staff_by_id(self) -> dict[str, StaffMember]:
+        return {m.userid: m for m in self.staff}
+
+    def name_of(self, userid: str) -> str:
+        """The person's name from [[staff]], or the userid itself for someone unknown."""
+        for member in self.staff:
+            if member.userid == userid:
+                return member.name
+        return userid
 
     def chain_for(self, category: str) -> ChainSettings:
         """The chain configured for an information category."""

@@ -7,12 +7,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 from zoneinfo import ZoneInfo
 
-from bot.ledger_export import write_ledger_csv, write_ledger_xlsx
-from bot.review_form import write_review_form_csv, write_review_form_xlsx
-from bot.streaming import consume_in_thread
+from bot.exports.ledger import write_ledger_csv, write_ledger_xlsx
+from bot.exports.review_form import write_review_form_csv, write_review_form_xlsx
+from bot.exports.streaming import consume_in_thread
 from storage.db import SessionFactory
 from storage.export_repo import ledger_batches, review_form_batches
 
@@ -123,3 +123,19 @@ def _with_text(out: BinaryIO, write: object) -> int:
 def export_filename(kind: Kind, fmt: Format, period: Period) -> str:
     name = "保密审查表" if kind == "form" else "三审三校台账"
     return f"{name}_{period.slug}.{fmt}"
+
+
+async def export_file(db: SessionFactory, payload: dict[str, Any]) -> tuple[str, bytes]:
+    """The xlsx a queued /export asks for (the outbox sender calls this when the row is due)."""
+    period = Period(
+        datetime.fromisoformat(payload["start"]),
+        datetime.fromisoformat(payload["end"]),
+        payload["label"],
+        payload["slug"],
+    )
+    buffer = io.BytesIO()
+    await write_export(
+        db, buffer, kind=payload["kind"], fmt="xlsx", period=period,
+        unit=payload["unit"], tz=ZoneInfo(payload["timezone"]),
+    )
+    return export_filename(payload["kind"], "xlsx", period), buffer.getvalue()

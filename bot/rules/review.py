@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from bot.config import SUBMITTER, ChainSettings, StaffMember, StageSettings
+from bot.core.config import SUBMITTER, ChainSettings, StaffMember, StageSettings
 
 
 class Refusal(Enum):

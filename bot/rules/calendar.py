@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-from bot.config import Settings
+from bot.core.config import Settings
 
 
 def parse_hhmm(text: str) -> time:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,8 +20,8 @@ from sqlalchemy import func, or_, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
-from bot.wecom_client import WeComAPIError, WeComClient, WeComTransportError
+from bot.core.clock import Clock
+from bot.wecom.client import WeComAPIError, WeComClient, WeComTransportError
 from storage.db import SessionFactory
 from storage.models import ApprovalCard, CardHandle, DeliveryLog, OutboxMessage
 
@@ -194,6 +193,14 @@ class Outbox:
         self._add("webhook", {"key": key, "message": message})
 
 
+# Builds the file an "export" row asks for: (filename, content) from the row's payload.
+ExportFile = Callable[[SessionFactory, dict[str, Any]], Awaitable[tuple[str, bytes]]]
+
+
+async def _no_exports(db: SessionFactory, payload: dict[str, Any]) -> tuple[str, bytes]:
+    raise ValueError("this sender was built without an export_file builder")
+
+
 class OutboxSender:
     """Delivers due outbox rows in order, paced per member, retrying transient failures."""
 
@@ -203,6 +210,7 @@ class OutboxSender:
         db: SessionFactory,
         wecom: WeComClient,
         clock: Clock,
+        export_file: ExportFile | None = None,
         per_member_per_minute: int = 25,
         batch: int = 50,
         poll_seconds: float = 1.0,
@@ -210,6 +218,7 @@ class OutboxSender:
         self._db = db
         self._wecom = wecom
         self._clock = clock
+        self._export_file = export_file or _no_exports
         self._per_minute = per_member_per_minute
         self._batch = batch
         self._poll = poll_seconds
@@ -349,29 +358,11 @@ class OutboxSender:
             await self._wecom.send_webhook(payload["key"], payload["message"])
             return {}
         if row.op == "export":
-            filename, content = await self._build_export(payload)
+            filename, content = await self._export_file(self._db, payload)
             media_id = await self._wecom.upload_file(filename, content)
             message = {"touser": payload["touser"], "msgtype": "file", "file": {"media_id": media_id}}
             return await self._wecom.send_message(message)
         raise ValueError(f"unknown outbox op {row.op}")
-
-    async def _build_export(self, payload: dict[str, Any]) -> tuple[str, bytes]:
-        from zoneinfo import ZoneInfo
-
-        from bot.exports import Period, export_filename, write_export
-
-        period = Period(
-            datetime.fromisoformat(payload["start"]),
-            datetime.fromisoformat(payload["end"]),
-            payload["label"],
-            payload["slug"],
-        )
-        buffer = io.BytesIO()
-        await write_export(
-            self._db, buffer, kind=payload["kind"], fmt="xlsx", period=period,
-            unit=payload["unit"], tz=ZoneInfo(payload["timezone"]),
-        )
-        return export_filename(payload["kind"], "xlsx", period), buffer.getvalue()
 
     async def _mark_sent(
         self, row: OutboxMessage, recipients: list[str], result: dict[str, Any]

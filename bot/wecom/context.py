@@ -1,4 +1,4 @@
-"""What a handler receives: one typed Context per event, and the UserFacingError it may raise."""
+"""What a handler receives: one typed Context per event (it also serves as the services' Scope)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,10 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
-from bot.config import Settings, StaffMember
-from bot.outbox import Outbox
-from bot.wecom_events import IncomingEvent
-
-
-class UserFacingError(Exception):
-    """Stops the handler, rolls back its changes and tells the person `message` (Chinese)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+from bot.core.clock import Clock
+from bot.core.config import Settings, StaffMember
+from bot.wecom.events import IncomingEvent
+from bot.wecom.outbox import Outbox
 
 
 class SkipHandler(Exception):  # noqa: N818 - aiogram's name for the same idea
@@ -44,15 +36,14 @@ class Context:
 
     @property
     def staff(self) -> dict[str, StaffMember]:
-        return {m.userid: m for m in self.settings.staff}
+        return self.settings.staff_by_id
 
     @property
     def member(self) -> StaffMember | None:
         return self.staff.get(self.event.user)
 
     def name_of(self, userid: str) -> str:
-        member = self.staff.get(userid)
-        return member.name if member else userid
+        return self.settings.name_of(userid)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.clock import Clock
+from bot.core.clock import Clock
 
 log = logging.getLogger(__name__)
 

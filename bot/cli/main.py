@@ -1,0 +1,164 @@
+"""Command line: serve, demo, check-config, export and verify-audit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from bot.core.config import ConfigError, Settings, load_settings
+from bot.core.log import setup_logging
+
+log = logging.getLogger("sanshen")
+
+
+def _load(path: str, *, with_files: bool = False) -> Settings:
+    """Settings, or one "配置错误 key: reason" line and exit 2; `with_files` reads the data files too."""
+    try:
+        settings = load_settings(path)
+        if with_files:
+            from bot.app import check_watch_files
+
+            check_watch_files(settings)
+        return settings
+    except ConfigError as exc:
+        sys.stderr.write(f"配置错误 {exc}\n")
+        raise SystemExit(2) from None
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [settings.wecom.secret, settings.wecom.token, settings.wecom.encoding_aes_key]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.app import create_app
+
+    settings = _load(args.config, with_files=True)
+    setup_logging(settings.log_level, _secrets(settings))
+    log.info(
+        "serving %s on %s:%s", settings.server.callback_path, settings.server.host, settings.server.port
+    )
+    web.run_app(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        print=None,
+        access_log=None,
+    )
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _load(args.config, with_files=True)
+    sys.stdout.write(
+        f"配置有效：{settings.unit_name}，{len(settings.staff)} 名人员，"
+        f"{len(settings.chains)} 条审核链，数据库 {settings.database.url.split('://')[0]}\n"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.cli.demo import run_demo
+
+    setup_logging("WARNING" if not args.verbose else "INFO")
+    return asyncio.run(run_demo(database_url=args.database))
+
+
+async def _open_db(settings: Settings):  # type: ignore[no-untyped-def]
+    from storage.db import init_models, make_engine, make_session_factory
+
+    engine = make_engine(settings.database.url)
+    await init_models(engine)
+    return engine, make_session_factory(engine)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from bot.exports.runner import PeriodError, export_filename, parse_period, write_export
+
+    settings = _load(args.config)
+    setup_logging("WARNING", _secrets(settings))
+    tz = settings.tz
+    words = [args.period] if args.period else ([args.date_from, args.date_to or args.date_from] if args.date_from else [])
+    try:
+        period = parse_period(words, tz, datetime.now(tz).date())
+    except PeriodError as exc:
+        sys.stderr.write(f"时间段错误：{exc}\n")
+        return 2
+    output = args.output or export_filename(args.kind, args.format, period)
+
+    async def run() -> int:
+        engine, db = await _open_db(settings)
+        try:
+            with open(output, "wb") as out:
+                return await write_export(
+                    db, out, kind=args.kind, fmt=args.format, period=period,
+                    unit=settings.unit_name, tz=tz,
+                )
+        finally:
+            await engine.dispose()
+
+    count = asyncio.run(run())
+    sys.stdout.write(f"已导出 {count} 条（{period.label}）到 {output}\n")
+    return 0
+
+
+def cmd_verify_audit(args: argparse.Namespace) -> int:
+    from storage.audit_repo import verify_audit_log
+
+    settings = _load(args.config)
+    setup_logging("WARNING", _secrets(settings))
+
+    async def run():  # type: ignore[no-untyped-def]
+        engine, db = await _open_db(settings)
+        try:
+            async with db() as session:
+                return await verify_audit_log(session=session)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    if result.ok:
+        sys.stdout.write(f"审计日志完整：共 {result.checked} 条，哈希链连续。\n")
+        return 0
+    sys.stdout.write(f"审计日志在第 {result.first_broken_id} 条处不连续：{result.reason}\n")
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sanshen", description="审校助手 WeCom bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the callback server")
+    serve.add_argument("-c", "--config", default="config.toml")
+    serve.set_defaults(func=cmd_serve)
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("-c", "--config", default="config.toml")
+    check.set_defaults(func=cmd_check_config)
+    demo = sub.add_parser("demo", help="walk a draft through 三审 on the built-in WeCom simulator")
+    demo.add_argument("--database", default="", help="database URL (default: a fresh SQLite file)")
+    demo.add_argument("-v", "--verbose", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+    export = sub.add_parser("export", help="write the 保密审查表 or the 台账 for a period to a file")
+    export.add_argument("-c", "--config", default="config.toml")
+    export.add_argument("--period", help="YYYY-MM (default: this month)")
+    export.add_argument("--from", dest="date_from", help="YYYY-MM-DD (with --to)")
+    export.add_argument("--to", dest="date_to", help="YYYY-MM-DD, inclusive")
+    export.add_argument("--kind", choices=("form", "ledger"), default="form")
+    export.add_argument("--format", choices=("xlsx", "csv"), default="xlsx")
+    export.add_argument("-o", "--output", help="file to write (default: a name with the period)")
+    export.set_defaults(func=cmd_export)
+    verify = sub.add_parser("verify-audit", help="re-hash the audit log and name the first broken entry")
+    verify.add_argument("-c", "--config", default="config.toml")
+    verify.set_defaults(func=cmd_verify_audit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+

@@ -1,0 +1,1 @@
+"""Foundations every layer may use: validated settings, the clock, logging and the user-facing error."""

@@ -1,0 +1,1 @@
+"""Application services: decide, start a stage, close cards, page an incident — called by chat, scheduler and pages alike."""

@@ -1,0 +1,387 @@
+"""The 三审 service: start a stage, decide, revise, close cards — one path for card, command, page and sweep."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from bot import views
+from bot.core.config import ChainSettings
+from bot.core.errors import UserFacingError
+from bot.rules.submission import DraftMeta
+from bot.rules.review import (
+    PastDecision,
+    Refusal,
+    apply_delegations,
+    check_may_decide,
+    decided_other_stages,
+    decision_slot,
+    expand_assignees,
+    in_round,
+    outcome_after,
+    stage_of,
+)
+from bot.services.scope import Scope
+from storage import drafts_repo
+from storage.audit_repo import append_audit
+from storage.models import ApprovalCard, Draft, StageDecision
+
+MAX_BODY_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a service did: the draft it acted on, and what the person who acted is told (if anything)."""
+
+    draft: Draft
+    message: str | None
+
+
+async def load_draft(scope: Scope, number: int, *, lock: bool = True) -> Draft:
+    draft = await drafts_repo.get_draft(session=scope.session, draft_id=number, lock=lock)
+    if draft is None:
+        raise UserFacingError(views.draft_not_found(str(number)))
+    return draft
+
+
+def past_decisions(rows: list[StageDecision]) -> list[PastDecision]:
+    return [
+        PastDecision(stage=r.stage, reviewer=r.reviewer_userid, decision=r.decision, round=r.round)
+        for r in rows
+    ]
+
+
+async def current_decisions(scope: Scope, draft: Draft) -> list[PastDecision]:
+    """Every decision of the current version (all rounds)."""
+    assert draft.id is not None
+    rows = await drafts_repo.list_decisions(
+        session=scope.session, draft_id=draft.id, version=draft.version
+    )
+    return past_decisions(list(rows))
+
+
+@dataclass(frozen=True)
+class StagePeople:
+    """Who may decide the current stage now, and whom each delegate stands in for."""
+
+    assignees: tuple[str, ...]
+    on_behalf: dict[str, str]  # delegate → away reviewer
+
+
+async def stage_people(
+    scope: Scope, chain: ChainSettings, draft: Draft, decisions: list[PastDecision]
+) -> StagePeople:
+    """The chain's assignees, or a 转审's, with people who are away replaced by delegates."""
+    assert draft.id is not None
+    elsewhere = decided_other_stages(decisions, draft.stage)
+    transferred = await drafts_repo.stage_assignment(
+        session=scope.session, draft_id=draft.id, version=draft.version, round_=draft.round,
+        stage=draft.stage,
+    )
+    if transferred is not None:
+        base = tuple(u for u in transferred if u not in elsewhere)
+    else:
+        base = expand_assignees(
+            stage_of(chain, draft.stage),
+            stage=draft.stage,
+            submitter=draft.submitter_userid,
+            staff=scope.staff,
+            decided_elsewhere=elsewhere,
+        )
+    delegates = await drafts_repo.active_delegates(session=scope.session, userids=base, at=scope.now())
+    effective = apply_delegations(
+        base, delegates, submitter=draft.submitter_userid, stage=draft.stage,
+        decided_elsewhere=elsewhere,
+    )
+    on_behalf = {delegates[u]: u for u in base if delegates.get(u) in effective and delegates[u] != u}
+    return StagePeople(effective, on_behalf)
+
+
+async def start_stage(
+    scope: Scope,
+    draft: Draft,
+    decisions: list[PastDecision],
+    *,
+    only: tuple[str, ...] | None = None,
+) -> tuple[str, ...]:
+    """Send the current stage's full text and approval card to its assignees (or `only`)."""
+    chain = scope.settings.chain_for(draft.category)
+    stage_settings = stage_of(chain, draft.stage)
+    assignees = (await stage_people(scope, chain, draft, decisions)).assignees
+    if not assignees:
+        raise UserFacingError(views.no_assignees(stage_settings.name))
+    if only is not None:
+        assignees = tuple(u for u in assignees if u in only)
+        if not assignees:
+            return assignees
+    assert draft.id is not None
+    body = await drafts_repo.get_body(session=scope.session, draft_id=draft.id, version=draft.version)
+    scope.outbox.send_text(assignees, views.full_text(draft, body, stage_settings.name))
+    card = await drafts_repo.add_card(
+        session=scope.session, draft=draft, recipients=assignees, at=scope.now(), nonce=secrets.token_hex(3)
+    )
+    assert card.id is not None
+    payload = views.approval_card(
+        draft,
+        stage=draft.stage,
+        stage_name=stage_settings.name,
+        stage_count=len(chain.stages),
+        mode=stage_settings.mode,
+        task_id=card.task_id,
+        card_id=card.id,
+        tz=scope.settings.tz,
+    )
+    scope.outbox.send_card(assignees, payload, card_id=card.id)
+    return assignees
+
+
+async def close_open_cards(scope: Scope, draft: Draft, label: str, *, except_card: int | None = None) -> None:
+    """Grey every still-open card of the draft for all its holders (send response_code)."""
+    assert draft.id is not None
+    for card in await drafts_repo.list_open_cards(session=scope.session, draft_id=draft.id):
+        if card.id != except_card and card.response_code:
+            scope.outbox.update_card(card.response_code, replace_name=label, card_id=card.id)
+        assert card.id is not None
+        await drafts_repo.close_card(session=scope.session, card_id=card.id)
+
+
+def staff_names(scope: Scope) -> dict[str, str]:
+    return {m.userid: m.name for m in scope.settings.staff}
+
+
+def publishers(scope: Scope) -> list[str]:
+    return [m.userid for m in scope.settings.staff if "publisher" in m.roles]
+
+
+async def create_draft(scope: Scope, title: str, meta: DraftMeta, body: str) -> Done:
+    """A new draft from `scope.user`, its 一审 cards queued."""
+    now = scope.now()
+    draft = Draft(
+        title=title[:200],
+        category=meta.category,
+        source_kind=meta.source_kind,
+        source_note=meta.source_note,
+        disclosure=meta.disclosure,
+        platforms=",".join(meta.platforms),
+        submitter_userid=scope.user,
+        submitter_name=scope.name_of(scope.user),
+        status="in_review",
+        version=1,
+        stage=1,
+        stage_entered_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    await drafts_repo.add_draft(session=scope.session, draft=draft, body=body)
+    assignees = await start_stage(scope, draft, [])
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="submit",
+        draft_id=draft.id,
+        details={"title": draft.title, "version": 1, "category": draft.category},
+    )
+    copied = [u for u in scope.settings.review.cc_on_submit if u != scope.user]
+    for userid in copied:
+        await drafts_repo.add_watcher(session=scope.session, draft_id=draft.id, userid=userid, by="config", at=now)
+    if copied:
+        scope.outbox.send_text(copied, views.copied_notice(draft, scope.name_of(scope.user)))
+    chain = scope.settings.chain_for(draft.category)
+    return Done(
+        draft, views.submit_received(draft, chain.stages[0].name, views.names(assignees, staff_names(scope)))
+    )
+
+
+async def refusal_for(
+    scope: Scope,
+    chain: ChainSettings,
+    draft: Draft,
+    card: ApprovalCard | None,
+    decisions: list[PastDecision],
+    people: StagePeople | None = None,
+) -> str | None:
+    """The Chinese reason the current person may not decide now, or None (and a log line)."""
+    acted_stage: int | None = None
+    if card is not None:
+        current = card.version == draft.version and card.round == draft.round and not card.closed
+        acted_stage = card.stage if current else -1
+    if people is None and draft.status == "in_review":
+        people = await stage_people(scope, chain, draft, decisions)
+    refusal = check_may_decide(
+        chain,
+        status=draft.status,
+        current_stage=draft.stage,
+        acted_stage=acted_stage,
+        reviewer=scope.user,
+        submitter=draft.submitter_userid,
+        staff=scope.staff,
+        decisions=decisions,
+        current_round=draft.round,
+        assignees=people.assignees if people is not None else None,
+    )
+    if refusal is None:
+        return None
+    scope.log.info("decision by %s on draft %s refused: %s", scope.user, draft.id, refusal.value)
+    return views.refusal_text(refusal, draft, stage_of(chain, draft.stage).name)
+
+
+# ---------------------------------------------------------------- decisions
+
+
+async def decide(
+    scope: Scope,
+    draft: Draft,
+    *,
+    decision: str,
+    opinion: str,
+    card: ApprovalCard | None,
+    response_code: str | None,
+    via: str,
+) -> Done:
+    """Record one decision and everything it implies, or raise UserFacingError (no change)."""
+    chain = scope.settings.chain_for(draft.category)
+    stage_settings = stage_of(chain, draft.stage)
+    decisions = await current_decisions(scope, draft)
+    people = await stage_people(scope, chain, draft, decisions)
+    refusal = await refusal_for(scope, chain, draft, card, decisions, people)
+    if refusal is not None:
+        raise UserFacingError(refusal)
+    assignees = people.assignees
+    now = scope.now()
+    assert draft.id is not None
+    row = StageDecision(
+        draft_id=draft.id,
+        version=draft.version,
+        round=draft.round,
+        stage=draft.stage,
+        stage_name=stage_settings.name,
+        slot=decision_slot(stage_settings, scope.user),
+        reviewer_userid=scope.user,
+        reviewer_name=scope.name_of(scope.user),
+        decision=decision,
+        opinion=opinion,
+        decided_at=now,
+        via=via,
+        on_behalf_of=people.on_behalf.get(scope.user, ""),
+    )
+    try:
+        async with scope.session.begin_nested():
+            scope.session.add(row)
+            await scope.session.flush()
+    except IntegrityError:
+        # Another reviewer's decision for this slot committed first: exactly one counts.
+        raise UserFacingError(views.already_decided_by_other(draft, stage_settings.name)) from None
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action=decision,
+        draft_id=draft.id,
+        details={
+            "version": draft.version,
+            "stage": draft.stage,
+            "stage_name": stage_settings.name,
+            "opinion": opinion,
+            "via": via,
+            **({"on_behalf_of": row.on_behalf_of} if row.on_behalf_of else {}),
+        },
+    )
+    stage_rows = [*decisions, PastDecision(draft.stage, scope.user, decision, draft.round)]
+    outcome = outcome_after(
+        chain,
+        stage=draft.stage,
+        decision=decision,
+        stage_decisions=in_round(stage_rows, draft.stage, draft.round),
+        assignees=assignees,
+    )
+    label = views.card_done_label(stage_settings.name, decision, scope.name_of(scope.user))
+    if outcome.kind == "wait":
+        if response_code:
+            scope.outbox.update_card(response_code, replace_name=label, userids=[scope.user])
+        approved_by = {d.reviewer for d in in_round(stage_rows, draft.stage, draft.round)}
+        missing = [a for a in assignees if a not in approved_by]
+        return Done(draft, views.waiting_cosign(draft, stage_settings.name, views.names(missing, staff_names(scope))))
+    clicked_card = card.id if card is not None and response_code else None
+    if response_code:
+        scope.outbox.update_card(response_code, replace_name=label, card_id=clicked_card)
+    await close_open_cards(scope, draft, label, except_card=clicked_card)
+    if clicked_card is not None:
+        await drafts_repo.close_card(session=scope.session, card_id=clicked_card)
+    draft.updated_at = now
+    reviewer_name = scope.name_of(scope.user)
+    if outcome.kind == "rejected":
+        draft.status = "rejected"
+        scope.session.add(draft)
+        scope.outbox.send_text(
+            [draft.submitter_userid],
+            views.rejected_notice(draft, stage_settings.name, reviewer_name, opinion),
+        )
+    elif outcome.kind == "approved":
+        draft.status = "approved"
+        draft.approved_at = now
+        scope.session.add(draft)
+        await append_audit(
+            session=scope.session, at=now, actor="system", action="approved", draft_id=draft.id,
+            details={"version": draft.version},
+        )
+        watchers = await drafts_repo.list_watchers(session=scope.session, draft_id=draft.id)
+        notify = list(
+            dict.fromkeys(
+                [draft.submitter_userid, *publishers(scope), *watchers, *scope.settings.review.cc_on_approval]
+            )
+        )
+        scope.outbox.send_text(notify, views.approved_notice(draft))
+    else:
+        assert outcome.next_stage is not None
+        draft.stage = outcome.next_stage
+        draft.stage_entered_at = now
+        scope.session.add(draft)
+        next_assignees = await start_stage(scope, draft, stage_rows)
+        next_name = stage_of(chain, draft.stage).name
+        scope.outbox.send_text(
+            [draft.submitter_userid],
+            views.stage_passed(
+                draft, stage_settings.name, reviewer_name, next_name,
+                views.names(next_assignees, staff_names(scope)),
+            ),
+        )
+    if scope.user == draft.submitter_userid:
+        return Done(draft, None)  # the submitter's own 一审: the notice above already told them
+    return Done(draft, views.decision_recorded(draft, stage_settings.name, decision))
+
+
+# ---------------------------------------------------------------- revise
+
+
+async def revise_draft(scope: Scope, number: int, body: str) -> Done:
+    """A new version by its submitter: open cards grey out and review starts again at 一审."""
+    draft = await load_draft(scope, number)
+    if draft.submitter_userid != scope.user:
+        raise UserFacingError(f"只有投稿人可以修改{views.draft_label(draft)}。")
+    if draft.status not in ("rejected", "in_review"):
+        raise UserFacingError(
+            views.refusal_text(Refusal.NOT_IN_REVIEW, draft, "").replace("不在审核中", "不能再修改")
+        )
+    if len(body) > MAX_BODY_CHARS:
+        raise UserFacingError(f"正文过长（超过{MAX_BODY_CHARS}字）。")
+    await close_open_cards(scope, draft, views.CARD_STALE_LABEL)
+    now = scope.now()
+    draft.version += 1
+    draft.stage = 1
+    draft.status = "in_review"
+    draft.stage_entered_at = now
+    draft.updated_at = now
+    scope.session.add(draft)
+    await drafts_repo.add_version(session=scope.session, draft=draft, body=body, at=now, by=scope.user)
+    assignees = await start_stage(scope, draft, [])
+    await append_audit(
+        session=scope.session, at=now, actor=scope.user, action="revise", draft_id=draft.id,
+        details={"version": draft.version},
+    )
+    chain = scope.settings.chain_for(draft.category)
+    return Done(draft, views.revised_notice(draft, chain.stages[0].name, views.names(assignees, staff_names(scope))))
+
+

@@ -1,0 +1,1 @@
+"""The WeCom transport: callback verify → decrypt → parse → dedupe → dispatch, the API client, the outbox."""
