@@ -1,0 +1,1 @@
+"""Uploaded draft documents: content checks, docx-to-HTML conversion and text diffs."""
