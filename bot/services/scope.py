@@ -37,6 +37,12 @@ class Scope(Protocol):
     def now(self) -> datetime: ...
 
 
+def is_admin(scope: Scope) -> bool:
+    """Whether the person acting is on the staff list with the admin role."""
+    member = scope.staff.get(scope.user)
+    return member is not None and "admin" in member.roles
+
+
 @dataclass(frozen=True)
 class Work:
     """A Scope outside a chat event: the scheduler's sweeps and the web pages build one."""
