@@ -3,6 +3,7 @@
 from bot.simulator.crypto import CallbackCrypto, CryptoError, signature
 from bot.simulator.render import render
 from bot.simulator.wecom import (
+    SIM_USER_COOKIE,
     CallbackResult,
     CardState,
     Delivered,
@@ -11,6 +12,7 @@ from bot.simulator.wecom import (
 )
 
 __all__ = [
+    "SIM_USER_COOKIE",
     "CallbackCrypto",
     "CallbackResult",
     "CardState",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.simulator.wecom import Delivered, WeComSimulator
@@ -26,8 +26,9 @@ def render(delivered: Delivered, sim: WeComSimulator) -> str:
 
 
 def _render_card(delivered: Delivered, sim: WeComSimulator) -> str:
-    state = sim.card(delivered.payload["template_card"]["task_id"])
-    card = state.shown_to(delivered.userid)
+    sent = delivered.payload["template_card"]
+    state = sim.card(sent["task_id"]) if sent.get("task_id") else None  # text_notice may have none
+    card = state.shown_to(delivered.userid) if state else sent
     lines = []
     source = card.get("source", {}).get("desc")
     if source:
@@ -46,6 +47,11 @@ def _render_card(delivered: Delivered, sim: WeComSimulator) -> str:
             lines.append(f"┃ ▍{quote['title']}")
         for line in str(quote.get("quote_text", "")).splitlines():
             lines.append(f"┃ ▍{line}")
+    for jump in card.get("jump_list", []):
+        lines.append(f"┃ ↗ {jump.get('title', '')} → {_link_target(jump)}")
+    action = card.get("card_action")
+    if action and action.get("type", 0):
+        lines.append(f"┃ （点按卡片 → {_link_target(action)}）")
     greyed = state.greyed.get(delivered.userid) if state else None
     if greyed is not None:
         lines.append(f"┗ 〖{greyed}〗（按钮已置灰）")
@@ -53,3 +59,10 @@ def _render_card(delivered: Delivered, sim: WeComSimulator) -> str:
         buttons = "  ".join(f"[{b['text']}]" for b in card.get("button_list", []))
         lines.append(f"┗ {buttons}")
     return "\n".join(lines)
+
+
+def _link_target(link: dict[str, Any]) -> str:
+    """Where a card_action or jump_list entry leads: a URL or a mini program."""
+    if link.get("type") == 2:
+        return f"小程序 {link.get('appid', '')} {link.get('pagepath', '')}".rstrip()
+    return str(link.get("url", "")) if link.get("type") == 1 else "（无链接）"

@@ -7,6 +7,7 @@ documentation names no errcode for a case, the code used is marked "unverified" 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
 import aiohttp
@@ -43,6 +45,34 @@ MEMBER_PER_HOUR = 1000  # §5.1
 CALLBACK_RETRIES = 3  # §1.7: WeCom re-sends when it gets no HTTP 200
 SEND_TYPES = frozenset({"text", "markdown", "template_card", "file", "textcard", "image", "news"})
 INTERACTIVE = frozenset({"button_interaction", "vote_interaction", "multiple_interaction"})
+MAX_JUMPS = 3  # template_card.jump_list (§8.3; path/90236 field table)
+
+# ---- H5 pages (§8): OAuth2 网页授权 and the app menu -------------------------------------------
+# Verified against the 代开发 twins of the self-built pages (same text): path/96441 构造网页授权链接
+# (2024/07/30: appid = CorpID, response_type fixed "code", scope snsapi_base | snsapi_privateinfo,
+# state a-zA-Z0-9 ≤ 128 bytes, agentid "snsapi_privateinfo时必填否则报错", code ≤ 512 bytes,
+# redirect to redirect_uri?code=CODE&state=STATE — state present even when empty) and path/96442
+# 获取访问用户身份 (GET /cgi-bin/auth/getuserinfo; code single use, expires after 5 minutes unused;
+# member → userid (+ user_ticket, valid 1800 s, only for snsapi_privateinfo); non-member → openid
+# (≤ 64 bytes); errors 40029 "invalid code", 50001 when the redirect domain is not the app's
+# trusted domain). Assumed: the HTTP status and wording of WeCom's error page (HTTP 200 here).
+OAUTH_CODE_TTL = timedelta(minutes=5)
+USER_TICKET_TTL = 1800
+OAUTH_SCOPES = frozenset({"snsapi_base", "snsapi_privateinfo"})
+STATE_RE = re.compile(r"^[A-Za-z0-9]{0,128}$")
+SIM_USER_COOKIE = "sim_userid"  # who holds the simulated phone (set on the simulator's origin)
+OAUTH_AUTHORIZE = "/connect/oauth2/authorize"
+OAUTH_CHOOSE = "/connect/oauth2/sim_choose"
+# Menu (path/90231 创建菜单, text mirrored in metacpan QQ::weixin::work::menu, 2021/03/18): 1–3
+# buttons, 1–5 sub_buttons, name non-empty, top ≤ 16 bytes, sub ≤ 40 bytes; key (click-like
+# types) ≤ 128 bytes; view url ≤ 1024 bytes; view_miniprogram needs appid + pagepath.
+MENU_KEY_TYPES = frozenset({
+    "click", "scancode_push", "scancode_waitmsg", "pic_sysphoto", "pic_photo_or_album",
+    "pic_weixin", "location_select",
+})
+MENU_TYPES = MENU_KEY_TYPES | {"view", "view_miniprogram"}
+MENU_MAX_BUTTONS, MENU_MAX_SUB_BUTTONS = 3, 5
+MENU_KEY_LIMIT, MENU_URL_LIMIT = 128, 1024
 
 ERRMSG = {
     0: "ok",
@@ -53,6 +83,18 @@ ERRMSG = {
     40008: "invalid message type",
     40013: "invalid corpid",
     40014: "invalid access_token",
+    40016: "invalid button size",
+    40017: "invalid button type",
+    40018: "invalid button name size",
+    40019: "invalid button key size",
+    40020: "invalid button url size",
+    40022: "invalid sub button level",
+    40023: "invalid sub button size",
+    40024: "invalid sub button type",
+    40025: "invalid sub button name size",
+    40026: "invalid sub button key size",
+    40027: "invalid sub button url size",
+    40029: "invalid code",
     40056: "invalid agentid",
     40058: "invalid parameter",
     41001: "access_token missing",
@@ -62,9 +104,21 @@ ERRMSG = {
     45002: "content size out of limit",
     45009: "reach max api daily quota limit",
     45033: "api concurrent out of limit",
+    46003: "menu no exist",
+    47001: "data format error",
+    50001: "redirect uri is not in the app's trusted domain",
     81013: "user & party & tag all invalid",
     93000: "invalid webhook url",
+    301002: "not allow operate another agent with this accesstoken",
 }
+# Menu and OAuth codes. Verified meanings (WeCom global code list 全局错误码, as mirrored in
+# several third-party copies — the official page path/90313 was not read directly): 40016 按钮个数,
+# 40017 按钮类型, 40018 按钮名字长度, 40019 按钮KEY长度, 40020 按钮URL长度, 40022 子菜单级数,
+# 40023–40027 the same for sub-buttons, 40029 不合法的oauth_code, 46003 菜单未设置 ("menu no
+# exist"), 47001 解析JSON/XML内容错误, 40056 不合法的agentid; 301002 "not allow operate another
+# agent with this accesstoken" (reported for a token of app A used on agentid B). Assumed: which
+# of them WeCom picks for a bad url scheme (40020/40027 here), a view_miniprogram without appid or
+# pagepath (40058 here), a missing/non-numeric agentid (40056) versus another app's (301002).
 # Unverified: the docs name no errcode for a used or expired response_code; 40058 "invalid
 # parameter" is WeCom's generic answer for a bad field value.
 RESPONSE_CODE_INVALID = 40058
@@ -115,6 +169,18 @@ class CardState:
 @dataclass
 class ResponseCode:
     task_id: str
+    issued_at: datetime
+    used: bool = False
+
+
+@dataclass
+class OAuthCode:
+    """A code WeCom put on redirect_uri: one person, one app, single use, 5 minutes (§8.1)."""
+
+    userid: str
+    scope: str
+    agent_id: int | None
+    redirect_host: str
     issued_at: datetime
     used: bool = False
 
@@ -181,6 +247,11 @@ class WeComSimulator:
         self._msgids = itertools.count(1)
         self._event_msgids = itertools.count(7_000_000_000_000_000_001)
         self._last_callback: tuple[dict[str, str], str] | None = None
+        self.menu: dict[str, Any] | None = None  # the app menu as menu/create stored it
+        # Host[:port] the app lists as 可信域名; when set, getuserinfo answers 50001 for codes
+        # that were redirected anywhere else (path/96442). None: any host is trusted.
+        self.trusted_domain: str | None = None
+        self._oauth_codes: dict[str, OAuthCode] = {}
         self._http: aiohttp.ClientSession | None = None
         self.app = web.Application(client_max_size=MAX_FILE_BYTES + 1024 * 1024)
         self.app.router.add_get(f"{API}/gettoken", self._gettoken)
@@ -188,6 +259,13 @@ class WeComSimulator:
         self._route("/message/update_template_card", self._update_template_card)
         self._route("/media/upload", self._media_upload)
         self.app.router.add_post(f"{API}/webhook/send", self._webhook_send)
+        self._route("/auth/getuserinfo", self._auth_getuserinfo, method="GET")
+        self._route("/user/getuserinfo", self._user_getuserinfo, method="GET")
+        self._route("/menu/create", self._menu_create)
+        self._route("/menu/get", self._menu_get, method="GET")
+        self._route("/menu/delete", self._menu_delete, method="GET")
+        self.app.router.add_get(OAUTH_AUTHORIZE, self._oauth_authorize)
+        self.app.router.add_get(OAUTH_CHOOSE, self._oauth_choose)
 
     # ---- set-up and inspection -------------------------------------------------------------
 
@@ -226,7 +304,12 @@ class WeComSimulator:
 
     # ---- qyapi -----------------------------------------------------------------------------
 
-    def _route(self, path: str, handler: Callable[[web.Request], Awaitable[dict[str, Any]]]) -> None:
+    def _route(
+        self,
+        path: str,
+        handler: Callable[[web.Request], Awaitable[dict[str, Any]]],
+        method: str = "POST",
+    ) -> None:
         async def endpoint(request: web.Request) -> web.Response:
             denied = self._check_token(request)
             if denied is not None:
@@ -238,7 +321,7 @@ class WeComSimulator:
                 return _answer(failure.errcode)
             return web.json_response(await handler(request))
 
-        self.app.router.add_post(f"{API}{path}", endpoint)
+        self.app.router.add_route(method, f"{API}{path}", endpoint)
 
     async def _gettoken(self, request: web.Request) -> web.Response:
         self.calls.append(("/gettoken", {}))
@@ -439,6 +522,136 @@ class WeComSimulator:
         self.robots[key].append(body)
         return _answer(0)
 
+    # ---- H5: OAuth2 sign-in (网页授权登录, §8.1) -----------------------------------------------
+
+    async def _oauth_authorize(self, request: web.Request) -> web.Response:
+        """open.weixin.qq.com/connect/oauth2/authorize as the member's WeCom browser meets it."""
+        query = request.query
+        self.calls.append((OAUTH_AUTHORIZE, dict(query)))
+        problem = self._authorize_problem(query)
+        if problem:
+            return _html("出错了", f"<p>{escape(problem)}</p>")
+        userid = request.cookies.get(SIM_USER_COOKIE)
+        if not userid:
+            return self._chooser(request.path_qs)
+        code = secrets.token_urlsafe(32)  # 43 chars; the doc allows up to 512 bytes
+        agentid = query.get("agentid")
+        self._oauth_codes[code] = OAuthCode(
+            userid=userid,
+            scope=query["scope"],
+            agent_id=int(agentid) if agentid else None,
+            redirect_host=urlsplit(query["redirect_uri"]).netloc,
+            issued_at=self.clock.now(),
+        )
+        state = query.get("state", "")
+        raise web.HTTPFound(_add_query(query["redirect_uri"], code=code, state=state))
+
+    def _authorize_problem(self, query: Any) -> str:
+        """The error WeCom's page would show for this authorize link, "" when it is valid."""
+        if query.get("appid") != self.corp_id:
+            return "参数错误：appid 必须是本企业的 CorpID"
+        if query.get("response_type") != "code":
+            return "参数错误：response_type 必须为 code"
+        scope = query.get("scope")
+        if scope not in OAUTH_SCOPES:
+            return "参数错误：scope 无效（企业自建应用可用 snsapi_base 或 snsapi_privateinfo）"
+        agentid = query.get("agentid")
+        if agentid is not None and agentid != str(self.agent_id):
+            return "无效的agentid参数"
+        if scope == "snsapi_privateinfo" and agentid is None:
+            return "参数错误：scope 为 snsapi_privateinfo 时必须填写 agentid"
+        if not _is_http_url(query.get("redirect_uri")):
+            return "redirect_uri 参数错误：必须是完整的 http 或 https 地址（需 urlencode）"
+        if not STATE_RE.match(query.get("state", "")):
+            return "state 参数错误：只能包含 a-zA-Z0-9，且不超过 128 个字节"
+        return ""
+
+    def _chooser(self, authorize_path_qs: str) -> web.Response:
+        """No phone owner known yet: let the tester pick which member is holding the phone."""
+        target = quote(authorize_path_qs)
+        items = "".join(
+            f'<li><a href="{OAUTH_CHOOSE}?userid={quote(userid)}&amp;next={target}">'
+            f"{escape(name)}（{escape(userid)}）</a></li>"
+            for userid, name in self.members.items()
+        )
+        return _html("模拟企业微信：选择身份", f"<p>请选择使用这台手机的成员：</p><ul>{items}</ul>")
+
+    async def _oauth_choose(self, request: web.Request) -> web.Response:
+        userid = request.query.get("userid", "")
+        target = request.query.get("next", "")
+        if userid not in self.members or not target.startswith(OAUTH_AUTHORIZE + "?"):
+            return _html("出错了", "<p>模拟器：无效的身份选择</p>", status=400)
+        response = web.HTTPFound(target)
+        response.set_cookie(SIM_USER_COOKIE, userid, path="/", httponly=True, samesite="Lax")
+        raise response
+
+    def _redeem_oauth_code(self, request: web.Request, path: str) -> OAuthCode | int:
+        """The grant behind the request's code, used up now; or the errcode WeCom answers."""
+        value = request.query.get("code", "")
+        self.calls.append((path, {"code": value}))
+        code = self._oauth_codes.get(value)
+        if code is None or code.used or self.clock.now() - code.issued_at > OAUTH_CODE_TTL:
+            return 40029
+        if self.trusted_domain is not None and code.redirect_host != self.trusted_domain:
+            return 50001
+        code.used = True
+        return code
+
+    async def _auth_getuserinfo(self, request: web.Request) -> dict[str, Any]:
+        code = self._redeem_oauth_code(request, "/auth/getuserinfo")
+        if isinstance(code, int):
+            return _error(code)
+        if code.userid not in self.members:
+            return {**_error(0), "openid": self.openid(code.userid)}
+        answer = {**_error(0), "userid": code.userid}
+        if code.scope == "snsapi_privateinfo":
+            answer.update(user_ticket=secrets.token_urlsafe(48), expires_in=USER_TICKET_TTL)
+        return answer
+
+    async def _user_getuserinfo(self, request: web.Request) -> dict[str, Any]:
+        """The older path wechatpy's `oauth.get_user_info` calls; it answers UserId / OpenId."""
+        code = self._redeem_oauth_code(request, "/user/getuserinfo")
+        if isinstance(code, int):
+            return _error(code)
+        member = code.userid in self.members
+        who = {"UserId": code.userid} if member else {"OpenId": self.openid(code.userid)}
+        return {**_error(0), **who, "DeviceId": ""}
+
+    def openid(self, userid: str) -> str:
+        """The stable openid WeCom gives a non-member of this corp (≤ 64 bytes)."""
+        return "o" + hashlib.sha256(f"{self.corp_id}:{userid}".encode()).hexdigest()[:31]
+
+    # ---- app menu (自定义菜单, §8.2) ------------------------------------------------------------
+
+    def _agent_problem(self, request: web.Request) -> int:
+        agentid = request.query.get("agentid", "")
+        if not agentid.isdigit():
+            return 40056
+        return 301002 if int(agentid) != self.agent_id else 0
+
+    async def _menu_create(self, request: web.Request) -> dict[str, Any]:
+        body = await _json(request)
+        self.calls.append(("/menu/create", body or {}))
+        problem = self._agent_problem(request) or (47001 if body is None else _menu_problem(body))
+        if problem or body is None:
+            return _error(problem)
+        self.menu = {"button": json.loads(json.dumps(body["button"]))}
+        return _error(0)
+
+    async def _menu_get(self, request: web.Request) -> dict[str, Any]:
+        self.calls.append(("/menu/get", {}))
+        problem = self._agent_problem(request) or (46003 if self.menu is None else 0)
+        if problem:
+            return _error(problem)
+        return {**_error(0), **json.loads(json.dumps(self.menu))}
+
+    async def _menu_delete(self, request: web.Request) -> dict[str, Any]:
+        self.calls.append(("/menu/delete", {}))
+        problem = self._agent_problem(request)
+        if not problem:
+            self.menu = None
+        return _error(problem)
+
     # ---- callbacks: what members do on their phones ----------------------------------------
 
     async def send_text(self, userid: str, content: str, *, msg_id: int | None = None) -> CallbackResult:
@@ -475,15 +688,38 @@ class WeComSimulator:
         return await self._push(xml)
 
     async def enter_agent(self, userid: str) -> CallbackResult:
+        """`userid` opens the app (§3.3: Event enter_agent, EventKey empty)."""
         self._require_member(userid)
-        xml = (
+        return await self._push(self._event_xml(userid, "enter_agent", ""))
+
+    async def menu_click(self, userid: str, key: str) -> CallbackResult:
+        """`userid` taps the menu button of type click whose key is `key` (§8.2)."""
+        self._require_member(userid)
+        self._require_menu_button("click", "key", key)
+        return await self._push(self._event_xml(userid, "click", key))
+
+    async def menu_view(self, userid: str, url: str) -> CallbackResult:
+        """`userid` taps the view button opening `url`; WeCom reports it with EventKey = url."""
+        self._require_member(userid)
+        self._require_menu_button("view", "url", url)
+        return await self._push(self._event_xml(userid, "view", url))
+
+    def _require_menu_button(self, kind: str, field: str, value: str) -> None:
+        """With a menu stored, a phone can only press a button that exists in it."""
+        if self.menu is None:
+            return
+        leaves = _menu_leaves(self.menu)
+        if not any(b.get("type") == kind and b.get(field) == value for b in leaves):
+            raise SimulatorError(f"the app menu has no {kind} button with {field} {value!r}")
+
+    def _event_xml(self, userid: str, event: str, key: str) -> str:
+        return (
             f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
             f"<FromUserName><![CDATA[{userid}]]></FromUserName>"
             f"<CreateTime>{self._now_ts()}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-            f"<Event><![CDATA[enter_agent]]></Event><EventKey><![CDATA[]]></EventKey>"
+            f"<Event><![CDATA[{event}]]></Event><EventKey>{_cdata(key)}</EventKey>"
             f"<AgentID>{self.agent_id}</AgentID></xml>"
         )
-        return await self._push(xml)
 
     async def post_raw(
         self, xml: str, *, tamper_signature: bool = False, timestamp: int | None = None
@@ -580,6 +816,17 @@ def _card_problem(card: dict[str, Any], *, update: bool = False) -> int:
         return 40058
     if len(card.get("horizontal_content_list", [])) > MAX_HORIZONTAL:
         return 40058
+    # card_action: 0/absent none, 1 url (url required), 2 mini program (appid required); a
+    # text_notice card must have one, of type 1 or 2. jump_list: ≤ 3 links, each with a title.
+    # (path/90236 field tables, mirrored in cnblogs saplh/17575452 and zsmhub/workweixin.) The docs
+    # name no errcode for these; 40058 "invalid parameter" is an assumption, as for other cards.
+    if _link_problem(card.get("card_action"), required=card_type == "text_notice"):
+        return 40058
+    jumps = card.get("jump_list", [])
+    if not isinstance(jumps, list) or len(jumps) > MAX_JUMPS:
+        return 40058
+    if any(_link_problem(jump, titled=True) for jump in jumps):
+        return 40058
     if card_type == "button_interaction":
         buttons = card.get("button_list")
         if not update and (not isinstance(buttons, list) or not 1 <= len(buttons) <= MAX_BUTTONS):
@@ -588,6 +835,112 @@ def _card_problem(card: dict[str, Any], *, update: bool = False) -> int:
         if any(not k or len(k.encode()) > 1024 for k in keys) or len(set(keys)) != len(keys):
             return 40058
     return 0
+
+
+def _link_problem(action: Any, *, required: bool = False, titled: bool = False) -> bool:
+    """Whether a card_action / jump_list entry is malformed (or missing when `required`)."""
+    if action is None:
+        return required
+    if not isinstance(action, dict) or action.get("type", 0) not in (0, 1, 2):
+        return True
+    kind = action.get("type", 0)
+    if required and kind == 0:
+        return True
+    if titled and not str(action.get("title") or "").strip():
+        return True
+    if kind == 1 and not _is_http_url(action.get("url")):
+        return True
+    return kind == 2 and not action.get("appid")
+
+
+def _menu_problem(body: dict[str, Any]) -> int:
+    """errcode for a malformed menu/create body, 0 when WeCom would accept it (§8.2)."""
+    buttons = body.get("button")
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= MENU_MAX_BUTTONS:
+        return 40016
+    for button in buttons:
+        if not isinstance(button, dict):
+            return 40017
+        subs = button.get("sub_button")
+        if not subs and "type" in button:
+            problem = _leaf_problem(button, sub=False)
+        elif not isinstance(subs, list) or not 1 <= len(subs) <= MENU_MAX_SUB_BUTTONS:
+            problem = 40023 if "sub_button" in button else 40017
+        else:
+            problem = _name_problem(button, sub=False) or next(
+                (p for p in (_sub_problem(sub) for sub in subs) if p), 0
+            )
+        if problem:
+            return problem
+    return 0
+
+
+def _sub_problem(sub: Any) -> int:
+    if not isinstance(sub, dict):
+        return 40024
+    if sub.get("sub_button"):
+        return 40022  # only two levels
+    return _leaf_problem(sub, sub=True)
+
+
+def _name_problem(button: dict[str, Any], *, sub: bool) -> int:
+    name = button.get("name")
+    limit = 40 if sub else 16
+    if not isinstance(name, str) or not name.strip() or len(name.encode("utf-8")) > limit:
+        return 40025 if sub else 40018
+    return 0
+
+
+def _leaf_problem(button: dict[str, Any], *, sub: bool) -> int:
+    kind = button.get("type")
+    if kind not in MENU_TYPES:
+        return 40024 if sub else 40017
+    problem = _name_problem(button, sub=sub)
+    if problem:
+        return problem
+    if kind in MENU_KEY_TYPES:
+        key = button.get("key")
+        if not isinstance(key, str) or not key or len(key.encode("utf-8")) > MENU_KEY_LIMIT:
+            return 40026 if sub else 40019
+    if kind == "view":
+        url = button.get("url")
+        if not _is_http_url(url) or len(str(url).encode("utf-8")) > MENU_URL_LIMIT:
+            return 40027 if sub else 40020
+    if kind == "view_miniprogram" and not (button.get("appid") and button.get("pagepath")):
+        return 40058
+    return 0
+
+
+def _menu_leaves(menu: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every pressable button: top-level leaves and sub-buttons."""
+    leaves: list[dict[str, Any]] = []
+    for button in menu.get("button", []):
+        leaves.extend(button.get("sub_button") or [button])
+    return leaves
+
+
+def _is_http_url(url: Any) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _add_query(url: str, **params: str) -> str:
+    """`url` with `params` appended to its query; existing parameters are kept as they were."""
+    parts = urlsplit(url)
+    extra = urlencode(list(params.items()))
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _html(title: str, body: str, *, status: int = 200) -> web.Response:
+    """A page in WeCom's in-app browser (the simulator's own wording, not WeCom's)."""
+    page = (
+        '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title></head><body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
+    return web.Response(text=page, status=status, content_type="text/html", charset="utf-8")
 
 
 async def _json(request: web.Request) -> dict[str, Any] | None:
@@ -616,4 +969,12 @@ def _cut_bytes(text: str, limit: int) -> str:
     return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
 
-__all__ = ["CallbackResult", "CardState", "Delivered", "SimulatorError", "WeComSimulator"]
+__all__ = [
+    "SIM_USER_COOKIE",
+    "CallbackResult",
+    "CardState",
+    "Delivered",
+    "OAuthCode",
+    "SimulatorError",
+    "WeComSimulator",
+]
