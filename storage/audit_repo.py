@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +67,12 @@ async def append_audit(
     session.add(entry)
     session.add(head)
     return entry
+
+
+async def entries_for_draft(*, session: AsyncSession, draft_id: int) -> Sequence[AuditEntry]:
+    """A draft's timeline: its audit entries in order."""
+    statement = select(AuditEntry).where(AuditEntry.draft_id == draft_id).order_by(col(AuditEntry.id))
+    return (await session.exec(statement)).all()
 
 
 async def verify_audit_log(*, session: AsyncSession, batch: int = 1000) -> VerifyResult:

@@ -10,42 +10,93 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.rules.content import VersionContent
 from storage.models import (
     ApprovalCard,
     Conversation,
     Delegation,
     Draft,
+    DraftRead,
     DraftVersion,
     DraftWatcher,
     StageAssignment,
     StageDecision,
+    VersionFile,
 )
 
 
-async def add_draft(*, session: AsyncSession, draft: Draft, body: str) -> Draft:
+async def add_draft(*, session: AsyncSession, draft: Draft, content: VersionContent) -> Draft:
     """Insert a draft and its version 1; returns it with its id."""
     session.add(draft)
     await session.flush()
-    assert draft.id is not None
-    session.add(
-        DraftVersion(
-            draft_id=draft.id,
-            version=draft.version,
-            body=body,
-            created_at=draft.created_at,
-            created_by=draft.submitter_userid,
-        )
-    )
+    await add_version(session=session, draft=draft, content=content, at=draft.created_at, by=draft.submitter_userid)
     return draft
 
 
 async def add_version(
-    *, session: AsyncSession, draft: Draft, body: str, at: datetime, by: str
+    *, session: AsyncSession, draft: Draft, content: VersionContent, at: datetime, by: str
 ) -> None:
+    """The draft's current version number with its text, HTML, hash and files (never changed later)."""
     assert draft.id is not None
     session.add(
-        DraftVersion(draft_id=draft.id, version=draft.version, body=body, created_at=at, created_by=by)
+        DraftVersion(
+            draft_id=draft.id, version=draft.version, body=content.body, body_html=content.body_html,
+            source=content.source, content_sha256=content.content_sha256, created_at=at, created_by=by,
+        )
     )
+    for file in content.files:
+        session.add(
+            VersionFile(
+                draft_id=draft.id, version=draft.version, role=file.role, sha256=file.sha256,
+                name=file.name[:200], content_type=file.content_type, size=file.size,
+            )
+        )
+
+
+async def list_submitted_by(*, session: AsyncSession, userid: str, limit: int) -> Sequence[Draft]:
+    """A person's own drafts, newest first."""
+    statement = select(Draft).where(Draft.submitter_userid == userid).order_by(col(Draft.id).desc()).limit(limit)
+    return (await session.exec(statement)).all()
+
+
+async def list_in_review(*, session: AsyncSession) -> Sequence[Draft]:
+    """Drafts in review, longest waiting first."""
+    statement = select(Draft).where(Draft.status == "in_review").order_by(col(Draft.stage_entered_at))
+    return (await session.exec(statement)).all()
+
+
+async def get_version(*, session: AsyncSession, draft_id: int, version: int) -> DraftVersion | None:
+    statement = select(DraftVersion).where(DraftVersion.draft_id == draft_id, DraftVersion.version == version)
+    return (await session.exec(statement)).first()
+
+
+async def list_version_files(*, session: AsyncSession, draft_id: int, version: int) -> Sequence[VersionFile]:
+    statement = (
+        select(VersionFile)
+        .where(VersionFile.draft_id == draft_id, VersionFile.version == version)
+        .order_by(col(VersionFile.id))
+    )
+    return (await session.exec(statement)).all()
+
+
+async def draft_has_file(*, session: AsyncSession, draft_id: int, sha256: str) -> VersionFile | None:
+    """The draft's file with this hash in any version, or None (a guessed hash of another draft)."""
+    statement = select(VersionFile).where(VersionFile.draft_id == draft_id, VersionFile.sha256 == sha256)
+    return (await session.exec(statement.limit(1))).first()
+
+
+async def last_read_version(*, session: AsyncSession, draft_id: int, userid: str) -> int | None:
+    row = await session.get(DraftRead, (draft_id, userid))
+    return row.version if row is not None else None
+
+
+async def mark_read(*, session: AsyncSession, draft_id: int, userid: str, version: int, at: datetime) -> None:
+    row = await session.get(DraftRead, (draft_id, userid))
+    if row is None:
+        session.add(DraftRead(draft_id=draft_id, userid=userid, version=version, at=at))
+    elif version > row.version:
+        row.version, row.at = version, at
+        session.add(row)
 
 
 async def get_draft(*, session: AsyncSession, draft_id: int, lock: bool = False) -> Draft | None:

@@ -22,6 +22,14 @@ from storage import schema  # noqa: F401  (registers every table)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BASELINE = "0001"
+# The tables revision 0001 creates. A database from before migrations is brought up to exactly
+# these (it can only lack some of them), stamped 0001, and then upgraded like any other.
+BASELINE_TABLES = frozenset({
+    "account", "accountpost", "approvalcard", "auditentry", "audithead", "cardhandle",
+    "conversation", "delegation", "deliverylog", "draft", "draftversion", "draftwatcher",
+    "incident", "incidentevent", "inspection", "occasion", "outboxmessage", "processedcallback",
+    "shift", "staff", "stageassignment", "stagedecision",
+})
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -41,7 +49,8 @@ def upgrade(connection: Connection) -> None:
     baseline first."""
     tables = set(inspect(connection).get_table_names())
     if "alembic_version" not in tables and "draft" in tables:
-        SQLModel.metadata.create_all(connection)
+        missing = [t for t in SQLModel.metadata.sorted_tables if t.name in BASELINE_TABLES - tables]
+        SQLModel.metadata.create_all(connection, tables=missing)
         command.stamp(alembic_config(connection), BASELINE)
     command.upgrade(alembic_config(connection), "head")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.columns import json_column, utc_column
@@ -54,9 +54,60 @@ class DraftVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="draft.id", index=True)
     version: int
-    body: str = Field(sa_column=Column(Text, nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))  # plain text: previews, diffs, search
+    # The body as it will be published: sanitised HTML (a converted .docx, or the typed text).
+    body_html: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    source: str = Field(default="text", max_length=8, sa_column_kwargs={"server_default": "text"})  # text | docx
+    # sha256 over the body, its HTML and every file's hash: what the audit chain records as reviewed.
+    content_sha256: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
     created_at: datetime = utc_column()
     created_by: str = Field(max_length=64)
+
+
+class VersionFile(SQLModel, table=True):
+    """A file of one draft version: its .docx original, a picture in its body, or an attachment.
+
+    The bytes live in the content-addressed file store under `sha256`; a version never changes.
+    """
+
+    __table_args__ = (UniqueConstraint("draft_id", "version", "role", "sha256", name="uq_version_file"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    version: int
+    role: str = Field(max_length=16)  # original | image | attachment
+    sha256: str = Field(max_length=64, index=True)
+    name: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)
+    size: int
+
+
+class DraftRead(SQLModel, table=True):
+    """The newest version of a draft each person has opened on its page (for "changed since")."""
+
+    draft_id: int = Field(foreign_key="draft.id", primary_key=True)
+    userid: str = Field(max_length=64, primary_key=True)
+    version: int
+    at: datetime = utc_column()
+
+
+class Upload(SQLModel, table=True):
+    """A file someone uploaded on the 投稿 page, before (or without) submitting it.
+
+    A submission may only use files its submitter uploaded: the preview carries hashes, and
+    this table is what makes a guessed hash worthless.
+    """
+
+    __table_args__ = (UniqueConstraint("userid", "sha256", name="uq_upload"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    userid: str = Field(max_length=64)
+    sha256: str = Field(max_length=64)
+    kind: str = Field(max_length=8)  # docx | pdf | xlsx | png | jpeg
+    name: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)
+    size: int
+    created_at: datetime = utc_column()
 
 
 class StageDecision(SQLModel, table=True):
@@ -83,7 +134,9 @@ class StageDecision(SQLModel, table=True):
     decision: str = Field(max_length=8)  # approve | reject
     opinion: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     decided_at: datetime = utc_column(index=True)
-    via: str = Field(max_length=16)  # card | command
+    via: str = Field(max_length=16)  # card | command | page
+    # The stage's checklist items the reviewer ticked on the page, in the checklist's words.
+    checklist: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     on_behalf_of: str = Field(default="", max_length=64)  # the away reviewer a delegate stood in for
 
 

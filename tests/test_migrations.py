@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from storage.db import init_models, make_engine
-from storage.migrate import head
+from storage.migrate import BASELINE, BASELINE_TABLES, alembic_config, head
 
 
 async def test_migrations_build_the_models_schema(database_url: str) -> None:
@@ -30,9 +31,11 @@ async def test_migrations_build_the_models_schema(database_url: str) -> None:
 
 async def test_a_database_from_before_migrations_is_adopted_and_keeps_its_rows(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/old.db")
-    older = [t for t in SQLModel.metadata.sorted_tables if t.name != "cardhandle"]  # stop 6 had no card handles
+    # A stop-6 database: the baseline schema less card handles, made by create_all (no alembic_version).
     async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=older))
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), BASELINE))
+        await conn.exec_driver_sql("DROP TABLE alembic_version")
+        await conn.exec_driver_sql("DROP TABLE cardhandle")
         await conn.execute(text("INSERT INTO staff (userid, name, roles, active) VALUES ('wangxm', '王小明', 'collector', 1)"))
     await init_models(engine)
     async with engine.connect() as conn:
@@ -41,4 +44,5 @@ async def test_a_database_from_before_migrations_is_adopted_and_keeps_its_rows(t
         names = (await conn.exec_driver_sql("SELECT name FROM staff")).scalars().all()
     await engine.dispose()
     assert "cardhandle" in tables and version == head()
+    assert tables >= BASELINE_TABLES | {"versionfile", "upload"}
     assert names == ["王小明"]

@@ -17,21 +17,29 @@ log = logging.getLogger("sanshen")
 
 
 def _load(path: str, *, with_files: bool = False) -> Settings:
-    """Settings, or one "配置错误 key: reason" line and exit 2; `with_files` reads the data files too."""
+    """Settings, or "配置错误 key: reason" lines and exit 2; `with_files` also reads the data
+    files and checks what a production deployment needs."""
     try:
         settings = load_settings(path)
         if with_files:
             from bot.app import check_watch_files
 
             check_watch_files(settings)
-        return settings
     except ConfigError as exc:
         sys.stderr.write(f"配置错误 {exc}\n")
         raise SystemExit(2) from None
+    problems = settings.production_problems() if with_files else []
+    if problems:
+        sys.stderr.write("".join(f"配置错误 {problem}\n" for problem in problems))
+        raise SystemExit(2)
+    return settings
 
 
 def _secrets(settings: Settings) -> list[str]:
-    return [settings.wecom.secret, settings.wecom.token, settings.wecom.encoding_aes_key]
+    return [
+        settings.wecom.secret, settings.wecom.token, settings.wecom.encoding_aes_key,
+        settings.web.session_secret,
+    ]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -26,7 +26,15 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "SANSHEN_WECOM_AES_KEY": ("wecom", "encoding_aes_key"),
     "SANSHEN_WECOM_API_BASE": ("wecom", "api_base"),
     "SANSHEN_DATABASE_URL": ("database", "url"),
+    "SANSHEN_WEB_SESSION_SECRET": ("web", "session_secret"),
 }
+REAL_WECOM_API = "https://qyapi.weixin.qq.com"
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"https?://[^/\s]+", value):
+        raise ValueError("必须以 http:// 或 https:// 开头")
+    return value.rstrip("/")
 
 
 class ConfigError(Exception):
@@ -43,7 +51,9 @@ class WeComSettings(_Frozen):
     secret: str = Field(min_length=1, repr=False)
     token: str = Field(min_length=1, max_length=32, repr=False)
     encoding_aes_key: str = Field(repr=False)
-    api_base: str = "https://qyapi.weixin.qq.com"
+    api_base: str = REAL_WECOM_API
+    # Where members' browsers sign in (网页授权): WeCom's own; the demo and tests use the simulator.
+    oauth_base: str = "https://open.weixin.qq.com"
     # Reject callbacks whose timestamp is further than this from our clock (replay window).
     timestamp_tolerance_seconds: int = Field(default=300, gt=0)
 
@@ -61,18 +71,24 @@ class WeComSettings(_Frozen):
             raise ValueError("只能包含字母和数字，最多 32 位")
         return value
 
-    @field_validator("api_base")
+    @field_validator("api_base", "oauth_base")
     @classmethod
-    def _api_base_shape(cls, value: str) -> str:
-        if not re.match(r"https?://", value):
-            raise ValueError("必须以 http:// 或 https:// 开头")
-        return value.rstrip("/")
+    def _base_shape(cls, value: str) -> str:
+        return _http_url(value)
+
+    @property
+    def is_real(self) -> bool:
+        """Talking to the real WeCom (production), not a simulator."""
+        return self.api_base == REAL_WECOM_API
 
 
 class ServerSettings(_Frozen):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
     callback_path: str = "/wecom/callback"
+    # The https address members' phones reach this server at (behind the reverse proxy); the
+    # links in cards and the OAuth redirect are built from it. Empty: no draft pages.
+    public_url: str = ""
 
     @field_validator("callback_path")
     @classmethod
@@ -80,6 +96,33 @@ class ServerSettings(_Frozen):
         if not value.startswith("/"):
             raise ValueError("必须以 / 开头")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str) -> str:
+        return _http_url(value) if value else value
+
+
+class WebSettings(_Frozen):
+    """The draft pages (H5 workspace) opened from cards and the app menu."""
+
+    # Signs and encrypts the session cookie; every instance must share it. Better set
+    # SANSHEN_WEB_SESSION_SECRET. Empty: a random one per start (sessions end at restart).
+    session_secret: str = Field(default="", repr=False)
+    max_upload_mb: int = Field(default=20, ge=1, le=200)
+    session_hours: int = Field(default=8, ge=1, le=72)
+
+    @field_validator("session_secret")
+    @classmethod
+    def _secret_strength(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("至少 32 个字符（建议用 openssl rand -hex 32 生成）")
+        return value
+
+
+class StorageSettings(_Frozen):
+    # Uploaded files and pictures, stored by content (sha256); back it up with the database.
+    files_dir: str = "./data/files"
 
 
 class DatabaseSettings(_Frozen):
@@ -131,8 +174,6 @@ class ReviewSettings(_Frozen):
     default_source: Literal["own", "reprint", "external"] = "own"
     default_disclosure: Literal["active", "on_request"] = "active"
     default_platforms: tuple[Literal["website", "newmedia", "other"], ...] = ("website",)
-    # Where the full text of a draft can be read (optional; a {no} placeholder is filled).
-    draft_url: str = ""
     cc_on_submit: tuple[str, ...] = ()  # copied (抄送) on every new draft
     cc_on_approval: tuple[str, ...] = ()  # told when a draft passes 三审
     remind_interval_minutes: int = Field(default=120, ge=1)  # /remind: at most once per draft per this
@@ -217,6 +258,8 @@ class Settings(_Frozen):
     wecom: WeComSettings
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
+    web: WebSettings = WebSettings()
+    storage: StorageSettings = StorageSettings()
     timezone: str = "Asia/Shanghai"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     unit_name: str = "本单位"
@@ -278,6 +321,21 @@ class Settings(_Frozen):
         if len(set(names)) != len(names):
             raise ValueError("freshness.accounts: 账号名称重复")
         return self
+
+    def production_problems(self) -> list[str]:
+        """What stops a deployment against the real WeCom, as "key: reason" lines."""
+        if not self.wecom.is_real:
+            return []
+        problems = []
+        if not self.server.public_url:
+            problems.append("server.public_url: 未填写。卡片里的“阅读全文”链接和网页登录都需要它，"
+                            "填写成员手机能访问的 https 地址，例如 https://shenhe.example.gov.cn")
+        elif not self.server.public_url.startswith("https://"):
+            problems.append("server.public_url: 生产环境必须使用 https:// 地址（企业微信网页授权要求可信域名）")
+        if not self.web.session_secret:
+            problems.append("web.session_secret: 未填写。请设置 SANSHEN_WEB_SESSION_SECRET（至少 32 个字符），"
+                            "否则重启后所有人需重新登录，多实例之间也无法共享登录")
+        return problems
 
     @property
     def tz(self) -> ZoneInfo:

@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Iterable
 
-_TOKEN_PATTERN = re.compile(r"(access_token|corpsecret|key|echostr|msg_signature)=([^&\s]+)")
+_TOKEN_PATTERN = re.compile(r"\b(access_token|corpsecret|key|echostr|msg_signature|code)=([^&\s]+)")
 
 
 class RedactFilter(logging.Filter):
