@@ -31,6 +31,7 @@ from bot.keys import (
     SWEEPER,
     WECOM,
 )
+from bot.web.setup import add_workspace
 from bot.wecom.callback import CallbackEndpoint, add_callback_routes
 from bot.wecom.client import WeComClient
 from bot.wecom.dispatcher import Dispatcher
@@ -171,5 +172,9 @@ def create_app(
         settings=settings, clock=app[CLOCK], crypto=app[CRYPTO], dispatcher=lambda: app[DISPATCHER]
     )
     add_callback_routes(app, settings.server.callback_path, endpoint)
+    add_workspace(
+        app, settings, clock=app[CLOCK], db=lambda: app[DB], wecom=lambda: app[WECOM],
+        kick=lambda: app[SENDER].kick(),
+    )
     app.router.add_get("/healthz", on_health)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +14,7 @@ from bot.rules.review import Refusal
 from bot.wecom.dispatcher import CommandSpec, pack_action
 from storage.account_models import Account
 from storage.duty_models import Incident
-from storage.models import Draft
+from storage.models import AuditEntry, Draft
 
 NOT_STAFF = "您不在本单位审校助手的人员名单中，暂时无法使用。如需开通，请联系管理员。"
 APOLOGY = "抱歉，处理您的消息时出现内部错误，已记录日志。请稍后重试，或联系管理员。"
@@ -134,6 +134,28 @@ def full_text(draft: Draft, body: str, stage_name: str) -> str:
     return f"【{stage_name}·待审正文】{draft_label(draft)} 第{draft.version}版\n\n{body}"
 
 
+def checklist_for(stage: int) -> tuple[str, ...]:
+    """The items a reviewer checks at this stage (stages past 三审 use the 三审 list)."""
+    return CHECKLISTS.get(stage, CHECKLISTS[min(stage, 3)])
+
+
+PREVIEW_CHARS = 300
+
+
+def stage_preview(draft: Draft, body: str, stage_name: str) -> str:
+    """The short text that goes with a card when the draft has a page: the opening lines."""
+    text = " ".join(body.split())
+    cut = text[:PREVIEW_CHARS] + ("……" if len(text) > PREVIEW_CHARS else "")
+    return (
+        f"【{stage_name}·待审】{draft_label(draft)} 第{draft.version}版（全文 {len(text)} 字）\n"
+        f"{cut}\n点卡片“阅读全文”查看正文、图片和附件，并可在页面上审核。"
+    )
+
+
+def page_stale(draft: Draft) -> str:
+    return f"{draft_label(draft)}在您打开页面后已有变化（新版本或已进入下一环节），请刷新页面后再审核。"
+
+
 def approval_card(
     draft: Draft,
     *,
@@ -144,11 +166,13 @@ def approval_card(
     task_id: str,
     card_id: int,
     tz: ZoneInfo,
+    page_url: str | None = None,
 ) -> dict[str, Any]:
-    """A button_interaction card for one stage (facts §4.4: ≤6 fields, ≤6 buttons)."""
-    checklist = CHECKLISTS.get(stage, CHECKLISTS[min(stage, 3)])
+    """A button_interaction card for one stage (facts §4.4: ≤6 fields, ≤6 buttons); with a page,
+    tapping the card opens it (card_action) and 「阅读全文」 links to it (jump_list)."""
+    checklist = checklist_for(stage)
     mode_note = "（会签：须全部同意）" if mode == "all" else ""
-    return {
+    card: dict[str, Any] = {
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·三审三校", "desc_color": 0},
         "main_title": {
@@ -175,6 +199,10 @@ def approval_card(
             {"text": "不同意", "style": 2, "key": pack_action("rv", "reject", card_id)},
         ],
     }
+    if page_url:
+        card["card_action"] = {"type": 1, "url": page_url}
+        card["jump_list"] = [{"type": 1, "title": "阅读全文", "url": page_url}]
+    return card
 
 
 def card_done_label(stage_name: str, decision: str, reviewer_name: str) -> str:
@@ -320,3 +348,51 @@ def incident_handling_card(incident: Incident, raiser_name: str, tz: object, tas
                           "desc": f"{acker_name} 已收到 · {fmt_local(incident.acked_at or incident.raised_at, tz)}"}  # type: ignore[arg-type]
     card["button_list"] = [{"text": "已处置", "style": 1, "key": pack_action("in", "done", incident.id)}]
     return card
+
+
+# ---------------------------------------------------------------- draft timeline
+
+
+ACTION_LABELS = {
+    "submit": "投稿",
+    "approve": "同意",
+    "reject": "不同意",
+    "revise": "修改后重新送审",
+    "approved": "通过三审，可以发布",
+    "withdraw": "撤回",
+    "transfer": "转审",
+    "return": "退回",
+    "cc": "抄送",
+    "remind": "催办",
+    "published": "已发布",
+    "review_reminder": "系统催办",
+    "review_escalation": "超时上报",
+}
+
+
+def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> str:
+    """One timeline line of a draft: who did what when, with the opinion or reason."""
+    details = entry.details or {}
+    label = ACTION_LABELS.get(entry.action, entry.action)
+    who = name_of(entry.actor) if entry.actor != "system" else "系统"
+    text = f"{who} {label}"
+    if entry.action in ("approve", "reject"):
+        text = f"{who} {details.get('stage_name', '')}{label}（第{details.get('version', '?')}版）"
+        if details.get("on_behalf_of"):
+            text += f"，代理{name_of(details['on_behalf_of'])}"
+        if details.get("opinion"):
+            text += f"：{details['opinion']}"
+    elif entry.action == "revise":
+        text += f"（第{details.get('version')}版）"
+    elif entry.action == "transfer":
+        text += f" {details.get('stage_name', '')}给{'、'.join(map(name_of, details.get('to', []))) or '（无）'}：{details.get('reason', '')}"
+    elif entry.action == "return":
+        chain_names = {1: "一审", 2: "二审", 3: "三审"}
+        text += f"至{chain_names.get(details.get('to_stage'), details.get('to_stage'))}：{details.get('reason', '')}"
+    elif entry.action in ("cc",):
+        text += f"给{'、'.join(map(name_of, details.get('to', []))) or '（无）'}"
+    elif entry.action == "withdraw" and details.get("reason"):
+        text += f"：{details['reason']}"
+    elif entry.action == "published":
+        text += f"到 {details.get('account', '')}"
+    return f"{local(entry.at, tz)} {text}"

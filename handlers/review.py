@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bot import views
 from bot.core.errors import UserFacingError
-from bot.rules.submission import DraftMeta, SubmissionError, parse_submission
 from bot.rules.review import stage_of
+from bot.rules.submission import DraftMeta, SubmissionError, parse_submission
 from bot.services import review
 from bot.services.review import MAX_BODY_CHARS
 from bot.wecom.context import Context, SkipHandler
@@ -48,7 +48,7 @@ async def on_submit_command(ctx: Context, cmd: Command) -> None:
     except SubmissionError as exc:
         raise UserFacingError(str(exc)) from None
     if body:
-        tell(ctx, await review.create_draft(ctx, title, meta, body))
+        tell(ctx, await review.create_draft(ctx, title, meta, review.text_content(body)))
         await drafts_repo.clear_conversation(session=ctx.session, userid=ctx.user)
         return
     await drafts_repo.set_conversation(
@@ -72,11 +72,11 @@ async def on_done_command(ctx: Context, cmd: Command) -> None:
         raise UserFacingError("正文还是空的，请先发送正文，再发送 /done。")
     await drafts_repo.clear_conversation(session=ctx.session, userid=ctx.user)
     if "revise" in data:
-        tell(ctx, await review.revise_draft(ctx, int(data["revise"]), body))
+        tell(ctx, await review.revise_draft(ctx, int(data["revise"]), review.text_content(body)))
         return
     meta_data = dict(data["meta"])
     meta_data["platforms"] = tuple(meta_data["platforms"])
-    tell(ctx, await review.create_draft(ctx, str(data["title"]), DraftMeta(**meta_data), body))
+    tell(ctx, await review.create_draft(ctx, str(data["title"]), DraftMeta(**meta_data), review.text_content(body)))
 
 
 @router.command("cancel", aliases=("取消",), usage="/cancel", summary="放弃正在进行的投稿或操作")
@@ -182,7 +182,7 @@ async def on_revise_command(ctx: Context, cmd: Command) -> None:
     number = parse_number(cmd.argv[0], REVISE_USAGE)
     body = cmd.body.strip()
     if body:
-        tell(ctx, await review.revise_draft(ctx, number, body))
+        tell(ctx, await review.revise_draft(ctx, number, review.text_content(body)))
         return
     draft = await review.load_draft(ctx, number, lock=False)
     if draft.submitter_userid != ctx.user:

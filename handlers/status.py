@@ -10,16 +10,24 @@ from sqlmodel import col, func, select
 from bot import views
 from bot.core.errors import UserFacingError
 from bot.rules.review import stage_of
-from bot.services.review import current_decisions, load_draft, stage_people, start_stage
+from bot.services.review import (
+    current_decisions,
+    load_draft,
+    may_view,
+    my_pending,
+    stage_people,
+    start_stage,
+)
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
 from bot.wecom.outbox import TEXT_LIMIT_BYTES
 from handlers.args import parse_number
 from storage import drafts_repo
 from storage.accounts_repo import accounts_by_remaining
+from storage.audit_repo import entries_for_draft
 from storage.duty_models import Shift
 from storage.duty_repo import ROLE_LABELS, on_duty_at
-from storage.models import AuditEntry, Draft, DraftWatcher
+from storage.models import Draft, DraftWatcher
 
 router = Router("status")
 
@@ -27,24 +35,6 @@ PENDING_USAGE = "/pending [重发]"
 DRAFT_USAGE = "/draft 编号"
 MINE_USAGE = "/mine [页码]"
 PAGE_BUDGET = TEXT_LIMIT_BYTES - 200  # room for the header and the page line
-VIEW_ALL_ROLES = frozenset({"reviewer", "leader", "admin", "publisher"})
-
-ACTION_LABELS = {
-    "submit": "投稿",
-    "approve": "同意",
-    "reject": "不同意",
-    "revise": "修改后重新送审",
-    "approved": "通过三审，可以发布",
-    "withdraw": "撤回",
-    "transfer": "转审",
-    "return": "退回",
-    "cc": "抄送",
-    "remind": "催办",
-    "published": "已发布",
-    "review_reminder": "系统催办",
-    "review_escalation": "超时上报",
-}
-
 
 def paginate(lines: list[str], page: int) -> tuple[list[str], int]:
     """Split lines into pages that fit one WeCom message; returns (page lines, page count)."""
@@ -75,24 +65,6 @@ def parse_page(cmd: Command, usage: str) -> int:
     if len(cmd.argv) != 1 or not cmd.argv[0].isdigit() or int(cmd.argv[0]) < 1:
         raise UserFacingError(views.usage(usage))
     return int(cmd.argv[0])
-
-
-async def my_pending(ctx: Context) -> list[tuple[Draft, str]]:
-    """Drafts whose current stage waits on the caller, with the stage name."""
-    rows = await ctx.session.exec(
-        select(Draft).where(Draft.status == "in_review").order_by(col(Draft.stage_entered_at))
-    )
-    mine: list[tuple[Draft, str]] = []
-    for draft in rows.all():
-        chain = ctx.settings.chain_for(draft.category)
-        decisions = await current_decisions(ctx, draft)
-        people = await stage_people(ctx, chain, draft, decisions)
-        decided = any(
-            d.reviewer == ctx.user and d.stage == draft.stage and d.round == draft.round for d in decisions
-        )
-        if ctx.user in people.assignees and not decided:
-            mine.append((draft, stage_of(chain, draft.stage).name))
-    return mine
 
 
 # ---------------------------------------------------------------- /status
@@ -180,54 +152,6 @@ async def on_pending(ctx: Context, cmd: Command) -> None:
 # ---------------------------------------------------------------- /draft
 
 
-async def may_view(ctx: Context, draft: Draft) -> bool:
-    member = ctx.member
-    if member is not None and VIEW_ALL_ROLES & set(member.roles):
-        return True
-    if draft.submitter_userid == ctx.user:
-        return True
-    assert draft.id is not None
-    if ctx.user in await drafts_repo.list_watchers(session=ctx.session, draft_id=draft.id):
-        return True
-    decided = await drafts_repo.list_decisions(session=ctx.session, draft_id=draft.id)
-    if any(d.reviewer_userid == ctx.user for d in decided):
-        return True
-    if draft.status == "in_review":
-        chain = ctx.settings.chain_for(draft.category)
-        people = await stage_people(ctx, chain, draft, await current_decisions(ctx, draft))
-        return ctx.user in people.assignees
-    return False
-
-
-def describe(entry: AuditEntry, ctx: Context) -> str:
-    details = entry.details or {}
-    label = ACTION_LABELS.get(entry.action, entry.action)
-    who = ctx.name_of(entry.actor) if entry.actor != "system" else "系统"
-    text = f"{who} {label}"
-    if entry.action in ("approve", "reject"):
-        text = f"{who} {details.get('stage_name', '')}{label}（第{details.get('version', '?')}版）"
-        if details.get("on_behalf_of"):
-            text += f"，代理{ctx.name_of(details['on_behalf_of'])}"
-        if details.get("opinion"):
-            text += f"：{details['opinion']}"
-    elif entry.action == "revise":
-        text += f"（第{details.get('version')}版）"
-    elif entry.action == "transfer":
-        names = {m.userid: m.name for m in ctx.settings.staff}
-        text += f" {details.get('stage_name', '')}给{views.names(details.get('to', []), names)}：{details.get('reason', '')}"
-    elif entry.action == "return":
-        chain_names = {1: "一审", 2: "二审", 3: "三审"}
-        text += f"至{chain_names.get(details.get('to_stage'), details.get('to_stage'))}：{details.get('reason', '')}"
-    elif entry.action in ("cc",):
-        names = {m.userid: m.name for m in ctx.settings.staff}
-        text += f"给{views.names(details.get('to', []), names)}"
-    elif entry.action == "withdraw" and details.get("reason"):
-        text += f"：{details['reason']}"
-    elif entry.action == "published":
-        text += f"到 {details.get('account', '')}"
-    return f"{views.local(entry.at, ctx.settings.tz)} {text}"
-
-
 @router.command("draft", aliases=("稿件",), usage=DRAFT_USAGE + " [页码]", summary="稿件详情：当前环节、各版本与审核记录")
 async def on_draft(ctx: Context, cmd: Command) -> None:
     if not cmd.argv or len(cmd.argv) > 2:
@@ -256,10 +180,8 @@ async def on_draft(ctx: Context, cmd: Command) -> None:
     versions = await drafts_repo.list_versions(session=ctx.session, draft_id=draft.id or 0)
     lines.append(f"版本：共 {len(versions)} 版（第{draft.version}版为当前版本）")
     lines.append("—— 记录 ——")
-    entries = await ctx.session.exec(
-        select(AuditEntry).where(AuditEntry.draft_id == draft.id).order_by(col(AuditEntry.id))
-    )
-    lines.extend(describe(entry, ctx) for entry in entries.all())
+    entries = await entries_for_draft(session=ctx.session, draft_id=draft.id or 0)
+    lines.extend(views.describe(entry, ctx.name_of, ctx.settings.tz) for entry in entries)
     shown, count = paginate(lines, page)
     ctx.reply_text("\n".join(shown) + page_footer(page, count, f"/draft {draft.id}"))
 

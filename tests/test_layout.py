@@ -11,7 +11,7 @@ PACKAGES = ("bot", "handlers", "storage", "scheduler")
 
 CORE, RULES, STORAGE, WECOM = "bot.core", "bot.rules", "storage", "bot.wecom"
 VIEWS, EXPORTS, SERVICES, DOCUMENTS = "bot.views", "bot.exports", "bot.services", "bot.documents"
-HANDLERS, SCHEDULER, SIMULATOR = "handlers", "scheduler", "bot.simulator"
+HANDLERS, SCHEDULER, SIMULATOR, WEB = "handlers", "scheduler", "bot.simulator", "bot.web"
 WIRING = ("bot.app", "bot.keys")  # the application factory: builds and connects everything
 CLI = "bot.cli"
 
@@ -28,6 +28,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     SERVICES: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, DOCUMENTS}),
     HANDLERS: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, EXPORTS, DOCUMENTS}),
     SCHEDULER: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES}),
+    WEB: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, DOCUMENTS}),
 }
 PARTS = (*ALLOWED, *WIRING, CLI)
 # Shared pieces a handler or sweep module may use from its own package.

@@ -6,6 +6,8 @@ import base64
 import contextlib
 import os
 import secrets
+import socket
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +16,7 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.core.clock import Clock
-from bot.core.config import Settings, settings_from_mapping
+from bot.core.config import Settings, StorageSettings, settings_from_mapping
 from bot.keys import DB, DISPATCHER, SENDER, SWEEPER
 from bot.simulator import WeComSimulator
 
@@ -72,7 +74,8 @@ class Stack:
         if self._runner is not None:
             await self._runner.cleanup()
         self.app = create_app(self.settings, clock=self.clock, run_sender=self.run_sender)
-        self._runner, self.bot_url = await _serve(self.app)
+        port = int(self.bot_url.rsplit(":", 1)[1])
+        self._runner, self.bot_url = await _serve(self.app, _listen(port))
         self.sim.callback_url = self.bot_url + self.settings.server.callback_path
 
     async def drain(self) -> int:
@@ -94,10 +97,18 @@ class Stack:
         return self.app[DISPATCHER]
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+def _listen(port: int = 0) -> socket.socket:
+    """A loopback listening socket, so the bot's address is known before the bot is built."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+async def _serve(app: web.Application, sock: socket.socket | None = None) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.SockSite(runner, sock or _listen())
     await site.start()
     port = runner.addresses[0][1]
     return runner, f"http://127.0.0.1:{port}"
@@ -119,12 +130,25 @@ async def running_stack(
     for member in settings.staff:
         sim.add_member(member.userid, member.name)
     sim_runner, sim_url = await _serve(sim.app)
+    files = contextlib.ExitStack()
     try:
+        sock = _listen()
+        bot_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        storage = settings.storage
+        if storage.files_dir == StorageSettings().files_dir:  # not chosen: a folder for this run
+            folder = files.enter_context(tempfile.TemporaryDirectory(prefix="sanshen-files-"))
+            storage = storage.model_copy(update={"files_dir": folder})
         bound = settings.model_copy(
-            update={"wecom": settings.wecom.model_copy(update={"api_base": sim_url})}
+            update={
+                "wecom": settings.wecom.model_copy(update={"api_base": sim_url, "oauth_base": sim_url}),
+                "server": settings.server.model_copy(
+                    update={"public_url": settings.server.public_url or bot_url}
+                ),
+                "storage": storage,
+            }
         )
         app = create_app(bound, clock=clock, run_sender=run_sender)
-        bot_runner, bot_url = await _serve(app)
+        bot_runner, bot_url = await _serve(app, sock)
         stack = Stack(bound, sim, app, bot_url, clock, run_sender, bot_runner)
         try:
             sim.callback_url = bot_url + bound.server.callback_path
@@ -132,6 +156,7 @@ async def running_stack(
         finally:
             if stack._runner is not None:
                 await stack._runner.cleanup()
+            files.close()
     finally:
         await sim_runner.cleanup()
         close = getattr(sim, "close", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -10,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from bot import views
 from bot.core.config import ChainSettings
 from bot.core.errors import UserFacingError
-from bot.rules.submission import DraftMeta
+from bot.documents.docx_html import text_to_html
+from bot.rules.content import VersionContent
 from bot.rules.review import (
     PastDecision,
     Refusal,
@@ -23,12 +25,16 @@ from bot.rules.review import (
     outcome_after,
     stage_of,
 )
+from bot.rules.submission import DraftMeta
 from bot.services.scope import Scope
+from bot.views import checklist_for
 from storage import drafts_repo
 from storage.audit_repo import append_audit
 from storage.models import ApprovalCard, Draft, StageDecision
 
 MAX_BODY_CHARS = 200_000
+# Roles that may read every draft (the 科室负责人, leaders, admins and publishers).
+VIEW_ALL_ROLES = frozenset({"reviewer", "leader", "admin", "publisher"})
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,11 @@ async def start_stage(
             return assignees
     assert draft.id is not None
     body = await drafts_repo.get_body(session=scope.session, draft_id=draft.id, version=draft.version)
-    scope.outbox.send_text(assignees, views.full_text(draft, body, stage_settings.name))
+    page = draft_page_url(scope, draft)
+    if page is None:  # no pages configured: the body goes to chat, split to fit
+        scope.outbox.send_text(assignees, views.full_text(draft, body, stage_settings.name))
+    else:
+        scope.outbox.send_text(assignees, views.stage_preview(draft, body, stage_settings.name))
     card = await drafts_repo.add_card(
         session=scope.session, draft=draft, recipients=assignees, at=scope.now(), nonce=secrets.token_hex(3)
     )
@@ -132,6 +142,7 @@ async def start_stage(
         task_id=card.task_id,
         card_id=card.id,
         tz=scope.settings.tz,
+        page_url=page,
     )
     scope.outbox.send_card(assignees, payload, card_id=card.id)
     return assignees
@@ -147,6 +158,45 @@ async def close_open_cards(scope: Scope, draft: Draft, label: str, *, except_car
         await drafts_repo.close_card(session=scope.session, card_id=card.id)
 
 
+def draft_page_url(scope: Scope, draft: Draft) -> str | None:
+    """The draft's page for card links, or None when `[server] public_url` is not set."""
+    base = scope.settings.server.public_url
+    return f"{base}/app/drafts/{draft.id}/" if base else None
+
+
+def text_content(body: str) -> VersionContent:
+    """A body typed in chat (or on the page) as a version's content."""
+    return VersionContent(body=body, body_html=text_to_html(body), source="text")
+
+
+def content_details(content: VersionContent) -> dict[str, object]:
+    """What the audit chain records of a version's content: its hash and its files' hashes."""
+    details: dict[str, object] = {"content_sha256": content.content_sha256, "source": content.source}
+    if content.files:
+        details["files"] = [f"{f.role}:{f.sha256}" for f in content.files]
+    return details
+
+
+async def may_view(scope: Scope, draft: Draft) -> bool:
+    """The rules of /draft and the draft page: the people involved, reviewers, leaders, admins."""
+    member = scope.staff.get(scope.user)
+    if member is not None and VIEW_ALL_ROLES & set(member.roles):
+        return True
+    if draft.submitter_userid == scope.user:
+        return True
+    assert draft.id is not None
+    if scope.user in await drafts_repo.list_watchers(session=scope.session, draft_id=draft.id):
+        return True
+    decided = await drafts_repo.list_decisions(session=scope.session, draft_id=draft.id)
+    if any(d.reviewer_userid == scope.user or d.on_behalf_of == scope.user for d in decided):
+        return True
+    if draft.status == "in_review":
+        chain = scope.settings.chain_for(draft.category)
+        people = await stage_people(scope, chain, draft, await current_decisions(scope, draft))
+        return scope.user in people.assignees or scope.user in people.on_behalf.values()
+    return False
+
+
 def staff_names(scope: Scope) -> dict[str, str]:
     return {m.userid: m.name for m in scope.settings.staff}
 
@@ -155,7 +205,7 @@ def publishers(scope: Scope) -> list[str]:
     return [m.userid for m in scope.settings.staff if "publisher" in m.roles]
 
 
-async def create_draft(scope: Scope, title: str, meta: DraftMeta, body: str) -> Done:
+async def create_draft(scope: Scope, title: str, meta: DraftMeta, content: VersionContent) -> Done:
     """A new draft from `scope.user`, its 一审 cards queued."""
     now = scope.now()
     draft = Draft(
@@ -174,7 +224,7 @@ async def create_draft(scope: Scope, title: str, meta: DraftMeta, body: str) -> 
         created_at=now,
         updated_at=now,
     )
-    await drafts_repo.add_draft(session=scope.session, draft=draft, body=body)
+    await drafts_repo.add_draft(session=scope.session, draft=draft, content=content)
     assignees = await start_stage(scope, draft, [])
     await append_audit(
         session=scope.session,
@@ -182,7 +232,7 @@ async def create_draft(scope: Scope, title: str, meta: DraftMeta, body: str) -> 
         actor=scope.user,
         action="submit",
         draft_id=draft.id,
-        details={"title": draft.title, "version": 1, "category": draft.category},
+        details={"title": draft.title, "version": 1, "category": draft.category, **content_details(content)},
     )
     copied = [u for u in scope.settings.review.cc_on_submit if u != scope.user]
     for userid in copied:
@@ -202,8 +252,11 @@ async def refusal_for(
     card: ApprovalCard | None,
     decisions: list[PastDecision],
     people: StagePeople | None = None,
+    *,
+    quiet: bool = False,
 ) -> str | None:
-    """The Chinese reason the current person may not decide now, or None (and a log line)."""
+    """The Chinese reason the current person may not decide now, or None; a refusal is logged
+    unless `quiet` (a page showing why its form is absent is not an attempt)."""
     acted_stage: int | None = None
     if card is not None:
         current = card.version == draft.version and card.round == draft.round and not card.closed
@@ -224,7 +277,8 @@ async def refusal_for(
     )
     if refusal is None:
         return None
-    scope.log.info("decision by %s on draft %s refused: %s", scope.user, draft.id, refusal.value)
+    if not quiet:
+        scope.log.info("decision by %s on draft %s refused: %s", scope.user, draft.id, refusal.value)
     return views.refusal_text(refusal, draft, stage_of(chain, draft.stage).name)
 
 
@@ -240,15 +294,25 @@ async def decide(
     card: ApprovalCard | None,
     response_code: str | None,
     via: str,
+    checklist: Sequence[str] = (),
+    seen: tuple[int, int, int] | None = None,
 ) -> Done:
-    """Record one decision and everything it implies, or raise UserFacingError (no change)."""
+    """Record one decision and everything it implies, or raise UserFacingError (no change).
+
+    `checklist` holds the items the reviewer ticked (page only). `seen` is the (version, round,
+    stage) the reviewer's page showed: a decision on anything else is refused as stale.
+    """
     chain = scope.settings.chain_for(draft.category)
     stage_settings = stage_of(chain, draft.stage)
     decisions = await current_decisions(scope, draft)
     people = await stage_people(scope, chain, draft, decisions)
+    if seen is not None and seen != (draft.version, draft.round, draft.stage):
+        scope.log.info("page decision by %s on draft %s refused: stale page %s", scope.user, draft.id, seen)
+        raise UserFacingError(views.page_stale(draft))
     refusal = await refusal_for(scope, chain, draft, card, decisions, people)
     if refusal is not None:
         raise UserFacingError(refusal)
+    ticked = [item for item in checklist_for(draft.stage) if item in set(checklist)]
     assignees = people.assignees
     now = scope.now()
     assert draft.id is not None
@@ -265,6 +329,7 @@ async def decide(
         opinion=opinion,
         decided_at=now,
         via=via,
+        checklist=ticked,
         on_behalf_of=people.on_behalf.get(scope.user, ""),
     )
     try:
@@ -286,6 +351,7 @@ async def decide(
             "stage_name": stage_settings.name,
             "opinion": opinion,
             "via": via,
+            **({"checklist": ticked} if ticked else {}),
             **({"on_behalf_of": row.on_behalf_of} if row.on_behalf_of else {}),
         },
     )
@@ -356,7 +422,7 @@ async def decide(
 # ---------------------------------------------------------------- revise
 
 
-async def revise_draft(scope: Scope, number: int, body: str) -> Done:
+async def revise_draft(scope: Scope, number: int, content: VersionContent) -> Done:
     """A new version by its submitter: open cards grey out and review starts again at 一审."""
     draft = await load_draft(scope, number)
     if draft.submitter_userid != scope.user:
@@ -365,7 +431,7 @@ async def revise_draft(scope: Scope, number: int, body: str) -> Done:
         raise UserFacingError(
             views.refusal_text(Refusal.NOT_IN_REVIEW, draft, "").replace("不在审核中", "不能再修改")
         )
-    if len(body) > MAX_BODY_CHARS:
+    if len(content.body) > MAX_BODY_CHARS:
         raise UserFacingError(f"正文过长（超过{MAX_BODY_CHARS}字）。")
     await close_open_cards(scope, draft, views.CARD_STALE_LABEL)
     now = scope.now()
@@ -375,13 +441,26 @@ async def revise_draft(scope: Scope, number: int, body: str) -> Done:
     draft.stage_entered_at = now
     draft.updated_at = now
     scope.session.add(draft)
-    await drafts_repo.add_version(session=scope.session, draft=draft, body=body, at=now, by=scope.user)
+    await drafts_repo.add_version(session=scope.session, draft=draft, content=content, at=now, by=scope.user)
     assignees = await start_stage(scope, draft, [])
     await append_audit(
         session=scope.session, at=now, actor=scope.user, action="revise", draft_id=draft.id,
-        details={"version": draft.version},
+        details={"version": draft.version, **content_details(content)},
     )
     chain = scope.settings.chain_for(draft.category)
     return Done(draft, views.revised_notice(draft, chain.stages[0].name, views.names(assignees, staff_names(scope))))
 
 
+async def my_pending(scope: Scope) -> list[tuple[Draft, str]]:
+    """Drafts whose current stage waits on the caller, with the stage name."""
+    mine: list[tuple[Draft, str]] = []
+    for draft in await drafts_repo.list_in_review(session=scope.session):
+        chain = scope.settings.chain_for(draft.category)
+        decisions = await current_decisions(scope, draft)
+        people = await stage_people(scope, chain, draft, decisions)
+        decided = any(
+            d.reviewer == scope.user and d.stage == draft.stage and d.round == draft.round for d in decisions
+        )
+        if scope.user in people.assignees and not decided:
+            mine.append((draft, stage_of(chain, draft.stage).name))
+    return mine

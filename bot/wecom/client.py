@@ -118,12 +118,13 @@ class WeComClient:
         json: dict[str, Any] | None = None,
         data: aiohttp.FormData | None = None,
         params: dict[str, str] | None = None,
+        method: str = "POST",
     ) -> dict[str, Any]:
-        """POST to an access_token API; on 40014/42001 refetch the token and retry once."""
+        """Call an access_token API; on 40014/42001 refetch the token and retry once."""
         for attempt in (1, 2):
             token = await self.access_token()
             query = {"access_token": token, **(params or {})}
-            body = await self._fetch_json("POST", path, params=query, json=json, data=data)
+            body = await self._fetch_json(method, path, params=query, json=json, data=data)
             errcode = int(body.get("errcode", 0))
             if errcode == 0:
                 return body
@@ -150,6 +151,21 @@ class WeComClient:
         form.add_field("media", content, filename=filename, content_type="application/octet-stream")
         body = await self.call("/cgi-bin/media/upload", data=form, params={"type": "file"})
         return str(body["media_id"])
+
+    async def user_of_oauth_code(self, code: str) -> str | None:
+        """auth/getuserinfo: the member a 网页授权 code belongs to, or None for a non-member
+        (WeCom answers openid instead). A used, expired or forged code raises errcode 40029."""
+        body = await self.call("/cgi-bin/auth/getuserinfo", params={"code": code}, method="GET")
+        userid = body.get("userid") or body.get("UserId")
+        return str(userid) if userid else None
+
+    async def create_menu(self, menu: dict[str, Any]) -> None:
+        """menu/create for this app (replaces the whole menu)."""
+        await self.call("/cgi-bin/menu/create", json=menu, params={"agentid": str(self.agent_id)})
+
+    async def get_menu(self) -> dict[str, Any]:
+        """menu/get for this app: {"button": [...]}."""
+        return await self.call("/cgi-bin/menu/get", params={"agentid": str(self.agent_id)}, method="GET")
 
     async def send_webhook(self, key: str, message: dict[str, Any]) -> None:
         """Group robot webhook/send (the key is the credential; no access_token)."""

@@ -1,0 +1,81 @@
+"""A member's WeCom built-in browser for tests: signs in through the simulator's OAuth, reads pages, posts forms."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from bot.cli.stack import Stack
+
+SIM_USER_COOKIE = "sim_userid"
+
+
+@dataclass
+class Page:
+    status: int
+    url: str
+    text: str
+
+    @property
+    def plain(self) -> str:
+        """The page's text without tags, as a reader sees it."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.text))
+
+    def field(self, name: str) -> str:
+        match = re.search(rf'name="{name}" value="([^"]*)"', self.text)
+        assert match, f"no form field {name}"
+        return html.unescape(match.group(1))
+
+
+class Phone:
+    """One person's browser: the simulator knows who holds it by a cookie on its own origin."""
+
+    def __init__(self, stack: Stack, userid: str) -> None:
+        self.stack = stack
+        self.userid = userid
+        self.jar = aiohttp.CookieJar(unsafe=True)  # loopback IPs keep their cookies
+        self.jar.update_cookies({SIM_USER_COOKIE: userid}, URL(stack.settings.wecom.oauth_base))
+        self.http = aiohttp.ClientSession(cookie_jar=self.jar)
+
+    async def __aenter__(self) -> Phone:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.close()
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else self.stack.bot_url + path
+
+    async def get(self, path: str, *, follow: bool = True) -> Page:
+        async with self.http.get(self.url(path), allow_redirects=follow) as resp:
+            return Page(resp.status, str(resp.url), await resp.text())
+
+    async def get_raw(self, path: str) -> aiohttp.ClientResponse:
+        resp = await self.http.get(self.url(path), allow_redirects=False)
+        await resp.read()
+        resp.release()
+        return resp
+
+    async def post(self, path: str, data: Any, *, follow: bool = True) -> Page:
+        async with self.http.post(self.url(path), data=data, allow_redirects=follow) as resp:
+            result = Page(resp.status, str(resp.url), await resp.text())
+        await self.stack.drain()
+        return result
+
+    async def decide(self, draft_id: int, decision: str, *, opinion: str = "", checks: list[str] | None = None,
+                     page: Page | None = None, **overrides: str) -> Page:
+        """Fill in the decision form of the draft page as it was shown (or as it is now)."""
+        page = page or await self.get(f"/app/drafts/{draft_id}/")
+        form: list[tuple[str, str]] = [
+            ("csrf", page.field("csrf")), ("version", page.field("version")),
+            ("round", page.field("round")), ("stage", page.field("stage")),
+            ("opinion", opinion), ("decision", decision),
+        ]
+        form = [(k, overrides.get(k, v)) for k, v in form]
+        form += [("check", item) for item in checks or []]
+        return await self.post(f"/app/drafts/{draft_id}/decide", form)
