@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser, BrowserContext, async_playwright
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -140,3 +142,63 @@ async def stack(database_url: str, clock: FrozenClock) -> AsyncIterator[Stack]:
 async def sqlite_stack(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[Stack]:
     async with running_stack(stack_settings(sqlite_url), clock) as running:
         yield running
+
+
+# ------------------------------------------------------ a real browser (tests/test_browser.py)
+
+# WeCom's built-in browser, near enough: a phone-sized, touch, high-density screen in Chinese.
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "zh-CN",
+    "timezone_id": "Asia/Shanghai",
+}
+BROWSER_TIMEOUT_MS = 10_000  # a page on loopback that takes longer than this is a failure
+
+
+def _chromium_path() -> str | None:
+    """The system chromium (Debian's `chromium`); playwright's own download is never used."""
+    for cand in (
+        os.environ.get("CHROMIUM_PATH"),
+        "/usr/lib/chromium/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless chromium for one test (per test: each test has its own event loop); skipped
+    locally without chromium, a failure in CI."""
+    exe = _chromium_path()
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium must be installed in CI (apt-get install chromium)")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=exe, headless=True)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def phone(browser: Browser) -> AsyncIterator[Callable[[], Awaitable[BrowserContext]]]:
+    """Opens fresh phone browsers (separate cookies each), all closed after the test."""
+    opened: list[BrowserContext] = []
+
+    async def open_phone() -> BrowserContext:
+        context = await browser.new_context(**PHONE)  # type: ignore[arg-type]
+        context.set_default_timeout(BROWSER_TIMEOUT_MS)
+        opened.append(context)
+        return context
+
+    yield open_phone
+    for context in opened:
+        await context.close()
