@@ -396,3 +396,62 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
     elif entry.action == "published":
         text += f"到 {details.get('account', '')}"
     return f"{local(entry.at, tz)} {text}"
+
+
+# ---- The app menu (sanshen menu sync) and the welcome on opening the app (#10) ------------------
+
+UNKNOWN_MENU_KEY = "这个菜单按钮已无法识别（菜单可能已更新），请发送 /help 查看可用命令。"
+
+
+def menu_leaf_line(button: dict[str, Any]) -> str:
+    """One pressable menu button and what it does."""
+    from bot.wecom.dispatcher import command_of_menu_key
+
+    name = button.get("name", "")
+    if button.get("type") == "view":
+        return f"{name} → 打开 {button.get('url', '')}"
+    command = command_of_menu_key(str(button.get("key", "")))
+    return f"{name} → /{command}" if command else f"{name} → 按键 {button.get('key', '')}"
+
+
+def menu_synced(menu: dict[str, Any], left_out: Sequence[str]) -> str:
+    """What `sanshen menu sync` prints: the menu as WeCom now holds it (menu/get)."""
+    lines = ["应用菜单已设置。企业微信中的菜单现为："]
+    for button in menu.get("button", []):
+        subs = button.get("sub_button") or []
+        if subs:
+            lines.append(f"{button.get('name', '')}：")
+            lines.extend(f"  {menu_leaf_line(sub)}" for sub in subs)
+        else:
+            lines.append(menu_leaf_line(button))
+    if left_out:
+        lines.append(f"未配置 [server] public_url，网页按钮未加入菜单：{'、'.join(left_out)}")
+    return "\n".join(lines)
+
+
+def menu_sync_failed(errcode: int, errmsg: str) -> str:
+    return f"设置应用菜单失败：企业微信返回 errcode {errcode}（{errmsg}）。"
+
+
+def menu_sync_unreachable(reason: str) -> str:
+    return f"设置应用菜单失败：无法连接企业微信接口（{reason}）。"
+
+
+def welcome(
+    name: str, pending: Sequence[tuple[Draft, str]], shown: int, tz: ZoneInfo, home_url: str | None
+) -> str:
+    """The day's first greeting on opening the app: what waits on them, most urgent first."""
+    lines = [f"{name}，您好！"]
+    if pending:
+        more = len(pending) > shown
+        lines.append(f"待您审核 {len(pending)} 件" + ("，最早的几件：" if more else "："))
+        for draft, stage_name in pending[:shown]:
+            since = local(draft.stage_entered_at, tz)
+            lines.append(f"{draft.id}号《{draft.title}》{stage_name}，{since} 起等待")
+        lines.append("发送 /pending（待办）查看全部。")
+    else:
+        lines.append("您目前没有待审核的稿件。")
+    if home_url:
+        lines.append(f"工作台：{home_url}")
+    lines.append("菜单按钮与命令相同；发送 /help 查看全部命令。")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""/help and answers to messages the bot does not handle (images, menu entries)."""
+"""/help and answers to messages the bot does not handle (images, other events)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,4 @@ async def on_help_command(ctx: Context, cmd: Command) -> None:
 
 @router.other()
 async def on_other_event(ctx: Context, event: OtherEvent) -> None:
-    if event.kind in ("enter_agent", "view", "click"):
-        return  # opening the app or a menu needs no answer
     ctx.reply_text(views.UNSUPPORTED_MESSAGE)

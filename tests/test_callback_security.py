@@ -93,8 +93,12 @@ async def test_unknown_command_and_plain_text(stack: Stack) -> None:
     assert await drafts(stack) == []
 
 
-async def test_enter_agent_needs_no_answer(stack: Stack) -> None:
-    result = await stack.sim.enter_agent("wangxm")
-    assert result.status == 200
-    await stack.drain()
-    assert stack.sim.inbox("wangxm") == []
+async def test_enter_agent_is_greeted_once_a_day(stack: Stack) -> None:
+    """Opening the app gets the day's welcome (tests/test_menu.py); opening it again, nothing."""
+    for _ in range(2):
+        result = await stack.sim.enter_agent("wangxm")
+        assert result.status == 200
+        await stack.drain()
+        stack.clock.advance(minutes=1)
+    assert [d.msgtype for d in stack.sim.inbox("wangxm")] == ["text"]
+    assert await drafts(stack) == []

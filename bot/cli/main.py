@@ -1,4 +1,4 @@
-"""Command line: serve, demo, check-config, export and verify-audit."""
+"""Command line: serve, demo, check-config, export, verify-audit and menu sync."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -138,6 +139,43 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_menu_sync(args: argparse.Namespace) -> int:
+    """Set the app menu through menu/create, read it back with menu/get and list it."""
+    import aiohttp
+
+    from bot import views
+    from bot.core.clock import SystemClock
+    from bot.services.menu import app_menu, left_out_views
+    from bot.wecom.client import WeComAPIError, WeComClient, WeComTransportError
+
+    settings = _load(args.config)
+    setup_logging("WARNING", _secrets(settings))
+
+    async def run() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http:
+            client = WeComClient(
+                http,
+                base_url=settings.wecom.api_base,
+                corp_id=settings.wecom.corp_id,
+                secret=settings.wecom.secret,
+                agent_id=settings.wecom.agent_id,
+                clock=SystemClock(),
+            )
+            await client.create_menu(app_menu(settings))
+            return await client.get_menu()
+
+    try:
+        stored = asyncio.run(run())
+    except WeComAPIError as exc:
+        sys.stderr.write(views.menu_sync_failed(exc.errcode, exc.errmsg) + "\n")
+        return 1
+    except WeComTransportError as exc:
+        sys.stderr.write(views.menu_sync_unreachable(str(exc)) + "\n")
+        return 1
+    sys.stdout.write(views.menu_synced(stored, left_out_views(settings)) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sanshen", description="审校助手 WeCom bot")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify-audit", help="re-hash the audit log and name the first broken entry")
     verify.add_argument("-c", "--config", default="config.toml")
     verify.set_defaults(func=cmd_verify_audit)
+    menu = sub.add_parser("menu", help="the app's custom menu in WeCom")
+    menu_sub = menu.add_subparsers(dest="menu_command", required=True)
+    sync = menu_sub.add_parser("sync", help="set the app menu through the API and print it")
+    sync.add_argument("-c", "--config", default="config.toml")
+    sync.set_defaults(func=cmd_menu_sync)
     return parser
 
 

@@ -13,7 +13,15 @@ from bot.core.clock import Clock
 from bot.core.config import Settings
 from bot.core.errors import UserFacingError
 from bot.wecom.context import Context, SkipHandler
-from bot.wecom.events import CardClick, IncomingEvent, OtherEvent, TextMessage
+from bot.wecom.events import (
+    CardClick,
+    EnterAgent,
+    IncomingEvent,
+    MenuClick,
+    MenuView,
+    OtherEvent,
+    TextMessage,
+)
 from bot.wecom.outbox import Outbox, OutboxSender
 from storage.db import SessionFactory
 from storage.dedupe_repo import remember_callback
@@ -24,6 +32,22 @@ CommandHandler = Callable[[Context, "Command"], Awaitable[None]]
 CardHandler = Callable[[Context, CardClick, list[str]], Awaitable[None]]
 TextHandler = Callable[[Context, TextMessage], Awaitable[None]]
 OtherHandler = Callable[[Context, OtherEvent], Awaitable[None]]
+EnterHandler = Callable[[Context, EnterAgent], Awaitable[None]]
+
+# A click button of the app menu runs the command its key names: CMD_PENDING is /pending.
+MENU_COMMAND_PREFIX = "CMD_"
+
+
+def menu_key(command: str) -> str:
+    """The click key of a menu button that runs `/command`."""
+    return MENU_COMMAND_PREFIX + command.upper()
+
+
+def command_of_menu_key(key: str) -> str | None:
+    """The command name a menu key runs, or None when the key is not a CMD_ key."""
+    if not key.startswith(MENU_COMMAND_PREFIX) or len(key) == len(MENU_COMMAND_PREFIX):
+        return None
+    return key[len(MENU_COMMAND_PREFIX):].lower()
 
 
 @dataclass(frozen=True)
@@ -72,6 +96,7 @@ class Router:
     cards: list[tuple[str, CardHandler]] = field(default_factory=list)
     texts: list[TextHandler] = field(default_factory=list)
     others: list[OtherHandler] = field(default_factory=list)
+    entered: list[EnterHandler] = field(default_factory=list)
 
     def command(
         self,
@@ -110,6 +135,15 @@ class Router:
 
         return register
 
+    def enter_agent(self) -> Callable[[EnterHandler], EnterHandler]:
+        """The handler for a member opening the app (the first registered one runs)."""
+
+        def register(func: EnterHandler) -> EnterHandler:
+            self.entered.append(func)
+            return func
+
+        return register
+
 
 class CommandTable:
     """All commands by name and alias, and command-line parsing."""
@@ -142,6 +176,11 @@ class CommandTable:
         spec = self._by_word.get(bare) or self._by_word.get(bare.lower())
         command = Command(name=spec.name if spec else bare, word=bare, args=args, body=body.strip("\n"))
         return command, spec
+
+    def spec(self, name: str) -> CommandSpec | None:
+        """The command registered under `name` (its name, not an alias)."""
+        spec = self._by_word.get(name)
+        return spec if spec is not None and spec.name == name else None
 
     def suggestions(self, word: str) -> list[str]:
         return difflib.get_close_matches(word, list(self._by_word), n=3, cutoff=0.5)
@@ -213,7 +252,7 @@ class Dispatcher:
             return "refused"
         except Exception:
             log.exception("handler failed on %s", event.dedupe_key)
-            if not isinstance(event, OtherEvent):
+            if not isinstance(event, OtherEvent | MenuView | EnterAgent):
                 ctx.reply_text(self._views.APOLOGY)
             return "error"
 
@@ -226,6 +265,17 @@ class Dispatcher:
                         await card_handler(ctx, event, parts)
                         return f"card:{prefix}"
             raise UserFacingError(self._views.UNKNOWN_CARD)
+        if isinstance(event, MenuClick):
+            return await self._menu_click(ctx, event)
+        if isinstance(event, MenuView):
+            log.debug("%s opened the menu link %s", event.user, event.url)
+            return "menu:view"  # WeCom opened the page already; a chat answer would only be noise
+        if isinstance(event, EnterAgent):
+            for router in self._routers:
+                for enter_handler in router.entered:
+                    await enter_handler(ctx, event)
+                    return "enter_agent"
+            return "ignored:enter_agent"
         if isinstance(event, OtherEvent):
             for router in self._routers:
                 for other_handler in router.others:
@@ -239,13 +289,7 @@ class Dispatcher:
                 raise UserFacingError(
                     self._views.unknown_command(command.word, self.commands.suggestions(command.word))
                 )
-            member = ctx.member
-            if spec.roles and member is not None and not (
-                set(spec.roles) & set(member.roles) or "admin" in member.roles
-            ):
-                raise UserFacingError(self._views.not_permitted(spec))
-            await spec.handler(ctx, command)
-            return f"command:{spec.name}"
+            return await self._command(ctx, command, spec)
         for router in self._routers:
             for text_handler in router.texts:
                 try:
@@ -255,3 +299,23 @@ class Dispatcher:
                 return "text"
         ctx.reply_text(self._views.TEXT_HINT)
         return "hint"
+
+    async def _command(self, ctx: Context, command: Command, spec: CommandSpec) -> str:
+        """Run a command after its role check (typed, or tapped in the app menu)."""
+        member = ctx.member
+        if spec.roles and member is not None and not (
+            set(spec.roles) & set(member.roles) or "admin" in member.roles
+        ):
+            raise UserFacingError(self._views.not_permitted(spec))
+        await spec.handler(ctx, command)
+        return f"command:{spec.name}"
+
+    async def _menu_click(self, ctx: Context, event: MenuClick) -> str:
+        """A menu button CMD_X answers exactly as the text /x would."""
+        name = command_of_menu_key(event.key)
+        spec = self.commands.spec(name) if name else None
+        if spec is None:
+            log.warning("menu key %r from %s names no command", event.key, event.user)
+            raise UserFacingError(self._views.UNKNOWN_MENU_KEY)
+        command = Command(name=spec.name, word=spec.name, args="", body="")
+        return await self._command(ctx, command, spec)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 import xmltodict
 from wechatpy.fields import IntegerField, StringField
 from wechatpy.work import parse_message
-from wechatpy.work.events import BaseEvent
+from wechatpy.work.events import BaseEvent, ClickEvent, EnterAgentEvent, ViewEvent
 
 
 class TemplateCardEvent(BaseEvent):
@@ -52,9 +54,62 @@ class CardClick:
         return f"card:{self.user}:{self.create_time}:{self.task_id}:{self.event_key}"
 
 
+def _short(value: str) -> str:
+    """`value` as a piece of a dedupe key: itself when short, else its digest (keys are ≤ 200)."""
+    if len(value) <= 64:
+        return value
+    return "sha256-" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _MenuTap:
+    """A tap on an app menu button (§8.2); WeCom's EventKey is the button's key or URL."""
+
+    user: str
+    event_key: str
+    create_time: int
+    kind: ClassVar[str] = ""
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"menu:{self.user}:{self.create_time}:{self.kind}:{_short(self.event_key)}"
+
+
+class MenuClick(_MenuTap):
+    """A button of type click: answered like the command its key names."""
+
+    kind = "click"
+
+    @property
+    def key(self) -> str:
+        return self.event_key
+
+
+class MenuView(_MenuTap):
+    """A button of type view: WeCom opens the page and tells us afterwards (informational)."""
+
+    kind = "view"
+
+    @property
+    def url(self) -> str:
+        return self.event_key
+
+
+@dataclass(frozen=True)
+class EnterAgent:
+    """The member opened the app (sent every time it is opened)."""
+
+    user: str
+    create_time: int
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"evt:{self.user}:{self.create_time}:enter_agent"
+
+
 @dataclass(frozen=True)
 class OtherEvent:
-    """Anything else (enter_agent, images, unknown types): acknowledged, answered with a hint."""
+    """Anything else (images, unknown types): acknowledged, answered with a hint."""
 
     user: str
     kind: str
@@ -68,7 +123,7 @@ class OtherEvent:
         return f"evt:{self.user}:{self.create_time}:{self.kind}"
 
 
-IncomingEvent = TextMessage | CardClick | OtherEvent
+IncomingEvent = TextMessage | CardClick | MenuClick | MenuView | EnterAgent | OtherEvent
 
 
 def parse_event(xml: str) -> IncomingEvent:
@@ -91,6 +146,12 @@ def parse_event(xml: str) -> IncomingEvent:
             response_code=message.response_code or "",
             create_time=create_time,
         )
+    if isinstance(message, ClickEvent):
+        return MenuClick(user=user, event_key=str(message.key or ""), create_time=create_time)
+    if isinstance(message, ViewEvent):
+        return MenuView(user=user, event_key=str(message.url or ""), create_time=create_time)
+    if isinstance(message, EnterAgentEvent):
+        return EnterAgent(user=user, create_time=create_time)
     msg_id = getattr(message, "id", None)
     if message.type == "text":
         return TextMessage(
