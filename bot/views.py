@@ -237,11 +237,13 @@ def approved_notice(draft: Draft) -> str:
     return f"{draft_label(draft)}已通过三审，可以发布。"
 
 
-def rejected_notice(draft: Draft, stage_name: str, reviewer: str, opinion: str) -> str:
-    return (
-        f"{draft_label(draft)}{stage_name}不同意（{reviewer}）。\n意见：{opinion}\n"
+def rejected_notice(draft: Draft, stage_name: str, reviewer: str, opinion: str, revise_url: str | None = None) -> str:
+    how = (
         f"请修改后发送 /revise {draft.id}，并在下一行起写新的正文，重新送审。"
+        if revise_url is None
+        else f"请修改后重新送审：在页面上修改（可上传新的文稿）{revise_url}，或发送 /revise {draft.id} 并在下一行起写新的正文。"
     )
+    return f"{draft_label(draft)}{stage_name}不同意（{reviewer}）。\n意见：{opinion}\n{how}"
 
 
 def revised_notice(draft: Draft, stage_name: str, assignee_names: str) -> str:

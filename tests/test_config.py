@@ -122,3 +122,42 @@ def test_config_cli_names_a_missing_or_unreadable_data_file(tmp_path: Path) -> N
         assert done.returncode == 2, done.stdout
         assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
         assert done.stderr.startswith("配置错误 duty.roster_file: ") and reason in done.stderr, done.stderr
+
+
+def check_config(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "check-config", "-c", str(path)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+
+
+@pytest.mark.parametrize(
+    ("needle", "replacement", "expected"),
+    [
+        (None, None, "web.session_secret"),
+        ('public_url = "https://shenhe.example.gov.cn"', 'public_url = "http://shenhe.example.gov.cn"',
+         "server.public_url: 生产环境必须使用 https://"),
+        ('public_url = "https://shenhe.example.gov.cn"', 'public_url = ""', "server.public_url: 未填写"),
+    ],
+)
+def test_check_config_explains_what_production_pages_need(
+    tmp_path: Path, needle: str | None, replacement: str | None, expected: str
+) -> None:
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    if needle is not None:
+        assert needle in text
+        text = text.replace(needle, replacement or "", 1)
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    env = {} if expected == "web.session_secret" else {"SANSHEN_WEB_SESSION_SECRET": "s" * 40}
+    done = check_config(path, **env)
+    assert done.returncode == 2 and f"配置错误 {expected}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "s" * 40 not in done.stderr
+
+
+def test_check_config_passes_a_complete_production_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text((ROOT / "config.example.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    done = check_config(path, SANSHEN_WEB_SESSION_SECRET="0123456789abcdef0123456789abcdef")
+    assert done.returncode == 0 and "配置有效" in done.stdout, done.stderr

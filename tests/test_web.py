@@ -17,7 +17,7 @@ from bot.wecom.outbox import Outbox
 from storage.file_store import FileStore
 from storage.models import AuditEntry
 from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
-from tests.webflow import Phone
+from bot.cli.browser import Phone
 
 SUBMISSION = (
     "/submit 关于开展2025年防汛演练的通知\n"

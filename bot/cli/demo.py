@@ -1,7 +1,9 @@
-"""The demo: a sample unit on SQLite and the simulator — 三审 with a 不同意, then duty and accounts."""
+"""The demo: a sample unit on SQLite and the simulator — 三审 in chat, duty and accounts, a Word draft on the pages."""
 
 from __future__ import annotations
 
+import html
+import re
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -10,6 +12,8 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from bot.cli.browser import Page, Phone
+from bot.cli.sample_docx import build_docx, png
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.simulator import render
@@ -87,7 +91,8 @@ async def run_demo(database_url: str = "") -> int:
             stack.sim.add_robot(DEMO_WATCH["duty"]["webhook_key"])
             reviewed = await _walk(stack, clock)
             watched = await _watch(stack, clock)
-            return reviewed or watched
+            paged = await _workspace(stack, clock)
+            return reviewed or watched or paged
 
 
 async def _walk(stack: Stack, clock: FrozenClock) -> int:
@@ -197,6 +202,90 @@ async def _watch(stack: Stack, clock: FrozenClock) -> int:
     ok = escalated and warned and pinged and not sim.dropped
     show.out("\n值班提醒、更新预警、突发上报均已发出。" if ok else "\n值班与账号演示结果异常。")
     return 0 if ok else 1
+
+
+async def _workspace(stack: Stack, clock: FrozenClock) -> int:
+    """Part three: a Word draft with a picture and a table submitted on the 投稿 page, and a
+    reviewer who reads it on the draft page from the card's link and decides there."""
+    show = Transcript(stack)
+    show.show_new_quietly()
+    docx = build_docx(
+        heading="关于做好2026年元旦春节期间安全生产工作的通知",
+        paragraphs=["各镇（街道）、各有关单位：", "元旦春节将至，为确保节日期间安全生产形势稳定，现就有关事项通知如下。"],
+        table=[["检查组", "带队领导", "检查时间"], ["第一组", "刘主任", "12月28日"], ["第二组", "张科长", "12月29日"]],
+        picture=png(),
+    )
+    show.step("9. 网页工作台：采编人员在“投稿”页面上传 Word 文稿（含图片和表格）")
+    async with Phone(stack, "wangxm") as phone:
+        form = await phone.get("/app/submit")
+        show.out(f"\n>>> 王小明（wangxm）打开应用菜单“投稿”：企业微信网页授权登录后进入 {form.url}")
+        show.out("    勾选 类别：制发类；来源：本机关制发信息；公开：主动公开；平台：政府网站、政务新媒体")
+        show.out(f"    上传 安全生产通知.docx（{len(docx)} 字节）")
+        choices = [("title", "关于做好2026年元旦春节期间安全生产工作的通知"), ("category", "issued"),
+                   ("source_kind", "own"), ("disclosure", "active"), ("platforms", "website"),
+                   ("platforms", "newmedia")]
+        preview = await phone.post_form("/app/submit", [*phone.fields(form), *choices],
+                                        [("docx", "安全生产通知.docx", docx)])
+        show.out("--- 🌐 预览页面：")
+        for line in preview.section("body").splitlines():
+            show.out(f"    {line}")
+        sent = await phone.post_form("/app/submit", phone.fields(preview))
+        show.out(f"\n>>> 王小明点击【确认送审】，页面提示：{_flash(sent)}")
+    show.show_new()
+    show.step("10. 一审同意后，二审张科长点卡片“阅读全文”，在页面上阅读、勾选审核要点并同意")
+    task_id, key = _button(stack, "wangxm", "同意")
+    await stack.sim.click("wangxm", task_id, key)
+    await stack.drain()
+    show.show_new_quietly()
+    link = _card_link(stack, "zhangkz")
+    async with Phone(stack, "zhangkz") as phone:
+        page = await phone.get(link)
+        show.out(f"\n>>> 张科长（zhangkz）点卡片打开 {link}（企业微信网页授权登录）")
+        show.out("--- 🌐 稿件页面：")
+        head = page.section("card").splitlines()
+        for line in [*head[:2], "：".join(head[2:4]), *page.section("body").splitlines()]:
+            show.out(f"    {line}")
+        picture = await phone.http.get(phone.url(link + _first_picture(page.text)))
+        show.out(f"    （文中图片已加载：{picture.content_type}，{len(await picture.read())} 字节）")
+        checklist = _checklist(page.text)
+        show.out(f"\n>>> 张科长勾选全部 {len(checklist)} 项审核要点，填写意见“内容准确，同意发布。”，点击【同意】")
+        clock.advance(minutes=15)
+        decided = await phone.decide(page_id(link), "approve", opinion="内容准确，同意发布。", checks=checklist, page=page)
+        show.out(f"--- 🌐 页面提示：{_flash(decided)}")
+    show.show_new()
+    async with stack.db() as session:
+        row = (await session.exec(select(StageDecision).where(StageDecision.via == "page"))).first()
+    ok = row is not None and row.checklist == checklist and row.reviewer_userid == "zhangkz"
+    show.out("\n网页投稿与网页审核均已记录（含勾选的审核要点）。" if ok else "\n网页工作台演示结果异常。")
+    return 0 if ok else 1
+
+
+def _card_link(stack: Stack, userid: str) -> str:
+    for delivered in reversed(stack.sim.inbox(userid)):
+        card = delivered.payload.get("template_card")
+        if card and stack.sim.card(card["task_id"]).is_active_for(userid) and card.get("card_action"):
+            return str(card["card_action"]["url"])
+    raise RuntimeError(f"{userid} holds no card with a link")
+
+
+def page_id(link: str) -> int:
+    return int(link.rstrip("/").rsplit("/", 1)[1])
+
+
+def _first_picture(text: str) -> str:
+    match = re.search(r'<img src="(files/[0-9a-f]{64})"', text)
+    if match is None:
+        raise RuntimeError("the page shows no picture")
+    return match.group(1)
+
+
+def _checklist(text: str) -> list[str]:
+    return [html.unescape(v) for v in re.findall(r'name="check" value="([^"]+)"', text)]
+
+
+def _flash(page: Page) -> str:
+    found = re.search(r'<p class="flash"[^>]*>(.*?)</p>', page.text, re.S)
+    return html.unescape(found.group(1)).replace("\n", " ") if found else "（无提示）"
 
 
 async def _draft_id(stack: Stack) -> int:

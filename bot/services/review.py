@@ -164,6 +164,11 @@ def draft_page_url(scope: Scope, draft: Draft) -> str | None:
     return f"{base}/app/drafts/{draft.id}/" if base else None
 
 
+def revise_page_url(scope: Scope, draft: Draft) -> str | None:
+    base = scope.settings.server.public_url
+    return f"{base}/app/submit?revise={draft.id}" if base else None
+
+
 def text_content(body: str) -> VersionContent:
     """A body typed in chat (or on the page) as a version's content."""
     return VersionContent(body=body, body_html=text_to_html(body), source="text")
@@ -383,7 +388,7 @@ async def decide(
         scope.session.add(draft)
         scope.outbox.send_text(
             [draft.submitter_userid],
-            views.rejected_notice(draft, stage_settings.name, reviewer_name, opinion),
+            views.rejected_notice(draft, stage_settings.name, reviewer_name, opinion, revise_page_url(scope, draft)),
         )
     elif outcome.kind == "approved":
         draft.status = "approved"

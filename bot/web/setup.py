@@ -15,6 +15,7 @@ from bot.core.clock import Clock
 from bot.core.config import Settings
 from bot.web.auth import SESSION_COOKIE, WebAuth, cookie_key
 from bot.web.pages import Workspace, security_headers, templates
+from bot.web.submit import SubmitPages
 from bot.wecom.client import WeComClient
 from storage.db import SessionFactory
 from storage.file_store import FileStore
@@ -60,9 +61,11 @@ def add_workspace(
     pages = web.Application(middlewares=[security_headers], client_max_size=upload_limit(settings))
     setup_sessions(pages, storage)
     pages.router.add_routes(workspace.routes())
+    pages.router.add_routes(SubmitPages(workspace).routes())
     pages.router.add_static("/static/", STATIC, append_version=False)
     app.add_subapp("/app", pages)
     app.router.add_get("/app", _to_home)
+    app.router.add_get("/favicon.ico", _no_icon)  # browsers ask on every page; none is needed
     return workspace
 
 
@@ -73,3 +76,7 @@ def upload_limit(settings: Settings) -> int:
 
 async def _to_home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/app/")
+
+
+async def _no_icon(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204)

@@ -1,8 +1,9 @@
-"""A member's WeCom built-in browser for tests: signs in through the simulator's OAuth, reads pages, posts forms."""
+"""A member's WeCom built-in browser, simulated: signs in through the simulator's OAuth, reads pages, posts forms."""
 
 from __future__ import annotations
 
 import html
+import io
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +12,7 @@ import aiohttp
 from yarl import URL
 
 from bot.cli.stack import Stack
-
-SIM_USER_COOKIE = "sim_userid"
+from bot.simulator import SIM_USER_COOKIE
 
 
 @dataclass
@@ -25,6 +25,11 @@ class Page:
     def plain(self) -> str:
         """The page's text without tags, as a reader sees it."""
         return html.unescape(re.sub(r"<[^>]+>", "", self.text))
+
+    def section(self, css_class: str) -> str:
+        """The readable text of the page's first <section|article class="…"> (for the demo)."""
+        match = re.search(rf'<(section|article) class="{css_class}"[^>]*>(.*?)</\1>', self.text, re.S)
+        return readable(match.group(2)) if match else ""
 
     def field(self, name: str) -> str:
         match = re.search(rf'name="{name}" value="([^"]*)"', self.text)
@@ -67,6 +72,22 @@ class Phone:
         await self.stack.drain()
         return result
 
+    async def post_form(
+        self, path: str, fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]] = (),  # type: ignore[assignment]
+    ) -> Page:
+        """A multipart form as a browser sends it: text fields, then (field, file name, bytes)."""
+        form = aiohttp.FormData(quote_fields=False)
+        for name, value in fields:
+            form.add_field(name, value)
+        for name, filename, data in files:
+            form.add_field(name, io.BytesIO(data), filename=filename, content_type="application/octet-stream")
+        return await self.post(path, form)
+
+    def fields(self, page: Page) -> list[tuple[str, str]]:
+        """Every hidden field of the page's form, in order (what pressing its button sends)."""
+        return [(html.unescape(n), html.unescape(v))
+                for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)]
+
     async def decide(self, draft_id: int, decision: str, *, opinion: str = "", checks: list[str] | None = None,
                      page: Page | None = None, **overrides: str) -> Page:
         """Fill in the decision form of the draft page as it was shown (or as it is now)."""
@@ -79,3 +100,13 @@ class Phone:
         form = [(k, overrides.get(k, v)) for k, v in form]
         form += [("check", item) for item in checks or []]
         return await self.post(f"/app/drafts/{draft_id}/decide", form)
+
+
+def readable(fragment: str) -> str:
+    """HTML as a reader sees it, one block per line: pictures as [图片], table cells split by |."""
+    text = re.sub(r"<img[^>]*>", "[图片]", fragment)
+    text = re.sub(r"</p>\s*(</t[dh]>)", r"\1", text)
+    text = re.sub(r"</t[dh]>\s*<t[dh][^>]*>", " | ", text)
+    text = re.sub(r"</(p|h[1-6]|tr|li|dt|dd|legend|label)>|<br\s*/?>", "\n", text)
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())

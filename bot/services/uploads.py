@@ -1,0 +1,135 @@
+"""Uploaded drafts: checking and storing a person's files, and turning them into a version's content."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlmodel import select
+
+from bot.core.errors import UserFacingError
+from bot.documents.docx_html import DocumentConversionError, docx_to_html, text_to_html
+from bot.documents.uploads import StoredKind, UploadRejected, check_upload
+from bot.rules.content import FileRef, VersionContent
+from bot.services.scope import Scope
+from storage.file_store import SHA256_RE, FileStore
+from storage.models import Upload
+
+# What each field of the 投稿 form accepts, judged by content (bot.documents.uploads.sniff).
+DOCX, PICTURES, ATTACHMENTS = frozenset({"docx"}), frozenset({"png", "jpeg"}), frozenset({"pdf", "xlsx", "docx"})
+MAX_FILES = 20
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One file as the browser sent it: the form field, the name it claims, its bytes."""
+
+    field: str  # docx | pictures | attachments
+    name: str
+    data: bytes
+
+
+ALLOWED_BY_FIELD = {"docx": DOCX, "pictures": PICTURES, "attachments": ATTACHMENTS}
+
+
+async def accept_uploads(
+    scope: Scope, store: FileStore, incoming: Sequence[Incoming], *, max_bytes: int
+) -> dict[str, list[Upload]]:
+    """Check every file first (all or nothing: a refused file stores none), then store them
+    and remember that `scope.user` uploaded them. Returns the uploads per field."""
+    if len(incoming) > MAX_FILES:
+        raise UserFacingError(f"一次最多上传 {MAX_FILES} 个文件。")
+    checked: list[tuple[Incoming, StoredKind]] = []
+    for item in incoming:
+        try:
+            kind = check_upload(item.name, item.data, max_bytes=max_bytes, allowed=ALLOWED_BY_FIELD[item.field])
+        except UploadRejected as exc:
+            scope.log.warning("upload %r by %s refused: %s", item.name[:60], scope.user, exc.message)
+            raise UserFacingError(f"“{item.name[:60]}”：{exc.message}") from None
+        checked.append((item, kind))
+    converted_images: list[tuple[str, bytes]] = []
+    for item, kind in checked:
+        if item.field == "docx":
+            try:
+                converted_images.extend(
+                    (content_type, data) for content_type, data in docx_to_html(item.data).images.values()
+                )
+            except DocumentConversionError as exc:
+                raise UserFacingError(f"“{item.name[:60]}”：{exc.message}") from None
+    result: dict[str, list[Upload]] = {"docx": [], "pictures": [], "attachments": []}
+    for item, kind in checked:
+        sha = await store.put(item.data)
+        result[item.field].append(await _remember(scope, sha, kind.kind, kind.display_name, kind.content_type, kind.size))
+    for number, (content_type, data) in enumerate(converted_images, start=1):
+        sha = await store.put(data)  # pictures inside a .docx: the preview shows them too
+        await _remember(scope, sha, content_type.split("/")[1], f"文中图片{number}", content_type, len(data))
+    return result
+
+
+async def _remember(scope: Scope, sha: str, kind: str, name: str, content_type: str, size: int) -> Upload:
+    existing = await own_upload(scope, sha)
+    if existing is not None:
+        return existing
+    row = Upload(userid=scope.user, sha256=sha, kind=kind, name=name[:200], content_type=content_type,
+                 size=size, created_at=scope.now())
+    scope.session.add(row)
+    await scope.session.flush()
+    return row
+
+
+async def own_upload(scope: Scope, sha: str) -> Upload | None:
+    """The upload `scope.user` made with this hash; a hash someone else uploaded is no one's here."""
+    if not SHA256_RE.fullmatch(sha):
+        return None
+    statement = select(Upload).where(Upload.userid == scope.user, Upload.sha256 == sha)
+    return (await scope.session.exec(statement)).first()
+
+
+async def _owned(scope: Scope, shas: Sequence[str], kinds: frozenset[str]) -> list[Upload]:
+    rows = []
+    for sha in dict.fromkeys(shas):
+        row = await own_upload(scope, sha)
+        if row is None or row.kind not in kinds:
+            scope.log.warning("submission by %s names a file it did not upload: %s", scope.user, sha[:16])
+            raise UserFacingError("所选文件已失效，请重新上传后再预览。")
+        rows.append(row)
+    return rows
+
+
+async def content_from_uploads(
+    scope: Scope,
+    store: FileStore,
+    *,
+    body: str,
+    docx: str | None,
+    pictures: Sequence[str],
+    attachments: Sequence[str],
+) -> VersionContent:
+    """The version's content from a typed body or an uploaded .docx (converted again here, from
+    the stored original: what the browser previewed is never trusted), plus pictures and files."""
+    files: list[FileRef] = []
+    if docx:
+        (original,) = await _owned(scope, [docx], DOCX)
+        try:
+            converted = docx_to_html(await store.read(original.sha256))
+        except DocumentConversionError as exc:
+            raise UserFacingError(exc.message) from None
+        text, body_html, source = converted.text, converted.html, "docx"
+        files.append(_ref("original", original))
+        for sha, (content_type, data) in converted.images.items():
+            files.append(FileRef("image", sha, "文中图片", content_type, len(data)))
+    else:
+        text, body_html, source = body.strip(), text_to_html(body), "text"
+    picture_rows = await _owned(scope, pictures, PICTURES)
+    for row in picture_rows:
+        files.append(_ref("image", row))
+        body_html += f'<p><img src="files/{row.sha256}" alt="{html.escape(row.name)}"></p>'
+    files.extend(_ref("attachment", row) for row in await _owned(scope, attachments, ATTACHMENTS))
+    if not text and not picture_rows:
+        raise UserFacingError("正文不能为空：请填写正文，或上传 .docx 文稿。")
+    return VersionContent(body=text, body_html=body_html, source=source, files=tuple(files))  # type: ignore[arg-type]
+
+
+def _ref(role: str, row: Upload) -> FileRef:
+    return FileRef(role, row.sha256, row.name, row.content_type, row.size)  # type: ignore[arg-type]
