@@ -316,3 +316,41 @@ async def test_the_draft_page_fits_a_phone_screen(
         box = await page.get_by_role("button", name=name, exact=True).bounding_box()
         assert box is not None and box["height"] >= 40 and box["width"] >= 100, (name, box)
     assert problems == []
+
+
+async def test_a_collector_submits_a_docx_with_a_picture_on_the_submit_page(
+    sqlite_stack: Stack, phone: OpenPhone
+) -> None:
+    stack = sqlite_stack
+    page = await phone_of(phone, stack, "wangxm")
+    await page.goto(f"{stack.bot_url}/app/submit")
+    await expect(page.get_by_role("heading", name="投稿送审")).to_be_visible()
+    for radio in await page.locator("input[type=radio], input[type=checkbox]").all():
+        assert not await radio.is_checked(), "nothing is pre-ticked: the submitter ticks (注3)"
+    await page.get_by_label("标题").fill(TITLE)
+    await page.get_by_label("制发类").check()
+    await page.get_by_label("本机关制发信息").check()
+    await page.get_by_label("主动公开").check()
+    await page.get_by_label("政府网站").check()
+    await page.get_by_label("上传 Word 文稿").set_input_files(
+        files=[{"name": "防汛演练通知.docx", "mimeType": "application/octet-stream", "buffer": drill_docx()}]
+    )
+    await page.get_by_role("button", name="预览").tap()
+
+    await expect(page.get_by_text("预览 · 尚未送审")).to_be_visible()
+    await expect(page.locator(".body td", has_text="山洪灾害群众转移避险")).to_be_visible()
+    picture = page.locator(".body img")
+    await expect(picture).to_be_visible()
+    assert await picture.evaluate("img => img.complete && img.naturalWidth") == PICTURE_SIZE[0]
+    assert await drafts(stack) == [], "a preview sends nothing"
+    await page.get_by_role("button", name="确认送审").tap()
+
+    await expect(page.locator(".flash")).to_contain_text("已收到投稿")
+    (draft,) = await drafts(stack)
+    assert page.url.split("#")[0] == f"{stack.bot_url}/app/drafts/{draft.id}/"
+    await expect(page.locator("#body img")).to_be_visible()
+    await expect(page.get_by_role("link", name="防汛演练通知.docx")).to_be_visible()
+    await stack.drain()
+    assert active_card(stack, "zhaoli").payload["template_card"]["card_action"]["url"].endswith(
+        f"/app/drafts/{draft.id}/"
+    )
