@@ -11,7 +11,7 @@ from bot.core.config import CATEGORY_LABELS, Settings
 from bot.core.roles import role_names
 from bot.rules.calendar import fmt_local
 from bot.rules.review import Refusal
-from bot.wecom.dispatcher import CommandSpec, pack_action
+from bot.wecom.dispatcher import CommandSpec, command_of_menu_key, pack_action
 from storage.account_models import Account
 from storage.duty_models import Incident
 from storage.models import AuditEntry, Draft
@@ -407,8 +407,6 @@ UNKNOWN_MENU_KEY = "这个菜单按钮已无法识别（菜单可能已更新）
 
 def menu_leaf_line(button: dict[str, Any]) -> str:
     """One pressable menu button and what it does."""
-    from bot.wecom.dispatcher import command_of_menu_key
-
     name = button.get("name", "")
     if button.get("type") == "view":
         return f"{name} → 打开 {button.get('url', '')}"

@@ -86,7 +86,7 @@ async def test_export_ledger_lists_every_action_in_order(stack: Stack) -> None:
         (1, "投稿", "王小明"), (1, "同意", "王小明"), (1, "同意", "张科长"), (1, "同意", "刘主任"),
         (1, "通过三审", "系统"), (2, "投稿", "赵丽"), (2, "同意", "赵丽"), (2, "不同意", "孙科长"),
     ]
-    assert rows[-1][8] == "来源需核实" and rows[-1][9] == "命令"
+    assert rows[-1][8] == "来源需核实" and rows[-1][9] is None and rows[-1][10] == "命令"
     sheet = load_workbook(io.BytesIO(content)).active
     title_cells = [sheet.cell(row=n, column=4) for n in range(3, sheet.max_row + 1)]
     assert any(c.value.startswith("=HYPERLINK") and c.data_type == "s" for c in title_cells), "text, never a formula"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from urllib.parse import parse_qs, urlsplit
 
+from openpyxl import load_workbook
 from sqlmodel import select
 
+from bot.cli.browser import Phone
 from bot.cli.stack import Stack
 from bot.rules.content import FileRef, VersionContent
 from bot.rules.submission import DraftMeta
@@ -17,7 +20,7 @@ from bot.wecom.outbox import Outbox
 from storage.file_store import FileStore
 from storage.models import AuditEntry
 from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
-from bot.cli.browser import Phone
+from tests.test_export import received_file
 
 SUBMISSION = (
     "/submit 关于开展2025年防汛演练的通知\n"
@@ -268,3 +271,17 @@ async def create_draft_as(stack: Stack, userid: str, content: VersionContent) ->
     await stack.drain()
     assert done.draft.id is not None
     return done.draft.id
+
+
+async def test_the_ledger_shows_the_items_ticked_on_the_page(stack: Stack) -> None:
+    number = await submitted_to_second_stage(stack)
+    ticked = list(checklist_for(2)[:2])
+    async with Phone(stack, "zhangkz") as phone:
+        await phone.decide(number, "approve", opinion="已核", checks=ticked)
+    await say(stack, "liuzr", "导出 2026-11-01 2026-11-30 台账")
+    _, content = received_file(stack, "liuzr")
+    rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
+    header = rows[1]
+    (line,) = [r for r in rows[2:] if r[header.index("操作人")] == "张科长"]
+    assert line[header.index("核对要点")] == "；".join(ticked)
+    assert line[header.index("方式")] == "网页" and line[header.index("意见或理由")] == "已核"

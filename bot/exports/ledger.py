@@ -11,7 +11,7 @@ from storage.export_repo import LedgerRow
 
 LEDGER_HEADER = (
     "序号", "时间", "稿件编号", "信息名称", "版本", "环节", "操作", "操作人", "意见或理由",
-    "方式", "代理", "记录哈希",
+    "核对要点", "方式", "代理", "记录哈希",
 )
 ACTION_LABELS = {
     "submit": "投稿",
@@ -26,12 +26,13 @@ ACTION_LABELS = {
     "remind": "催办",
     "published": "发布",
 }
-VIA_LABELS = {"card": "卡片", "command": "命令"}
+VIA_LABELS = {"card": "卡片", "command": "命令", "page": "网页"}
 STAGE_LABELS = {1: "一审", 2: "二审", 3: "三审"}
 
 
 def ledger_values(row: LedgerRow, tz: tzinfo, names: dict[str, str] | None = None) -> list[object]:
-    """The twelve cells of one ledger line (text; the time local to `tz`)."""
+    """The thirteen cells of one ledger line (text; the time local to `tz`); 核对要点 lists the
+    checklist items the reviewer ticked on the draft page."""
     d = row.details
     stage = d.get("stage_name") or STAGE_LABELS.get(d.get("stage") or d.get("from_stage"), "")
     if row.action == "return":
@@ -54,6 +55,7 @@ def ledger_values(row: LedgerRow, tz: tzinfo, names: dict[str, str] | None = Non
         ACTION_LABELS.get(row.action, row.action),
         row.actor_name,
         note,
+        "；".join(d.get("checklist", [])),
         VIA_LABELS.get(d.get("via", ""), ""),
         (names or {}).get(behalf, behalf),
         row.entry_hash[:16],
@@ -65,7 +67,7 @@ def write_ledger_xlsx(rows: Iterable[LedgerRow], out: BinaryIO, *, unit: str, pe
     """Stream the ledger to `out` (XlsxWriter constant_memory: memory does not grow with rows)."""
     wb = open_workbook(out)
     ws = wb.add_worksheet("三审三校台账")
-    for index, width in enumerate((6, 20, 9, 40, 6, 10, 9, 10, 40, 6, 8, 18)):
+    for index, width in enumerate((6, 20, 9, 40, 6, 10, 9, 10, 40, 40, 6, 8, 18)):
         ws.set_column(index, index, width)
     ws.freeze_panes(2, 0)  # A3
     write_cell(ws, 0, 0, f"{unit}三审三校台账（{period_label}）", wb.add_format({"bold": True, "font_size": 14}))

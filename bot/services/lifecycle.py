@@ -104,6 +104,8 @@ async def withdraw(scope: Scope, number: int, reason: str) -> Done:
 
 async def transfer(scope: Scope, number: int, target: str, reason: str) -> Done:
     """A current reviewer hands their part of the stage to `target`; an admin reassigns the whole stage."""
+    if not reason.strip():
+        raise UserFacingError("转审须写明理由。")
     require_staff_userid(scope, target)
     draft = await in_review(scope, number)
     assignees = await require_current_reviewer_or_admin(scope, draft)
@@ -155,6 +157,8 @@ async def transfer(scope: Scope, number: int, target: str, reason: str) -> Done:
 
 async def return_to_stage(scope: Scope, number: int, stage: int, reason: str) -> Done:
     """Send a draft back to an earlier stage (1-based): a new round starts there."""
+    if not reason.strip():
+        raise UserFacingError("退回须写明理由。")
     draft = await in_review(scope, number)
     chain = scope.settings.chain_for(draft.category)
     if not 1 <= stage < draft.stage:
