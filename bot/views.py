@@ -455,3 +455,32 @@ def welcome(
         lines.append(f"工作台：{home_url}")
     lines.append("菜单按钮与命令相同；发送 /help 查看全部命令。")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- submission follow-up questions
+
+META_QUESTIONS = {
+    "source": (
+        "请回复信息来源：\n1 本机关制发\n2 转载（请注明来源，如“转载：人民网”或“2 人民网”）\n3 非本机关"
+    ),
+    "disclosure": "请回复公开属性：\n1 主动公开\n2 依申请公开",
+    "platforms": "请回复发布平台（可多选，如“1、2”）：\n1 政府网站\n2 政务新媒体\n3 其他",
+}
+META_FIELD_LABELS = {"source": "信息来源", "disclosure": "公开属性", "platforms": "发布平台"}
+
+
+def meta_missing(title: str, missing: Sequence[str]) -> str:
+    """The first follow-up question of a /submit that left out 来源, 公开 or 平台 (保密审查表 注3)."""
+    what = "、".join(META_FIELD_LABELS[f] for f in missing)
+    return (
+        f"投稿《{title}》还缺少：{what}。按保密审查表注3，这几项须由投稿人自行选择，请逐项回复"
+        f"（发送 /cancel 放弃投稿）。\n{META_QUESTIONS[missing[0]]}"
+    )
+
+
+def meta_next(missing: Sequence[str]) -> str:
+    return f"已记下。{META_QUESTIONS[missing[0]]}"
+
+
+def meta_answer_refused(reason: str, field: str) -> str:
+    return f"{reason}\n{META_QUESTIONS[field]}"

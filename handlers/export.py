@@ -35,6 +35,7 @@ async def on_export(ctx: Context, cmd: Command) -> None:
     ctx.outbox.send_export(
         [ctx.user], kind=kind, start=period.start, end=period.end, label=period.label,
         slug=period.slug, unit=ctx.settings.unit_name, timezone=ctx.settings.timezone,
+        title=ctx.settings.export.form_heading(ctx.settings.unit_name),
     )
     await append_audit(
         session=ctx.session, at=ctx.now(), actor=ctx.user, action="export",

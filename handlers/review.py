@@ -5,7 +5,13 @@ from __future__ import annotations
 from bot import views
 from bot.core.errors import UserFacingError
 from bot.rules.review import stage_of
-from bot.rules.submission import DraftMeta, SubmissionError, parse_submission
+from bot.rules.submission import (
+    DraftMeta,
+    MetaAnswers,
+    SubmissionError,
+    parse_answer,
+    parse_submission,
+)
 from bot.services import review
 from bot.services.review import MAX_BODY_CHARS
 from bot.wecom.context import Context, SkipHandler
@@ -17,7 +23,7 @@ from storage.models import ApprovalCard, Draft
 
 router = Router("review")
 
-SUBMIT_USAGE = "/submit 标题（下一行起可写 来源：/公开：/平台： 和正文）"
+SUBMIT_USAGE = "/submit 标题（下一行起写 来源：/公开：/平台：，缺的会逐项询问；然后是正文）"
 APPROVE_USAGE = "/approve 编号 [意见]"
 REJECT_USAGE = "/reject 编号 理由"
 REVISE_USAGE = "/revise 编号（下一行起写新正文）"
@@ -44,9 +50,30 @@ async def on_submit_command(ctx: Context, cmd: Command) -> None:
     if not title:
         raise UserFacingError(views.usage(SUBMIT_USAGE))
     try:
-        meta, body = parse_submission(cmd.body, ctx.settings.review)
+        answers, body = parse_submission(cmd.body)
     except SubmissionError as exc:
         raise UserFacingError(str(exc)) from None
+    missing = answers.missing()
+    if missing:
+        await ask_for_meta(ctx, title, answers, body)
+        ctx.reply_text(views.meta_missing(title, missing))
+        return
+    await submit_or_collect(ctx, title, answers.complete(), body)
+
+
+async def ask_for_meta(ctx: Context, title: str, answers: MetaAnswers, body: str) -> None:
+    """Wait for the answer to the next question (保密审查表 注3: the submitter ticks, nothing is assumed)."""
+    await drafts_repo.set_conversation(
+        session=ctx.session,
+        userid=ctx.user,
+        kind="submit_meta",
+        data={"title": title, "answers": answers.to_data(), "body": body},
+        at=ctx.now(),
+    )
+
+
+async def submit_or_collect(ctx: Context, title: str, meta: DraftMeta, body: str) -> None:
+    """Create the draft now, or without a body yet, collect it from the following messages."""
     if body:
         tell(ctx, await review.create_draft(ctx, title, meta, review.text_content(body)))
         await drafts_repo.clear_conversation(session=ctx.session, userid=ctx.user)
@@ -64,6 +91,9 @@ async def on_submit_command(ctx: Context, cmd: Command) -> None:
 @router.command("done", aliases=("完成",), usage="/done", summary="结束分段发送的正文并提交")
 async def on_done_command(ctx: Context, cmd: Command) -> None:
     conversation = await drafts_repo.get_conversation(session=ctx.session, userid=ctx.user)
+    if conversation is not None and conversation.kind == "submit_meta":
+        field = MetaAnswers.from_data(conversation.data["answers"]).missing()[0]
+        raise UserFacingError(views.META_QUESTIONS[field])
     if conversation is None or conversation.kind != "collect_body":
         raise UserFacingError("当前没有正在发送的正文。投稿请发送：" + SUBMIT_USAGE)
     data = conversation.data
@@ -222,6 +252,9 @@ async def on_conversation_text(ctx: Context, message: TextMessage) -> None:
             ctx, draft, reason, card=card, response_code=data.get("response_code") or None, via="card"
         )
         return
+    if conversation.kind == "submit_meta":
+        await on_meta_answer(ctx, data, message.content)
+        return
     if conversation.kind == "collect_body":
         parts = [*data.get("parts", []), message.content]
         size = sum(len(p) for p in parts)
@@ -237,3 +270,21 @@ async def on_conversation_text(ctx: Context, message: TextMessage) -> None:
         ctx.reply_text(views.collecting_appended(len(parts), size))
         return
     raise SkipHandler
+
+
+async def on_meta_answer(ctx: Context, data: dict[str, object], text: str) -> None:
+    """One answer to a follow-up question of /submit; the draft is created once nothing is missing."""
+    answers = MetaAnswers.from_data(data["answers"])  # type: ignore[arg-type]
+    field = answers.missing()[0]
+    try:
+        answers = parse_answer(field, text, answers)
+    except SubmissionError as exc:
+        ctx.reply_text(views.meta_answer_refused(str(exc), field))
+        return
+    title, body = str(data["title"]), str(data.get("body") or "")
+    missing = answers.missing()
+    if missing:
+        await ask_for_meta(ctx, title, answers, body)
+        ctx.reply_text(views.meta_next(missing))
+        return
+    await submit_or_collect(ctx, title, answers.complete(), body)

@@ -1,18 +1,25 @@
-"""Streaming queries behind the exports: 保密审查表 rows per draft version, and the 台账 log."""
+"""Streaming queries behind the exports: 保密审查表 rows per item (draft), and the 台账 log."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import case, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.rules.review_form import ReviewFormRow, StageOpinion
-from storage.models import AuditEntry, Draft, Staff, StageDecision
+from bot.rules.review_form import (
+    ReviewFormRow,
+    SignedDecision,
+    earlier_version,
+    shown_stages,
+    signer_name,
+    standing_decisions,
+)
+from storage.models import AuditEntry, Draft, DraftVersion, Staff, StageDecision
 
 BATCH = 1000
 
@@ -25,101 +32,115 @@ async def _stream(session: AsyncSession, statement: Any) -> AsyncIterator[Any]:
             yield row
 
 
-async def review_form_batches(
-    session: AsyncSession, start: datetime, end: datetime
-) -> AsyncIterator[list[ReviewFormRow]]:
-    """One form row per draft version whose latest decision falls in [start, end).
-
-    Within a version the latest round's decision of each stage counts (an earlier round was
-    sent back by 退回); a version rejected at 二审 shows 不同意 there and nothing after it.
-    """
+def _item_event_at() -> Any:
+    """Per draft: when its review last moved — its latest decision, or the submission of its
+    current version if that came later (a new draft, or a revision not yet decided)."""
     last = (
         select(
             StageDecision.draft_id.label("draft_id"),  # type: ignore[attr-defined]
-            StageDecision.version.label("version"),  # type: ignore[attr-defined]
             func.max(StageDecision.decided_at).label("last_at"),
         )
-        .group_by(col(StageDecision.draft_id), col(StageDecision.version))
+        .group_by(col(StageDecision.draft_id))
         .subquery()
     )
+    submitted = func.coalesce(col(DraftVersion.created_at), col(Draft.created_at))
+    event_at = case(
+        (or_(last.c.last_at.is_(None), last.c.last_at < submitted), submitted), else_=last.c.last_at
+    )
+    return (
+        select(col(Draft.id).label("draft_id"), event_at.label("event_at"))
+        .select_from(Draft)
+        .join(last, last.c.draft_id == Draft.id, isouter=True)
+        .join(
+            DraftVersion,
+            (col(DraftVersion.draft_id) == Draft.id) & (col(DraftVersion.version) == Draft.version),
+            isouter=True,
+        )
+        .subquery()
+    )
+
+
+async def review_form_batches(
+    session: AsyncSession, start: datetime, end: datetime
+) -> AsyncIterator[list[ReviewFormRow]]:
+    """One form row per item (draft) whose review last moved in [start, end) (_item_event_at).
+
+    The row shows the item's current version — its final one once decided: a 不同意 v1 and an
+    approved v2 are one row (v2), the earlier version summed up in 备注. Rows stream in that
+    order; each draft's decisions come together, so memory holds one draft at a time. Signers
+    are named: a delegate's away reviewer is resolved to a name from the Staff table.
+    """
+    names = {s.userid: s.name for s in (await session.exec(select(Staff))).all()}
+    items = _item_event_at()
     statement = (
         select(
-            col(StageDecision.draft_id), col(StageDecision.version), col(StageDecision.round),
-            col(StageDecision.stage), col(StageDecision.decision), col(StageDecision.reviewer_name),
+            items.c.draft_id, col(Draft.title), col(Draft.source_kind), col(Draft.source_note),
+            col(Draft.disclosure), col(Draft.platforms), col(Draft.submitter_name), col(Draft.status),
+            col(Draft.version).label("draft_version"), col(Draft.stage).label("draft_stage"),
+            col(StageDecision.version), col(StageDecision.round), col(StageDecision.stage),
+            col(StageDecision.decision), col(StageDecision.reviewer_userid), col(StageDecision.reviewer_name),
             col(StageDecision.on_behalf_of), col(StageDecision.decided_at), col(StageDecision.opinion),
-            col(Draft.title), col(Draft.source_kind), col(Draft.source_note), col(Draft.disclosure),
-            col(Draft.platforms), col(Draft.submitter_name), col(Draft.status),
-            col(Draft.version).label("draft_version"),
         )
-        .join(last, (last.c.draft_id == StageDecision.draft_id) & (last.c.version == StageDecision.version))
-        .join(Draft, col(Draft.id) == StageDecision.draft_id)
-        .where(last.c.last_at >= start, last.c.last_at < end)
+        .select_from(items)
+        .join(Draft, col(Draft.id) == items.c.draft_id)
+        .join(StageDecision, col(StageDecision.draft_id) == items.c.draft_id, isouter=True)
+        .where(items.c.event_at >= start, items.c.event_at < end)
         .order_by(
-            last.c.last_at,
-            col(StageDecision.draft_id),
-            col(StageDecision.version),
-            col(StageDecision.round),
-            col(StageDecision.stage),
-            col(StageDecision.id),
+            items.c.event_at, items.c.draft_id, col(StageDecision.version), col(StageDecision.round),
+            col(StageDecision.stage), col(StageDecision.id),
         )
     )
     batch: list[ReviewFormRow] = []
-    group: tuple[int, int] | None = None
     draft: Any = None
-    stages: dict[int, Any] = {}
-    round_ = 0
+    versions: dict[int, list[SignedDecision]] = {}
     seq = 0
-    async for decision in _stream(session, statement):
-        row_draft = decision  # one flat row carries the decision and its draft's columns
-        key = (decision.draft_id, decision.version)
-        if key != group and draft is not None and group is not None:
+    async for row in _stream(session, statement):
+        if draft is not None and row.draft_id != draft.draft_id:
             seq += 1
-            batch.append(_form_row(seq, draft, group[1], stages))
-            stages, round_ = {}, 0
+            batch.append(_form_row(seq, draft, versions))
+            versions = {}
             if len(batch) >= BATCH:
                 yield batch
                 batch = []
-        group, draft = key, row_draft
-        if decision.round != round_:
-            # A new round began where 退回 sent the draft: later stages of earlier rounds lapse.
-            stages = {n: d for n, d in stages.items() if n < decision.stage}
-            round_ = decision.round
-        stages[decision.stage] = decision
-    if draft is not None and group is not None:
+        draft = row  # one flat row carries the draft's columns and one decision (or none)
+        if row.decision is not None:
+            versions.setdefault(row.version, []).append(_signed(row, names))
+    if draft is not None:
         seq += 1
-        batch.append(_form_row(seq, draft, group[1], stages))
+        batch.append(_form_row(seq, draft, versions))
     if batch:
         yield batch
 
 
-def _form_row(seq: int, draft: Any, version: int, stages: dict[int, Any]) -> ReviewFormRow:
-    opinions: list[StageOpinion | None] = []
-    for number in (1, 2, 3):
-        d = stages.get(number)
-        if d is None:
-            opinions.append(None)
-            continue
-        reviewer = d.reviewer_name
-        if d.on_behalf_of:
-            reviewer += f"（代{d.on_behalf_of}）"
-        opinions.append(StageOpinion(d.decision, reviewer, d.decided_at, d.opinion))  # type: ignore[arg-type]
-    remarks = [f"稿件{draft.draft_id}号第{version}版"]
-    if any(d.decision == "reject" for d in stages.values()):
-        remarks.append("未通过，已退回修改")
-    elif draft.status == "approved" and draft.draft_version == version:
-        remarks.append("已通过三审")
-    elif draft.status == "withdrawn" and draft.draft_version == version:
-        remarks.append("已撤回")
+def _signed(row: Any, names: dict[str, str]) -> SignedDecision:
+    name = row.reviewer_name
+    if not name or name == row.reviewer_userid:  # recorded before the person was on [[staff]]
+        name = names.get(row.reviewer_userid, name or row.reviewer_userid)
+    behalf = names.get(row.on_behalf_of, row.on_behalf_of) if row.on_behalf_of else ""
+    return SignedDecision(row.round, row.stage, row.decision, signer_name(name, behalf), row.decided_at, row.opinion)
+
+
+def _form_row(seq: int, draft: Any, versions: dict[int, list[SignedDecision]]) -> ReviewFormRow:
+    state = draft.status if draft.status in ("approved", "rejected", "withdrawn") else "in_review"
+    current = standing_decisions(versions.get(draft.draft_version, []))
+    shown = shown_stages(current, state, draft.draft_stage)
     return ReviewFormRow(
         seq=seq,
         title=draft.title,
-        source_kind=draft.source_kind,  # type: ignore[arg-type]
+        source_kind=draft.source_kind,
         source_note=draft.source_note,
-        disclosure=draft.disclosure,  # type: ignore[arg-type]
+        disclosure=draft.disclosure,
         platforms=frozenset(p for p in draft.platforms.split(",") if p),
-        stage_opinions=(opinions[0], opinions[1], opinions[2]),
+        stage_opinions=(shown.get(1), shown.get(2), shown.get(3)),
         submitter_name=draft.submitter_name,
-        remark="；".join(remarks),
+        draft_id=draft.draft_id,
+        version=draft.draft_version,
+        state=state,
+        current_stage=draft.draft_stage,
+        later_stages=tuple((n, op) for n, op in shown.items() if n > 3),
+        earlier=tuple(
+            earlier_version(v, standing_decisions(versions.get(v, []))) for v in range(1, draft.draft_version)
+        ),
     )
 
 
@@ -136,6 +157,8 @@ class LedgerRow:
     actor_name: str
     details: dict[str, Any]
     entry_hash: str
+    # userid → name for the people the details name (转审 to, 抄送, 代理); one shared mapping.
+    names: Mapping[str, str] = field(default_factory=dict)
 
 
 LEDGER_ACTIONS = (
@@ -178,6 +201,7 @@ async def ledger_batches(
                 actor_name="系统" if entry.actor == "system" else names.get(entry.actor, entry.actor),
                 details=dict(entry.details or {}),
                 entry_hash=entry.hash,
+                names=names,
             )
         )
         if len(batch) >= BATCH:

@@ -9,6 +9,10 @@ from sqlmodel import col, select
 from bot.cli.stack import Stack
 from storage.models import Draft, StageDecision
 
+# The lines a chat submission must carry (保密审查表 注3: the submitter ticks them; nothing is
+# assumed), for tests whose subject is not the metadata: f"/submit 标题\n{META}正文".
+META = "来源：本机关制发\n公开：主动公开\n平台：政府网站\n"
+
 
 async def say(stack: Stack, user: str, text: str, *, msg_id: int | None = None) -> None:
     """`user` sends a text to the app; the bot's replies are then delivered."""

