@@ -202,21 +202,13 @@ async def test_the_title_line_comes_from_config(database_url: str, clock: Frozen
     assert sheet["A1"].value == "示范市人民政府办公室信息发布保密审查表（试行）"
 
 
-# A second leader, who stands in for 刘主任 (the only 三审 assignee here) while he is away.
+# A second leader, who stands in for 刘主任 while he is away.
 STAND_IN = {"userid": "wangfz", "name": "王副主任", "roles": ["leader"]}
-STAGES = [
-    {"name": "一审", "assignees": ["@submitter", "role:collector"]},
-    {"name": "二审", "assignees": ["role:reviewer"]},
-    {"name": "三审", "assignees": ["liuzr"]},
-]
 
 
 @pytest.fixture
 async def deputy_stack(database_url: str, clock: FrozenClock) -> AsyncIterator[Stack]:
-    settings = stack_settings(database_url, {
-        "staff": [*DEMO_STAFF, STAND_IN],
-        "chains": [{"category": c, "stages": STAGES} for c in ("issued", "reprint", "reported")],
-    })
+    settings = stack_settings(database_url, {"staff": [*DEMO_STAFF, STAND_IN]})
     async with running_stack(settings, clock) as running:
         yield running
 
