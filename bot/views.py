@@ -167,14 +167,16 @@ def approval_card(
     card_id: int,
     tz: ZoneInfo,
     page_url: str | None = None,
+    proofread: bool = True,
 ) -> dict[str, Any]:
     """A button_interaction card for one stage (facts §4.4: ≤6 fields, ≤6 buttons); with a page,
-    tapping the card opens it (card_action) and 「阅读全文」 links to it (jump_list)."""
+    tapping the card opens it (card_action) and 「阅读全文」 links to it (jump_list). A chain with
+    三校 switched off claims only 三审."""
     checklist = checklist_for(stage)
     mode_note = "（会签：须全部同意）" if mode == "all" else ""
     card: dict[str, Any] = {
         "card_type": "button_interaction",
-        "source": {"desc": "审校助手·三审三校", "desc_color": 0},
+        "source": {"desc": "审校助手·三审三校" if proofread else "审校助手·三审", "desc_color": 0},
         "main_title": {
             "title": f"【{stage_name}】待审稿件{mode_note}",
             "desc": f"第{stage}/{stage_count}审 · 第{draft.version}版 · {local(draft.updated_at, tz)}",
@@ -220,8 +222,8 @@ def ask_reject_reason(draft: Draft, stage_name: str) -> str:
     )
 
 
-def stage_passed(draft: Draft, stage_name: str, reviewer: str, next_name: str, nxt: str) -> str:
-    return f"{draft_label(draft)}{stage_name}已同意（{reviewer}），已转{next_name}（{nxt}）。"
+def stage_passed(draft: Draft, stage_name: str, reviewer: str, next_name: str, nxt: str, verb: str = "已同意") -> str:
+    return f"{draft_label(draft)}{stage_name}{verb}（{reviewer}），已转{next_name}（{nxt}）。"
 
 
 def waiting_cosign(draft: Draft, stage_name: str, missing: str) -> str:
@@ -233,8 +235,93 @@ def decision_recorded(draft: Draft, stage_name: str, decision: str) -> str:
     return f"已记录：{draft_label(draft)}{stage_name}{verdict}。"
 
 
-def approved_notice(draft: Draft) -> str:
-    return f"{draft_label(draft)}已通过三审，可以发布。"
+def approved_notice(draft: Draft, proofread: bool = False) -> str:
+    return f"{draft_label(draft)}已通过{'三审三校' if proofread else '三审'}，可以发布。"
+
+
+# ---------------------------------------------------------------- 三校 (proofreading)
+
+PROOF_DUTIES: dict[str, tuple[str, ...]] = {
+    # Qinzhou 附件 四(二): what each 校次 checks.
+    "一校": ("逐字逐句校对标题、正文、图片说明，改正错别字、漏字、多字、错词、病句和标点",
+             "语言文字、标点符号符合国家规定和标准规范"),
+    "二校": ("与原稿对照，逐一比对一校清样", "数据准确，专业术语、涉政敏感语句表述规范准确"),
+    "三校": ("核校单位领导的修改意见已准确体现", "领导人姓名职务、国名地名、机构名称准确",
+             "数据、专业术语、涉政敏感表述再核校"),
+}
+PROOF_RESULTS = {"passed": "校对无误", "changed": "有修改"}
+
+
+def proof_preview(draft: Draft, body: str, proof_name: str, method: str) -> str:
+    text = " ".join(body.split())
+    cut = text[:PREVIEW_CHARS] + ("……" if len(text) > PREVIEW_CHARS else "")
+    return (
+        f"【{proof_name}·{method}·待校对】{draft_label(draft)} 第{draft.version}版（全文 {len(text)} 字）\n"
+        f"{cut}\n点卡片“阅读全文”对照原稿校对，校对后在卡片或页面上签署。"
+    )
+
+
+def proof_card(
+    draft: Draft, *, proof_name: str, method: str, needed: int, task_id: str, card_id: int, tz: ZoneInfo,
+    page_url: str | None = None,
+) -> dict[str, Any]:
+    """The 校 step's card: which 校次, the method (读校 needs two people), its duties, 校对无误 / 有修改."""
+    how = f"{method}：{'两人合作，一人朗读原稿、一人核对校样，两人均须签署' if needed > 1 else '不发声逐字逐句通读全文'}"
+    duties = PROOF_DUTIES.get(proof_name, PROOF_DUTIES["一校"])
+    card: dict[str, Any] = {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·三审三校", "desc_color": 0},
+        "main_title": {"title": f"【{proof_name}】待校对稿件", "desc": f"{how} · 第{draft.version}版 · {local(draft.updated_at, tz)}"},
+        "sub_title_text": f"《{draft.title}》",
+        "horizontal_content_list": [
+            {"keyname": "编号", "value": str(draft.id)},
+            {"keyname": "投稿人", "value": draft.submitter_name},
+            {"keyname": "校次", "value": f"{proof_name}（{method}）"},
+        ],
+        "quote_area": {"type": 0, "title": "校对要点",
+                       "quote_text": "\n".join(f"{i}. {item}" for i, item in enumerate(duties, start=1))},
+        "task_id": task_id,
+        "button_list": [
+            {"text": "校对无误", "style": 1, "key": pack_action("pf", "passed", card_id)},
+            {"text": "有修改", "style": 2, "key": pack_action("pf", "changed", card_id)},
+        ],
+    }
+    if page_url:
+        card["card_action"] = {"type": 1, "url": page_url}
+        card["jump_list"] = [{"type": 1, "title": "阅读全文", "url": page_url}]
+    return card
+
+
+def proof_done_label(proof_name: str, result: str, name: str) -> str:
+    return f"{proof_name}{PROOF_RESULTS[result]}·{name}"[:20]
+
+
+def ask_proof_note(draft: Draft, proof_name: str) -> str:
+    return (
+        f"您在{draft_label(draft)}{proof_name}中选择了“有修改”。请直接回复改正了哪些内容"
+        f"（例如：第二段“防讯”改为“防汛”），下一条消息即作为校对记录；或发送 /proof {draft.id} 有修改 说明。"
+    )
+
+
+def proof_waiting(draft: Draft, proof_name: str, method: str, missing: str) -> str:
+    return f"已记录您对{draft_label(draft)}{proof_name}的签署。{method}须两人完成，尚待：{missing}。"
+
+
+def proof_recorded(draft: Draft, proof_name: str, result: str) -> str:
+    return f"已记录：{draft_label(draft)}{proof_name}{PROOF_RESULTS[result]}。"
+
+
+def in_proof(draft: Draft, proof_name: str) -> str:
+    return f"{draft_label(draft)}正在{proof_name}，审核要等校对完成后进行，本次操作未生效。"
+
+
+def proof_refusal(draft: Draft, proof_name: str | None, reason: str) -> str:
+    label = draft_label(draft)
+    return {
+        "not_in_proof": f"{label}当前没有待签署的校次，本次操作未生效。",
+        "not_proofreader": f"您不是{label}{proof_name or ''}的校对人，本次操作未生效。",
+        "already_signed": f"您已签署过{label}{proof_name or ''}，本次操作未生效。",
+    }[reason]
 
 
 def rejected_notice(draft: Draft, stage_name: str, reviewer: str, opinion: str, revise_url: str | None = None) -> str:
@@ -269,7 +356,16 @@ def refusal_text(refusal: Refusal, draft: Draft | None, stage_name: str) -> str:
             f"您已审核过{label}的其他环节，同一稿件的各审须由不同的人完成，本次操作未生效。"
         ),
         Refusal.ALREADY_DECIDED: f"{label}{stage_name}已有审核结果，本次操作未生效。",
+        Refusal.NOT_ELIGIBLE: f"您没有{stage_name}的签署资格（按三审三校制度须由相应岗位人员审核），本次操作未生效。",
     }[refusal]
+
+
+def not_eligible_target(name: str, stage_name: str, roles: Sequence[str]) -> str:
+    return f"{name}没有{stage_name}的签署资格（需要：{role_names(roles)}），不能转审给他/她。"
+
+
+def not_eligible_delegate(name: str, lacking: Sequence[str]) -> str:
+    return f"{name}不能代理您的审核工作：代理人须具有与您相同的审核岗位（缺少：{role_names(lacking)}）。"
 
 
 def already_decided_by_other(draft: Draft, stage_name: str) -> str:
@@ -369,6 +465,7 @@ ACTION_LABELS = {
     "published": "已发布",
     "review_reminder": "系统催办",
     "review_escalation": "超时上报",
+    "proof": "校对",
 }
 
 
@@ -397,6 +494,10 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
         text += f"：{details['reason']}"
     elif entry.action == "published":
         text += f"到 {details.get('account', '')}"
+    elif entry.action == "proof":
+        text = f"{who} {details.get('stage_name', '')}（{details.get('method', '')}）{PROOF_RESULTS.get(details.get('result', ''), '')}"
+        if details.get("note"):
+            text += f"：{details['note']}"
     return f"{local(entry.at, tz)} {text}"
 
 

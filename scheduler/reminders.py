@@ -13,8 +13,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.rules.calendar import fmt_local, in_quiet_hours, people_with_role, working_time_between
-from bot.rules.review import stage_of
-from bot.services.review import close_open_cards, current_decisions, stage_people
+from bot.services.review import close_open_cards, waiting_on
 from bot.services.scope import Work
 from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
@@ -47,10 +46,9 @@ async def review_reminders(ctx: SweepContext) -> int:
             )
             if pending < remind_after:
                 continue
-            chain = ctx.settings.chain_for(draft.category)
-            stage_name = stage_of(chain, draft.stage).name
-            subject = f"{draft.id}:v{draft.version}r{draft.round}s{draft.stage}"
-            people = (await stage_people(view, chain, draft, await current_decisions(view, draft))).assignees
+            stage_name, people = await waiting_on(view, draft)
+            step = "p" if draft.step == "proof" else "s"
+            subject = f"{draft.id}:v{draft.version}r{draft.round}{step}{draft.stage}"
             label = f"稿件{draft.id}号《{draft.title}》"
             waited = f"{pending.total_seconds() / 3600:.0f} 小时" + ("（按工作日计）" if rules.workdays_only else "")
             details: dict[str, Any] = {"stage": draft.stage, "stage_name": stage_name, "pending_hours": round(pending.total_seconds() / 3600, 1)}

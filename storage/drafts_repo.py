@@ -19,6 +19,7 @@ from storage.models import (
     DraftRead,
     DraftVersion,
     DraftWatcher,
+    ProofRecord,
     StageAssignment,
     StageDecision,
     VersionFile,
@@ -138,7 +139,8 @@ async def list_decisions(
 
 
 async def add_card(
-    *, session: AsyncSession, draft: Draft, recipients: Sequence[str], at: datetime, nonce: str
+    *, session: AsyncSession, draft: Draft, recipients: Sequence[str], at: datetime, nonce: str,
+    step: str = "review",
 ) -> ApprovalCard:
     """A new card row with a task_id unique forever (WeCom refuses a reused one, 42014)."""
     assert draft.id is not None
@@ -148,13 +150,30 @@ async def add_card(
         version=draft.version,
         round=draft.round,
         stage=draft.stage,
+        step=step,
         recipients="|".join(recipients),
         created_at=at,
     )
     session.add(card)
     await session.flush()
-    card.task_id = f"sanshen-d{draft.id}-v{draft.version}-s{draft.stage}-c{card.id}-{nonce}"
+    kind = "p" if step == "proof" else "s"
+    card.task_id = f"sanshen-d{draft.id}-v{draft.version}-{kind}{draft.stage}-c{card.id}-{nonce}"
     return card
+
+
+async def list_proofs(
+    *, session: AsyncSession, draft_id: int, version: int | None = None, round_: int | None = None,
+    after_stage: int | None = None,
+) -> Sequence[ProofRecord]:
+    """校 signatures of a draft (of one version, round and 校 step when given), in order."""
+    statement = select(ProofRecord).where(ProofRecord.draft_id == draft_id)
+    if version is not None:
+        statement = statement.where(ProofRecord.version == version)
+    if round_ is not None:
+        statement = statement.where(ProofRecord.round == round_)
+    if after_stage is not None:
+        statement = statement.where(ProofRecord.after_stage == after_stage)
+    return (await session.exec(statement.order_by(col(ProofRecord.id)))).all()
 
 
 async def get_card(*, session: AsyncSession, card_id: int) -> ApprovalCard | None:

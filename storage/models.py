@@ -39,6 +39,8 @@ class Draft(SQLModel, table=True):
     status: str = Field(max_length=16, index=True)
     version: int = 1
     stage: int = 1  # current stage (1-based) while in_review
+    # review: the stage's 审 is open; proof: its 审 is done and the 校 step after it is open
+    step: str = Field(default="review", max_length=8, sa_column_kwargs={"server_default": "review"})
     round: int = 1  # +1 on every 退回 to an earlier stage (decisions of a round stay on record)
     stage_entered_at: datetime = utc_column()
     created_at: datetime = utc_column()
@@ -140,8 +142,31 @@ class StageDecision(SQLModel, table=True):
     on_behalf_of: str = Field(default="", max_length=64)  # the away reviewer a delegate stood in for
 
 
+class ProofRecord(SQLModel, table=True):
+    """One proofreader's signature on a 校 step (校次, name, time, result): the 校对人 signs the
+    proof "并注明校次、时间" (Qinzhou 附件 四(二)); 读校 needs two of these, 默读 one."""
+
+    __table_args__ = (
+        UniqueConstraint("draft_id", "version", "round", "after_stage", "proofreader_userid", name="uq_proof_reader"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    version: int
+    round: int = 1
+    after_stage: int  # the 审 stage this 校 follows
+    proof_name: str = Field(max_length=16)  # 一校 | 二校 | 三校
+    method: str = Field(max_length=8)  # 读校 | 默读
+    proofreader_userid: str = Field(max_length=64)
+    proofreader_name: str = Field(max_length=64)
+    result: str = Field(max_length=8)  # passed | changed
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # the corrections
+    via: str = Field(max_length=16)  # card | command | page
+    at: datetime = utc_column(index=True)
+
+
 class ApprovalCard(SQLModel, table=True):
-    """A button_interaction card sent for one stage of one version."""
+    """A button_interaction card sent for one stage (or the 校 step after it) of one version."""
 
     id: int | None = Field(default=None, primary_key=True)
     task_id: str = Field(max_length=128, unique=True)
@@ -149,6 +174,7 @@ class ApprovalCard(SQLModel, table=True):
     version: int
     round: int = 1
     stage: int
+    step: str = Field(default="review", max_length=8, sa_column_kwargs={"server_default": "review"})
     recipients: str = Field(max_length=1000)  # "a|b"
     response_code: str | None = Field(default=None, max_length=200)  # from message/send
     closed: bool = False

@@ -161,3 +161,34 @@ def test_check_config_passes_a_complete_production_config(tmp_path: Path) -> Non
     path.write_text((ROOT / "config.example.toml").read_text(encoding="utf-8"), encoding="utf-8")
     done = check_config(path, SANSHEN_WEB_SESSION_SECRET="0123456789abcdef0123456789abcdef")
     assert done.returncode == 0 and "配置有效" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("needle", "replacement", "key", "reason"),
+    [
+        ('  { name = "三审", assignees = ["role:leader"], mode = "any" },\n]', "]", "chains.0", "至少需要 3 个审核环节"),
+        ('{ name = "二审", assignees = ["role:reviewer"], mode = "any" },',
+         '{ name = "二审", assignees = ["wangxm"], mode = "any" },', "chains.issued.stages.1", "没有二审所需的角色"),
+        ('{ name = "三审", assignees = ["role:leader"], mode = "any" },',
+         '{ name = "三审", assignees = ["role:leader"], mode = "any", eligible_roles = ["publisher"] },',
+         "chains.issued.stages.2", "三审的审核人中没有人具有可签署的角色"),
+        ('leader_rotation = ["liuzr"]', 'leader_rotation = ["zhaoli"]', "duty.leader_rotation", "没有 leader 角色"),
+        ('  { name = "二校", after_stage = 2, method = "默读", assignees = ["role:reviewer"], eligible_roles = ["reviewer"] },\n',
+         "", "chains.0", "三校须配置一校、二校、三校"),
+        ('{ name = "一校", after_stage = 1, method = "读校", assignees = ["role:collector"]',
+         '{ name = "一校", after_stage = 1, method = "读校", assignees = ["zhaoli"]',
+         "chains.issued.proofs.0", "须 2 人签署，符合条件的校对人只有 1 人"),
+        ('rotation = ["zhaoli"]', 'rotation = ["zhangkz"]', "duty.rotation", "没有 duty 角色"),
+    ],
+)
+def test_check_config_refuses_chains_nobody_may_sign_as_the_rules_say(
+    tmp_path: Path, needle: str, replacement: str, key: str, reason: str
+) -> None:
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    assert needle in text
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace(needle, replacement, 1), encoding="utf-8")
+    done = check_config(path, SANSHEN_WEB_SESSION_SECRET="0123456789abcdef0123456789abcdef")
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"配置错误 {key}") and reason in lines[0], lines[0]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.cli.stack import Stack, running_stack, stack_settings
+from bot.cli.stack import DEMO_STAFF, Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.core.config import Settings
 from storage.duty_repo import rotation_for
@@ -251,7 +251,10 @@ async def test_gap_warning_daily_until_fixed(database_url: str) -> None:
 
 
 def test_rotation_uses_holiday_order_on_holidays_and_not_on_make_up_workdays(sqlite_url: str) -> None:
-    settings = duty_settings(sqlite_url, rotation_start="2026-09-20", holiday_rotation=["liuzr"])
+    # 刘主任 also stands watch on holidays here: a rotation names only people with the duty role.
+    staff = [{**m, "roles": [*m["roles"], "duty"]} if m["userid"] == "liuzr" else m for m in DEMO_STAFF]
+    settings = stack_settings(sqlite_url, {"staff": staff, "duty": {**DUTY, "rotation_start": "2026-09-20",
+                                                                     "holiday_rotation": ["liuzr"]}})
     primary = {d: [s.userid for s in rotation_for(settings, d) if s.role == "primary"] for d in
                (date(2026, 9, 20), date(2026, 9, 21), date(2026, 9, 25), date(2026, 10, 1), date(2026, 10, 10))}
     assert primary[date(2026, 9, 20)] == ["zhaoli"], "Sunday 9-20 is a 调休 workday"

@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
 from sqlmodel import col, select
 
-from bot.cli.stack import Stack
+from bot.cli.stack import DEMO_STAFF, Stack, running_stack, stack_settings
+from bot.core.clock import FrozenClock
 from storage.models import AuditEntry
 from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION
+
+
+# A unit with a third 科长 and a 副主任: people with the right roles to stand in, who are not
+# already assignees (二审 and 三审 name their people explicitly here).
+STAND_INS = [{"userid": "lizk", "name": "李科长", "roles": ["reviewer"]},
+             {"userid": "lifz", "name": "李副主任", "roles": ["leader"]}]
+EXPLICIT_STAGES = [
+    {"name": "一审", "assignees": ["@submitter", "role:collector"]},
+    {"name": "二审", "assignees": ["zhangkz", "sunkz"]},
+    {"name": "三审", "assignees": ["liuzr"]},
+]
+
+
+@pytest.fixture
+async def wide_stack(database_url: str, clock: FrozenClock) -> AsyncIterator[Stack]:
+    settings = stack_settings(database_url, {
+        "staff": [*DEMO_STAFF, *STAND_INS],
+        "chains": [{"category": c, "stages": EXPLICIT_STAGES, "proofreading": False}
+                   for c in ("issued", "reprint", "reported")],
+    })
+    async with running_stack(settings, clock) as running:
+        yield running
 
 
 async def submitted(stack: Stack) -> int:
@@ -58,24 +84,25 @@ async def test_withdraw_refused_for_others_and_after_approval(stack: Stack) -> N
     assert draft.status == "approved"
 
 
-async def test_transfer_moves_the_stage_and_records_the_reason(stack: Stack) -> None:
+async def test_transfer_moves_the_stage_and_records_the_reason(wide_stack: Stack) -> None:
+    stack = wide_stack
     number = await at_stage_two(stack)
     old = active_card(stack, "zhangkz").payload["template_card"]["task_id"]
-    await say(stack, "zhangkz", f"/transfer {number} chenfb 本人出差")
-    # zhangkz hands his part of 二审 to chenfb; the old cards are greyed for every holder.
+    await say(stack, "zhangkz", f"/transfer {number} lizk 本人出差")
+    # zhangkz hands his part of 二审 to lizk; the old cards are greyed for every holder.
     assert not stack.sim.card(old).is_active_for("sunkz")
-    assert "转给您审核" in texts(stack, "chenfb")[-1]
-    assert "转给陈发布审核" in last_text(stack, "wangxm")
+    assert "转给您审核" in texts(stack, "lizk")[-1]
+    assert "转给李科长审核" in last_text(stack, "wangxm")
     await say(stack, "zhangkz", f"/approve {number}")
     assert "不是" in last_text(stack, "zhangkz")
-    await tap(stack, "chenfb", "同意")
+    await tap(stack, "lizk", "同意")
     await tap(stack, "liuzr", "同意")
     rows = await decisions(stack)
-    assert [(r.stage, r.reviewer_userid) for r in rows] == [(1, "wangxm"), (2, "chenfb"), (3, "liuzr")]
+    assert [(r.stage, r.reviewer_userid) for r in rows] == [(1, "wangxm"), (2, "lizk"), (3, "liuzr")]
     assert (await drafts(stack))[0].status == "approved"
     assert "transfer" in await audit_actions(stack)
     await say(stack, "wangxm", f"/draft {number}")
-    assert "转审 二审给陈发布、孙科长：本人出差" in last_text(stack, "wangxm")
+    assert "转审 二审给李科长、孙科长：本人出差" in last_text(stack, "wangxm")
 
 
 async def test_transfer_refusals_and_bad_arguments(stack: Stack) -> None:
@@ -154,38 +181,62 @@ async def test_remind_is_rate_limited(stack: Stack) -> None:
     assert "只有投稿人或管理员" in last_text(stack, "zhaoli")
 
 
-async def test_away_delegate_decides_with_both_names_on_record(stack: Stack) -> None:
+async def test_away_delegate_decides_with_both_names_on_record(wide_stack: Stack) -> None:
+    stack = wide_stack
     number = await submitted(stack)
-    await say(stack, "liuzr", "/away 至 2026-11-30 代理 chenfb")
-    assert "由陈发布代理" in last_text(stack, "liuzr")
+    await say(stack, "liuzr", "/away 至 2026-11-30 代理 lifz")
+    assert "由李副主任代理" in last_text(stack, "liuzr")
     await tap(stack, "wangxm", "同意")
     await tap(stack, "zhangkz", "同意")
     # 三审's card goes to the delegate; liuzr holds none.
-    await tap(stack, "chenfb", "同意")
+    await tap(stack, "lifz", "同意")
     rows = await decisions(stack)
-    assert (rows[-1].stage, rows[-1].reviewer_userid, rows[-1].on_behalf_of) == (3, "chenfb", "liuzr")
-    await say(stack, "chenfb", f"/draft {number}")
-    assert "代理刘主任" in last_text(stack, "chenfb")
+    assert (rows[-1].stage, rows[-1].reviewer_userid, rows[-1].on_behalf_of) == (3, "lifz", "liuzr")
+    await say(stack, "lifz", f"/draft {number}")
+    assert "代理刘主任" in last_text(stack, "lifz")
 
 
-async def test_away_hands_over_waiting_work_and_ends(stack: Stack) -> None:
+async def test_away_hands_over_waiting_work_and_ends(wide_stack: Stack) -> None:
+    stack = wide_stack
     number = await at_stage_two(stack)
     await tap(stack, "zhangkz", "同意")
-    await say(stack, "liuzr", "/away 2026-11-25 chenfb")
+    await say(stack, "liuzr", "/away 2026-11-25 lifz")
     assert "1 件待审稿件" in last_text(stack, "liuzr")
-    assert active_card(stack, "chenfb")
+    assert active_card(stack, "lifz")
     await say(stack, "liuzr", "/away 取消")
     assert "已取消代理" in last_text(stack, "liuzr")
     await say(stack, "liuzr", f"/approve {number}")
     assert (await drafts(stack))[0].status == "approved"
 
 
-async def test_away_bad_arguments(stack: Stack) -> None:
-    await say(stack, "liuzr", "/away 明天 chenfb")
+async def test_away_bad_arguments(wide_stack: Stack) -> None:
+    stack = wide_stack
+    await say(stack, "liuzr", "/away 明天 lifz")
     assert "用法：/away" in last_text(stack, "liuzr")
-    await say(stack, "liuzr", "/away 至 2026-11-01 代理 chenfb")
+    await say(stack, "liuzr", "/away 至 2026-11-01 代理 lifz")
     assert "结束日期" in last_text(stack, "liuzr")
     await say(stack, "liuzr", "/away 至 2026-12-01 代理 liuzr")
     assert "不能是您自己" in last_text(stack, "liuzr")
     await say(stack, "liuzr", "/away 取消")
     assert "没有设置代理" in last_text(stack, "liuzr")
+
+
+async def test_nobody_without_the_stage_role_gets_it_by_transfer_or_delegation(wide_stack: Stack) -> None:
+    stack = wide_stack
+    number = await at_stage_two(stack)
+    await say(stack, "zhangkz", f"/transfer {number} zhaoli 本人出差")  # a collector cannot sign 二审
+    assert "赵丽没有二审的签署资格（需要：科室负责人）" in last_text(stack, "zhangkz")
+    await tap(stack, "zhangkz", "同意")
+    await say(stack, "chenfb", f"/transfer {number} chenfb 我来签")  # an admin reassigning 三审 to himself
+    assert "陈发布没有三审的签署资格（需要：单位领导）" in last_text(stack, "chenfb")
+    await say(stack, "chenfb", f"/approve {number}")
+    assert "不是" in last_text(stack, "chenfb")
+    await say(stack, "liuzr", "/away 至 2026-11-30 代理 chenfb")  # a leader's stand-in must be a leader
+    assert "缺少：单位领导" in last_text(stack, "liuzr")
+    await say(stack, "zhangkz", "/away 至 2026-11-30 代理 lifz")  # a 科长's stand-in must be a 科长
+    assert "缺少：科室负责人" in last_text(stack, "zhangkz")
+    actions = await audit_actions(stack)
+    assert "transfer" not in actions and "away" not in actions
+    assert active_card(stack, "liuzr"), "三审 stays with the leader"
+    rows = await decisions(stack)
+    assert [(r.stage, r.reviewer_userid) for r in rows] == [(1, "wangxm"), (2, "zhangkz")]

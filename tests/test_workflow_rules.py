@@ -96,3 +96,24 @@ def test_workflow_last_stage_approves_and_any_reject_returns() -> None:
                          assignees=("boss",)).kind == "approved"
     assert outcome_after(CHAIN, stage=1, decision="reject", stage_decisions=[],
                          assignees=("editor",)).kind == "rejected"
+
+
+def test_eligibility_no_assignee_delegate_or_transfer_without_the_stage_role() -> None:
+    from bot.rules.review import apply_delegations, eligible_roles, signing_roles
+
+    mixed = StageSettings(name="三审", assignees=("role:leader", "editor2"))
+    assert expand_assignees(mixed, stage=3, submitter="editor", staff=STAFF) == ("chief", "boss"), (
+        "a collector named in 三审 is never an assignee"
+    )
+    assert eligible_roles(CHAIN, 2) == ("reviewer",)
+    # A transfer from before the rule named a collector for 二审: still refused.
+    refusal = check_may_decide(
+        CHAIN, status="in_review", current_stage=2, acted_stage=None, reviewer="editor2",
+        submitter="editor", staff=STAFF, decisions=[PastDecision(1, "editor", "approve")],
+        assignees=("editor2",),
+    )
+    assert refusal is Refusal.NOT_ELIGIBLE
+    kept = apply_delegations(("boss",), {"boss": "editor2"}, submitter="editor", stage=3,
+                             eligible=lambda u: "leader" in STAFF[u].roles)
+    assert kept == ("boss",), "an ineligible delegate does not stand in"
+    assert signing_roles(STAFF["chief"], [CHAIN]) == ["reviewer", "leader"]

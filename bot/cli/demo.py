@@ -1,4 +1,4 @@
-"""The demo: a sample unit on SQLite and the simulator — 三审 in chat, duty and accounts, a Word draft on the pages."""
+"""The demo: a sample unit on SQLite and the simulator — 三审三校 in chat, duty and accounts, a Word draft on the pages."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bot.cli.sample_docx import build_docx, png
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.simulator import render
-from storage.models import Draft, StageDecision
+from storage.models import Draft, ProofRecord, StageDecision
 
 
 class Transcript:
@@ -87,7 +87,7 @@ async def run_demo(database_url: str = "") -> int:
     with tempfile.TemporaryDirectory(prefix="sanshen-demo-") as folder:
         url = database_url or f"sqlite+aiosqlite:///{Path(folder) / 'demo.db'}"
         clock = FrozenClock(datetime(2026, 11, 23, 1, 30, tzinfo=UTC))
-        async with running_stack(stack_settings(url, DEMO_WATCH), clock) as stack:
+        async with running_stack(stack_settings(url, DEMO_WATCH, proofreading=True), clock) as stack:
             stack.sim.add_robot(DEMO_WATCH["duty"]["webhook_key"])
             reviewed = await _walk(stack, clock)
             watched = await _watch(stack, clock)
@@ -128,24 +128,33 @@ async def _walk(stack: Stack, clock: FrozenClock) -> int:
     )
     show.step("2. 一审：采编人员自审（钦州模式）")
     await tap("wangxm", "同意")
-    show.step("3. 二审：科室负责人不同意并填写理由")
+    show.step("3. 一校（读校）：两名采编人员一读一校，各自签署")
+    await tap("wangxm", "校对无误")
+    await tap("zhaoli", "有修改")
+    await say("zhaoli", "第一段“防火”后补充“安全”二字，标点已改正。")
+    show.step("4. 二审：科室负责人不同意并填写理由")
     clock.advance(minutes=20)
     await tap("zhangkz", "不同意")
     await say("zhangkz", "检查时间与市应急局通知不一致，请核实后修改。")
-    show.step("4. 投稿人修改后重新送审")
+    show.step("5. 投稿人修改后重新送审（第2版从一审开始）")
     clock.advance(minutes=30)
     draft_id = await _draft_id(stack)
     await say(
         "wangxm",
-        f"/revise {draft_id}\n各镇（街道）、各有关单位：\n为切实做好冬季防火工作，"
+        f"/revise {draft_id}\n各镇（街道）、各有关单位：\n为切实做好冬季防火安全工作，"
         "定于12月5日至12月20日开展全市防火安全检查。",
     )
-    show.step("5. 一审、二审、三审依次同意")
+    show.step("6. 一审、一校、二审、二校、三审（签发）、三校依次完成")
     await tap("wangxm", "同意")
+    await tap("wangxm", "校对无误")
+    await tap("zhaoli", "校对无误")
     clock.advance(minutes=10)
     await tap("sunkz", "同意")
+    await tap("sunkz", "校对无误")
     clock.advance(minutes=45)
     await tap("liuzr", "同意")
+    await tap("zhangkz", "校对无误")
+    await tap("wangxm", "校对无误")
     return await _summary(stack, show)
 
 
@@ -165,15 +174,15 @@ async def _watch(stack: Stack, clock: FrozenClock) -> int:
                 show.out(f"    {line}")
         show.robot_seen = len(sim.robots["demo-duty-group"])
 
-    show.step("6. 值班值守：交班时间一到，值班人员收到提醒，值班群收到今日值班")
+    show.step("7. 值班值守：交班时间一到，值班人员收到提醒，值班群收到今日值班")
     await sweep("定时任务运行")
-    show.step("7. 政务新媒体 14×24 小时更新：账号负责人登记最近一次更新")
+    show.step("8. 政务新媒体 14×24 小时更新：账号负责人登记最近一次更新")
     await sim.send_text("zhaoli", "/posted 示范发布 2026-11-10 13:00")
     await stack.drain()
     show.show_new()
     clock.advance(hours=2)
     await sweep("距更新期限不足 24 小时，定时任务运行")
-    show.step("8. 突发事件：报告后无人确认，每 5 分钟重复通知，15 分钟后上报领导")
+    show.step("9. 突发事件：报告后无人确认，每 5 分钟重复通知，15 分钟后上报领导")
     show.out("\n>>> 孙科长（sunkz）发送：\n    /alert 网站首页出现异常链接，疑似被篡改")
     await sim.send_text("sunkz", "/alert 网站首页出现异常链接，疑似被篡改")
     await stack.drain()
@@ -215,7 +224,7 @@ async def _workspace(stack: Stack, clock: FrozenClock) -> int:
         table=[["检查组", "带队领导", "检查时间"], ["第一组", "刘主任", "12月28日"], ["第二组", "张科长", "12月29日"]],
         picture=png(),
     )
-    show.step("9. 网页工作台：采编人员在“投稿”页面上传 Word 文稿（含图片和表格）")
+    show.step("10. 网页工作台：采编人员在“投稿”页面上传 Word 文稿（含图片和表格）")
     async with Phone(stack, "wangxm") as phone:
         form = await phone.get("/app/submit")
         show.out(f"\n>>> 王小明（wangxm）打开应用菜单“投稿”：企业微信网页授权登录后进入 {form.url}")
@@ -232,10 +241,11 @@ async def _workspace(stack: Stack, clock: FrozenClock) -> int:
         sent = await phone.post_form("/app/submit", phone.fields(preview))
         show.out(f"\n>>> 王小明点击【确认送审】，页面提示：{_flash(sent)}")
     show.show_new()
-    show.step("10. 一审同意后，二审张科长点卡片“阅读全文”，在页面上阅读、勾选审核要点并同意")
-    task_id, key = _button(stack, "wangxm", "同意")
-    await stack.sim.click("wangxm", task_id, key)
-    await stack.drain()
+    show.step("11. 一审、一校完成后，二审张科长点卡片“阅读全文”，在页面上阅读、勾选审核要点并同意")
+    for userid, label in (("wangxm", "同意"), ("wangxm", "校对无误"), ("zhaoli", "校对无误")):
+        task_id, key = _button(stack, userid, label)
+        await stack.sim.click(userid, task_id, key)
+        await stack.drain()
     show.show_new_quietly()
     link = _card_link(stack, "zhangkz")
     async with Phone(stack, "zhangkz") as phone:
@@ -300,14 +310,21 @@ async def _summary(stack: Stack, show: Transcript) -> int:
     async with stack.db() as session:
         draft = (await session.exec(select(Draft))).one()
         rows = (await session.exec(select(StageDecision).order_by(col(StageDecision.id)))).all()
-    show.step("数据库中的审核记录")
+        proofs = (await session.exec(select(ProofRecord).order_by(col(ProofRecord.id)))).all()
+    show.step("数据库中的审核与校对记录")
     for row in rows:
         verdict = "同意" if row.decision == "approve" else "不同意"
         show.out(
             f"  第{row.version}版 {row.stage_name} {row.reviewer_name}（{row.reviewer_userid}）"
             f" {verdict} {row.decided_at.astimezone(tz):%Y-%m-%d %H:%M} {row.opinion}"
         )
+    for proof in proofs:
+        result = "校对无误" if proof.result == "passed" else f"有修改：{proof.note}"
+        show.out(
+            f"  第{proof.version}版 {proof.proof_name}（{proof.method}） {proof.proofreader_name}"
+            f" {proof.at.astimezone(tz):%Y-%m-%d %H:%M} {result}"
+        )
     show.out(f"\n稿件状态：{draft.status}；模拟器丢弃的消息：{len(stack.sim.dropped)} 条")
-    ok = draft.status == "approved" and len(rows) == 5 and not stack.sim.dropped
+    ok = draft.status == "approved" and len(rows) == 5 and len(proofs) == 7 and not stack.sim.dropped
     show.out("演示完成。" if ok else "演示结果异常。")
     return 0 if ok else 1

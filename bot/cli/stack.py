@@ -16,12 +16,12 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.core.clock import Clock
-from bot.core.config import Settings, StorageSettings, settings_from_mapping
+from bot.core.config import Settings, StorageSettings, default_chains, settings_from_mapping
 from bot.keys import DB, DISPATCHER, SENDER, SWEEPER
 from bot.simulator import WeComSimulator
 
 DEMO_STAFF: tuple[dict[str, Any], ...] = (
-    {"userid": "wangxm", "name": "王小明", "roles": ["collector"]},
+    {"userid": "wangxm", "name": "王小明", "roles": ["collector", "duty"]},
     {"userid": "zhaoli", "name": "赵丽", "roles": ["collector", "duty"]},
     {"userid": "zhangkz", "name": "张科长", "roles": ["reviewer"]},
     {"userid": "sunkz", "name": "孙科长", "roles": ["reviewer"]},
@@ -35,9 +35,22 @@ def random_aes_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()[:-1].replace("+", "A").replace("/", "B")
 
 
-def stack_settings(database_url: str, overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Settings for a bot that talks to a simulator (api_base is filled in at start)."""
+def review_chains(*, proofreading: bool) -> list[dict[str, Any]]:
+    """The Qinzhou chains for every category, with 三校 on (the product) or explicitly off (the
+    tests of 三审 mechanics, which then need no proofreaders in between)."""
+    return [
+        {**chain.model_dump(exclude={"proofs"} if not proofreading else set()), "proofreading": proofreading}
+        for chain in default_chains()
+    ]
+
+
+def stack_settings(
+    database_url: str, overrides: Mapping[str, Any] | None = None, *, proofreading: bool = False
+) -> Settings:
+    """Settings for a bot that talks to a simulator (api_base is filled in at start); 三校 only
+    when asked for, so a test of 三审 alone goes straight from stage to stage."""
     data: dict[str, Any] = {
+        "chains": review_chains(proofreading=proofreading),
         "unit_name": "示范市人民政府办公室",
         "wecom": {
             "corp_id": "wwdemo0000000001",

@@ -151,23 +151,107 @@ class StaffMember(_Frozen):
         return value
 
 
+# Who may sign each 审 stage by default (Qinzhou 附件 四(一)): 一审 采编人员, 二审 科室负责人,
+# 三审 单位领导; any stage past the third is a leader's.
+DEFAULT_ELIGIBLE_ROLES: dict[int, tuple[str, ...]] = {1: ("collector",), 2: ("reviewer",), 3: ("leader",)}
+MIN_REVIEW_STAGES = 3
+
+
+def default_eligible_roles(stage: int) -> tuple[str, ...]:
+    return DEFAULT_ELIGIBLE_ROLES.get(stage, ("leader",))
+
+
 class StageSettings(_Frozen):
     name: str = Field(min_length=1)
     # Each entry: a userid, "role:<role>" (everyone with that role) or "@submitter".
     assignees: tuple[str, ...] = Field(min_length=1)
     mode: Literal["any", "all"] = "any"
+    # The roles that may sign this stage (empty: the default for its place, see above). Enforced
+    # on every path: card, command, page, 转审, 代理 and an admin's reassignment.
+    eligible_roles: tuple[str, ...] = ()
+
+    @field_validator("eligible_roles")
+    @classmethod
+    def _known_eligible_roles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [r for r in value if r not in ROLES]
+        if unknown:
+            raise ValueError(f"未知角色 {unknown}，可用：{', '.join(ROLES)}")
+        return value
+
+
+PROOF_METHODS = {
+    "读校": "两人合作，一人朗读原稿，另一人核对校样",
+    "默读": "不发声逐字逐句阅读，全面校核字词句和体例格式",
+}
+
+
+class ProofSettings(_Frozen):
+    """A 校 step (三校, Qinzhou 附件 三(二)): proofreading after a 审 stage, signed with 校次 and time."""
+
+    name: str = Field(min_length=1)  # 一校, 二校, 三校
+    after_stage: int = Field(ge=1)  # the 审 stage it follows (三校 follows 三审, before publishing)
+    method: Literal["读校", "默读"] = "读校"
+    assignees: tuple[str, ...] = Field(min_length=1)  # userids or "role:<role>"
+    eligible_roles: tuple[str, ...] = Field(min_length=1)
+    # How many different people sign it: 读校 is two (one reads, one checks), 默读 one.
+    proofreaders: int = Field(default=0, ge=0, le=5)
+
+    @field_validator("eligible_roles")
+    @classmethod
+    def _known_proof_roles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [r for r in value if r not in ROLES]
+        if unknown:
+            raise ValueError(f"未知角色 {unknown}，可用：{', '.join(ROLES)}")
+        return value
+
+    @property
+    def needed(self) -> int:
+        return self.proofreaders or (2 if self.method == "读校" else 1)
+
+
+def default_proofs() -> tuple[ProofSettings, ...]:
+    """Qinzhou 附件 三(二): 一校 by 采编人员 (读校), 二校 by 科室负责人 (默读), 三校 by 科室负责人
+    with 采编人员 after the leader's 签发 (读校), before publishing."""
+    return (
+        ProofSettings(name="一校", after_stage=1, method="读校", assignees=("role:collector",),
+                      eligible_roles=("collector",)),
+        ProofSettings(name="二校", after_stage=2, method="默读", assignees=("role:reviewer",),
+                      eligible_roles=("reviewer",)),
+        ProofSettings(name="三校", after_stage=3, method="读校", assignees=("role:reviewer", "role:collector"),
+                      eligible_roles=("reviewer", "collector")),
+    )
 
 
 class ChainSettings(_Frozen):
     category: Literal["issued", "reprint", "reported"]
     stages: tuple[StageSettings, ...] = Field(min_length=1)
+    # 三校 (on unless switched off explicitly; then nothing claims 三审三校 for this chain).
+    proofreading: bool = True
+    proofs: tuple[ProofSettings, ...] = Field(default_factory=default_proofs)
+
+    def proof_after(self, stage: int) -> ProofSettings | None:
+        """The 校 step that follows 审 stage `stage`, when proofreading is on."""
+        if not self.proofreading:
+            return None
+        return next((p for p in self.proofs if p.after_stage == stage), None)
 
     @model_validator(mode="after")
     def _submitter_only_first(self) -> ChainSettings:
+        if len(self.stages) < MIN_REVIEW_STAGES:
+            raise ValueError(f"至少需要 {MIN_REVIEW_STAGES} 个审核环节（一审、二审、三审，三审三校制度不得压减）")
         for index, stage in enumerate(self.stages[1:], start=2):
             if SUBMITTER in stage.assignees:
                 raise ValueError(f"第{index}审不能由投稿人审核（{SUBMITTER} 只能用于一审）")
+        if self.proofreading:
+            if len(self.proofs) < 3:
+                raise ValueError("三校须配置一校、二校、三校（或明确设置 proofreading = false 关闭三校）")
+            after = [p.after_stage for p in self.proofs]
+            if len(set(after)) != len(after) or max(after) > len(self.stages):
+                raise ValueError("proofs: 每个审核环节之后至多一个校次，且须在已配置的审核环节之后")
         return self
+
+    def eligible_roles(self, stage: int) -> tuple[str, ...]:
+        return self.stages[stage - 1].eligible_roles or default_eligible_roles(stage)
 
 
 # Keys that no longer exist, and why: a config still carrying one is refused by name.
@@ -330,6 +414,18 @@ class Settings(_Frozen):
                             raise ValueError(f"chains.{chain.category}: 未知角色 {entry}")
                     elif entry not in seen:
                         raise ValueError(f"chains.{chain.category}: 审核人 {entry} 不在 staff 中")
+        if self.staff:
+            self._check_who_may_sign()
+        for key, people, role in (
+            ("duty.rotation", self.duty.rotation, "duty"),
+            ("duty.deputy_rotation", self.duty.deputy_rotation, "duty"),
+            ("duty.leader_rotation", self.duty.leader_rotation, "leader"),
+            ("duty.holiday_rotation", self.duty.holiday_rotation, "duty"),
+        ):
+            for userid in people:
+                member = self.staff_by_id.get(userid)
+                if member is not None and role not in member.roles:
+                    raise ValueError(f"{key}: {member.name}（{userid}）没有 {role} 角色，不能排入此轮值")
         for key, people in (
             ("duty.rotation", self.duty.rotation),
             ("duty.deputy_rotation", self.duty.deputy_rotation),
@@ -348,6 +444,44 @@ class Settings(_Frozen):
         if len(set(names)) != len(names):
             raise ValueError("freshness.accounts: 账号名称重复")
         return self
+
+    def _check_who_may_sign(self) -> None:
+        """Every stage can be signed by someone eligible, and nobody ineligible is named."""
+        holders = {role for member in self.staff for role in member.roles}
+        for chain in self.chains:
+            for index, stage in enumerate(chain.stages, start=1):
+                roles = chain.eligible_roles(index)
+                key = f"chains.{chain.category}.stages.{index - 1}"
+                missing = [r for r in roles if r not in holders]
+                if len(missing) == len(roles):
+                    raise ValueError(f"{key}: 没有人员具有{stage.name}可签署的角色 {list(roles)}，{stage.name}无人能签")
+                for entry in stage.assignees:
+                    if entry.startswith("role:") and entry[5:] not in holders:
+                        raise ValueError(f"{key}: 没有人员具有角色 {entry[5:]}")
+                    member = self.staff_by_id.get(entry)
+                    if member is not None and set(member.roles).isdisjoint(roles):
+                        raise ValueError(
+                            f"{key}: {member.name}（{entry}）没有{stage.name}所需的角色 {list(roles)}，不能签署"
+                        )
+                signers = [
+                    m for m in self.staff if not set(m.roles).isdisjoint(roles) and any(
+                        e == SUBMITTER or e == m.userid or (e.startswith("role:") and e[5:] in m.roles)
+                        for e in stage.assignees
+                    )
+                ]
+                if not signers:
+                    raise ValueError(f"{key}: {stage.name}的审核人中没有人具有可签署的角色 {list(roles)}")
+            for index, proof in enumerate(chain.proofs if chain.proofreading else ()):
+                able = [
+                    m for m in self.staff if not set(m.roles).isdisjoint(proof.eligible_roles) and any(
+                        e == m.userid or (e.startswith("role:") and e[5:] in m.roles) for e in proof.assignees
+                    )
+                ]
+                if len(able) < proof.needed:
+                    raise ValueError(
+                        f"chains.{chain.category}.proofs.{index}: {proof.name}（{proof.method}）须 {proof.needed} 人签署，"
+                        f"符合条件的校对人只有 {len(able)} 人"
+                    )
 
     def production_problems(self) -> list[str]:
         """What stops a deployment against the real WeCom, as "key: reason" lines."""
@@ -389,9 +523,10 @@ class Settings(_Frozen):
 
 def _format_validation_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(root)"
     message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{key}: {message}"
+    if not first["loc"]:  # a check across sections: its message starts with the key itself
+        return message
+    return f"{'.'.join(str(p) for p in first['loc'])}: {message}"
 
 
 def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:

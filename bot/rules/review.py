@@ -2,16 +2,24 @@
 
 Sources: 先审后发、一事一审 (Zhanjiang 第八条, Qinzhou 第十四条); three stages in order by three
 different people, 不同意 returns the draft to its submitter, a revised draft is reviewed again
-(Qinzhou 附件 三); 会签 for specialised items (Qinzhou 附件 四).
+(Qinzhou 附件 三); 会签 for specialised items (Qinzhou 附件 四). Who may sign a stage at all is
+fixed by role (Qinzhou 附件 四(一): 一审 采编人员, 二审 科室负责人, 三审 单位领导; 五(三) 防止委托代劳):
+no 转审, 代理 or admin reassignment can put a stage in the hands of someone without that role.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from bot.core.config import SUBMITTER, ChainSettings, StaffMember, StageSettings
+from bot.core.config import (
+    SUBMITTER,
+    ChainSettings,
+    StaffMember,
+    StageSettings,
+    default_eligible_roles,
+)
 
 
 class Refusal(Enum):
@@ -23,6 +31,7 @@ class Refusal(Enum):
     SUBMITTER_LATER_STAGE = "submitter_later_stage"
     DECIDED_OTHER_STAGE = "decided_other_stage"
     ALREADY_DECIDED = "already_decided"
+    NOT_ELIGIBLE = "not_eligible"
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,24 @@ def stage_of(chain: ChainSettings, stage: int) -> StageSettings:
     return chain.stages[stage - 1]
 
 
+def eligible_roles(chain: ChainSettings, stage: int) -> tuple[str, ...]:
+    """The roles that may sign `stage`: as configured, else the Qinzhou default for its place."""
+    return stage_of(chain, stage).eligible_roles or default_eligible_roles(stage)
+
+
+def signing_roles(member: StaffMember | None, chains: Iterable[ChainSettings]) -> list[str]:
+    """The roles by which `member` signs some stage: a 代理 standing in must hold all of them."""
+    if member is None:
+        return []
+    accepted = {r for c in chains for i in range(1, len(c.stages) + 1) for r in eligible_roles(c, i)}
+    return [r for r in member.roles if r in accepted]
+
+
+def is_eligible(member: StaffMember | None, roles: Iterable[str]) -> bool:
+    """Whether `member` holds one of `roles` (someone not on the staff list never is)."""
+    return member is not None and not set(member.roles).isdisjoint(roles)
+
+
 def expand_assignees(
     stage_settings: StageSettings,
     *,
@@ -56,9 +83,11 @@ def expand_assignees(
     """The people who may decide this stage, in config order, without duplicates.
 
     The submitter counts only where the chain names "@submitter" (stage 1 only: the editor's
-    own first check); nobody who decided another stage of the same version may decide this one.
+    own first check); nobody who decided another stage of the same version may decide this one;
+    nobody without one of the stage's eligible roles is ever an assignee.
     """
-    excluded = set(decided_elsewhere)
+    roles = stage_settings.eligible_roles or default_eligible_roles(stage)
+    excluded = {u for u in staff if not is_eligible(staff[u], roles)} | set(decided_elsewhere)
     result: list[str] = []
     for entry in stage_settings.assignees:
         if entry == SUBMITTER:
@@ -69,7 +98,7 @@ def expand_assignees(
         else:
             candidates = [entry]
         for userid in candidates:
-            if userid in excluded or userid in result:
+            if userid in excluded or userid in result or userid not in staff:
                 continue
             if userid == submitter and (stage != 1 or SUBMITTER not in stage_settings.assignees):
                 continue
@@ -94,13 +123,15 @@ def apply_delegations(
     submitter: str,
     stage: int,
     decided_elsewhere: Iterable[str] = (),
+    eligible: Callable[[str], bool] = lambda userid: True,
 ) -> tuple[str, ...]:
     """Replace people who are away by their delegate (代理), keeping separation of duties.
 
-    A delegate who is the submitter (beyond stage 1) or who decided another stage cannot
-    stand in; the away person then stays assigned so the stage is never left without anyone.
+    A delegate who is the submitter (beyond stage 1), who decided another stage, or who may not
+    sign this stage (`eligible`) cannot stand in; the away person then stays assigned so the
+    stage is never left without anyone.
     """
-    excluded = set(decided_elsewhere)
+    excluded = {d for d in delegates.values() if not eligible(d)} | set(decided_elsewhere)
     result: list[str] = []
     for userid in assignees:
         delegate = delegates.get(userid)
@@ -153,6 +184,8 @@ def check_may_decide(
         )
     if reviewer not in allowed:
         return Refusal.NOT_ASSIGNEE
+    if not is_eligible(staff.get(reviewer), eligible_roles(chain, current_stage)):
+        return Refusal.NOT_ELIGIBLE  # named by a 转审 or 代理 from before the rule: still no
     return None
 
 

@@ -10,7 +10,13 @@ from sqlmodel import col, select
 
 from bot import views
 from bot.core.errors import UserFacingError
-from bot.rules.review import decided_other_stages, stage_of
+from bot.rules.review import (
+    decided_other_stages,
+    eligible_roles,
+    is_eligible,
+    signing_roles,
+    stage_of,
+)
 from bot.services.review import (
     Done,
     close_open_cards,
@@ -120,6 +126,10 @@ async def transfer(scope: Scope, number: int, target: str, reason: str) -> Done:
         )
     if target in assignees:
         raise UserFacingError(f"{scope.name_of(target)}已是{stage_name}的审核人。")
+    roles = eligible_roles(chain, draft.stage)
+    if not is_eligible(scope.staff.get(target), roles):
+        scope.log.info("transfer of draft %s to %s refused: not eligible for %s", draft.id, target, stage_name)
+        raise UserFacingError(views.not_eligible_target(scope.name_of(target), stage_name, roles))
     if scope.user in assignees:
         new_people = tuple(u if u != scope.user else target for u in assignees)
     else:
@@ -276,6 +286,11 @@ async def set_away(scope: Scope, delegate: str, last_day: date) -> Away:
     require_staff_userid(scope, delegate)
     if delegate == scope.user:
         raise UserFacingError("代理人不能是您自己。")
+    needed = signing_roles(scope.staff.get(scope.user), scope.settings.chains)
+    lacking = [r for r in needed if r not in scope.staff[delegate].roles]
+    if lacking:
+        scope.log.info("away delegate %s for %s refused: lacks %s", delegate, scope.user, lacking)
+        raise UserFacingError(views.not_eligible_delegate(scope.name_of(delegate), lacking))
     now = scope.now()
     today = now.astimezone(scope.settings.tz).date()
     if last_day < today or last_day > today + timedelta(days=MAX_AWAY_DAYS):

@@ -13,6 +13,7 @@ from bot.core.config import ChainSettings
 from bot.core.errors import UserFacingError
 from bot.documents.docx_html import text_to_html
 from bot.rules.content import VersionContent
+from bot.rules.proof import proofreaders
 from bot.rules.review import (
     PastDecision,
     Refusal,
@@ -20,8 +21,10 @@ from bot.rules.review import (
     check_may_decide,
     decided_other_stages,
     decision_slot,
+    eligible_roles,
     expand_assignees,
     in_round,
+    is_eligible,
     outcome_after,
     stage_of,
 )
@@ -30,7 +33,7 @@ from bot.services.scope import Scope
 from bot.views import checklist_for
 from storage import drafts_repo
 from storage.audit_repo import append_audit
-from storage.models import ApprovalCard, Draft, StageDecision
+from storage.models import ApprovalCard, Draft, ProofRecord, StageDecision
 
 MAX_BODY_CHARS = 200_000
 # Roles that may read every draft (the 科室负责人, leaders, admins and publishers).
@@ -86,8 +89,14 @@ async def stage_people(
         session=scope.session, draft_id=draft.id, version=draft.version, round_=draft.round,
         stage=draft.stage,
     )
+    roles = eligible_roles(chain, draft.stage)
+    staff = scope.staff
+
+    def eligible(userid: str) -> bool:
+        return is_eligible(staff.get(userid), roles)
+
     if transferred is not None:
-        base = tuple(u for u in transferred if u not in elsewhere)
+        base = tuple(u for u in transferred if u not in elsewhere and eligible(u))
     else:
         base = expand_assignees(
             stage_of(chain, draft.stage),
@@ -99,7 +108,7 @@ async def stage_people(
     delegates = await drafts_repo.active_delegates(session=scope.session, userids=base, at=scope.now())
     effective = apply_delegations(
         base, delegates, submitter=draft.submitter_userid, stage=draft.stage,
-        decided_elsewhere=elsewhere,
+        decided_elsewhere=elsewhere, eligible=eligible,
     )
     on_behalf = {delegates[u]: u for u in base if delegates.get(u) in effective and delegates[u] != u}
     return StagePeople(effective, on_behalf)
@@ -143,6 +152,7 @@ async def start_stage(
         card_id=card.id,
         tz=scope.settings.tz,
         page_url=page,
+        proofread=chain.proofreading,
     )
     scope.outbox.send_card(assignees, payload, card_id=card.id)
     return assignees
@@ -262,6 +272,11 @@ async def refusal_for(
 ) -> str | None:
     """The Chinese reason the current person may not decide now, or None; a refusal is logged
     unless `quiet` (a page showing why its form is absent is not an attempt)."""
+    if draft.status == "in_review" and draft.step == "proof":
+        proof = chain.proof_after(draft.stage)
+        if not quiet:
+            scope.log.info("decision by %s on draft %s refused: in proof", scope.user, draft.id)
+        return views.in_proof(draft, proof.name if proof else "校对")
     acted_stage: int | None = None
     if card is not None:
         current = card.version == draft.version and card.round == draft.round and not card.closed
@@ -390,7 +405,43 @@ async def decide(
             [draft.submitter_userid],
             views.rejected_notice(draft, stage_settings.name, reviewer_name, opinion, revise_page_url(scope, draft)),
         )
-    elif outcome.kind == "approved":
+    else:
+        await stage_approved(scope, draft, chain, stage_rows, by=reviewer_name)
+    if scope.user == draft.submitter_userid:
+        return Done(draft, None)  # the submitter's own 一审: the notice above already told them
+    return Done(draft, views.decision_recorded(draft, stage_settings.name, decision))
+
+
+async def stage_approved(
+    scope: Scope, draft: Draft, chain: ChainSettings, decisions: list[PastDecision], *, by: str
+) -> None:
+    """The 审 of `draft.stage` is complete: open the 校 step after it, if there is one, else
+    move past it."""
+    proof = chain.proof_after(draft.stage)
+    if proof is None:
+        await move_past_stage(scope, draft, chain, decisions, passed=stage_of(chain, draft.stage).name, by=by)
+        return
+    draft.step = "proof"
+    draft.stage_entered_at = scope.now()
+    scope.session.add(draft)
+    people = await start_proof(scope, draft, chain)
+    scope.outbox.send_text(
+        [draft.submitter_userid],
+        views.stage_passed(draft, stage_of(chain, draft.stage).name, by, proof.name,
+                           views.names(people, staff_names(scope))),
+    )
+
+
+async def move_past_stage(
+    scope: Scope, draft: Draft, chain: ChainSettings, decisions: list[PastDecision], *, passed: str, by: str,
+    verb: str = "已同意",
+) -> None:
+    """`draft.stage` is done (its 审, and its 校 if any): the next stage starts, or after the
+    last one the draft is approved (可发布)."""
+    now = scope.now()
+    draft.step = "review"
+    draft.updated_at = now
+    if draft.stage >= len(chain.stages):
         draft.status = "approved"
         draft.approved_at = now
         scope.session.add(draft)
@@ -398,30 +449,61 @@ async def decide(
             session=scope.session, at=now, actor="system", action="approved", draft_id=draft.id,
             details={"version": draft.version},
         )
+        assert draft.id is not None
         watchers = await drafts_repo.list_watchers(session=scope.session, draft_id=draft.id)
         notify = list(
             dict.fromkeys(
                 [draft.submitter_userid, *publishers(scope), *watchers, *scope.settings.review.cc_on_approval]
             )
         )
-        scope.outbox.send_text(notify, views.approved_notice(draft))
-    else:
-        assert outcome.next_stage is not None
-        draft.stage = outcome.next_stage
-        draft.stage_entered_at = now
-        scope.session.add(draft)
-        next_assignees = await start_stage(scope, draft, stage_rows)
-        next_name = stage_of(chain, draft.stage).name
-        scope.outbox.send_text(
-            [draft.submitter_userid],
-            views.stage_passed(
-                draft, stage_settings.name, reviewer_name, next_name,
-                views.names(next_assignees, staff_names(scope)),
-            ),
-        )
-    if scope.user == draft.submitter_userid:
-        return Done(draft, None)  # the submitter's own 一审: the notice above already told them
-    return Done(draft, views.decision_recorded(draft, stage_settings.name, decision))
+        scope.outbox.send_text(notify, views.approved_notice(draft, chain.proofreading))
+        return
+    draft.stage += 1
+    draft.stage_entered_at = now
+    scope.session.add(draft)
+    next_assignees = await start_stage(scope, draft, decisions)
+    scope.outbox.send_text(
+        [draft.submitter_userid],
+        views.stage_passed(
+            draft, passed, by, stage_of(chain, draft.stage).name, views.names(next_assignees, staff_names(scope)),
+            verb,
+        ),
+    )
+
+
+async def proof_signed_by(scope: Scope, draft: Draft) -> list[ProofRecord]:
+    """Who signed the open 校 step (this version, round and stage)."""
+    assert draft.id is not None
+    return list(await drafts_repo.list_proofs(
+        session=scope.session, draft_id=draft.id, version=draft.version, round_=draft.round, after_stage=draft.stage,
+    ))
+
+
+async def start_proof(
+    scope: Scope, draft: Draft, chain: ChainSettings, *, only: tuple[str, ...] | None = None
+) -> tuple[str, ...]:
+    """Send the 校 step's card (and the preview) to its proofreaders who have not signed yet."""
+    proof = chain.proof_after(draft.stage)
+    assert proof is not None and draft.id is not None
+    signed = {r.proofreader_userid for r in await proof_signed_by(scope, draft)}
+    people = tuple(u for u in proofreaders(proof, scope.staff) if u not in signed)
+    if only is not None:
+        people = tuple(u for u in people if u in only)
+    if not people:
+        return people
+    body = await drafts_repo.get_body(session=scope.session, draft_id=draft.id, version=draft.version)
+    scope.outbox.send_text(people, views.proof_preview(draft, body, proof.name, proof.method))
+    card = await drafts_repo.add_card(
+        session=scope.session, draft=draft, recipients=people, at=scope.now(), nonce=secrets.token_hex(3),
+        step="proof",
+    )
+    assert card.id is not None
+    payload = views.proof_card(
+        draft, proof_name=proof.name, method=proof.method, needed=proof.needed, task_id=card.task_id,
+        card_id=card.id, tz=scope.settings.tz, page_url=draft_page_url(scope, draft),
+    )
+    scope.outbox.send_card(people, payload, card_id=card.id)
+    return people
 
 
 # ---------------------------------------------------------------- revise
@@ -456,16 +538,26 @@ async def revise_draft(scope: Scope, number: int, content: VersionContent) -> Do
     return Done(draft, views.revised_notice(draft, chain.stages[0].name, views.names(assignees, staff_names(scope))))
 
 
+async def waiting_on(scope: Scope, draft: Draft) -> tuple[str, tuple[str, ...]]:
+    """What a draft in review waits for now and on whom: its 审 stage's people who have not
+    decided, or its open 校 step's proofreaders who have not signed."""
+    chain = scope.settings.chain_for(draft.category)
+    if draft.step == "proof":
+        proof = chain.proof_after(draft.stage)
+        if proof is not None:
+            signed = {r.proofreader_userid for r in await proof_signed_by(scope, draft)}
+            return proof.name, tuple(u for u in proofreaders(proof, scope.staff) if u not in signed)
+    decisions = await current_decisions(scope, draft)
+    people = await stage_people(scope, chain, draft, decisions)
+    decided = {d.reviewer for d in in_round(decisions, draft.stage, draft.round)}
+    return stage_of(chain, draft.stage).name, tuple(u for u in people.assignees if u not in decided)
+
+
 async def my_pending(scope: Scope) -> list[tuple[Draft, str]]:
-    """Drafts whose current stage waits on the caller, with the stage name."""
+    """Drafts whose current stage or 校 step waits on the caller, with its name."""
     mine: list[tuple[Draft, str]] = []
     for draft in await drafts_repo.list_in_review(session=scope.session):
-        chain = scope.settings.chain_for(draft.category)
-        decisions = await current_decisions(scope, draft)
-        people = await stage_people(scope, chain, draft, decisions)
-        decided = any(
-            d.reviewer == scope.user and d.stage == draft.stage and d.round == draft.round for d in decisions
-        )
-        if scope.user in people.assignees and not decided:
-            mine.append((draft, stage_of(chain, draft.stage).name))
+        step_name, people = await waiting_on(scope, draft)
+        if scope.user in people:
+            mine.append((draft, step_name))
     return mine

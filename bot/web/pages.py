@@ -20,7 +20,7 @@ from bot.core.errors import UserFacingError
 from bot.documents.docx_html import sanitize_html, text_to_html
 from bot.documents.textdiff import diff_html, diff_stats
 from bot.rules.review import stage_of
-from bot.services import review
+from bot.services import proof, review
 from bot.services.scope import Work
 from bot.web.auth import SignInRefused, WebAuth, csrf_ok, csrf_token
 from bot.wecom.outbox import Outbox
@@ -190,7 +190,19 @@ class Workspace:
         decisions = await review.current_decisions(work, draft)
         form = None
         reason = None
-        if draft.status == "in_review":
+        proof_form = None
+        if draft.status == "in_review" and draft.step == "proof":
+            step_name, waiting = await review.waiting_on(work, draft)
+            current_people = views.names(waiting, review.staff_names(work))
+            try:
+                _, open_step, _ = await proof.open_proof_for(work, draft)
+            except UserFacingError as exc:
+                reason = exc.message
+            else:
+                if shown == draft.version:
+                    proof_form = {"name": open_step.name, "method": open_step.method, "needed": open_step.needed,
+                                  "version": draft.version, "round": draft.round, "stage": draft.stage}
+        elif draft.status == "in_review":
             people = await review.stage_people(work, chain, draft, decisions)
             reason = await review.refusal_for(work, chain, draft, None, decisions, people, quiet=True)
             if reason is None and shown == draft.version:
@@ -204,7 +216,7 @@ class Workspace:
             "draft": draft,
             "label": views.draft_label(draft),
             "status": views.STATUS_LABELS.get(draft.status, draft.status),
-            "stage_name": stage_of(chain, draft.stage).name if draft.status == "in_review" else "",
+            "stage_name": self.step_label(chain, draft),
             "current_people": current_people,
             "category": views.CATEGORY_LABELS.get(draft.category, draft.category),
             "source": views.source_label(draft),
@@ -220,9 +232,19 @@ class Workspace:
             "changed_since": last_read if last_read is not None and last_read < shown else None,
             "diff": diff,
             "form": form,
-            "refusal": reason if form is None and draft.status == "in_review" and shown == draft.version else None,
+            "proof_form": proof_form,
+            "refusal": (reason if form is None and proof_form is None and draft.status == "in_review"
+                        and shown == draft.version else None),
+            "proofs": await drafts_repo.list_proofs(session=work.session, draft_id=draft.id, version=shown),
             "timeline": [views.describe(e, work.name_of, work.settings.tz) for e in entries],
         }
+
+    @staticmethod
+    def step_label(chain: Any, draft: Draft) -> str:
+        if draft.status != "in_review":
+            return ""
+        step = chain.proof_after(draft.stage) if draft.step == "proof" else None
+        return step.name if step is not None else stage_of(chain, draft.stage).name
 
     # ------------------------------------------------------------ files
 
@@ -282,6 +304,34 @@ class Workspace:
             return await self.flash_back(request, page, exc.message)
         return await self.flash_back(request, page, done.message or "已记录您的审核意见。")
 
+    async def sign_proof(self, request: web.Request) -> web.StreamResponse:
+        """A proofreader signs the open 校 step on the page (校对无误, or 有修改 with the corrections)."""
+        userid = await self.signed_in(request)
+        if not isinstance(userid, str):
+            return userid
+        number = int(request.match_info["draft_id"])
+        form = await request.post()
+        session = await get_session(request)
+        if not csrf_ok(session, _text(form.get("csrf"))):
+            log.warning("proof on draft %s by %s refused: bad CSRF token", number, userid)
+            return self.message("页面已过期（安全校验未通过），请刷新页面后重新提交。未做任何更改。", status=403)
+        result = _text(form.get("result")) or ""
+        note = (_text(form.get("note")) or "").strip()[:2000]
+        seen = (_int(form.get("version"), 0), _int(form.get("round"), 0), _int(form.get("stage"), 0))
+        page = f"/app/drafts/{number}/"
+        if result not in proof.RESULTS:
+            return await self.flash_back(request, page, "请选择“校对无误”或“有修改”。")
+        try:
+            async with self.work(userid, write=True) as work:
+                draft = await drafts_repo.get_draft(session=work.session, draft_id=number, lock=True)
+                if draft is None or not await review.may_view(work, draft):
+                    return self.not_visible(userid, number)
+                done = await proof.sign_proof(work, draft, result=result, note=note, card=None,
+                                              response_code=None, via="page", seen=seen)
+        except UserFacingError as exc:
+            return await self.flash_back(request, page, exc.message)
+        return await self.flash_back(request, page, done.message or "已记录您的校对。")
+
     async def flash_back(self, request: web.Request, target: str, text: str) -> web.StreamResponse:
         """Post/redirect/get: the message shows once on the page the browser goes back to."""
         session = await get_session(request)
@@ -297,6 +347,7 @@ class Workspace:
             web.get(r"/drafts/{draft_id:\d{1,9}}/", self.draft),
             web.get(r"/drafts/{draft_id:\d{1,9}}/files/{sha256}", self.file),
             web.post(r"/drafts/{draft_id:\d{1,9}}/decide", self.decide),
+            web.post(r"/drafts/{draft_id:\d{1,9}}/proof", self.sign_proof),
         ]
 
 
