@@ -74,7 +74,7 @@ async def test_export_ledger_lists_every_action_in_order(stack: Stack) -> None:
     actions = [(r[2], r[6], r[7]) for r in rows[2:]]
     assert actions == [
         (1, "投稿", "王小明"), (1, "同意", "王小明"), (1, "同意", "张科长"), (1, "同意", "刘主任"),
-        (1, "通过三审", "系统"), (2, "投稿", "赵丽"), (2, "同意", "赵丽"), (2, "不同意", "孙科长"),
+        (1, "审校完成，可发布", "系统"), (2, "投稿", "赵丽"), (2, "同意", "赵丽"), (2, "不同意", "孙科长"),
     ]
     assert rows[-1][8] == "来源需核实" and rows[-1][9] is None and rows[-1][10] == "命令"
     sheet = load_workbook(io.BytesIO(content)).active

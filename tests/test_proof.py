@@ -126,3 +126,27 @@ async def test_a_proofreader_signs_on_the_page(proof_stack: Stack) -> None:
         assert 'action="proof"' not in page.text and "不是" in page.plain
         assert "赵丽 一校（读校）有修改：删去重复的“的”" in page.plain
     assert [(r.proofreader_userid, r.via) for r in await proofs(stack)] == [("zhaoli", "page")]
+
+
+async def test_the_ledger_lists_every_proof_signature_by_name(proof_stack: Stack) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    from tests.test_export import received_file
+
+    stack = proof_stack
+    await say(stack, "wangxm", SUBMISSION)
+    await tap(stack, "wangxm", "同意")
+    await tap(stack, "wangxm", "校对无误")
+    await say(stack, "zhaoli", "/proof 1 有修改 标点已改正")
+    await say(stack, "liuzr", "导出 2026-11-01 2026-11-30 台账")
+    _, content = received_file(stack, "liuzr")
+    rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
+    header = rows[1]
+    proof_rows = [r for r in rows[2:] if r[header.index("操作")] == "校对"]
+    assert [(r[header.index("环节")], r[header.index("操作人")], r[header.index("意见或理由")],
+             r[header.index("方式")]) for r in proof_rows] == [
+        ("一校（读校）", "王小明", "校对无误", "卡片"),
+        ("一校（读校）", "赵丽", "有修改：标点已改正", "命令"),
+    ]

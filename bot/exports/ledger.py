@@ -18,14 +18,16 @@ ACTION_LABELS = {
     "approve": "同意",
     "reject": "不同意",
     "revise": "修改重审",
-    "approved": "通过三审",
+    "approved": "审校完成，可发布",
     "withdraw": "撤回",
     "transfer": "转审",
     "return": "退回",
     "cc": "抄送",
     "remind": "催办",
     "published": "发布",
+    "proof": "校对",
 }
+PROOF_RESULTS = {"passed": "校对无误", "changed": "有修改"}
 VIA_LABELS = {"card": "卡片", "command": "命令", "page": "网页"}
 STAGE_LABELS = {1: "一审", 2: "二审", 3: "三审"}
 
@@ -48,6 +50,9 @@ def ledger_values(row: LedgerRow, tz: tzinfo) -> list[object]:
         note = "抄送 " + people(d.get("to", []))
     elif row.action == "published":
         note = f"{d.get('account', '')} {d.get('url', '')}".strip()
+    elif row.action == "proof":  # 校次 in 环节; method and result, then the corrections
+        stage = f"{d.get('stage_name', '')}（{d.get('method', '')}）"
+        note = PROOF_RESULTS.get(d.get("result", ""), "") + (f"：{d['note']}" if d.get("note") else "")
     behalf = d.get("on_behalf_of", "")
     return [
         row.seq,
