@@ -54,6 +54,12 @@ CHECKLISTS: dict[int, tuple[str, ...]] = {
         "符合路线方针政策；需会签的意见一致",
         "重要稿件报单位主要领导审签",
     ),
+    # 审签 of a 重要稿件 by the 主要领导 (Zhanjiang 第六条(一), Qinzhou 附件 四(一) 末段).
+    4: (
+        "政治方向、重大政策表述和口径准确",
+        "涉及重大决策部署、重大突发事件的信息已按程序报批",
+        "发布时机和影响已评估，可以公开",
+    ),
 }
 
 
@@ -134,9 +140,16 @@ def full_text(draft: Draft, body: str, stage_name: str) -> str:
     return f"【{stage_name}·待审正文】{draft_label(draft)} 第{draft.version}版\n\n{body}"
 
 
+IMPORTANT_MARK = "\n【重要稿件】三审后须主要领导审签"
+
+
+def no_principal() -> str:
+    return "本单位人员名单中没有主要领导（角色 principal），重要稿件无法送审签。请联系管理员在配置中指定。"
+
+
 def checklist_for(stage: int) -> tuple[str, ...]:
     """The items a reviewer checks at this stage (stages past 三审 use the 三审 list)."""
-    return CHECKLISTS.get(stage, CHECKLISTS[min(stage, 3)])
+    return CHECKLISTS.get(stage, CHECKLISTS[min(stage, 4)])
 
 
 PREVIEW_CHARS = 300
@@ -168,6 +181,7 @@ def approval_card(
     tz: ZoneInfo,
     page_url: str | None = None,
     proofread: bool = True,
+    important: bool = False,
 ) -> dict[str, Any]:
     """A button_interaction card for one stage (facts §4.4: ≤6 fields, ≤6 buttons); with a page,
     tapping the card opens it (card_action) and 「阅读全文」 links to it (jump_list). A chain with
@@ -181,7 +195,7 @@ def approval_card(
             "title": f"【{stage_name}】待审稿件{mode_note}",
             "desc": f"第{stage}/{stage_count}审 · 第{draft.version}版 · {local(draft.updated_at, tz)}",
         },
-        "sub_title_text": f"《{draft.title}》",
+        "sub_title_text": f"《{draft.title}》" + (IMPORTANT_MARK if important else ""),
         "horizontal_content_list": [
             {"keyname": "编号", "value": str(draft.id)},
             {"keyname": "投稿人", "value": draft.submitter_name},
@@ -360,8 +374,8 @@ def refusal_text(refusal: Refusal, draft: Draft | None, stage_name: str) -> str:
     }[refusal]
 
 
-def not_eligible_target(name: str, stage_name: str, roles: Sequence[str]) -> str:
-    return f"{name}没有{stage_name}的签署资格（需要：{role_names(roles)}），不能转审给他/她。"
+def not_eligible_target(name: str, stage_name: str, roles: Sequence[str], action: str = "转审") -> str:
+    return f"{name}没有{stage_name}的签署资格（需要：{role_names(roles)}），不能{action}给他/她。"
 
 
 def not_eligible_delegate(name: str, lacking: Sequence[str]) -> str:
@@ -466,6 +480,7 @@ ACTION_LABELS = {
     "review_reminder": "系统催办",
     "review_escalation": "超时上报",
     "proof": "校对",
+    "cosign": "加签",
 }
 
 
@@ -494,6 +509,8 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
         text += f"：{details['reason']}"
     elif entry.action == "published":
         text += f"到 {details.get('account', '')}"
+    elif entry.action == "cosign":
+        text += f" {details.get('stage_name', '')}：{'、'.join(map(name_of, details.get('to', [])))}（{details.get('reason', '')}）"
     elif entry.action == "proof":
         text = f"{who} {details.get('stage_name', '')}（{details.get('method', '')}）{PROOF_RESULTS.get(details.get('result', ''), '')}"
         if details.get("note"):

@@ -1,4 +1,4 @@
-"""The review lifecycle commands: 撤回, 转审, 退回, 抄送, 催办 and 代理 — parse, call the service, reply."""
+"""The review lifecycle commands: 撤回, 转审, 加签, 退回, 抄送, 催办 and 代理 — parse, call the service, reply."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ router = Router("lifecycle")
 
 WITHDRAW_USAGE = "/withdraw 编号 [理由]"
 TRANSFER_USAGE = "/transfer 编号 userid 理由"
+COSIGN_USAGE = "/cosign 编号 userid [userid…] 理由"
+USERID_RE = re.compile(r"^[A-Za-z0-9_.@-]+$")
 RETURN_USAGE = "/return 编号 阶段 理由（阶段如 一审、二审）"
 CC_USAGE = "/cc 编号 userid [userid…]"
 REMIND_USAGE = "/remind 编号"
@@ -67,6 +69,27 @@ async def on_transfer(ctx: Context, cmd: Command) -> None:
     if not reason:
         raise UserFacingError("转审须写明理由。用法：" + TRANSFER_USAGE)
     tell(ctx, await lifecycle.transfer(ctx, number, cmd.argv[1], reason))
+
+
+# ---------------------------------------------------------------- 加签 (联审)
+
+
+@router.command("cosign", aliases=("加签", "联审"), usage=COSIGN_USAGE, summary="为当前环节加签联审人（会签，须写理由）")
+async def on_cosign(ctx: Context, cmd: Command) -> None:
+    if len(cmd.argv) < 2:
+        raise UserFacingError(views.usage(COSIGN_USAGE))
+    number = parse_number(cmd.argv[0], COSIGN_USAGE)
+    userids = []
+    for word in cmd.argv[1:]:
+        if not USERID_RE.match(word):
+            break
+        userids.append(word)
+    if not userids:
+        raise UserFacingError(views.usage(COSIGN_USAGE))
+    reason = reason_after(cmd, 1 + len(userids))
+    if not reason:
+        raise UserFacingError("加签须写明理由。用法：" + COSIGN_USAGE)
+    tell(ctx, await lifecycle.cosign(ctx, number, list(dict.fromkeys(userids)), reason))
 
 
 # ---------------------------------------------------------------- 退回

@@ -147,7 +147,7 @@ async def on_review_click(ctx: Context, click: CardClick, parts: list[str]) -> N
         )
         return
     # 不同意: check now (a wrong person hears why at once), record when the reason arrives.
-    chain = ctx.settings.chain_for(draft.category)
+    chain = ctx.settings.chain_for(draft.category, draft.important)
     refusal = await review.refusal_for(ctx, chain, draft, card, await review.current_decisions(ctx, draft))
     if refusal is not None:
         raise UserFacingError(refusal)
@@ -240,7 +240,7 @@ async def on_conversation_text(ctx: Context, message: TextMessage) -> None:
         reason = message.content.strip()
         draft = await review.load_draft(ctx, int(data["draft_id"]))
         card = await drafts_repo.get_card(session=ctx.session, card_id=int(data["card_id"]))
-        chain = ctx.settings.chain_for(draft.category)
+        chain = ctx.settings.chain_for(draft.category, draft.important)
         refusal = await review.refusal_for(
             ctx, chain, draft, card, await review.current_decisions(ctx, draft)
         )

@@ -79,7 +79,7 @@ async def on_status(ctx: Context, cmd: Command) -> None:
     overdue = 0
     limit = timedelta(hours=ctx.settings.reminders.remind_after_hours)
     for draft in rows:
-        per_stage[stage_of(ctx.settings.chain_for(draft.category), draft.stage).name] += 1
+        per_stage[stage_of(ctx.settings.chain_for(draft.category, draft.important), draft.stage).name] += 1
         if now - draft.stage_entered_at > limit:
             overdue += 1
     returned = (
@@ -164,7 +164,7 @@ async def on_draft(ctx: Context, cmd: Command) -> None:
         page = int(cmd.argv[1])
     if not await may_view(ctx, draft):
         raise UserFacingError(f"您无权查看{views.draft_label(draft)}（仅投稿人、审核人、抄送人和负责人可查看）。")
-    chain = ctx.settings.chain_for(draft.category)
+    chain = ctx.settings.chain_for(draft.category, draft.important)
     status = views.STATUS_LABELS.get(draft.status, draft.status)
     lines = [
         f"{views.draft_label(draft)}",
@@ -208,7 +208,7 @@ async def on_mine(ctx: Context, cmd: Command) -> None:
         status = views.STATUS_LABELS.get(draft.status, draft.status)
         where = status
         if draft.status == "in_review":
-            where = f"{stage_of(ctx.settings.chain_for(draft.category), draft.stage).name}中"
+            where = f"{stage_of(ctx.settings.chain_for(draft.category, draft.important), draft.stage).name}中"
         lines.append(f"{draft.id}号《{draft.title}》第{draft.version}版：{where}")
     shown, count = paginate(lines, page)
     ctx.reply_text("\n".join(shown) + page_footer(page, count, "/mine"))

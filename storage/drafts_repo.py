@@ -221,9 +221,9 @@ async def clear_conversation(*, session: AsyncSession, userid: str) -> None:
 
 async def stage_assignment(
     *, session: AsyncSession, draft_id: int, version: int, round_: int, stage: int
-) -> tuple[str, ...] | None:
-    """The latest 转审 of this stage (None: the chain's assignees apply)."""
-    row = (
+) -> StageAssignment | None:
+    """The latest 转审 or 加签 of this stage (None: the chain's assignees apply)."""
+    return (
         await session.exec(
             select(StageAssignment)
             .where(
@@ -236,7 +236,6 @@ async def stage_assignment(
             .limit(1)
         )
     ).first()
-    return tuple(u for u in row.assignees.split("|") if u) if row else None
 
 
 async def active_delegates(

@@ -163,7 +163,7 @@ class LedgerRow:
 
 LEDGER_ACTIONS = (
     "submit", "approve", "reject", "revise", "approved", "withdraw", "transfer", "return", "cc",
-    "remind", "published", "proof",
+    "remind", "published", "proof", "cosign",
 )
 
 

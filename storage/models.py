@@ -39,6 +39,8 @@ class Draft(SQLModel, table=True):
     status: str = Field(max_length=16, index=True)
     version: int = 1
     stage: int = 1  # current stage (1-based) while in_review
+    # 重要稿件 / 重大信息: the 主要领导 signs after 三审 (审签)
+    important: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     # review: the stage's 审 is open; proof: its 审 is done and the 校 step after it is open
     step: str = Field(default="review", max_length=8, sa_column_kwargs={"server_default": "review"})
     round: int = 1  # +1 on every 退回 to an earlier stage (decisions of a round stay on record)
@@ -198,7 +200,8 @@ class CardHandle(SQLModel, table=True):
 
 
 class StageAssignment(SQLModel, table=True):
-    """A 转审: the current stage of one version and round reassigned to named people."""
+    """A 转审 or 加签 (联审): the current stage of one version and round assigned to named people;
+    `mode` "all" makes it a 会签 that every one of them must approve."""
 
     __table_args__ = (Index("ix_assignment_stage", "draft_id", "version", "round", "stage"),)
 
@@ -208,6 +211,7 @@ class StageAssignment(SQLModel, table=True):
     round: int
     stage: int
     assignees: str = Field(max_length=1000)  # "a|b"
+    mode: str = Field(default="", max_length=8, sa_column_kwargs={"server_default": ""})  # "": the chain's
     reason: str = Field(default="", max_length=500)
     by: str = Field(max_length=64)
     at: datetime = utc_column()

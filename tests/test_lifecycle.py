@@ -240,3 +240,34 @@ async def test_nobody_without_the_stage_role_gets_it_by_transfer_or_delegation(w
     assert active_card(stack, "liuzr"), "三审 stays with the leader"
     rows = await decisions(stack)
     assert [(r.stage, r.reviewer_userid) for r in rows] == [(1, "wangxm"), (2, "zhangkz")]
+
+
+async def test_cosign_makes_the_stage_a_joint_review_everyone_added_must_approve(wide_stack: Stack) -> None:
+    stack = wide_stack
+    number = await at_stage_two(stack)
+    await say(stack, "zhangkz", f"/cosign {number} lizk 涉及专业数据，请李科长会签")
+    assert "须张科长、李科长全部同意" in last_text(stack, "zhangkz")
+    assert "请您联审" in texts(stack, "lizk")[-1]
+    assert "会签" in active_card(stack, "lizk").payload["template_card"]["main_title"]["title"]
+    await tap(stack, "zhangkz", "同意")
+    assert "会签尚待：李科长" in last_text(stack, "zhangkz")
+    assert not [d for d in stack.sim.inbox("liuzr") if d.msgtype == "template_card"], "三审 waits for 李科长"
+    await tap(stack, "lizk", "同意")
+    assert active_card(stack, "liuzr")
+    rows = await decisions(stack)
+    assert [(r.stage, r.reviewer_userid) for r in rows] == [(1, "wangxm"), (2, "zhangkz"), (2, "lizk")]
+    async with stack.db() as session:
+        entry = (await session.exec(select(AuditEntry).where(AuditEntry.action == "cosign"))).one()
+    assert entry.details["to"] == ["lizk"] and entry.details["reason"] == "涉及专业数据，请李科长会签"
+
+
+async def test_cosign_refusals_change_nothing(wide_stack: Stack) -> None:
+    stack = wide_stack
+    number = await at_stage_two(stack)
+    await say(stack, "zhangkz", f"/cosign {number} lizk")
+    assert "用法" in last_text(stack, "zhangkz")
+    await say(stack, "zhangkz", f"/cosign {number} zhaoli 请会签")  # a collector cannot sign 二审
+    assert "赵丽没有二审的签署资格" in last_text(stack, "zhangkz")
+    await say(stack, "liuzr", f"/cosign {number} lizk 请会签")  # not this stage's reviewer, not an admin
+    assert "只有" in last_text(stack, "liuzr")
+    assert "cosign" not in await audit_actions(stack)

@@ -150,3 +150,33 @@ async def test_the_ledger_lists_every_proof_signature_by_name(proof_stack: Stack
         ("一校（读校）", "王小明", "校对无误", "卡片"),
         ("一校（读校）", "赵丽", "有修改：标点已改正", "命令"),
     ]
+
+
+async def test_a_revision_or_a_return_during_a_proof_starts_over_at_a_review(proof_stack: Stack) -> None:
+    stack = proof_stack
+    await say(stack, "wangxm", SUBMISSION)
+    await tap(stack, "wangxm", "同意")  # 一审 → 一校 open
+    await say(stack, "wangxm", "/revise 1\n新的正文。")
+    (draft,) = await drafts(stack)
+    assert (draft.version, draft.stage, draft.step) == (2, 1, "review"), "version 2 needs its own 一审"
+    await tap(stack, "wangxm", "同意")
+    assert title_of(stack, "zhaoli") == "【一校】待校对稿件"
+    await say(stack, "zhangkz", "/transfer 1 sunkz 出差")  # nothing to hand over while 一校 is open
+    assert "正在一校" in last_text(stack, "zhangkz")
+
+
+async def test_a_proofreader_of_a_later_step_may_open_the_draft(proof_stack: Stack) -> None:
+    from bot.cli.browser import Phone
+
+    stack = proof_stack
+    await say(stack, "wangxm", SUBMISSION)
+    for user, label in (("wangxm", "同意"), ("wangxm", "校对无误"), ("zhaoli", "校对无误"),
+                        ("zhangkz", "同意"), ("zhangkz", "校对无误"), ("liuzr", "同意")):
+        await tap(stack, user, label)
+    async with Phone(stack, "sunkz") as phone:  # decided nothing, but holds the 三校 card
+        page = await phone.get("/app/drafts/1/")
+    assert page.status == 200 and "三校（读校）" in page.plain
+    await say(stack, "sunkz", "/remind 1")
+    assert "只有投稿人或管理员" in last_text(stack, "sunkz")
+    await say(stack, "wangxm", "/remind 1")
+    assert "三校" in last_text(stack, "zhangkz") and "/proof 1 无误" in last_text(stack, "zhangkz")

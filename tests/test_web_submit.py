@@ -172,3 +172,35 @@ def zip_bomb() -> bytes:
             for _ in range(150):
                 member.write(chunk)
     return out.getvalue()
+
+
+async def test_an_ordinary_upload_of_a_few_megabytes_goes_through(stack: Stack) -> None:
+    attachment = b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024)  # bigger than the callback's 512 KiB body limit
+    async with Phone(stack, "wangxm") as phone:
+        form = await open_form(phone)
+        shown = await preview(phone, form, [*CHOICES, ("body", "正文")], [("attachments", "名单.pdf", attachment)])
+        assert shown.status == 200 and "名单.pdf" in shown.plain, shown.plain[:200]
+        await confirm(phone, shown)
+    assert len(await drafts(stack)) == 1
+
+
+async def test_the_same_picture_in_the_docx_and_among_the_pictures_is_stored_once(stack: Stack) -> None:
+    picture = png()
+    docx = build_docx(heading="通知", paragraphs=["正文"], picture=picture)
+    async with Phone(stack, "wangxm") as phone:
+        form = await open_form(phone)
+        shown = await preview(phone, form, CHOICES, [("docx", "通知.docx", docx), ("pictures", "图.png", picture)])
+        sent = await confirm(phone, shown)
+    assert sent.status == 200 and "已收到投稿" in sent.plain
+    async with stack.db() as session:
+        images = (await session.exec(select(VersionFile).where(VersionFile.role == "image"))).all()
+    assert len(images) == 1
+
+
+async def test_odd_digits_and_non_ascii_tokens_get_an_answer_not_a_crash(stack: Stack) -> None:
+    async with Phone(stack, "wangxm") as phone:
+        odd = await phone.get("/app/submit?revise=²")
+        form = await open_form(phone)
+        fields = [(n, "令牌" if n == "csrf" else v) for n, v in phone.fields(form)]
+        forged = await phone.post_form("/app/submit", [*fields, *CHOICES, ("body", "正文")])
+    assert odd.status == 404 and forged.status == 403

@@ -8,12 +8,13 @@ import tomllib
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-ROLES = ("collector", "reviewer", "leader", "duty", "publisher", "admin")
+ROLES = ("collector", "reviewer", "leader", "principal", "duty", "publisher", "admin")
 CATEGORIES = ("issued", "reprint", "reported")
 CATEGORY_LABELS = {"issued": "制发类", "reprint": "转载类", "reported": "报送类"}
 SUBMITTER = "@submitter"
@@ -100,6 +101,8 @@ class ServerSettings(_Frozen):
     @field_validator("public_url")
     @classmethod
     def _public_url_shape(cls, value: str) -> str:
+        if value and urlsplit(value).path.strip("/"):
+            raise ValueError("只填写协议和域名（如 https://shenhe.example.gov.cn），页面固定在 /app 下，不能带路径")
         return _http_url(value) if value else value
 
 
@@ -155,6 +158,7 @@ class StaffMember(_Frozen):
 # 三审 单位领导; any stage past the third is a leader's.
 DEFAULT_ELIGIBLE_ROLES: dict[int, tuple[str, ...]] = {1: ("collector",), 2: ("reviewer",), 3: ("leader",)}
 MIN_REVIEW_STAGES = 3
+PRINCIPAL_STAGE = "审签"  # the 主要领导's sign-off of a 重要稿件, after 三审
 
 
 def default_eligible_roles(stage: int) -> tuple[str, ...]:
@@ -229,6 +233,15 @@ class ChainSettings(_Frozen):
     proofreading: bool = True
     proofs: tuple[ProofSettings, ...] = Field(default_factory=default_proofs)
 
+    def with_principal(self) -> ChainSettings:
+        """This chain for a 重要稿件: the 主要领导's 审签 after the last 审 stage (Qinzhou 附件 四(一)
+        末段; Zhanjiang 第六条(一)), and the 校 step that followed the last stage follows it."""
+        last = len(self.stages)
+        signing = StageSettings(name=PRINCIPAL_STAGE, assignees=("role:principal",), eligible_roles=("principal",))
+        proofs = tuple(p.model_copy(update={"after_stage": last + 1}) if p.after_stage == last else p
+                       for p in self.proofs)
+        return self.model_copy(update={"stages": (*self.stages, signing), "proofs": proofs})
+
     def proof_after(self, stage: int) -> ProofSettings | None:
         """The 校 step that follows 审 stage `stage`, when proofreading is on."""
         if not self.proofreading:
@@ -262,6 +275,9 @@ RETIRED_REVIEW_KEYS = {
 
 
 class ReviewSettings(_Frozen):
+    # A submission whose title or body contains one of these is a 重要稿件 (重大信息): after 三审
+    # the 主要领导 (role principal) signs it (审签). A submitter can also write 重要：是.
+    important_keywords: tuple[str, ...] = ()
     cc_on_submit: tuple[str, ...] = ()  # copied (抄送) on every new draft
     cc_on_approval: tuple[str, ...] = ()  # told when a draft passes 三审
     remind_interval_minutes: int = Field(default=120, ge=1)  # /remind: at most once per draft per this
@@ -416,6 +432,8 @@ class Settings(_Frozen):
                         raise ValueError(f"chains.{chain.category}: 审核人 {entry} 不在 staff 中")
         if self.staff:
             self._check_who_may_sign()
+            if self.review.important_keywords and not self.has_principal:
+                raise ValueError("review.important_keywords: 配置了重要稿件关键词，但人员名单中没有主要领导（角色 principal）")
         for key, people, role in (
             ("duty.rotation", self.duty.rotation, "duty"),
             ("duty.deputy_rotation", self.duty.deputy_rotation, "duty"),
@@ -472,6 +490,11 @@ class Settings(_Frozen):
                 if not signers:
                     raise ValueError(f"{key}: {stage.name}的审核人中没有人具有可签署的角色 {list(roles)}")
             for index, proof in enumerate(chain.proofs if chain.proofreading else ()):
+                for entry in proof.assignees:
+                    named = entry[5:] if entry.startswith("role:") else entry
+                    if (entry.startswith("role:") and named not in ROLES) or (
+                            not entry.startswith("role:") and entry not in self.staff_by_id):
+                        raise ValueError(f"chains.{chain.category}.proofs.{index}: 校对人 {entry} 不在 staff 中或角色未知")
                 able = [
                     m for m in self.staff if not set(m.roles).isdisjoint(proof.eligible_roles) and any(
                         e == m.userid or (e.startswith("role:") and e[5:] in m.roles) for e in proof.assignees
@@ -513,12 +536,16 @@ class Settings(_Frozen):
                 return member.name
         return userid
 
-    def chain_for(self, category: str) -> ChainSettings:
-        """The chain configured for an information category."""
+    def chain_for(self, category: str, important: bool = False) -> ChainSettings:
+        """The chain configured for an information category; a 重要稿件 adds the 主要领导's 审签."""
         for chain in self.chains:
             if chain.category == category:
-                return chain
+                return chain.with_principal() if important else chain
         raise KeyError(category)
+
+    @property
+    def has_principal(self) -> bool:
+        return any("principal" in m.roles for m in self.staff)
 
 
 def _format_validation_error(exc: ValidationError) -> str:

@@ -8,6 +8,7 @@ ROLE_NAMES = {
     "collector": "采编人员",
     "reviewer": "科室负责人",
     "leader": "单位领导",
+    "principal": "主要领导",
     "duty": "值班人员",
     "publisher": "发布人员",
     "admin": "管理员",

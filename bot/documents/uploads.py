@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ _EXTENSIONS = {"docx": "docx", "xlsx": "xlsx", "pdf": "pdf", "png": "png", "jpeg
 MAX_TOTAL_UNCOMPRESSED = 100 * 1024 * 1024
 MAX_MEMBERS = 2000
 MAX_MEMBER_RATIO = 200
+# The XML a converter parses whole: a real 100-page document.xml is a few MiB; 16 MiB of it
+# already takes seconds to convert.
+MAX_XML_MEMBER = 16 * 1024 * 1024
+# Parts that pull in code or remote content when the file is opened: embedded OLE objects and
+# ActiveX controls (a docx/xlsx with them is refused like a macro document).
+_ACTIVE_PARTS = ("/embeddings/", "/activex/")
+_REMOTE_TYPES = re.compile(rb'Type="[^"]*/(attachedTemplate|oleObject|subDocument|frame|externalLinkPath)"')
 _RATIO_CHECK_FLOOR = 1024 * 1024
 
 # Declared sizes come from the central directory; they can lie, but zipfile never
@@ -138,8 +146,13 @@ def check_zip(data: bytes) -> None:
         # OPC (the OOXML container) allows only stored and deflated members.
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise UploadRejected("文件已损坏或格式异常，请用 Office/WPS 重新另存后上传")
-        if info.filename.lower().endswith("vbaproject.bin"):
+        lowered = info.filename.lower()
+        if lowered.endswith("vbaproject.bin"):
             raise UploadRejected("文件包含宏，已拒绝：请另存为不含宏的 docx/xlsx 后上传")
+        if any(part in "/" + lowered for part in _ACTIVE_PARTS):
+            raise UploadRejected("文件包含嵌入对象或控件，已拒绝：请删除嵌入对象后另存上传")
+        if lowered.endswith(".xml") and info.file_size > MAX_XML_MEMBER:
+            raise UploadRejected(f"文件内容过大（正文部分超过 {_format_mb(MAX_XML_MEMBER)} MB），请拆分后上传")
         total += info.file_size
         if total > MAX_TOTAL_UNCOMPRESSED:
             limit = _format_mb(MAX_TOTAL_UNCOMPRESSED)
@@ -147,6 +160,19 @@ def check_zip(data: bytes) -> None:
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > _RATIO_CHECK_FLOOR and ratio > MAX_MEMBER_RATIO:
             raise UploadRejected("文件压缩比异常，疑似压缩炸弹，已拒绝")
+    _refuse_remote_parts(data, [i for i in infos if i.filename.lower().endswith(".rels")])
+
+
+def _refuse_remote_parts(data: bytes, rels: list[zipfile.ZipInfo]) -> None:
+    """A remote template, OLE object, linked sub-document or frame is fetched when the file is
+    opened (a known way to smuggle code into a Word file); ordinary hyperlinks are fine."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for info in rels:
+            if info.file_size > 1024 * 1024:
+                raise UploadRejected("文件结构异常（关系表过大），已拒绝")
+            for relationship in re.findall(rb"<Relationship\b[^>]*>", zf.read(info)):
+                if b'TargetMode="External"' in relationship and _REMOTE_TYPES.search(relationship):
+                    raise UploadRejected("文件引用了外部模板或外部对象，已拒绝：请另存为普通文档后上传")
 
 
 def check_upload(

@@ -26,6 +26,7 @@ ACTION_LABELS = {
     "remind": "催办",
     "published": "发布",
     "proof": "校对",
+    "cosign": "加签会签",
 }
 PROOF_RESULTS = {"passed": "校对无误", "changed": "有修改"}
 VIA_LABELS = {"card": "卡片", "command": "命令", "page": "网页"}
@@ -46,6 +47,8 @@ def ledger_values(row: LedgerRow, tz: tzinfo) -> list[object]:
     note = d.get("opinion") or d.get("reason") or ""
     if row.action == "transfer":
         note = f"转给 {people(d.get('to', []))}：{note}"
+    elif row.action == "cosign":
+        note = f"加签 {people(d.get('to', []))}（会签：{people(d.get('people', []))}）：{note}"
     elif row.action == "cc":
         note = "抄送 " + people(d.get("to", []))
     elif row.action == "published":

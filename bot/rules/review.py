@@ -201,12 +201,13 @@ def outcome_after(
     decision: str,
     stage_decisions: Sequence[PastDecision],
     assignees: Sequence[str],
+    mode: str | None = None,
 ) -> Outcome:
-    """What follows once `decision` is recorded; `stage_decisions` already include it."""
+    """What follows once `decision` is recorded; `stage_decisions` already include it. `mode`
+    overrides the chain's for this stage (a 加签 makes it 会签)."""
     if decision == "reject":
         return Outcome("rejected")
-    settings = stage_of(chain, stage)
-    if settings.mode == "all":
+    if (mode or stage_of(chain, stage).mode) == "all":
         approved_by = {d.reviewer for d in stage_decisions if d.decision == "approve"}
         if not set(assignees) <= approved_by:
             return Outcome("wait")

@@ -23,6 +23,7 @@ class DraftMeta:
     disclosure: str  # active | on_request
     platforms: tuple[str, ...]
     category: str  # issued | reprint | reported
+    important: bool = False  # 重要稿件 / 重大信息: the 主要领导 signs after 三审 (审签)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class MetaAnswers:
     disclosure: str | None = None
     platforms: tuple[str, ...] = ()
     category: str | None = None
+    important: bool = False
 
     def missing(self) -> tuple[MetaField, ...]:
         said = {"source": self.source_kind is not None, "disclosure": self.disclosure is not None,
@@ -54,23 +56,25 @@ class MetaAnswers:
             disclosure=self.disclosure,
             platforms=self.platforms,
             category=self.category or _CATEGORY_FOR_SOURCE[self.source_kind],
+            important=self.important,
         )
 
     def to_data(self) -> dict[str, Any]:
         """JSON-safe, for a conversation row."""
         return {"source_kind": self.source_kind, "source_note": self.source_note, "disclosure": self.disclosure,
-                "platforms": list(self.platforms), "category": self.category}
+                "platforms": list(self.platforms), "category": self.category, "important": self.important}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> MetaAnswers:
         return cls(
             source_kind=data.get("source_kind"), source_note=str(data.get("source_note") or ""),
             disclosure=data.get("disclosure"), platforms=tuple(data.get("platforms") or ()),
-            category=data.get("category"),
+            category=data.get("category"), important=bool(data.get("important")),
         )
 
 
-_META_LINE = re.compile(r"^\s*(来源|转载|公开|平台|类别)\s*[:：]\s*(.*?)\s*$")
+_META_LINE = re.compile(r"^\s*(来源|转载|公开|平台|类别|重要)\s*[:：]\s*(.*?)\s*$")
+_YES, _NO = ("是", "重要", "重大", "yes"), ("否", "不是", "一般", "no")
 _PLATFORMS = {"政府网站": "website", "网站": "website", "政务新媒体": "newmedia", "新媒体": "newmedia",
               "其他": "other"}
 _PLATFORM_NUMBERS = {"1": "website", "2": "newmedia", "3": "other"}
@@ -131,6 +135,10 @@ def _read_line(answers: MetaAnswers, key: str, value: str) -> MetaAnswers:
         return _with(answers, disclosure=_disclosure(value))
     if key == "平台":
         return _with(answers, platforms=_platforms(value))
+    if key == "重要":
+        if value.lower() not in (*_YES, *_NO):
+            raise SubmissionError(f"重要“{value}”无法识别，可填：是 / 否（重要稿件须主要领导审签）")
+        return _with(answers, important=value.lower() in _YES)
     if value not in _CATEGORIES:
         raise SubmissionError(f"类别“{value}”无法识别，可填：制发类 / 转载类 / 报送类")
     return _with(answers, category=_CATEGORIES[value])

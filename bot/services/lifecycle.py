@@ -9,8 +9,10 @@ from datetime import date, datetime, time, timedelta
 from sqlmodel import col, select
 
 from bot import views
+from bot.core.config import ChainSettings
 from bot.core.errors import UserFacingError
 from bot.rules.review import (
+    PastDecision,
     decided_other_stages,
     eligible_roles,
     is_eligible,
@@ -19,12 +21,14 @@ from bot.rules.review import (
 )
 from bot.services.review import (
     Done,
+    StagePeople,
     close_open_cards,
     current_decisions,
     load_draft,
     staff_names,
     stage_people,
     start_stage,
+    waiting_on,
 )
 from bot.services.scope import Scope, is_admin
 from storage import drafts_repo
@@ -58,16 +62,84 @@ async def in_review(scope: Scope, number: int) -> Draft:
     return draft
 
 
-async def require_current_reviewer_or_admin(scope: Scope, draft: Draft) -> tuple[str, ...]:
+async def require_current_reviewer_or_admin(scope: Scope, draft: Draft) -> StagePeople:
     """The stage's people; raises unless the person acting is one of them or an admin."""
-    chain = scope.settings.chain_for(draft.category)
+    chain = scope.settings.chain_for(draft.category, draft.important)
+    if draft.step == "proof":
+        proof = chain.proof_after(draft.stage)
+        raise UserFacingError(views.in_proof(draft, proof.name if proof else "校对"))
     people = await stage_people(scope, chain, draft, await current_decisions(scope, draft))
     if scope.user not in people.assignees and not is_admin(scope):
         stage_name = stage_of(chain, draft.stage).name
         raise UserFacingError(
             f"只有{views.draft_label(draft)}{stage_name}的审核人或管理员可以这样做。"
         )
-    return people.assignees
+    return people
+
+
+def check_new_reviewer(
+    scope: Scope, draft: Draft, chain: ChainSettings, decisions: list[PastDecision],
+    assignees: Sequence[str], target: str, *, action: str,
+) -> None:
+    """Refuse (saying why) a 转审 or 加签 to someone the rules keep out of this stage."""
+    stage_name = stage_of(chain, draft.stage).name
+    if target == draft.submitter_userid and draft.stage > 1:
+        raise UserFacingError(f"投稿人不能审核自己稿件的{stage_name}，不能{action}给{scope.name_of(target)}。")
+    if target in decided_other_stages(decisions, draft.stage):
+        raise UserFacingError(
+            f"{scope.name_of(target)}已审核过该稿件的其他环节，同一稿件的各审须由不同的人完成。"
+        )
+    if target in assignees:
+        raise UserFacingError(f"{scope.name_of(target)}已是{stage_name}的审核人。")
+    roles = eligible_roles(chain, draft.stage)
+    if not is_eligible(scope.staff.get(target), roles):
+        scope.log.info("%s of draft %s to %s refused: not eligible for %s", action, draft.id, target, stage_name)
+        raise UserFacingError(views.not_eligible_target(scope.name_of(target), stage_name, roles, action))
+
+
+# ---------------------------------------------------------------- 加签 (联审)
+
+
+async def cosign(scope: Scope, number: int, targets: Sequence[str], reason: str) -> Done:
+    """Add joint reviewers (联审) to the current stage of one draft: it becomes a 会签 that the
+    adding reviewer (or, when an admin adds, the stage's people) and every added person must approve."""
+    if not reason.strip():
+        raise UserFacingError("加签须写明理由（如：涉及专业内容，请××科室会签）。")
+    for target in targets:
+        require_staff_userid(scope, target)
+    draft = await in_review(scope, number)
+    people = await require_current_reviewer_or_admin(scope, draft)
+    chain = scope.settings.chain_for(draft.category, draft.important)
+    stage_name = stage_of(chain, draft.stage).name
+    decisions = await current_decisions(scope, draft)
+    for target in targets:
+        check_new_reviewer(scope, draft, chain, decisions, people.assignees, target, action="加签")
+    base = (scope.user,) if scope.user in people.assignees else people.assignees
+    joint = tuple(dict.fromkeys([*base, *targets]))
+    now = scope.now()
+    assert draft.id is not None
+    scope.session.add(
+        StageAssignment(
+            draft_id=draft.id, version=draft.version, round=draft.round, stage=draft.stage,
+            assignees="|".join(joint), mode="all", reason=reason, by=scope.user, at=now,
+        )
+    )
+    await scope.session.flush()
+    await close_open_cards(scope, draft, "已加签会签")
+    await start_stage(scope, draft, decisions)
+    await append_audit(
+        session=scope.session, at=now, actor=scope.user, action="cosign", draft_id=draft.id,
+        details={"version": draft.version, "stage": draft.stage, "stage_name": stage_name,
+                 "to": list(targets), "people": list(joint), "reason": reason},
+    )
+    names = views.names(joint, staff_names(scope))
+    scope.outbox.send_text(
+        list(targets), f"{scope.name_of(scope.user)}请您联审（会签）{views.draft_label(draft)}的{stage_name}。理由：{reason}"
+    )
+    scope.outbox.send_text(
+        [draft.submitter_userid], f"{views.draft_label(draft)}的{stage_name}改为会签：须{names}全部同意。"
+    )
+    return Done(draft, f"已加签：{views.draft_label(draft)}的{stage_name}须{names}全部同意（会签）。")
 
 
 # ---------------------------------------------------------------- 撤回
@@ -83,8 +155,7 @@ async def withdraw(scope: Scope, number: int, reason: str) -> Done:
         raise UserFacingError(f"{views.draft_label(draft)}当前状态为“{status}”，不能撤回。")
     holders: tuple[str, ...] = ()
     if draft.status == "in_review":
-        chain = scope.settings.chain_for(draft.category)
-        holders = (await stage_people(scope, chain, draft, await current_decisions(scope, draft))).assignees
+        _, holders = await waiting_on(scope, draft)  # the stage's reviewers, or the 校 step's proofreaders
     await close_open_cards(scope, draft, "稿件已撤回")
     now = scope.now()
     draft.status = "withdrawn"
@@ -114,22 +185,12 @@ async def transfer(scope: Scope, number: int, target: str, reason: str) -> Done:
         raise UserFacingError("转审须写明理由。")
     require_staff_userid(scope, target)
     draft = await in_review(scope, number)
-    assignees = await require_current_reviewer_or_admin(scope, draft)
-    chain = scope.settings.chain_for(draft.category)
+    people = await require_current_reviewer_or_admin(scope, draft)
+    assignees, mode = people.assignees, people.mode  # a 加签's 会签 stays one after a 转审
+    chain = scope.settings.chain_for(draft.category, draft.important)
     stage_name = stage_of(chain, draft.stage).name
     decisions = await current_decisions(scope, draft)
-    if target == draft.submitter_userid and draft.stage > 1:
-        raise UserFacingError(f"投稿人不能审核自己稿件的{stage_name}，不能转给{scope.name_of(target)}。")
-    if target in decided_other_stages(decisions, draft.stage):
-        raise UserFacingError(
-            f"{scope.name_of(target)}已审核过该稿件的其他环节，同一稿件的各审须由不同的人完成。"
-        )
-    if target in assignees:
-        raise UserFacingError(f"{scope.name_of(target)}已是{stage_name}的审核人。")
-    roles = eligible_roles(chain, draft.stage)
-    if not is_eligible(scope.staff.get(target), roles):
-        scope.log.info("transfer of draft %s to %s refused: not eligible for %s", draft.id, target, stage_name)
-        raise UserFacingError(views.not_eligible_target(scope.name_of(target), stage_name, roles))
+    check_new_reviewer(scope, draft, chain, decisions, assignees, target, action="转审")
     if scope.user in assignees:
         new_people = tuple(u if u != scope.user else target for u in assignees)
     else:
@@ -139,7 +200,7 @@ async def transfer(scope: Scope, number: int, target: str, reason: str) -> Done:
     scope.session.add(
         StageAssignment(
             draft_id=draft.id, version=draft.version, round=draft.round, stage=draft.stage,
-            assignees="|".join(new_people), reason=reason, by=scope.user, at=now,
+            assignees="|".join(new_people), mode=mode, reason=reason, by=scope.user, at=now,
         )
     )
     await scope.session.flush()
@@ -170,7 +231,7 @@ async def return_to_stage(scope: Scope, number: int, stage: int, reason: str) ->
     if not reason.strip():
         raise UserFacingError("退回须写明理由。")
     draft = await in_review(scope, number)
-    chain = scope.settings.chain_for(draft.category)
+    chain = scope.settings.chain_for(draft.category, draft.important)
     if not 1 <= stage < draft.stage:
         current = stage_of(chain, draft.stage).name
         raise UserFacingError(f"只能退回到当前环节（{current}）之前的环节。")
@@ -181,6 +242,7 @@ async def return_to_stage(scope: Scope, number: int, stage: int, reason: str) ->
     from_stage = draft.stage
     draft.round += 1
     draft.stage = stage
+    draft.step = "review"
     draft.stage_entered_at = now
     draft.updated_at = now
     scope.session.add(draft)
@@ -211,7 +273,7 @@ async def copy_to(scope: Scope, number: int, userids: Sequence[str]) -> Done:
     draft = await load_draft(scope, number)
     involved = draft.submitter_userid == scope.user or is_admin(scope)
     if not involved and draft.status == "in_review":
-        chain = scope.settings.chain_for(draft.category)
+        chain = scope.settings.chain_for(draft.category, draft.important)
         people = await stage_people(scope, chain, draft, await current_decisions(scope, draft))
         involved = scope.user in people.assignees
     if not involved:
@@ -253,22 +315,21 @@ async def remind(scope: Scope, number: int) -> Done:
     if last is not None and now - last < interval:
         wait = int((last + interval - now).total_seconds() // 60) + 1
         raise UserFacingError(f"刚刚已催办过，请 {wait} 分钟后再试。")
-    chain = scope.settings.chain_for(draft.category)
-    stage_name = stage_of(chain, draft.stage).name
-    people = await stage_people(scope, chain, draft, await current_decisions(scope, draft))
+    stage_name, waiting = await waiting_on(scope, draft)  # reviewers, or proofreaders in a 校 step
     waited = views.local(draft.stage_entered_at, scope.settings.tz)
+    how = (f"请在校对卡片上签署，或发送 /proof {draft.id} 无误" if draft.step == "proof"
+           else f"请在审核卡片上处理，或发送 /approve {draft.id}、/reject {draft.id} 理由")
     scope.outbox.send_text(
-        list(people.assignees),
-        f"【催办】{scope.name_of(scope.user)}提醒：{views.draft_label(draft)}自 {waited} 起等待您{stage_name}，"
-        f"请在审核卡片上处理，或发送 /approve {draft.id}、/reject {draft.id} 理由。",
+        list(waiting),
+        f"【催办】{scope.name_of(scope.user)}提醒：{views.draft_label(draft)}自 {waited} 起等待您{stage_name}，{how}。",
     )
     await append_audit(
         session=scope.session, at=now, actor=scope.user, action="remind", draft_id=draft.id,
-        details={"stage": draft.stage, "to": list(people.assignees)},
+        details={"stage": draft.stage, "to": list(waiting)},
     )
     return Done(
         draft,
-        f"已提醒{views.names(people.assignees, staff_names(scope))}处理{views.draft_label(draft)}的{stage_name}。",
+        f"已提醒{views.names(waiting, staff_names(scope))}处理{views.draft_label(draft)}的{stage_name}。",
     )
 
 
@@ -338,7 +399,9 @@ async def hand_over_pending(scope: Scope, delegate: str) -> int:
     rows = await scope.session.exec(select(Draft).where(Draft.status == "in_review").order_by(col(Draft.id)))
     handed = 0
     for draft in rows.all():
-        chain = scope.settings.chain_for(draft.category)
+        if draft.step == "proof":  # 校 steps are signed by role, not handed to a delegate
+            continue
+        chain = scope.settings.chain_for(draft.category, draft.important)
         decisions = await current_decisions(scope, draft)
         people = await stage_people(scope, chain, draft, decisions)
         if people.on_behalf.get(delegate) == scope.user:

@@ -29,7 +29,7 @@ async def open_proof_for(
 ) -> tuple[ChainSettings, ProofSettings, list[ProofRecord]]:
     """The open 校 step `scope.user` may sign now (with who signed it), or raise UserFacingError
     saying why not: no 校 step open, a stale card or page, not a proofreader, signed already."""
-    chain = scope.settings.chain_for(draft.category)
+    chain = scope.settings.chain_for(draft.category, draft.important)
     open_proof = chain.proof_after(draft.stage) if draft.status == "in_review" and draft.step == "proof" else None
     stale = card is not None and (
         card.step != "proof" or card.closed or (card.version, card.round, card.stage) != (draft.version, draft.round, draft.stage)

@@ -77,12 +77,13 @@ class StagePeople:
 
     assignees: tuple[str, ...]
     on_behalf: dict[str, str]  # delegate → away reviewer
+    mode: str = "any"  # any: 或签; all: 会签 (by the chain, or by a 加签)
 
 
 async def stage_people(
     scope: Scope, chain: ChainSettings, draft: Draft, decisions: list[PastDecision]
 ) -> StagePeople:
-    """The chain's assignees, or a 转审's, with people who are away replaced by delegates."""
+    """The chain's assignees, or a 转审's or 加签's, with people who are away replaced by delegates."""
     assert draft.id is not None
     elsewhere = decided_other_stages(decisions, draft.stage)
     transferred = await drafts_repo.stage_assignment(
@@ -95,8 +96,10 @@ async def stage_people(
     def eligible(userid: str) -> bool:
         return is_eligible(staff.get(userid), roles)
 
+    mode = stage_of(chain, draft.stage).mode
     if transferred is not None:
-        base = tuple(u for u in transferred if u not in elsewhere and eligible(u))
+        base = tuple(u for u in transferred.assignees.split("|") if u not in elsewhere and eligible(u))
+        mode = transferred.mode or mode
     else:
         base = expand_assignees(
             stage_of(chain, draft.stage),
@@ -111,7 +114,7 @@ async def stage_people(
         decided_elsewhere=elsewhere, eligible=eligible,
     )
     on_behalf = {delegates[u]: u for u in base if delegates.get(u) in effective and delegates[u] != u}
-    return StagePeople(effective, on_behalf)
+    return StagePeople(effective, on_behalf, mode)
 
 
 async def start_stage(
@@ -122,9 +125,10 @@ async def start_stage(
     only: tuple[str, ...] | None = None,
 ) -> tuple[str, ...]:
     """Send the current stage's full text and approval card to its assignees (or `only`)."""
-    chain = scope.settings.chain_for(draft.category)
+    chain = scope.settings.chain_for(draft.category, draft.important)
     stage_settings = stage_of(chain, draft.stage)
-    assignees = (await stage_people(scope, chain, draft, decisions)).assignees
+    people = await stage_people(scope, chain, draft, decisions)
+    assignees = people.assignees
     if not assignees:
         raise UserFacingError(views.no_assignees(stage_settings.name))
     if only is not None:
@@ -147,12 +151,13 @@ async def start_stage(
         stage=draft.stage,
         stage_name=stage_settings.name,
         stage_count=len(chain.stages),
-        mode=stage_settings.mode,
+        mode=people.mode,
         task_id=card.task_id,
         card_id=card.id,
         tz=scope.settings.tz,
         page_url=page,
         proofread=chain.proofreading,
+        important=draft.important,
     )
     scope.outbox.send_card(assignees, payload, card_id=card.id)
     return assignees
@@ -205,8 +210,13 @@ async def may_view(scope: Scope, draft: Draft) -> bool:
     decided = await drafts_repo.list_decisions(session=scope.session, draft_id=draft.id)
     if any(d.reviewer_userid == scope.user or d.on_behalf_of == scope.user for d in decided):
         return True
+    if any(r.proofreader_userid == scope.user for r in await drafts_repo.list_proofs(
+            session=scope.session, draft_id=draft.id)):
+        return True
     if draft.status == "in_review":
-        chain = scope.settings.chain_for(draft.category)
+        if draft.step == "proof":
+            return scope.user in (await waiting_on(scope, draft))[1]
+        chain = scope.settings.chain_for(draft.category, draft.important)
         people = await stage_people(scope, chain, draft, await current_decisions(scope, draft))
         return scope.user in people.assignees or scope.user in people.on_behalf.values()
     return False
@@ -223,8 +233,13 @@ def publishers(scope: Scope) -> list[str]:
 async def create_draft(scope: Scope, title: str, meta: DraftMeta, content: VersionContent) -> Done:
     """A new draft from `scope.user`, its 一审 cards queued."""
     now = scope.now()
+    keywords = [k for k in scope.settings.review.important_keywords if k in title or k in content.body]
+    important = meta.important or bool(keywords)
+    if important and not scope.settings.has_principal:
+        raise UserFacingError(views.no_principal())
     draft = Draft(
         title=title[:200],
+        important=important,
         category=meta.category,
         source_kind=meta.source_kind,
         source_note=meta.source_note,
@@ -247,14 +262,17 @@ async def create_draft(scope: Scope, title: str, meta: DraftMeta, content: Versi
         actor=scope.user,
         action="submit",
         draft_id=draft.id,
-        details={"title": draft.title, "version": 1, "category": draft.category, **content_details(content)},
+        details={
+            "title": draft.title, "version": 1, "category": draft.category, **content_details(content),
+            **({"important": keywords or "投稿人标注"} if important else {}),
+        },
     )
     copied = [u for u in scope.settings.review.cc_on_submit if u != scope.user]
     for userid in copied:
         await drafts_repo.add_watcher(session=scope.session, draft_id=draft.id, userid=userid, by="config", at=now)
     if copied:
         scope.outbox.send_text(copied, views.copied_notice(draft, scope.name_of(scope.user)))
-    chain = scope.settings.chain_for(draft.category)
+    chain = scope.settings.chain_for(draft.category, draft.important)
     return Done(
         draft, views.submit_received(draft, chain.stages[0].name, views.names(assignees, staff_names(scope)))
     )
@@ -322,7 +340,7 @@ async def decide(
     `checklist` holds the items the reviewer ticked (page only). `seen` is the (version, round,
     stage) the reviewer's page showed: a decision on anything else is refused as stale.
     """
-    chain = scope.settings.chain_for(draft.category)
+    chain = scope.settings.chain_for(draft.category, draft.important)
     stage_settings = stage_of(chain, draft.stage)
     decisions = await current_decisions(scope, draft)
     people = await stage_people(scope, chain, draft, decisions)
@@ -342,7 +360,7 @@ async def decide(
         round=draft.round,
         stage=draft.stage,
         stage_name=stage_settings.name,
-        slot=decision_slot(stage_settings, scope.user),
+        slot=decision_slot(stage_settings.model_copy(update={"mode": people.mode}), scope.user),
         reviewer_userid=scope.user,
         reviewer_name=scope.name_of(scope.user),
         decision=decision,
@@ -382,6 +400,7 @@ async def decide(
         decision=decision,
         stage_decisions=in_round(stage_rows, draft.stage, draft.round),
         assignees=assignees,
+        mode=people.mode,
     )
     label = views.card_done_label(stage_settings.name, decision, scope.name_of(scope.user))
     if outcome.kind == "wait":
@@ -502,6 +521,8 @@ async def start_proof(
         draft, proof_name=proof.name, method=proof.method, needed=proof.needed, task_id=card.task_id,
         card_id=card.id, tz=scope.settings.tz, page_url=draft_page_url(scope, draft),
     )
+    if draft.important:
+        payload["sub_title_text"] += views.IMPORTANT_MARK
     scope.outbox.send_card(people, payload, card_id=card.id)
     return people
 
@@ -524,6 +545,7 @@ async def revise_draft(scope: Scope, number: int, content: VersionContent) -> Do
     now = scope.now()
     draft.version += 1
     draft.stage = 1
+    draft.step = "review"  # a revision restarts at 一审, whatever 校 step was open
     draft.status = "in_review"
     draft.stage_entered_at = now
     draft.updated_at = now
@@ -534,14 +556,14 @@ async def revise_draft(scope: Scope, number: int, content: VersionContent) -> Do
         session=scope.session, at=now, actor=scope.user, action="revise", draft_id=draft.id,
         details={"version": draft.version, **content_details(content)},
     )
-    chain = scope.settings.chain_for(draft.category)
+    chain = scope.settings.chain_for(draft.category, draft.important)
     return Done(draft, views.revised_notice(draft, chain.stages[0].name, views.names(assignees, staff_names(scope))))
 
 
 async def waiting_on(scope: Scope, draft: Draft) -> tuple[str, tuple[str, ...]]:
     """What a draft in review waits for now and on whom: its 审 stage's people who have not
     decided, or its open 校 step's proofreaders who have not signed."""
-    chain = scope.settings.chain_for(draft.category)
+    chain = scope.settings.chain_for(draft.category, draft.important)
     if draft.step == "proof":
         proof = chain.proof_after(draft.stage)
         if proof is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,7 +10,12 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from bot.core.errors import UserFacingError
-from bot.documents.docx_html import DocumentConversionError, docx_to_html, text_to_html
+from bot.documents.docx_html import (
+    ConvertedDocument,
+    DocumentConversionError,
+    docx_to_html,
+    text_to_html,
+)
 from bot.documents.uploads import StoredKind, UploadRejected, check_upload
 from bot.rules.content import FileRef, VersionContent
 from bot.services.scope import Scope
@@ -48,15 +54,16 @@ async def accept_uploads(
             scope.log.warning("upload %r by %s refused: %s", item.name[:60], scope.user, exc.message)
             raise UserFacingError(f"“{item.name[:60]}”：{exc.message}") from None
         checked.append((item, kind))
+    if sum(item.field == "docx" for item, _ in checked) > 1:
+        raise UserFacingError("一次只能上传一份 Word 文稿（.docx）；其他文件请作为附件上传。")
     converted_images: list[tuple[str, bytes]] = []
     for item, kind in checked:
         if item.field == "docx":
             try:
-                converted_images.extend(
-                    (content_type, data) for content_type, data in docx_to_html(item.data).images.values()
-                )
+                converted = await convert(item.data)
             except DocumentConversionError as exc:
                 raise UserFacingError(f"“{item.name[:60]}”：{exc.message}") from None
+            converted_images.extend(converted.images.values())
     result: dict[str, list[Upload]] = {"docx": [], "pictures": [], "attachments": []}
     for item, kind in checked:
         sha = await store.put(item.data)
@@ -112,7 +119,7 @@ async def content_from_uploads(
     if docx:
         (original,) = await _owned(scope, [docx], DOCX)
         try:
-            converted = docx_to_html(await store.read(original.sha256))
+            converted = await convert(await store.read(original.sha256))
         except DocumentConversionError as exc:
             raise UserFacingError(exc.message) from None
         text, body_html, source = converted.text, converted.html, "docx"
@@ -128,7 +135,13 @@ async def content_from_uploads(
     files.extend(_ref("attachment", row) for row in await _owned(scope, attachments, ATTACHMENTS))
     if not text and not picture_rows:
         raise UserFacingError("正文不能为空：请填写正文，或上传 .docx 文稿。")
-    return VersionContent(body=text, body_html=body_html, source=source, files=tuple(files))  # type: ignore[arg-type]
+    unique = tuple({(f.role, f.sha256): f for f in files}.values())  # a picture both in the .docx and uploaded
+    return VersionContent(body=text, body_html=body_html, source=source, files=unique)  # type: ignore[arg-type]
+
+
+async def convert(data: bytes) -> ConvertedDocument:
+    """.docx → HTML in a worker thread: a large document must not stall callbacks and pages."""
+    return await asyncio.to_thread(docx_to_html, data)
 
 
 def _ref(role: str, row: Upload) -> FileRef:

@@ -86,7 +86,7 @@ class WebAuth:
         session = await get_session(request)
         expected, returned = session.get(STATE), request.query.get("state", "")
         code = request.query.get("code", "")
-        if not expected or not hmac.compare_digest(str(expected), returned):
+        if not expected or not hmac.compare_digest(str(expected).encode(), returned.encode()):
             log.warning("sign-in refused: state mismatch")
             raise SignInRefused("登录请求已失效或不是从本页面发起的，请从企业微信重新打开。", 400)
         if not code:
@@ -120,4 +120,4 @@ def csrf_token(session: Session) -> str:
 
 def csrf_ok(session: Session, sent: str | None) -> bool:
     token = session.get(CSRF)
-    return bool(token and sent and hmac.compare_digest(str(token), sent))
+    return bool(token and sent and hmac.compare_digest(str(token).encode(), sent.encode()))

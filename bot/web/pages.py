@@ -186,7 +186,7 @@ class Workspace:
             inserted, deleted = diff_stats(old.body, version.body)
             diff = {"against": against, "html": diff_html(old.body, version.body),
                     "inserted": inserted, "deleted": deleted}
-        chain = work.settings.chain_for(draft.category)
+        chain = work.settings.chain_for(draft.category, draft.important)
         decisions = await review.current_decisions(work, draft)
         form = None
         reason = None
@@ -267,7 +267,7 @@ class Workspace:
         disposition = "inline" if record.content_type in INLINE_TYPES else "attachment"
         response = web.Response(body=data, content_type=record.content_type)
         response.headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{quote(record.name)}"
-        response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+        response.headers["Cache-Control"] = "private, no-store"  # gone from the phone when the session is
         return response
 
     # ------------------------------------------------------------ deciding
@@ -359,7 +359,7 @@ async def pop_flash(request: web.Request) -> str | None:
 
 def _int(value: Any, default: int) -> int:
     text = _text(value)
-    return int(text) if text and text.isdigit() and len(text) < 10 else default
+    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 10 else default
 
 
 def _text(value: Any) -> str | None:

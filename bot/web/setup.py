@@ -14,7 +14,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from bot.core.clock import Clock
 from bot.core.config import Settings
 from bot.web.auth import SESSION_COOKIE, WebAuth, cookie_key
-from bot.web.pages import Workspace, security_headers, templates
+from bot.web.pages import Handler, Workspace, security_headers, templates
 from bot.web.submit import SubmitPages
 from bot.wecom.client import WeComClient
 from storage.db import SessionFactory
@@ -58,7 +58,15 @@ def add_workspace(
         env=templates(),
     )
     # A sub-application: sessions and page headers stay off the callback path.
-    pages = web.Application(middlewares=[security_headers], client_max_size=upload_limit(settings))
+    limit = upload_limit(settings)
+
+    @web.middleware
+    async def upload_size(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # aiohttp takes the body limit from the root app (the callback's 512 KiB): the pages
+        # accept uploads up to [web] max_upload_mb.
+        return await handler(request.clone(client_max_size=limit))
+
+    pages = web.Application(middlewares=[upload_size, security_headers])
     setup_sessions(pages, storage)
     pages.router.add_routes(workspace.routes())
     pages.router.add_routes(SubmitPages(workspace).routes())

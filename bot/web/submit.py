@@ -39,6 +39,7 @@ class Choices:
     disclosure: str = ""
     platforms: tuple[str, ...] = ()
     body: str = ""
+    important: bool = False
 
     @classmethod
     def of(cls, form: MultiDictProxy[Any]) -> Choices:
@@ -50,6 +51,7 @@ class Choices:
             disclosure=_text(form.get("disclosure")),
             platforms=tuple(p for p in dict.fromkeys(_text(v) for v in form.getall("platforms", [])) if p in PLATFORMS),
             body=_text(form.get("body")).replace("\r\n", "\n")[: review.MAX_BODY_CHARS + 1],
+            important=_text(form.get("important")) == "yes",
         )
 
     def problems(self) -> list[str]:
@@ -72,7 +74,7 @@ class Choices:
 
     def meta(self) -> DraftMeta:
         return DraftMeta(source_kind=self.source_kind, source_note=self.source_note, disclosure=self.disclosure,
-                         platforms=self.platforms, category=self.category)
+                         platforms=self.platforms, category=self.category, important=self.important)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class SubmitPages:
         """For ?revise=N: the draft's fixed details, if `userid` may revise it now."""
         if not number:
             return None
-        if not number.isdigit() or len(number) > 9:
+        if not (number.isascii() and number.isdigit()) or len(number) > 9:
             return self.workspace.message("稿件编号不正确。", status=404)
         async with self.workspace.work(userid, write=False) as work:
             draft = await drafts_repo.get_draft(session=work.session, draft_id=int(number))
@@ -138,6 +140,7 @@ class SubmitPages:
                 request, userid, Choices(), revise=None, status=413,
                 errors=[f"上传的文件过大：合计不能超过 {self.workspace.settings.web.max_upload_mb} MB。未保存任何内容。"],
             )
+        incoming = _take_files(form)  # read and closed at once: large ones are temporary files
         session = await get_session(request)
         if not csrf_ok(session, _text(form.get("csrf")) or None):
             log.warning("submission by %s refused: bad CSRF token", userid)
@@ -153,17 +156,12 @@ class SubmitPages:
             return await self.show_form(request, userid, choices, revise=revise, errors=problems, status=400)
         if _text(form.get("step")) == "confirm":
             return await self.confirm(request, userid, choices, form, revise)
-        return await self.preview(request, userid, choices, form, revise)
+        return await self.preview(request, userid, choices, form, revise, incoming)
 
     async def preview(
         self, request: web.Request, userid: str, choices: Choices, form: MultiDictProxy[Any],
-        revise: dict[str, Any] | None,
+        revise: dict[str, Any] | None, incoming: list[uploads.Incoming],
     ) -> web.Response:
-        incoming = [
-            uploads.Incoming(field, item.filename or "文件", item.file.read())
-            for field in FILE_FIELDS for item in form.getall(field, [])
-            if isinstance(item, web.FileField) and item.filename
-        ]
         try:
             async with self.workspace.work(userid, write=False) as work:
                 stored = await uploads.accept_uploads(
@@ -227,6 +225,21 @@ class SubmitPages:
         response = web.Response(body=await self.workspace.files.read(sha), content_type=row.content_type)
         response.headers["Content-Disposition"] = "inline" if row.content_type.startswith("image/") else "attachment"
         return response
+
+
+def _take_files(form: MultiDictProxy[Any]) -> list[uploads.Incoming]:
+    """Every uploaded file of the form, read into memory (within the upload limit) and closed."""
+    incoming = []
+    for field in FILE_FIELDS:
+        for item in form.getall(field, []):
+            if not isinstance(item, web.FileField):
+                continue
+            try:
+                if item.filename:
+                    incoming.append(uploads.Incoming(field, item.filename, item.file.read()))
+            finally:
+                item.file.close()
+    return incoming
 
 
 def _source_label(choices: Choices) -> str:
