@@ -30,7 +30,9 @@ STATUS_LABELS = {
     "rejected": "已退回",
     "approved": "已通过（可发布）",
     "withdrawn": "已撤回",
+    "classified": "涉密，不得公开",
 }
+SECRECY_LABELS = {"clear": "不涉密", "classified": "涉密，不得公开"}
 
 # What a reviewer must check at each stage, condensed from the regulations:
 # 一审 Qinzhou 附件 四(一)1; 二审 Zhanjiang 第八条 (ten items) and Qinzhou 二审(4); 三审 Qinzhou 四(一)3.
@@ -182,6 +184,7 @@ def approval_card(
     page_url: str | None = None,
     proofread: bool = True,
     important: bool = False,
+    secrecy: bool = False,
 ) -> dict[str, Any]:
     """A button_interaction card for one stage (facts §4.4: ≤6 fields, ≤6 buttons); with a page,
     tapping the card opens it (card_action) and 「阅读全文」 links to it (jump_list). A chain with
@@ -211,18 +214,39 @@ def approval_card(
         },
         "task_id": task_id,
         "button_list": [
-            {"text": "同意", "style": 1, "key": pack_action("rv", "approve", card_id)},
+            {"text": "同意（不涉密）" if secrecy else "同意", "style": 1, "key": pack_action("rv", "approve", card_id)},
             {"text": "不同意", "style": 2, "key": pack_action("rv", "reject", card_id)},
+            *([{"text": "涉密不得公开", "style": 2, "key": pack_action("rv", "classified", card_id)}] if secrecy else []),
         ],
     }
+    if secrecy:
+        card["main_title"]["title"] += "·保密审查"
     if page_url:
         card["card_action"] = {"type": 1, "url": page_url}
         card["jump_list"] = [{"type": 1, "title": "阅读全文", "url": page_url}]
     return card
 
 
+def classified_notice(draft: Draft, stage_name: str, reviewer: str, reason: str) -> str:
+    return (
+        f"{draft_label(draft)}经{stage_name}保密审查（{reviewer}）认定：涉密，不得公开。\n理由：{reason}\n"
+        "该稿件已终止，不能修改后重新送审。"
+    )
+
+
+def not_secrecy_stage(draft: Draft, stage_name: str) -> str:
+    return f"“涉密不得公开”的结论由{stage_name}的保密审查作出，{draft_label(draft)}当前不在该环节。如有涉密疑虑，请选择不同意并说明。"
+
+
+def ask_classified_reason(draft: Draft, stage_name: str) -> str:
+    return (
+        f"您认定{draft_label(draft)}（{stage_name}）涉密、不得公开。请直接回复认定理由（下一条消息即作为审核意见），"
+        f"或发送 /secret {draft.id} 理由。该结论将终止稿件。"
+    )
+
+
 def card_done_label(stage_name: str, decision: str, reviewer_name: str) -> str:
-    verdict = "已同意" if decision == "approve" else "不同意"
+    verdict = {"approve": "已同意", "reject": "不同意", "classified": "涉密"}[decision]
     return f"{stage_name}{verdict}·{reviewer_name}"[:20]
 
 
@@ -244,9 +268,10 @@ def waiting_cosign(draft: Draft, stage_name: str, missing: str) -> str:
     return f"已记录您对{draft_label(draft)}{stage_name}的同意。会签尚待：{missing}。"
 
 
-def decision_recorded(draft: Draft, stage_name: str, decision: str) -> str:
-    verdict = "同意" if decision == "approve" else "不同意"
-    return f"已记录：{draft_label(draft)}{stage_name}{verdict}。"
+def decision_recorded(draft: Draft, stage_name: str, decision: str, secrecy: str = "") -> str:
+    verdict = {"approve": "同意", "reject": "不同意", "classified": "涉密不得公开"}[decision]
+    conclusion = f"（保密审查：{SECRECY_LABELS[secrecy]}）" if secrecy == "clear" else ""
+    return f"已记录：{draft_label(draft)}{stage_name}{verdict}{conclusion}。"
 
 
 def approved_notice(draft: Draft, proofread: bool = False) -> str:
@@ -481,6 +506,7 @@ ACTION_LABELS = {
     "review_escalation": "超时上报",
     "proof": "校对",
     "cosign": "加签",
+    "classified": "认定涉密，不得公开",
 }
 
 

@@ -26,6 +26,7 @@ router = Router("review")
 SUBMIT_USAGE = "/submit 标题（下一行起写 来源：/公开：/平台：，缺的会逐项询问；然后是正文）"
 APPROVE_USAGE = "/approve 编号 [意见]"
 REJECT_USAGE = "/reject 编号 理由"
+SECRET_USAGE = "/secret 编号 理由"
 REVISE_USAGE = "/revise 编号（下一行起写新正文）"
 
 
@@ -123,7 +124,7 @@ async def on_cancel_command(ctx: Context, cmd: Command) -> None:
 
 @router.card("rv")
 async def on_review_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
-    if len(parts) != 2 or parts[0] not in ("approve", "reject") or not parts[1].isdigit():
+    if len(parts) != 2 or parts[0] not in ("approve", "reject", "classified") or not parts[1].isdigit():
         raise UserFacingError(views.UNKNOWN_CARD)
     action, card_id = parts[0], int(parts[1])
     card = await drafts_repo.get_card(session=ctx.session, card_id=card_id)
@@ -152,14 +153,19 @@ async def on_review_click(ctx: Context, click: CardClick, parts: list[str]) -> N
     if refusal is not None:
         raise UserFacingError(refusal)
     stage_name = stage_of(chain, draft.stage).name
+    classified = action == "classified"
+    if classified and draft.stage != chain.secrecy_stage:
+        raise UserFacingError(views.not_secrecy_stage(draft, stage_of(chain, chain.secrecy_stage).name))
     await drafts_repo.set_conversation(
         session=ctx.session,
         userid=ctx.user,
         kind="reject_reason",
-        data={"draft_id": draft.id, "card_id": card.id, "response_code": click.response_code},
+        data={"draft_id": draft.id, "card_id": card.id, "response_code": click.response_code,
+              "decision": "classified" if classified else "reject"},
         at=ctx.now(),
     )
-    ctx.reply_text(views.ask_reject_reason(draft, stage_name))
+    ctx.reply_text(views.ask_classified_reason(draft, stage_name) if classified
+                   else views.ask_reject_reason(draft, stage_name))
 
 
 @router.command("approve", aliases=("同意",), usage=APPROVE_USAGE, summary="同意当前环节（卡片过期时用）")
@@ -191,15 +197,29 @@ async def on_reject_command(ctx: Context, cmd: Command) -> None:
 
 
 async def reject_with_reason(
-    ctx: Context, draft: Draft, reason: str, *, card: ApprovalCard | None, response_code: str | None, via: str
+    ctx: Context, draft: Draft, reason: str, *, card: ApprovalCard | None, response_code: str | None, via: str,
+    decision: str = "reject",
 ) -> None:
     await drafts_repo.clear_conversation(session=ctx.session, userid=ctx.user)
     tell(
         ctx,
         await review.decide(
-            ctx, draft, decision="reject", opinion=reason, card=card, response_code=response_code, via=via
+            ctx, draft, decision=decision, opinion=reason, card=card, response_code=response_code, via=via
         ),
     )
+
+
+@router.command("secret", aliases=("涉密",), usage=SECRET_USAGE,
+                summary="保密审查认定涉密、不得公开（终止稿件，须写理由）")
+async def on_secret_command(ctx: Context, cmd: Command) -> None:
+    if not cmd.argv:
+        raise UserFacingError(views.usage(SECRET_USAGE))
+    number = parse_number(cmd.argv[0], SECRET_USAGE)
+    reason = " ".join([cmd.args.split(None, 1)[1] if len(cmd.argv) > 1 else "", cmd.body]).strip()
+    if not reason:
+        raise UserFacingError("认定涉密须写明理由。用法：" + SECRET_USAGE)
+    draft = await review.load_draft(ctx, number)
+    await reject_with_reason(ctx, draft, reason, card=None, response_code=None, via="command", decision="classified")
 
 
 # ---------------------------------------------------------------- revise
@@ -249,7 +269,8 @@ async def on_conversation_text(ctx: Context, message: TextMessage) -> None:
             ctx.reply_text(refusal)
             return
         await reject_with_reason(
-            ctx, draft, reason, card=card, response_code=data.get("response_code") or None, via="card"
+            ctx, draft, reason, card=card, response_code=data.get("response_code") or None, via="card",
+            decision=str(data.get("decision") or "reject"),
         )
         return
     if conversation.kind == "submit_meta":

@@ -76,6 +76,7 @@ async def review_form_batches(
         select(
             items.c.draft_id, col(Draft.title), col(Draft.source_kind), col(Draft.source_note),
             col(Draft.disclosure), col(Draft.platforms), col(Draft.submitter_name), col(Draft.status),
+            col(Draft.important),
             col(Draft.version).label("draft_version"), col(Draft.stage).label("draft_stage"),
             col(StageDecision.version), col(StageDecision.round), col(StageDecision.stage),
             col(StageDecision.decision), col(StageDecision.reviewer_userid), col(StageDecision.reviewer_name),
@@ -121,7 +122,7 @@ def _signed(row: Any, names: dict[str, str]) -> SignedDecision:
 
 
 def _form_row(seq: int, draft: Any, versions: dict[int, list[SignedDecision]]) -> ReviewFormRow:
-    state = draft.status if draft.status in ("approved", "rejected", "withdrawn") else "in_review"
+    state = draft.status if draft.status in ("approved", "rejected", "withdrawn", "classified") else "in_review"
     current = standing_decisions(versions.get(draft.draft_version, []))
     shown = shown_stages(current, state, draft.draft_stage)
     return ReviewFormRow(
@@ -138,6 +139,7 @@ def _form_row(seq: int, draft: Any, versions: dict[int, list[SignedDecision]]) -
         state=state,
         current_stage=draft.draft_stage,
         later_stages=tuple((n, op) for n, op in shown.items() if n > 3),
+        important=bool(draft.important),
         earlier=tuple(
             earlier_version(v, standing_decisions(versions.get(v, []))) for v in range(1, draft.draft_version)
         ),

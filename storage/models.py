@@ -35,7 +35,7 @@ class Draft(SQLModel, table=True):
     platforms: str = Field(max_length=64)  # comma-separated: website,newmedia,other
     submitter_userid: str = Field(max_length=64, index=True)
     submitter_name: str = Field(max_length=64)
-    # collecting | in_review | rejected | approved | withdrawn
+    # collecting | in_review | rejected | approved | withdrawn | classified (涉密不得公开: final)
     status: str = Field(max_length=16, index=True)
     version: int = 1
     stage: int = 1  # current stage (1-based) while in_review
@@ -139,6 +139,8 @@ class StageDecision(SQLModel, table=True):
     opinion: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     decided_at: datetime = utc_column(index=True)
     via: str = Field(max_length=16)  # card | command | page
+    # At the 保密审查 stage: clear (不涉密, with 同意) or classified (涉密不得公开, a 不同意 that ends it).
+    secrecy: str = Field(default="", max_length=12, sa_column_kwargs={"server_default": ""})
     # The stage's checklist items the reviewer ticked on the page, in the checklist's words.
     checklist: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     on_behalf_of: str = Field(default="", max_length=64)  # the away reviewer a delegate stood in for

@@ -218,7 +218,7 @@ async def test_ticking_the_checklist_and_approving_on_the_page_moves_the_draft_o
     for item in ticked:
         await page.get_by_label(item).check()
     await page.get_by_label("审核意见").fill("数据已核对，同意发布")
-    await page.get_by_role("button", name="同意", exact=True).tap()
+    await page.get_by_role("button", name="同意（不涉密）", exact=True).tap()
 
     flash = page.locator(".flash")
     await expect(flash).to_be_visible()
@@ -312,7 +312,7 @@ async def test_the_draft_page_fits_a_phone_screen(
         == "rgb(26, 95, 180)"
     )
     # Buttons big enough for a thumb (about 44 CSS px, the usual touch-target guidance).
-    for name in ("同意", "不同意"):
+    for name in ("同意（不涉密）", "不同意", "涉密，不得公开"):
         box = await page.get_by_role("button", name=name, exact=True).bounding_box()
         assert box is not None and box["height"] >= 40 and box["width"] >= 100, (name, box)
     assert problems == []

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 
 import pytest
+from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot.cli.stack import DEMO_STAFF, Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from storage.models import AuditEntry
 from tests.flow import META, active_card, decisions, drafts, last_text, say, tap
+from tests.test_export import received_file
 
 PRINCIPAL = {"userid": "wangzr", "name": "王主任", "roles": ["principal"]}
 
@@ -48,6 +51,10 @@ async def test_an_important_draft_waits_for_the_principal_after_three_reviews(un
     (draft,) = await drafts(stack)
     assert draft.status == "approved"
     assert [(d.stage, d.stage_name, d.reviewer_userid) for d in await decisions(stack)][-1] == (4, "审签", "wangzr")
+    await say(stack, "liuzr", "导出 2026-11")
+    _, content = received_file(stack, "liuzr")
+    remark = next(str(c.value) for c in load_workbook(io.BytesIO(content)).active["P"] if c.value and "稿件1号" in str(c.value))
+    assert "重要稿件（主要领导审签）" in remark and "审签 王主任" in remark
 
 
 async def test_a_keyword_makes_a_draft_important_and_the_record_says_why(unit: Stack) -> None:

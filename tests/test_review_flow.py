@@ -197,3 +197,36 @@ async def test_review_crash_between_click_and_messages_loses_nothing(stack: Stac
     assert "一审已同意" in last_text(stack, "wangxm")
 
 
+
+
+async def test_the_secrecy_review_states_its_conclusion_and_classified_ends_the_draft(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    await tap(stack, "wangxm", "同意")
+    card = active_card(stack, "zhangkz").payload["template_card"]
+    assert card["main_title"]["title"].endswith("·保密审查")
+    assert [b["text"] for b in card["button_list"]] == ["同意（不涉密）", "不同意", "涉密不得公开"]
+    await say(stack, "wangxm", "/secret 1 自己认定")  # the submitter does not sign 二审
+    assert "投稿人不能审核" in last_text(stack, "wangxm")
+    await tap(stack, "zhangkz", "涉密不得公开")
+    assert "认定理由" in last_text(stack, "zhangkz")
+    await say(stack, "zhangkz", "含未公开的工作部署")
+    (draft,) = await drafts(stack)
+    assert draft.status == "classified"
+    assert "涉密，不得公开" in last_text(stack, "wangxm") and "不能修改后重新送审" in last_text(stack, "wangxm")
+    assert "涉密" in last_text(stack, "chenfb"), "admins are told"
+    rows = await decisions(stack)
+    assert [(r.stage, r.decision, r.secrecy) for r in rows] == [(1, "approve", ""), (2, "reject", "classified")]
+    await say(stack, "wangxm", "/revise 1\n改过的正文")
+    assert "不能再修改" in last_text(stack, "wangxm")
+    assert len(await decisions(stack)) == 2
+
+
+async def test_approving_at_the_secrecy_stage_records_not_classified(stack: Stack) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    await tap(stack, "wangxm", "同意")
+    await tap(stack, "zhangkz", "同意")
+    assert "保密审查：不涉密" in last_text(stack, "zhangkz")
+    await say(stack, "liuzr", "/secret 1 三审不作保密结论")
+    assert "保密审查作出" in last_text(stack, "liuzr")
+    rows = await decisions(stack)
+    assert [(r.stage, r.secrecy) for r in rows] == [(1, ""), (2, "clear")]

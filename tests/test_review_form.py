@@ -237,3 +237,18 @@ async def test_a_delegate_signs_with_both_names(deputy_stack: Stack) -> None:
     ledger = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
     (signed,) = [r for r in ledger[2:] if r[7] == "王副主任"]
     assert signed[11] == "刘主任", "the 台账's 代理 column names the away reviewer too"
+
+
+async def test_a_classified_item_and_an_important_one_say_so_in_the_remark(stack: Stack) -> None:
+    from tests.flow import META
+
+    await say(stack, "wangxm", f"/submit 内部部署\n{META}正文")
+    await tap(stack, "wangxm", "同意")
+    await tap(stack, "zhangkz", "涉密不得公开")
+    await say(stack, "zhangkz", "含未公开的工作部署")
+    await say(stack, "liuzr", "导出 2026-11")
+    _, content = received_file(stack, "liuzr")
+    sheet = load_workbook(io.BytesIO(content)).active
+    remark = next(str(c.value) for c in sheet["P"] if c.value and "稿件1号" in str(c.value))
+    assert "保密审查认定涉密，不得公开" in remark
+    assert sheet["N6"].value == "√", "二审 不同意 is ticked"

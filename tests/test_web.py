@@ -19,7 +19,7 @@ from bot.views import checklist_for
 from bot.wecom.outbox import Outbox
 from storage.file_store import FileStore
 from storage.models import AuditEntry
-from tests.flow import META, active_card, decisions, drafts, last_text, say, tap, texts
+from tests.flow import META, active_card, button_key, decisions, drafts, last_text, say, tap, texts
 from tests.test_export import received_file
 
 SUBMISSION = (
@@ -137,7 +137,7 @@ async def test_the_page_and_the_card_race_and_exactly_one_decision_counts(stack:
         page = await phone.get(f"/app/drafts/{number}/")
         delivered = active_card(stack, "sunkz")
         task_id = delivered.payload["template_card"]["task_id"]
-        key = next(b["key"] for b in delivered.payload["template_card"]["button_list"] if b["text"] == "同意")
+        key = button_key(delivered.payload["template_card"], "同意")
         await asyncio.gather(phone.decide(number, "approve", page=page), stack.sim.click("sunkz", task_id, key))
         await stack.drain()
     second = [d for d in await decisions(stack) if d.stage == 2]

@@ -77,7 +77,7 @@ def _button(stack: Stack, userid: str, label: str) -> tuple[str, str]:
             continue
         card = state.shown_to(userid)
         for button in card.get("button_list", []):
-            if button["text"] == label:
+            if button["text"] == label or button["text"].startswith(label + "（"):
                 return state.task_id, button["key"]
     raise RuntimeError(f"{userid} has no active card with {label}")
 

@@ -232,6 +232,9 @@ class ChainSettings(_Frozen):
     # 三校 (on unless switched off explicitly; then nothing claims 三审三校 for this chain).
     proofreading: bool = True
     proofs: tuple[ProofSettings, ...] = Field(default_factory=default_proofs)
+    # The 审 stage that does the 保密审查 (Zhanjiang 第八条; 二审 by default): its reviewer states
+    # 不涉密 with 同意, or 涉密不得公开, which stops the draft for good.
+    secrecy_stage: int = Field(default=2, ge=1)
 
     def with_principal(self) -> ChainSettings:
         """This chain for a 重要稿件: the 主要领导's 审签 after the last 审 stage (Qinzhou 附件 四(一)
@@ -255,6 +258,8 @@ class ChainSettings(_Frozen):
         for index, stage in enumerate(self.stages[1:], start=2):
             if SUBMITTER in stage.assignees:
                 raise ValueError(f"第{index}审不能由投稿人审核（{SUBMITTER} 只能用于一审）")
+        if self.secrecy_stage > len(self.stages):
+            raise ValueError(f"secrecy_stage: 第{self.secrecy_stage}审不存在（共 {len(self.stages)} 个审核环节）")
         if self.proofreading:
             if len(self.proofs) < 3:
                 raise ValueError("三校须配置一校、二校、三校（或明确设置 proofreading = false 关闭三校）")

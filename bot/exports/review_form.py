@@ -91,14 +91,16 @@ def _state_text(row: ReviewFormRow) -> str:
         return "已通过"
     if row.state == "withdrawn":
         return "已撤回"
+    if row.state == "classified":
+        return "保密审查认定涉密，不得公开"
     if row.state == "rejected":
         rejected = any(op is not None and op.decision == "reject" for op in row.stage_opinions)
         return "不同意，已退回投稿人修改" if rejected else "已退回投稿人修改"
     return f"审核中（{stage_label(row.current_stage)}）"
 
 
-def _signature(stage: int, op: StageOpinion, tz: tzinfo, *, with_opinion: bool) -> str:
-    text = f"{stage_label(stage)} {op.reviewer_name} {_local(op.decided_at, tz, '%m-%d %H:%M')}"
+def _signature(stage: int, op: StageOpinion, tz: tzinfo, *, with_opinion: bool, label: str = "") -> str:
+    text = f"{label or stage_label(stage)} {op.reviewer_name} {_local(op.decided_at, tz, '%m-%d %H:%M')}"
     if op.decision == "reject":
         text += " 不同意"
     if with_opinion and op.opinion.strip():
@@ -117,10 +119,12 @@ def remark_text(row: ReviewFormRow, tz: tzinfo = SHANGHAI, *, signatures: bool =
     一审/二审 are ticks only, so their opinions go here; 三审's is in its own column. The CSV
     has signer columns, so its 备注 leaves the signatures out (`signatures=False`).
     """
-    parts = [f"稿件{row.draft_id}号第{row.version}版，{_state_text(row)}"]
+    parts = [f"稿件{row.draft_id}号第{row.version}版，{'重要稿件（主要领导审签），' if row.important else ''}{_state_text(row)}"]
     if signatures:
+        # A 重要稿件's last stage is the 主要领导's 审签 (ChainSettings.with_principal).
+        signing = max((n for n, _ in row.later_stages), default=0) if row.important else 0
         signed = [
-            _signature(stage, op, tz, with_opinion=stage != 3)
+            _signature(stage, op, tz, with_opinion=stage != 3, label="审签" if stage == signing else "")
             for stage, op in (*enumerate(row.stage_opinions, start=1), *row.later_stages)
             if op is not None
         ]

@@ -12,7 +12,7 @@ Disclosure = Literal["active", "on_request"]
 Platform = Literal["website", "newmedia", "other"]
 Decision = Literal["approve", "reject"]
 # Where the item stands: the row shows its final version if decided, else its current one.
-RowState = Literal["approved", "rejected", "in_review", "withdrawn"]
+RowState = Literal["approved", "rejected", "in_review", "withdrawn", "classified"]
 
 SOURCE_KINDS: dict[str, str] = {
     "own": "本机关制发信息",
@@ -103,6 +103,7 @@ class ReviewFormRow:
     current_stage: int = 0  # where an unfinished item stands (in review or withdrawn)
     later_stages: tuple[tuple[int, StageOpinion], ...] = ()  # stages past 三审, if a chain has them
     earlier: tuple[EarlierVersion, ...] = ()
+    important: bool = False  # 重要稿件: the 主要领导's 审签 follows 三审
 
     def __post_init__(self) -> None:
         if self.source_kind not in SOURCE_KINDS:
@@ -159,7 +160,7 @@ def shown_stages(
     for stage, decisions in sorted(stages.items()):
         opinion = stage_opinion(decisions)
         if state == "approved" or stage < current_stage or (
-            state == "rejected" and stage == current_stage and opinion.decision == "reject"
+            state in ("rejected", "classified") and stage == current_stage and opinion.decision == "reject"
         ):
             shown[stage] = opinion
     return shown

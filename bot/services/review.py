@@ -158,6 +158,7 @@ async def start_stage(
         page_url=page,
         proofread=chain.proofreading,
         important=draft.important,
+        secrecy=draft.stage == chain.secrecy_stage,
     )
     scope.outbox.send_card(assignees, payload, card_id=card.id)
     return assignees
@@ -337,11 +338,18 @@ async def decide(
 ) -> Done:
     """Record one decision and everything it implies, or raise UserFacingError (no change).
 
-    `checklist` holds the items the reviewer ticked (page only). `seen` is the (version, round,
-    stage) the reviewer's page showed: a decision on anything else is refused as stale.
+    `decision` is approve, reject, or classified (涉密不得公开, only at the chain's 保密审查 stage:
+    recorded as a 不同意 whose conclusion stops the draft for good). At that stage 同意 records
+    the conclusion 不涉密. `checklist` holds the items the reviewer ticked (page only). `seen` is
+    the (version, round, stage) the reviewer's page showed: a decision on anything else is stale.
     """
     chain = scope.settings.chain_for(draft.category, draft.important)
     stage_settings = stage_of(chain, draft.stage)
+    secrecy_stage = draft.stage == chain.secrecy_stage
+    if decision == "classified" and not secrecy_stage:
+        raise UserFacingError(views.not_secrecy_stage(draft, stage_of(chain, chain.secrecy_stage).name))
+    secrecy = ("classified" if decision == "classified" else "clear" if decision == "approve" else "") if secrecy_stage else ""
+    recorded = "reject" if decision == "classified" else decision
     decisions = await current_decisions(scope, draft)
     people = await stage_people(scope, chain, draft, decisions)
     if seen is not None and seen != (draft.version, draft.round, draft.stage):
@@ -363,10 +371,11 @@ async def decide(
         slot=decision_slot(stage_settings.model_copy(update={"mode": people.mode}), scope.user),
         reviewer_userid=scope.user,
         reviewer_name=scope.name_of(scope.user),
-        decision=decision,
+        decision=recorded,
         opinion=opinion,
         decided_at=now,
         via=via,
+        secrecy=secrecy,
         checklist=ticked,
         on_behalf_of=people.on_behalf.get(scope.user, ""),
     )
@@ -389,15 +398,16 @@ async def decide(
             "stage_name": stage_settings.name,
             "opinion": opinion,
             "via": via,
+            **({"secrecy": secrecy} if secrecy else {}),
             **({"checklist": ticked} if ticked else {}),
             **({"on_behalf_of": row.on_behalf_of} if row.on_behalf_of else {}),
         },
     )
-    stage_rows = [*decisions, PastDecision(draft.stage, scope.user, decision, draft.round)]
+    stage_rows = [*decisions, PastDecision(draft.stage, scope.user, recorded, draft.round)]
     outcome = outcome_after(
         chain,
         stage=draft.stage,
-        decision=decision,
+        decision=recorded,
         stage_decisions=in_round(stage_rows, draft.stage, draft.round),
         assignees=assignees,
         mode=people.mode,
@@ -417,7 +427,15 @@ async def decide(
         await drafts_repo.close_card(session=scope.session, card_id=clicked_card)
     draft.updated_at = now
     reviewer_name = scope.name_of(scope.user)
-    if outcome.kind == "rejected":
+    if secrecy == "classified":  # 涉密不得公开: the end of this draft, whatever version
+        draft.status = "classified"
+        scope.session.add(draft)
+        admins = [m.userid for m in scope.settings.staff if "admin" in m.roles]
+        scope.outbox.send_text(
+            list(dict.fromkeys([draft.submitter_userid, *admins])),
+            views.classified_notice(draft, stage_settings.name, reviewer_name, opinion),
+        )
+    elif outcome.kind == "rejected":
         draft.status = "rejected"
         scope.session.add(draft)
         scope.outbox.send_text(
@@ -428,7 +446,7 @@ async def decide(
         await stage_approved(scope, draft, chain, stage_rows, by=reviewer_name)
     if scope.user == draft.submitter_userid:
         return Done(draft, None)  # the submitter's own 一审: the notice above already told them
-    return Done(draft, views.decision_recorded(draft, stage_settings.name, decision))
+    return Done(draft, views.decision_recorded(draft, stage_settings.name, decision, secrecy))
 
 
 async def stage_approved(

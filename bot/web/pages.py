@@ -207,7 +207,8 @@ class Workspace:
             reason = await review.refusal_for(work, chain, draft, None, decisions, people, quiet=True)
             if reason is None and shown == draft.version:
                 form = {"checklist": views.checklist_for(draft.stage), "version": draft.version,
-                        "round": draft.round, "stage": draft.stage}
+                        "round": draft.round, "stage": draft.stage,
+                        "secrecy": draft.stage == chain.secrecy_stage}
             current_people = views.names(people.assignees, review.staff_names(work))
         else:
             current_people = ""
@@ -287,10 +288,10 @@ class Workspace:
         seen = (_int(form.get("version"), 0), _int(form.get("round"), 0), _int(form.get("stage"), 0))
         ticked = [_text(v) or "" for v in form.getall("check", [])]
         page = f"/app/drafts/{number}/"
-        if decision not in ("approve", "reject"):
+        if decision not in ("approve", "reject", "classified"):
             return await self.flash_back(request, page, "请选择“同意”或“不同意”。")
-        if decision == "reject" and not opinion:
-            return await self.flash_back(request, page, "选择“不同意”时须填写审核意见（退回理由）。")
+        if decision in ("reject", "classified") and not opinion:
+            return await self.flash_back(request, page, "选择“不同意”或“涉密不得公开”时须填写审核意见（理由）。")
         try:
             async with self.work(userid, write=True) as work:
                 draft = await drafts_repo.get_draft(session=work.session, draft_id=number, lock=True)
