@@ -97,6 +97,24 @@ def check_new_reviewer(
         raise UserFacingError(views.not_eligible_target(scope.name_of(target), stage_name, roles, action))
 
 
+async def reassign_stage(
+    scope: Scope, draft: Draft, decisions: list[PastDecision], people: Sequence[str], *, mode: str, reason: str,
+    label: str,
+) -> None:
+    """Record who now holds the current stage (转审 or 加签), grey the old cards with `label`, and
+    send the stage's cards to its people afresh."""
+    assert draft.id is not None
+    scope.session.add(
+        StageAssignment(
+            draft_id=draft.id, version=draft.version, round=draft.round, stage=draft.stage,
+            assignees="|".join(people), mode=mode, reason=reason, by=scope.user, at=scope.now(),
+        )
+    )
+    await scope.session.flush()
+    await close_open_cards(scope, draft, label)
+    await start_stage(scope, draft, decisions)
+
+
 # ---------------------------------------------------------------- 加签 (联审)
 
 
@@ -117,16 +135,7 @@ async def cosign(scope: Scope, number: int, targets: Sequence[str], reason: str)
     base = (scope.user,) if scope.user in people.assignees else people.assignees
     joint = tuple(dict.fromkeys([*base, *targets]))
     now = scope.now()
-    assert draft.id is not None
-    scope.session.add(
-        StageAssignment(
-            draft_id=draft.id, version=draft.version, round=draft.round, stage=draft.stage,
-            assignees="|".join(joint), mode="all", reason=reason, by=scope.user, at=now,
-        )
-    )
-    await scope.session.flush()
-    await close_open_cards(scope, draft, "已加签会签")
-    await start_stage(scope, draft, decisions)
+    await reassign_stage(scope, draft, decisions, joint, mode="all", reason=reason, label="已加签会签")
     await append_audit(
         session=scope.session, at=now, actor=scope.user, action="cosign", draft_id=draft.id,
         details={"version": draft.version, "stage": draft.stage, "stage_name": stage_name,
@@ -196,16 +205,8 @@ async def transfer(scope: Scope, number: int, target: str, reason: str) -> Done:
     else:
         new_people = (target,)  # an admin reassigns the whole stage
     now = scope.now()
-    assert draft.id is not None
-    scope.session.add(
-        StageAssignment(
-            draft_id=draft.id, version=draft.version, round=draft.round, stage=draft.stage,
-            assignees="|".join(new_people), mode=mode, reason=reason, by=scope.user, at=now,
-        )
-    )
-    await scope.session.flush()
-    await close_open_cards(scope, draft, f"已转审给{scope.name_of(target)}")
-    await start_stage(scope, draft, decisions)
+    await reassign_stage(scope, draft, decisions, new_people, mode=mode, reason=reason,
+                         label=f"已转审给{scope.name_of(target)}")
     await append_audit(
         session=scope.session, at=now, actor=scope.user, action="transfer", draft_id=draft.id,
         details={

@@ -273,7 +273,9 @@ class Workspace:
 
     # ------------------------------------------------------------ deciding
 
-    async def decide(self, request: web.Request) -> web.StreamResponse:
+    async def posted_form(self, request: web.Request, what: str) -> tuple[str, int, Any] | web.StreamResponse:
+        """A signed-in person's form on a draft page with a valid CSRF token: (userid, draft number,
+        form), or the response that refuses it (nothing changes)."""
         userid = await self.signed_in(request)
         if not isinstance(userid, str):
             return userid
@@ -281,57 +283,64 @@ class Workspace:
         form = await request.post()
         session = await get_session(request)
         if not csrf_ok(session, _text(form.get("csrf"))):
-            log.warning("decision on draft %s by %s refused: bad CSRF token", number, userid)
+            log.warning("%s on draft %s by %s refused: bad CSRF token", what, number, userid)
             return self.message("页面已过期（安全校验未通过），请刷新页面后重新提交。未做任何更改。", status=403)
-        decision = _text(form.get("decision"))
+        return userid, number, form
+
+    async def on_draft(
+        self, request: web.Request, userid: str, number: int, act: Callable[[Work, Draft], Awaitable[review.Done]],
+        done_text: str,
+    ) -> web.StreamResponse:
+        """Run `act` on the locked draft in one transaction, then back to the page with its message."""
+        page = f"/app/drafts/{number}/"
+        try:
+            async with self.work(userid, write=True) as work:
+                draft = await drafts_repo.get_draft(session=work.session, draft_id=number, lock=True)
+                if draft is None or not await review.may_view(work, draft):
+                    return self.not_visible(userid, number)
+                done = await act(work, draft)
+        except UserFacingError as exc:
+            return await self.flash_back(request, page, exc.message)
+        return await self.flash_back(request, page, done.message or done_text)
+
+    async def decide(self, request: web.Request) -> web.StreamResponse:
+        posted = await self.posted_form(request, "decision")
+        if not isinstance(posted, tuple):
+            return posted
+        userid, number, form = posted
+        decision = _text(form.get("decision")) or ""
         opinion = (_text(form.get("opinion")) or "").strip()[:2000]
-        seen = (_int(form.get("version"), 0), _int(form.get("round"), 0), _int(form.get("stage"), 0))
+        seen = _seen(form)
         ticked = [_text(v) or "" for v in form.getall("check", [])]
         page = f"/app/drafts/{number}/"
         if decision not in ("approve", "reject", "classified"):
             return await self.flash_back(request, page, "请选择“同意”或“不同意”。")
         if decision in ("reject", "classified") and not opinion:
             return await self.flash_back(request, page, "选择“不同意”或“涉密不得公开”时须填写审核意见（理由）。")
-        try:
-            async with self.work(userid, write=True) as work:
-                draft = await drafts_repo.get_draft(session=work.session, draft_id=number, lock=True)
-                if draft is None or not await review.may_view(work, draft):
-                    return self.not_visible(userid, number)
-                done = await review.decide(
-                    work, draft, decision=decision, opinion=opinion, card=None, response_code=None,
-                    via="page", checklist=ticked, seen=seen,
-                )
-        except UserFacingError as exc:
-            return await self.flash_back(request, page, exc.message)
-        return await self.flash_back(request, page, done.message or "已记录您的审核意见。")
+        return await self.on_draft(
+            request, userid, number,
+            lambda work, draft: review.decide(work, draft, decision=decision, opinion=opinion, card=None,
+                                              response_code=None, via="page", checklist=ticked, seen=seen),
+            "已记录您的审核意见。",
+        )
 
     async def sign_proof(self, request: web.Request) -> web.StreamResponse:
         """A proofreader signs the open 校 step on the page (校对无误, or 有修改 with the corrections)."""
-        userid = await self.signed_in(request)
-        if not isinstance(userid, str):
-            return userid
-        number = int(request.match_info["draft_id"])
-        form = await request.post()
-        session = await get_session(request)
-        if not csrf_ok(session, _text(form.get("csrf"))):
-            log.warning("proof on draft %s by %s refused: bad CSRF token", number, userid)
-            return self.message("页面已过期（安全校验未通过），请刷新页面后重新提交。未做任何更改。", status=403)
+        posted = await self.posted_form(request, "proof")
+        if not isinstance(posted, tuple):
+            return posted
+        userid, number, form = posted
         result = _text(form.get("result")) or ""
         note = (_text(form.get("note")) or "").strip()[:2000]
-        seen = (_int(form.get("version"), 0), _int(form.get("round"), 0), _int(form.get("stage"), 0))
-        page = f"/app/drafts/{number}/"
+        seen = _seen(form)
         if result not in proof.RESULTS:
-            return await self.flash_back(request, page, "请选择“校对无误”或“有修改”。")
-        try:
-            async with self.work(userid, write=True) as work:
-                draft = await drafts_repo.get_draft(session=work.session, draft_id=number, lock=True)
-                if draft is None or not await review.may_view(work, draft):
-                    return self.not_visible(userid, number)
-                done = await proof.sign_proof(work, draft, result=result, note=note, card=None,
-                                              response_code=None, via="page", seen=seen)
-        except UserFacingError as exc:
-            return await self.flash_back(request, page, exc.message)
-        return await self.flash_back(request, page, done.message or "已记录您的校对。")
+            return await self.flash_back(request, f"/app/drafts/{number}/", "请选择“校对无误”或“有修改”。")
+        return await self.on_draft(
+            request, userid, number,
+            lambda work, draft: proof.sign_proof(work, draft, result=result, note=note, card=None,
+                                                 response_code=None, via="page", seen=seen),
+            "已记录您的校对。",
+        )
 
     async def flash_back(self, request: web.Request, target: str, text: str) -> web.StreamResponse:
         """Post/redirect/get: the message shows once on the page the browser goes back to."""
@@ -356,6 +365,11 @@ async def pop_flash(request: web.Request) -> str | None:
     session = await get_session(request)
     text = session.pop(FLASH, None)
     return str(text) if text else None
+
+
+def _seen(form: Any) -> tuple[int, int, int]:
+    """The (version, round, stage) a page's form was showing."""
+    return (_int(form.get("version"), 0), _int(form.get("round"), 0), _int(form.get("stage"), 0))
 
 
 def _int(value: Any, default: int) -> int:
