@@ -93,3 +93,52 @@ async def test_with_proofreading_the_third_proof_follows_the_principals_signatur
         (draft,) = await drafts(stack)
         assert (draft.stage, draft.step) == (4, "proof"), "三校 proofreads what the 主要领导 signed"
         assert active_card(stack, "sunkz").payload["template_card"]["main_title"]["title"] == "【三校】待校对稿件"
+
+
+async def test_a_full_three_reviews_three_proofs_with_important_and_joint_review_names_everyone(
+    database_url: str, clock: FrozenClock
+) -> None:
+    from storage.audit_repo import verify_audit_log
+
+    staff = [*DEMO_STAFF, PRINCIPAL, {"userid": "lizk", "name": "李科长", "roles": ["reviewer"]}]
+    settings = stack_settings(database_url, {"staff": staff}, proofreading=True)
+    async with running_stack(settings, clock) as stack:
+        await say(stack, "wangxm", f"/submit 关于全市防汛工作的重要通知\n{META}重要：是\n正文")
+        await tap(stack, "wangxm", "同意")  # 一审
+        await tap(stack, "wangxm", "校对无误")  # 一校 读校
+        await say(stack, "zhaoli", "/proof 1 有修改 第二段错字已改")
+        await say(stack, "zhangkz", "/cosign 1 lizk 涉及水文数据，请李科长会签")  # 联审 at 二审
+        await tap(stack, "zhangkz", "同意")
+        await tap(stack, "lizk", "同意")
+        await tap(stack, "sunkz", "校对无误")  # 二校 默读
+        await tap(stack, "liuzr", "同意")  # 三审
+        await tap(stack, "wangzr", "同意")  # 审签
+        await tap(stack, "zhangkz", "校对无误")  # 三校 读校
+        await tap(stack, "zhaoli", "校对无误")
+        (draft,) = await drafts(stack)
+        assert draft.status == "approved"
+        await say(stack, "liuzr", "导出 2026-11 台账")
+        _, ledger = received_file(stack, "liuzr")
+        rows = list(load_workbook(io.BytesIO(ledger)).active.iter_rows(values_only=True))
+        header = rows[1]
+        steps = [(r[header.index("环节")], r[header.index("操作")], r[header.index("操作人")]) for r in rows[2:]]
+        assert steps == [
+            (None, "投稿", "王小明"),
+            ("一审", "同意", "王小明"),
+            ("一校（读校）", "校对", "王小明"), ("一校（读校）", "校对", "赵丽"),
+            ("二审", "加签会签", "张科长"),
+            ("二审", "同意", "张科长"), ("二审", "同意", "李科长"),
+            ("二校（默读）", "校对", "孙科长"),
+            ("三审", "同意", "刘主任"),
+            ("审签", "同意", "王主任"),
+            ("三校（读校）", "校对", "张科长"), ("三校（读校）", "校对", "赵丽"),
+            (None, "审校完成，可发布", "系统"),
+        ]
+        await say(stack, "liuzr", "导出 2026-11")
+        files = [d for d in stack.sim.inbox("liuzr") if d.msgtype == "file"]
+        form = stack.sim.media[files[-1].payload["file"]["media_id"]].content
+        sheet = load_workbook(io.BytesIO(form)).active
+        remark = next(str(c.value) for c in sheet["P"] if c.value and "稿件1号" in str(c.value))
+        assert "重要稿件（主要领导审签）" in remark and "审签 王主任" in remark and "三审 刘主任" in remark
+        async with stack.db() as session:
+            assert (await verify_audit_log(session=session)).ok

@@ -79,9 +79,10 @@ async def require_current_reviewer_or_admin(scope: Scope, draft: Draft) -> Stage
 
 def check_new_reviewer(
     scope: Scope, draft: Draft, chain: ChainSettings, decisions: list[PastDecision],
-    assignees: Sequence[str], target: str, *, action: str,
+    assignees: Sequence[str], target: str, *, action: str, already_ok: bool = False,
 ) -> None:
-    """Refuse (saying why) a 转审 or 加签 to someone the rules keep out of this stage."""
+    """Refuse (saying why) a 转审 or 加签 to someone the rules keep out of this stage. `already_ok`:
+    one of a 或签 stage's people may still be 加签'd (they then must sign, not merely may)."""
     stage_name = stage_of(chain, draft.stage).name
     if target == draft.submitter_userid and draft.stage > 1:
         raise UserFacingError(f"投稿人不能审核自己稿件的{stage_name}，不能{action}给{scope.name_of(target)}。")
@@ -89,7 +90,7 @@ def check_new_reviewer(
         raise UserFacingError(
             f"{scope.name_of(target)}已审核过该稿件的其他环节，同一稿件的各审须由不同的人完成。"
         )
-    if target in assignees:
+    if target in assignees and not already_ok:
         raise UserFacingError(f"{scope.name_of(target)}已是{stage_name}的审核人。")
     roles = eligible_roles(chain, draft.stage)
     if not is_eligible(scope.staff.get(target), roles):
@@ -131,7 +132,8 @@ async def cosign(scope: Scope, number: int, targets: Sequence[str], reason: str)
     stage_name = stage_of(chain, draft.stage).name
     decisions = await current_decisions(scope, draft)
     for target in targets:
-        check_new_reviewer(scope, draft, chain, decisions, people.assignees, target, action="加签")
+        check_new_reviewer(scope, draft, chain, decisions, people.assignees, target, action="加签",
+                           already_ok=people.mode != "all")
     base = (scope.user,) if scope.user in people.assignees else people.assignees
     joint = tuple(dict.fromkeys([*base, *targets]))
     now = scope.now()
