@@ -628,3 +628,14 @@ def meta_next(missing: Sequence[str]) -> str:
 
 def meta_answer_refused(reason: str, field: str) -> str:
     return f"{reason}\n{META_QUESTIONS[field]}"
+
+
+# ---------------------------------------------------------------- audit checkpoints
+
+
+def audit_checkpoint(day: object, entry_id: int, entry_hash: str) -> str:
+    """The daily witness of the audit chain's head, for the admins to keep."""
+    return (
+        f"【审计检查点】{day}：审计日志共 {entry_id} 条，末条哈希 {entry_hash}。\n"
+        f"请保留本消息；核验：sanshen verify-audit --checkpoint {entry_id}:{entry_hash}"
+    )

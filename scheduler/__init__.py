@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from scheduler import duty, freshness, housekeeping, reminders
+from scheduler import audit, duty, freshness, housekeeping, reminders
 from scheduler.sweeper import Sweep
 
 
 def all_sweeps() -> list[Sweep]:
     """Every sweep the bot runs, in order."""
-    return [*duty.SWEEPS, *freshness.SWEEPS, *reminders.SWEEPS, housekeeping.prune_dedupe_keys]
+    return [*duty.SWEEPS, *freshness.SWEEPS, *reminders.SWEEPS, *audit.SWEEPS, housekeeping.prune_dedupe_keys]

@@ -15,9 +15,11 @@ from bot.rules.audit_chain import (
     VerifyResult,
     canonical_payload,
     chain_hash,
+    checkpoint_mac,
+    record_digest,
     verify_chain,
 )
-from storage.models import AuditEntry, AuditHead
+from storage.models import AuditCheckpoint, AuditEntry, AuditHead, Draft, ProofRecord, StageDecision
 
 
 def entry_payload(entry: AuditEntry) -> dict[str, Any]:
@@ -131,3 +133,106 @@ def _verify_part(
         return VerifyResult(False, checked, links[0].id, "与上一条记录的链接不符（前序记录被改动或删除）")
     part = verify_chain(links, genesis=links[0].prev_hash)
     return VerifyResult(part.ok, checked + part.checked, part.first_broken_id, part.reason)
+
+
+# ---------------------------------------------------------------- what the forms print, bound to the chain
+
+
+def decision_fields(row: StageDecision) -> dict[str, Any]:
+    """The columns of a decision that the 保密审查表 and the pages print."""
+    return {
+        "draft_id": row.draft_id, "version": row.version, "round": row.round, "stage": row.stage,
+        "stage_name": row.stage_name, "reviewer_userid": row.reviewer_userid, "reviewer_name": row.reviewer_name,
+        "decision": row.decision, "opinion": row.opinion, "decided_at": row.decided_at,
+        "on_behalf_of": row.on_behalf_of, "secrecy": row.secrecy, "checklist": list(row.checklist or []),
+    }
+
+
+def proof_fields(row: ProofRecord) -> dict[str, Any]:
+    return {
+        "draft_id": row.draft_id, "version": row.version, "round": row.round, "after_stage": row.after_stage,
+        "proof_name": row.proof_name, "method": row.method, "proofreader_userid": row.proofreader_userid,
+        "proofreader_name": row.proofreader_name, "result": row.result, "note": row.note, "at": row.at,
+    }
+
+
+def draft_fields(draft: Draft) -> dict[str, Any]:
+    """A draft's columns on the 保密审查表 (fixed once submitted)."""
+    return {
+        "title": draft.title, "category": draft.category, "source_kind": draft.source_kind,
+        "source_note": draft.source_note, "disclosure": draft.disclosure, "platforms": draft.platforms,
+        "submitter_userid": draft.submitter_userid, "submitter_name": draft.submitter_name,
+    }
+
+
+RECORD_KINDS: dict[str, tuple[Any, Any, str]] = {
+    # details key → (table, its printed fields, what the verifier calls it)
+    "decision_id": (StageDecision, decision_fields, "审核记录"),
+    "proof_id": (ProofRecord, proof_fields, "校对记录"),
+}
+
+
+async def verify_records(*, session: AsyncSession, batch: int = 1000) -> list[str]:
+    """Every decision, 校 signature and draft the forms print matches the digest its audit entry
+    carries, and none lacks its entry. Records from before the binding existed are counted, not
+    judged. Returns the problems found (Chinese), empty when all is well."""
+    problems: list[str] = []
+    bound: dict[str, set[int]] = {key: set() for key in RECORD_KINDS}
+    result = await session.stream(
+        select(AuditEntry).where(col(AuditEntry.action).in_(
+            ("submit", "approve", "reject", "classified", "proof")
+        )).order_by(col(AuditEntry.id)).execution_options(yield_per=batch)
+    )
+    async for partition in result.scalars().partitions(batch):
+        for entry in partition:
+            details = entry.details or {}
+            if entry.action == "submit" and "form" in details and entry.draft_id is not None:
+                draft = await session.get(Draft, entry.draft_id)
+                if draft is None or record_digest(draft_fields(draft)) != details["form"]:
+                    problems.append(f"稿件{entry.draft_id}号的标题、来源、公开或平台与第 {entry.id} 条记录不符（被改动）")
+            for key, (table, fields, label) in RECORD_KINDS.items():
+                if key not in details:
+                    continue
+                row = await session.get(table, details[key])
+                bound[key].add(int(details[key]))
+                if row is None:
+                    problems.append(f"第 {entry.id} 条记录对应的{label}已被删除")
+                elif record_digest(fields(row)) != details.get("record") or row.audit_id != entry.id:
+                    problems.append(f"{label}（第 {entry.id} 条）的内容与审计记录不符（被改动）")
+    for key, (table, _, label) in RECORD_KINDS.items():
+        rows = await session.exec(select(table.id).where(col(table.audit_id).is_not(None)))
+        for row_id in rows.all():
+            if row_id not in bound[key]:
+                problems.append(f"{label} {row_id} 没有对应的审计记录（被添加）")
+    return problems
+
+
+async def add_checkpoint(*, session: AsyncSession, at: datetime, key: str = "") -> AuditCheckpoint:
+    """Witness the chain's head now (signed with `key` when one is configured)."""
+    head = (await session.exec(select(AuditHead).where(AuditHead.id == 1))).one()
+    checkpoint = AuditCheckpoint(
+        at=at, entry_id=head.last_id, entry_hash=head.last_hash,
+        mac=checkpoint_mac(key, head.last_id, head.last_hash) if key else "",
+    )
+    session.add(checkpoint)
+    return checkpoint
+
+
+async def verify_checkpoints(
+    *, session: AsyncSession, external: Sequence[tuple[int, str]] = (), key: str = ""
+) -> list[str]:
+    """Each checkpoint — those in the database and those kept elsewhere (`external`: a file, the
+    admins' messages) — must still be in the chain; with the key, the stored ones must be signed."""
+    problems: list[str] = []
+    stored = (await session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.id)))).all()
+    if key:
+        for checkpoint in stored:
+            if checkpoint.mac != checkpoint_mac(key, checkpoint.entry_id, checkpoint.entry_hash):
+                problems.append(f"检查点（第 {checkpoint.entry_id} 条）的签名不符：检查点被伪造或改动")
+    for entry_id, entry_hash in [*((c.entry_id, c.entry_hash) for c in stored), *external]:
+        if entry_id == 0:
+            continue
+        entry = await session.get(AuditEntry, entry_id)
+        if entry is None or entry.hash != entry_hash:
+            problems.append(f"检查点记录的第 {entry_id} 条（哈希 {entry_hash[:12]}…）已不在日志中：日志被截断或改写")
+    return problems

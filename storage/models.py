@@ -141,6 +141,8 @@ class StageDecision(SQLModel, table=True):
     via: str = Field(max_length=16)  # card | command | page
     # At the 保密审查 stage: clear (不涉密, with 同意) or classified (涉密不得公开, a 不同意 that ends it).
     secrecy: str = Field(default="", max_length=12, sa_column_kwargs={"server_default": ""})
+    # The audit entry that records this decision (its details carry this row's digest).
+    audit_id: int | None = Field(default=None)
     # The stage's checklist items the reviewer ticked on the page, in the checklist's words.
     checklist: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     on_behalf_of: str = Field(default="", max_length=64)  # the away reviewer a delegate stood in for
@@ -167,6 +169,7 @@ class ProofRecord(SQLModel, table=True):
     note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # the corrections
     via: str = Field(max_length=16)  # card | command | page
     at: datetime = utc_column(index=True)
+    audit_id: int | None = Field(default=None)  # the audit entry that records this signature
 
 
 class ApprovalCard(SQLModel, table=True):
@@ -302,6 +305,17 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     last_id: int = 0
     last_hash: str = Field(max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A witness of the chain's head at a moment (daily): also written to a file and sent to the
+    admins, and signed with SANSHEN_AUDIT_KEY when set, so cutting the tail is noticed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_column()
+    entry_id: int
+    entry_hash: str = Field(max_length=64)
+    mac: str = Field(default="", max_length=64)
 
 
 class Occasion(SQLModel, table=True):

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -39,7 +40,7 @@ def _load(path: str, *, with_files: bool = False) -> Settings:
 def _secrets(settings: Settings) -> list[str]:
     return [
         settings.wecom.secret, settings.wecom.token, settings.wecom.encoding_aes_key,
-        settings.web.session_secret,
+        settings.web.session_secret, settings.audit.key,
     ]
 
 
@@ -119,25 +120,62 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_audit(args: argparse.Namespace) -> int:
-    from storage.audit_repo import verify_audit_log
+    """The chain re-hashed; every printed record matches its entry; every checkpoint is still in it."""
+    from storage.audit_repo import verify_audit_log, verify_checkpoints, verify_records
 
     settings = _load(args.config)
     setup_logging("WARNING", _secrets(settings))
+    try:
+        external = [*(_checkpoint(text) for text in args.checkpoint or ()),
+                    *_checkpoint_file(args.checkpoint_file or settings.audit.checkpoint_file)]
+    except ValueError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
 
     async def run():  # type: ignore[no-untyped-def]
         engine, db = await _open_db(settings)
         try:
             async with db() as session:
-                return await verify_audit_log(session=session)
+                chain = await verify_audit_log(session=session)
+                records = await verify_records(session=session) if chain.ok else []
+                checkpoints = await verify_checkpoints(session=session, external=external, key=settings.audit.key)
+                return chain, records, checkpoints
         finally:
             await engine.dispose()
 
-    result = asyncio.run(run())
-    if result.ok:
-        sys.stdout.write(f"审计日志完整：共 {result.checked} 条，哈希链连续。\n")
-        return 0
-    sys.stdout.write(f"审计日志在第 {result.first_broken_id} 条处不连续：{result.reason}\n")
-    return 1
+    chain, records, checkpoints = asyncio.run(run())
+    if not chain.ok:
+        sys.stdout.write(f"审计日志在第 {chain.first_broken_id} 条处不连续：{chain.reason}\n")
+        return 1
+    problems = [*records, *checkpoints]
+    if problems:
+        sys.stdout.write("".join(f"审计核验不通过：{p}\n" for p in problems[:20]))
+        return 1
+    witnessed = f"，{len(external)} 个外部检查点均在日志中" if external else ""
+    sys.stdout.write(f"审计日志完整：共 {chain.checked} 条，哈希链连续，审核与校对记录与日志一致{witnessed}。\n")
+    return 0
+
+
+def _checkpoint(text: str) -> tuple[int, str]:
+    entry, _, digest = text.strip().partition(":")
+    if not entry.isdigit() or len(digest) != 64:
+        raise ValueError(f"检查点格式应为 条数:哈希（64 位），收到 {text!r}")
+    return int(entry), digest
+
+
+def _checkpoint_file(name: str) -> list[tuple[int, str]]:
+    """Checkpoints written by the daily sweep: date, entry, hash, signature per line."""
+    if not name:
+        return []
+    path = Path(name)
+    if not path.exists():
+        raise ValueError(f"检查点文件 {name} 不存在")
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 3 and fields[1].isdigit():
+            found.append((int(fields[1]), fields[2]))
+    return found
 
 
 def cmd_menu_sync(args: argparse.Namespace) -> int:
@@ -201,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
     verify = sub.add_parser("verify-audit", help="re-hash the audit log and name the first broken entry")
     verify.add_argument("-c", "--config", default="config.toml")
+    verify.add_argument("--checkpoint", action="append", help="ENTRY:HASH kept outside the database (repeatable)")
+    verify.add_argument("--checkpoint-file", help="the daily checkpoint file (default [audit] checkpoint_file)")
     verify.set_defaults(func=cmd_verify_audit)
     menu = sub.add_parser("menu", help="the app's custom menu in WeCom")
     menu_sub = menu.add_subparsers(dest="menu_command", required=True)
@@ -213,4 +253,3 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.func(args))
-

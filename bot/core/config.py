@@ -28,6 +28,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "SANSHEN_WECOM_API_BASE": ("wecom", "api_base"),
     "SANSHEN_DATABASE_URL": ("database", "url"),
     "SANSHEN_WEB_SESSION_SECRET": ("web", "session_secret"),
+    "SANSHEN_AUDIT_KEY": ("audit", "key"),
 }
 REAL_WECOM_API = "https://qyapi.weixin.qq.com"
 
@@ -121,6 +122,17 @@ class WebSettings(_Frozen):
         if value and len(value) < 32:
             raise ValueError("至少 32 个字符（建议用 openssl rand -hex 32 生成）")
         return value
+
+
+class AuditSettings(_Frozen):
+    """Witnesses of the audit chain kept outside the database (Qinzhou 五(三) 台账, 责任倒查)."""
+
+    # Signs the daily checkpoints; keep it out of the database and its backups (SANSHEN_AUDIT_KEY).
+    key: str = Field(default="", repr=False)
+    # Each daily checkpoint (date, last entry, its hash, signature) is appended here too, e.g. on
+    # another disk; `verify-audit --checkpoint-file` proves the log still contains them all.
+    checkpoint_file: str = ""
+    checkpoint_time: str = Field(default="00:10", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class StorageSettings(_Frozen):
@@ -400,6 +412,7 @@ class Settings(_Frozen):
     chains: tuple[ChainSettings, ...] = Field(default_factory=default_chains)
     duty: DutySettings = DutySettings()
     freshness: FreshnessSettings = FreshnessSettings()
+    audit: AuditSettings = AuditSettings()
     reminders: ReminderSettings = ReminderSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
 

@@ -27,6 +27,19 @@ def canonical_payload(payload: Mapping[str, Any]) -> bytes:
     ).encode("utf-8")
 
 
+def record_digest(fields: Mapping[str, Any]) -> str:
+    """sha256 of a printed record's fields (a decision, a 校 signature, a draft's form columns):
+    its audit entry carries this, so editing the record afterwards fails verification."""
+    return hashlib.sha256(canonical_payload(fields)).hexdigest()
+
+
+def checkpoint_mac(key: str, entry_id: int, entry_hash: str) -> str:
+    """HMAC-SHA256 over a checkpoint with a key kept outside the database (SANSHEN_AUDIT_KEY):
+    whoever edits the database cannot forge a checkpoint for a shortened chain."""
+    message = f"{entry_id}:{entry_hash}".encode("ascii")
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
 def chain_hash(prev_hash: str, payload: bytes) -> str:
     """sha256(prev_hash ‖ '\\n' ‖ payload), hex."""
     return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + payload).hexdigest()

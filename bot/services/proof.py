@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import views
 from bot.core.config import ChainSettings, ProofSettings
 from bot.core.errors import UserFacingError
+from bot.rules.audit_chain import record_digest
 from bot.rules.proof import check_may_proof, proof_complete, proofreaders
 from bot.rules.review import Refusal
 from bot.services.review import (
@@ -18,7 +19,7 @@ from bot.services.review import (
     staff_names,
 )
 from bot.services.scope import Scope
-from storage.audit_repo import append_audit
+from storage.audit_repo import append_audit, proof_fields
 from storage.models import ApprovalCard, Draft, ProofRecord
 
 RESULTS = ("passed", "changed")
@@ -83,14 +84,17 @@ async def sign_proof(
             await scope.session.flush()
     except IntegrityError:
         raise UserFacingError(views.proof_refusal(draft, open_proof.name, "already_signed")) from None
-    await append_audit(
+    entry = await append_audit(
         session=scope.session, at=now, actor=scope.user, action="proof", draft_id=draft.id,
         details={
             "version": draft.version, "stage": draft.stage, "stage_name": open_proof.name,
             "method": open_proof.method, "result": result, "via": via,
             **({"note": record.note} if record.note else {}),
+            "proof_id": record.id, "record": record_digest(proof_fields(record)),
         },
     )
+    record.audit_id = entry.id
+    scope.session.add(record)
     signers = [*[r.proofreader_userid for r in signed], scope.user]
     label = views.proof_done_label(open_proof.name, result, scope.name_of(scope.user))
     if not proof_complete(open_proof, signers):

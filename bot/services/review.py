@@ -12,6 +12,7 @@ from bot import views
 from bot.core.config import ChainSettings
 from bot.core.errors import UserFacingError
 from bot.documents.docx_html import text_to_html
+from bot.rules.audit_chain import record_digest
 from bot.rules.content import VersionContent
 from bot.rules.proof import proofreaders
 from bot.rules.review import (
@@ -32,7 +33,7 @@ from bot.rules.submission import DraftMeta
 from bot.services.scope import Scope
 from bot.views import checklist_for
 from storage import drafts_repo
-from storage.audit_repo import append_audit
+from storage.audit_repo import append_audit, decision_fields, draft_fields
 from storage.models import ApprovalCard, Draft, ProofRecord, StageDecision
 
 MAX_BODY_CHARS = 200_000
@@ -265,6 +266,7 @@ async def create_draft(scope: Scope, title: str, meta: DraftMeta, content: Versi
         draft_id=draft.id,
         details={
             "title": draft.title, "version": 1, "category": draft.category, **content_details(content),
+            "form": record_digest(draft_fields(draft)),
             **({"important": keywords or "投稿人标注"} if important else {}),
         },
     )
@@ -386,7 +388,7 @@ async def decide(
     except IntegrityError:
         # Another reviewer's decision for this slot committed first: exactly one counts.
         raise UserFacingError(views.already_decided_by_other(draft, stage_settings.name)) from None
-    await append_audit(
+    entry = await append_audit(
         session=scope.session,
         at=now,
         actor=scope.user,
@@ -401,8 +403,13 @@ async def decide(
             **({"secrecy": secrecy} if secrecy else {}),
             **({"checklist": ticked} if ticked else {}),
             **({"on_behalf_of": row.on_behalf_of} if row.on_behalf_of else {}),
+            # The row the 保密审查表 prints, bound to the chain: editing it fails verify-audit.
+            "decision_id": row.id,
+            "record": record_digest(decision_fields(row)),
         },
     )
+    row.audit_id = entry.id
+    scope.session.add(row)
     stage_rows = [*decisions, PastDecision(draft.stage, scope.user, recorded, draft.round)]
     outcome = outcome_after(
         chain,
