@@ -639,3 +639,34 @@ def audit_checkpoint(day: object, entry_id: int, entry_hash: str) -> str:
         f"【审计检查点】{day}：审计日志共 {entry_id} 条，末条哈希 {entry_hash}。\n"
         f"请保留本消息；核验：sanshen verify-audit --checkpoint {entry_id}:{entry_hash}"
     )
+
+
+# ---------------------------------------------------------------- `sanshen outbox` (#12)
+
+OUTBOX_STATUS = {"pending": "待重试", "failed": "失败", "expired": "已过期", "discarded": "已作废", "sent": "已发送"}
+
+
+def outbox_line(row: Any) -> str:
+    """One stuck/failed/expired message for the admin's terminal."""
+    what = row.payload.get("msgtype") or row.op
+    if what == "text":
+        what = "文本：" + str(row.payload.get("text", {}).get("content", ""))[:30].replace("\n", " ")
+    elif what == "template_card":
+        what = "卡片：" + str(row.payload.get("template_card", {}).get("task_id", ""))
+    return (
+        f"#{row.id} {OUTBOX_STATUS.get(row.status, row.status)} {row.op} → {row.recipients or '-'}"
+        f" 尝试 {row.attempts} 次 创建 {row.created_at:%Y-%m-%d %H:%M} 下次 {row.not_before:%Y-%m-%d %H:%M}"
+        f"\n    {what}\n    原因：{row.last_error or '（无）'}"
+    )
+
+
+def outbox_none() -> str:
+    return "没有滞留、失败或过期的消息。"
+
+
+def outbox_retried(message_id: int) -> str:
+    return f"第 {message_id} 条消息已重新排队，将立即重试（有效期重新计算）。"
+
+
+def outbox_discarded(message_id: int, by: str, reason: str) -> str:
+    return f"第 {message_id} 条消息已作废（{by}：{reason}），已记入审计日志。"

@@ -264,16 +264,25 @@ class OutboxMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = utc_column()
     not_before: datetime = utc_column()
-    # send | update_card | webhook | upload_and_send
+    # send | update_card | webhook | upload_and_send | export
     op: str = Field(max_length=16)
     recipients: str = Field(default="", max_length=1000)  # "a|b"; paced per member
     payload: dict[str, Any] = json_column()
     card_id: int | None = Field(default=None, index=True)
-    status: str = Field(default="pending", max_length=8)  # pending | sent | failed
+    # pending | sent | failed (a code no retry can cure) | expired (lifetime over) | discarded
+    status: str = Field(default="pending", max_length=12)
     attempts: int = 0
     claimed_until: datetime | None = utc_column(nullable=True)
+    # fencing token of the current claim: only its holder may send, renew or mark the row
+    claim_token: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     last_error: str = Field(default="", max_length=500)
     sent_at: datetime | None = utc_column(nullable=True)
+    # first API attempt; message/send's duplicate check is decided then and kept for every retry
+    first_try_at: datetime | None = utc_column(nullable=True)
+    dup_check: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    body_hash: str = Field(default="", max_length=64, index=True, sa_column_kwargs={"server_default": ""})
+    msgid: str = Field(default="", max_length=128, sa_column_kwargs={"server_default": ""})  # for recall
+    retried_at: datetime | None = utc_column(nullable=True)  # `sanshen outbox --retry`: lifetime restarts
 
 
 class DeliveryLog(SQLModel, table=True):

@@ -215,6 +215,43 @@ def cmd_menu_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """List stuck, failed and expired messages with their reasons; retry or discard one."""
+    from datetime import UTC, datetime
+
+    from bot import views
+    from bot.wecom.outbox import OutboxDecisionError, discard_message, retry_message, stuck_messages
+
+    settings = _load(args.config)
+    setup_logging("WARNING", _secrets(settings))
+    if args.discard is not None and not (args.reason and args.by):
+        sys.stderr.write("--discard 需要 --reason \"原因\" 和 --by userid\n")
+        return 2
+
+    async def run() -> str:
+        engine, db = await _open_db(settings)
+        now = datetime.now(UTC)
+        try:
+            async with db() as session, session.begin():
+                if args.retry is not None:
+                    await retry_message(session, args.retry, now)
+                    return views.outbox_retried(args.retry)
+                if args.discard is not None:
+                    await discard_message(session, args.discard, now, reason=args.reason, by=args.by)
+                    return views.outbox_discarded(args.discard, args.by, args.reason)
+                rows = await stuck_messages(session, now)
+                return "\n".join(views.outbox_line(row) for row in rows) or views.outbox_none()
+        finally:
+            await engine.dispose()
+
+    try:
+        sys.stdout.write(asyncio.run(run()) + "\n")
+    except OutboxDecisionError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sanshen", description="审校助手 WeCom bot")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--checkpoint", action="append", help="ENTRY:HASH kept outside the database (repeatable)")
     verify.add_argument("--checkpoint-file", help="the daily checkpoint file (default [audit] checkpoint_file)")
     verify.set_defaults(func=cmd_verify_audit)
+    outbox = sub.add_parser("outbox", help="stuck, failed and expired messages; retry or discard one")
+    outbox.add_argument("-c", "--config", default="config.toml")
+    outbox.add_argument("--retry", type=int, metavar="ID", help="queue message ID again now")
+    outbox.add_argument("--discard", type=int, metavar="ID", help="give message ID up (audited)")
+    outbox.add_argument("--reason", default="", help="why it is discarded (with --discard)")
+    outbox.add_argument("--by", default="", help="your userid (with --discard)")
+    outbox.set_defaults(func=cmd_outbox)
     menu = sub.add_parser("menu", help="the app's custom menu in WeCom")
     menu_sub = menu.add_subparsers(dest="menu_command", required=True)
     sync = menu_sub.add_parser("sync", help="set the app menu through the API and print it")

@@ -387,6 +387,16 @@ class SchedulerSettings(_Frozen):
     sweep_seconds: int = Field(default=60, ge=5, le=3600)
 
 
+class OutboxSettings(_Frozen):
+    """Delivery of queued WeCom messages: retried until delivered or their content's lifetime ends."""
+
+    text_lifetime_hours: int = Field(default=24, ge=1, le=24 * 30)  # texts, files, robot; cards: 72 h
+    # message/send's duplicate check (WeCom max 4 h): a repeat of a send whose answer was lost is
+    # not delivered twice within this window
+    duplicate_check_seconds: int = Field(default=4 * 3600, ge=0, le=4 * 3600)
+    probe_minutes: int = Field(default=5, ge=1, le=60)  # retry while paused on an admin-only error
+
+
 def default_chains() -> tuple[ChainSettings, ...]:
     """The Qinzhou model: 一审 the editor's own check, 二审 科室负责人, 三审 单位领导."""
     stages = (
@@ -415,6 +425,7 @@ class Settings(_Frozen):
     audit: AuditSettings = AuditSettings()
     reminders: ReminderSettings = ReminderSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    outbox: OutboxSettings = OutboxSettings()
 
     @field_validator("timezone")
     @classmethod

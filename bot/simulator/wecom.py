@@ -7,6 +7,7 @@ documentation names no errcode for a case, the code used is marked "unverified" 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -104,6 +105,11 @@ ERRMSG = {
     45002: "content size out of limit",
     45009: "reach max api daily quota limit",
     45033: "api concurrent out of limit",
+    48002: "api forbidden",
+    60011: "no privilege to access/modify contact/party/agent",
+    60020: "not allow to access from your ip",
+    60111: "userid not found",
+    82001: "all touser & toparty & totag invalid",
     46003: "menu no exist",
     47001: "data format error",
     50001: "redirect uri is not in the app's trusted domain",
@@ -208,6 +214,24 @@ class _Failure:
     remaining: int
 
 
+@dataclass
+class _Slowness:
+    """The next `remaining` calls take `seconds` of real time after doing their work (so a
+    client with a shorter timeout gives up on a call that succeeded) and move the clock on."""
+
+    seconds: float
+    remaining: int
+    advance: timedelta
+
+
+@dataclass
+class _Sent:
+    """A message/send remembered for enable_duplicate_check (§4.2)."""
+
+    at: datetime
+    answer: dict[str, Any]
+
+
 class WeComSimulator:
     """One corp with one self-built app. Serve `.app`; set `.callback_url` to the bot's URL."""
 
@@ -242,6 +266,9 @@ class WeComSimulator:
         self._codes: dict[str, ResponseCode] = {}
         self._tokens: dict[str, datetime] = {}
         self._failures: dict[str, _Failure] = {}
+        self._slow: dict[str, _Slowness] = {}
+        self._outage: int | None = None  # HTTP status every qyapi call answers during an outage
+        self._recent_sends: dict[str, _Sent] = {}  # request key → first delivery (duplicate check)
         self._member_sends: dict[str, deque[datetime]] = defaultdict(deque)
         self._robot_sends: dict[str, deque[datetime]] = defaultdict(deque)
         self._msgids = itertools.count(1)
@@ -294,6 +321,35 @@ class WeComSimulator:
         """The next `times` calls to `path` (e.g. "/message/send") answer `errcode`."""
         self._failures[path] = _Failure(errcode, times)
 
+    def outage(self, status: int = 503) -> None:
+        """WeCom is unreachable: every qyapi call (token, send, robot …) answers HTTP `status`
+        until `end_outage()`."""
+        self._outage = status
+
+    def end_outage(self) -> None:
+        self._outage = None
+
+    def clear_failures(self) -> None:
+        """Whatever fail_next set up is cured (e.g. the admin added the server's IP)."""
+        self._failures.clear()
+
+    def slow_next(
+        self, path: str, seconds: float, times: int = 1, *, advance: timedelta = timedelta(0)
+    ) -> None:
+        """The next `times` calls to `path` do their work, then answer after `seconds` of real
+        time, and move the injected clock on by `advance` (a slow API in simulated time)."""
+        self._slow[path] = _Slowness(seconds, times, advance)
+
+    def deliveries(self, userid: str, msgtype: str = "text") -> dict[str, int]:
+        """How many times each text (content) or card (task_id) reached `userid`."""
+        counts: dict[str, int] = defaultdict(int)
+        for delivered in self._inboxes.get(userid, []):
+            if delivered.msgtype != msgtype:
+                continue
+            part = delivered.payload.get(msgtype, {})
+            counts[str(part.get("task_id") or part.get("content") or part.get("media_id"))] += 1
+        return dict(counts)
+
     def call_count(self, path: str) -> int:
         return sum(1 for called, _ in self.calls if called == path)
 
@@ -311,6 +367,9 @@ class WeComSimulator:
         method: str = "POST",
     ) -> None:
         async def endpoint(request: web.Request) -> web.Response:
+            if self._outage is not None:
+                self.calls.append((path, {"outage": self._outage}))
+                return web.Response(status=self._outage, text="service unavailable")
             denied = self._check_token(request)
             if denied is not None:
                 return _answer(denied)
@@ -319,12 +378,20 @@ class WeComSimulator:
                 failure.remaining -= 1
                 self.calls.append((path, {"injected": failure.errcode}))
                 return _answer(failure.errcode)
-            return web.json_response(await handler(request))
+            answer = await handler(request)
+            slow = self._slow.get(path)
+            if slow is not None and slow.remaining > 0:
+                slow.remaining -= 1
+                self.clock.advance(slow.advance)  # type: ignore[attr-defined]
+                await asyncio.sleep(slow.seconds)  # the work is done; only the answer is late
+            return web.json_response(answer)
 
         self.app.router.add_route(method, f"{API}{path}", endpoint)
 
     async def _gettoken(self, request: web.Request) -> web.Response:
         self.calls.append(("/gettoken", {}))
+        if self._outage is not None:
+            return web.Response(status=self._outage, text="service unavailable")
         if request.query.get("corpid") != self.corp_id:
             return _answer(40013)
         if not secrets.compare_digest(request.query.get("corpsecret", ""), self._secret):
@@ -370,6 +437,9 @@ class WeComSimulator:
         invalid = [u.lower() for u in dict.fromkeys(targets) if u not in self.members]
         if not valid:
             return {**_error(81013), "invaliduser": "|".join(invalid)}
+        repeat = self._duplicate(body)
+        if repeat is not None:
+            return repeat
         answer: dict[str, Any] = {
             "errcode": 0,
             "errmsg": "ok",
@@ -392,7 +462,24 @@ class WeComSimulator:
                 self.truncated.append(self._delivery(valid[0], body, answer["msgid"]))
         for userid in valid:
             self._deliver(userid, body, answer["msgid"])
+        self._recent_sends[_send_key(body)] = _Sent(self.clock.now(), dict(answer))
         return answer
+
+    def _duplicate(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """enable_duplicate_check (§4.2): the same request (targets, type, content) within
+        duplicate_check_interval (default 1800 s, max 4 h) of an earlier delivery is not delivered
+        again; WeCom answers ok. Assumed (unverified): the answer repeats the first send's msgid
+        (and response_code), and every earlier delivery counts, whatever its own flag."""
+        if body.get("enable_duplicate_check") != 1:
+            return None
+        interval = body.get("duplicate_check_interval", 1800)
+        if not isinstance(interval, int) or not 0 < interval <= 4 * 3600:
+            interval = 1800
+        earlier = self._recent_sends.get(_send_key(body))
+        if earlier is None or self.clock.now() - earlier.at >= timedelta(seconds=interval):
+            return None
+        log.info("simulator: duplicate message/send within %ss not delivered again", interval)
+        return dict(earlier.answer)
 
     def _validate_content(self, msgtype: str, body: dict[str, Any]) -> int:
         part = body[msgtype]
@@ -496,6 +583,8 @@ class WeComSimulator:
         key = request.query.get("key", "")
         body = await _json(request)
         self.calls.append(("/webhook/send", body or {}))
+        if self._outage is not None:
+            return web.Response(status=self._outage, text="service unavailable")
         if key not in self.robots:
             return _answer(93000)
         failure = self._failures.get("/webhook/send")
@@ -805,6 +894,12 @@ class WeComSimulator:
 
     def _now_ts(self) -> int:
         return int(self.clock.now().timestamp())
+
+
+def _send_key(body: dict[str, Any]) -> str:
+    """What the duplicate check compares: the request without the check's own fields."""
+    kept = {k: v for k, v in body.items() if k not in ("enable_duplicate_check", "duplicate_check_interval")}
+    return json.dumps(kept, sort_keys=True, ensure_ascii=False)
 
 
 def _card_problem(card: dict[str, Any], *, update: bool = False) -> int:

@@ -14,9 +14,18 @@ from bot.core.clock import Clock
 
 log = logging.getLogger(__name__)
 
-TOKEN_ERRORS = frozenset({40014, 42001})  # invalid / expired access_token: refetch, retry once
-# Codes worth retrying later (system busy, frequency limits); everything else is permanent.
+# invalid / expired / missing access_token: always drop the cached token, refetch and retry
+TOKEN_ERRORS = frozenset({40014, 42001, 41001})
+TOKEN_TRIES = 3  # within one call; a caller (the outbox) retries later beyond that
+# Codes worth retrying later (system busy, frequency limits).
 TRANSIENT_ERRORS = frozenset({-1, 45009, 45033})
+# Codes that only an administrator can cure (facts §1.1, §5.2): the server's IP is not among the
+# app's 可信IP, the API or the recipients are outside the app's permissions or visible scope,
+# the secret or CorpID is wrong, the robot key was removed. Retrying at full speed cannot help;
+# retrying now and then notices when someone has fixed it.
+ADMIN_ERRORS = frozenset({60020, 48002, 81013, 82001, 60111, 40003, 60011, 40001, 40013, 93000})
+# Of those, the ones about who receives the message rather than about the app as a whole.
+RECIPIENT_ERRORS = frozenset({81013, 82001, 60111, 40003, 60011})
 REFRESH_MARGIN = timedelta(minutes=5)
 
 
@@ -31,7 +40,11 @@ class WeComAPIError(Exception):
 
     @property
     def transient(self) -> bool:
-        return self.errcode in TRANSIENT_ERRORS
+        return self.errcode in TRANSIENT_ERRORS or self.errcode in TOKEN_ERRORS
+
+    @property
+    def needs_admin(self) -> bool:
+        return self.errcode in ADMIN_ERRORS
 
 
 class WeComTransportError(Exception):
@@ -120,25 +133,36 @@ class WeComClient:
         params: dict[str, str] | None = None,
         method: str = "POST",
     ) -> dict[str, Any]:
-        """Call an access_token API; on 40014/42001 refetch the token and retry once."""
-        for attempt in (1, 2):
+        """Call an access_token API; on 40014/42001/41001 drop the token, refetch it and retry
+        (up to TOKEN_TRIES times in this call; the error is transient for the caller after that)."""
+        for attempt in range(1, TOKEN_TRIES + 1):
             token = await self.access_token()
             query = {"access_token": token, **(params or {})}
             body = await self._fetch_json(method, path, params=query, json=json, data=data)
             errcode = int(body.get("errcode", 0))
             if errcode == 0:
                 return body
-            if errcode in TOKEN_ERRORS and attempt == 1:
+            if errcode in TOKEN_ERRORS and attempt < TOKEN_TRIES:
                 log.info("%s answered %s; refreshing access_token", path, errcode)
                 if self._token is not None and self._token.value == token:
                     self._token = None  # unless a concurrent call already replaced it
                 continue
+            if errcode in TOKEN_ERRORS and self._token is not None and self._token.value == token:
+                self._token = None  # the next call starts with a fresh token
             raise WeComAPIError(errcode, str(body.get("errmsg", "")), path)
         raise AssertionError("unreachable")
 
-    async def send_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        """message/send; `message` has touser/msgtype/body, agentid is filled in."""
-        return await self.call("/cgi-bin/message/send", json={**message, "agentid": self.agent_id})
+    async def send_message(
+        self, message: dict[str, Any], *, duplicate_check_seconds: int = 0
+    ) -> dict[str, Any]:
+        """message/send; `message` has touser/msgtype/body, agentid is filled in. With
+        `duplicate_check_seconds`, WeCom delivers an identical request within that many seconds
+        only once and answers ok to the repeat (enable_duplicate_check, facts §4.2; max 4 h)."""
+        body = {**message, "agentid": self.agent_id}
+        if duplicate_check_seconds > 0:
+            body["enable_duplicate_check"] = 1
+            body["duplicate_check_interval"] = min(int(duplicate_check_seconds), 4 * 3600)
+        return await self.call("/cgi-bin/message/send", json=body)
 
     async def update_template_card(self, update: dict[str, Any]) -> dict[str, Any]:
         """message/update_template_card with a single-use response_code."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,8 +22,10 @@ from sqlalchemy import func, or_, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core.clock import Clock
-from bot.wecom.client import WeComAPIError, WeComClient, WeComTransportError
+from bot.core.clock import Clock, ensure_utc
+from bot.core.config import OutboxSettings, Settings
+from bot.wecom.client import RECIPIENT_ERRORS, WeComAPIError, WeComClient, WeComTransportError
+from storage.audit_repo import append_audit
 from storage.db import SessionFactory
 from storage.models import ApprovalCard, CardHandle, DeliveryLog, OutboxMessage
 
@@ -29,8 +33,9 @@ log = logging.getLogger(__name__)
 
 TEXT_LIMIT_BYTES = 2048  # text and markdown content limit of message/send (facts §4.3)
 CARD_TASK_EXISTS = 42014  # task_id already used: the card went out before a crash
+# One row's claim; renewed before every API call, so it only has to outlast one call (the
+# client's timeout is 10 s). An expired claim's holder is fenced off by its token.
 CLAIM_FOR = timedelta(seconds=60)
-MAX_ATTEMPTS = 8
 
 
 def split_utf8(text: str, limit: int = TEXT_LIMIT_BYTES) -> list[str]:
@@ -203,8 +208,49 @@ async def _no_exports(db: SessionFactory, payload: dict[str, Any]) -> tuple[str,
     raise ValueError("this sender was built without an export_file builder")
 
 
+CARD_LIFETIME = timedelta(hours=72)  # a card's response_code lasts 72 h (facts §4.5)
+MAX_BACKOFF = timedelta(minutes=10)
+FIRST_BACKOFF_SECONDS = 5
+GLOBAL = "api"  # every access_token call: 可信IP, wrong secret or CorpID
+
+# What the robot tells the admins (the sender sits below bot.views, so its few words live here).
+PAUSED_TEXT = (
+    "【消息发送暂停】企业微信拒绝发送（错误码 {errcode}：{errmsg}），需要管理员处理：{hint}。"
+    "待发消息不会丢失，修复后每 {probe} 分钟自动重试并恢复发送。"
+)
+RESUMED_TEXT = "【消息发送恢复】企业微信已恢复接受（此前错误码 {errcode}），积压的消息正在补发。"
+FAILED_TEXT = "【消息发送失败】第 {id} 条待发消息被企业微信拒收（{error}），请用 sanshen outbox 查看并重试或作废。"
+ADMIN_HINTS = {
+    60020: "将服务器出口IP加入应用的「企业可信IP」",
+    48002: "在管理后台为应用开通该接口权限",
+    81013: "检查接收人是否在应用的可见范围内",
+    82001: "检查接收人是否在应用的可见范围内",
+    60111: "接收人的 userid 在通讯录中不存在",
+    40003: "接收人的 userid 无效",
+    60011: "应用无权限向该成员发送，检查可见范围",
+    40001: "应用 Secret 无效，请检查 [wecom] secret",
+    40013: "CorpID 无效，请检查 [wecom] corp_id",
+    93000: "群机器人 webhook key 失效，请更换 [duty] webhook_key",
+}
+
+
+class _Fenced(Exception):
+    """Our claim on a row was taken over: stop without sending or marking anything."""
+
+
+class _Pause:
+    """Delivery of one kind held back on an admin-only code, probed every few minutes."""
+
+    def __init__(self, errcode: int, errmsg: str, since: datetime, probe_at: datetime) -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.since = since
+        self.probe_at = probe_at
+
+
 class OutboxSender:
-    """Delivers due outbox rows in order, paced per member, retrying transient failures."""
+    """Delivers due outbox rows, paced per member; retries until delivered or the content's
+    lifetime ends; pauses on codes only an admin can cure; one claim per row, fenced."""
 
     def __init__(
         self,
@@ -216,6 +262,7 @@ class OutboxSender:
         per_member_per_minute: int = 25,
         batch: int = 50,
         poll_seconds: float = 1.0,
+        settings: Settings | None = None,
     ) -> None:
         self._db = db
         self._wecom = wecom
@@ -226,7 +273,36 @@ class OutboxSender:
         self._poll = poll_seconds
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._claimant = uuid.uuid4().hex[:8]
+        self._paused: dict[str, _Pause] = {}
+        self.configure(settings)
+
+    def configure(self, settings: Settings | None) -> None:
+        """Lifetimes, duplicate-check window, probe interval and the admins' robot from settings."""
+        outbox = settings.outbox if settings is not None else OutboxSettings()
+        self._text_lifetime = timedelta(hours=outbox.text_lifetime_hours)
+        self._dup_seconds = outbox.duplicate_check_seconds
+        self._probe = timedelta(minutes=outbox.probe_minutes)
+        self._robot_key = settings.duty.webhook_key if settings is not None else ""
+
+    # ---- health ---------------------------------------------------------------------------
+
+    def health(self) -> tuple[str, str]:
+        """("ok", "") or ("degraded", why): a kind of delivery is paused on an admin-only code."""
+        if not self._paused:
+            return "ok", ""
+        reasons = [
+            f"{scope}: errcode {p.errcode} {p.errmsg} since {p.since.isoformat()}"
+            + (f" ({ADMIN_HINTS[p.errcode]})" if p.errcode in ADMIN_HINTS else "")
+            for scope, p in sorted(self._paused.items())
+        ]
+        return "degraded", "outbox paused: " + "; ".join(reasons)
+
+    def health_json(self) -> dict[str, str]:
+        """The /healthz body: {"status": "ok"} or {"status": "degraded", "reason": …}."""
+        status, reason = self.health()
+        return {"status": status, **({"reason": reason} if reason else {})}
+
+    # ---- the loop -------------------------------------------------------------------------
 
     def kick(self) -> None:
         """Ask the background loop to look at the outbox now."""
@@ -251,47 +327,132 @@ class OutboxSender:
         """Deliver every row that is due now; returns how many were sent."""
         async with self._lock:
             sent = 0
+            deferred_users: dict[str, datetime] = {}
             while True:
-                rows = await self._claim_due()
-                if not rows:
+                claimed = await self._claim_next()
+                if claimed is None:
                     return sent
-                deferred_users: dict[str, datetime] = {}
-                for row in rows:
-                    sent += await self._deliver(row, deferred_users)
+                row, token = claimed
+                try:
+                    sent += await self._deliver(row, token, deferred_users)
+                except _Fenced:
+                    log.warning("outbox %s: claim taken over by another sender; left to it", row.id)
 
-    async def _claim_due(self) -> list[OutboxMessage]:
+    def _unclaimed(self, now: datetime) -> Any:
+        return or_(
+            OutboxMessage.claimed_until.is_(None),  # type: ignore[union-attr]
+            OutboxMessage.claimed_until < now,  # type: ignore[operator]
+        )
+
+    async def _claim_next(self) -> tuple[OutboxMessage, str] | None:
+        """Claim one due row for CLAIM_FOR under a new fencing token (claims cover only what is
+        being sent now, so a slow API cannot let another instance take over a queued tail)."""
         now = self._clock.now()
+        token = uuid.uuid4().hex
         async with self._db() as session, session.begin():
             candidates = (
                 await session.exec(
                     select(OutboxMessage)
                     .where(OutboxMessage.status == "pending", OutboxMessage.not_before <= now)
-                    .where(
-                        or_(
-                            OutboxMessage.claimed_until.is_(None),  # type: ignore[union-attr]
-                            OutboxMessage.claimed_until < now,  # type: ignore[operator]
-                        )
-                    )
+                    .where(self._unclaimed(now))
                     .order_by(OutboxMessage.id)  # type: ignore[arg-type]
                     .limit(self._batch)
                 )
             ).all()
-            claimed: list[OutboxMessage] = []
             for row in candidates:
                 result = await session.exec(
                     update(OutboxMessage)
                     .where(OutboxMessage.id == row.id, OutboxMessage.status == "pending")
-                    .where(
-                        or_(
-                            OutboxMessage.claimed_until.is_(None),  # type: ignore[union-attr]
-                            OutboxMessage.claimed_until < now,  # type: ignore[operator]
-                        )
-                    )
-                    .values(claimed_until=now + CLAIM_FOR)
+                    .where(self._unclaimed(now))
+                    .values(claimed_until=now + CLAIM_FOR, claim_token=token)
                 )
                 if result.rowcount == 1:
-                    claimed.append(row)
-            return claimed
+                    return row, token
+        return None
+
+    async def _fenced_update(self, session: AsyncSession, row: OutboxMessage, token: str, **values: Any) -> None:
+        result = await session.exec(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row.id, OutboxMessage.claim_token == token)
+            .where(OutboxMessage.status == "pending")
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise _Fenced()
+
+    async def _renew(self, row: OutboxMessage, token: str, **values: Any) -> None:
+        """Before each API call: still ours? extend the claim (and store `values`)."""
+        async with self._db() as session, session.begin():
+            await self._fenced_update(
+                session, row, token, claimed_until=self._clock.now() + CLAIM_FOR, **values
+            )
+
+    # ---- one row --------------------------------------------------------------------------
+
+    def _is_card(self, row: OutboxMessage) -> bool:
+        return row.op == "update_card" or (
+            row.op == "send" and row.payload.get("msgtype") == "template_card"
+        )
+
+    def lifetime_end(self, row: OutboxMessage) -> datetime:
+        """Until when delivering `row` is still worth it: cards 72 h, the rest text_lifetime."""
+        start = ensure_utc(row.retried_at or row.created_at)
+        return start + (CARD_LIFETIME if self._is_card(row) else self._text_lifetime)
+
+    def _scopes(self, row: OutboxMessage) -> list[str]:
+        if row.op == "webhook":
+            return [f"webhook:{row.payload.get('key', '')}"]
+        return [GLOBAL, f"op:{row.op}", f"to:{row.recipients}"]
+
+    def _scope_of(self, row: OutboxMessage, exc: WeComAPIError) -> str:
+        if row.op == "webhook":
+            return f"webhook:{row.payload.get('key', '')}"
+        if exc.errcode in RECIPIENT_ERRORS:
+            return f"to:{row.recipients}"
+        if exc.errcode == 48002:
+            return f"op:{row.op}"
+        return GLOBAL
+
+    async def _deliver(self, row: OutboxMessage, token: str, deferred_users: dict[str, datetime]) -> int:
+        now = self._clock.now()
+        if now >= self.lifetime_end(row):
+            await self._finish(row, token, "expired", row.last_error or "lifetime ended before delivery")
+            return 0
+        pause = next((self._paused[s] for s in self._scopes(row) if s in self._paused), None)
+        if pause is not None and now < pause.probe_at:
+            await self._reschedule(row, token, pause.probe_at, error=row.last_error, count_attempt=False)
+            return 0
+        if pause is not None:  # this row is the probe; others wait for its answer
+            pause.probe_at = now + self._probe
+        recipients = [u for u in row.recipients.split("|") if u]
+        blocked = [deferred_users[u] for u in recipients if u in deferred_users]
+        wait_until = max(blocked) if blocked else await self._pacing_delay(recipients)
+        if wait_until is not None:
+            for userid in recipients:  # keep per-person order: later rows wait too
+                deferred_users[userid] = max(wait_until, deferred_users.get(userid, wait_until))
+            await self._reschedule(row, token, wait_until, error=row.last_error, count_attempt=False)
+            return 0
+        try:
+            result = await self._perform(row, token)
+        except WeComAPIError as exc:
+            if self._is_card(row) and row.op == "send" and exc.errcode == CARD_TASK_EXISTS:
+                log.warning("outbox %s: card task_id already sent; marking delivered", row.id)
+                await self._mark_sent(row, token, recipients, {})
+                return 1
+            if exc.needs_admin:
+                await self._pause(row, token, exc)
+                return 0
+            if exc.transient:
+                await self._retry_later(row, token, str(exc))
+                return 0
+            await self._mark_failed(row, token, str(exc))
+            return 0
+        except WeComTransportError as exc:
+            await self._retry_later(row, token, str(exc))
+            return 0
+        await self._mark_sent(row, token, recipients, result)
+        await self._resume(row)
+        return 1
 
     async def _recent_deliveries(self, session: AsyncSession, userid: str) -> list[datetime]:
         since = self._clock.now() - timedelta(minutes=1)
@@ -313,68 +474,91 @@ class OutboxSender:
                     latest = free_at if latest is None or free_at > latest else latest
         return latest
 
-    async def _deliver(self, row: OutboxMessage, deferred_users: dict[str, datetime]) -> int:
-        recipients = [u for u in row.recipients.split("|") if u]
-        blocked = [deferred_users[u] for u in recipients if u in deferred_users]
-        wait_until = max(blocked) if blocked else await self._pacing_delay(recipients)
-        if wait_until is not None:
-            for userid in recipients:  # keep per-person order: later rows wait too
-                deferred_users[userid] = max(wait_until, deferred_users.get(userid, wait_until))
-            await self._reschedule(row, wait_until, error="", count_attempt=False)
+    async def _dup_check(self, row: OutboxMessage, token: str, message: dict[str, Any]) -> int:
+        """The duplicate-check window for this row's message/send, decided at its first attempt
+        and kept for every retry (so a retry is byte-identical to the first try). Off when
+        another row sent the identical request within the window: WeCom would swallow it."""
+        if self._dup_seconds <= 0:
+            await self._renew(row, token)
             return 0
-        try:
-            result = await self._perform(row)
-        except WeComAPIError as exc:
-            is_card = row.op == "send" and row.payload.get("msgtype") == "template_card"
-            if is_card and exc.errcode == CARD_TASK_EXISTS:  # task_ids are never reused by us
-                log.warning("outbox %s: card task_id already sent; marking delivered", row.id)
-                await self._mark_sent(row, recipients, {})
-                return 1
-            if exc.transient and row.attempts + 1 < MAX_ATTEMPTS:
-                await self._retry_later(row, str(exc))
-                return 0
-            await self._mark_failed(row, str(exc))
-            return 0
-        except WeComTransportError as exc:
-            if row.attempts + 1 < MAX_ATTEMPTS:
-                await self._retry_later(row, str(exc))
-            else:
-                await self._mark_failed(row, str(exc))
-            return 0
-        await self._mark_sent(row, recipients, result)
-        return 1
+        if row.first_try_at is not None:
+            await self._renew(row, token)
+            return self._dup_seconds if row.dup_check else 0
+        now = self._clock.now()
+        digest = hashlib.sha256(
+            json.dumps(message, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        ).hexdigest()
+        async with self._db() as session, session.begin():
+            twin = (
+                await session.exec(
+                    select(OutboxMessage.id).where(
+                        OutboxMessage.body_hash == digest,
+                        OutboxMessage.id != row.id,
+                        OutboxMessage.first_try_at > now - timedelta(seconds=self._dup_seconds),  # type: ignore[operator]
+                    ).limit(1)
+                )
+            ).first()
+            check = twin is None
+            await self._fenced_update(
+                session, row, token, first_try_at=now, dup_check=check, body_hash=digest,
+                claimed_until=now + CLAIM_FOR,
+            )
+        row.first_try_at, row.dup_check, row.body_hash = now, check, digest
+        return self._dup_seconds if check else 0
 
-    async def _perform(self, row: OutboxMessage) -> dict[str, Any]:
+    async def _send(self, row: OutboxMessage, token: str, message: dict[str, Any]) -> dict[str, Any]:
+        seconds = await self._dup_check(row, token, message)
+        return await self._wecom.send_message(message, duplicate_check_seconds=seconds)
+
+    async def _media(self, row: OutboxMessage, token: str, filename: str, content: bytes) -> str:
+        """Upload once and keep the media_id (valid 3 days) in the row, so a retry sends the
+        identical file message and WeCom's duplicate check can recognise it."""
+        stored = row.payload.get("media_id")
+        if isinstance(stored, str) and stored:
+            return stored
+        await self._renew(row, token)
+        media_id = await self._wecom.upload_file(filename, content)
+        row.payload = {**row.payload, "media_id": media_id}
+        await self._renew(row, token, payload=row.payload)
+        return media_id
+
+    async def _perform(self, row: OutboxMessage, token: str) -> dict[str, Any]:
         payload = row.payload
         if row.op == "send":
-            return await self._wecom.send_message(payload)
+            return await self._send(row, token, payload)
         if row.op == "update_card":
+            await self._renew(row, token)
             return await self._wecom.update_template_card(payload)
         if row.op == "upload_and_send":
-            media_id = await self._wecom.upload_file(
-                payload["filename"], base64.b64decode(payload["content_b64"])
+            media_id = await self._media(
+                row, token, payload["filename"], base64.b64decode(payload["content_b64"])
             )
             message = {"touser": payload["touser"], "msgtype": "file", "file": {"media_id": media_id}}
-            return await self._wecom.send_message(message)
+            return await self._send(row, token, message)
         if row.op == "webhook":
+            await self._renew(row, token)
             await self._wecom.send_webhook(payload["key"], payload["message"])
             return {}
         if row.op == "export":
-            filename, content = await self._export_file(self._db, payload)
-            media_id = await self._wecom.upload_file(filename, content)
+            if not payload.get("media_id"):
+                filename, content = await self._export_file(self._db, payload)
+                media_id = await self._media(row, token, filename, content)
+            else:
+                media_id = str(payload["media_id"])
             message = {"touser": payload["touser"], "msgtype": "file", "file": {"media_id": media_id}}
-            return await self._wecom.send_message(message)
+            return await self._send(row, token, message)
         raise ValueError(f"unknown outbox op {row.op}")
 
+    # ---- outcomes -------------------------------------------------------------------------
+
     async def _mark_sent(
-        self, row: OutboxMessage, recipients: list[str], result: dict[str, Any]
+        self, row: OutboxMessage, token: str, recipients: list[str], result: dict[str, Any]
     ) -> None:
         now = self._clock.now()
         async with self._db() as session, session.begin():
-            await session.exec(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id)
-                .values(status="sent", sent_at=now, claimed_until=None, attempts=row.attempts + 1)
+            await self._fenced_update(
+                session, row, token, status="sent", sent_at=now, claimed_until=None,
+                attempts=row.attempts + 1, msgid=str(result.get("msgid") or "")[:128],
             )
             for userid in recipients:
                 session.add(DeliveryLog(userid=userid, sent_at=now))
@@ -399,38 +583,90 @@ class OutboxSender:
         log.debug("outbox %s sent (%s)", row.id, row.op)
 
     async def _reschedule(
-        self, row: OutboxMessage, when: datetime, *, error: str, count_attempt: bool
+        self, row: OutboxMessage, token: str, when: datetime, *, error: str, count_attempt: bool,
+        notify: str = "",
     ) -> None:
         async with self._db() as session, session.begin():
-            await session.exec(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id)
-                .values(
-                    not_before=when,
-                    claimed_until=None,
-                    attempts=row.attempts + (1 if count_attempt else 0),
-                    last_error=error[:500],
-                )
+            await self._fenced_update(
+                session, row, token,
+                not_before=when,
+                claimed_until=None,
+                claim_token="",
+                attempts=row.attempts + (1 if count_attempt else 0),
+                last_error=error[:500],
             )
+            if notify and self._robot_key:
+                Outbox(session, self._clock).webhook(
+                    self._robot_key, {"msgtype": "text", "text": {"content": notify}}
+                )
 
-    async def _retry_later(self, row: OutboxMessage, error: str) -> None:
-        delay = timedelta(seconds=min(600, 5 * 2**row.attempts))
+    async def _retry_later(self, row: OutboxMessage, token: str, error: str) -> None:
+        """Capped exponential backoff, no cap on attempts: the lifetime decides when to stop."""
+        delay = min(MAX_BACKOFF, timedelta(seconds=FIRST_BACKOFF_SECONDS * 2 ** min(row.attempts, 20)))
         log.warning("outbox %s failed (%s); retry in %ss", row.id, error, int(delay.total_seconds()))
-        await self._reschedule(row, self._clock.now() + delay, error=error, count_attempt=True)
+        await self._reschedule(row, token, self._clock.now() + delay, error=error, count_attempt=True)
 
-    async def _mark_failed(self, row: OutboxMessage, error: str) -> None:
-        log.error("outbox %s (%s) failed for good: %s", row.id, row.op, error)
-        async with self._db() as session, session.begin():
-            await session.exec(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id)
-                .values(
-                    status="failed",
-                    claimed_until=None,
-                    attempts=row.attempts + 1,
-                    last_error=error[:500],
-                )
+    async def _pause(self, row: OutboxMessage, token: str, exc: WeComAPIError) -> None:
+        """An admin-only code: hold this kind of delivery, say so once, probe every few minutes."""
+        now = self._clock.now()
+        scope = self._scope_of(row, exc)
+        first = scope not in self._paused
+        pause = self._paused.setdefault(scope, _Pause(exc.errcode, exc.errmsg, now, now + self._probe))
+        pause.errcode, pause.errmsg, pause.probe_at = exc.errcode, exc.errmsg, now + self._probe
+        notify = ""
+        if first:
+            log.error(
+                "outbox paused for %s: %s — %s; retrying every %s min",
+                scope, exc, ADMIN_HINTS.get(exc.errcode, "needs an administrator"),
+                int(self._probe.total_seconds() // 60),
             )
+            if not scope.startswith("webhook:"):
+                notify = PAUSED_TEXT.format(
+                    errcode=exc.errcode, errmsg=exc.errmsg,
+                    hint=ADMIN_HINTS.get(exc.errcode, "请检查应用配置"),
+                    probe=int(self._probe.total_seconds() // 60),
+                )
+        await self._reschedule(row, token, pause.probe_at, error=str(exc), count_attempt=True, notify=notify)
+
+    async def _resume(self, row: OutboxMessage) -> None:
+        """A row of a paused kind went through: the cause is fixed, everything waiting goes now."""
+        resumed = [s for s in self._scopes(row) if s in self._paused]
+        if not resumed:
+            return
+        for scope in resumed:
+            pause = self._paused.pop(scope)
+            log.warning("outbox resumed for %s (was errcode %s)", scope, pause.errcode)
+        async with self._db() as session, session.begin():
+            now = self._clock.now()
+            await session.exec(  # the rows held back for the probe are due again now
+                update(OutboxMessage)
+                .where(OutboxMessage.status == "pending", OutboxMessage.not_before > now)
+                .where(OutboxMessage.not_before <= now + self._probe)
+                .where(self._unclaimed(now))
+                .values(not_before=now)
+            )
+            if self._robot_key and not row.op == "webhook":
+                Outbox(session, self._clock).webhook(
+                    self._robot_key,
+                    {"msgtype": "text", "text": {"content": RESUMED_TEXT.format(errcode=pause.errcode)}},
+                )
+
+    async def _finish(self, row: OutboxMessage, token: str, status: str, error: str) -> None:
+        """A final state other than sent (failed, expired): recorded, logged at ERROR, admins told."""
+        log.error("outbox %s (%s) %s: %s", row.id, row.op, status, error)
+        notify = FAILED_TEXT.format(id=row.id, error=f"{status}: {error}"[:200])
+        async with self._db() as session, session.begin():
+            await self._fenced_update(
+                session, row, token, status=status, claimed_until=None,
+                attempts=row.attempts + (1 if status == "failed" else 0), last_error=error[:500],
+            )
+            if self._robot_key and row.op != "webhook":
+                Outbox(session, self._clock).webhook(
+                    self._robot_key, {"msgtype": "text", "text": {"content": notify}}
+                )
+
+    async def _mark_failed(self, row: OutboxMessage, token: str, error: str) -> None:
+        await self._finish(row, token, "failed", error)
 
 
 async def pending_count(session: AsyncSession) -> int:
@@ -439,3 +675,59 @@ async def pending_count(session: AsyncSession) -> int:
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
     )
     return int(result.one())
+
+
+# ---- `sanshen outbox`: what is stuck, and a person's decision about it ------------------------
+
+STUCK_AFTER = timedelta(minutes=10)  # pending this long past its first due time counts as stuck
+
+
+async def stuck_messages(session: AsyncSession, now: datetime, limit: int = 200) -> list[OutboxMessage]:
+    """Failed and expired rows, and pending ones that have been failing or waiting for long."""
+    rows = await session.exec(
+        select(OutboxMessage)
+        .where(
+            or_(
+                OutboxMessage.status.in_(("failed", "expired")),  # type: ignore[attr-defined]
+                (OutboxMessage.status == "pending") & (OutboxMessage.attempts > 0),
+                (OutboxMessage.status == "pending") & (OutboxMessage.created_at < now - STUCK_AFTER),
+            )
+        )
+        .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+class OutboxDecisionError(Exception):
+    """`--retry`/`--discard` of a row that does not exist or is already delivered."""
+
+
+async def retry_message(session: AsyncSession, message_id: int, now: datetime) -> OutboxMessage:
+    """Send a failed, expired or waiting row again now; its lifetime starts again."""
+    row = await session.get(OutboxMessage, message_id)
+    if row is None or row.status not in ("pending", "failed", "expired"):
+        raise OutboxDecisionError(f"没有可重试的第 {message_id} 条消息" + (f"（状态 {row.status}）" if row else ""))
+    row.status, row.not_before, row.retried_at = "pending", now, now
+    row.claimed_until, row.claim_token = None, ""
+    session.add(row)
+    return row
+
+
+async def discard_message(
+    session: AsyncSession, message_id: int, now: datetime, *, reason: str, by: str
+) -> OutboxMessage:
+    """A person decides a row will not be delivered: recorded in the audit log with who and why."""
+    row = await session.get(OutboxMessage, message_id)
+    if row is None or row.status not in ("pending", "failed", "expired"):
+        raise OutboxDecisionError(f"没有可作废的第 {message_id} 条消息" + (f"（状态 {row.status}）" if row else ""))
+    previous = row.status
+    row.status, row.claimed_until, row.claim_token = "discarded", None, ""
+    row.last_error = f"discarded by {by}: {reason}"[:500]
+    session.add(row)
+    await append_audit(
+        session=session, at=now, actor=by, action="outbox_discard",
+        details={"outbox_id": row.id, "op": row.op, "recipients": row.recipients, "was": previous,
+                 "reason": reason, "attempts": row.attempts},
+    )
+    return row
