@@ -91,6 +91,14 @@ async def load_watch_data(session: AsyncSession, settings: Settings, now: dateti
         log.info("imported %d shifts from %s", len(shifts), settings.duty.roster_file)
 
 
+async def seed_database(session: AsyncSession, settings: Settings, now: datetime) -> None:
+    """Every row start-up writes. It runs inside init_models' transaction, after the migrations
+    and under the same lock, so instances started together write these one after another."""
+    await sync_staff(session=session, members=settings.staff)
+    await ensure_audit_head(session=session)
+    await load_watch_data(session, settings, now)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -117,13 +125,15 @@ def create_app(
 
     async def db_ctx(app: web.Application) -> AsyncIterator[None]:
         engine = make_engine(settings.database.url, echo=settings.database.echo)
-        await init_models(engine)
+        try:
+            await init_models(
+                engine, seed=lambda session: seed_database(session, settings, app[CLOCK].now())
+            )
+        except BaseException:
+            await engine.dispose()
+            raise
         app[ENGINE] = engine
         app[DB] = make_session_factory(engine)
-        async with app[DB]() as session, session.begin():
-            await sync_staff(session=session, members=settings.staff)
-            await ensure_audit_head(session=session)
-            await load_watch_data(session, settings, app[CLOCK].now())
         yield
         await engine.dispose()
 

@@ -72,6 +72,13 @@ async def record_post(
     return True
 
 
+async def has_post_at(session: AsyncSession, account: Account, posted_at: datetime) -> bool:
+    statement = select(AccountPost.id).where(
+        AccountPost.account_id == account.id, AccountPost.posted_at == posted_at
+    )
+    return (await session.exec(statement)).first() is not None
+
+
 async def accounts_by_remaining(
     session: AsyncSession, now: datetime, limit: int | None = None
 ) -> list[Account]:
@@ -133,11 +140,12 @@ def read_accounts_csv(path: Path, settings: Settings) -> list[ImportedAccount]:
 async def import_accounts_csv(
     *, session: AsyncSession, settings: Settings, path: Path, at: datetime
 ) -> int:
-    """Upsert each account of the CSV and record its last post when the line gives one."""
+    """Upsert each account of the CSV and record its last post when the line gives one and the
+    account has no post at that time yet (every start imports the file again: no duplicates)."""
     accounts = read_accounts_csv(path, settings)
     for item in accounts:
         account = await upsert_account(session=session, settings=settings, data=item.data, at=at)
-        if item.last_post is not None:
+        if item.last_post is not None and not await has_post_at(session, account, item.last_post):
             await record_post(session=session, settings=settings, account=account, posted_at=item.last_post,
                               by="import", at=at)
     return len(accounts)

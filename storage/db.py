@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,30 @@ def make_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-async def init_models(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest migration (idempotent; see storage.migrate)."""
+# Start-up takes this PostgreSQL advisory lock for its whole transaction: migrations and every
+# row start-up writes (staff, audit head, roster, accounts), so instances start one at a time.
+STARTUP_LOCK = 727001
+
+Seed = Callable[[AsyncSession], Awaitable[None]]
+
+
+async def init_models(engine: AsyncEngine, seed: Seed | None = None) -> None:
+    """Bring the schema to the newest migration (idempotent; see storage.migrate), then run
+    `seed` (start-up's own rows) in the same transaction.
+
+    Several instances may start together: on PostgreSQL the transaction holds an advisory lock,
+    on SQLite it begins IMMEDIATE (one writer per file), so one migrates and seeds while the
+    others wait, then find the schema at head and the rows already there."""
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            # Several instances may start together: one migrates, the others wait and see.
-            await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727001)")
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({STARTUP_LOCK})")
         await conn.run_sync(upgrade)
+        if seed is not None:
+            # The session joins the connection's transaction: engine.begin() commits it all.
+            session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
+            try:
+                await seed(session)
+                await session.flush()
+            finally:
+                await session.close()
     log.info("database ready (%s)", engine.dialect.name)
