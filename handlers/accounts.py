@@ -67,4 +67,6 @@ async def on_posted(ctx: Context, cmd: Command) -> None:
             posted_at = datetime.fromisoformat(text).replace(tzinfo=ctx.settings.tz)
         except ValueError:
             raise UserFacingError(f"时间“{text}”应写成 YYYY-MM-DD HH:MM。用法：{POSTED_USAGE}") from None
+        if posted_at.year < 2000:  # year 1 in UTC+8 is before the calendar's year 1 in UTC
+            raise UserFacingError(f"时间“{text}”太早了。用法：{POSTED_USAGE}")
     ctx.reply_text((await accounts.record_posted(ctx, cmd.argv[0], posted_at)).message)

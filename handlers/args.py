@@ -1,14 +1,39 @@
-"""Command arguments every handler reads the same way: draft numbers and usage errors."""
+"""Command arguments every handler reads the same way: numbers (range checked) and usage errors."""
 
 from __future__ import annotations
 
 from bot import views
 from bot.core.errors import UserFacingError
 
+# Draft, card and incident numbers are the databases' INTEGER (PostgreSQL: 32-bit signed).
+ID_MAX = 2_147_483_647
+
+
+def number_in(text: str, low: int, high: int) -> int | None:
+    """`text` as a whole number in low..high, or None: ASCII digits only (str.isdigit also
+    takes '²' and '١'), and never a 60,000-digit string handed to int()."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(high)):
+        return None
+    value = int(digits)
+    return value if low <= value <= high else None
+
+
+def parse_int(text: str, usage: str, low: int = 1, high: int = ID_MAX) -> int:
+    """A whole number in low..high, or the command's usage (in Chinese) as the answer."""
+    value = number_in(text.strip(), low, high)
+    if value is None:
+        raise UserFacingError(views.usage(usage))
+    return value
+
 
 def parse_number(text: str, usage: str) -> int:
-    """A draft or incident number ('12', '#12', '＃12'), or a usage error."""
-    token = text.strip().lstrip("#＃")
-    if not token.isdigit():
-        raise UserFacingError(views.usage(usage))
-    return int(token)
+    """A draft or incident number ('12', '#12', '＃12') in 1..ID_MAX, or a usage error."""
+    return parse_int(text.strip().lstrip("#＃"), usage)
+
+
+def card_number(text: str) -> int | None:
+    """The number a card button's key carries, or None for a key no card of ours has."""
+    return number_in(text, 1, ID_MAX)

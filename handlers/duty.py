@@ -14,6 +14,7 @@ from bot.services.duty import INCIDENT_STATUS_LABELS
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
 from bot.wecom.events import CardClick
+from handlers.args import card_number, parse_int, parse_number
 from storage import duty_repo
 from storage.duty_models import Incident, IncidentEvent
 
@@ -24,6 +25,7 @@ ALERT_USAGE = "/alert 事件内容"
 INCIDENT_USAGE = "/incidents [编号]"
 EVENT_LABELS = {"raised": "报告", "paged": "通知值班", "escalated": "上报", "acked": "收到", "resolved": "处置完毕"}
 ROLE_WORDS = {"主班": "primary", "副班": "deputy", "带班领导": "leader", "带班": "leader"}
+SWAP_HORIZON = timedelta(days=366)  # a shift further ahead than this cannot be moved yet
 
 
 # ---------------------------------------------------------------- /duty
@@ -36,9 +38,9 @@ async def on_duty(ctx: Context, cmd: Command) -> None:
         return
     days = 7
     if cmd.argv:
-        if len(cmd.argv) != 1 or not cmd.argv[0].isdigit() or not 1 <= int(cmd.argv[0]) <= 31:
+        if len(cmd.argv) != 1:
             raise UserFacingError(views.usage(DUTY_USAGE))
-        days = int(cmd.argv[0])
+        days = parse_int(cmd.argv[0], DUTY_USAGE, 1, 31)
     tz = ctx.settings.tz
     now = ctx.now()
     today = local_day(now, tz)
@@ -66,6 +68,8 @@ async def swap(ctx: Context, args: list[str]) -> None:
         day = date.fromisoformat(args[0])
     except ValueError:
         raise UserFacingError(f"日期“{args[0]}”应写成 YYYY-MM-DD。用法：{DUTY_USAGE}") from None
+    if day > local_day(ctx.now(), ctx.settings.tz) + SWAP_HORIZON:
+        raise UserFacingError("只能调整一年以内的班次。")
     role = ROLE_WORDS.get(args[2], "") if len(args) == 3 else "primary"
     if not role:
         raise UserFacingError(views.usage(DUTY_USAGE))
@@ -81,6 +85,8 @@ async def on_swap_click(ctx: Context, click: CardClick, parts: list[str]) -> Non
         day = date.fromisoformat(day_text)
     except ValueError:
         raise UserFacingError(views.UNKNOWN_CARD) from None
+    if day > local_day(ctx.now(), ctx.settings.tz) + SWAP_HORIZON:
+        raise UserFacingError(views.UNKNOWN_CARD)
     done = await duty.answer_swap(
         ctx, day, role, target, holder, agree=verdict == "ok",
         task_id=click.task_id, response_code=click.response_code,
@@ -101,10 +107,11 @@ async def on_alert(ctx: Context, cmd: Command) -> None:
 
 @router.card("in")
 async def on_incident_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
-    if len(parts) != 2 or parts[0] not in ("ack", "done") or not parts[1].isdigit():
+    incident_id = card_number(parts[1]) if len(parts) == 2 else None
+    if incident_id is None or parts[0] not in ("ack", "done"):
         raise UserFacingError(views.UNKNOWN_CARD)
     done = await duty.answer_incident(
-        ctx, int(parts[1]), resolve=parts[0] == "done", task_id=click.task_id, response_code=click.response_code
+        ctx, incident_id, resolve=parts[0] == "done", task_id=click.task_id, response_code=click.response_code
     )
     ctx.reply_text(done.message)
 
@@ -113,9 +120,9 @@ async def on_incident_click(ctx: Context, click: CardClick, parts: list[str]) ->
 async def on_incidents(ctx: Context, cmd: Command) -> None:
     tz = ctx.settings.tz
     if cmd.argv:
-        if len(cmd.argv) != 1 or not cmd.argv[0].isdigit():
+        if len(cmd.argv) != 1:
             raise UserFacingError(views.usage(INCIDENT_USAGE))
-        incident = await ctx.session.get(Incident, int(cmd.argv[0]))
+        incident = await ctx.session.get(Incident, parse_number(cmd.argv[0], INCIDENT_USAGE))
         if incident is None:
             raise UserFacingError(f"没有编号为 {cmd.argv[0]} 的突发事件。")
         events = await ctx.session.exec(
@@ -146,9 +153,10 @@ async def on_incidents(ctx: Context, cmd: Command) -> None:
 
 @router.card("dy")
 async def on_inspection_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
-    if len(parts) != 2 or parts[0] != "done" or not parts[1].isdigit():
+    number = card_number(parts[1]) if len(parts) == 2 else None
+    if number is None or parts[0] != "done":
         raise UserFacingError(views.UNKNOWN_CARD)
     done = await duty.complete_inspection(
-        ctx, int(parts[1]), task_id=click.task_id, response_code=click.response_code
+        ctx, number, task_id=click.task_id, response_code=click.response_code
     )
     ctx.reply_text(done.message)

@@ -30,6 +30,8 @@ async def on_export(ctx: Context, cmd: Command) -> None:
         period = parse_period(words, tz, ctx.now().astimezone(tz).date())
     except PeriodError as exc:
         raise UserFacingError(f"{exc}。用法：{EXPORT_USAGE}") from None
+    except (ValueError, OverflowError):  # a year the calendar cannot hold: 9999-12, 0001-01
+        raise UserFacingError(f"日期超出范围。用法：{EXPORT_USAGE}") from None
     # Built by the outbox sender after this transaction commits: no long-held locks, and a
     # crash before delivery only delays the file.
     ctx.outbox.send_export(

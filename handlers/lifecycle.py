@@ -11,7 +11,7 @@ from bot.services import lifecycle
 from bot.services.review import Done
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
-from handlers.args import parse_number
+from handlers.args import number_in, parse_number
 
 router = Router("lifecycle")
 
@@ -28,8 +28,8 @@ STAGE_WORDS = {"一审": 1, "二审": 2, "三审": 3, "四审": 4, "五审": 5}
 
 def parse_stage(word: str) -> int:
     """A stage named '二审' or '2'; whether the draft's chain has it is the service's to say."""
-    number = STAGE_WORDS.get(word) or (int(word) if word.isdigit() else 0)
-    if not 1 <= number <= len(STAGE_WORDS):
+    number = STAGE_WORDS.get(word) or number_in(word, 1, len(STAGE_WORDS))
+    if number is None:
         raise UserFacingError(views.usage(RETURN_USAGE))
     return number
 

@@ -8,7 +8,7 @@ from bot.services import proof, review
 from bot.wecom.context import Context, SkipHandler
 from bot.wecom.dispatcher import Command, Router
 from bot.wecom.events import CardClick, TextMessage
-from handlers.args import parse_number
+from handlers.args import card_number, parse_number
 from storage import drafts_repo
 
 router = Router("proof")
@@ -24,9 +24,10 @@ def tell(ctx: Context, done: review.Done) -> None:
 
 @router.card("pf")
 async def on_proof_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
-    if len(parts) != 2 or parts[0] not in proof.RESULTS or not parts[1].isdigit():
+    number = card_number(parts[1]) if len(parts) == 2 else None
+    if number is None or parts[0] not in proof.RESULTS:
         raise UserFacingError(views.UNKNOWN_CARD)
-    card = await drafts_repo.get_card(session=ctx.session, card_id=int(parts[1]))
+    card = await drafts_repo.get_card(session=ctx.session, card_id=number)
     if card is None or card.task_id != click.task_id:
         ctx.log.warning("proof click on unknown card %s task %s by %s", parts[1], click.task_id, ctx.user)
         raise UserFacingError(views.UNKNOWN_CARD)

@@ -17,7 +17,7 @@ from bot.services.review import MAX_BODY_CHARS
 from bot.wecom.context import Context, SkipHandler
 from bot.wecom.dispatcher import Command, Router
 from bot.wecom.events import CardClick, TextMessage
-from handlers.args import parse_number
+from handlers.args import card_number, parse_number
 from storage import drafts_repo
 from storage.models import ApprovalCard, Draft
 
@@ -124,12 +124,13 @@ async def on_cancel_command(ctx: Context, cmd: Command) -> None:
 
 @router.card("rv")
 async def on_review_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
-    if len(parts) != 2 or parts[0] not in ("approve", "reject", "classified") or not parts[1].isdigit():
+    number = card_number(parts[1]) if len(parts) == 2 else None
+    if number is None or parts[0] not in ("approve", "reject", "classified"):
         raise UserFacingError(views.UNKNOWN_CARD)
-    action, card_id = parts[0], int(parts[1])
-    card = await drafts_repo.get_card(session=ctx.session, card_id=card_id)
+    action = parts[0]
+    card = await drafts_repo.get_card(session=ctx.session, card_id=number)
     if card is None or card.task_id != click.task_id:
-        ctx.log.warning("click on unknown card %s task %s by %s", card_id, click.task_id, ctx.user)
+        ctx.log.warning("click on unknown card %s task %s by %s", number, click.task_id, ctx.user)
         raise UserFacingError(views.UNKNOWN_CARD)
     draft = await review.load_draft(ctx, card.draft_id)
     if action == "approve":

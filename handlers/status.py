@@ -21,7 +21,7 @@ from bot.services.review import (
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
 from bot.wecom.outbox import TEXT_LIMIT_BYTES
-from handlers.args import parse_number
+from handlers.args import parse_int, parse_number
 from storage import drafts_repo
 from storage.accounts_repo import accounts_by_remaining
 from storage.audit_repo import entries_for_draft
@@ -62,9 +62,9 @@ def page_footer(page: int, count: int, command: str) -> str:
 def parse_page(cmd: Command, usage: str) -> int:
     if not cmd.argv:
         return 1
-    if len(cmd.argv) != 1 or not cmd.argv[0].isdigit() or int(cmd.argv[0]) < 1:
+    if len(cmd.argv) != 1:
         raise UserFacingError(views.usage(usage))
-    return int(cmd.argv[0])
+    return parse_int(cmd.argv[0], usage)
 
 
 # ---------------------------------------------------------------- /status
@@ -156,12 +156,9 @@ async def on_pending(ctx: Context, cmd: Command) -> None:
 async def on_draft(ctx: Context, cmd: Command) -> None:
     if not cmd.argv or len(cmd.argv) > 2:
         raise UserFacingError(views.usage(DRAFT_USAGE))
-    draft = await load_draft(ctx, parse_number(cmd.argv[0], DRAFT_USAGE), lock=False)
-    page = 1
-    if len(cmd.argv) == 2:
-        if not cmd.argv[1].isdigit() or int(cmd.argv[1]) < 1:
-            raise UserFacingError(views.usage(DRAFT_USAGE))
-        page = int(cmd.argv[1])
+    number = parse_number(cmd.argv[0], DRAFT_USAGE)
+    page = parse_int(cmd.argv[1], DRAFT_USAGE) if len(cmd.argv) == 2 else 1
+    draft = await load_draft(ctx, number, lock=False)
     if not await may_view(ctx, draft):
         raise UserFacingError(f"您无权查看{views.draft_label(draft)}（仅投稿人、审核人、抄送人和负责人可查看）。")
     chain = ctx.settings.chain_for(draft.category, draft.important)

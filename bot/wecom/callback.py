@@ -51,6 +51,9 @@ class CallbackEndpoint:
             return web.Response(status=400, text="missing parameters")
         signature, timestamp, nonce, echostr = params
         settings = self.settings
+        refused = self._stale(timestamp, "URL verification")
+        if refused is not None:
+            return refused
         if not hmac.compare_digest(
             expected_signature(settings.wecom.token, timestamp, nonce, echostr), signature
         ):
@@ -66,6 +69,16 @@ class CallbackEndpoint:
             return web.Response(status=400, text="bad echostr")
         return web.Response(text=echo, content_type="text/plain")
 
+    def _stale(self, timestamp: str, what: str) -> web.Response | None:
+        """400 for a timestamp that is not a number, 403 outside the ±tolerance window, else None."""
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+            log.warning("%s refused: timestamp is not a number", what)
+            return web.Response(status=400, text="bad timestamp")
+        skew = abs(self.clock.now().timestamp() - int(timestamp))
+        if skew > self.settings.wecom.timestamp_tolerance_seconds:
+            log.warning("%s refused: timestamp %s is %ds off", what, timestamp, int(skew))
+            return web.Response(status=403, text="stale timestamp")
+        return None
 
     async def receive(self, request: web.Request) -> web.Response:
         """POST: nothing is acknowledged before the event and its replies are committed."""
@@ -75,14 +88,9 @@ class CallbackEndpoint:
             return web.Response(status=400, text="missing parameters")
         signature, timestamp, nonce = params
         settings = self.settings
-        try:
-            sent_at = int(timestamp)
-        except ValueError:
-            return web.Response(status=400, text="bad timestamp")
-        skew = abs(self.clock.now().timestamp() - sent_at)
-        if skew > settings.wecom.timestamp_tolerance_seconds:
-            log.warning("callback refused: timestamp %s is %ds off", timestamp, int(skew))
-            return web.Response(status=403, text="stale timestamp")
+        refused = self._stale(timestamp, "callback")
+        if refused is not None:
+            return refused
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return web.Response(status=413, text="too large")
         raw = await request.read()
@@ -107,7 +115,7 @@ class CallbackEndpoint:
             return web.Response(status=400, text="undecryptable")
         try:
             event = parse_event(xml)
-        except EventParseError as exc:
+        except EventParseError as exc:  # the reason names the field, never its value
             log.warning("callback refused: %s", exc)
             return web.Response(status=400, text="unreadable event")
         # Storage failures propagate as HTTP 500: WeCom then re-sends, and nothing was half-applied.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -24,7 +25,26 @@ class TemplateCardEvent(BaseEvent):
 
 
 class EventParseError(Exception):
-    """The decrypted XML is not a message or event we can read."""
+    """The decrypted XML is not a message or event we can read (the message names the field and
+    the rule broken, never the value: it is logged)."""
+
+
+# Field rules for a validly signed callback (a bad field is HTTP 400: nothing stored or changed).
+USERID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # WeCom userid: 1..64 of letters, digits, _-@.
+TASK_ID_RE = re.compile(r"[A-Za-z0-9_@-]{1,128}")  # task_id rules of message/send (facts §4.4)
+WORD_RE = re.compile(r"[A-Za-z_]{1,64}")  # MsgType, Event, CardType
+DIGITS_RE = re.compile(r"[0-9]{1,20}")  # ASCII only (str.isdigit also takes "²" and "١")
+RESPONSE_CODE_RE = re.compile(r"[!-~]{1,200}")  # visible ASCII; stored in a 200-character column
+INT64_MAX = 2**63 - 1  # MsgId is a 64-bit integer (facts §3.1)
+INT32_MAX = 2**31 - 1  # AgentID
+CREATE_TIME_RANGE = (1_000_000_000, 2**32 - 1)  # seconds: 2001-09-09 .. 2106-02-07
+CARD_KEY_BYTES = 1024  # a card button's key (facts §4.4)
+MENU_KEY_BYTES = 128  # a click menu button's key (facts §8.1); a view button's URL ≤ 1024 bytes
+# WeCom documents 2048 bytes for text it *sends* (message/send, passive reply: facts §1.6, §4.3),
+# not for what members type; a longer inbound text is accepted up to this bound (bodies arrive
+# in pieces anyway, and refusing a real message would make WeCom re-send it and then drop it).
+CONTENT_BYTES = 64 * 1024
+DEDUPE_KEY_CHARS = 200  # ProcessedCallback.key
 
 
 @dataclass(frozen=True)
@@ -51,7 +71,7 @@ class CardClick:
     def dedupe_key(self) -> str:
         # Events carry no MsgId: WeCom's rule is FromUserName + CreateTime; the task and the
         # button are added so two different clicks in the same second stay distinct.
-        return f"card:{self.user}:{self.create_time}:{self.task_id}:{self.event_key}"
+        return _bounded(f"card:{self.user}:{self.create_time}:{self.task_id}:{self.event_key}")
 
 
 def _short(value: str) -> str:
@@ -59,6 +79,13 @@ def _short(value: str) -> str:
     if len(value) <= 64:
         return value
     return "sha256-" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+
+
+def _bounded(key: str) -> str:
+    """A dedupe key that fits its column: itself, or a prefix plus the digest of all of it."""
+    if len(key) <= DEDUPE_KEY_CHARS:
+        return key
+    return key[:150] + "~sha256-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -129,50 +156,87 @@ IncomingEvent = TextMessage | CardClick | MenuClick | MenuView | EnterAgent | Ot
 def parse_event(xml: str) -> IncomingEvent:
     """Turn decrypted callback XML into one of our event types; raise EventParseError."""
     try:
+        data = xmltodict.parse(xml).get("xml")
+    except Exception as exc:  # expat errors, bad encodings
+        raise EventParseError(f"unparseable XML: {type(exc).__name__}") from exc
+    if not isinstance(data, dict):
+        raise EventParseError("no <xml> element with fields")
+    check_fields(data)
+    try:
         message = parse_message(xml)
     except Exception as exc:  # wechatpy raises assorted parser errors on bad XML
         raise EventParseError(f"unparseable XML: {type(exc).__name__}") from exc
-    user = str(getattr(message, "source", "") or "")
-    create_time = _create_time(message)
-    if not user:
-        raise EventParseError("missing FromUserName")
+    user = str(data["FromUserName"])
+    create_time = int(data["CreateTime"])
     if isinstance(message, TemplateCardEvent):
-        if not message.task_id or not message.event_key:
-            raise EventParseError("card event without TaskId or EventKey")
         return CardClick(
             user=user,
-            event_key=message.event_key,
-            task_id=message.task_id,
-            response_code=message.response_code or "",
+            event_key=str(data["EventKey"]),
+            task_id=str(data["TaskId"]),
+            response_code=str(data.get("ResponseCode") or ""),
             create_time=create_time,
         )
     if isinstance(message, ClickEvent):
-        return MenuClick(user=user, event_key=str(message.key or ""), create_time=create_time)
+        return MenuClick(user=user, event_key=str(data.get("EventKey") or ""), create_time=create_time)
     if isinstance(message, ViewEvent):
-        return MenuView(user=user, event_key=str(message.url or ""), create_time=create_time)
+        return MenuView(user=user, event_key=str(data.get("EventKey") or ""), create_time=create_time)
     if isinstance(message, EnterAgentEvent):
         return EnterAgent(user=user, create_time=create_time)
-    msg_id = getattr(message, "id", None)
+    msg_id = data.get("MsgId")
     if message.type == "text":
         return TextMessage(
-            user=user, content=str(message.content or ""), msg_id=int(msg_id), create_time=create_time
+            user=user, content=str(data.get("Content") or ""), msg_id=int(msg_id), create_time=create_time
         )
     kind = str(getattr(message, "event", None) or message.type)
     if kind == "unknown":
-        kind = _raw_kind(xml)
+        kind = str(data.get("Event") or data.get("MsgType"))
     return OtherEvent(
         user=user, kind=kind, create_time=create_time, msg_id=int(msg_id) if msg_id else None
     )
 
 
-def _create_time(message: object) -> int:
-    raw = getattr(message, "_data", {}).get("CreateTime")
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise EventParseError("missing CreateTime") from None
+def check_fields(data: dict[str, object]) -> None:
+    """Every field we read has the type and length WeCom gives it; EventParseError otherwise."""
 
+    def text(name: str, *, required: bool = False) -> str | None:
+        value = data.get(name)
+        if value is None or value == "":
+            if required:
+                raise EventParseError(f"missing {name}")
+            return None
+        if not isinstance(value, str):
+            raise EventParseError(f"{name} is not a plain value")
+        return value
 
-def _raw_kind(xml: str) -> str:
-    data = xmltodict.parse(xml).get("xml", {})
-    return str(data.get("Event") or data.get("MsgType") or "unknown")
+    def matching(name: str, pattern: re.Pattern[str], *, required: bool = False) -> str | None:
+        value = text(name, required=required)
+        if value is not None and not pattern.fullmatch(value):
+            raise EventParseError(f"bad {name} ({len(value)} characters, pattern {pattern.pattern})")
+        return value
+
+    def number(name: str, low: int, high: int, *, required: bool = False) -> None:
+        value = matching(name, DIGITS_RE, required=required)
+        if value is not None and not low <= int(value) <= high:
+            raise EventParseError(f"{name} out of range {low}..{high}")
+
+    def at_most(name: str, limit: int) -> None:
+        value = text(name)
+        if value is not None and len(value.encode("utf-8")) > limit:
+            raise EventParseError(f"{name} longer than {limit} bytes")
+
+    matching("ToUserName", USERID_RE, required=True)
+    matching("FromUserName", USERID_RE, required=True)
+    number("CreateTime", *CREATE_TIME_RANGE, required=True)
+    msg_type = matching("MsgType", WORD_RE, required=True)
+    number("AgentID", 0, INT32_MAX)
+    number("MsgId", 0, INT64_MAX, required=(msg_type or "").lower() == "text")
+    at_most("Content", CONTENT_BYTES)
+    if (msg_type or "").lower() != "event":
+        return
+    event = (matching("Event", WORD_RE, required=True) or "").lower()
+    card = event == "template_card_event"
+    matching("TaskId", TASK_ID_RE, required=card)
+    text("EventKey", required=card)
+    at_most("EventKey", MENU_KEY_BYTES if event in ("click", "enter_agent") else CARD_KEY_BYTES)
+    matching("CardType", WORD_RE)
+    matching("ResponseCode", RESPONSE_CODE_RE)
