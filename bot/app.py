@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 
 
 async def on_health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """ok, or degraded with the reason while delivery waits for an admin (e.g. 可信IP)."""
+    sender = request.app.get(SENDER)
+    return web.json_response(sender.health_json() if sender is not None else {"status": "starting"})
 
 
 def check_watch_files(settings: Settings) -> None:
@@ -147,7 +149,7 @@ def create_app(
             clock=app[CLOCK],
         )
         app[SENDER] = OutboxSender(
-            db=app[DB], wecom=app[WECOM], clock=app[CLOCK], export_file=export_file
+            db=app[DB], wecom=app[WECOM], clock=app[CLOCK], export_file=export_file, settings=settings
         )
         app[DISPATCHER] = Dispatcher(
             settings=settings,

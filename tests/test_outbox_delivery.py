@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlmodel import select
 
@@ -28,7 +29,6 @@ async def robot_stack(database_url: str, clock: FrozenClock) -> AsyncIterator[St
     settings = stack_settings(database_url, {"duty": {"webhook_key": ROBOT}})
     async with running_stack(settings, clock) as stack:
         stack.sim.add_robot(ROBOT)
-        stack.app[SENDER].configure(stack.settings)  # until bot/app.py passes settings itself
         yield stack
 
 
@@ -110,6 +110,9 @@ async def test_untrusted_ip_pauses_tells_admins_and_resumes_by_itself(robot_stac
     status, reason = sender.health()
     assert status == "degraded" and "60020" in reason
     assert sender.health_json()["status"] == "degraded"
+    async with aiohttp.ClientSession() as http, http.get(f"{stack.bot_url}/healthz") as resp:
+        health = await resp.json()
+    assert health["status"] == "degraded" and "60020" in health["reason"], "what a monitor sees"
     assert len(robot_texts(stack)) == 1 and "60020" in robot_texts(stack)[0]
     assert "可信IP" in robot_texts(stack)[0]
     assert stack.sim.call_count("/message/send") == 1, "the second message waits for the probe"
