@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -45,16 +46,34 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # Wait for other processes first: switching a new file to WAL takes a lock, and a
+        # second instance starting at the same moment must queue for it, not fail.
+        cursor.execute("PRAGMA busy_timeout=30000")
+        _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA cache_size=-32768")  # 32 MiB of pages per connection (default 2 MiB)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _use_wal(cursor: Any) -> None:
+    """WAL is a property of the file: set once, it stays. Switching needs an exclusive lock that
+    SQLite's busy handler does not always wait for, so a second process starting at the same
+    moment retries for a while (this runs in the driver's worker thread, not the event loop)."""
+    delay = 0.01
+    for attempt in range(60):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's adapted OperationalError
+            if "locked" not in str(exc) or attempt == 59:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
