@@ -101,8 +101,9 @@ async def sign_proof(
         if response_code:
             scope.outbox.update_card(response_code, replace_name=label, userids=[scope.user])
         missing = [u for u in proofreaders(open_proof, scope.staff) if u not in signers]
+        who = views.names(missing, staff_names(scope))
         return Done(draft, views.proof_waiting(draft, open_proof.name, open_proof.method,
-                                               "任一位：" + views.names(missing, staff_names(scope))))
+                                               who if len(missing) == 1 else f"其中任一位（{who}）"))
     clicked = card.id if card is not None and response_code else None
     if response_code:
         scope.outbox.update_card(response_code, replace_name=label, card_id=clicked)
