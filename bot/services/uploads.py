@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlmodel import select
@@ -39,11 +39,20 @@ class Incoming:
 ALLOWED_BY_FIELD = {"docx": DOCX, "pictures": PICTURES, "attachments": ATTACHMENTS}
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """What an upload step stored: the uploads per form field, and the .docx as converted (so
+    the preview that follows does not convert it a second time)."""
+
+    uploads: dict[str, list[Upload]]
+    converted: dict[str, ConvertedDocument]  # sha256 of the .docx → its conversion
+
+
 async def accept_uploads(
     scope: Scope, store: FileStore, incoming: Sequence[Incoming], *, max_bytes: int
-) -> dict[str, list[Upload]]:
+) -> Accepted:
     """Check every file first (all or nothing: a refused file stores none), then store them
-    and remember that `scope.user` uploaded them. Returns the uploads per field."""
+    and remember that `scope.user` uploaded them."""
     if len(incoming) > MAX_FILES:
         raise UserFacingError(f"一次最多上传 {MAX_FILES} 个文件。")
     checked: list[tuple[Incoming, StoredKind]] = []
@@ -56,22 +65,22 @@ async def accept_uploads(
         checked.append((item, kind))
     if sum(item.field == "docx" for item, _ in checked) > 1:
         raise UserFacingError("一次只能上传一份 Word 文稿（.docx）；其他文件请作为附件上传。")
-    converted_images: list[tuple[str, bytes]] = []
+    converted: dict[str, ConvertedDocument] = {}
     for item, kind in checked:
         if item.field == "docx":
             try:
-                converted = await convert(item.data)
+                converted[kind.sha256] = await convert(item.data)
             except DocumentConversionError as exc:
                 raise UserFacingError(f"“{item.name[:60]}”：{exc.message}") from None
-            converted_images.extend(converted.images.values())
     result: dict[str, list[Upload]] = {"docx": [], "pictures": [], "attachments": []}
     for item, kind in checked:
         sha = await store.put(item.data)
         result[item.field].append(await _remember(scope, sha, kind.kind, kind.display_name, kind.content_type, kind.size))
-    for number, (content_type, data) in enumerate(converted_images, start=1):
+    images = [image for document in converted.values() for image in document.images.values()]
+    for number, (content_type, data) in enumerate(images, start=1):
         sha = await store.put(data)  # pictures inside a .docx: the preview shows them too
         await _remember(scope, sha, content_type.split("/")[1], f"文中图片{number}", content_type, len(data))
-    return result
+    return Accepted(result, converted)
 
 
 async def _remember(scope: Scope, sha: str, kind: str, name: str, content_type: str, size: int) -> Upload:
@@ -112,19 +121,21 @@ async def content_from_uploads(
     docx: str | None,
     pictures: Sequence[str],
     attachments: Sequence[str],
+    converted: Mapping[str, ConvertedDocument] | None = None,
 ) -> VersionContent:
-    """The version's content from a typed body or an uploaded .docx (converted again here, from
-    the stored original: what the browser previewed is never trusted), plus pictures and files."""
+    """The version's content from a typed body or an uploaded .docx, plus pictures and files.
+    The .docx is converted from the stored original (what the browser sent back is never
+    trusted), unless `converted` holds the conversion this same request just made."""
     files: list[FileRef] = []
     if docx:
         (original,) = await _owned(scope, [docx], DOCX)
         try:
-            converted = await convert(await store.read(original.sha256))
+            document = (converted or {}).get(original.sha256) or await convert(await store.read(original.sha256))
         except DocumentConversionError as exc:
             raise UserFacingError(exc.message) from None
-        text, body_html, source = converted.text, converted.html, "docx"
+        text, body_html, source = document.text, document.html, "docx"
         files.append(_ref("original", original))
-        for sha, (content_type, data) in converted.images.items():
+        for sha, (content_type, data) in document.images.items():
             files.append(FileRef("image", sha, "文中图片", content_type, len(data)))
     else:
         text, body_html, source = body.strip(), text_to_html(body), "text"

@@ -164,15 +164,16 @@ class SubmitPages:
     ) -> web.Response:
         try:
             async with self.workspace.work(userid, write=False) as work:
-                stored = await uploads.accept_uploads(
+                accepted = await uploads.accept_uploads(
                     work, self.workspace.files, incoming,
                     max_bytes=self.workspace.settings.web.max_upload_mb * 1024 * 1024,
                 )
+                stored = accepted.uploads
                 keep = {f: _shas(form.getall(f"kept_{f}", [])) for f in FILE_FIELDS}
                 chosen = {f: [u.sha256 for u in stored[f]] or keep[f] for f in FILE_FIELDS}
                 content = await uploads.content_from_uploads(
                     work, self.workspace.files, body=choices.body, docx=(chosen["docx"] or [None])[0],
-                    pictures=chosen["pictures"], attachments=chosen["attachments"],
+                    pictures=chosen["pictures"], attachments=chosen["attachments"], converted=accepted.converted,
                 )
                 names = {u.sha256: u.name for f in FILE_FIELDS for u in stored[f]}
                 for sha in [s for f in FILE_FIELDS for s in chosen[f] if s not in names]:
