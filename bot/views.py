@@ -157,12 +157,17 @@ def checklist_for(stage: int) -> tuple[str, ...]:
 PREVIEW_CHARS = 300
 
 
+def _opening(body: str) -> tuple[int, str]:
+    """The body's length and its first PREVIEW_CHARS characters, whitespace folded."""
+    text = " ".join(body.split())
+    return len(text), text[:PREVIEW_CHARS] + ("……" if len(text) > PREVIEW_CHARS else "")
+
+
 def stage_preview(draft: Draft, body: str, stage_name: str) -> str:
     """The short text that goes with a card when the draft has a page: the opening lines."""
-    text = " ".join(body.split())
-    cut = text[:PREVIEW_CHARS] + ("……" if len(text) > PREVIEW_CHARS else "")
+    length, cut = _opening(body)
     return (
-        f"【{stage_name}·待审】{draft_label(draft)} 第{draft.version}版（全文 {len(text)} 字）\n"
+        f"【{stage_name}·待审】{draft_label(draft)} 第{draft.version}版（全文 {length} 字）\n"
         f"{cut}\n点卡片“阅读全文”查看正文、图片和附件，并可在页面上审核。"
     )
 
@@ -292,10 +297,9 @@ PROOF_RESULTS = {"passed": "校对无误", "changed": "有修改"}
 
 
 def proof_preview(draft: Draft, body: str, proof_name: str, method: str) -> str:
-    text = " ".join(body.split())
-    cut = text[:PREVIEW_CHARS] + ("……" if len(text) > PREVIEW_CHARS else "")
+    length, cut = _opening(body)
     return (
-        f"【{proof_name}·{method}·待校对】{draft_label(draft)} 第{draft.version}版（全文 {len(text)} 字）\n"
+        f"【{proof_name}·{method}·待校对】{draft_label(draft)} 第{draft.version}版（全文 {length} 字）\n"
         f"{cut}\n点卡片“阅读全文”对照原稿校对，校对后在卡片或页面上签署。"
     )
 
@@ -513,6 +517,10 @@ ACTION_LABELS = {
 def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> str:
     """One timeline line of a draft: who did what when, with the opinion or reason."""
     details = entry.details or {}
+
+    def people(key: str) -> str:
+        return "、".join(map(name_of, details.get(key, []))) or "（无）"
+
     label = ACTION_LABELS.get(entry.action, entry.action)
     who = name_of(entry.actor) if entry.actor != "system" else "系统"
     text = f"{who} {label}"
@@ -525,18 +533,18 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
     elif entry.action == "revise":
         text += f"（第{details.get('version')}版）"
     elif entry.action == "transfer":
-        text += f" {details.get('stage_name', '')}给{'、'.join(map(name_of, details.get('to', []))) or '（无）'}：{details.get('reason', '')}"
+        text += f" {details.get('stage_name', '')}给{people('to')}：{details.get('reason', '')}"
     elif entry.action == "return":
         chain_names = {1: "一审", 2: "二审", 3: "三审"}
         text += f"至{chain_names.get(details.get('to_stage'), details.get('to_stage'))}：{details.get('reason', '')}"
     elif entry.action in ("cc",):
-        text += f"给{'、'.join(map(name_of, details.get('to', []))) or '（无）'}"
+        text += f"给{people('to')}"
     elif entry.action == "withdraw" and details.get("reason"):
         text += f"：{details['reason']}"
     elif entry.action == "published":
         text += f"到 {details.get('account', '')}"
     elif entry.action == "cosign":
-        text += f" {details.get('stage_name', '')}：{'、'.join(map(name_of, details.get('to', [])))}（{details.get('reason', '')}）"
+        text += f" {details.get('stage_name', '')}：{people('to')}（{details.get('reason', '')}）"
     elif entry.action == "proof":
         text = f"{who} {details.get('stage_name', '')}（{details.get('method', '')}）{PROOF_RESULTS.get(details.get('result', ''), '')}"
         if details.get("note"):
@@ -544,7 +552,7 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
     return f"{local(entry.at, tz)} {text}"
 
 
-# ---- The app menu (sanshen menu sync) and the welcome on opening the app (#10) ------------------
+# ---- The app menu (sanshen menu sync) and the welcome on opening the app -------------------------
 
 UNKNOWN_MENU_KEY = "这个菜单按钮已无法识别（菜单可能已更新），请发送 /help 查看可用命令。"
 
@@ -641,7 +649,7 @@ def audit_checkpoint(day: object, entry_id: int, entry_hash: str) -> str:
     )
 
 
-# ---------------------------------------------------------------- `sanshen outbox` (#12)
+# ---------------------------------------------------------------- `sanshen outbox`
 
 OUTBOX_STATUS = {"pending": "待重试", "failed": "失败", "expired": "已过期", "discarded": "已作废", "sent": "已发送"}
 

@@ -1,9 +1,11 @@
-"""Command arguments every handler reads the same way: numbers (range checked) and usage errors."""
+"""What every handler does the same way: read numbers (range checked), answer usage errors, reply with a service's result."""
 
 from __future__ import annotations
 
 from bot import views
 from bot.core.errors import UserFacingError
+from bot.services.review import Done
+from bot.wecom.context import Context
 
 # Draft, card and incident numbers are the databases' INTEGER (PostgreSQL: 32-bit signed).
 ID_MAX = 2_147_483_647
@@ -37,3 +39,9 @@ def parse_number(text: str, usage: str) -> int:
 def card_number(text: str) -> int | None:
     """The number a card button's key carries, or None for a key no card of ours has."""
     return number_in(text, 1, ID_MAX)
+
+
+def tell(ctx: Context, done: Done) -> None:
+    """Reply to the person who acted with what the service says they should hear (if anything)."""
+    if done.message:
+        ctx.reply_text(done.message)

@@ -128,7 +128,7 @@ async def on_incidents(ctx: Context, cmd: Command) -> None:
         events = await ctx.session.exec(
             select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(col(IncidentEvent.id))
         )
-        names = {m.userid: m.name for m in ctx.settings.staff}
+        names = ctx.settings.staff_names
         lines = [f"【突发事件{incident.id}号】{INCIDENT_STATUS_LABELS[incident.status]}", incident.content, "—— 时间线 ——"]
         for event in events.all():
             who = names.get(event.actor, event.actor) if event.actor not in ("", "system") else "系统"

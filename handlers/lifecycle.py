@@ -8,10 +8,9 @@ from datetime import date, timedelta
 from bot import views
 from bot.core.errors import UserFacingError
 from bot.services import lifecycle
-from bot.services.review import Done
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
-from handlers.args import number_in, parse_number
+from handlers.args import number_in, parse_number, tell
 
 router = Router("lifecycle")
 
@@ -40,10 +39,6 @@ def reason_after(cmd: Command, skip: int) -> str:
     tail = parts[skip] if len(parts) > skip else ""
     return " ".join(p for p in (tail.strip(), cmd.body.strip()) if p)
 
-
-def tell(ctx: Context, done: Done) -> None:
-    if done.message:
-        ctx.reply_text(done.message)
 
 
 # ---------------------------------------------------------------- 撤回

@@ -8,7 +8,7 @@ from bot.services import proof, review
 from bot.wecom.context import Context, SkipHandler
 from bot.wecom.dispatcher import Command, Router
 from bot.wecom.events import CardClick, TextMessage
-from handlers.args import card_number, parse_number
+from handlers.args import card_number, parse_number, tell
 from storage import drafts_repo
 
 router = Router("proof")
@@ -16,10 +16,6 @@ router = Router("proof")
 PROOF_USAGE = "/proof 编号 无误 或 /proof 编号 有修改 改正说明"
 RESULT_WORDS = {"无误": "passed", "通过": "passed", "校对无误": "passed", "有修改": "changed", "修改": "changed"}
 
-
-def tell(ctx: Context, done: review.Done) -> None:
-    if done.message:
-        ctx.reply_text(done.message)
 
 
 @router.card("pf")

@@ -17,7 +17,7 @@ from bot.services.review import MAX_BODY_CHARS
 from bot.wecom.context import Context, SkipHandler
 from bot.wecom.dispatcher import Command, Router
 from bot.wecom.events import CardClick, TextMessage
-from handlers.args import card_number, parse_number
+from handlers.args import card_number, parse_number, tell
 from storage import drafts_repo
 from storage.models import ApprovalCard, Draft
 
@@ -29,11 +29,6 @@ REJECT_USAGE = "/reject 编号 理由"
 SECRET_USAGE = "/secret 编号 理由"
 REVISE_USAGE = "/revise 编号（下一行起写新正文）"
 
-
-def tell(ctx: Context, done: review.Done) -> None:
-    """Reply to the person who acted with what the service says they should hear."""
-    if done.message:
-        ctx.reply_text(done.message)
 
 
 # ---------------------------------------------------------------- submit

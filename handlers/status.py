@@ -172,7 +172,7 @@ async def on_draft(ctx: Context, cmd: Command) -> None:
     ]
     if draft.status == "in_review":
         people = await stage_people(ctx, chain, draft, await current_decisions(ctx, draft))
-        names = {m.userid: m.name for m in ctx.settings.staff}
+        names = ctx.settings.staff_names
         lines.append(f"当前审核人：{views.names(people.assignees, names)}")
     versions = await drafts_repo.list_versions(session=ctx.session, draft_id=draft.id or 0)
     lines.append(f"版本：共 {len(versions)} 版（第{draft.version}版为当前版本）")

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import views
 from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
 from bot.services.duty import on_duty_userids, page_incident
 from bot.views import inspection_card
@@ -29,8 +30,7 @@ MATERIALISE_BACK_DAYS = 1
 
 
 def names_of(ctx: SweepContext, userids: list[str]) -> str:
-    staff = {m.userid: m.name for m in ctx.settings.staff}
-    return "、".join(staff.get(u, u) for u in userids) or "（无）"
+    return views.names(userids, ctx.settings.staff_names)
 
 
 # ---------------------------------------------------------------- roster upkeep
@@ -180,7 +180,7 @@ async def incident_pages(ctx: SweepContext) -> int:
     duty = ctx.settings.duty
     repeat = timedelta(minutes=duty.incident_repeat_minutes)
     escalate_after = timedelta(minutes=duty.incident_escalate_minutes)
-    names = {m.userid: m.name for m in ctx.settings.staff}
+    names = ctx.settings.staff_names
     fired = 0
     async with ctx.db() as session, session.begin():
         outbox = Outbox(session, ctx.clock)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from bot import views
 from bot.rules.calendar import fmt_local, in_quiet_hours, people_with_role, working_time_between
 from bot.services.review import close_open_cards, waiting_on
 from bot.services.scope import Work
@@ -64,7 +65,7 @@ async def review_reminders(ctx: SweepContext) -> int:
                     leaders = [u for u in people_with_role(ctx.settings, "leader") if u not in people] or people_with_role(ctx.settings, "admin")
                     outbox.send_text(
                         leaders,
-                        f"【催办上报】{label}在{stage_name}已等待 {waited}，审核人{_names(view, people)}尚未处理，请督办。",
+                        f"【催办上报】{label}在{stage_name}已等待 {waited}，审核人{views.names(people, view.settings.staff_names)}尚未处理，请督办。",
                     )
                     outbox.send_text(people, f"【催办】{label}在您处{stage_name}已等待 {waited}，已上报单位领导，请尽快审核。")
                     await append_audit(session=session, at=ctx.now, actor="system", action="review_escalation",
@@ -83,10 +84,6 @@ async def review_reminders(ctx: SweepContext) -> int:
                                    draft_id=draft.id, details={**details, "to": list(people)})
                 fired += 1
     return fired
-
-
-def _names(view: Work, userids: tuple[str, ...] | list[str]) -> str:
-    return "、".join(view.name_of(u) for u in userids) or "（无）"
 
 
 async def _hard_limit(
@@ -109,7 +106,7 @@ async def _hard_limit(
     else:
         view.outbox.send_text(
             admins,
-            f"【超时未审】{label}在{stage_name}已等待 {waited}，超过上限，审核人{_names(view, people)}。"
+            f"【超时未审】{label}在{stage_name}已等待 {waited}，超过上限，审核人{views.names(people, view.settings.staff_names)}。"
             "请管理员处理（可 /transfer 转审或 /return 退回）。",
         )
         action = "timeout_notify"

@@ -7,6 +7,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.cli.stack import Stack
+from bot.simulator import button_key as find_button_key
 from storage.models import Draft, StageDecision
 
 # The lines a chat submission must carry (保密审查表 注3: the submitter ticks them; nothing is
@@ -50,11 +51,10 @@ def current_card(stack: Stack, user: str, delivered: Any) -> dict[str, Any]:
 
 
 def button_key(card: dict[str, Any], label: str) -> str:
-    """The button named `label`, or `label（…）` (同意 is 同意（不涉密） at the 保密审查 stage)."""
-    for button in card["button_list"]:
-        if button["text"] == label or button["text"].startswith(label + "（"):
-            return str(button["key"])
-    raise AssertionError(f"no button {label}")
+    """The button named `label` (see bot.simulator.button_key), which must be there."""
+    key = find_button_key(card, label)
+    assert key is not None, f"no button {label}"
+    return key
 
 
 async def tap(stack: Stack, user: str, label: str, *, deliver: bool = True) -> Any:

@@ -1,4 +1,4 @@
-"""Every bad input is a 4xx, never a 5xx (#12): odd fields inside validly signed callbacks, numbers
+"""Every bad input is a 4xx, never a 5xx: odd fields inside validly signed callbacks, numbers
 in commands and card keys out of the databases' range, stale URL verification."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Outbox delivery under faults (#12): nothing dropped, nothing doubled. WeCom misbehaves
+"""Outbox delivery under faults: nothing dropped, nothing doubled. WeCom misbehaves
 through the simulator's fault injection; time is the injected clock, never wall time (only a
 slow answer waits a fraction of a real second so that the client's own timeout fires)."""
 

@@ -16,7 +16,7 @@ from bot.cli.browser import Page, Phone
 from bot.cli.sample_docx import build_docx, png
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
-from bot.simulator import render
+from bot.simulator import button_key, render
 from storage.models import Draft, ProofRecord, StageDecision
 
 
@@ -26,7 +26,7 @@ class Transcript:
     def __init__(self, stack: Stack) -> None:
         self._stack = stack
         self._seen: dict[str, int] = {}
-        self._names = {m.userid: m.name for m in stack.settings.staff}
+        self._names = stack.settings.staff_names
 
     def out(self, text: str = "") -> None:
         sys.stdout.write(text + "\n")
@@ -75,10 +75,9 @@ def _button(stack: Stack, userid: str, label: str) -> tuple[str, str]:
         state = stack.sim.card(delivered.payload["template_card"]["task_id"])
         if not state.is_active_for(userid):
             continue
-        card = state.shown_to(userid)
-        for button in card.get("button_list", []):
-            if button["text"] == label or button["text"].startswith(label + "（"):
-                return state.task_id, button["key"]
+        key = button_key(state.shown_to(userid), label)
+        if key is not None:
+            return state.task_id, key
     raise RuntimeError(f"{userid} has no active card with {label}")
 
 

@@ -8,8 +8,8 @@ import tomllib
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -557,6 +557,11 @@ class Settings(_Frozen):
     @property
     def staff_by_id(self) -> dict[str, StaffMember]:
         return {m.userid: m for m in self.staff}
+
+    @property
+    def staff_names(self) -> dict[str, str]:
+        """userid → name of everyone on the staff list."""
+        return {m.userid: m.name for m in self.staff}
 
     def name_of(self, userid: str) -> str:
         """The person's name from [[staff]], or the userid itself for someone unknown."""

@@ -13,6 +13,7 @@ from bot.core.config import ChainSettings
 from bot.core.errors import UserFacingError
 from bot.documents.docx_html import text_to_html
 from bot.rules.audit_chain import record_digest
+from bot.rules.calendar import people_with_role
 from bot.rules.content import VersionContent
 from bot.rules.proof import proofreaders
 from bot.rules.review import (
@@ -31,7 +32,6 @@ from bot.rules.review import (
 )
 from bot.rules.submission import DraftMeta
 from bot.services.scope import Scope
-from bot.views import checklist_for
 from storage import drafts_repo
 from storage.audit_repo import append_audit, decision_fields, draft_fields
 from storage.models import ApprovalCard, Draft, ProofRecord, StageDecision
@@ -225,11 +225,7 @@ async def may_view(scope: Scope, draft: Draft) -> bool:
 
 
 def staff_names(scope: Scope) -> dict[str, str]:
-    return {m.userid: m.name for m in scope.settings.staff}
-
-
-def publishers(scope: Scope) -> list[str]:
-    return [m.userid for m in scope.settings.staff if "publisher" in m.roles]
+    return scope.settings.staff_names
 
 
 async def create_draft(scope: Scope, title: str, meta: DraftMeta, content: VersionContent) -> Done:
@@ -360,7 +356,7 @@ async def decide(
     refusal = await refusal_for(scope, chain, draft, card, decisions, people)
     if refusal is not None:
         raise UserFacingError(refusal)
-    ticked = [item for item in checklist_for(draft.stage) if item in set(checklist)]
+    ticked = [item for item in views.checklist_for(draft.stage) if item in set(checklist)]
     assignees = people.assignees
     now = scope.now()
     assert draft.id is not None
@@ -437,7 +433,7 @@ async def decide(
     if secrecy == "classified":  # 涉密不得公开: the end of this draft, whatever version
         draft.status = "classified"
         scope.session.add(draft)
-        admins = [m.userid for m in scope.settings.staff if "admin" in m.roles]
+        admins = people_with_role(scope.settings, "admin")
         scope.outbox.send_text(
             list(dict.fromkeys([draft.submitter_userid, *admins])),
             views.classified_notice(draft, stage_settings.name, reviewer_name, opinion),
@@ -497,7 +493,7 @@ async def move_past_stage(
         watchers = await drafts_repo.list_watchers(session=scope.session, draft_id=draft.id)
         notify = list(
             dict.fromkeys(
-                [draft.submitter_userid, *publishers(scope), *watchers, *scope.settings.review.cc_on_approval]
+                [draft.submitter_userid, *people_with_role(scope.settings, "publisher"), *watchers, *scope.settings.review.cc_on_approval]
             )
         )
         scope.outbox.send_text(notify, views.approved_notice(draft, chain.proofreading))

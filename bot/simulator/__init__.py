@@ -9,9 +9,11 @@ from bot.simulator.wecom import (
     Delivered,
     SimulatorError,
     WeComSimulator,
+    button_key,
 )
 
 __all__ = [
+    "button_key",
     "SIM_USER_COOKIE",
     "CallbackCrypto",
     "CallbackResult",

@@ -145,6 +145,15 @@ class Delivered:
     at: datetime
 
 
+def button_key(card: dict[str, Any], label: str) -> str | None:
+    """The key of the button a person calls `label` on `card`: its exact text, or `label（…）`
+    (同意 reads 同意（不涉密） at the 保密审查 stage), or None."""
+    for button in card.get("button_list", []):
+        if button["text"] == label or button["text"].startswith(label + "（"):
+            return str(button["key"])
+    return None
+
+
 @dataclass
 class CardState:
     """A sent template card: who holds it and how each holder's copy looks now."""

@@ -74,13 +74,6 @@ class CardClick:
         return _bounded(f"card:{self.user}:{self.create_time}:{self.task_id}:{self.event_key}")
 
 
-def _short(value: str) -> str:
-    """`value` as a piece of a dedupe key: itself when short, else its digest (keys are ≤ 200)."""
-    if len(value) <= 64:
-        return value
-    return "sha256-" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
-
-
 def _bounded(key: str) -> str:
     """A dedupe key that fits its column: itself, or a prefix plus the digest of all of it."""
     if len(key) <= DEDUPE_KEY_CHARS:
@@ -99,7 +92,7 @@ class _MenuTap:
 
     @property
     def dedupe_key(self) -> str:
-        return f"menu:{self.user}:{self.create_time}:{self.kind}:{_short(self.event_key)}"
+        return _bounded(f"menu:{self.user}:{self.create_time}:{self.kind}:{self.event_key}")
 
 
 class MenuClick(_MenuTap):
