@@ -264,7 +264,7 @@ class OutboxMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = utc_column()
     not_before: datetime = utc_column()
-    # send | update_card | webhook | upload_and_send | export
+    # send | update_card | webhook | export
     op: str = Field(max_length=16)
     recipients: str = Field(default="", max_length=1000)  # "a|b"; paced per member
     payload: dict[str, Any] = json_column()

@@ -91,9 +91,9 @@ class Stack:
         self._runner, self.bot_url = await _serve(self.app, _listen(port))
         self.sim.callback_url = self.bot_url + self.settings.server.callback_path
 
-    async def drain(self) -> int:
+    async def drain(self) -> None:
         """Deliver every outbox message that is due now."""
-        return await self.app[SENDER].drain()
+        await self.app[SENDER].drain()
 
     async def sweep(self) -> int:
         """Run every scheduled sweep once at the clock's reading, then deliver what it queued."""

@@ -51,6 +51,3 @@ class Context:
     def reply_text(self, text: str) -> None:
         """Queue a text reply to the person who sent the event (sent after commit)."""
         self.outbox.send_text([self.event.user], text)
-
-    def reply_markdown(self, content: str) -> None:
-        self.outbox.send_markdown([self.event.user], content)

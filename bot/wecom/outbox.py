@@ -9,7 +9,6 @@ nothing (the rows are still pending and the sender resumes them after a restart)
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import logging
@@ -18,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import or_, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -103,11 +102,6 @@ class Outbox:
             message = {"touser": "|".join(users), "msgtype": "text", "text": {"content": chunk}}
             self._add("send", message, recipients=users, not_before=not_before)
 
-    def send_markdown(self, users: Sequence[str], content: str) -> None:
-        for chunk in split_utf8(content):
-            message = {"touser": "|".join(users), "msgtype": "markdown", "markdown": {"content": chunk}}
-            self._add("send", message, recipients=users)
-
     def send_card(
         self, users: Sequence[str], card: dict[str, Any], *, card_id: int | None = None, subject: str = ""
     ) -> None:
@@ -118,12 +112,11 @@ class Outbox:
         if subject:
             self._session.add(CardHandle(task_id=card["task_id"], subject=subject, created_at=self._clock.now()))
 
-    async def close_cards(self, subject: str, *, replace_name: str, keep: str = "") -> int:
+    async def close_cards(self, subject: str, *, replace_name: str, keep: str = "") -> None:
         """Grey every still-open card of `subject` for all holders, except task `keep`."""
         handles = await self._session.exec(
             select(CardHandle).where(CardHandle.subject == subject, CardHandle.closed == False)  # noqa: E712
         )
-        closed = 0
         for handle in handles.all():
             if handle.task_id == keep:
                 continue
@@ -131,8 +124,6 @@ class Outbox:
             self._session.add(handle)
             if handle.response_code:  # not sent yet: the sender greys it once it goes out
                 self.update_card(handle.response_code, replace_name=replace_name)
-                closed += 1
-        return closed
 
     def update_card(
         self,
@@ -158,15 +149,6 @@ class Outbox:
         else:
             update_body["atall"] = 1
         self._add("update_card", update_body, card_id=card_id)
-
-    def send_file(self, users: Sequence[str], filename: str, content: bytes) -> None:
-        """Upload a file (media/upload) and send it as a file message."""
-        payload = {
-            "touser": "|".join(users),
-            "filename": filename,
-            "content_b64": base64.b64encode(content).decode("ascii"),
-        }
-        self._add("upload_and_send", payload, recipients=users)
 
     def send_export(
         self,
@@ -313,9 +295,7 @@ class OutboxSender:
         while True:
             try:
                 await self.drain()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
+            except Exception:  # CancelledError is a BaseException: cancelling ends the loop
                 log.exception("outbox drain failed; retrying")
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
@@ -323,18 +303,17 @@ class OutboxSender:
                 pass
             self._wake.clear()
 
-    async def drain(self) -> int:
-        """Deliver every row that is due now; returns how many were sent."""
+    async def drain(self) -> None:
+        """Deliver every row that is due now."""
         async with self._lock:
-            sent = 0
             deferred_users: dict[str, datetime] = {}
             while True:
                 claimed = await self._claim_next()
                 if claimed is None:
-                    return sent
+                    return
                 row, token = claimed
                 try:
-                    sent += await self._deliver(row, token, deferred_users)
+                    await self._deliver(row, token, deferred_users)
                 except _Fenced:
                     log.warning("outbox %s: claim taken over by another sender; left to it", row.id)
 
@@ -413,15 +392,15 @@ class OutboxSender:
             return f"op:{row.op}"
         return GLOBAL
 
-    async def _deliver(self, row: OutboxMessage, token: str, deferred_users: dict[str, datetime]) -> int:
+    async def _deliver(self, row: OutboxMessage, token: str, deferred_users: dict[str, datetime]) -> None:
         now = self._clock.now()
         if now >= self.lifetime_end(row):
             await self._finish(row, token, "expired", row.last_error or "lifetime ended before delivery")
-            return 0
+            return
         pause = next((self._paused[s] for s in self._scopes(row) if s in self._paused), None)
         if pause is not None and now < pause.probe_at:
             await self._reschedule(row, token, pause.probe_at, error=row.last_error, count_attempt=False)
-            return 0
+            return
         if pause is not None:  # this row is the probe; others wait for its answer
             pause.probe_at = now + self._probe
         recipients = [u for u in row.recipients.split("|") if u]
@@ -431,28 +410,27 @@ class OutboxSender:
             for userid in recipients:  # keep per-person order: later rows wait too
                 deferred_users[userid] = max(wait_until, deferred_users.get(userid, wait_until))
             await self._reschedule(row, token, wait_until, error=row.last_error, count_attempt=False)
-            return 0
+            return
         try:
             result = await self._perform(row, token)
         except WeComAPIError as exc:
             if self._is_card(row) and row.op == "send" and exc.errcode == CARD_TASK_EXISTS:
                 log.warning("outbox %s: card task_id already sent; marking delivered", row.id)
                 await self._mark_sent(row, token, recipients, {})
-                return 1
+                return
             if exc.needs_admin:
                 await self._pause(row, token, exc)
-                return 0
+                return
             if exc.transient:
                 await self._retry_later(row, token, str(exc))
-                return 0
+                return
             await self._mark_failed(row, token, str(exc))
-            return 0
+            return
         except WeComTransportError as exc:
             await self._retry_later(row, token, str(exc))
-            return 0
+            return
         await self._mark_sent(row, token, recipients, result)
         await self._resume(row)
-        return 1
 
     async def _recent_deliveries(self, session: AsyncSession, userid: str) -> list[datetime]:
         since = self._clock.now() - timedelta(minutes=1)
@@ -511,11 +489,8 @@ class OutboxSender:
         return await self._wecom.send_message(message, duplicate_check_seconds=seconds)
 
     async def _media(self, row: OutboxMessage, token: str, filename: str, content: bytes) -> str:
-        """Upload once and keep the media_id (valid 3 days) in the row, so a retry sends the
-        identical file message and WeCom's duplicate check can recognise it."""
-        stored = row.payload.get("media_id")
-        if isinstance(stored, str) and stored:
-            return stored
+        """Upload and keep the media_id (valid 3 days) in the row, so a retry does not upload
+        again but sends the identical file message, which WeCom's duplicate check recognises."""
         await self._renew(row, token)
         media_id = await self._wecom.upload_file(filename, content)
         row.payload = {**row.payload, "media_id": media_id}
@@ -529,22 +504,15 @@ class OutboxSender:
         if row.op == "update_card":
             await self._renew(row, token)
             return await self._wecom.update_template_card(payload)
-        if row.op == "upload_and_send":
-            media_id = await self._media(
-                row, token, payload["filename"], base64.b64decode(payload["content_b64"])
-            )
-            message = {"touser": payload["touser"], "msgtype": "file", "file": {"media_id": media_id}}
-            return await self._send(row, token, message)
         if row.op == "webhook":
             await self._renew(row, token)
             await self._wecom.send_webhook(payload["key"], payload["message"])
             return {}
         if row.op == "export":
-            if not payload.get("media_id"):
+            media_id = str(payload.get("media_id") or "")
+            if not media_id:  # built and uploaded at the first try only
                 filename, content = await self._export_file(self._db, payload)
                 media_id = await self._media(row, token, filename, content)
-            else:
-                media_id = str(payload["media_id"])
             message = {"touser": payload["touser"], "msgtype": "file", "file": {"media_id": media_id}}
             return await self._send(row, token, message)
         raise ValueError(f"unknown outbox op {row.op}")
@@ -667,14 +635,6 @@ class OutboxSender:
 
     async def _mark_failed(self, row: OutboxMessage, token: str, error: str) -> None:
         await self._finish(row, token, "failed", error)
-
-
-async def pending_count(session: AsyncSession) -> int:
-    """How many outbox rows still wait to be delivered."""
-    result = await session.exec(
-        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
-    )
-    return int(result.one())
 
 
 # ---- `sanshen outbox`: what is stuck, and a person's decision about it ------------------------
