@@ -10,6 +10,7 @@ from wechatpy.work import crypto as wechatpy_work_crypto
 from wechatpy.work.crypto import WeChatCrypto
 
 from bot.simulator.crypto import CallbackCrypto, CryptoError
+from bot.wecom.callback import expected_signature
 
 A = {"token": "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "key": "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
      "corp": "ww1436e0e65a779aee"}
@@ -62,6 +63,22 @@ def fixed_random(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_url_verification_vectors(vector: dict[str, str], keys: dict[str, str]) -> None:
     assert ours(keys).verify_url(vector["sig"], vector["ts"], vector["nonce"], vector["echostr"]) == vector["reply"]
     assert theirs(keys).check_signature(vector["sig"], vector["ts"], vector["nonce"], vector["echostr"]) == vector["reply"]
+
+
+@pytest.mark.parametrize(
+    ("keys", "ts", "nonce", "encrypted", "sig"),
+    [
+        (A, A1["ts"], A1["nonce"], A1["echostr"], A1["sig"]),
+        (A, A2["ts"], A2["nonce"], A2_ENCRYPT, A2["sig"]),
+        (B, B1["ts"], B1["nonce"], B1["echostr"], B1["sig"]),
+        (B, B2["ts"], B2["nonce"], B2["encrypt"], B2["sig"]),
+    ],
+)
+def test_the_callback_endpoint_signs_like_the_vectors(
+    keys: dict[str, str], ts: str, nonce: str, encrypted: str, sig: str
+) -> None:
+    """The signature the bot's own check compares with (before wechatpy decrypts anything)."""
+    assert expected_signature(keys["token"], ts, nonce, encrypted) == sig
 
 
 def test_url_verification_with_another_nonce_fails_in_both() -> None:
