@@ -234,6 +234,21 @@ async def test_a_body_over_the_limit_is_413_one_at_the_limit_is_read(sqlite_stac
     await helped_once(stack)
 
 
+async def test_a_chunked_body_over_the_limit_is_413(sqlite_stack: Stack) -> None:
+    """Without a Content-Length the size is known only once read: the limit holds all the same."""
+    stack = sqlite_stack
+    encrypted = stack.sim.crypto.encrypt(text_xml(stack, "wangxm", "/help", msg_id=31))
+    body = envelope(stack, encrypted, size=LIMIT + 1)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 4096):
+            yield body[start:start + 4096]
+
+    answer = await post(stack, push_query(stack, encrypted), chunks())
+    assert (answer.status, answer.text) == (413, "too large")
+    await nothing_changed(stack)
+
+
 @pytest.mark.parametrize("body", [
     b"<xml><Encrypt>",  # not XML
     b"<xml><Nothing/></xml>",  # no Encrypt

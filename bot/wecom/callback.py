@@ -92,8 +92,10 @@ class CallbackEndpoint:
         if refused is not None:
             return refused
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return web.Response(status=413, text="too large")
+            return web.Response(status=413, text="too large")  # refused before reading it
         raw = await request.read()
+        if len(raw) > MAX_BODY_BYTES:  # chunked: no Content-Length to refuse it by
+            return web.Response(status=413, text="too large")
         try:
             envelope = xmltodict.parse(raw.decode("utf-8"))["xml"]
             encrypted = str(envelope["Encrypt"])
