@@ -431,7 +431,7 @@ def copied_notice(draft: Draft, by_name: str) -> str:
 
 def remaining_text(left: timedelta) -> str:
     hours = int(left.total_seconds() // 3600)
-    if left.total_seconds() < 0:
+    if left.total_seconds() <= 0:  # at the deadline itself the time is up (the overdue alarm fires)
         over = -left
         return f"已超期 {over.days} 天 {over.seconds // 3600} 小时"
     return f"剩余 {hours // 24} 天 {hours % 24} 小时" if hours >= 24 else f"剩余 {hours} 小时"

@@ -208,6 +208,17 @@ async def test_overdue_alarm_to_owners_and_admins_once_per_overdue_day(fresh: St
     assert all(notices(stack, user, ALARM) == [] for user in others)
 
 
+async def test_the_alarm_comes_at_the_deadline_itself(fresh: Stack) -> None:
+    """At the deadline the time is up: the alarm, which says it is overdue by nothing yet."""
+    stack = fresh
+    await say(stack, "wangxm", "/posted 示范微博")
+    set_time(stack, START + timedelta(hours=168))
+    assert await warnings(stack) == 1
+    expected = alarm("示范微博", "微博", "未填单位", "已超期 0 天 0 小时", "11-23 10:00", days=7)
+    assert notices(stack, "wangxm", ALARM) == [expected] and notices(stack, ADMIN, ALARM) == [expected]
+    assert notices(stack, "wangxm", WARN) == []
+
+
 async def test_an_admin_who_owns_the_account_is_alarmed_once(fresh: Stack) -> None:
     stack = fresh
     await say(stack, ADMIN, "/posted 管理员的号")
