@@ -82,25 +82,23 @@ class Outbox:
         *,
         recipients: Sequence[str] = (),
         card_id: int | None = None,
-        not_before: datetime | None = None,
-    ) -> OutboxMessage:
+    ) -> None:
         now = self._clock.now()
         row = OutboxMessage(
             created_at=now,
-            not_before=not_before or now,
+            not_before=now,
             op=op,
             recipients="|".join(recipients),
             payload=payload,
             card_id=card_id,
         )
         self._session.add(row)
-        return row
 
-    def send_text(self, users: Sequence[str], text: str, *, not_before: datetime | None = None) -> None:
+    def send_text(self, users: Sequence[str], text: str) -> None:
         """Plain text, split into several messages when over 2048 bytes."""
         for chunk in split_utf8(text):
             message = {"touser": "|".join(users), "msgtype": "text", "text": {"content": chunk}}
-            self._add("send", message, recipients=users, not_before=not_before)
+            self._add("send", message, recipients=users)
 
     def send_card(
         self, users: Sequence[str], card: dict[str, Any], *, card_id: int | None = None, subject: str = ""
@@ -456,9 +454,6 @@ class OutboxSender:
         """The duplicate-check window for this row's message/send, decided at its first attempt
         and kept for every retry (so a retry is byte-identical to the first try). Off when
         another row sent the identical request within the window: WeCom would swallow it."""
-        if self._dup_seconds <= 0:
-            await self._renew(row, token)
-            return 0
         if row.first_try_at is not None:
             await self._renew(row, token)
             return self._dup_seconds if row.dup_check else 0
@@ -570,7 +565,9 @@ class OutboxSender:
 
     async def _retry_later(self, row: OutboxMessage, token: str, error: str) -> None:
         """Capped exponential backoff, no cap on attempts: the lifetime decides when to stop."""
-        delay = min(MAX_BACKOFF, timedelta(seconds=FIRST_BACKOFF_SECONDS * 2 ** min(row.attempts, 20)))
+        # capped before it becomes a timedelta: a card tried for 72 h has ~430 attempts
+        seconds = min(MAX_BACKOFF.total_seconds(), FIRST_BACKOFF_SECONDS * 2**row.attempts)
+        delay = timedelta(seconds=seconds)
         log.warning("outbox %s failed (%s); retry in %ss", row.id, error, int(delay.total_seconds()))
         await self._reschedule(row, token, self._clock.now() + delay, error=error, count_attempt=True)
 
