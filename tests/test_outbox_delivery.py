@@ -184,8 +184,9 @@ async def test_slow_success_past_the_client_timeout_is_delivered_once(robot_stac
     assert text_row.msgid == stack.sim.inbox("wangxm")[0].msgid
 
 
-class Crash(Exception):
-    """The process dies after WeCom accepted the message and before the row is marked."""
+class Crash(BaseException):
+    """The process dies after WeCom accepted the message and before the row is marked (a
+    BaseException, like SystemExit: nothing in the bot catches it)."""
 
 
 class CrashingSender(OutboxSender):

@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock, ensure_utc
-from bot.keys import HTTP, SENDER
+from bot.keys import HTTP, SENDER, WECOM
 from bot.wecom.client import WeComClient
 from bot.wecom.outbox import (
     FAILED_TEXT,
@@ -394,6 +394,41 @@ async def test_a_rejected_message_fails_at_once_and_admins_are_told(
     await stack.drain()
     assert stack.sim.call_count(path) == calls, "never tried again"
     assert stack.sim.inbox("wangxm") == []
+
+
+async def test_one_row_failing_unexpectedly_is_retried_and_holds_up_nobody(
+    short_lived: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An export that cannot be built (a bug, a missing template) fails like a busy WeCom: its
+    reason recorded, retried with the backoff, expired with its reason at the end of its
+    lifetime; the messages queued after it go out in the same pass."""
+    stack = short_lived
+
+    async def broken(db: Any, payload: dict[str, Any]) -> tuple[str, bytes]:
+        raise RuntimeError("template missing")
+
+    sender = OutboxSender(db=stack.db, wecom=stack.app[WECOM], clock=stack.clock, settings=stack.settings,
+                          export_file=broken)
+    start = stack.clock.now()
+    async with stack.db() as session, session.begin():
+        Outbox(session, stack.clock).send_export(
+            ["chenfb"], kind="ledger", start=start, end=start, label="11月", slug="2026-11",
+            unit="示范市人民政府办公室", timezone="Asia/Shanghai",
+        )
+    await queue_texts(stack, "wangxm", ["排在后面"])
+    with caplog.at_level(logging.ERROR, logger="bot.wecom.outbox"):
+        await sender.drain()
+    assert stack.sim.deliveries("wangxm") == {"排在后面": 1}
+    export = await only_row(stack, "export")
+    assert (export.status, export.attempts, export.last_error) == ("pending", 1, "RuntimeError: template missing")
+    assert await wait_of(stack, export.id) == timedelta(seconds=5)
+    (record,) = [r for r in caplog.records if r.name == "bot.wecom.outbox" and r.levelno >= logging.ERROR]
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    stack.clock.set(start + timedelta(hours=1))  # type: ignore[attr-defined]
+    await sender.drain()
+    export = await only_row(stack, "export")
+    assert (export.status, export.attempts) == ("expired", 1)
+    assert robot_texts(stack) == [FAILED_TEXT.format(id=export.id, error="expired: RuntimeError: template missing")]
 
 
 async def test_a_card_sent_before_a_crash_is_marked_delivered_on_42014(short_lived: Stack) -> None:

@@ -314,6 +314,9 @@ class OutboxSender:
                     await self._deliver(row, token, deferred_users)
                 except _Fenced:
                     log.warning("outbox %s: claim taken over by another sender; left to it", row.id)
+                except Exception as exc:  # one row (an export that cannot be built …) stops no other
+                    log.exception("outbox %s (%s) failed unexpectedly", row.id, row.op)
+                    await self._retry_later(row, token, f"{type(exc).__name__}: {exc}")
 
     def _unclaimed(self, now: datetime) -> Any:
         return or_(
