@@ -3,15 +3,21 @@ outbox cope: token refresh, retries of transient errors, pacing instead of silen
 
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from sqlmodel import select
 
-from bot.cli.stack import Stack
+from bot.cli.stack import Stack, random_aes_key
+from bot.core.clock import FrozenClock
 from bot.keys import WECOM
-from bot.wecom.client import WeComAPIError
+from bot.simulator import WeComSimulator
+from bot.simulator.wire import WireFaults, serve
+from bot.wecom.client import WeComAPIError, WeComClient, WeComTransportError
 from bot.wecom.outbox import Outbox
 from storage.models import OutboxMessage
 from tests.flow import say, tap, texts
@@ -168,3 +174,55 @@ async def test_clicks_on_a_greyed_card_are_impossible_in_the_client(sqlite_stack
 
     with pytest.raises(SimulatorError):
         await stack.sim.click("wangxm", task, delivered.payload["template_card"]["button_list"][0]["key"])
+
+
+async def test_simulator_resends_a_callback_that_gets_no_answer_in_time(clock: FrozenClock) -> None:
+    """WeCom waits 5 s for the answer, then sends the same callback again (§1.7): a bot that
+    answers too late is a failed attempt, not an exception in the caller."""
+    attempts = 0
+
+    async def too_slow(request: web.Request) -> web.Response:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(1)
+        return web.Response()
+
+    bot = web.Application()
+    bot.router.add_post("/wecom/callback", too_slow)
+    runner, url = await serve(bot)
+    sim = WeComSimulator(corp_id="wwtest", corp_secret="s", agent_id=1, token="tok",
+                         encoding_aes_key=random_aes_key(), clock=clock)
+    sim.add_member("wangxm")
+    sim.callback_url = url + "/wecom/callback"
+    sim._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.1))  # 5 s, shortened
+    try:
+        result = await sim.send_text("wangxm", "你好")
+    finally:
+        await sim.close()
+        await runner.cleanup()
+    assert (result.status, result.attempts) == (599, 4)
+    assert attempts == 4
+
+
+async def test_simulator_wire_answers_after_the_client_gave_up_but_did_the_work(
+    clock: FrozenClock,
+) -> None:
+    """WireFaults: latency before the work, and a late answer after it (bench/chaos.py)."""
+    sim = WeComSimulator(corp_id="wwtest", corp_secret="s", agent_id=1, token="tok",
+                         encoding_aes_key=random_aes_key(), clock=clock)
+    sim.add_member("wangxm")
+    faults = WireFaults(rng=random.Random(1), latency={"/message/send": 0.05},
+                        late_fraction=1.0, late_seconds=0.6)
+    faults.install(sim.app)
+    runner, url = await serve(sim.app)
+    try:
+        async with aiohttp.ClientSession() as http:
+            client = WeComClient(http, base_url=url, corp_id="wwtest", secret="s", agent_id=1,
+                                 clock=clock, timeout=0.3)
+            with pytest.raises(WeComTransportError):
+                await client.send_message({"touser": "wangxm", "msgtype": "text",
+                                           "text": {"content": "迟到的回答"}})
+    finally:
+        await runner.cleanup()
+    assert sim.deliveries("wangxm") == {"迟到的回答": 1}
+    assert faults.late_answers == 1

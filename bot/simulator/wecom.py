@@ -884,7 +884,7 @@ class WeComSimulator:
                 headers={"Content-Type": "text/xml"},
             ) as resp:
                 return CallbackResult(resp.status, await resp.text())
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:  # no answer within 5 s: re-sent
             return CallbackResult(599, type(exc).__name__)
 
     def _session(self) -> aiohttp.ClientSession:
