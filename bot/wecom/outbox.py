@@ -83,6 +83,11 @@ class Outbox:
         recipients: Sequence[str] = (),
         card_id: int | None = None,
     ) -> None:
+        if not recipients and op in ("send", "export"):
+            # e.g. "tell the admins" in a unit that has none: WeCom refuses a message to nobody
+            # (81013) and the row would hold back every other row without recipients (card updates)
+            log.warning("outbox: a %s to nobody is not queued", op)
+            return
         now = self._clock.now()
         row = OutboxMessage(
             created_at=now,
