@@ -220,6 +220,33 @@ async def test_running_bot_answers_a_person_with_nobody_draining(
         assert passes - before <= 1, "idle, the sender waits for a kick or its poll"
 
 
+# ---- long texts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "received"),
+    [
+        ("a" * 2048, ["a" * 2048]),  # exactly the limit: one message
+        ("a" * 1023 + "\n" + "b" * 1023 + "\nc", ["a" * 1023 + "\n" + "b" * 1023, "c"]),  # 2048 + 1
+        ("\n".join(["字" * 100] * 10), ["\n".join(["字" * 100] * 6), "\n".join(["字" * 100] * 4)]),
+        ("x\n" + "a" * 2048, ["x", "a" * 2048]),  # a line that fits a message is not cut
+        ("a" * 3000, ["a" * 2048, "a" * 952]),  # one line too long: cut, not lost
+        ("字" * 1000, ["字" * 682, "字" * 318]),  # never inside a character (3 bytes each)
+        ("x" * 100 + "\n" + "y" * 3000, ["x" * 100 + "\n" + "y" * 1947, "y" * 1053]),
+        ("a" * 2048 + "\n", ["a" * 2048]),  # no empty message after the cut (WeCom: 44004)
+    ],
+    ids=["2048", "2049-at-a-line", "lines", "whole-line", "long-line", "cjk-line", "tail-then-long", "no-empty"],
+)
+async def test_a_long_text_arrives_in_pieces_of_at_most_2048_bytes(
+    stack: Stack, text: str, received: list[str]
+) -> None:
+    await queue_texts(stack, "wangxm", [text])
+    await stack.drain()
+    assert texts(stack, "wangxm") == received
+    assert stack.sim.truncated == []
+    assert [r.status for r in await rows(stack)] == ["sent"] * len(received)
+
+
 # ---- retries, backoff and lifetimes -------------------------------------------------------
 
 

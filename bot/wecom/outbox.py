@@ -59,13 +59,9 @@ def split_utf8(text: str, limit: int = TEXT_LIMIT_BYTES) -> list[str]:
 
 
 def _cut(line: str, budget: int) -> tuple[str, str]:
-    used = 0
-    for index, char in enumerate(line):
-        size = len(char.encode("utf-8"))
-        if used + size > budget:
-            return line[:index], line[index:]
-        used += size
-    return line, ""
+    """The longest head of `line` within `budget` UTF-8 bytes (no character cut), and the rest."""
+    head = line.encode("utf-8")[:budget].decode("utf-8", "ignore")
+    return head, line[len(head):]
 
 
 class Outbox:
