@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import func, update
 from sqlmodel import col, select
@@ -218,6 +219,8 @@ async def test_running_bot_answers_a_person_with_nobody_draining(
         before = passes
         await give_way(stack)
         assert passes - before <= 1, "idle, the sender waits for a kick or its poll"
+        async with aiohttp.ClientSession() as http, http.get(f"{stack.bot_url}/healthz") as resp:
+            assert (resp.status, await resp.json()) == (200, {"status": "ok"})
 
 
 # ---- long texts -----------------------------------------------------------------------------
@@ -491,6 +494,18 @@ async def test_a_crashed_senders_claim_lapses_after_exactly_one_minute(short_liv
     assert (await only_row(stack)).status == "sent"
 
 
+async def test_a_row_another_sender_has_claimed_is_left_to_it_for_a_minute(short_lived: Stack) -> None:
+    stack = short_lived
+    await queue_texts(stack, "wangxm", ["另一实例在发"])
+    assert await sender_with(stack)._claim_next() is not None  # another instance took it, then stalled
+    advance(stack, seconds=60)
+    await stack.drain()
+    assert stack.sim.call_count("/message/send") == 0
+    advance(stack, seconds=1)
+    await stack.drain()
+    assert stack.sim.deliveries("wangxm") == {"另一实例在发": 1}
+
+
 async def test_an_identical_text_whose_first_try_failed_still_arrives(short_lived: Stack) -> None:
     """The second of two identical texts goes without the duplicate check (WeCom would swallow
     it), and keeps going without it when it has to be tried again."""
@@ -569,10 +584,16 @@ async def test_each_admin_only_code_names_what_the_admin_must_do(
     assert await wait_of(stack, row.id) == timedelta(minutes=5), "probed again after probe_minutes"
 
 
-async def test_a_removed_robot_key_pauses_only_that_robot(short_lived: Stack) -> None:
+async def test_a_removed_robot_key_pauses_only_that_robot_until_it_is_back(short_lived: Stack) -> None:
     stack = short_lived
+
+    def robot_text(key: str, content: str) -> None:
+        Outbox(session, stack.clock).webhook(key, {"msgtype": "text", "text": {"content": content}})
+
     async with stack.db() as session, session.begin():
-        Outbox(session, stack.clock).webhook("removed-key", {"msgtype": "text", "text": {"content": "值班"}})
+        robot_text("removed-key", "值班一")
+        robot_text("removed-key", "值班二")
+        robot_text(ROBOT, "照常")
     await queue_texts(stack, "wangxm", ["照常送达"])
     await stack.drain()
     since = stack.clock.now().isoformat()
@@ -581,7 +602,57 @@ async def test_a_removed_robot_key_pauses_only_that_robot(short_lived: Stack) ->
         " (群机器人 webhook key 失效，请更换 [duty] webhook_key)"
     )
     assert stack.sim.deliveries("wangxm") == {"照常送达": 1}
-    assert robot_texts(stack) == [], "no robot is told that a robot is gone"
+    assert robot_texts(stack) == ["照常"], "the other robot works, and is not told a robot is gone"
+    keys = [body for path, body in stack.sim.calls if path == "/webhook/send"]
+    assert [k["text"]["content"] for k in keys] == ["值班一", "照常"], "值班二 waits for the probe"
+    stack.sim.add_robot("removed-key")  # the group's robot is added back with the same key
+    advance(stack, minutes=5)
+    await stack.drain()
+    assert [m["text"]["content"] for m in stack.sim.robots["removed-key"]] == ["值班一", "值班二"]
+    assert stack.app[SENDER].health() == ("ok", "")
+    assert robot_texts(stack) == ["照常"], "nor told that it is back"
+
+
+async def test_delivery_resumes_when_the_admin_has_fixed_it_and_the_robot_says_so(short_lived: Stack) -> None:
+    """While paused one row at a time probes; a busy answer to the probe holds the rest back too."""
+    stack = short_lived
+    stack.sim.fail_next("/message/send", 60020)
+    await queue_texts(stack, "wangxm", ["第一条", "第二条"])
+    await stack.drain()
+    advance(stack, minutes=5)
+    stack.sim.fail_next("/message/send", -1)
+    await stack.drain()
+    assert stack.sim.call_count("/message/send") == 2, "only the probe was tried, twice"
+    assert stack.app[SENDER].health()[0] == "degraded"
+    advance(stack, minutes=5)
+    await stack.drain()
+    assert stack.sim.deliveries("wangxm") == {"第一条": 1, "第二条": 1}
+    assert stack.app[SENDER].health() == ("ok", "")
+    assert robot_texts(stack)[1:] == ["【消息发送恢复】企业微信已恢复接受（此前错误码 60020），积压的消息正在补发。"]
+    assert [r.attempts for r in await rows(stack) if r.op == "send"] == [3, 1]
+
+
+async def test_a_resume_sends_what_waits_up_to_a_probe_interval_ahead_at_once(short_lived: Stack) -> None:
+    """WeCom refuses our IP, and a text to someone else is in a ten-minute backoff: once the
+    probe goes through, it goes too (it was due exactly one probe interval later)."""
+    stack = short_lived
+    await queue_texts(stack, "zhaoli", ["退避中"])
+    backing_off = await only_row(stack)
+    async with stack.db() as session, session.begin():  # as after seven busy answers
+        await session.exec(update(OutboxMessage).where(col(OutboxMessage.id) == backing_off.id).values(attempts=7))
+    stack.sim.fail_next("/message/send", -1)
+    await stack.drain()
+    assert await wait_of(stack, backing_off.id) == timedelta(minutes=10)
+    stack.sim.fail_next("/message/send", 60020)
+    await queue_texts(stack, "wangxm", ["探测", "积压"])
+    await stack.drain()
+    probe, held = [r for r in await rows(stack) if r.id != backing_off.id and r.op == "send"]
+    assert [await wait_of(stack, r.id) for r in (probe, held)] == [timedelta(minutes=5)] * 2
+    assert stack.sim.call_count("/message/send") == 2, "积压 was not tried while paused"
+    advance(stack, minutes=5)
+    await stack.drain()
+    assert stack.sim.deliveries("wangxm") == {"探测": 1, "积压": 1}
+    assert stack.sim.deliveries("zhaoli") == {"退避中": 1}, "due five minutes later, sent now"
 
 
 # ---- response codes and card updates ------------------------------------------------------
