@@ -370,9 +370,10 @@ class ChaosReport:
     decisions_distinct: int = 0
     drafts_approved: int = 0
     cards_left_open: int = 0
-    outbox_status: Counter[str] = field(default_factory=Counter)
+    outbox_status: Counter[str] = field(default_factory=Counter)  # "op status" → rows
     wall_seconds: float = 0.0
-    details: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # what problems() names, item by item
+    given_up: list[str] = field(default_factory=list)  # rows failed or expired, with the reason
 
     def problems(self) -> list[str]:
         """Everything that is not exactly-once, in words; empty when the run passed."""
@@ -390,9 +391,13 @@ class ChaosReport:
             )
         if self.drafts_approved != self.plan.flows:
             found.append(f"drafts approved {self.drafts_approved} of {self.plan.flows}")
-        if self.outbox_status.get("pending"):
-            found.append(f"outbox rows still pending: {self.outbox_status['pending']}")
+        if self.pending:
+            found.append(f"outbox rows still pending: {self.pending}")
         return found + self.details[:20]
+
+    @property
+    def pending(self) -> int:
+        return sum(n for key, n in self.outbox_status.items() if key.endswith(" pending"))
 
     def table(self) -> str:
         p = self.plan
@@ -420,6 +425,7 @@ class ChaosReport:
             f"outbox rows: {rows_by_status}; unexpected deliveries {self.unexpected}; dropped by "
             f"the member limit {self.dropped_by_limit}; stage cards left open "
             f"{self.cards_left_open}",
+            *self.given_up[:10],
         ]
         width = max(len(name) for name, _ in rows)
         lines = ["| measure | value |", "|---|---:|"] + [f"| {n:<{width}} | {v} |" for n, v in rows]
@@ -675,7 +681,9 @@ class ChaosRun:
             rows = list((await session.exec(select(OutboxMessage))).all())
             decisions = list((await session.exec(select(StageDecision))).all())
             drafts = list((await session.exec(select(Draft))).all())
-        report.outbox_status = Counter(row.status for row in rows)
+        report.outbox_status = Counter(f"{row.op} {row.status}" for row in rows)
+        report.given_up = [f"outbox {row.id} {row.op} {row.status}: {row.last_error}"
+                           for row in rows if row.status not in ("sent", "pending")]
         expected: Counter[tuple[str, str, str]] = Counter()
         for row in rows:
             if row.op != "send":

@@ -33,4 +33,4 @@ async def test_chaos_kills_and_faults_neither_double_nor_lose_anything(
     assert report.delivered_once == report.messages_expected, summary
     assert report.duplicates == 0 and report.lost == 0 and report.unexpected == 0, summary
     assert report.decisions_expected == report.decisions_recorded == 3 * plan.flows, summary
-    assert report.outbox_status.get("pending", 0) == 0, summary
+    assert report.pending == 0, summary
