@@ -1,93 +1,27 @@
-"""Test helpers that act like people on their phones: type, tap buttons, read what arrived."""
+"""Test helpers: what people do on their phones (bot.cli.people) and what the database then holds."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlmodel import col, select
 
+from bot.cli.people import (  # noqa: F401 - the tests import these from here
+    active_card,
+    button_key,
+    card_click_xml,
+    cards,
+    current_card,
+    forged_tap,
+    last_text,
+    say,
+    tap,
+    texts,
+)
 from bot.cli.stack import Stack
-from bot.simulator import button_key as find_button_key
 from storage.models import Draft, StageDecision
 
 # The lines a chat submission must carry (保密审查表 注3: the submitter ticks them; nothing is
 # assumed), for tests whose subject is not the metadata: f"/submit 标题\n{META}正文".
 META = "来源：本机关制发\n公开：主动公开\n平台：政府网站\n"
-
-
-async def say(stack: Stack, user: str, text: str, *, msg_id: int | None = None) -> None:
-    """`user` sends a text to the app; the bot's replies are then delivered."""
-    result = await stack.sim.send_text(user, text, msg_id=msg_id)
-    assert result.status == 200, result
-    await stack.drain()
-
-
-def texts(stack: Stack, user: str) -> list[str]:
-    return [d.payload["text"]["content"] for d in stack.sim.inbox(user) if d.msgtype == "text"]
-
-
-def last_text(stack: Stack, user: str) -> str:
-    received = texts(stack, user)
-    assert received, f"{user} received no text"
-    return received[-1]
-
-
-def cards(stack: Stack, user: str) -> list[Any]:
-    return [d for d in stack.sim.inbox(user) if d.msgtype == "template_card"]
-
-
-def active_card(stack: Stack, user: str) -> Any:
-    """The newest card whose buttons `user` can still tap."""
-    for delivered in reversed(cards(stack, user)):
-        state = stack.sim.card(delivered.payload["template_card"]["task_id"])
-        if state.is_active_for(user):
-            return delivered
-    raise AssertionError(f"{user} holds no active card")
-
-
-def current_card(stack: Stack, user: str, delivered: Any) -> dict[str, Any]:
-    """The card as `user` sees it now: WeCom may have replaced it since it was delivered."""
-    return dict(stack.sim.card(delivered.payload["template_card"]["task_id"]).shown_to(user))
-
-
-def button_key(card: dict[str, Any], label: str) -> str:
-    """The button named `label` (see bot.simulator.button_key), which must be there."""
-    key = find_button_key(card, label)
-    assert key is not None, f"no button {label}"
-    return key
-
-
-async def tap(stack: Stack, user: str, label: str, *, deliver: bool = True) -> Any:
-    """`user` taps button `label` on their newest active card (as it looks now)."""
-    delivered = active_card(stack, user)
-    task_id = delivered.payload["template_card"]["task_id"]
-    result = await stack.sim.click(user, task_id, button_key(current_card(stack, user, delivered), label))
-    assert result.status == 200, result
-    if deliver:
-        await stack.drain()
-    return delivered
-
-
-def card_click_xml(stack: Stack, user: str, task_id: str, key: str) -> str:
-    created = int(stack.clock.now().timestamp())
-    return (
-        "<xml><ToUserName><![CDATA[{corp}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
-        "<CreateTime>{ts}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-        "<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{key}]]></EventKey>"
-        "<TaskId><![CDATA[{task}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
-        "<ResponseCode><![CDATA[forged-code]]></ResponseCode><AgentID>{agent}</AgentID></xml>"
-    ).format(
-        corp=stack.settings.wecom.corp_id, user=user, ts=created, key=key, task=task_id,
-        agent=stack.settings.wecom.agent_id,
-    )
-
-
-async def forged_tap(stack: Stack, user: str, card: dict[str, Any], label: str) -> None:
-    """A correctly signed click by `user` on `card`'s button `label`, even one WeCom would not
-    let them make (a card they never held, or one already greyed): what a replay looks like."""
-    result = await stack.sim.post_raw(card_click_xml(stack, user, card["task_id"], button_key(card, label)))
-    assert result.status == 200, result
-    await stack.drain()
 
 
 async def decisions(stack: Stack) -> list[StageDecision]:
