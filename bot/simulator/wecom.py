@@ -362,6 +362,17 @@ class WeComSimulator:
     def call_count(self, path: str) -> int:
         return sum(1 for called, _ in self.calls if called == path)
 
+    def forget_history(self) -> None:
+        """Forget every delivery, API call, card, response code, uploaded file and
+        duplicate-check entry so far, so a long run (bench/soak_callbacks) measures the bot and
+        not this record. What was sent before can no longer be tapped, updated or re-sent:
+        call it when nothing is waiting."""
+        for record in (self._inboxes, self._cards, self._codes, self._recent_sends, self.media):
+            record.clear()
+        self.calls.clear()
+        self.dropped.clear()
+        self.truncated.clear()
+
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
