@@ -8,4 +8,11 @@ from scheduler.sweeper import Sweep
 
 def all_sweeps() -> list[Sweep]:
     """Every sweep the bot runs, in order."""
-    return [*duty.SWEEPS, *freshness.SWEEPS, *reminders.SWEEPS, *audit.SWEEPS, housekeeping.prune_dedupe_keys]
+    return [
+        *duty.SWEEPS,
+        *freshness.SWEEPS,
+        *reminders.SWEEPS,
+        *audit.SWEEPS,
+        housekeeping.prune_dedupe_keys,
+        housekeeping.release_memory,
+    ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,6 +41,14 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return create_async_engine(url, echo=echo, pool_pre_ping=True)
 
 
+# SQLite keeps the pages a connection has read or written in its page cache. cache_size is per
+# connection and the pool keeps five, so on its own it lets 5 × 32 MiB of pages pile up (an
+# export reads the year through one connection, the next sweep through another), held while the
+# bot sits idle. soft_heap_limit is SQLite's cap for the whole process: past it, connections
+# recycle their cached pages instead of allocating more. One connection may still use it all.
+SQLITE_CACHE_MB = 32
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     # The driver's own implicit BEGIN is turned off and every transaction starts with
     # BEGIN IMMEDIATE: writers queue on the busy timeout instead of failing on lock upgrade,
@@ -52,7 +63,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA cache_size=-32768")  # 32 MiB of pages per connection (default 2 MiB)
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_MB * 1024}")  # KiB (default 2 MiB)
+        cursor.execute(f"PRAGMA soft_heap_limit={SQLITE_CACHE_MB * 2**20}")  # bytes, whole process
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -74,6 +86,21 @@ def _use_wal(cursor: Any) -> None:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+def sqlite_heap_bytes() -> int | None:
+    """Bytes SQLite holds on its own heap in this process (page caches of every connection,
+    schemas, statements): sqlite3_memory_used() of the library the sqlite3 module runs on.
+    None when that library cannot be reached (a Python built with its own SQLite copy)."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+    except OSError:
+        return None
+    lib.sqlite3_libversion.restype = ctypes.c_char_p
+    if lib.sqlite3_libversion().decode() != sqlite3.sqlite_version:
+        return None  # another copy than the one our connections use
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    return int(lib.sqlite3_memory_used())
 
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
