@@ -119,8 +119,7 @@ class Outbox:
         for handle in handles.all():
             if handle.task_id == keep:
                 continue
-            handle.closed, handle.closed_label = True, replace_name
-            self._session.add(handle)
+            handle.closed, handle.closed_label = True, replace_name  # loaded here: saved at commit
             if handle.response_code:  # not sent yet: the sender greys it once it goes out
                 self.update_card(handle.response_code, replace_name=replace_name)
 
@@ -541,7 +540,6 @@ class OutboxSender:
                 handle = (await session.exec(select(CardHandle).where(CardHandle.task_id == task_id))).first()
                 if handle is not None:
                     handle.response_code = str(code)
-                    session.add(handle)
                     if handle.closed:  # its subject closed while it was queued: grey it now
                         Outbox(session, self._clock).update_card(str(code), replace_name=handle.closed_label)
         invalid = result.get("invaliduser")
@@ -664,20 +662,18 @@ class OutboxDecisionError(Exception):
     """`--retry`/`--discard` of a row that does not exist or is already delivered."""
 
 
-async def retry_message(session: AsyncSession, message_id: int, now: datetime) -> OutboxMessage:
+async def retry_message(session: AsyncSession, message_id: int, now: datetime) -> None:
     """Send a failed, expired or waiting row again now; its lifetime starts again."""
     row = await session.get(OutboxMessage, message_id)
     if row is None or row.status not in ("pending", "failed", "expired"):
         raise OutboxDecisionError(f"没有可重试的第 {message_id} 条消息" + (f"（状态 {row.status}）" if row else ""))
     row.status, row.not_before, row.retried_at = "pending", now, now
     row.claimed_until, row.claim_token = None, ""
-    session.add(row)
-    return row
 
 
 async def discard_message(
     session: AsyncSession, message_id: int, now: datetime, *, reason: str, by: str
-) -> OutboxMessage:
+) -> None:
     """A person decides a row will not be delivered: recorded in the audit log with who and why."""
     row = await session.get(OutboxMessage, message_id)
     if row is None or row.status not in ("pending", "failed", "expired"):
@@ -685,10 +681,8 @@ async def discard_message(
     previous = row.status
     row.status, row.claimed_until, row.claim_token = "discarded", None, ""
     row.last_error = f"discarded by {by}: {reason}"[:500]
-    session.add(row)
     await append_audit(
         session=session, at=now, actor=by, action="outbox_discard",
         details={"outbox_id": row.id, "op": row.op, "recipients": row.recipients, "was": previous,
                  "reason": reason, "attempts": row.attempts},
     )
-    return row
