@@ -21,13 +21,12 @@ from bot.core.config import Settings
 from scheduler.freshness import freshness_digest, freshness_warnings
 from scheduler.sweeper import SweepContext
 from tests.flow import last_text, say, texts
+from tests.test_freshness import FRESHNESS
 
 CONFIG = {
-    "warn_hours": [72, 24, 6],
-    "digest_time": "08:30",
+    **FRESHNESS,  # the two accounts of the 14-day rule tests, plus one without owners and an admin's
     "accounts": [
-        {"name": "示范发布", "platform": "微信公众号", "unit": "市政府办公室", "owners": ["zhaoli"]},
-        {"name": "示范微博", "platform": "微博", "owners": ["wangxm"], "period_hours": 168},
+        *FRESHNESS["accounts"],
         {"name": "无主账号", "platform": "网站"},
         {"name": "管理员的号", "platform": "抖音", "owners": ["chenfb", "zhaoli"]},
     ],
