@@ -122,8 +122,12 @@ async def test_a_double_submit_decides_once_and_tells_why(stack: Stack) -> None:
 async def test_not_approving_needs_an_opinion_and_then_returns_the_draft(stack: Stack) -> None:
     number = await submitted_to_second_stage(stack)
     async with Phone(stack, "zhangkz") as phone:
+        page = await phone.get(f"/app/drafts/{number}/")
+        assert "不同意或认定涉密时必填" in page.plain, "二审 is the 保密审查: 涉密 needs a reason too"
         bare = await phone.decide(number, "reject")
         assert "须填写审核意见" in bare.plain
+        classified = await phone.decide(number, "classified")
+        assert "须填写审核意见" in classified.plain
         assert [d.stage for d in await decisions(stack)] == [1]
         await phone.decide(number, "reject", opinion="数据需核实")
     (draft,) = await drafts(stack)
