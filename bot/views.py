@@ -524,7 +524,7 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
     label = ACTION_LABELS.get(entry.action, entry.action)
     who = name_of(entry.actor) if entry.actor != "system" else "系统"
     text = f"{who} {label}"
-    if entry.action in ("approve", "reject"):
+    if entry.action in ("approve", "reject", "classified"):
         text = f"{who} {details.get('stage_name', '')}{label}（第{details.get('version', '?')}版）"
         if details.get("on_behalf_of"):
             text += f"，代理{name_of(details['on_behalf_of'])}"

@@ -216,6 +216,10 @@ async def test_the_secrecy_review_states_its_conclusion_and_classified_ends_the_
     assert "涉密" in last_text(stack, "chenfb"), "admins are told"
     rows = await decisions(stack)
     assert [(r.stage, r.decision, r.secrecy) for r in rows] == [(1, "approve", ""), (2, "reject", "classified")]
+    await say(stack, "chenfb", "/draft 1")
+    assert "张科长 二审认定涉密，不得公开（第1版）：含未公开的工作部署" in last_text(stack, "chenfb"), (
+        "the record says which stage concluded 涉密, on which version, and why"
+    )
     await say(stack, "wangxm", "/revise 1\n改过的正文")
     assert "不能再修改" in last_text(stack, "wangxm")
     assert len(await decisions(stack)) == 2
