@@ -549,6 +549,21 @@ async def test_each_person_gets_at_most_25_a_minute_in_order(stack: Stack) -> No
     assert stack.sim.dropped == []
 
 
+
+async def test_a_pass_that_outlasts_a_members_wait_ends_and_sends_what_fell_due(stack: Stack) -> None:
+    """A busy pass (one slow API call) can take longer than a paced member's wait. The wait has
+    passed by then: the rows held back for it are sent, the pass ends, and nobody's messages
+    stall behind a sender that keeps re-queueing them (it used to, at full CPU, for ever)."""
+    await queue_texts(stack, "chenfb", [f"通知{n}" for n in range(30)])
+    async with stack.db() as session, session.begin():
+        Outbox(session, stack.clock).update_card("code-of-a-tapped-card", replace_name="已处理")
+    stack.sim.slow_next("/message/update_template_card", 0, advance=timedelta(seconds=61))
+    await asyncio.wait_for(stack.drain(), DEADLINE)
+    assert texts(stack, "chenfb") == [f"通知{n}" for n in range(30)], "in order, none held for ever"
+    assert [r.status for r in await rows(stack) if r.op == "send"] == ["sent"] * 30
+    assert stack.sim.dropped == []
+
+
 ADMIN_CODES = [  # errcode, WeCom's errmsg (as the simulator answers), paused scope, the admin's task
     (60020, "not allow to access from your ip", "api", "将服务器出口IP加入应用的「企业可信IP」"),
     (48002, "api forbidden", "op:send", "在管理后台为应用开通该接口权限"),

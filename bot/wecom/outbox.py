@@ -405,7 +405,10 @@ class OutboxSender:
         if pause is not None:  # this row is the probe; others wait for its answer
             pause.probe_at = now + self._probe
         recipients = [u for u in row.recipients.split("|") if u]
-        blocked = [deferred_users[u] for u in recipients if u in deferred_users]
+        # A person held back earlier in this pass holds their later rows back too (their order),
+        # but only while the wait lasts: a pass can outlive it (a slow API call), and a wait
+        # already over would put the row back as due at once, to be claimed again, for ever.
+        blocked = [deferred_users[u] for u in recipients if deferred_users.get(u, now) > now]
         wait_until = max(blocked) if blocked else await self._pacing_delay(recipients)
         if wait_until is not None:
             for userid in recipients:  # keep per-person order: later rows wait too
