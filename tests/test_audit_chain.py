@@ -120,6 +120,9 @@ def test_the_link_hash_is_sha256_of_the_previous_hash_newline_payload() -> None:
     payload = canonical_payload({"actor": "wangxm", "action": "approve"})
     assert chain_hash(GENESIS, payload) == hashlib.sha256(GENESIS.encode() + b"\n" + payload).hexdigest()
     assert chain_hash(GENESIS, payload) != chain_hash("1" * 64, payload)
+    # The first link hangs off 64 zeros: an auditor re-hashing an exported log with nothing but
+    # sha256 must know where the chain starts.
+    assert GENESIS == "0" * 64
 
 
 def test_times_without_a_zone_count_as_utc_and_unencodable_values_are_refused() -> None:

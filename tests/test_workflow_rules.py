@@ -117,3 +117,22 @@ def test_eligibility_no_assignee_delegate_or_transfer_without_the_stage_role() -
                              eligible=lambda u: "leader" in STAFF[u].roles)
     assert kept == ("boss",), "an ineligible delegate does not stand in"
     assert signing_roles(STAFF["chief"], [CHAIN]) == ["reviewer", "leader"]
+
+
+def test_signing_roles_are_the_roles_a_member_signs_some_stage_by() -> None:
+    from bot.rules.review import signing_roles
+
+    assert signing_roles(None, [CHAIN]) == [], "someone not on the staff list signs nothing"
+    assert signing_roles(STAFF["editor"], [CHAIN]) == ["collector"], "一审's role counts too"
+
+
+def test_a_submitter_stands_in_as_delegate_at_stage_one_only() -> None:
+    from bot.rules.review import apply_delegations
+
+    def stand_in(stage: int) -> tuple[str, ...]:
+        return apply_delegations(("chief",), {"chief": "editor"}, submitter="editor", stage=stage,
+                                 eligible=lambda userid: True)
+
+    assert stand_in(1) == ("editor",), "at 一审 the submitter may stand in for an away reviewer"
+    assert stand_in(2) == ("chief",), "at 二审 the submitter may not: the away reviewer stays"
+    assert stand_in(3) == ("chief",)

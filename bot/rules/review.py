@@ -123,7 +123,7 @@ def apply_delegations(
     submitter: str,
     stage: int,
     decided_elsewhere: Iterable[str] = (),
-    eligible: Callable[[str], bool] = lambda userid: True,
+    eligible: Callable[[str], bool],
 ) -> tuple[str, ...]:
     """Replace people who are away by their delegate (代理), keeping separation of duties.
 
