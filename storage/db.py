@@ -69,7 +69,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        deferred = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def _use_wal(cursor: Any) -> None:
@@ -105,6 +106,20 @@ def sqlite_heap_bytes() -> int | None:
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+# The execution option of sessions that only read. On SQLite every other transaction begins
+# IMMEDIATE and so holds the file's one write lock until it ends; a long read holding it (an
+# export streaming a year, verify-audit) would stall every callback behind it for seconds. A
+# read begins DEFERRED instead: in WAL mode it reads a snapshot and writers never wait for it.
+READ_ONLY = "sanshen_read_only"
+
+
+def reading(db: SessionFactory) -> SessionFactory:
+    """Sessions of `db`'s engine for work that only reads (it must not write: on SQLite a write
+    in such a transaction would take the lock late and may fail as busy)."""
+    engine: AsyncEngine = db.kw["bind"]
+    return make_session_factory(engine.execution_options(**{READ_ONLY: True}))
 
 
 # Start-up takes this PostgreSQL advisory lock for its whole transaction: migrations and every

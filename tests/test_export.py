@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import csv
 import io
+import asyncio
 import subprocess
 import sys
+import threading
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
+from typing import Any
 
 from openpyxl import load_workbook
 from sqlalchemy import update
 from sqlmodel import col, delete, select
 
 from bot.cli.stack import Stack
-from storage.models import AuditEntry
+from bot.exports.runner import Period, write_export
+from storage.models import AuditEntry, ProcessedCallback
 from tests.flow import last_text, say, tap
 from tests.test_review_flow import SUBMISSION
 
@@ -81,6 +88,55 @@ async def test_export_ledger_lists_every_action_in_order(stack: Stack) -> None:
     title_cells = [sheet.cell(row=n, column=4) for n in range(3, sheet.max_row + 1)]
     assert any(c.value.startswith("=HYPERLINK") and c.data_type == "s" for c in title_cells), "text, never a formula"
     assert sheet.freeze_panes == "A3"
+
+
+
+class HeldOpen:
+    """A file an export writes into that stops, mid-file, until the test lets it go on."""
+
+    def __init__(self) -> None:
+        self.writing = threading.Event()
+        self.go_on = threading.Event()
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(bytes(data))
+        if "关于开展2025年防汛演练的通知".encode() in data:  # rows are being read: the export's read is open
+            self.writing.set()
+            assert self.go_on.wait(60), "the test never let the export go on"
+        return len(data)
+
+    def flush(self) -> None: ...
+    def writable(self) -> bool: return True
+    def readable(self) -> bool: return False
+    def seekable(self) -> bool: return False
+    @property
+    def closed(self) -> bool: return False
+
+
+async def test_a_long_export_holds_up_no_callback(stack: Stack) -> None:
+    """While an export reads a year's rows, callbacks are applied: its read holds no write lock
+    (on SQLite a read used to begin IMMEDIATE and make every writer wait until the file was done)."""
+    await walk_two_drafts(stack)
+    out = HeldOpen()
+    period = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC), "2026年", "2026")
+    def ledger(into: object) -> Coroutine[Any, Any, int]:
+        return write_export(stack.db, into, kind="ledger", fmt="csv", period=period,  # type: ignore[arg-type]
+                            unit="测试单位", tz=ZoneInfo("Asia/Shanghai"))
+
+    export = asyncio.create_task(ledger(out))
+    assert await asyncio.to_thread(out.writing.wait, 30), "the export never started writing rows"
+    try:
+        async with stack.db() as session, session.begin():  # what every callback does first
+            session.add(ProcessedCallback(key="written-during-the-export", received_at=stack.clock.now()))
+    finally:
+        out.go_on.set()
+    rows = await export
+    async with stack.db() as session:
+        assert await session.get(ProcessedCallback, "written-during-the-export") is not None
+    undisturbed = io.BytesIO()
+    assert await ledger(undisturbed) == rows > 0
+    assert b"".join(out.chunks) == undisturbed.getvalue(), "the held export is whole"
 
 
 async def test_export_refusals_and_bad_periods(stack: Stack) -> None:

@@ -122,6 +122,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_verify_audit(args: argparse.Namespace) -> int:
     """The chain re-hashed; every printed record matches its entry; every checkpoint is still in it."""
     from storage.audit_repo import verify_audit_log, verify_checkpoints, verify_records
+    from storage.db import reading
 
     settings = _load(args.config)
     setup_logging("WARNING", _secrets(settings))
@@ -135,7 +136,7 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
     async def run():  # type: ignore[no-untyped-def]
         engine, db = await _open_db(settings)
         try:
-            async with db() as session:
+            async with reading(db)() as session:  # one snapshot; the running bot is not held up
                 chain = await verify_audit_log(session=session)
                 records = await verify_records(session=session) if chain.ok else []
                 checkpoints = await verify_checkpoints(session=session, external=external, key=settings.audit.key)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from bot.exports.ledger import write_ledger_csv, write_ledger_xlsx
 from bot.exports.review_form import write_review_form_csv, write_review_form_xlsx
 from bot.exports.streaming import consume_in_thread
-from storage.db import SessionFactory
+from storage.db import SessionFactory, reading
 from storage.export_repo import ledger_batches, review_form_batches
 
 Kind = Literal["form", "ledger"]
@@ -96,7 +96,7 @@ async def write_export(
 
     `title` is the 保密审查表's title line (ExportSettings.form_heading; None: the default wording).
     """
-    async with db() as session:
+    async with reading(db)() as session:  # holds no write lock while the file is built
         if kind == "form":
             batches = review_form_batches(session, period.start, period.end)
 
