@@ -580,9 +580,12 @@ class OutboxSender:
         """An admin-only code: hold this kind of delivery, say so once, probe every few minutes."""
         now = self._clock.now()
         scope = self._scope_of(row, exc)
-        first = scope not in self._paused
-        pause = self._paused.setdefault(scope, _Pause(exc.errcode, exc.errmsg, now, now + self._probe))
-        pause.errcode, pause.errmsg, pause.probe_at = exc.errcode, exc.errmsg, now + self._probe
+        pause = self._paused.get(scope)
+        first = pause is None
+        if pause is None:
+            pause = self._paused[scope] = _Pause(exc.errcode, exc.errmsg, now, now + self._probe)
+        else:  # still refused (the probe): the latest answer, and the next probe
+            pause.errcode, pause.errmsg, pause.probe_at = exc.errcode, exc.errmsg, now + self._probe
         notify = ""
         if first:
             log.error(
