@@ -328,8 +328,8 @@ def coverage_map(modules: list[str], jobs: int, reuse: bool) -> dict[str, dict[i
             for module in modules:
                 by_line = data.contexts_by_lineno(str(ROOT / module))
                 for line, contexts in by_line.items():
-                    tests = result[module].setdefault(line, [])
-                    tests.extend(c if c else IMPORT for c in contexts)  # contexts are node ids
+                    runners = result[module].setdefault(line, [])
+                    runners.extend(c if c else IMPORT for c in contexts)  # contexts are node ids
     empty = [module for module, lines in result.items() if not lines]
     if empty:
         raise SystemExit(f"the coverage run recorded nothing for {', '.join(empty)}: run the tests and check")
