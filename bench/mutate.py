@@ -320,7 +320,11 @@ def coverage_map(modules: list[str], jobs: int, reuse: bool) -> dict[str, dict[i
                  *PYTEST[1:], "-p", "bench._coverage_contexts", *chunk],
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for process in processes:
-            process.wait()
+            if process.wait() not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+                # A collection error or crash leaves most lines mapped to no test, which would
+                # count every mutant of them as a survivor.
+                raise SystemExit(f"the coverage run stopped (pytest exit {process.returncode}): "
+                                 f"run {' '.join(process.args[3:])} to see why")
         result: dict[str, dict[int, list[str]]] = {m: {} for m in modules}
         for number in range(jobs):
             data = CoverageData(basename=str(Path(workdir) / f".coverage.{number}"))

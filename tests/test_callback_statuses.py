@@ -254,7 +254,7 @@ async def test_a_chunked_body_over_the_limit_is_413(sqlite_stack: Stack) -> None
     b"<xml><Nothing/></xml>",  # no Encrypt
     b"<other><Encrypt>x</Encrypt></other>",  # no <xml> root
     b"\xff\xfe<xml/>",  # not UTF-8
-])
+], ids=["not-xml", "no-encrypt", "no-xml-root", "not-utf8"])  # bench.mutate runs unescaped ids
 async def test_a_malformed_envelope_is_400(sqlite_stack: Stack, body: bytes) -> None:
     stack = sqlite_stack
     answer = await post(stack, push_query(stack, "x"), body)
