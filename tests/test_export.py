@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-import asyncio
 import subprocess
 import sys
 import threading
 from collections.abc import Coroutine
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
 from sqlalchemy import update
@@ -90,7 +90,6 @@ async def test_export_ledger_lists_every_action_in_order(stack: Stack) -> None:
     assert sheet.freeze_panes == "A3"
 
 
-
 class HeldOpen:
     """A file an export writes into that stops, mid-file, until the test lets it go on."""
 
@@ -120,6 +119,7 @@ async def test_a_long_export_holds_up_no_callback(stack: Stack) -> None:
     await walk_two_drafts(stack)
     out = HeldOpen()
     period = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC), "2026年", "2026")
+
     def ledger(into: object) -> Coroutine[Any, Any, int]:
         return write_export(stack.db, into, kind="ledger", fmt="csv", period=period,  # type: ignore[arg-type]
                             unit="测试单位", tz=ZoneInfo("Asia/Shanghai"))

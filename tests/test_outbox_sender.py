@@ -549,7 +549,6 @@ async def test_each_person_gets_at_most_25_a_minute_in_order(stack: Stack) -> No
     assert stack.sim.dropped == []
 
 
-
 async def test_a_pass_that_outlasts_a_members_wait_ends_and_sends_what_fell_due(stack: Stack) -> None:
     """A busy pass (one slow API call) can take longer than a paced member's wait. The wait has
     passed by then: the rows held back for it are sent, the pass ends, and nobody's messages
