@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -351,10 +352,16 @@ def _node_id(context: str) -> str:
     return context
 
 
+@functools.cache
+def _tree(source: str) -> ast.Module:
+    """The module's syntax tree, parsed once for every mutant's test lookup (read, never changed)."""
+    return ast.parse(source)
+
+
 def _statement_lines(source: str, line: int) -> range:
     """The lines of the innermost statement holding `line` (coverage records a statement's first line)."""
     best = range(line, line + 1)
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(_tree(source)):
         if isinstance(node, ast.stmt) and node.lineno <= line <= (node.end_lineno or node.lineno):
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For,
                                      ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)):
@@ -367,7 +374,7 @@ def _statement_lines(source: str, line: int) -> range:
 def _inside_function(source: str, line: int) -> bool:
     return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
                and node.lineno <= line <= (node.end_lineno or node.lineno)
-               for node in ast.walk(ast.parse(source)))
+               for node in ast.walk(_tree(source)))
 
 
 def tests_for(module: str, line: int, source: str, covered: dict[int, list[str]]) -> list[str]:
