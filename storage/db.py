@@ -1,4 +1,4 @@
-"""Database engine and session factory: SQLite (WAL, serialised writers) or PostgreSQL (asyncpg)."""
+"""Database engine and session factory: SQLite (WAL, one queued writer connection) or PostgreSQL (asyncpg)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import ctypes.util
 import logging
 import sqlite3
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,12 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import schema  # noqa: F401  (registers every table)
 from storage.migrate import upgrade
+from storage.sqlite_inline import inline_creator
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +31,36 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+# SQLite has one writer per file, and every transaction here but a read begins IMMEDIATE (it
+# takes the write lock at once). With a pool of several connections, writers that find the lock
+# taken wait in SQLite's busy handler, which sleeps (1, 2, 5 … up to 100 ms between tries) in
+# the driver's threads: the lock sits free while they sleep, and under a burst of callbacks a
+# tap waited seconds behind others that each needed milliseconds. So the engine keeps a single
+# connection, run on the event loop itself (storage.sqlite_inline says why not in a thread):
+# writers queue for it in the pool, first come first served, and the next one starts the moment
+# the last one commits. Reads that take long (exports, verify-audit) use `reading()`, which has
+# threaded connections of its own. Another process on the same file is waited for with asyncio
+# sleeps, at most SQLITE_WAIT_SECONDS (the same bound as the wait for the pool's connection).
+SQLITE_WAIT_SECONDS = 30
+
+
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the async engine; for SQLite, create the folder and set WAL + BEGIN IMMEDIATE."""
+    """Create the async engine; for SQLite, create the folder, set WAL + BEGIN IMMEDIATE and
+    keep one connection (writers queue for it)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        _configure_sqlite(engine)
+        if not database or database == ":memory:":
+            engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_WAIT_SECONDS})
+            _configure_sqlite(engine, busy_ms=SQLITE_WAIT_SECONDS * 1000)
+            return engine
+        engine = create_async_engine(
+            url, echo=echo, async_creator=inline_creator(database, wait=SQLITE_WAIT_SECONDS),
+            pool_size=1, max_overflow=0, pool_timeout=SQLITE_WAIT_SECONDS,
+        )
+        _configure_sqlite(engine, busy_ms=0)  # the connection waits for other processes itself
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True)
 
@@ -49,7 +73,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 SQLITE_CACHE_MB = 32
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, busy_ms: int) -> None:
     # The driver's own implicit BEGIN is turned off and every transaction starts with
     # BEGIN IMMEDIATE: writers queue on the busy timeout instead of failing on lock upgrade,
     # which makes concurrent callbacks (two reviewers clicking at once) serialise cleanly.
@@ -59,7 +83,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         # Wait for other processes first: switching a new file to WAL takes a lock, and a
         # second instance starting at the same moment must queue for it, not fail.
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -117,9 +141,30 @@ READ_ONLY = "sanshen_read_only"
 
 def reading(db: SessionFactory) -> SessionFactory:
     """Sessions of `db`'s engine for work that only reads (it must not write: on SQLite a write
-    in such a transaction would take the lock late and may fail as busy)."""
+    in such a transaction would take the lock late and may fail as busy). On a SQLite file they
+    open connections of their own, so a long read does not hold the writers' one connection."""
     engine: AsyncEngine = db.kw["bind"]
-    return make_session_factory(engine.execution_options(**{READ_ONLY: True}))
+    return make_session_factory(_reader_of(engine).execution_options(**{READ_ONLY: True}))
+
+
+_readers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def _reader_of(engine: AsyncEngine) -> AsyncEngine:
+    """The engine reads of a SQLite file go through: a connection per session (NullPool: the
+    file is opened and closed again, nothing lingers once the writer engine is disposed)."""
+    database = engine.url.database or ""
+    if not is_sqlite(engine) or database in ("", ":memory:"):
+        return engine
+    reader = _readers.get(engine.sync_engine)
+    if reader is None:
+        reader = create_async_engine(
+            engine.url, echo=engine.echo, poolclass=NullPool,
+            connect_args={"timeout": SQLITE_WAIT_SECONDS},
+        )
+        _configure_sqlite(reader, busy_ms=SQLITE_WAIT_SECONDS * 1000)
+        _readers[engine.sync_engine] = reader
+    return reader
 
 
 # Start-up takes this PostgreSQL advisory lock for its whole transaction: migrations and every

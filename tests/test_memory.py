@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli.stack import Stack
-from storage.db import SQLITE_CACHE_MB, make_engine, sqlite_heap_bytes
+from storage.db import SQLITE_CACHE_MB, make_engine, make_session_factory, reading, sqlite_heap_bytes
 
 MiB = 2**20
 
@@ -24,8 +24,9 @@ def rss_bytes() -> int:
 
 
 async def test_page_caches_of_all_connections_share_one_cap(sqlite_url: str) -> None:
-    """Three pooled connections each read a database larger than the cap (an export, a sweep,
-    a page view, each on its own connection): together they hold no more than the cap."""
+    """Three connections each read a database larger than the cap (a callback on the writers'
+    connection, an export and verify-audit on readers' own): together they hold no more than
+    the cap."""
     if sqlite_heap_bytes() is None:
         pytest.skip("sqlite3_memory_used is not reachable from this Python")
     rows = (SQLITE_CACHE_MB + 16) * 1000  # 1000-byte rows: about 1.5 times the cap
@@ -38,7 +39,9 @@ async def test_page_caches_of_all_connections_share_one_cap(sqlite_url: str) -> 
                 "INSERT INTO filler (body) SELECT randomblob(1000) FROM n",
                 (rows,),
             )
-        held = [await engine.connect() for _ in range(3)]  # three connections, none reused
+        # the writers' one connection and two readers' (an export, verify-audit), all open
+        reader = reading(make_session_factory(engine)).kw["bind"]
+        held = [await engine.connect(), await reader.connect(), await reader.connect()]
         try:
             for conn in held:
                 result = await conn.exec_driver_sql("SELECT count(*), sum(length(body)) FROM filler")
