@@ -1,4 +1,4 @@
-"""The append-only audit log: entries chained by hash, appends serialised on one head row."""
+"""The append-only audit log: entries chained by hash in commit order, linked on one head row as each transaction commits."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,6 +20,7 @@ from bot.rules.audit_chain import (
     record_digest,
     verify_chain,
 )
+from storage import at_commit
 from storage.models import AuditCheckpoint, AuditEntry, AuditHead, Draft, ProofRecord, StageDecision
 
 
@@ -48,27 +50,44 @@ async def append_audit(
     action: str,
     draft_id: int | None = None,
     details: dict[str, Any] | None = None,
+    bind: Any = None,
 ) -> AuditEntry:
-    """Append one entry; the head row lock makes concurrent appends form one chain."""
-    head = (
-        await session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update())
-    ).one()
+    """Add one entry to this transaction. It joins the chain as the transaction commits (its id
+    and hashes are set then, see `_seal`), so the head row is locked for the commit alone and
+    transactions that append run side by side until then. `bind`: a record (a decision, a 校
+    signature) whose audit_id is set to the entry's id at that moment. An entry added inside a
+    savepoint that rolls back is dropped with it (storage.at_commit)."""
     entry = AuditEntry(
-        id=head.last_id + 1,
-        at=at,
-        actor=actor,
-        action=action,
-        draft_id=draft_id,
-        details=details or {},
-        prev_hash=head.last_hash,
-        hash="",
+        at=at, actor=actor, action=action, draft_id=draft_id, details=details or {},
+        prev_hash="", hash="",
     )
-    entry.hash = chain_hash(head.last_hash, canonical_payload(entry_payload(entry)))
-    head.last_id = entry.id or 0
-    head.last_hash = entry.hash
-    session.add(entry)
-    session.add(head)
+    at_commit.queue(session.sync_session, _AUDIT, (entry, bind))
     return entry
+
+
+_AUDIT = "audit"
+
+
+def _seal(session: Session, pending: list[tuple[AuditEntry, Any]]) -> None:
+    """Lock the head row, give each pending entry the next id, link it to the one before and
+    move the head: the chain's order is the order in which appending transactions commit."""
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalars().one()
+    for entry, bound in pending:
+        entry.id = head.last_id + 1
+        entry.prev_hash = head.last_hash
+        entry.hash = chain_hash(head.last_hash, canonical_payload(entry_payload(entry)))
+        head.last_id, head.last_hash = entry.id, entry.hash
+        session.add(entry)
+        if bound is not None:
+            bound.audit_id = entry.id
+            session.add(bound)
+    session.add(head)
+
+
+at_commit.on_commit(_AUDIT, _seal)
 
 
 async def entries_for_draft(*, session: AsyncSession, draft_id: int) -> Sequence[AuditEntry]:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, delete, select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
-from storage.audit_repo import verify_audit_log, verify_checkpoints, verify_records
+from storage.audit_repo import (
+    append_audit,
+    ensure_audit_head,
+    verify_audit_log,
+    verify_checkpoints,
+    verify_records,
+)
+from storage.db import init_models, make_engine, make_session_factory
 from storage.models import AuditCheckpoint, AuditEntry, AuditHead, Draft, StageDecision
 from tests.flow import count, say, tap
 from tests.test_export import run_cli, write_config
@@ -91,3 +100,49 @@ async def test_a_forged_checkpoint_fails_its_signature(sqlite_url: str, clock: F
         async with stack.db() as session:
             found = await verify_checkpoints(session=session, key="k" * 32)
         assert found and "签名不符" in found[0]
+
+
+async def chain_actions(db: Any) -> list[str]:
+    async with db() as session:
+        assert (await verify_audit_log(session=session)).ok
+        entries = (await session.exec(select(AuditEntry).order_by(col(AuditEntry.id)))).all()
+    return [e.action for e in entries if e.actor == "tester"]
+
+
+async def test_entries_undone_with_their_savepoint_or_transaction_never_join_the_chain(stack: Stack) -> None:
+    now = stack.clock.now()
+
+    async def add(session: Any, action: str) -> None:
+        await append_audit(session=session, at=now, actor="tester", action=action)
+
+    async with stack.db() as session, session.begin():
+        await add(session, "kept-1")
+        with contextlib.suppress(RuntimeError):
+            async with session.begin_nested():
+                await add(session, "undone-with-savepoint")
+                raise RuntimeError
+        async with session.begin_nested():
+            await add(session, "kept-2")  # a savepoint released: joins at the real commit
+        await add(session, "kept-3")
+    with contextlib.suppress(RuntimeError):
+        async with stack.db() as session, session.begin():
+            await add(session, "undone-with-transaction")
+            raise RuntimeError
+    assert await chain_actions(stack.db) == ["kept-1", "kept-2", "kept-3"]
+
+
+async def test_the_chain_takes_entries_in_the_order_their_transactions_commit(
+    postgres_url: str, clock: FrozenClock
+) -> None:
+    engine = make_engine(postgres_url)
+    try:
+        await init_models(engine, seed=lambda session: ensure_audit_head(session=session))
+        db = make_session_factory(engine)
+        async with db() as first, first.begin():
+            await append_audit(session=first, at=clock.now(), actor="tester", action="opened-first")
+            async with db() as second, second.begin():
+                # the first transaction is still open: the second is not held up by it
+                await append_audit(session=second, at=clock.now(), actor="tester", action="committed-first")
+        assert await chain_actions(db) == ["committed-first", "opened-first"]
+    finally:
+        await engine.dispose()

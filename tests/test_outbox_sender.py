@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import func, update
+from sqlalchemy import event, func, update
 from sqlmodel import col, select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
@@ -547,6 +547,32 @@ async def test_each_person_gets_at_most_25_a_minute_in_order(stack: Stack) -> No
     assert texts(stack, "chenfb")[25:] == [*(f"午{n}" for n in range(15, 20)), "群发"]
     assert texts(stack, "wangxm") == ["群发", "单发"]
     assert stack.sim.dropped == []
+
+
+async def test_a_long_backlog_for_one_person_is_put_back_in_one_write_a_pass(stack: Stack) -> None:
+    """A burst queues 300 messages for one reviewer. One pass sends 25 (the minute's allowance)
+    and puts the other 275 back in one write, not a claim and a write each: on SQLite every one
+    of those writes would wait its turn with the callbacks. Each minute after, 25 more, in order."""
+    await queue_texts(stack, "chenfb", [f"第{n}条" for n in range(300)])
+    engine = stack.db.kw["bind"].sync_engine
+    commits = 0
+
+    def count(*_: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(engine, "commit", count)
+    try:
+        await stack.drain()
+    finally:
+        event.remove(engine, "commit", count)
+    assert texts(stack, "chenfb") == [f"第{n}条" for n in range(25)]
+    assert commits < 4 * 25 + 10, f"{commits} transactions for 25 sends and one backlog"
+    held = [r for r in await rows(stack) if r.status == "pending"]
+    assert len(held) == 275 and {await wait_of(stack, r.id) for r in held} == {timedelta(minutes=1)}
+    advance(stack, minutes=1)
+    await stack.drain()
+    assert texts(stack, "chenfb") == [f"第{n}条" for n in range(50)]
 
 
 async def test_a_pass_that_outlasts_a_members_wait_ends_and_sends_what_fell_due(stack: Stack) -> None:

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import pytest
 from sqlmodel import select
 
-from bot.cli.stack import Stack
+from bot.cli.stack import Stack, running_stack, stack_settings
+from bot.core.clock import FrozenClock
+from bot.services import review as review_service
+from storage.audit_repo import verify_audit_log
 from storage.models import AuditEntry, DraftVersion, OutboxMessage
-from tests.flow import active_card, cards, decisions, drafts, forged_tap, last_text, say, tap, texts
+from tests.flow import (
+    active_card,
+    button_key,
+    cards,
+    decisions,
+    drafts,
+    forged_tap,
+    last_text,
+    say,
+    tap,
+    texts,
+)
 
 SUBMISSION = (
     "/submit 关于开展2025年防汛演练的通知\n"
@@ -234,3 +250,43 @@ async def test_approving_at_the_secrecy_stage_records_not_classified(stack: Stac
     assert "保密审查作出" in last_text(stack, "liuzr")
     rows = await decisions(stack)
     assert [(r.stage, r.secrecy) for r in rows] == [(1, ""), (2, "clear")]
+
+
+async def test_taps_on_different_drafts_commit_side_by_side(
+    postgres_url: str, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two reviewers approve two different drafts at the same moment: neither waits for the
+    other. Each decision stops, inside its open transaction, right after its audit entry is
+    added, until both are there: if adding an entry held a lock to the end of its transaction
+    (the audit chain's head row), the second could never arrive and the barrier would time out.
+    (PostgreSQL only: SQLite has one writer per file, so there writers queue by design.)"""
+    barrier = asyncio.Barrier(2)
+    real_append = review_service.append_audit
+
+    async def append_then_meet(**fields: Any) -> Any:
+        entry = await real_append(**fields)
+        if fields["action"] == "approve":
+            await asyncio.wait_for(barrier.wait(), 10)
+        return entry
+
+    async with running_stack(stack_settings(postgres_url), clock) as stack:
+        await say(stack, "wangxm", SUBMISSION)
+        await say(stack, "wangxm", SUBMISSION.replace("防汛演练的通知", "消防检查的通知"))
+        first, second = [c.payload["template_card"] for c in cards(stack, "wangxm")]
+        monkeypatch.setattr(review_service, "append_audit", append_then_meet)
+        results = await asyncio.gather(*(
+            stack.sim.click("wangxm", card["task_id"], button_key(card, "同意"))
+            for card in (first, second)
+        ))
+        assert [r.status for r in results] == [200, 200]
+        assert barrier.n_waiting == 0 and not barrier.broken
+        assert sorted((r.draft_id, r.stage) for r in await decisions(stack)) == [(1, 1), (2, 1)]
+        assert [d.stage for d in await drafts(stack)] == [2, 2]
+        async with stack.db() as session:
+            chain = await verify_audit_log(session=session)
+            entries = (await session.exec(select(AuditEntry).order_by(AuditEntry.id))).all()
+        assert chain.ok, chain.reason
+        approvals = [e for e in entries if e.action == "approve"]
+        assert sorted(e.draft_id for e in approvals) == [1, 2]
+        decided = {r.draft_id: r.audit_id for r in await decisions(stack)}
+        assert decided == {e.draft_id: e.id for e in approvals}, "each decision names its own entry"

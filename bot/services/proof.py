@@ -84,8 +84,8 @@ async def sign_proof(
             await scope.session.flush()
     except IntegrityError:
         raise UserFacingError(views.proof_refusal(draft, open_proof.name, "already_signed")) from None
-    entry = await append_audit(
-        session=scope.session, at=now, actor=scope.user, action="proof", draft_id=draft.id,
+    await append_audit(
+        session=scope.session, bind=record, at=now, actor=scope.user, action="proof", draft_id=draft.id,
         details={
             "version": draft.version, "stage": draft.stage, "stage_name": open_proof.name,
             "method": open_proof.method, "result": result, "via": via,
@@ -93,8 +93,6 @@ async def sign_proof(
             "proof_id": record.id, "record": record_digest(proof_fields(record)),
         },
     )
-    record.audit_id = entry.id
-    scope.session.add(record)
     signers = [*[r.proofreader_userid for r in signed], scope.user]
     label = views.proof_done_label(open_proof.name, result, scope.name_of(scope.user))
     if not proof_complete(open_proof, signers):

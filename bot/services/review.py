@@ -166,13 +166,13 @@ async def start_stage(
 
 
 async def close_open_cards(scope: Scope, draft: Draft, label: str, *, except_card: int | None = None) -> None:
-    """Grey every still-open card of the draft for all its holders (send response_code)."""
+    """Close every still-open card of the draft (`except_card` too) and grey them for all their
+    holders (send response_code), but `except_card`, which its caller greys itself."""
     assert draft.id is not None
     for card in await drafts_repo.list_open_cards(session=scope.session, draft_id=draft.id):
         if card.id != except_card and card.response_code:
             scope.outbox.update_card(card.response_code, replace_name=label, card_id=card.id)
-        assert card.id is not None
-        await drafts_repo.close_card(session=scope.session, card_id=card.id)
+    await drafts_repo.close_open_cards(session=scope.session, draft_id=draft.id)
 
 
 def draft_page_url(scope: Scope, draft: Draft) -> str | None:
@@ -384,8 +384,9 @@ async def decide(
     except IntegrityError:
         # Another reviewer's decision for this slot committed first: exactly one counts.
         raise UserFacingError(views.already_decided_by_other(draft, stage_settings.name)) from None
-    entry = await append_audit(
+    await append_audit(
         session=scope.session,
+        bind=row,
         at=now,
         actor=scope.user,
         action=decision,
@@ -404,8 +405,6 @@ async def decide(
             "record": record_digest(decision_fields(row)),
         },
     )
-    row.audit_id = entry.id
-    scope.session.add(row)
     stage_rows = [*decisions, PastDecision(draft.stage, scope.user, recorded, draft.round)]
     outcome = outcome_after(
         chain,
@@ -425,9 +424,7 @@ async def decide(
     clicked_card = card.id if card is not None and response_code else None
     if response_code:
         scope.outbox.update_card(response_code, replace_name=label, card_id=clicked_card)
-    await close_open_cards(scope, draft, label, except_card=clicked_card)
-    if clicked_card is not None:
-        await drafts_repo.close_card(session=scope.session, card_id=clicked_card)
+    await close_open_cards(scope, draft, label, except_card=clicked_card)  # the clicked one too
     draft.updated_at = now
     reviewer_name = scope.name_of(scope.user)
     if secrecy == "classified":  # 涉密不得公开: the end of this draft, whatever version

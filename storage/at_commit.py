@@ -1,0 +1,81 @@
+"""Work a transaction hands to its commit: kept aside until then, dropped with a savepoint that rolls back.
+
+Two things wait for the commit. Audit entries are linked into the chain only then, so the chain's
+head row is locked for the commit alone (storage.audit_repo). Outbox rows are added then, all
+at once, so a callback that queues five messages writes them in one INSERT instead of five
+(bot.wecom.outbox). Both must behave as if added on the spot: an item queued inside a savepoint
+that rolls back (a handler that refused, a decision that lost its race) never reaches the
+database, and one queued in a savepoint that was released waits for the real commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+Finisher = Callable[[Session, list[Any]], None]
+
+_INFO_KEY = "sanshen_at_commit"
+_finishers: dict[str, Finisher] = {}
+
+
+@dataclass(frozen=True)
+class _Queued:
+    kind: str
+    item: Any
+    transaction: Any  # the innermost SessionTransaction when it was queued (None: not begun yet)
+
+
+def on_commit(kind: str, finisher: Finisher) -> None:
+    """Register what happens to the items of `kind` as their transaction commits:
+    `finisher(session, items)`, items in the order they were queued, inside the transaction."""
+    _finishers[kind] = finisher
+
+
+def queue(session: Session, kind: str, item: Any) -> None:
+    """Hand `item` to the commit of the transaction `session` is in (a sync Session: an
+    AsyncSession's is `.sync_session`)."""
+    if kind not in _finishers:
+        raise KeyError(f"nothing is registered to finish {kind!r} at commit")
+    innermost = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_INFO_KEY, []).append(_Queued(kind, item, innermost))
+
+
+def finish(session: Session) -> None:
+    """Run the finishers now for everything queued (start-up's seed commits through its
+    connection, not the session, so it calls this itself)."""
+    queued: list[_Queued] = session.info.pop(_INFO_KEY, [])
+    for kind, finisher in _finishers.items():
+        items = [q.item for q in queued if q.kind == kind]
+        if items:
+            finisher(session, items)
+
+
+@event.listens_for(Session, "before_commit")
+def _finish_on_commit(session: Session) -> None:
+    # before_commit also fires when a savepoint is released: the items wait for the real commit.
+    if not session.in_nested_transaction():
+        finish(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
+    queued: list[_Queued] | None = session.info.get(_INFO_KEY)
+    if not queued:
+        return
+    if previous_transaction.parent is None:  # the whole transaction: everything goes
+        del session.info[_INFO_KEY]
+        return
+
+    def inside(transaction: Any) -> bool:
+        while transaction is not None:
+            if transaction is previous_transaction:
+                return True
+            transaction = transaction.parent
+        return False
+
+    session.info[_INFO_KEY] = [q for q in queued if not inside(q.transaction)]
