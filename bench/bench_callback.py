@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.bench_callback                        # a new SQLite file
     .venv/bin/python -m bench.bench_callback --database postgresql  # a fresh PostgreSQL database
     .venv/bin/python -m bench.bench_callback --quick                # small numbers: a smoke test
+    .venv/bin/python -m bench.bench_callback --profile bot.prof     # the bot under cProfile
 
 What runs: the real server, `python -m bot serve`, as a child process with a generated config
 (bench.chaos's helpers), on a real database: a new SQLite file in a temporary folder, or with
@@ -151,6 +152,7 @@ class Plan:
     connections: int = 32
     rounds: int = 3
     database: str = "sqlite"
+    profile: str = ""  # a file for the bot's cProfile statistics (whole run), or nothing
 
     @property
     def warmup(self) -> int:
@@ -402,7 +404,8 @@ class Bench:
         path = self.workdir / "bot.toml"
         path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in data.items()), "utf-8")
         self.callback_path = settings.server.callback_path
-        self.bot = Instance("bot", port, [sys.executable, "-m", "bot", "serve", "-c", str(path)],
+        profiler = ["-m", "cProfile", "-o", self.plan.profile] if self.plan.profile else []
+        self.bot = Instance("bot", port, [sys.executable, *profiler, "-m", "bot", "serve", "-c", str(path)],
                             self.workdir / "bot.log")
         self.floor = Instance(
             "floor", floor_port,
@@ -874,6 +877,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--quick", action="store_true",
                         help="48 of each per round, 2 rounds: a smoke test")
+    parser.add_argument("--profile", metavar="FILE", default="",
+                        help="run the bot under cProfile and write its statistics here (read with "
+                             "python -m pstats; the figures are then the profiler's, not the bot's)")
     parser.add_argument("--floor", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -885,7 +891,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = Plan(
         taps=args.taps or size, texts=args.texts or size, dups=args.dups or size,
         connections=args.connections, rounds=args.rounds or (2 if args.quick else 3),
-        database=args.database,
+        database=args.database, profile=str(Path(args.profile).resolve()) if args.profile else "",
     )
     if min(plan.taps, plan.texts, plan.dups, plan.connections, plan.rounds) < 1:
         parser.error("every count must be at least 1")
