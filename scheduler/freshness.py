@@ -25,7 +25,7 @@ DAY = timedelta(days=1)
 async def freshness_warnings(ctx: SweepContext) -> int:
     """Warn owners as thresholds pass; alarm owners and admins daily once overdue."""
     settings = ctx.settings
-    warn = sorted(settings.freshness.warn_hours, reverse=True)
+    warn = settings.freshness.warn_hours  # the order does not matter: each passed one is claimed
     horizon = ctx.now + timedelta(hours=max(warn, default=0))
     admins = people_with_role(settings, "admin")
     fired = 0
