@@ -46,8 +46,9 @@ def queue(session: Session, kind: str, item: Any) -> None:
 
 
 def finish(session: Session) -> None:
-    """Run the finishers now for everything queued (start-up's seed commits through its
-    connection, not the session, so it calls this itself)."""
+    """Run the finishers now for everything queued. A commit does this by itself; a session
+    whose transaction is committed through its connection instead (start-up's seed, see
+    storage.db.init_models) calls it before that."""
     queued: list[_Queued] = session.info.pop(_INFO_KEY, [])
     for kind, finisher in _finishers.items():
         items = [q.item for q in queued if q.kind == kind]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage import at_commit
 from storage import schema  # noqa: F401  (registers every table)
 from storage.migrate import upgrade
 from storage.sqlite_inline import inline_creator
@@ -50,12 +51,11 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        if not database or database == ":memory:":
+        if not _is_file(database):
             engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_WAIT_SECONDS})
             _configure_sqlite(engine, busy_ms=SQLITE_WAIT_SECONDS * 1000)
             return engine
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             url, echo=echo, async_creator=inline_creator(database, wait=SQLITE_WAIT_SECONDS),
             pool_size=1, max_overflow=0, pool_timeout=SQLITE_WAIT_SECONDS,
@@ -63,6 +63,11 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         _configure_sqlite(engine, busy_ms=0)  # the connection waits for other processes itself
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def _is_file(database: str) -> bool:
+    """A SQLite database name that is a file (not in memory)."""
+    return database not in ("", ":memory:")
 
 
 # SQLite keeps the pages a connection has read or written in its page cache. cache_size is per
@@ -74,9 +79,10 @@ SQLITE_CACHE_MB = 32
 
 
 def _configure_sqlite(engine: AsyncEngine, *, busy_ms: int) -> None:
-    # The driver's own implicit BEGIN is turned off and every transaction starts with
-    # BEGIN IMMEDIATE: writers queue on the busy timeout instead of failing on lock upgrade,
-    # which makes concurrent callbacks (two reviewers clicking at once) serialise cleanly.
+    # The driver's own implicit BEGIN is turned off and every transaction but a read starts
+    # with BEGIN IMMEDIATE: a writer takes the lock at once instead of failing on lock upgrade
+    # halfway through. `busy_ms`: how long SQLite itself waits for another process's lock
+    # (0 for the writers' connection, which waits on the event loop instead).
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -153,8 +159,7 @@ _readers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionar
 def _reader_of(engine: AsyncEngine) -> AsyncEngine:
     """The engine reads of a SQLite file go through: a connection per session (NullPool: the
     file is opened and closed again, nothing lingers once the writer engine is disposed)."""
-    database = engine.url.database or ""
-    if not is_sqlite(engine) or database in ("", ":memory:"):
+    if not is_sqlite(engine) or not _is_file(engine.url.database or ""):
         return engine
     reader = _readers.get(engine.sync_engine)
     if reader is None:
@@ -190,6 +195,7 @@ async def init_models(engine: AsyncEngine, seed: Seed | None = None) -> None:
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
             try:
                 await seed(session)
+                await session.run_sync(at_commit.finish)  # this session never commits itself
                 await session.flush()
             finally:
                 await session.close()

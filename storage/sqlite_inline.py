@@ -23,9 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-# How long a statement waits for another process's write lock, in total, before it fails as
-# SQLite's own busy handler would (the same bound as the pool's wait for the connection).
-BUSY_WAIT_SECONDS = 30.0
+# Between tries for another process's write lock (the caller bounds the total wait).
 _FIRST_RETRY_SECONDS = 0.001
 _LONGEST_RETRY_SECONDS = 0.05
 
@@ -157,19 +155,18 @@ class InlineConnection:
         self._conn.create_function(*args, **kw)
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self.stop()
 
     def stop(self) -> None:
-        """What SQLAlchemy calls to terminate a connection it gives up on."""
+        """Close now (also what SQLAlchemy calls to terminate a connection it gives up on)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
 
 
-def inline_creator(database: str, *, wait: float = BUSY_WAIT_SECONDS) -> Callable[[], Any]:
-    """An `async_creator` for create_async_engine: each call opens `database` (a file path)."""
+def inline_creator(database: str, *, wait: float) -> Callable[[], Any]:
+    """An `async_creator` for create_async_engine: each call opens `database` (a file path);
+    a statement waits at most `wait` seconds in all for another process's write lock."""
 
     async def connect() -> InlineConnection:
         # check_same_thread off: the pool may close a connection from the garbage collector.
