@@ -230,6 +230,54 @@ async def test_a_stale_claimer_can_neither_send_nor_mark(robot_stack: Stack) -> 
     assert stack.sim.deliveries("wangxm") == {"围栏": 1}
 
 
+async def queue_retried_text(stack: Stack) -> str:
+    """A text whose first try failed (system busy): its retry goes without a fresh check."""
+    await queue_texts(stack, "wangxm", ["重试围栏"])
+    stack.sim.fail_next("/message/send", -1)
+    await stack.drain()
+    advance(stack, seconds=5)
+    return "/message/send"
+
+
+async def queue_card_update(stack: Stack) -> str:
+    card = {"card_type": "button_interaction", "main_title": {"title": "一审"}, "task_id": "card-fence",
+            "button_list": [{"text": "同意", "key": "ok@card-fence"}]}
+    async with stack.db() as session, session.begin():
+        Outbox(session, stack.clock).send_card(["zhaoli"], card, subject="draft:fence")
+    await stack.drain()
+    async with stack.db() as session, session.begin():
+        await Outbox(session, stack.clock).close_cards("draft:fence", replace_name="已处理")
+    return "/message/update_template_card"
+
+
+async def queue_robot_text(stack: Stack) -> str:
+    async with stack.db() as session, session.begin():
+        Outbox(session, stack.clock).webhook(ROBOT, {"msgtype": "text", "text": {"content": "值班提醒"}})
+    return "/webhook/send"
+
+
+@pytest.mark.parametrize("queue", [queue_retried_text, queue_card_update, queue_robot_text])
+async def test_a_stale_claimer_calls_wecom_for_nothing_another_sender_took_over(
+    robot_stack: Stack, queue: Any
+) -> None:
+    """A retry, a card update and a robot message are each checked to be still ours right
+    before the call: a sender that stalled past its claim calls WeCom for none of them."""
+    stack = robot_stack
+    path = await queue(stack)
+    calls_before = stack.sim.call_count(path)
+    slow = sender_with(stack)
+    claimed = await slow._claim_next()
+    assert claimed is not None
+    row, token = claimed
+    advance(stack, seconds=CLAIM_FOR.total_seconds() + 1)
+    await stack.drain()
+    assert stack.sim.call_count(path) == calls_before + 1, "the sender that took over called once"
+    with pytest.raises(_Fenced):
+        await slow._perform(row, token)
+    assert stack.sim.call_count(path) == calls_before + 1, "the stale one called nothing"
+    assert [r.status for r in await rows(stack) if r.id == row.id] == ["sent"]
+
+
 async def test_identical_texts_queued_twice_both_arrive(robot_stack: Stack) -> None:
     """The duplicate check must not swallow a second, separate message with the same words."""
     stack = robot_stack
