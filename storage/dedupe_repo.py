@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -12,15 +12,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import ProcessedCallback
 
 
+# Built once (every callback runs it); the values come in as parameters.
+_REMEMBER = {
+    postgres: insert(ProcessedCallback.__table__)  # type: ignore[attr-defined]
+    .values(key=bindparam("new_key"), received_at=bindparam("at"))
+    .on_conflict_do_nothing(index_elements=["key"])
+    for postgres, insert in ((False, sqlite_insert), (True, pg_insert))
+}
+
+
 async def remember_callback(*, session: AsyncSession, key: str, at: datetime) -> bool:
     """Record `key`; True the first time, False when it was already applied."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(ProcessedCallback)
-        .values(key=key, received_at=at)
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
-    result = await session.exec(statement)  # type: ignore[call-overload]
+    statement = _REMEMBER[session.bind.dialect.name == "postgresql"]
+    result = await session.exec(statement, params={"new_key": key, "at": at})  # type: ignore[call-overload]
     return bool(result.rowcount == 1)
 
 

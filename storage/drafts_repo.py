@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlalchemy import bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import make_transient_to_detached
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.rules.content import VersionContent
@@ -24,6 +27,29 @@ from storage.models import (
     StageDecision,
     VersionFile,
 )
+
+
+@functools.cache
+def _insert_unless_taken(table: Any, dialect_name: str) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing().returning(table.c.id)
+
+
+async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
+    """Insert the new `row` in one statement unless it would break a unique constraint of its
+    table (another person's decision or signature for the same place committed first): then
+    False, and nothing changed. On success the row has its id and belongs to the session (a
+    later change to it, such as its audit_id, is saved at the flush)."""
+    table = type(row).__table__  # type: ignore[attr-defined]
+    statement = _insert_unless_taken(table, session.bind.dialect.name)
+    values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
+    new_id = (await session.exec(statement, params=values)).scalar()  # type: ignore[call-overload]
+    if new_id is None:
+        return False
+    row.id = new_id  # type: ignore[attr-defined]
+    make_transient_to_detached(row)
+    session.add(row)
+    return True
 
 
 async def add_draft(*, session: AsyncSession, draft: Draft, content: VersionContent) -> Draft:
@@ -100,22 +126,49 @@ async def mark_read(*, session: AsyncSession, draft_id: int, userid: str, versio
         session.add(row)
 
 
+# The statements every decision runs are built once: building one (and its cache key) costs
+# more than running it. Values come in as parameters.
+_DRAFT = select(Draft).where(Draft.id == bindparam("draft_id"))
+_DRAFT_LOCKED = _DRAFT.with_for_update()
+_BODY = select(DraftVersion.body).where(
+    DraftVersion.draft_id == bindparam("draft_id"), DraftVersion.version == bindparam("version")
+)
+_DECISIONS = select(StageDecision).where(StageDecision.draft_id == bindparam("draft_id"))
+_DECISIONS_OF_VERSION = _DECISIONS.where(StageDecision.version == bindparam("version"))
+_DECISIONS_OF_VERSION_BY_ID = _DECISIONS_OF_VERSION.order_by(col(StageDecision.id))
+_CARD = select(ApprovalCard).where(ApprovalCard.id == bindparam("card_id"))
+_OPEN_CARDS = select(ApprovalCard).where(
+    ApprovalCard.draft_id == bindparam("draft_id"), col(ApprovalCard.closed).is_(False)
+)
+_CLOSE_OPEN_CARDS = (
+    update(ApprovalCard)
+    .where(col(ApprovalCard.draft_id) == bindparam("of_draft"), col(ApprovalCard.closed).is_(False))
+    .values(closed=True)
+)
+_STAGE_ASSIGNMENT = (
+    select(StageAssignment)
+    .where(
+        StageAssignment.draft_id == bindparam("draft_id"),
+        StageAssignment.version == bindparam("version"),
+        StageAssignment.round == bindparam("round"),
+        StageAssignment.stage == bindparam("stage"),
+    )
+    .order_by(col(StageAssignment.id).desc())
+    .limit(1)
+)
+_ACTIVE_DELEGATES = select(Delegation.userid, Delegation.delegate).where(
+    col(Delegation.userid).in_(bindparam("userids", expanding=True)), Delegation.until > bindparam("at")
+)
+
+
 async def get_draft(*, session: AsyncSession, draft_id: int, lock: bool = False) -> Draft | None:
     """A draft by id; `lock` takes a row lock (PostgreSQL) so decisions on it serialise."""
-    statement = select(Draft).where(Draft.id == draft_id)
-    if lock:
-        statement = statement.with_for_update()
-    return (await session.exec(statement)).first()
+    statement = _DRAFT_LOCKED if lock else _DRAFT
+    return (await session.exec(statement, params={"draft_id": draft_id})).first()
 
 
 async def get_body(*, session: AsyncSession, draft_id: int, version: int) -> str:
-    row = (
-        await session.exec(
-            select(DraftVersion.body).where(
-                DraftVersion.draft_id == draft_id, DraftVersion.version == version
-            )
-        )
-    ).first()
+    row = (await session.exec(_BODY, params={"draft_id": draft_id, "version": version})).first()
     return row or ""
 
 
@@ -132,20 +185,22 @@ async def list_versions(*, session: AsyncSession, draft_id: int) -> Sequence[Dra
 async def list_decisions(
     *, session: AsyncSession, draft_id: int, version: int | None = None
 ) -> Sequence[StageDecision]:
-    statement = select(StageDecision).where(StageDecision.draft_id == draft_id)
-    if version is not None:
-        statement = statement.where(StageDecision.version == version)
-    return (await session.exec(statement.order_by(col(StageDecision.id)))).all()
+    if version is None:
+        return (await session.exec(_DECISIONS.order_by(col(StageDecision.id)), params={"draft_id": draft_id})).all()
+    return (await session.exec(_DECISIONS_OF_VERSION_BY_ID, params={"draft_id": draft_id, "version": version})).all()
 
 
 async def add_card(
     *, session: AsyncSession, draft: Draft, recipients: Sequence[str], at: datetime, nonce: str,
     step: str = "review",
 ) -> ApprovalCard:
-    """A new card row with a task_id unique forever (WeCom refuses a reused one, 42014)."""
+    """A new card row with a task_id unique forever (WeCom refuses a reused one, 42014): the
+    draft, version, round and stage, and a random `nonce` of 12 hex digits for the cards one
+    stage can have (a 转审, a card sent again)."""
     assert draft.id is not None
+    kind = "p" if step == "proof" else "s"
     card = ApprovalCard(
-        task_id=f"tmp-{nonce}",
+        task_id=f"sanshen-d{draft.id}-v{draft.version}-r{draft.round}-{kind}{draft.stage}-{nonce}",
         draft_id=draft.id,
         version=draft.version,
         round=draft.round,
@@ -154,10 +209,8 @@ async def add_card(
         recipients="|".join(recipients),
         created_at=at,
     )
-    session.add(card)
-    await session.flush()
-    kind = "p" if step == "proof" else "s"
-    card.task_id = f"sanshen-d{draft.id}-v{draft.version}-{kind}{draft.stage}-c{card.id}-{nonce}"
+    if not await add_unless_taken(session=session, row=card):  # a nonce drawn twice: 1 in 2^48
+        raise RuntimeError(f"card task_id {card.task_id} already taken")
     return card
 
 
@@ -177,26 +230,16 @@ async def list_proofs(
 
 
 async def get_card(*, session: AsyncSession, card_id: int) -> ApprovalCard | None:
-    return await session.get(ApprovalCard, card_id)
+    return (await session.exec(_CARD, params={"card_id": card_id})).first()
 
 
 async def list_open_cards(*, session: AsyncSession, draft_id: int) -> Sequence[ApprovalCard]:
-    return (
-        await session.exec(
-            select(ApprovalCard).where(
-                ApprovalCard.draft_id == draft_id, col(ApprovalCard.closed).is_(False)
-            )
-        )
-    ).all()
+    return (await session.exec(_OPEN_CARDS, params={"draft_id": draft_id})).all()
 
 
 async def close_open_cards(*, session: AsyncSession, draft_id: int) -> None:
     """Mark every open card of the draft closed, in one statement."""
-    await session.exec(  # type: ignore[call-overload]
-        update(ApprovalCard)
-        .where(col(ApprovalCard.draft_id) == draft_id, col(ApprovalCard.closed).is_(False))
-        .values(closed=True)
-    )
+    await session.exec(_CLOSE_OPEN_CARDS, params={"of_draft": draft_id})  # type: ignore[call-overload]
 
 
 async def get_conversation(*, session: AsyncSession, userid: str) -> Conversation | None:
@@ -226,19 +269,8 @@ async def stage_assignment(
     *, session: AsyncSession, draft_id: int, version: int, round_: int, stage: int
 ) -> StageAssignment | None:
     """The latest 转审 or 加签 of this stage (None: the chain's assignees apply)."""
-    return (
-        await session.exec(
-            select(StageAssignment)
-            .where(
-                StageAssignment.draft_id == draft_id,
-                StageAssignment.version == version,
-                StageAssignment.round == round_,
-                StageAssignment.stage == stage,
-            )
-            .order_by(col(StageAssignment.id).desc())
-            .limit(1)
-        )
-    ).first()
+    params = {"draft_id": draft_id, "version": version, "round": round_, "stage": stage}
+    return (await session.exec(_STAGE_ASSIGNMENT, params=params)).first()
 
 
 async def active_delegates(
@@ -247,10 +279,8 @@ async def active_delegates(
     """away reviewer → delegate, for those of `userids` who are away at `at`."""
     if not userids:
         return {}
-    rows = await session.exec(
-        select(Delegation).where(col(Delegation.userid).in_(list(userids)), Delegation.until > at)
-    )
-    return {row.userid: row.delegate for row in rows.all()}
+    rows = await session.exec(_ACTIVE_DELEGATES, params={"userids": list(userids), "at": at})
+    return dict(rows.all())
 
 
 async def list_watchers(*, session: AsyncSession, draft_id: int) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
 
 from bot import views
 from bot.core.config import ChainSettings, ProofSettings
@@ -19,6 +18,7 @@ from bot.services.review import (
     staff_names,
 )
 from bot.services.scope import Scope
+from storage import drafts_repo
 from storage.audit_repo import append_audit, proof_fields
 from storage.models import ApprovalCard, Draft, ProofRecord
 
@@ -78,12 +78,8 @@ async def sign_proof(
         proof_name=open_proof.name, method=open_proof.method, proofreader_userid=scope.user,
         proofreader_name=scope.name_of(scope.user), result=result, note=note.strip()[:2000], via=via, at=now,
     )
-    try:
-        async with scope.session.begin_nested():
-            scope.session.add(record)
-            await scope.session.flush()
-    except IntegrityError:
-        raise UserFacingError(views.proof_refusal(draft, open_proof.name, "already_signed")) from None
+    if not await drafts_repo.add_unless_taken(session=scope.session, row=record):
+        raise UserFacingError(views.proof_refusal(draft, open_proof.name, "already_signed"))
     await append_audit(
         session=scope.session, bind=record, at=now, actor=scope.user, action="proof", draft_id=draft.id,
         details={

@@ -6,7 +6,6 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
 
 from bot import views
 from bot.core.config import ChainSettings
@@ -144,7 +143,7 @@ async def start_stage(
     else:
         scope.outbox.send_text(assignees, views.stage_preview(draft, body, stage_settings.name))
     card = await drafts_repo.add_card(
-        session=scope.session, draft=draft, recipients=assignees, at=scope.now(), nonce=secrets.token_hex(3)
+        session=scope.session, draft=draft, recipients=assignees, at=scope.now(), nonce=secrets.token_hex(6)
     )
     assert card.id is not None
     payload = views.approval_card(
@@ -377,13 +376,9 @@ async def decide(
         checklist=ticked,
         on_behalf_of=people.on_behalf.get(scope.user, ""),
     )
-    try:
-        async with scope.session.begin_nested():
-            scope.session.add(row)
-            await scope.session.flush()
-    except IntegrityError:
+    if not await drafts_repo.add_unless_taken(session=scope.session, row=row):
         # Another reviewer's decision for this slot committed first: exactly one counts.
-        raise UserFacingError(views.already_decided_by_other(draft, stage_settings.name)) from None
+        raise UserFacingError(views.already_decided_by_other(draft, stage_settings.name))
     await append_audit(
         session=scope.session,
         bind=row,
@@ -531,7 +526,7 @@ async def start_proof(
     body = await drafts_repo.get_body(session=scope.session, draft_id=draft.id, version=draft.version)
     scope.outbox.send_text(people, views.proof_preview(draft, body, proof.name, proof.method))
     card = await drafts_repo.add_card(
-        session=scope.session, draft=draft, recipients=people, at=scope.now(), nonce=secrets.token_hex(3),
+        session=scope.session, draft=draft, recipients=people, at=scope.now(), nonce=secrets.token_hex(6),
         step="proof",
     )
     assert card.id is not None
