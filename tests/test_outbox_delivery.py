@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
@@ -276,6 +277,29 @@ async def test_a_stale_claimer_calls_wecom_for_nothing_another_sender_took_over(
         await slow._perform(row, token)
     assert stack.sim.call_count(path) == calls_before + 1, "the stale one called nothing"
     assert [r.status for r in await rows(stack) if r.id == row.id] == ["sent"]
+
+
+async def test_a_robot_message_costs_a_claim_and_a_mark_and_no_renewal_between(robot_stack: Stack) -> None:
+    """The claim was taken a moment before the call: renewing it first would be one more write,
+    on SQLite one more wait in line with the callbacks, and would prove nothing."""
+    stack = robot_stack
+    async with stack.db() as session, session.begin():
+        for n in range(10):
+            Outbox(session, stack.clock).webhook(ROBOT, {"msgtype": "text", "text": {"content": f"值班{n}"}})
+    engine = stack.db.kw["bind"].sync_engine
+    commits = 0
+
+    def count(*_: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(engine, "commit", count)
+    try:
+        await stack.drain()
+    finally:
+        event.remove(engine, "commit", count)
+    assert robot_texts(stack) == [f"值班{n}" for n in range(10)]
+    assert commits == 2 * 10 + 1, "one claim and one mark each, and a last look that finds nothing"
 
 
 async def test_identical_texts_queued_twice_both_arrive(robot_stack: Stack) -> None:

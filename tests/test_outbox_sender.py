@@ -523,6 +523,41 @@ async def test_an_identical_text_whose_first_try_failed_still_arrives(short_live
     assert checks == [1, None, None]
 
 
+async def test_an_identical_text_exactly_one_window_later_keeps_the_duplicate_check(stack: Stack) -> None:
+    """WeCom's window is open-ended at its far end: the same text exactly 4 h after the first is
+    no duplicate, so it can go with the check on like any first try (a retry stays safe)."""
+    window = stack.settings.outbox.duplicate_check_seconds
+    await queue_texts(stack, "wangxm", ["今日无事"])
+    await stack.drain()
+    advance(stack, seconds=window)
+    await queue_texts(stack, "wangxm", ["今日无事"])
+    await stack.drain()
+    assert stack.sim.deliveries("wangxm") == {"今日无事": 2}
+    checks = [body.get("enable_duplicate_check") for path, body in stack.sim.calls if path == "/message/send"]
+    assert checks == [1, 1], "a twin a whole window old is no twin (one a minute old is: see above)"
+
+
+async def test_an_export_whose_send_failed_is_sent_again_without_a_second_upload(stack: Stack) -> None:
+    """The file was built and uploaded, then message/send failed: the retry sends the same
+    media_id (valid 3 days), so WeCom's duplicate check can recognise it, and uploads nothing."""
+    start = stack.clock.now()
+    async with stack.db() as session, session.begin():
+        Outbox(session, stack.clock).send_export(
+            ["chenfb"], kind="ledger", start=start, end=start, label="11月", slug="2026-11",
+            unit="示范市人民政府办公室", timezone="Asia/Shanghai",
+        )
+    stack.sim.fail_next("/message/send", -1)
+    await stack.drain()
+    advance(stack, seconds=5)
+    await stack.drain()
+    assert stack.sim.call_count("/message/send") == 2, "failed once, then sent"
+    assert stack.sim.call_count("/media/upload") == 1
+    (delivered,) = stack.sim.inbox("chenfb")
+    export = await only_row(stack, "export")
+    assert delivered.msgtype == "file" and export.status == "sent"
+    assert delivered.payload["file"]["media_id"] == export.payload["media_id"]
+
+
 async def test_each_person_gets_at_most_25_a_minute_in_order(stack: Stack) -> None:
     """WeCom silently drops a member's 31st message in a minute; the sender holds back past 25
     (a sliding minute per person), keeps each person's order and holds nobody else back."""
@@ -573,6 +608,33 @@ async def test_a_long_backlog_for_one_person_is_put_back_in_one_write_a_pass(sta
     advance(stack, minutes=1)
     await stack.drain()
     assert texts(stack, "chenfb") == [f"第{n}条" for n in range(50)]
+
+
+async def test_a_pass_looks_up_what_is_due_a_batch_at_a_time_and_sends_in_order(stack: Stack) -> None:
+    """A morning's burst: 120 texts for six people. One pass sends them all, each person's in
+    the order queued, looking up what is due 50 rows at a time rather than once per row (each
+    look used to load 50 rows to send one)."""
+    people = ["wangxm", "zhaoli", "zhangkz", "sunkz", "liuzr", "chenfb"]
+    for n in range(20):
+        for person in people:
+            await queue_texts(stack, person, [f"{person}第{n}条"])
+    engine = stack.db.kw["bind"].sync_engine
+    looks = 0
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        nonlocal looks
+        if statement.startswith("SELECT") and "FROM outboxmessage" in statement and "ORDER BY outboxmessage.id" in statement:
+            looks += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await stack.drain()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    for person in people:
+        assert texts(stack, person) == [f"{person}第{n}条" for n in range(20)]
+    assert looks == 4, "120 rows: three looks that found rows, one that found none"
+    assert {r.status for r in await rows(stack)} == {"sent"}
 
 
 async def test_a_pass_that_outlasts_a_members_wait_ends_and_sends_what_fell_due(stack: Stack) -> None:

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import insert, or_, update
+from sqlalchemy.orm import Session
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,6 +37,10 @@ CARD_TASK_EXISTS = 42014  # task_id already used: the card went out before a cra
 # One row's claim; renewed before every API call, so it only has to outlast one call (the
 # client's timeout is 10 s). An expired claim's holder is fenced off by its token.
 CLAIM_FOR = timedelta(seconds=60)
+# A claim taken this recently is still ours for most of CLAIM_FOR: the API call right after it
+# needs no renewal (claims lapse only after CLAIM_FOR, so nobody can have taken the row over).
+FRESH_CLAIM = timedelta(seconds=10)
+_TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]  # plain statements: no ORM bookkeeping
 
 
 def split_utf8(text: str, limit: int = TEXT_LIMIT_BYTES) -> list[str]:
@@ -66,7 +71,11 @@ def _cut(line: str, budget: int) -> tuple[str, str]:
 
 
 OUTBOX_ROWS = "outbox"
-at_commit.on_commit(OUTBOX_ROWS, lambda session, rows: session.add_all(rows))
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    session.connection().execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
+
+
+at_commit.on_commit(OUTBOX_ROWS, _insert_rows)
 
 
 class Outbox:
@@ -91,14 +100,11 @@ class Outbox:
             log.warning("outbox: a %s to nobody is not queued", op)
             return
         now = self._clock.now()
-        row = OutboxMessage(
-            created_at=now,
-            not_before=now,
-            op=op,
-            recipients="|".join(recipients),
-            payload=payload,
-            card_id=card_id,
-        )
+        row = {
+            "created_at": now, "not_before": now, "op": op, "recipients": "|".join(recipients),
+            "payload": payload, "card_id": card_id, "status": "pending", "attempts": 0,
+            "claim_token": "", "last_error": "", "dup_check": False, "body_hash": "", "msgid": "",
+        }
         # Added as the transaction commits, with the other rows it queued: one INSERT for all.
         at_commit.queue(self._session.sync_session, OUTBOX_ROWS, row)
 
@@ -261,6 +267,7 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._paused: dict[str, _Pause] = {}
+        self._candidates: list[int] = []  # ids due at this pass's last look, oldest first
         self.configure(settings)
 
     def configure(self, settings: Settings | None) -> None:
@@ -312,6 +319,7 @@ class OutboxSender:
         """Deliver every row that is due now."""
         async with self._lock:
             deferred_users: dict[str, datetime] = {}
+            self._candidates = []
             while True:
                 claimed = await self._claim_next()
                 if claimed is None:
@@ -326,49 +334,51 @@ class OutboxSender:
                     await self._retry_later(row, token, f"{type(exc).__name__}: {exc}")
 
     def _unclaimed(self, now: datetime) -> Any:
-        return or_(
-            OutboxMessage.claimed_until.is_(None),  # type: ignore[union-attr]
-            OutboxMessage.claimed_until < now,  # type: ignore[operator]
-        )
+        return or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until < now)
 
     async def _claim_next(self) -> tuple[OutboxMessage, str] | None:
         """Claim one due row for CLAIM_FOR under a new fencing token (claims cover only what is
-        being sent now, so a slow API cannot let another instance take over a queued tail)."""
+        being sent now, so a slow API cannot let another instance take over a queued tail).
+        The ids due are looked up a batch at a time and tried in order; each claim checks again
+        that its row is still due and free."""
         now = self._clock.now()
         token = uuid.uuid4().hex
+        due = (_TABLE.c.status == "pending") & (_TABLE.c.not_before <= now) & self._unclaimed(now)
         async with self._db() as session, session.begin():
-            candidates = (
-                await session.exec(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.status == "pending", OutboxMessage.not_before <= now)
-                    .where(self._unclaimed(now))
-                    .order_by(OutboxMessage.id)  # type: ignore[arg-type]
-                    .limit(self._batch)
+            for _ in range(2):  # this pass's list, then one fresh look
+                while self._candidates:
+                    row_id = self._candidates.pop(0)
+                    result = await session.exec(  # type: ignore[call-overload]
+                        update(_TABLE).where(_TABLE.c.id == row_id, due)
+                        .values(claimed_until=now + CLAIM_FOR, claim_token=token)
+                    )
+                    if result.rowcount == 1:
+                        row = (await session.exec(select(OutboxMessage).where(OutboxMessage.id == row_id))).one()
+                        return row, token
+                self._candidates = list(
+                    (await session.exec(select(_TABLE.c.id).where(due).order_by(_TABLE.c.id).limit(self._batch))).all()
                 )
-            ).all()
-            for row in candidates:
-                result = await session.exec(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id == row.id, OutboxMessage.status == "pending")
-                    .where(self._unclaimed(now))
-                    .values(claimed_until=now + CLAIM_FOR, claim_token=token)
-                )
-                if result.rowcount == 1:
-                    return row, token
+                if not self._candidates:
+                    break
         return None
 
     async def _fenced_update(self, session: AsyncSession, row: OutboxMessage, token: str, **values: Any) -> None:
-        result = await session.exec(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row.id, OutboxMessage.claim_token == token)
-            .where(OutboxMessage.status == "pending")
+        result = await session.exec(  # type: ignore[call-overload]
+            update(_TABLE)
+            .where(_TABLE.c.id == row.id, _TABLE.c.claim_token == token, _TABLE.c.status == "pending")
             .values(**values)
         )
         if result.rowcount != 1:
             raise _Fenced()
+        if "claimed_until" in values:
+            row.claimed_until = values["claimed_until"]
 
     async def _renew(self, row: OutboxMessage, token: str, **values: Any) -> None:
-        """Before each API call: still ours? extend the claim (and store `values`)."""
+        """Before each API call: still ours? extend the claim (and store `values`). A claim
+        taken or renewed within FRESH_CLAIM needs neither (nothing to store)."""
+        now = self._clock.now()
+        if not values and row.claimed_until is not None and ensure_utc(row.claimed_until) - now > CLAIM_FOR - FRESH_CLAIM:
+            return
         async with self._db() as session, session.begin():
             await self._fenced_update(
                 session, row, token, claimed_until=self._clock.now() + CLAIM_FOR, **values
@@ -537,8 +547,11 @@ class OutboxSender:
                 session, row, token, status="sent", sent_at=now, claimed_until=None,
                 attempts=row.attempts + 1, msgid=str(result.get("msgid") or "")[:128],
             )
-            for userid in recipients:
-                session.add(DeliveryLog(userid=userid, sent_at=now))
+            if recipients:
+                await session.exec(  # type: ignore[call-overload]
+                    insert(DeliveryLog.__table__),  # type: ignore[attr-defined]
+                    params=[{"userid": userid, "sent_at": now} for userid in recipients],
+                )
             code = result.get("response_code")
             if row.card_id and code:
                 await session.exec(
@@ -578,9 +591,9 @@ class OutboxSender:
             if same_recipients:
                 now = self._clock.now()
                 await session.exec(  # type: ignore[call-overload]
-                    update(OutboxMessage)
-                    .where(OutboxMessage.status == "pending", OutboxMessage.recipients == row.recipients)
-                    .where(OutboxMessage.id > row.id, OutboxMessage.not_before <= now)  # type: ignore[operator]
+                    update(_TABLE)
+                    .where(_TABLE.c.status == "pending", _TABLE.c.recipients == row.recipients)
+                    .where(_TABLE.c.id > row.id, _TABLE.c.not_before <= now)
                     .where(self._unclaimed(now))
                     .values(not_before=when)
                 )
@@ -632,10 +645,10 @@ class OutboxSender:
             log.warning("outbox resumed for %s (was errcode %s)", scope, pause.errcode)
         async with self._db() as session, session.begin():
             now = self._clock.now()
-            await session.exec(  # the rows held back for the probe are due again now
-                update(OutboxMessage)
-                .where(OutboxMessage.status == "pending", OutboxMessage.not_before > now)
-                .where(OutboxMessage.not_before <= now + self._probe)
+            await session.exec(  # type: ignore[call-overload]  # rows held for the probe: due now
+                update(_TABLE)
+                .where(_TABLE.c.status == "pending", _TABLE.c.not_before > now)
+                .where(_TABLE.c.not_before <= now + self._probe)
                 .where(self._unclaimed(now))
                 .values(not_before=now)
             )
