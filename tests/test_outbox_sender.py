@@ -478,6 +478,26 @@ async def test_a_card_sent_before_a_crash_is_marked_delivered_on_42014(short_liv
     assert robot_texts(stack) == [], "nothing failed"
 
 
+async def test_a_card_recovered_on_42014_keeps_no_made_up_response_code(short_lived: Stack) -> None:
+    """After 42014 the card is known to be there, but its response_code is lost with the crashed
+    sender. Closing its subject later must not try to grey it with a made-up code (a failure
+    reported to the admins for nothing): it stays as it is, and a tap on it is refused then."""
+    stack = short_lived
+    card = {"card_type": "button_interaction", "main_title": {"title": "值班确认"}, "task_id": "duty-42014",
+            "button_list": [{"text": "确认", "key": "ok@duty-42014"}]}
+    async with stack.db() as session, session.begin():
+        Outbox(session, stack.clock).send_card(["zhaoli"], card, subject="incident:7")
+    with pytest.raises(Crash):
+        await sender_with(stack, cls=CrashingSender).drain()
+    advance(stack, hours=4, minutes=1)
+    await stack.drain()
+    async with stack.db() as session, session.begin():
+        await Outbox(session, stack.clock).close_cards("incident:7", replace_name="已处理")
+    await stack.drain()
+    assert stack.sim.call_count("/message/update_template_card") == 0
+    assert robot_texts(stack) == [], "nothing failed"
+
+
 async def test_a_crashed_senders_claim_lapses_after_exactly_one_minute(short_lived: Stack) -> None:
     stack = short_lived
     await queue_texts(stack, "wangxm", ["崩溃后补发"])
