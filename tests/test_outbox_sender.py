@@ -461,6 +461,33 @@ async def test_one_row_failing_unexpectedly_is_retried_and_holds_up_nobody(
     assert robot_texts(stack) == [FAILED_TEXT.format(id=export.id, error="expired: RuntimeError: template missing")]
 
 
+async def test_a_very_long_failure_reason_is_cut_to_fit_the_row_and_the_notice(short_lived: Stack) -> None:
+    """A reason of 1,000 characters (a long traceback line) is kept to the column's 500 (PostgreSQL
+    refuses more, and the row would never be finished), and the admins' notice quotes 200."""
+    stack = short_lived
+    reason = "模板" + "缺" * 998
+
+    async def broken(db: Any, payload: dict[str, Any]) -> tuple[str, bytes]:
+        raise RuntimeError(reason)
+
+    sender = OutboxSender(db=stack.db, wecom=stack.app[WECOM], clock=stack.clock, settings=stack.settings,
+                          export_file=broken)
+    start = stack.clock.now()
+    async with stack.db() as session, session.begin():
+        Outbox(session, stack.clock).send_export(
+            ["chenfb"], kind="ledger", start=start, end=start, label="11月", slug="2026-11",
+            unit="示范市人民政府办公室", timezone="Asia/Shanghai",
+        )
+    await sender.drain()
+    error = f"RuntimeError: {reason}"
+    assert (await only_row(stack, "export")).last_error == error[:500]
+    stack.clock.set(start + timedelta(hours=1))  # type: ignore[attr-defined]
+    await sender.drain()
+    export = await only_row(stack, "export")
+    assert (export.status, export.last_error) == ("expired", error[:500])
+    assert robot_texts(stack) == [FAILED_TEXT.format(id=export.id, error=f"expired: {error}"[:200])]
+
+
 async def test_a_card_sent_before_a_crash_is_marked_delivered_on_42014(short_lived: Stack) -> None:
     """The card reached WeCom, the bot died before marking it, and the retry comes after the
     duplicate check's window: WeCom refuses the task_id (42014), which proves the card is there."""
