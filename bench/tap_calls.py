@@ -1,0 +1,98 @@
+"""What one card tap costs in-process: Python function calls, SQL statements, CPU — deterministic counts for #13.
+
+Timings on a shared 2-core machine wander by ±20 % from run to run; the number of Python function
+calls a tap makes (cProfile's count) and its SQL statements do not, so a change to the tap path
+can be judged by them in seconds. The bot runs in this process on the built-in simulator and a
+new SQLite file (or `--database-url`), with an injected clock:
+
+    .venv/bin/python -m bench.tap_calls                 # 40 drafts, 同意 on each 一审 card
+    .venv/bin/python -m bench.tap_calls --statements    # and the SQL of one tap and its sending
+
+"tap" is the callback request (decrypt, the decision, its commit); "sending" is the outbox pass
+that delivers the four messages the tap caused, including the simulator's side of those calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from bot.cli.people import button_key, current_card, say
+from bot.cli.stack import running_stack, stack_settings
+from bot.core.clock import FrozenClock
+
+SUBMISSION = "/submit 通知{n}\n来源：本机关制发\n公开：主动公开\n平台：政府网站\n正文第{n}号。"
+EDITOR = "wangxm"  # submits, and holds the 一审 card of what they submit
+
+
+async def measure(drafts: int, database_url: str, show_statements: bool) -> None:
+    clock = FrozenClock(datetime(2026, 5, 11, 2, 0, tzinfo=UTC))
+    async with running_stack(stack_settings(database_url), clock) as stack:
+        for n in range(drafts):
+            await say(stack, EDITOR, SUBMISSION.format(n=n))
+            clock.advance(seconds=10)  # within the editor's 25 messages a minute
+        statements: list[str] = []
+        engine = stack.db.kw["bind"].sync_engine
+        event.listen(engine, "before_cursor_execute",
+                     lambda _c, _cur, sql, *_: statements.append(" ".join(sql.split())[:120]))
+        cards = [d for d in stack.sim.inbox(EDITOR) if d.msgtype == "template_card"
+                 and stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for(EDITOR)]
+        tap_profile, send_profile = cProfile.Profile(), cProfile.Profile()
+        tap_cpu = send_cpu = 0.0
+        tap_sql: list[str] = []
+        send_sql: list[str] = []
+        for index, delivered in enumerate(cards):
+            task_id = delivered.payload["template_card"]["task_id"]
+            key = button_key(current_card(stack, EDITOR, delivered), "同意")
+            first = len(statements)
+            started = time.process_time()
+            tap_profile.enable()
+            result = await stack.sim.click(EDITOR, task_id, key)
+            tap_profile.disable()
+            tap_cpu += time.process_time() - started
+            if result.status != 200:
+                raise SystemExit(f"the bot answered a tap with {result}")
+            clock.advance(seconds=10)
+            middle = len(statements)
+            started = time.process_time()
+            send_profile.enable()
+            await stack.drain()
+            send_profile.disable()
+            send_cpu += time.process_time() - started
+            if index == 1:  # the first one warms caches
+                tap_sql, send_sql = statements[first:middle], statements[middle:]
+        taps = len(cards)
+        print(f"{taps} taps on {database_url.split(':')[0]}")
+        print(f"tap:     {pstats.Stats(tap_profile).total_calls / taps:8.0f} calls, "
+              f"{len(tap_sql):3d} statements, {tap_cpu / taps * 1000:5.1f} ms CPU (with the profiler)")
+        print(f"sending: {pstats.Stats(send_profile).total_calls / taps:8.0f} calls, "
+              f"{len(send_sql):3d} statements, {send_cpu / taps * 1000:5.1f} ms CPU (with the profiler)")
+        if show_statements:
+            for title, listed in (("tap", tap_sql), ("sending", send_sql)):
+                print(f"\n{title}:")
+                for sql in listed:
+                    print("  ", sql)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drafts", type=int, default=40)
+    parser.add_argument("--database-url", help="default: a new SQLite file")
+    parser.add_argument("--statements", action="store_true", help="list the SQL of one tap and its sending")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="sanshen-tap-calls-") as folder:
+        url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'taps.db'}"
+        asyncio.run(measure(args.drafts, url, args.statements))
+
+
+if __name__ == "__main__":
+    main()
