@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import insert, or_, update
 from sqlalchemy.orm import Session
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.clock import Clock, ensure_utc
@@ -41,6 +41,10 @@ CLAIM_FOR = timedelta(seconds=60)
 # needs no renewal (claims lapse only after CLAIM_FOR, so nobody can have taken the row over).
 FRESH_CLAIM = timedelta(seconds=10)
 _TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]  # plain statements: no ORM bookkeeping
+
+
+def _recipients(row: OutboxMessage) -> list[str]:
+    return [u for u in row.recipients.split("|") if u]
 
 
 def split_utf8(text: str, limit: int = TEXT_LIMIT_BYTES) -> list[str]:
@@ -268,6 +272,7 @@ class OutboxSender:
         self._lock = asyncio.Lock()
         self._paused: dict[str, _Pause] = {}
         self._candidates: list[int] = []  # ids due at this pass's last look, oldest first
+        self._paced_until: dict[int, datetime | None] = {}  # claimed row → its pacing, read at the claim
         self.configure(settings)
 
     def configure(self, settings: Settings | None) -> None:
@@ -319,7 +324,7 @@ class OutboxSender:
         """Deliver every row that is due now."""
         async with self._lock:
             deferred_users: dict[str, datetime] = {}
-            self._candidates = []
+            self._candidates, self._paced_until = [], {}
             while True:
                 claimed = await self._claim_next()
                 if claimed is None:
@@ -354,6 +359,8 @@ class OutboxSender:
                     )
                     if result.rowcount == 1:
                         row = (await session.exec(select(OutboxMessage).where(OutboxMessage.id == row_id))).one()
+                        # read in the claim's transaction: one transaction less for every message
+                        self._paced_until[row_id] = await self._pacing_delay(session, _recipients(row))
                         return row, token
                 self._candidates = list(
                     (await session.exec(select(_TABLE.c.id).where(due).order_by(_TABLE.c.id).limit(self._batch))).all()
@@ -421,12 +428,12 @@ class OutboxSender:
             return
         if pause is not None:  # this row is the probe; others wait for its answer
             pause.probe_at = now + self._probe
-        recipients = [u for u in row.recipients.split("|") if u]
+        recipients = _recipients(row)
         # A person held back earlier in this pass holds their later rows back too (their order),
         # but only while the wait lasts: a pass can outlive it (a slow API call), and a wait
         # already over would put the row back as due at once, to be claimed again, for ever.
         blocked = [deferred_users[u] for u in recipients if deferred_users.get(u, now) > now]
-        wait_until = max(blocked) if blocked else await self._pacing_delay(recipients)
+        wait_until = max(blocked) if blocked else await self._pacing_of(row)
         if wait_until is not None:
             for userid in recipients:  # keep per-person order: later rows wait too
                 deferred_users[userid] = max(wait_until, deferred_users.get(userid, wait_until))
@@ -454,24 +461,31 @@ class OutboxSender:
         await self._mark_sent(row, token, recipients, result)
         await self._resume(row)
 
-    async def _recent_deliveries(self, session: AsyncSession, userid: str) -> list[datetime]:
-        since = self._clock.now() - timedelta(minutes=1)
-        rows = await session.exec(
-            select(DeliveryLog.sent_at)
-            .where(DeliveryLog.userid == userid, DeliveryLog.sent_at > since)
-            .order_by(DeliveryLog.sent_at)  # type: ignore[arg-type]
-        )
-        return list(rows.all())
-
-    async def _pacing_delay(self, recipients: list[str]) -> datetime | None:
-        """The earliest time this row may go without breaking the per-member limit, if later."""
-        latest: datetime | None = None
+    async def _pacing_of(self, row: OutboxMessage) -> datetime | None:
+        """The pacing read as `row` was claimed (or now, for a row claimed some other way)."""
+        if row.id in self._paced_until:
+            return self._paced_until.pop(row.id)  # type: ignore[arg-type]
         async with self._db() as session:
-            for userid in recipients:
-                recent = await self._recent_deliveries(session, userid)
-                if len(recent) >= self._per_minute:
-                    free_at = recent[len(recent) - self._per_minute] + timedelta(minutes=1)
-                    latest = free_at if latest is None or free_at > latest else latest
+            return await self._pacing_delay(session, _recipients(row))
+
+    async def _pacing_delay(self, session: AsyncSession, recipients: list[str]) -> datetime | None:
+        """The earliest time a message to `recipients` may go without breaking the per-member
+        limit (a sliding minute each), if later than now."""
+        if not recipients:
+            return None
+        since = self._clock.now() - timedelta(minutes=1)
+        recent: dict[str, list[datetime]] = {}
+        for userid, sent_at in await session.exec(  # type: ignore[call-overload]
+            select(DeliveryLog.userid, DeliveryLog.sent_at)
+            .where(col(DeliveryLog.userid).in_(recipients), DeliveryLog.sent_at > since)
+            .order_by(DeliveryLog.sent_at)  # type: ignore[arg-type]
+        ):
+            recent.setdefault(userid, []).append(sent_at)
+        latest: datetime | None = None
+        for times in recent.values():
+            if len(times) >= self._per_minute:
+                free_at = times[len(times) - self._per_minute] + timedelta(minutes=1)
+                latest = free_at if latest is None or free_at > latest else latest
         return latest
 
     async def _dup_check(self, row: OutboxMessage, token: str, message: dict[str, Any]) -> int:
