@@ -7,6 +7,7 @@ new SQLite file (or `--database-url`), with an injected clock:
 
     .venv/bin/python -m bench.tap_calls                 # 40 drafts, 同意 on each 一审 card
     .venv/bin/python -m bench.tap_calls --statements    # and the SQL of one tap and its sending
+    .venv/bin/python -m bench.tap_calls --profile /tmp/p  # and /tmp/p.tap, /tmp/p.sending for pstats
 
 "tap" is the callback request (decrypt, the decision, its commit); "sending" is the outbox pass
 that delivers the four messages the tap caused, including the simulator's side of those calls.
@@ -34,7 +35,7 @@ SUBMISSION = "/submit 通知{n}\n来源：本机关制发\n公开：主动公开
 EDITOR = "wangxm"  # submits, and holds the 一审 card of what they submit
 
 
-async def measure(drafts: int, database_url: str, show_statements: bool) -> None:
+async def measure(drafts: int, database_url: str, show_statements: bool, profile: str | None = None) -> None:
     clock = FrozenClock(datetime(2026, 5, 11, 2, 0, tzinfo=UTC))
     async with running_stack(stack_settings(database_url), clock) as stack:
         for n in range(drafts):
@@ -76,6 +77,9 @@ async def measure(drafts: int, database_url: str, show_statements: bool) -> None
               f"{len(tap_sql):3d} statements, {tap_cpu / taps * 1000:5.1f} ms CPU (with the profiler)")
         print(f"sending: {pstats.Stats(send_profile).total_calls / taps:8.0f} calls, "
               f"{len(send_sql):3d} statements, {send_cpu / taps * 1000:5.1f} ms CPU (with the profiler)")
+        if profile:
+            tap_profile.dump_stats(f"{profile}.tap")
+            send_profile.dump_stats(f"{profile}.sending")
         if show_statements:
             for title, listed in (("tap", tap_sql), ("sending", send_sql)):
                 print(f"\n{title}:")
@@ -88,10 +92,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--drafts", type=int, default=40)
     parser.add_argument("--database-url", help="default: a new SQLite file")
     parser.add_argument("--statements", action="store_true", help="list the SQL of one tap and its sending")
+    parser.add_argument("--profile", metavar="PREFIX", help="keep the profiles as PREFIX.tap and PREFIX.sending")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sanshen-tap-calls-") as folder:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'taps.db'}"
-        asyncio.run(measure(args.drafts, url, args.statements))
+        asyncio.run(measure(args.drafts, url, args.statements, args.profile))
 
 
 if __name__ == "__main__":

@@ -273,6 +273,8 @@ class OutboxSender:
         self._paused: dict[str, _Pause] = {}
         self._candidates: list[int] = []  # ids due at this pass's last look, oldest first
         self._paced_until: dict[int, datetime | None] = {}  # claimed row → its pacing, read at the claim
+        self._in_pass = False
+        self._next_claim: tuple[OutboxMessage, str] | None = None  # taken as the last row was marked
         self.configure(settings)
 
     def configure(self, settings: Settings | None) -> None:
@@ -324,19 +326,23 @@ class OutboxSender:
         """Deliver every row that is due now."""
         async with self._lock:
             deferred_users: dict[str, datetime] = {}
-            self._candidates, self._paced_until = [], {}
-            while True:
-                claimed = await self._claim_next()
-                if claimed is None:
-                    return
-                row, token = claimed
-                try:
-                    await self._deliver(row, token, deferred_users)
-                except _Fenced:
-                    log.warning("outbox %s: claim taken over by another sender; left to it", row.id)
-                except Exception as exc:  # one row (an export that cannot be built …) stops no other
-                    log.exception("outbox %s (%s) failed unexpectedly", row.id, row.op)
-                    await self._retry_later(row, token, f"{type(exc).__name__}: {exc}")
+            self._candidates, self._paced_until, self._next_claim = [], {}, None
+            self._in_pass = True
+            try:
+                while True:
+                    claimed = await self._claim_next()
+                    if claimed is None:
+                        return
+                    row, token = claimed
+                    try:
+                        await self._deliver(row, token, deferred_users)
+                    except _Fenced:
+                        log.warning("outbox %s: claim taken over by another sender; left to it", row.id)
+                    except Exception as exc:  # one row (an export that cannot be built …) stops no other
+                        log.exception("outbox %s (%s) failed unexpectedly", row.id, row.op)
+                        await self._retry_later(row, token, f"{type(exc).__name__}: {exc}")
+            finally:  # a claim left over by a pass that failed lapses after CLAIM_FOR
+                self._in_pass, self._next_claim = False, None
 
     def _unclaimed(self, now: datetime) -> Any:
         return or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until < now)
@@ -344,29 +350,36 @@ class OutboxSender:
     async def _claim_next(self) -> tuple[OutboxMessage, str] | None:
         """Claim one due row for CLAIM_FOR under a new fencing token (claims cover only what is
         being sent now, so a slow API cannot let another instance take over a queued tail).
-        The ids due are looked up a batch at a time and tried in order; each claim checks again
-        that its row is still due and free."""
+        Within a pass the row after a sent one was claimed as that one was marked."""
+        if self._next_claim is not None:
+            claimed, self._next_claim = self._next_claim, None
+            return claimed
+        async with self._db() as session, session.begin():
+            return await self._claim_in(session)
+
+    async def _claim_in(self, session: AsyncSession) -> tuple[OutboxMessage, str] | None:
+        """The claim, in `session`'s transaction. The ids due are looked up a batch at a time
+        and tried in order; each claim checks again that its row is still due and free."""
         now = self._clock.now()
         token = uuid.uuid4().hex
         due = (_TABLE.c.status == "pending") & (_TABLE.c.not_before <= now) & self._unclaimed(now)
-        async with self._db() as session, session.begin():
-            for _ in range(2):  # this pass's list, then one fresh look
-                while self._candidates:
-                    row_id = self._candidates.pop(0)
-                    result = await session.exec(  # type: ignore[call-overload]
-                        update(_TABLE).where(_TABLE.c.id == row_id, due)
-                        .values(claimed_until=now + CLAIM_FOR, claim_token=token)
-                    )
-                    if result.rowcount == 1:
-                        row = (await session.exec(select(OutboxMessage).where(OutboxMessage.id == row_id))).one()
-                        # read in the claim's transaction: one transaction less for every message
-                        self._paced_until[row_id] = await self._pacing_delay(session, _recipients(row))
-                        return row, token
-                self._candidates = list(
-                    (await session.exec(select(_TABLE.c.id).where(due).order_by(_TABLE.c.id).limit(self._batch))).all()
+        for _ in range(2):  # this pass's list, then one fresh look
+            while self._candidates:
+                row_id = self._candidates.pop(0)
+                result = await session.exec(  # type: ignore[call-overload]
+                    update(_TABLE).where(_TABLE.c.id == row_id, due)
+                    .values(claimed_until=now + CLAIM_FOR, claim_token=token)
                 )
-                if not self._candidates:
-                    break
+                if result.rowcount == 1:
+                    row = (await session.exec(select(OutboxMessage).where(OutboxMessage.id == row_id))).one()
+                    # read in the claim's transaction: one transaction less for every message
+                    self._paced_until[row_id] = await self._pacing_delay(session, _recipients(row))
+                    return row, token
+            self._candidates = list(
+                (await session.exec(select(_TABLE.c.id).where(due).order_by(_TABLE.c.id).limit(self._batch))).all()
+            )
+            if not self._candidates:
+                break
         return None
 
     async def _fenced_update(self, session: AsyncSession, row: OutboxMessage, token: str, **values: Any) -> None:
@@ -580,6 +593,9 @@ class OutboxSender:
                     handle.response_code = str(code)
                     if handle.closed:  # its subject closed while it was queued: grey it now
                         Outbox(session, self._clock).update_card(str(code), replace_name=handle.closed_label)
+            # the next row's claim in this transaction: one transaction less for each message
+            following = await self._claim_in(session) if self._in_pass else None
+        self._next_claim = following  # committed
         invalid = result.get("invaliduser")
         if invalid:
             log.warning("outbox %s: WeCom did not know users %s", row.id, invalid)
