@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import event, func, update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
@@ -40,6 +40,7 @@ from tests.test_outbox_delivery import (
     Crash,
     CrashingSender,
     advance,
+    counted_in_a_pass,
     queue_card,
     queue_texts,
     robot_texts,
@@ -426,6 +427,26 @@ async def test_a_rejected_message_fails_at_once_and_admins_are_told(
     assert stack.sim.inbox("wangxm") == []
 
 
+async def queue_ledger(stack: Stack) -> None:
+    """The month's ledger, asked for by chenfb: built and uploaded by the sender."""
+    start = stack.clock.now()
+    async with stack.db() as session, session.begin():
+        Outbox(session, stack.clock).send_export(
+            ["chenfb"], kind="ledger", start=start, end=start, label="11月", slug="2026-11",
+            unit="示范市人民政府办公室", timezone="Asia/Shanghai",
+        )
+
+
+def sender_failing_exports(stack: Stack, reason: str) -> OutboxSender:
+    """A sender whose export builder raises RuntimeError(reason) (a bug, a missing template)."""
+
+    async def broken(db: Any, payload: dict[str, Any]) -> tuple[str, bytes]:
+        raise RuntimeError(reason)
+
+    return OutboxSender(db=stack.db, wecom=stack.app[WECOM], clock=stack.clock, settings=stack.settings,
+                        export_file=broken)
+
+
 async def test_one_row_failing_unexpectedly_is_retried_and_holds_up_nobody(
     short_lived: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -434,17 +455,9 @@ async def test_one_row_failing_unexpectedly_is_retried_and_holds_up_nobody(
     lifetime; the messages queued after it go out in the same pass."""
     stack = short_lived
 
-    async def broken(db: Any, payload: dict[str, Any]) -> tuple[str, bytes]:
-        raise RuntimeError("template missing")
-
-    sender = OutboxSender(db=stack.db, wecom=stack.app[WECOM], clock=stack.clock, settings=stack.settings,
-                          export_file=broken)
+    sender = sender_failing_exports(stack, "template missing")
     start = stack.clock.now()
-    async with stack.db() as session, session.begin():
-        Outbox(session, stack.clock).send_export(
-            ["chenfb"], kind="ledger", start=start, end=start, label="11月", slug="2026-11",
-            unit="示范市人民政府办公室", timezone="Asia/Shanghai",
-        )
+    await queue_ledger(stack)
     await queue_texts(stack, "wangxm", ["排在后面"])
     with caplog.at_level(logging.ERROR, logger="bot.wecom.outbox"):
         await sender.drain()
@@ -467,17 +480,9 @@ async def test_a_very_long_failure_reason_is_cut_to_fit_the_row_and_the_notice(s
     stack = short_lived
     reason = "模板" + "缺" * 998
 
-    async def broken(db: Any, payload: dict[str, Any]) -> tuple[str, bytes]:
-        raise RuntimeError(reason)
-
-    sender = OutboxSender(db=stack.db, wecom=stack.app[WECOM], clock=stack.clock, settings=stack.settings,
-                          export_file=broken)
+    sender = sender_failing_exports(stack, reason)
     start = stack.clock.now()
-    async with stack.db() as session, session.begin():
-        Outbox(session, stack.clock).send_export(
-            ["chenfb"], kind="ledger", start=start, end=start, label="11月", slug="2026-11",
-            unit="示范市人民政府办公室", timezone="Asia/Shanghai",
-        )
+    await queue_ledger(stack)
     await sender.drain()
     error = f"RuntimeError: {reason}"
     assert (await only_row(stack, "export")).last_error == error[:500]
@@ -587,12 +592,7 @@ async def test_an_identical_text_exactly_one_window_later_keeps_the_duplicate_ch
 async def test_an_export_whose_send_failed_is_sent_again_without_a_second_upload(stack: Stack) -> None:
     """The file was built and uploaded, then message/send failed: the retry sends the same
     media_id (valid 3 days), so WeCom's duplicate check can recognise it, and uploads nothing."""
-    start = stack.clock.now()
-    async with stack.db() as session, session.begin():
-        Outbox(session, stack.clock).send_export(
-            ["chenfb"], kind="ledger", start=start, end=start, label="11月", slug="2026-11",
-            unit="示范市人民政府办公室", timezone="Asia/Shanghai",
-        )
+    await queue_ledger(stack)
     stack.sim.fail_next("/message/send", -1)
     await stack.drain()
     advance(stack, seconds=5)
@@ -636,18 +636,7 @@ async def test_a_long_backlog_for_one_person_is_put_back_in_one_write_a_pass(sta
     and puts the other 275 back in one write, not a claim and a write each: on SQLite every one
     of those writes would wait its turn with the callbacks. Each minute after, 25 more, in order."""
     await queue_texts(stack, "chenfb", [f"第{n}条" for n in range(300)])
-    engine = stack.db.kw["bind"].sync_engine
-    commits = 0
-
-    def count(*_: Any) -> None:
-        nonlocal commits
-        commits += 1
-
-    event.listen(engine, "commit", count)
-    try:
-        await stack.drain()
-    finally:
-        event.remove(engine, "commit", count)
+    commits = await counted_in_a_pass(stack, "commit")
     assert texts(stack, "chenfb") == [f"第{n}条" for n in range(25)]
     assert commits < 4 * 25 + 10, f"{commits} transactions for 25 sends and one backlog"
     held = [r for r in await rows(stack) if r.status == "pending"]
@@ -665,19 +654,11 @@ async def test_a_pass_looks_up_what_is_due_a_batch_at_a_time_and_sends_in_order(
     for n in range(20):
         for person in people:
             await queue_texts(stack, person, [f"{person}第{n}条"])
-    engine = stack.db.kw["bind"].sync_engine
-    looks = 0
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        nonlocal looks
-        if statement.startswith("SELECT") and "FROM outboxmessage" in statement and "ORDER BY outboxmessage.id" in statement:
-            looks += 1
+    def a_look(_conn: Any, _cursor: Any, sql: str, *_: Any) -> bool:
+        return sql.startswith("SELECT") and "FROM outboxmessage" in sql and "ORDER BY outboxmessage.id" in sql
 
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        await stack.drain()
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    looks = await counted_in_a_pass(stack, "before_cursor_execute", a_look)
     for person in people:
         assert texts(stack, person) == [f"{person}第{n}条" for n in range(20)]
     assert looks == 5, "120 rows: three looks that found rows, two that found none (one to end the pass)"
