@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
+from bot.exports.runner import export_file
 from bot.keys import HTTP, SENDER, WECOM
 from bot.wecom.client import WeComClient
 from bot.wecom.outbox import CLAIM_FOR, Outbox, OutboxSender, _Fenced
@@ -85,7 +86,7 @@ def sender_with(stack: Stack, *, timeout: float = 10.0, cls: type[OutboxSender] 
         secret=stack.settings.wecom.secret, agent_id=stack.settings.wecom.agent_id, clock=stack.clock,
         timeout=timeout,
     )
-    return cls(db=stack.db, wecom=client, clock=stack.clock, settings=stack.settings)
+    return cls(db=stack.db, wecom=client, clock=stack.clock, settings=stack.settings, export_file=export_file)
 
 
 async def test_outage_longer_than_the_old_retry_budget_then_recovery(robot_stack: Stack) -> None:
@@ -275,12 +276,24 @@ async def queue_robot_text(stack: Stack) -> str:
     return "/webhook/send"
 
 
-@pytest.mark.parametrize("queue", [queue_retried_text, queue_card_update, queue_robot_text])
+async def queue_ledger(stack: Stack) -> str:
+    """The month's ledger for chenfb: built by the sender after its claim (which can take a
+    while), then uploaded and sent as a file."""
+    start = stack.clock.now()
+    async with stack.db() as session, session.begin():
+        Outbox(session, stack.clock).send_export(
+            ["chenfb"], kind="ledger", start=start, end=start, label="11月", slug="2026-11",
+            unit="示范市人民政府办公室", timezone="Asia/Shanghai",
+        )
+    return "/media/upload"
+
+
+@pytest.mark.parametrize("queue", [queue_retried_text, queue_card_update, queue_robot_text, queue_ledger])
 async def test_a_stale_claimer_calls_wecom_for_nothing_another_sender_took_over(
     robot_stack: Stack, queue: Any
 ) -> None:
-    """A retry, a card update and a robot message are each checked to be still ours right
-    before the call: a sender that stalled past its claim calls WeCom for none of them."""
+    """A retry, a card update, a robot message and an export's upload are each checked to be
+    still ours right before the call: a sender that stalled past its claim calls WeCom for none."""
     stack = robot_stack
     path = await queue(stack)
     calls_before = stack.sim.call_count(path)

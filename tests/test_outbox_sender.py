@@ -42,6 +42,7 @@ from tests.test_outbox_delivery import (
     advance,
     counted_in_a_pass,
     queue_card,
+    queue_ledger,
     queue_texts,
     robot_texts,
     rows,
@@ -427,16 +428,6 @@ async def test_a_rejected_message_fails_at_once_and_admins_are_told(
     assert stack.sim.inbox("wangxm") == []
 
 
-async def queue_ledger(stack: Stack) -> None:
-    """The month's ledger, asked for by chenfb: built and uploaded by the sender."""
-    start = stack.clock.now()
-    async with stack.db() as session, session.begin():
-        Outbox(session, stack.clock).send_export(
-            ["chenfb"], kind="ledger", start=start, end=start, label="11月", slug="2026-11",
-            unit="示范市人民政府办公室", timezone="Asia/Shanghai",
-        )
-
-
 def sender_failing_exports(stack: Stack, reason: str) -> OutboxSender:
     """A sender whose export builder raises RuntimeError(reason) (a bug, a missing template)."""
 
@@ -603,6 +594,18 @@ async def test_an_export_whose_send_failed_is_sent_again_without_a_second_upload
     export = await only_row(stack, "export")
     assert delivered.msgtype == "file" and export.status == "sent"
     assert delivered.payload["file"]["media_id"] == export.payload["media_id"]
+
+
+async def test_a_failed_text_waits_for_its_retry_alone(stack: Stack) -> None:
+    """WeCom was busy for wangxm's first text: it is tried again in 5 s, and his next text,
+    queued after it, does not wait for that (only pacing holds a person's later messages)."""
+    await queue_texts(stack, "wangxm", ["第一条", "第二条"])
+    stack.sim.fail_next("/message/send", -1)
+    await stack.drain()
+    assert texts(stack, "wangxm") == ["第二条"]
+    advance(stack, seconds=5)
+    await stack.drain()
+    assert texts(stack, "wangxm") == ["第二条", "第一条"]
 
 
 async def test_each_person_gets_at_most_25_a_minute_in_order(stack: Stack) -> None:
@@ -921,6 +924,21 @@ async def test_stuck_lists_failing_finished_and_long_waiting_rows_only(stack: St
     async with stack.db() as session:
         listed = await stuck_messages(session, now)
     assert [r.payload["text"]["content"] for r in listed] == ["等了十分钟零一秒", "重试中", "失败", "过期"]
+
+
+async def test_a_long_discard_reason_is_kept_to_500_characters(stack: Stack) -> None:
+    """The reason goes into last_error (500 characters: PostgreSQL refuses more) and, whole,
+    into the audit entry."""
+    await queue_texts(stack, "wangxm", ["待作废"])
+    (waiting,) = await rows(stack)
+    reason = "接收人" * 300
+    async with stack.db() as session, session.begin():
+        await discard_message(session, waiting.id or 0, stack.clock.now(), reason=reason, by="chenfb")
+    (discarded,) = await rows(stack)
+    assert discarded.last_error == f"discarded by chenfb: {reason}"[:500]
+    async with stack.db() as session:
+        entry = (await session.exec(select(AuditEntry).where(AuditEntry.action == "outbox_discard"))).one()
+    assert entry.details["reason"] == reason
 
 
 async def test_retry_and_discard_refuse_what_is_delivered_or_missing(stack: Stack) -> None:

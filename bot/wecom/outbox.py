@@ -273,7 +273,6 @@ class OutboxSender:
         self._paused: dict[str, _Pause] = {}
         self._candidates: list[int] = []  # ids due at this pass's last look, oldest first
         self._paced_until: dict[int, datetime | None] = {}  # claimed row → its pacing, read at the claim
-        self._in_pass = False
         self._next_claim: tuple[OutboxMessage, str] | None = None  # taken as the last row was marked
         self.configure(settings)
 
@@ -327,7 +326,6 @@ class OutboxSender:
         async with self._lock:
             deferred_users: dict[str, datetime] = {}
             self._candidates, self._paced_until, self._next_claim = [], {}, None
-            self._in_pass = True
             try:
                 while True:
                     claimed = await self._claim_next()
@@ -342,7 +340,7 @@ class OutboxSender:
                         log.exception("outbox %s (%s) failed unexpectedly", row.id, row.op)
                         await self._retry_later(row, token, f"{type(exc).__name__}: {exc}")
             finally:  # a claim left over by a pass that failed lapses after CLAIM_FOR
-                self._in_pass, self._next_claim = False, None
+                self._next_claim = None
 
     def _unclaimed(self, now: datetime) -> Any:
         return or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until < now)
@@ -390,8 +388,6 @@ class OutboxSender:
         )
         if result.rowcount != 1:
             raise _Fenced()
-        if "claimed_until" in values:
-            row.claimed_until = values["claimed_until"]
 
     async def _renew(self, row: OutboxMessage, token: str, **values: Any) -> None:
         """Before each API call: still ours? extend the claim (and store `values`). A claim
@@ -446,7 +442,7 @@ class OutboxSender:
         # but only while the wait lasts: a pass can outlive it (a slow API call), and a wait
         # already over would put the row back as due at once, to be claimed again, for ever.
         blocked = [deferred_users[u] for u in recipients if deferred_users.get(u, now) > now]
-        wait_until = max(blocked) if blocked else await self._pacing_of(row)
+        wait_until = max(blocked) if blocked else self._paced_until.pop(row.id)  # type: ignore[index]
         if wait_until is not None:
             for userid in recipients:  # keep per-person order: later rows wait too
                 deferred_users[userid] = max(wait_until, deferred_users.get(userid, wait_until))
@@ -473,13 +469,6 @@ class OutboxSender:
             return
         await self._mark_sent(row, token, recipients, result)
         await self._resume(row)
-
-    async def _pacing_of(self, row: OutboxMessage) -> datetime | None:
-        """The pacing read as `row` was claimed (or now, for a row claimed some other way)."""
-        if row.id in self._paced_until:
-            return self._paced_until.pop(row.id)  # type: ignore[arg-type]
-        async with self._db() as session:
-            return await self._pacing_delay(session, _recipients(row))
 
     async def _pacing_delay(self, session: AsyncSession, recipients: list[str]) -> datetime | None:
         """The earliest time a message to `recipients` may go without breaking the per-member
@@ -594,7 +583,7 @@ class OutboxSender:
                     if handle.closed:  # its subject closed while it was queued: grey it now
                         Outbox(session, self._clock).update_card(str(code), replace_name=handle.closed_label)
             # the next row's claim in this transaction: one transaction less for each message
-            following = await self._claim_in(session) if self._in_pass else None
+            following = await self._claim_in(session)
         self._next_claim = following  # committed
         invalid = result.get("invaliduser")
         if invalid:
