@@ -134,8 +134,10 @@ _BODY = select(DraftVersion.body).where(
     DraftVersion.draft_id == bindparam("draft_id"), DraftVersion.version == bindparam("version")
 )
 _DECISIONS = select(StageDecision).where(StageDecision.draft_id == bindparam("draft_id"))
-_DECISIONS_OF_VERSION = _DECISIONS.where(StageDecision.version == bindparam("version"))
-_DECISIONS_OF_VERSION_BY_ID = _DECISIONS_OF_VERSION.order_by(col(StageDecision.id))
+_DECISIONS_IN_ORDER = _DECISIONS.order_by(col(StageDecision.id))
+_DECISIONS_OF_VERSION_IN_ORDER = (
+    _DECISIONS.where(StageDecision.version == bindparam("version")).order_by(col(StageDecision.id))
+)
 _CARD = select(ApprovalCard).where(ApprovalCard.id == bindparam("card_id"))
 _OPEN_CARDS = select(ApprovalCard).where(
     ApprovalCard.draft_id == bindparam("draft_id"), col(ApprovalCard.closed).is_(False)
@@ -186,8 +188,9 @@ async def list_decisions(
     *, session: AsyncSession, draft_id: int, version: int | None = None
 ) -> Sequence[StageDecision]:
     if version is None:
-        return (await session.exec(_DECISIONS.order_by(col(StageDecision.id)), params={"draft_id": draft_id})).all()
-    return (await session.exec(_DECISIONS_OF_VERSION_BY_ID, params={"draft_id": draft_id, "version": version})).all()
+        return (await session.exec(_DECISIONS_IN_ORDER, params={"draft_id": draft_id})).all()
+    params = {"draft_id": draft_id, "version": version}
+    return (await session.exec(_DECISIONS_OF_VERSION_IN_ORDER, params=params)).all()
 
 
 async def add_card(

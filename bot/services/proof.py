@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from bot import views
 from bot.core.config import ChainSettings, ProofSettings
 from bot.core.errors import UserFacingError

@@ -6,7 +6,6 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-
 from bot import views
 from bot.core.config import ChainSettings
 from bot.core.errors import UserFacingError

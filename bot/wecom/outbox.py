@@ -76,7 +76,7 @@ def _cut(line: str, budget: int) -> tuple[str, str]:
 
 OUTBOX_ROWS = "outbox"
 def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    session.connection().execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
+    session.connection().execute(insert(_TABLE), rows)  # the model's defaults fill the rest
 
 
 at_commit.on_commit(OUTBOX_ROWS, _insert_rows)
@@ -106,8 +106,7 @@ class Outbox:
         now = self._clock.now()
         row = {
             "created_at": now, "not_before": now, "op": op, "recipients": "|".join(recipients),
-            "payload": payload, "card_id": card_id, "status": "pending", "attempts": 0,
-            "claim_token": "", "last_error": "", "dup_check": False, "body_hash": "", "msgid": "",
+            "payload": payload, "card_id": card_id,
         }
         # Added as the transaction commits, with the other rows it queued: one INSERT for all.
         at_commit.queue(self._session.sync_session, OUTBOX_ROWS, row)
@@ -325,22 +324,20 @@ class OutboxSender:
         """Deliver every row that is due now."""
         async with self._lock:
             deferred_users: dict[str, datetime] = {}
+            # a claim left over by a pass that failed is dropped here and lapses after CLAIM_FOR
             self._candidates, self._paced_until, self._next_claim = [], {}, None
-            try:
-                while True:
-                    claimed = await self._claim_next()
-                    if claimed is None:
-                        return
-                    row, token = claimed
-                    try:
-                        await self._deliver(row, token, deferred_users)
-                    except _Fenced:
-                        log.warning("outbox %s: claim taken over by another sender; left to it", row.id)
-                    except Exception as exc:  # one row (an export that cannot be built …) stops no other
-                        log.exception("outbox %s (%s) failed unexpectedly", row.id, row.op)
-                        await self._retry_later(row, token, f"{type(exc).__name__}: {exc}")
-            finally:  # a claim left over by a pass that failed lapses after CLAIM_FOR
-                self._next_claim = None
+            while True:
+                claimed = await self._claim_next()
+                if claimed is None:
+                    return
+                row, token = claimed
+                try:
+                    await self._deliver(row, token, deferred_users)
+                except _Fenced:
+                    log.warning("outbox %s: claim taken over by another sender; left to it", row.id)
+                except Exception as exc:  # one row (an export that cannot be built …) stops no other
+                    log.exception("outbox %s (%s) failed unexpectedly", row.id, row.op)
+                    await self._retry_later(row, token, f"{type(exc).__name__}: {exc}")
 
     def _unclaimed(self, now: datetime) -> Any:
         return or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until < now)
@@ -396,9 +393,7 @@ class OutboxSender:
         if not values and row.claimed_until is not None and ensure_utc(row.claimed_until) - now > CLAIM_FOR - FRESH_CLAIM:
             return
         async with self._db() as session, session.begin():
-            await self._fenced_update(
-                session, row, token, claimed_until=self._clock.now() + CLAIM_FOR, **values
-            )
+            await self._fenced_update(session, row, token, claimed_until=now + CLAIM_FOR, **values)
 
     # ---- one row --------------------------------------------------------------------------
 
