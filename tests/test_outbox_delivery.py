@@ -250,6 +250,29 @@ async def test_a_stale_claimer_can_neither_send_nor_mark(robot_stack: Stack) -> 
     assert stack.sim.deliveries("wangxm") == {"围栏": 1}
 
 
+async def test_a_renewed_claim_keeps_the_row_for_a_whole_minute_more(robot_stack: Stack) -> None:
+    """A sender that claimed a robot message, was held up 40 s before calling (past the claim's
+    fresh part), renews it right before the call: the row is its own for a minute from then.
+    Another sender looking 70 s after the first claim (the first minute is over) leaves it alone,
+    so the robot gets the message once and the slow sender still marks it sent."""
+    stack = robot_stack
+    await queue_robot_text(stack)
+    slow = sender_with(stack)
+    claimed = await slow._claim_next()
+    assert claimed is not None
+    row, token = claimed
+    advance(stack, seconds=40)
+    result = await slow._perform(row, token)
+    advance(stack, seconds=30)
+    await stack.drain()
+    assert robot_texts(stack) == ["值班提醒"], "nobody took the renewed row over"
+    await slow._mark_sent(row, token, [], result)
+    assert [r.status for r in await rows(stack)] == ["sent"]
+    advance(stack, seconds=CLAIM_FOR.total_seconds())
+    await stack.drain()
+    assert robot_texts(stack) == ["值班提醒"]
+
+
 async def queue_retried_text(stack: Stack) -> str:
     """A text whose first try failed (system busy): its retry goes without a fresh check."""
     await queue_texts(stack, "wangxm", ["重试围栏"])
