@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, update
+from sqlalchemy import bindparam, insert, or_, update
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,6 +41,49 @@ CLAIM_FOR = timedelta(seconds=60)
 # needs no renewal (claims lapse only after CLAIM_FOR, so nobody can have taken the row over).
 FRESH_CLAIM = timedelta(seconds=10)
 _TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]  # plain statements: no ORM bookkeeping
+
+# The sender's statements, built once with bind parameters: building a statement and its cache
+# key costs more than running it, and the sender runs these for every message.
+_UNCLAIMED = or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until < bindparam("now"))
+_DUE = (_TABLE.c.status == "pending") & (_TABLE.c.not_before <= bindparam("now")) & _UNCLAIMED
+_DUE_IDS = select(_TABLE.c.id).where(_DUE).order_by(_TABLE.c.id).limit(bindparam("batch"))
+_CLAIM = (
+    update(_TABLE).where(_TABLE.c.id == bindparam("row_id"), _DUE)
+    .values(claimed_until=bindparam("until"), claim_token=bindparam("token"))
+)
+_ROW = select(OutboxMessage).where(OutboxMessage.id == bindparam("row_id"))
+_TWIN = (
+    select(_TABLE.c.id)
+    .where(_TABLE.c.body_hash == bindparam("digest"), _TABLE.c.id != bindparam("row_id"))
+    .where(_TABLE.c.first_try_at > bindparam("since"))
+    .limit(1)
+)
+_RECENT_SENDS = (
+    select(DeliveryLog.userid, DeliveryLog.sent_at)
+    .where(col(DeliveryLog.userid).in_(bindparam("userids", expanding=True)))
+    .where(DeliveryLog.sent_at > bindparam("since"))
+    .order_by(DeliveryLog.sent_at)  # type: ignore[arg-type]
+)
+_LOG_DELIVERIES = insert(DeliveryLog.__table__)  # type: ignore[attr-defined]
+_CARD_RESPONSE_CODE = (
+    update(ApprovalCard.__table__)  # type: ignore[attr-defined]
+    .where(ApprovalCard.__table__.c.id == bindparam("card_id"))  # type: ignore[attr-defined]
+    .values(response_code=bindparam("code"))
+)
+_FENCED: dict[tuple[str, ...], Any] = {}  # the columns a fenced update sets → its statement
+
+
+def _fenced_statement(columns: tuple[str, ...]) -> Any:
+    """UPDATE of `columns` (bound as v_<column>) on a pending row still held by a token."""
+    statement = _FENCED.get(columns)
+    if statement is None:
+        statement = _FENCED[columns] = (
+            update(_TABLE)
+            .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.claim_token == bindparam("token"))
+            .where(_TABLE.c.status == "pending")
+            .values({column: bindparam(f"v_{column}") for column in columns})
+        )
+    return statement
 
 
 def _recipients(row: OutboxMessage) -> list[str]:
@@ -357,31 +400,28 @@ class OutboxSender:
         and tried in order; each claim checks again that its row is still due and free."""
         now = self._clock.now()
         token = uuid.uuid4().hex
-        due = (_TABLE.c.status == "pending") & (_TABLE.c.not_before <= now) & self._unclaimed(now)
         for _ in range(2):  # this pass's list, then one fresh look
             while self._candidates:
                 row_id = self._candidates.pop(0)
                 result = await session.exec(  # type: ignore[call-overload]
-                    update(_TABLE).where(_TABLE.c.id == row_id, due)
-                    .values(claimed_until=now + CLAIM_FOR, claim_token=token)
+                    _CLAIM, params={"row_id": row_id, "now": now, "until": now + CLAIM_FOR, "token": token}
                 )
                 if result.rowcount == 1:
-                    row = (await session.exec(select(OutboxMessage).where(OutboxMessage.id == row_id))).one()
+                    row = (await session.exec(_ROW, params={"row_id": row_id})).one()  # type: ignore[call-overload]
                     # read in the claim's transaction: one transaction less for every message
                     self._paced_until[row_id] = await self._pacing_delay(session, _recipients(row))
                     return row, token
             self._candidates = list(
-                (await session.exec(select(_TABLE.c.id).where(due).order_by(_TABLE.c.id).limit(self._batch))).all()
+                (await session.exec(_DUE_IDS, params={"now": now, "batch": self._batch})).all()  # type: ignore[call-overload]
             )
             if not self._candidates:
                 break
         return None
 
     async def _fenced_update(self, session: AsyncSession, row: OutboxMessage, token: str, **values: Any) -> None:
+        params = {f"v_{column}": value for column, value in values.items()}
         result = await session.exec(  # type: ignore[call-overload]
-            update(_TABLE)
-            .where(_TABLE.c.id == row.id, _TABLE.c.claim_token == token, _TABLE.c.status == "pending")
-            .values(**values)
+            _fenced_statement(tuple(values)), params={**params, "row_id": row.id, "token": token}
         )
         if result.rowcount != 1:
             raise _Fenced()
@@ -473,9 +513,7 @@ class OutboxSender:
         since = self._clock.now() - timedelta(minutes=1)
         recent: dict[str, list[datetime]] = {}
         for userid, sent_at in await session.exec(  # type: ignore[call-overload]
-            select(DeliveryLog.userid, DeliveryLog.sent_at)
-            .where(col(DeliveryLog.userid).in_(recipients), DeliveryLog.sent_at > since)
-            .order_by(DeliveryLog.sent_at)  # type: ignore[arg-type]
+            _RECENT_SENDS, params={"userids": recipients, "since": since}
         ):
             recent.setdefault(userid, []).append(sent_at)
         latest: datetime | None = None
@@ -497,14 +535,9 @@ class OutboxSender:
             json.dumps(message, sort_keys=True, ensure_ascii=False).encode("utf-8")
         ).hexdigest()
         async with self._db() as session, session.begin():
+            since = now - timedelta(seconds=self._dup_seconds)
             twin = (
-                await session.exec(
-                    select(OutboxMessage.id).where(
-                        OutboxMessage.body_hash == digest,
-                        OutboxMessage.id != row.id,
-                        OutboxMessage.first_try_at > now - timedelta(seconds=self._dup_seconds),  # type: ignore[operator]
-                    ).limit(1)
-                )
+                await session.exec(_TWIN, params={"digest": digest, "row_id": row.id, "since": since})  # type: ignore[call-overload]
             ).first()
             check = twin is None
             await self._fenced_update(
@@ -560,15 +593,12 @@ class OutboxSender:
             )
             if recipients:
                 await session.exec(  # type: ignore[call-overload]
-                    insert(DeliveryLog.__table__),  # type: ignore[attr-defined]
-                    params=[{"userid": userid, "sent_at": now} for userid in recipients],
+                    _LOG_DELIVERIES, params=[{"userid": userid, "sent_at": now} for userid in recipients]
                 )
             code = result.get("response_code")
             if row.card_id and code:
-                await session.exec(
-                    update(ApprovalCard)
-                    .where(ApprovalCard.id == row.card_id)
-                    .values(response_code=str(code))
+                await session.exec(  # type: ignore[call-overload]
+                    _CARD_RESPONSE_CODE, params={"card_id": row.card_id, "code": str(code)}
                 )
             elif code and row.payload.get("msgtype") == "template_card":
                 task_id = row.payload["template_card"]["task_id"]
