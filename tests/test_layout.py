@@ -12,6 +12,7 @@ PACKAGES = ("bot", "handlers", "storage", "scheduler")
 CORE, RULES, STORAGE, WECOM = "bot.core", "bot.rules", "storage", "bot.wecom"
 VIEWS, EXPORTS, SERVICES, DOCUMENTS = "bot.views", "bot.exports", "bot.services", "bot.documents"
 HANDLERS, SCHEDULER, SIMULATOR, WEB = "handlers", "scheduler", "bot.simulator", "bot.web"
+PROOFREAD = "bot.proofread"
 WIRING = ("bot.app", "bot.keys")  # the application factory: builds and connects everything
 CLI = "bot.cli"
 
@@ -19,16 +20,17 @@ CLI = "bot.cli"
 ALLOWED: dict[str, frozenset[str]] = {
     CORE: frozenset(),
     DOCUMENTS: frozenset(),
+    PROOFREAD: frozenset({CORE}),
     RULES: frozenset({CORE}),
     SIMULATOR: frozenset({CORE}),
     STORAGE: frozenset({CORE, RULES}),
     WECOM: frozenset({CORE, STORAGE}),
     VIEWS: frozenset({CORE, RULES, STORAGE, WECOM}),
     EXPORTS: frozenset({CORE, RULES, STORAGE}),
-    SERVICES: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, DOCUMENTS}),
-    HANDLERS: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, EXPORTS, DOCUMENTS}),
-    SCHEDULER: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES}),
-    WEB: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, DOCUMENTS}),
+    SERVICES: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, DOCUMENTS, PROOFREAD}),
+    HANDLERS: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, EXPORTS, DOCUMENTS, PROOFREAD}),
+    SCHEDULER: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, PROOFREAD}),
+    WEB: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, DOCUMENTS, PROOFREAD}),
 }
 PARTS = (*ALLOWED, *WIRING, CLI)
 # Shared pieces a handler or sweep module may use from its own package.

@@ -1,4 +1,4 @@
-"""Command line: serve, demo, check-config, export, verify-audit and menu sync."""
+"""Command line: serve, demo, check-config, export, verify-audit, menu sync and proofread."""
 
 from __future__ import annotations
 
@@ -253,6 +253,62 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+class UnreadableInputError(Exception):
+    """The file to proofread could not be read as text; the message is the Chinese reason."""
+
+
+def _proofread_text(name: str) -> str:
+    """The text of a UTF-8 .txt, of a .docx (as the draft pages extract it) or of stdin ("-")."""
+    label = "标准输入" if name == "-" else name
+    if name == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(name).read_bytes()
+        except FileNotFoundError:
+            raise UnreadableInputError(f"无法读取 {label}：文件不存在") from None
+        except IsADirectoryError:
+            raise UnreadableInputError(f"无法读取 {label}：这是一个目录，不是文件") from None
+        except OSError as exc:
+            raise UnreadableInputError(f"无法读取 {label}：{exc.strerror or exc}") from None
+    if name.lower().endswith(".docx") or (name == "-" and data[:4] == b"PK\x03\x04"):
+        from bot.documents.docx_html import DocumentConversionError, docx_to_html
+
+        try:
+            return docx_to_html(data).text
+        except DocumentConversionError as exc:
+            raise UnreadableInputError(f"无法读取 {label}：{exc.message}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableInputError(
+            f"无法读取 {label}：不是 UTF-8 编码的文本（第 {exc.start + 1} 个字节起），"
+            "请另存为 UTF-8 或 .docx"
+        ) from None
+
+
+def cmd_proofread(args: argparse.Namespace) -> int:
+    """智能识错: one JSON object per finding per line; exit 1 only when the input is unreadable."""
+    import json
+    from dataclasses import asdict
+
+    from bot.proofread import Lexicon, LexiconError, check
+
+    try:
+        lexicon = Lexicon.load(args.lexicon) if args.lexicon else None
+    except LexiconError as exc:
+        sys.stderr.write(exc.message + "\n")
+        return 2
+    try:
+        text = _proofread_text(args.file)
+    except UnreadableInputError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    findings = check(text, lexicon=lexicon)
+    sys.stdout.write("".join(json.dumps(asdict(f), ensure_ascii=False) + "\n" for f in findings))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sanshen", description="审校助手 WeCom bot")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -287,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--reason", default="", help="why it is discarded (with --discard)")
     outbox.add_argument("--by", default="", help="your userid (with --discard)")
     outbox.set_defaults(func=cmd_outbox)
+    proofread = sub.add_parser("proofread", help="智能识错: a .txt or .docx's findings, JSON lines")
+    proofread.add_argument("file", help="a UTF-8 .txt, a .docx, or - for stdin")
+    proofread.add_argument(
+        "--lexicon", metavar="DIR",
+        help="the unit's lists: wording.tsv, ads.tsv, allow.txt, domains.txt (any of them)",
+    )
+    proofread.set_defaults(func=cmd_proofread)
     menu = sub.add_parser("menu", help="the app's custom menu in WeCom")
     menu_sub = menu.add_subparsers(dest="menu_command", required=True)
     sync = menu_sub.add_parser("sync", help="set the app menu through the API and print it")
