@@ -126,6 +126,7 @@ def test_wording_regions_listed_among_countries() -> None:
         "截至目前，推动“十四五”规划实施，共建“一带一路”倡议，党中央、国务院高度重视。",
         "香港等国际金融中心，香港、新加坡等国家和地区，台湾同胞等各界人士。",
         "国家级非物质文化遗产，评选最佳实践案例，把握最佳时机，实行经评审的最低投标价法。",
+        "1912年1月1日中华民国临时政府成立，中华民国时期的档案；从弱智能走向强智能。",
     ],
 )
 def test_wording_correct_usage_is_not_flagged(text: str) -> None:
@@ -367,6 +368,7 @@ def test_default_lexicon_is_built_once() -> None:
     assert default_lexicon().allows_host("www.qinzhou.gov.cn")
     assert not default_lexicon().allows_host("gov.cn.example.com")
     assert Lexicon().allows_host("www.gov.cn") is False and check("台湾政府", lexicon=Lexicon()) == []
+    assert check("") == [] and check("\n\n") == []
 
 
 # -- the command line --------------------------------------------------------------------------
