@@ -25,7 +25,8 @@ CHECKS: tuple[Check, ...] = (
 def check(text: str, *, lexicon: Lexicon | None = None) -> list[Finding]:
     """Every finding in `text`, sorted by (start, end, kind); no two of one kind overlap and none
     lies inside an allow-listed term. Pure: no I/O, no clock; the default lexicon is shared."""
-    lexicon = lexicon or default_lexicon()
+    if lexicon is None:
+        lexicon = default_lexicon()
     hits, allowed = lexicon.scan(text)
     found: list[Finding] = [
         finding(text, start, end, entry.kind, entry.severity, entry.suggestion, entry.rule)

@@ -173,7 +173,8 @@ class Lexicon:
                 entries += read_list(path, spec)
         with resources.as_file(shipped / DOMAINS_FILE) as path:
             domains = read_domains(path)
-        allow: list[str] = []
+        with resources.as_file(shipped / ALLOW_FILE) as path:
+            allow = read_allow(path)
         if unit_dir is not None:
             directory = Path(unit_dir)
             if not directory.is_dir():
@@ -183,7 +184,7 @@ class Lexicon:
                     label = UNIT_PREFIX + spec.label
                     entries += read_list(directory / spec.file, spec, label=label)
             if (directory / ALLOW_FILE).exists():
-                allow = read_allow(directory / ALLOW_FILE)
+                allow += read_allow(directory / ALLOW_FILE)
             if (directory / DOMAINS_FILE).exists():
                 domains += read_domains(directory / DOMAINS_FILE)
         return cls(entries, allow=allow, domains=domains)

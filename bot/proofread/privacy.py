@@ -140,6 +140,7 @@ def find(text: str, lexicon: Lexicon) -> Iterator[Finding]:
         if (
             16 <= len(digits) <= 19
             and m.span() not in ids
+            and not (len(digits) == 18 and _ID.fullmatch(digits))  # an ID with a slip, not a card
             and _CARD_PREFIX.match(digits)
             and _luhn(digits)
             and not _uscc_valid(digits)
