@@ -31,6 +31,8 @@ from bot.keys import (
     SWEEPER,
     WECOM,
 )
+from bot.proofread import LexiconError
+from bot.services.findings import lexicon_for
 from bot.web.setup import add_workspace
 from bot.wecom.callback import CallbackEndpoint, add_callback_routes
 from bot.wecom.client import WeComClient
@@ -60,11 +62,15 @@ async def on_health(request: web.Request) -> web.Response:
 
 
 def check_watch_files(settings: Settings) -> None:
-    """Read the roster and accounts files once, so a bad file stops start-up naming its key."""
+    """Read the roster, accounts and 智能识错 list files once, so a bad file stops start-up naming its key."""
     readers = (
         ("duty.roster_file", settings.duty.roster_file, read_roster),
         ("freshness.accounts_file", settings.freshness.accounts_file, read_accounts_csv),
     )
+    try:
+        lexicon_for(settings)
+    except LexiconError as exc:
+        raise ConfigError(f"findings.lists_dir: {exc.message.removeprefix('配置错误：')}") from None
     for key, name, reader in readers:
         if not name:
             continue
@@ -140,6 +146,7 @@ def create_app(
         await engine.dispose()
 
     async def core_ctx(app: web.Application) -> AsyncIterator[None]:
+        lexicon_for(settings)  # built once here, not in the first submission's transaction
         app[WECOM] = WeComClient(
             app[HTTP],
             base_url=settings.wecom.api_base,

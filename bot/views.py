@@ -176,6 +176,46 @@ def page_stale(draft: Draft) -> str:
     return f"{draft_label(draft)}在您打开页面后已有变化（新版本或已进入下一环节），请刷新页面后再审核。"
 
 
+FINDING_KINDS = {
+    "typo": "错别字", "wording": "规范表述", "leader": "领导人姓名职务", "privacy": "隐私",
+    "format": "标点与格式", "link": "链接与广告",
+}
+FINDING_SEVERITIES = {"severe": "严重", "warn": "疑似", "info": "提示"}
+FINDINGS_SHOWN = 30  # in one /check answer; the draft page shows every one
+
+
+def findings_summary(draft: Draft) -> str:
+    """The card's line: 「智能识错：3 处疑似问题（1 处严重）」."""
+    if not draft.findings:
+        return "智能识错：未发现疑似问题"
+    severe = f"（{draft.severe_findings} 处严重）" if draft.severe_findings else ""
+    return f"智能识错：{draft.findings} 处疑似问题{severe}"
+
+
+def findings_list(draft: Draft, records: Sequence[dict[str, Any]]) -> str:
+    """/check 编号: each finding numbered, where it is (the n-th character), what and why."""
+    head = f"{draft_label(draft)} 第{draft.version}版 {findings_summary(draft)}"
+    if not records:
+        return head + "。\n识错只是辅助，仍须人工逐字审校。"
+    lines = [head + "（识错只是辅助，不代替人工审校）："]
+    for record in records[:FINDINGS_SHOWN]:
+        kind = FINDING_KINDS.get(record["kind"], record["kind"])
+        severity = FINDING_SEVERITIES.get(record["severity"], record["severity"])
+        fix = f" → 「{record['suggestion']}」" if record["suggestion"] else ""
+        lines.append(
+            f"{record['n']}. [{severity}·{kind}] 第{record['start'] + 1}字「{record['text']}」{fix}（{record['rule']}）"
+        )
+    if len(records) > FINDINGS_SHOWN:
+        lines.append(f"另有 {len(records) - FINDINGS_SHOWN} 处，请在稿件页面查看。")
+    return "\n".join(lines)
+
+
+def card_subtitle(draft: Draft) -> str:
+    """《title》 and the 智能识错 line, with where to read the findings."""
+    where = f"（/check {draft.id} 查看）" if draft.findings else ""
+    return f"《{draft.title}》\n{findings_summary(draft)}{where}"
+
+
 def approval_card(
     draft: Draft,
     *,
@@ -203,7 +243,7 @@ def approval_card(
             "title": f"【{stage_name}】待审稿件{mode_note}",
             "desc": f"第{stage}/{stage_count}审 · 第{draft.version}版 · {local(draft.updated_at, tz)}",
         },
-        "sub_title_text": f"《{draft.title}》" + (IMPORTANT_MARK if important else ""),
+        "sub_title_text": card_subtitle(draft) + (IMPORTANT_MARK if important else ""),
         "horizontal_content_list": [
             {"keyname": "编号", "value": str(draft.id)},
             {"keyname": "投稿人", "value": draft.submitter_name},
@@ -315,7 +355,7 @@ def proof_card(
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·三审三校", "desc_color": 0},
         "main_title": {"title": f"【{proof_name}】待校对稿件", "desc": f"{how} · 第{draft.version}版 · {local(draft.updated_at, tz)}"},
-        "sub_title_text": f"《{draft.title}》",
+        "sub_title_text": card_subtitle(draft),
         "horizontal_content_list": [
             {"keyname": "编号", "value": str(draft.id)},
             {"keyname": "投稿人", "value": draft.submitter_name},

@@ -52,23 +52,31 @@ async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
     return True
 
 
-async def add_draft(*, session: AsyncSession, draft: Draft, content: VersionContent) -> Draft:
+async def add_draft(
+    *, session: AsyncSession, draft: Draft, content: VersionContent, findings: list[dict[str, Any]]
+) -> Draft:
     """Insert a draft and its version 1; returns it with its id."""
     session.add(draft)
     await session.flush()
-    await add_version(session=session, draft=draft, content=content, at=draft.created_at, by=draft.submitter_userid)
+    await add_version(
+        session=session, draft=draft, content=content, findings=findings, at=draft.created_at,
+        by=draft.submitter_userid,
+    )
     return draft
 
 
 async def add_version(
-    *, session: AsyncSession, draft: Draft, content: VersionContent, at: datetime, by: str
+    *, session: AsyncSession, draft: Draft, content: VersionContent, findings: list[dict[str, Any]],
+    at: datetime, by: str,
 ) -> None:
-    """The draft's current version number with its text, HTML, hash and files (never changed later)."""
+    """The draft's current version number with its text, HTML, hash, files and 智能识错 findings
+    (never changed later)."""
     assert draft.id is not None
     session.add(
         DraftVersion(
             draft_id=draft.id, version=draft.version, body=content.body, body_html=content.body_html,
-            source=content.source, content_sha256=content.content_sha256, created_at=at, created_by=by,
+            source=content.source, content_sha256=content.content_sha256, findings=findings,
+            created_at=at, created_by=by,
         )
     )
     for file in content.files:
@@ -266,6 +274,14 @@ async def clear_conversation(*, session: AsyncSession, userid: str) -> None:
     existing = await session.get(Conversation, userid)
     if existing is not None:
         await session.delete(existing)
+
+
+async def version_findings(*, session: AsyncSession, draft_id: int, version: int) -> list[dict[str, Any]]:
+    """The 智能识错 findings kept with one version ([] when it had none)."""
+    statement = select(DraftVersion.findings).where(
+        DraftVersion.draft_id == draft_id, DraftVersion.version == version
+    )
+    return list((await session.exec(statement)).first() or [])
 
 
 async def stage_assignment(

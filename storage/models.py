@@ -44,6 +44,9 @@ class Draft(SQLModel, table=True):
     # review: the stage's 审 is open; proof: its 审 is done and the 校 step after it is open
     step: str = Field(default="review", max_length=8, sa_column_kwargs={"server_default": "review"})
     round: int = 1  # +1 on every 退回 to an earlier stage (decisions of a round stay on record)
+    # 智能识错 of the current version (its findings are in DraftVersion.findings): what every card shows
+    findings: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    severe_findings: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     stage_entered_at: datetime = utc_column()
     created_at: datetime = utc_column()
     updated_at: datetime = utc_column()
@@ -64,6 +67,10 @@ class DraftVersion(SQLModel, table=True):
     source: str = Field(default="text", max_length=8, sa_column_kwargs={"server_default": "text"})  # text | docx
     # sha256 over the body, its HTML and every file's hash: what the audit chain records as reviewed.
     content_sha256: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    # 智能识错 of this body when it was submitted, as its reviewers saw it (bot.proofread Findings)
+    findings: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     created_at: datetime = utc_column()
     created_by: str = Field(max_length=64)
 

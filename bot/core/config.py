@@ -397,6 +397,14 @@ class OutboxSettings(_Frozen):
     probe_minutes: int = Field(default=5, ge=1, le=60)  # retry while paused on an admin-only error
 
 
+class FindingsSettings(_Frozen):
+    """智能识错: the unit's own word lists beside the shipped ones (formats: README, 智能识错)."""
+
+    # a folder with any of wording.tsv, ads.tsv (added entries), allow.txt (never flagged),
+    # domains.txt (link hosts that are fine); "" = the shipped lists only
+    lists_dir: str = ""
+
+
 def default_chains() -> tuple[ChainSettings, ...]:
     """The Qinzhou model: 一审 the editor's own check, 二审 科室负责人, 三审 单位领导."""
     stages = (
@@ -426,6 +434,7 @@ class Settings(_Frozen):
     reminders: ReminderSettings = ReminderSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     outbox: OutboxSettings = OutboxSettings()
+    findings: FindingsSettings = FindingsSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -29,6 +29,7 @@ from bot.rules.review import (
     stage_of,
 )
 from bot.rules.submission import DraftMeta
+from bot.services import findings
 from bot.services.scope import Scope
 from storage import drafts_repo
 from storage.audit_repo import append_audit, decision_fields, draft_fields
@@ -250,7 +251,8 @@ async def create_draft(scope: Scope, title: str, meta: DraftMeta, content: Versi
         created_at=now,
         updated_at=now,
     )
-    await drafts_repo.add_draft(session=scope.session, draft=draft, content=content)
+    found = findings.check_body(scope.settings, draft, content.body)  # before the 一审 card shows it
+    await drafts_repo.add_draft(session=scope.session, draft=draft, content=content, findings=found)
     assignees = await start_stage(scope, draft, [])
     await append_audit(
         session=scope.session,
@@ -260,7 +262,7 @@ async def create_draft(scope: Scope, title: str, meta: DraftMeta, content: Versi
         draft_id=draft.id,
         details={
             "title": draft.title, "version": 1, "category": draft.category, **content_details(content),
-            "form": record_digest(draft_fields(draft)),
+            "form": record_digest(draft_fields(draft)), **findings.audit_details(draft),
             **({"important": keywords or "投稿人标注"} if important else {}),
         },
     )
@@ -562,11 +564,14 @@ async def revise_draft(scope: Scope, number: int, content: VersionContent) -> Do
     draft.stage_entered_at = now
     draft.updated_at = now
     scope.session.add(draft)
-    await drafts_repo.add_version(session=scope.session, draft=draft, content=content, at=now, by=scope.user)
+    found = findings.check_body(scope.settings, draft, content.body)
+    await drafts_repo.add_version(
+        session=scope.session, draft=draft, content=content, findings=found, at=now, by=scope.user
+    )
     assignees = await start_stage(scope, draft, [])
     await append_audit(
         session=scope.session, at=now, actor=scope.user, action="revise", draft_id=draft.id,
-        details={"version": draft.version, **content_details(content)},
+        details={"version": draft.version, **content_details(content), **findings.audit_details(draft)},
     )
     chain = scope.settings.chain_for(draft.category, draft.important)
     return Done(draft, views.revised_notice(draft, chain.stages[0].name, views.names(assignees, staff_names(scope))))
