@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.core.config import CATEGORY_LABELS, Settings
 from bot.core.roles import role_names
 from bot.rules.calendar import fmt_local
+from bot.rules.finding_marks import MARK_LABELS, marks_text
 from bot.rules.review import Refusal
 from bot.wecom.dispatcher import CommandSpec, command_of_menu_key, pack_action
 from storage.account_models import Account
@@ -192,22 +193,53 @@ def findings_summary(draft: Draft) -> str:
     return f"智能识错：{draft.findings} 处疑似问题{severe}"
 
 
-def findings_list(draft: Draft, records: Sequence[dict[str, Any]]) -> str:
-    """/check 编号: each finding numbered, where it is (the n-th character), what and why."""
+def findings_list(draft: Draft, records: Sequence[dict[str, Any]], marks: dict[int, str] | None = None) -> str:
+    """/check 编号: each finding numbered, where it is (the n-th character), what and why, and
+    the reader's own mark on it."""
     head = f"{draft_label(draft)} 第{draft.version}版 {findings_summary(draft)}"
     if not records:
         return head + "。\n识错只是辅助，仍须人工逐字审校。"
+    marks = marks or {}
     lines = [head + "（识错只是辅助，不代替人工审校）："]
     for record in records[:FINDINGS_SHOWN]:
         kind = FINDING_KINDS.get(record["kind"], record["kind"])
         severity = FINDING_SEVERITIES.get(record["severity"], record["severity"])
         fix = f" → 「{record['suggestion']}」" if record["suggestion"] else ""
+        mine = f" 【您已标记：{MARK_LABELS[marks[record['n']]]}】" if record["n"] in marks else ""
         lines.append(
-            f"{record['n']}. [{severity}·{kind}] 第{record['start'] + 1}字「{record['text']}」{fix}（{record['rule']}）"
+            f"{record['n']}. [{severity}·{kind}] 第{record['start'] + 1}字「{record['text']}」{fix}（{record['rule']}）{mine}"
         )
     if len(records) > FINDINGS_SHOWN:
         lines.append(f"另有 {len(records) - FINDINGS_SHOWN} 处，请在稿件页面查看。")
+    if draft.severe_findings and draft.status == "in_review":
+        lines.append(f"同意前须逐项标记严重问题：/check {draft.id} 已核实 1（或 已修改、误报；可写多个序号）。")
     return "\n".join(lines)
+
+
+def _numbers(numbers: Sequence[int]) -> str:
+    return "、".join(str(n) for n in numbers)
+
+
+def findings_unmarked(draft: Draft, numbers: Sequence[int]) -> str:
+    return (
+        f"{draft_label(draft)}有 {len(numbers)} 处严重疑似问题您尚未核对（第{_numbers(numbers)}处），暂不能同意。"
+        f"请先发送 /check {draft.id} 查看，再逐项标记：/check {draft.id} 已核实 {numbers[0]}（或 已修改、误报；可写多个序号）。"
+    )
+
+
+def findings_not_in_review(draft: Draft) -> str:
+    return f"{draft_label(draft)}不在审核中，不能再标记识错结果。"
+
+
+def no_such_findings(draft: Draft, numbers: Sequence[int], total: int) -> str:
+    return f"{draft_label(draft)}第{draft.version}版没有第{_numbers(numbers)}处识错结果（共 {total} 处），请发送 /check {draft.id} 查看。"
+
+
+def findings_marked(draft: Draft, mark: str, numbers: Sequence[int], learned: Sequence[str]) -> str:
+    text = f"已将{draft_label(draft)}第{draft.version}版第{_numbers(numbers)}处识错结果标记为“{MARK_LABELS[mark]}”。"
+    if learned:
+        text += "“" + "”“".join(learned) + "”已加入本单位识错白名单，以后的稿件不再提示。"
+    return text
 
 
 def card_subtitle(draft: Draft) -> str:
@@ -551,6 +583,7 @@ ACTION_LABELS = {
     "proof": "校对",
     "cosign": "加签",
     "classified": "认定涉密，不得公开",
+    "finding_mark": "标记识错结果",
 }
 
 
@@ -570,8 +603,13 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
             text += f"，代理{name_of(details['on_behalf_of'])}"
         if details.get("opinion"):
             text += f"：{details['opinion']}"
+        if details.get("finding_marks"):
+            text += f"（识错核对：{marks_text(details['finding_marks'])}）"
     elif entry.action == "revise":
         text += f"（第{details.get('version')}版）"
+    elif entry.action == "finding_mark":
+        numbers = "、".join(str(n) for n in details.get("numbers", []))
+        text += f"（第{details.get('version')}版第{numbers}处）：{MARK_LABELS.get(details.get('mark', ''), '')}"
     elif entry.action == "transfer":
         text += f" {details.get('stage_name', '')}给{people('to')}：{details.get('reason', '')}"
     elif entry.action == "return":

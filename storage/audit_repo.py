@@ -164,6 +164,8 @@ def decision_fields(row: StageDecision) -> dict[str, Any]:
         "stage_name": row.stage_name, "reviewer_userid": row.reviewer_userid, "reviewer_name": row.reviewer_name,
         "decision": row.decision, "opinion": row.opinion, "decided_at": row.decided_at,
         "on_behalf_of": row.on_behalf_of, "secrecy": row.secrecy, "checklist": list(row.checklist or []),
+        # only when there are marks: the digests of decisions recorded before marks existed hold
+        **({"finding_marks": dict(row.finding_marks)} if row.finding_marks else {}),
     }
 
 

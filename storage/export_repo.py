@@ -165,7 +165,7 @@ class LedgerRow:
 
 LEDGER_ACTIONS = (
     "submit", "approve", "reject", "revise", "approved", "withdraw", "transfer", "return", "cc",
-    "remind", "published", "proof", "cosign",
+    "remind", "published", "proof", "cosign", "finding_mark",
 )
 
 

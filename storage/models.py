@@ -153,6 +153,35 @@ class StageDecision(SQLModel, table=True):
     # The stage's checklist items the reviewer ticked on the page, in the checklist's words.
     checklist: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     on_behalf_of: str = Field(default="", max_length=64)  # the away reviewer a delegate stood in for
+    # 智能识错: the reviewer's mark on each severe finding of the version when approving ("n" → mark)
+    finding_marks: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+
+
+class FindingMark(SQLModel, table=True):
+    """A person's mark on one 智能识错 finding of a version: verified (已核实), fixed (已修改) or
+    false_alarm (误报); a later mark by the same person replaces theirs."""
+
+    __table_args__ = (UniqueConstraint("draft_id", "version", "number", "userid", name="uq_finding_mark"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    version: int
+    number: int  # the finding's number in DraftVersion.findings (from 1)
+    userid: str = Field(max_length=64)
+    mark: str = Field(max_length=12)  # verified | fixed | false_alarm
+    at: datetime = utc_column()
+
+
+class LearnedAllow(SQLModel, table=True):
+    """A term a reviewer marked 误报: never flagged again in this unit (the learned allow-list)."""
+
+    term: str = Field(primary_key=True, max_length=200)
+    kind: str = Field(max_length=12)
+    draft_id: int
+    userid: str = Field(max_length=64)
+    at: datetime = utc_column()
 
 
 class ProofRecord(SQLModel, table=True):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
 
+from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot.cli.stack import Stack
-from storage.models import AuditEntry, DraftVersion
-from tests.flow import META, active_card, drafts, last_text, say, tap
+from storage.audit_repo import verify_audit_log
+from storage.models import AuditEntry, DraftVersion, FindingMark, LearnedAllow
+from tests.flow import META, active_card, decisions, drafts, last_text, say, tap
+from tests.test_export import received_file
 
 PHONE = "13912345678"
 BODY_WITH_FINDINGS = f"请联系王老师，电话{PHONE}。台湾总统出席了活动。"
@@ -53,7 +57,8 @@ async def test_check_lists_the_findings_of_the_current_version(stack: Stack) -> 
     assert lines[0] == f"稿件{draft.id}号《联系方式通知》 第1版 智能识错：2 处疑似问题（2 处严重）（识错只是辅助，不代替人工审校）："
     assert lines[1].startswith(f"1. [严重·隐私] 第{BODY_WITH_FINDINGS.index(PHONE) + 1}字「{PHONE}」")
     assert lines[2].startswith(f"2. [严重·规范表述] 第{BODY_WITH_FINDINGS.index('台湾总统') + 1}字「台湾总统」 → 「台湾地区领导人」")
-    assert len(lines) == 3
+    assert lines[3] == f"同意前须逐项标记严重问题：/check {draft.id} 已核实 1（或 已修改、误报；可写多个序号）。"
+    assert len(lines) == 4
 
 
 async def test_a_revision_is_checked_again_and_its_cards_say_so(stack: Stack) -> None:
@@ -77,6 +82,7 @@ async def test_a_revision_is_checked_again_and_its_cards_say_so(stack: Stack) ->
 async def test_check_refuses_people_outside_the_draft_and_bad_arguments(stack: Stack) -> None:
     await say(stack, "wangxm", f"/submit 联系方式通知\n{META}{BODY_WITH_FINDINGS}")
     (draft,) = await drafts(stack)
+    await say(stack, "wangxm", f"/check {draft.id} 已核实 1 2")
     await tap(stack, "wangxm", "同意")  # 一审 done by wangxm: the other collector is no longer involved
     await say(stack, "zhaoli", f"/check {draft.id}")
     assert last_text(stack, "zhaoli") == (
@@ -106,3 +112,108 @@ def test_a_bad_line_in_the_units_lists_stops_start_up_naming_it(tmp_path: Path) 
     assert result.stderr == (
         f"配置错误 findings.lists_dir: {lists / 'wording.tsv'} 第 2 行：级别“很严重”无效，应为 severe、warn 或 info\n"
     )
+
+
+async def test_approval_waits_until_the_reviewer_has_marked_every_severe_finding(stack: Stack) -> None:
+    await say(stack, "wangxm", f"/submit 联系方式通知\n{META}{BODY_WITH_FINDINGS}")
+    (draft,) = await drafts(stack)
+    card = active_card(stack, "wangxm").payload["template_card"]
+    await tap(stack, "wangxm", "同意")
+    assert last_text(stack, "wangxm") == (
+        f"稿件{draft.id}号《联系方式通知》有 2 处严重疑似问题您尚未核对（第1、2处），暂不能同意。"
+        f"请先发送 /check {draft.id} 查看，再逐项标记：/check {draft.id} 已核实 1（或 已修改、误报；可写多个序号）。"
+    )
+    assert await decisions(stack) == [] and stack.sim.card(card["task_id"]).is_active_for("wangxm")
+    await say(stack, "wangxm", f"/check {draft.id} 已核实 1")
+    assert last_text(stack, "wangxm") == f"已将稿件{draft.id}号《联系方式通知》第1版第1处识错结果标记为“已核实”。"
+    await say(stack, "wangxm", f"/approve {draft.id}")
+    assert "尚未核对（第2处）" in last_text(stack, "wangxm"), "the command path is held back too"
+    await say(stack, "wangxm", f"/check {draft.id} 误报 2")
+    stack.clock.advance(seconds=1)  # type: ignore[attr-defined]  # a new tap (WeCom dedupes on user + time)
+    await tap(stack, "wangxm", "同意")
+    (decision,) = await decisions(stack)
+    assert (decision.stage, decision.decision, decision.finding_marks) == (1, "approve", {"1": "verified", "2": "false_alarm"})
+    async with stack.db() as session:
+        approved = (await session.exec(select(AuditEntry).where(AuditEntry.action == "approve"))).one()
+    assert approved.details["finding_marks"] == {"1": "verified", "2": "false_alarm"}
+    async with stack.db() as session:
+        assert (await verify_audit_log(session=session)).ok
+
+    await tap(stack, "zhangkz", "同意")  # 二审 marks for himself: 一审's marks are not his
+    assert "尚未核对（第1、2处）" in last_text(stack, "zhangkz")
+    await say(stack, "zhangkz", f"/check {draft.id} 修改 1 2")
+    stack.clock.advance(seconds=1)  # type: ignore[attr-defined]
+    await tap(stack, "zhangkz", "同意")
+    assert [d.finding_marks for d in await decisions(stack)] == [
+        {"1": "verified", "2": "false_alarm"}, {"1": "fixed", "2": "fixed"},
+    ]
+    await say(stack, "wangxm", f"/draft {draft.id}")
+    assert "识错核对：第1处已核实、第2处误报" in last_text(stack, "wangxm")
+
+
+async def test_a_false_alarm_is_learned_and_not_flagged_again(stack: Stack) -> None:
+    hotline = "请拨打政务服务热线13800138000咨询。"
+    await say(stack, "wangxm", f"/submit 热线通知\n{META}{hotline}")
+    (draft,) = await drafts(stack)
+    assert (draft.findings, draft.severe_findings) == (1, 1)
+    await say(stack, "wangxm", f"/check {draft.id} 误报 1")
+    assert last_text(stack, "wangxm") == (
+        f"已将稿件{draft.id}号《热线通知》第1版第1处识错结果标记为“误报”。"
+        "“13800138000”已加入本单位识错白名单，以后的稿件不再提示。"
+    )
+    await say(stack, "zhaoli", f"/submit 热线再通知\n{META}{hotline}台湾总统出席。")
+    _, second = await drafts(stack)
+    assert (second.findings, second.severe_findings) == (1, 1), "only 台湾总统 now"
+    async with stack.db() as session:
+        version = (await session.exec(select(DraftVersion).where(DraftVersion.draft_id == second.id))).one()
+    assert [f["text"] for f in version.findings] == ["台湾总统"]
+
+
+async def test_a_format_false_alarm_is_recorded_but_not_learned(stack: Stack) -> None:
+    body = "一、总则\n二、范围\n四、附则"
+    await say(stack, "wangxm", f"/submit 序号\n{META}{body}")
+    (draft,) = await drafts(stack)
+    assert (draft.findings, draft.severe_findings) == (1, 0)
+    await say(stack, "wangxm", f"/check {draft.id} 误报 1")
+    assert last_text(stack, "wangxm") == f"已将稿件{draft.id}号《序号》第1版第1处识错结果标记为“误报”。"
+    await say(stack, "zhaoli", f"/submit 序号二\n{META}{body}")
+    _, second = await drafts(stack)
+    assert second.findings == 1, "a skipped 序号 is still flagged elsewhere"
+    await tap(stack, "zhaoli", "同意")  # a warning does not hold 同意 back
+    assert [d.draft_id for d in await decisions(stack)] == [second.id]
+
+
+async def test_marks_refuse_bad_arguments_and_drafts_out_of_review(stack: Stack) -> None:
+    await say(stack, "wangxm", f"/submit 联系方式通知\n{META}{BODY_WITH_FINDINGS}")
+    (draft,) = await drafts(stack)
+    for wrong in (f"/check {draft.id} 误报", f"/check {draft.id} 乱写 1", f"/check {draft.id} 误报 一"):
+        await say(stack, "wangxm", wrong)
+        assert last_text(stack, "wangxm").endswith("/check 编号 [已核实|已修改|误报 序号…]"), wrong
+    await say(stack, "wangxm", f"/check {draft.id} 误报 3")
+    assert last_text(stack, "wangxm") == (
+        f"稿件{draft.id}号《联系方式通知》第1版没有第3处识错结果（共 2 处），请发送 /check {draft.id} 查看。"
+    )
+    await say(stack, "wangxm", f"/withdraw {draft.id} 不发了")
+    await say(stack, "wangxm", f"/check {draft.id} 误报 1")
+    assert last_text(stack, "wangxm") == f"稿件{draft.id}号《联系方式通知》不在审核中，不能再标记识错结果。"
+    async with stack.db() as session:
+        assert (await session.exec(select(FindingMark))).all() == []
+        assert (await session.exec(select(LearnedAllow))).all() == []
+
+
+async def test_the_ledger_shows_the_marks_and_the_decision_that_relied_on_them(stack: Stack) -> None:
+    await say(stack, "wangxm", f"/submit 联系方式通知\n{META}{BODY_WITH_FINDINGS}")
+    (draft,) = await drafts(stack)
+    await say(stack, "wangxm", f"/check {draft.id} 误报 1")
+    await say(stack, "wangxm", f"/check {draft.id} 已修改 2")
+    await tap(stack, "wangxm", "同意")
+    await say(stack, "liuzr", "导出 2026-11-01 2026-11-30 台账")
+    _, content = received_file(stack, "liuzr")
+    rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
+    lines = [(r[6], r[7], r[8], r[9]) for r in rows[2:]]
+    assert lines == [
+        ("投稿", "王小明", None, None),
+        ("识错核对", "王小明", "第1处：误报（加入识错白名单：13912345678）", None),
+        ("识错核对", "王小明", "第2处：已修改", None),
+        ("同意", "王小明", None, "智能识错：第1处误报、第2处已修改"),
+    ]

@@ -7,6 +7,7 @@ from datetime import tzinfo
 from typing import BinaryIO, TextIO
 
 from bot.exports.review_form import SHANGHAI, _csv_safe, open_workbook, write_cell, write_csv
+from bot.rules.finding_marks import MARK_LABELS, marks_text
 from storage.export_repo import LedgerRow
 
 LEDGER_HEADER = (
@@ -27,7 +28,9 @@ ACTION_LABELS = {
     "published": "发布",
     "proof": "校对",
     "cosign": "加签会签",
+    "finding_mark": "识错核对",
 }
+
 PROOF_RESULTS = {"passed": "校对无误", "changed": "有修改"}
 VIA_LABELS = {"card": "卡片", "command": "命令", "page": "网页"}
 STAGE_LABELS = {1: "一审", 2: "二审", 3: "三审"}
@@ -53,6 +56,11 @@ def ledger_values(row: LedgerRow, tz: tzinfo) -> list[object]:
         note = "抄送 " + people(d.get("to", []))
     elif row.action == "published":
         note = f"{d.get('account', '')} {d.get('url', '')}".strip()
+    elif row.action == "finding_mark":  # a reviewer's mark on 智能识错 findings
+        numbers = "、".join(str(n) for n in d.get("numbers", []))
+        note = f"第{numbers}处：{MARK_LABELS.get(d.get('mark', ''), '')}"
+        if d.get("learned"):
+            note += "（加入识错白名单：" + "、".join(d["learned"]) + "）"
     elif row.action == "proof":  # 校次 in 环节; method and result, then the corrections
         stage = f"{d.get('stage_name', '')}（{d.get('method', '')}）"
         note = PROOF_RESULTS.get(d.get("result", ""), "") + (f"：{d['note']}" if d.get("note") else "")
@@ -67,7 +75,7 @@ def ledger_values(row: LedgerRow, tz: tzinfo) -> list[object]:
         ACTION_LABELS.get(row.action, row.action),
         row.actor_name,
         note,
-        "；".join(d.get("checklist", [])),
+        "；".join([*d.get("checklist", []), *([f"智能识错：{marks_text(d['finding_marks'])}"] if d.get("finding_marks") else [])]),
         VIA_LABELS.get(d.get("via", ""), ""),
         people([behalf]) if behalf else "",
         row.entry_hash[:16],

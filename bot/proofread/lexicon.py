@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import ahocorasick
 
@@ -131,6 +133,22 @@ def read_domains(path: Path) -> list[str]:
     return domains
 
 
+def _automaton(entries: Iterable[Entry], allowed: frozenset[str]) -> ahocorasick.Automaton | None:
+    """One automaton over the entries' terms and the allowed terms (None when there are none)."""
+    by_term: dict[str, list[Any]] = {}
+    for entry in entries:
+        by_term.setdefault(entry.term, []).append(entry)
+    for term in allowed:
+        by_term.setdefault(term, []).append(_ALLOW)
+    if not by_term:
+        return None
+    automaton = ahocorasick.Automaton()
+    for term, values in by_term.items():
+        automaton.add_word(term, (len(term), tuple(values)))
+    automaton.make_automaton()
+    return automaton
+
+
 class Lexicon:
     """Every term to look for, in one Aho-Corasick automaton, plus the allowed link domains.
 
@@ -148,19 +166,20 @@ class Lexicon:
         by_term: dict[str, dict[str, Entry]] = {}
         for entry in entries:  # a later entry of the same kind and term replaces an earlier one
             by_term.setdefault(entry.term, {})[entry.kind] = entry
-        allowed = set(allow)
         self.entries = tuple(e for kinds in by_term.values() for e in kinds.values())
-        self.allow: frozenset[str] = frozenset(allowed)
+        self.allow: frozenset[str] = frozenset(allow)
         self.domains: tuple[str, ...] = tuple(dict.fromkeys(d.lower() for d in domains))
-        self._automaton: ahocorasick.Automaton | None = None
-        terms = set(by_term) | allowed
-        if terms:
-            automaton = ahocorasick.Automaton()
-            for term in terms:
-                values = (*by_term.get(term, {}).values(), *((_ALLOW,) if term in allowed else ()))
-                automaton.add_word(term, (len(term), values))
-            automaton.make_automaton()
-            self._automaton = automaton
+        self._automaton = _automaton(self.entries, self.allow)
+
+    def with_allowed(self, terms: Iterable[str]) -> Lexicon:
+        """This lexicon with more allow-listed terms (a unit's learned 误报), or itself if none is new."""
+        extra = frozenset(terms) - self.allow
+        if not extra:
+            return self
+        clone = copy.copy(self)
+        clone.allow = self.allow | extra
+        clone._automaton = _automaton(self.entries, clone.allow)
+        return clone
 
     @classmethod
     def load(cls, unit_dir: str | Path | None = None) -> Lexicon:

@@ -251,7 +251,7 @@ async def create_draft(scope: Scope, title: str, meta: DraftMeta, content: Versi
         created_at=now,
         updated_at=now,
     )
-    found = findings.check_body(scope.settings, draft, content.body)  # before the 一审 card shows it
+    found = await findings.check_body(scope, draft, content.body)  # before the 一审 card shows it
     await drafts_repo.add_draft(session=scope.session, draft=draft, content=content, findings=found)
     assignees = await start_stage(scope, draft, [])
     await append_audit(
@@ -356,6 +356,7 @@ async def decide(
     refusal = await refusal_for(scope, chain, draft, card, decisions, people)
     if refusal is not None:
         raise UserFacingError(refusal)
+    marks = await findings.marks_for_approval(scope, draft) if decision == "approve" else {}
     ticked = [item for item in views.checklist_for(draft.stage) if item in set(checklist)]
     assignees = people.assignees
     now = scope.now()
@@ -376,6 +377,7 @@ async def decide(
         secrecy=secrecy,
         checklist=ticked,
         on_behalf_of=people.on_behalf.get(scope.user, ""),
+        finding_marks=marks,
     )
     if not await drafts_repo.add_unless_taken(session=scope.session, row=row):
         # Another reviewer's decision for this slot committed first: exactly one counts.
@@ -396,6 +398,7 @@ async def decide(
             **({"secrecy": secrecy} if secrecy else {}),
             **({"checklist": ticked} if ticked else {}),
             **({"on_behalf_of": row.on_behalf_of} if row.on_behalf_of else {}),
+            **({"finding_marks": marks} if marks else {}),
             # The row the 保密审查表 prints, bound to the chain: editing it fails verify-audit.
             "decision_id": row.id,
             "record": record_digest(decision_fields(row)),
@@ -564,7 +567,7 @@ async def revise_draft(scope: Scope, number: int, content: VersionContent) -> Do
     draft.stage_entered_at = now
     draft.updated_at = now
     scope.session.add(draft)
-    found = findings.check_body(scope.settings, draft, content.body)
+    found = await findings.check_body(scope, draft, content.body)
     await drafts_repo.add_version(
         session=scope.session, draft=draft, content=content, findings=found, at=now, by=scope.user
     )
