@@ -216,6 +216,27 @@ def findings_list(draft: Draft, records: Sequence[dict[str, Any]], marks: dict[i
     return "\n".join(lines)
 
 
+FINDING_CONTEXT = 12  # characters shown on either side of a finding on the draft page
+
+
+def finding_view(record: dict[str, Any], body: str, mark: str) -> dict[str, Any]:
+    """One finding as the draft page shows it: its words highlighted in their sentence, what
+    it is, the correct form, the rule, and the reader's mark."""
+    start, end = record["start"], record["end"]
+    return {
+        "n": record["n"],
+        "severe": record["severity"] == "severe",
+        "severity": FINDING_SEVERITIES.get(record["severity"], record["severity"]),
+        "kind": FINDING_KINDS.get(record["kind"], record["kind"]),
+        "before": ("…" if start > FINDING_CONTEXT else "") + body[max(0, start - FINDING_CONTEXT):start],
+        "text": body[start:end] or record["text"],
+        "after": body[end:end + FINDING_CONTEXT] + ("…" if end + FINDING_CONTEXT < len(body) else ""),
+        "suggestion": record["suggestion"],
+        "rule": record["rule"],
+        "mark": mark,
+    }
+
+
 def _numbers(numbers: Sequence[int]) -> str:
     return "、".join(str(n) for n in numbers)
 

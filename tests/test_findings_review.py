@@ -10,6 +10,7 @@ from pathlib import Path
 from openpyxl import load_workbook
 from sqlmodel import select
 
+from bot.cli.browser import Phone
 from bot.cli.stack import Stack
 from storage.audit_repo import verify_audit_log
 from storage.models import AuditEntry, DraftVersion, FindingMark, LearnedAllow
@@ -217,3 +218,43 @@ async def test_the_ledger_shows_the_marks_and_the_decision_that_relied_on_them(s
         ("识错核对", "王小明", "第2处：已修改", None),
         ("同意", "王小明", None, "智能识错：第1处误报、第2处已修改"),
     ]
+
+
+async def test_the_page_shows_the_findings_and_takes_the_marks_with_the_decision(stack: Stack) -> None:
+    await say(stack, "wangxm", f"/submit 联系方式通知\n{META}{BODY_WITH_FINDINGS}")
+    (draft,) = await drafts(stack)
+    assert draft.id is not None
+    await say(stack, "wangxm", f"/check {draft.id} 已核实 1 2")
+    await tap(stack, "wangxm", "同意")
+    async with Phone(stack, "zhangkz") as phone:
+        page = await phone.get(f"/app/drafts/{draft.id}/")
+        assert "智能识错：2 处疑似问题（2 处严重）" in page.plain
+        assert "严重·隐私 请联系王老师，电话13912345678。台湾总统出席了活动。 → 139****5678" in " ".join(page.plain.split())
+        assert "→ 台湾地区领导人" in page.plain and "新华社禁用词" in page.plain
+        assert 'name="mark-1"' in page.text and 'name="mark-2"' in page.text
+        refused = await phone.decide(draft.id, "approve", page=page)
+        assert "您尚未核对（第1、2处），暂不能同意" in refused.plain
+        assert [d.stage for d in await decisions(stack)] == [1]
+        done = await phone.decide(draft.id, "approve", page=page, marks={1: "verified", 2: "fixed"})
+        assert "二审" in done.plain
+        again = await phone.get(f"/app/drafts/{draft.id}/")
+        assert "您已标记：已核实" in again.plain and "您已标记：已修改" in again.plain
+    assert [(d.stage, d.via, d.finding_marks) for d in await decisions(stack)] == [
+        (1, "card", {"1": "verified", "2": "verified"}), (2, "page", {"1": "verified", "2": "fixed"}),
+    ]
+
+
+async def test_marks_from_a_stale_page_are_not_recorded(stack: Stack) -> None:
+    await say(stack, "wangxm", f"/submit 联系方式通知\n{META}{BODY_WITH_FINDINGS}")
+    (draft,) = await drafts(stack)
+    assert draft.id is not None
+    async with Phone(stack, "wangxm") as phone:
+        page = await phone.get(f"/app/drafts/{draft.id}/")
+        await tap(stack, "wangxm", "不同意")
+        await say(stack, "wangxm", "请删去个人电话")
+        await say(stack, "wangxm", f"/revise {draft.id}\n{BODY_WITH_FINDINGS}")  # version 2, same findings
+        stale = await phone.decide(draft.id, "approve", page=page, marks={1: "false_alarm", 2: "false_alarm"})
+    assert "请刷新页面" in stale.plain
+    async with stack.db() as session:
+        assert (await session.exec(select(FindingMark))).all() == []
+        assert (await session.exec(select(LearnedAllow))).all() == []

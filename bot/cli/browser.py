@@ -89,8 +89,9 @@ class Phone:
                 for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)]
 
     async def decide(self, draft_id: int, decision: str, *, opinion: str = "", checks: list[str] | None = None,
-                     page: Page | None = None, **overrides: str) -> Page:
-        """Fill in the decision form of the draft page as it was shown (or as it is now)."""
+                     page: Page | None = None, marks: dict[int, str] | None = None, **overrides: str) -> Page:
+        """Fill in the decision form of the draft page as it was shown (or as it is now); `marks`
+        picks a mark (verified, fixed, false_alarm) for 智能识错 findings by number."""
         page = page or await self.get(f"/app/drafts/{draft_id}/")
         form: list[tuple[str, str]] = [
             ("csrf", page.field("csrf")), ("version", page.field("version")),
@@ -99,6 +100,7 @@ class Phone:
         ]
         form = [(k, overrides.get(k, v)) for k, v in form]
         form += [("check", item) for item in checks or []]
+        form += [(f"mark-{number}", mark) for number, mark in (marks or {}).items()]
         return await self.post(f"/app/drafts/{draft_id}/decide", form)
 
 

@@ -20,11 +20,12 @@ from bot.core.errors import UserFacingError
 from bot.documents.docx_html import sanitize_html, text_to_html
 from bot.documents.textdiff import diff_html, diff_stats
 from bot.rules.review import stage_of
-from bot.services import proof, review
+from bot.rules.finding_marks import MARK_LABELS
+from bot.services import findings, proof, review
 from bot.services.scope import Work
 from bot.web.auth import SignInRefused, WebAuth, csrf_ok, csrf_token
 from bot.wecom.outbox import Outbox
-from storage import drafts_repo
+from storage import drafts_repo, findings_repo
 from storage.audit_repo import entries_for_draft
 from storage.db import SessionFactory
 from storage.file_store import SHA256_RE, FileStore
@@ -213,6 +214,7 @@ class Workspace:
         else:
             current_people = ""
         entries = await entries_for_draft(session=work.session, draft_id=draft.id)
+        marks = await findings_repo.marks_of(session=work.session, draft_id=draft.id, version=shown, userid=work.user)
         return {
             "draft": draft,
             "label": views.draft_label(draft),
@@ -238,6 +240,10 @@ class Workspace:
                         and shown == draft.version else None),
             "proofs": await drafts_repo.list_proofs(session=work.session, draft_id=draft.id, version=shown),
             "timeline": [views.describe(e, work.name_of, work.settings.tz) for e in entries],
+            "findings": [views.finding_view(record, version.body, marks.get(record["n"], ""))
+                         for record in version.findings],
+            "findings_summary": views.findings_summary(draft) if shown == draft.version else "",
+            "mark_labels": MARK_LABELS,
         }
 
     @staticmethod
@@ -312,17 +318,22 @@ class Workspace:
         opinion = (_text(form.get("opinion")) or "").strip()[:2000]
         seen = _seen(form)
         ticked = [_text(v) or "" for v in form.getall("check", [])]
+        marked = _marks(form)
         page = f"/app/drafts/{number}/"
         if decision not in ("approve", "reject", "classified"):
             return await self.flash_back(request, page, "请选择“同意”或“不同意”。")
         if decision in ("reject", "classified") and not opinion:
             return await self.flash_back(request, page, "选择“不同意”或“涉密不得公开”时须填写审核意见（理由）。")
-        return await self.on_draft(
-            request, userid, number,
-            lambda work, draft: review.decide(work, draft, decision=decision, opinion=opinion, card=None,
-                                              response_code=None, via="page", checklist=ticked, seen=seen),
-            "已记录您的审核意见。",
-        )
+
+        async def mark_then_decide(work: Work, draft: Draft) -> review.Done:
+            if seen is not None and seen != (draft.version, draft.round, draft.stage):
+                raise UserFacingError(views.page_stale(draft))  # marks were made on another version
+            for mark, numbers in marked.items():  # the page's marks, then the decision that needs them
+                await findings.mark(work, draft, mark, numbers)
+            return await review.decide(work, draft, decision=decision, opinion=opinion, card=None,
+                                       response_code=None, via="page", checklist=ticked, seen=seen)
+
+        return await self.on_draft(request, userid, number, mark_then_decide, "已记录您的审核意见。")
 
     async def sign_proof(self, request: web.Request) -> web.StreamResponse:
         """A proofreader signs the open 校 step on the page (校对无误, or 有修改 with the corrections)."""
@@ -365,6 +376,20 @@ async def pop_flash(request: web.Request) -> str | None:
     session = await get_session(request)
     text = session.pop(FLASH, None)
     return str(text) if text else None
+
+
+def _marks(form: Any) -> dict[str, list[int]]:
+    """The 智能识错 marks a decision form carries (fields mark-<number>), by mark; unknown
+    values and malformed numbers are ignored (the decision then says what is missing)."""
+    marked: dict[str, list[int]] = {}
+    for key in form:
+        if not key.startswith("mark-"):
+            continue
+        number = _int(key.removeprefix("mark-"), 0)
+        mark = _text(form.get(key)) or ""
+        if number > 0 and mark in MARK_LABELS:
+            marked.setdefault(mark, []).append(number)
+    return marked
 
 
 def _seen(form: Any) -> tuple[int, int, int]:
