@@ -123,9 +123,14 @@ async def _walk(stack: Stack, clock: FrozenClock) -> int:
         "wangxm",
         "/submit 关于开展2026年冬季防火安全检查的通知\n来源：本机关制发\n公开：主动公开\n"
         "平台：政府网站，政务新媒体\n各镇（街道）、各有关单位：\n为切实做好冬季防火工作，"
-        "定于12月1日至12月15日开展全市防火安全检查。",
+        "定于12月1日至12月15日开展全市防火安全检查。联系人：王小明，13912345678。",
     )
-    show.step("2. 一审：采编人员自审（钦州模式）")
+    show.step("2. 一审：采编人员自审（钦州模式）；智能识错发现个人手机号，须先逐项核对再同意")
+    await tap("wangxm", "同意")
+    first_id = await _draft_id(stack)
+    await say("wangxm", f"/check {first_id}")
+    await say("wangxm", f"/check {first_id} 已核实 1")
+    clock.advance(seconds=30)
     await tap("wangxm", "同意")
     show.step("3. 一校（读校）：两名采编人员一读一校，各自签署")
     await tap("wangxm", "校对无误")
@@ -134,7 +139,7 @@ async def _walk(stack: Stack, clock: FrozenClock) -> int:
     show.step("4. 二审：科室负责人不同意并填写理由")
     clock.advance(minutes=20)
     await tap("zhangkz", "不同意")
-    await say("zhangkz", "检查时间与市应急局通知不一致，请核实后修改。")
+    await say("zhangkz", "检查时间与市应急局通知不一致，请核实后修改；个人手机号不宜公开，请删去。")
     show.step("5. 投稿人修改后重新送审（第2版从一审开始）")
     clock.advance(minutes=30)
     draft_id = await _draft_id(stack)

@@ -38,7 +38,7 @@ def _render_card(delivered: Delivered, sim: WeComSimulator) -> str:
     if title.get("desc"):
         lines.append(f"┃ {title['desc']}")
     if card.get("sub_title_text"):
-        lines.append(f"┃ {card['sub_title_text']}")
+        lines.extend(f"┃ {line}" for line in str(card["sub_title_text"]).split("\n"))
     for field in card.get("horizontal_content_list", []):
         lines.append(f"┃ {field.get('keyname')}：{field.get('value', '')}")
     quote = card.get("quote_area")
