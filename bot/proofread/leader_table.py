@@ -147,7 +147,7 @@ def _leader(row: Row) -> Leader:
     if not name:
         raise fail("第一列（姓名）为空")
     if any(ch.isspace() for ch in name):
-        raise fail(f"姓名“{name}”含空格：各列之间须用制表符（Tab）分隔，姓名中间不加空格")
+        raise fail(f"姓名“{name}”含空格：各列之间须用制表符（Tab）分隔")
     if len(name) < 2:
         raise fail(f"姓名“{name}”过短：至少 2 个字")
     if not _NAME.fullmatch(name):
@@ -157,7 +157,7 @@ def _leader(row: Row) -> Leader:
     titles: list[str] = []
     for title in (t.strip() for t in _TITLE_SPLIT.split(titles_cell)):
         if not title:
-            raise fail(f"职务“{titles_cell}”中有空项：多个职务用一个顿号“、”分隔")
+            raise fail(f"职务“{titles_cell}”有空项：职务之间只用一个顿号“、”")
         if any(ch.isspace() for ch in title):
             raise fail(f"职务“{title}”含空格：多个职务用顿号“、”分隔")
         if len(title) < 2:

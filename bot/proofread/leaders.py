@@ -26,6 +26,9 @@ _GAP = re.compile(r"[、，,和及与](?:[\u4e00-\u9fff·]{2,12}?[、和])*")
 # 市长热线, 局长信箱, 市长助理 (a title of its own only when the table lists it), 部长级.
 _COMPOUND_AFTER = {"委": "会", "员": "会", "记": "处", "席": "团"}
 _NEVER_AFTER = ("科员", "热线", "信箱", "助理", "级")
+# A former office: 时任市长张三, 原市委书记张三, 曾任湛江市副市长的张三 are not checked against
+# the current titles.
+_PAST = re.compile(r"(?:时任|曾任|历任|原任|前任|原)[\u4e00-\u9fff]{0,8}$")
 
 
 def rule(leader: Leader) -> str:
@@ -202,7 +205,8 @@ def _set_off(scan: _Scan, at: int, *, before: bool) -> bool:
 
 def _titles(scan: _Scan) -> list[Finding]:
     """Each title word written next to a mention (市委副书记、市长张三; 张三书记; 张三（市长）)
-    that the leader does not hold; a title between two names belongs to neither."""
+    that the leader does not hold; a title between two names belongs to neither, and titles
+    after 时任/原/曾任 are former ones."""
     text = scan.text
     starts = {m.start for m in scan.mentions}
     ends = {m.end for m in scan.mentions}
@@ -213,6 +217,8 @@ def _titles(scan: _Scan) -> list[Finding]:
         mention.first = chain[0][0] if chain else mention.start
         after, mention.last = _titles_after(scan, mention.end, starts)
         mention.sure = mention.sure or mention.first < mention.start or mention.last > mention.end
+        if chain and _PAST.search(text, max(0, mention.first - 10), mention.first):
+            chain = []
         for start, end in (*chain, *after):
             if not leader.holds(text[start:end]):
                 suggestion = "、".join(leader.titles)
