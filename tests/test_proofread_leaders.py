@@ -160,11 +160,15 @@ def test_ordinary_words_and_other_people_are_never_flagged(lexicon: Lexicon, tex
 
 
 def test_name_one_character_off_before_punctuation(lexicon: Lexicon, no_pinyin: None) -> None:
-    text = "市委书记张建民，市委副书记、市长李明划同志，王秀瑛主任。会见王秀瑛主任。"
+    text = (
+        "市委书记张建民，市委副书记、市长李明划同志，王秀瑛主任。会见王秀瑛主任。"
+        "孙立心同志（副市长）"
+    )
     assert found(text, lexicon) == [
         F(text, 4, 7, "severe", "张建国", ZHANG),
         F(text, 16, 19, "severe", "李明华", LI),
         F(text, 22, 25, "severe", "王秀英", WANG),
+        F(text, 36, 39, "severe", "孙立新", SUN),
     ]  # after 会见 nothing sets 王秀瑛 off: without pypinyin it is left alone
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -148,7 +149,9 @@ def _near_names(scan: _Scan) -> list[_Mention]:
         _resolve(scan, title, spans, found)
     for start, end in scan.title_from.items():  # 姓名+职务: the name ends where the title starts
         title = text[start:end]
-        spans = [(start - length, start, start - length - 1) for length in table.name_lengths]
+        stop = start - 1 if start and text[start - 1] in "（(" else start  # 张三同志（市长）
+        stop -= 2 if text.endswith("同志", 0, stop) else 0
+        spans = [(stop - length, stop, stop - length - 1) for length in table.name_lengths]
         _resolve(scan, title, spans, found)
     return list(found.values())
 
@@ -270,6 +273,7 @@ def _order(scan: _Scan, found: list[Finding]) -> list[Finding]:
     同志, is not read (领导和管理 may be two names or two words). Not reported when a name or
     title finding lies inside it (fix those first; findings of one kind do not overlap)."""
     text = scan.text
+    taken = sorted(f.start for f in found)
     results: list[Finding] = []
     group: list[_Mention] = []
     for mention in [*scan.mentions, None]:
@@ -277,12 +281,13 @@ def _order(scan: _Scan, found: list[Finding]) -> list[Finding]:
             group.append(mention)
             continue
         if len(group) > 1:
-            results += _group_order(text, group, found)
+            results += _group_order(text, group, taken)
         group = [mention] if mention is not None else []
     return results
 
 
-def _group_order(text: str, group: list[_Mention], found: list[Finding]) -> list[Finding]:
+def _group_order(text: str, group: list[_Mention], taken: list[int]) -> list[Finding]:
+    """The order finding of one list, if it is out of order; `taken`: other findings' starts."""
     if not any(m.sure for m in group):
         return []
     ranked: list[tuple[Decimal, _Mention]] = []
@@ -294,7 +299,8 @@ def _group_order(text: str, group: list[_Mention], found: list[Finding]) -> list
     if len(ranked) < 2 or all(a[0] <= b[0] for a, b in zip(ranked, ranked[1:], strict=False)):
         return []
     start, end = ranked[0][1].start, ranked[-1][1].end
-    if any(start <= f.start < end for f in found):
+    i = bisect_left(taken, start)
+    if i < len(taken) and taken[i] < end:
         return []
     names = "、".join(m.leader.name for _, m in sorted(ranked, key=lambda r: r[0]))
     return [finding(text, start, end, KIND, "warn", names, RULE_ORDER)]
