@@ -125,6 +125,11 @@ def test_titles_in_a_list_belong_to_the_right_person(lexicon: Lexicon) -> None:
     assert found(text, lexicon) == []
     text = "张建国市长李明华出席。"  # a title between two names belongs to neither
     assert found(text, lexicon) == []
+    text = "陈大明书记、市长李明华。张建国书记、副市长陈小明。会议由市委副书记、市长张建国主持。"
+    assert found(text, lexicon) == [  # 书记 is 陈大明's, 副市长 陈小明's; 市长 after 由 is 张建国's
+        F(text, 28, 33, "severe", "市委书记", ZHANG),
+        F(text, 34, 36, "severe", "市委书记", ZHANG),
+    ]
 
 
 def test_former_titles_are_not_checked(lexicon: Lexicon) -> None:

@@ -19,6 +19,8 @@ RULE_ORDER = "领导人排序：按领导人职务表排序号"
 
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 _NOT_HAN = re.compile(r"[^\u4e00-\u9fff]")
+# Words before a title that end a clause rather than a name: 会议由市委副书记、市长张三主持.
+_LEAD_IN = "由的有和与及是为在对向请"
 # Between two listed leaders (each with the titles and 同志 around the name): one separator,
 # or, after 、 or 和, other people's names (not in the table) themselves separated by 、 or 和.
 # No sentence mark, no verb phrase: "张三主持，李四出席" is not a list.
@@ -230,11 +232,16 @@ def _titles(scan: _Scan) -> list[Finding]:
 
 
 def _titles_before(scan: _Scan, at: int, name_ends: set[int]) -> list[tuple[int, int]]:
-    """The titles written before a name, joined by 、, stopping at one that follows a name."""
+    """The titles written before a name, joined by 、, stopping at one that follows a name. A
+    title further back counts only after a mark or a word that cannot end a name (由, 的 …):
+    in 陈某书记、市长张三 the 书记 is 陈某's, whoever he is."""
+    text = scan.text
     chain: list[tuple[int, int]] = []
     while (start := scan.title_to.get(at)) is not None and start not in name_ends:
+        if chain and start and _HAN.match(text, start - 1) and text[start - 1] not in _LEAD_IN:
+            break
         chain.append((start, at))
-        if start == 0 or scan.text[start - 1] != "、":
+        if start == 0 or text[start - 1] != "、":
             break
         at = start - 1
     chain.reverse()
@@ -253,6 +260,8 @@ def _titles_after(scan: _Scan, at: int, name_starts: set[int]) -> tuple[list[tup
         at += 1
     chain: list[tuple[int, int]] = []
     while (end := scan.title_from.get(at)) is not None and end not in name_starts:
+        if chain and _HAN.match(text, end) and not text.startswith(("同志", "等"), end):
+            break  # 张三书记、市长陈某: a title further on may be the next person's
         chain.append((at, end))
         if not text.startswith("、", end):
             break
