@@ -55,8 +55,8 @@ def _pinyin() -> Callable[[str], frozenset[str]] | None:
 
 
 def similar(a: str, b: str) -> bool:
-    """Whether two characters share a reading (一 pinyin input slip: 丰 for 风); False without
-    pypinyin."""
+    """Whether two characters share a reading (a pinyin input slip: 风 for 丰); always False
+    without pypinyin."""
     readings = _pinyin()
     return readings is not None and bool(readings(a) & readings(b))
 
@@ -173,10 +173,10 @@ def _resolve(
         candidate = text[start:end]
         if not _HAN.fullmatch(candidate) or any(i in scan.covered for i in range(start, end)):
             continue
+        apart = _set_off(scan, outside, before=outside < start)
         for i in range(len(candidate)):
             for leader in table.blanked.get(candidate[:i] + "?" + candidate[i + 1:], ()):
                 sounds = similar(candidate[i], leader.name[i])
-                apart = _set_off(scan, outside, before=outside < start)
                 if len(candidate) == 2:
                     if not leader.holds(title):
                         continue
