@@ -347,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     proofread.add_argument("file", help="a UTF-8 .txt, a .docx, or - for stdin")
     proofread.add_argument(
         "--lexicon", metavar="DIR",
-        help="the unit's lists: wording.tsv, ads.tsv, allow.txt, domains.txt (any of them)",
+        help="the unit's lists: wording.tsv, ads.tsv, allow.txt, domains.txt, leaders.tsv or "
+        ".xlsx (any of them)",
     )
     proofread.set_defaults(func=cmd_proofread)
     menu = sub.add_parser("menu", help="the app's custom menu in WeCom")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 
-from bot.proofread import formatting, links, privacy, wording
+from bot.proofread import formatting, leaders, links, privacy, wording
 from bot.proofread.findings import Finding, finding, without_overlaps
 from bot.proofread.lexicon import Lexicon, default_lexicon
 
@@ -19,6 +19,7 @@ CHECKS: tuple[Check, ...] = (
     privacy.find,
     lambda text, _lexicon: formatting.find(text),
     links.find,
+    leaders.find,  # kind 3: the unit's 领导人姓名职务表 (a no-op without one)
 )
 
 

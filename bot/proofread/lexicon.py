@@ -13,7 +13,9 @@ from typing import Any
 
 import ahocorasick
 
+from bot.proofread import leader_table
 from bot.proofread.findings import SEVERITIES
+from bot.proofread.leader_table import LeaderTable, TableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,8 @@ LISTS: tuple[ListSpec, ...] = (
 )
 ALLOW_FILE = "allow.txt"  # terms never flagged (place names, the unit's own address …), one a line
 DOMAINS_FILE = "domains.txt"  # link hosts that are fine, with their subdomains, one a line
+# The unit's 领导人姓名职务表 (kind 3, leader), either or both; none is shipped: leaders are local.
+LEADERS_FILES = ("leaders.tsv", "leaders.xlsx")
 UNIT_PREFIX = "本单位"  # a unit's entries say so in their rule: "本单位规范表述清单：…"
 
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
@@ -149,6 +153,26 @@ def _automaton(entries: Iterable[Entry], allowed: frozenset[str]) -> ahocorasick
     return automaton
 
 
+def read_leaders(directory: Path) -> LeaderTable | None:
+    """The unit's 领导人姓名职务表 from leaders.tsv and/or leaders.xlsx (姓名, 职务 separated by
+    、, 排序号); None when it has neither. A name in both files is a duplicate."""
+    rows: list[leader_table.Row] = []
+    found = False
+    try:
+        for name in LEADERS_FILES:
+            path = directory / name
+            if not path.exists():
+                continue
+            found = True
+            if path.suffix == ".xlsx":
+                rows += leader_table.xlsx_rows(path)
+            else:
+                rows += leader_table.tsv_rows(str(path), _lines(path))
+        return leader_table.build(rows) if found else None
+    except TableError as exc:
+        raise LexiconError(exc.source, exc.reason, exc.line) from exc
+
+
 class Lexicon:
     """Every term to look for, in one Aho-Corasick automaton, plus the allowed link domains.
 
@@ -162,6 +186,7 @@ class Lexicon:
         *,
         allow: Iterable[str] = (),
         domains: Iterable[str] = (),
+        leaders: LeaderTable | None = None,
     ) -> None:
         by_term: dict[str, dict[str, Entry]] = {}
         for entry in entries:  # a later entry of the same kind and term replaces an earlier one
@@ -169,6 +194,7 @@ class Lexicon:
         self.entries = tuple(e for kinds in by_term.values() for e in kinds.values())
         self.allow: frozenset[str] = frozenset(allow)
         self.domains: tuple[str, ...] = tuple(dict.fromkeys(d.lower() for d in domains))
+        self.leaders: LeaderTable | None = leaders if leaders else None  # an empty table is none
         self._automaton = _automaton(self.entries, self.allow)
 
     def with_allowed(self, terms: Iterable[str]) -> Lexicon:
@@ -184,7 +210,8 @@ class Lexicon:
     @classmethod
     def load(cls, unit_dir: str | Path | None = None) -> Lexicon:
         """The shipped lists plus, when given, a unit's directory holding any of wording.tsv,
-        ads.tsv (same format, added to or replacing shipped terms), allow.txt and domains.txt."""
+        ads.tsv (same format, added to or replacing shipped terms), allow.txt, domains.txt and
+        the leaders' table (leaders.tsv and/or leaders.xlsx)."""
         shipped = resources.files("bot.proofread") / "lists"
         entries: list[Entry] = []
         for spec in LISTS:
@@ -194,6 +221,7 @@ class Lexicon:
             domains = read_domains(path)
         with resources.as_file(shipped / ALLOW_FILE) as path:
             allow = read_allow(path)
+        leaders = None
         if unit_dir is not None:
             directory = Path(unit_dir)
             if not directory.is_dir():
@@ -206,7 +234,8 @@ class Lexicon:
                 allow += read_allow(directory / ALLOW_FILE)
             if (directory / DOMAINS_FILE).exists():
                 domains += read_domains(directory / DOMAINS_FILE)
-        return cls(entries, allow=allow, domains=domains)
+            leaders = read_leaders(directory)
+        return cls(entries, allow=allow, domains=domains, leaders=leaders)
 
     def scan(self, text: str) -> tuple[list[tuple[int, int, Entry]], list[tuple[int, int]]]:
         """One pass over `text`: every (start, end, entry) matched, and the allow-listed spans."""
