@@ -14,6 +14,7 @@ from openpyxl import Workbook
 from bot.cli.main import main
 from bot.proofread import Finding, Lexicon, LexiconError, check, leaders
 from bot.proofread.leaders import RULE_ORDER
+from tests.test_proofread import write
 
 TABLE = """# 本单位领导人姓名职务表：姓名<TAB>职务（多个用、分隔）<TAB>排序号
 姓名\t职务\t排序号
@@ -36,15 +37,6 @@ ZHOU = "领导人姓名职务表：周敏 现任 副市长"
 def F(text: str, start: int, end: int, severity: str, suggestion: str, rule: str) -> Finding:
     """The expected leader finding; its text is read from `text`, so a wrong offset shows."""
     return Finding(start, end, "leader", severity, text[start:end], suggestion, rule)
-
-
-def write(directory: Path, name: str, content: str | bytes) -> Path:
-    path = directory / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
