@@ -11,11 +11,14 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot.cli.browser import Phone
-from bot.cli.stack import Stack
+from bot.cli.stack import Stack, running_stack, stack_settings
+from bot.core.clock import FrozenClock
 from storage.audit_repo import verify_audit_log
 from storage.models import AuditEntry, DraftVersion, FindingMark, LearnedAllow
 from tests.flow import META, active_card, decisions, drafts, last_text, say, tap
 from tests.test_export import received_file
+from tests.test_proofread import write
+from tests.test_proofread_leaders import TABLE
 
 PHONE = "13912345678"
 BODY_WITH_FINDINGS = f"请联系王老师，电话{PHONE}。台湾总统出席了活动。"
@@ -258,3 +261,21 @@ async def test_marks_from_a_stale_page_are_not_recorded(stack: Stack) -> None:
     async with stack.db() as session:
         assert (await session.exec(select(FindingMark))).all() == []
         assert (await session.exec(select(LearnedAllow))).all() == []
+
+
+async def test_the_units_lists_reach_every_submission(database_url: str, clock: FrozenClock, tmp_path: Path) -> None:
+    """findings.lists_dir: the unit's leaders table and its own wording entry apply in review."""
+    write(tmp_path, "leaders.tsv", TABLE)
+    write(tmp_path, "wording.tsv", "示范新区管委会\t示范新区管理委员会\tinfo\t本单位规范名称\n")
+    settings = stack_settings(database_url, {"findings": {"lists_dir": str(tmp_path)}})
+    async with running_stack(settings, clock) as stack:
+        body = "市长张建国出席示范新区管委会揭牌仪式。"
+        await say(stack, "wangxm", f"/submit 揭牌\n{META}{body}")
+        (draft,) = await drafts(stack)
+        async with stack.db() as session:
+            (version,) = (await session.exec(select(DraftVersion))).all()
+    assert [(f["kind"], f["severity"], f["text"], f["suggestion"]) for f in version.findings] == [
+        ("leader", "severe", "市长", "市委书记"),
+        ("wording", "info", "示范新区管委会", "示范新区管理委员会"),
+    ]
+    assert (draft.findings, draft.severe_findings) == (2, 1)
