@@ -5,30 +5,39 @@ Run: .venv/bin/python -m bench.bench_proofread [--chars 1000000]
 The text is the Qinzhou regulation shipped with the tests (tests/texts/, a public document),
 repeated to `--chars` characters, with one paragraph of seeded errors (every kind: wording,
 personal data, punctuation, a date, an ordinal, links and advertising) after every fifth copy
-of a paragraph, so the matching paths run as well as the scans. Targets (issue #14): at least
-1,000,000 characters/s, and a 10,000-character draft in under 100 ms.
+of a paragraph, so the matching paths run as well as the scans. Everything is measured twice:
+with every check, and without the statistical typo check (typo.find; the typo list stays, it is
+part of the automaton). Targets (issue #14): at least 1,000,000 characters/s without it and
+200,000 with it, and a 10,000-character draft in under 100 ms. The typo model (jieba's
+dictionary and the same-sound table) is loaded first and its load time and memory reported:
+the process's resident size before and after, then tracemalloc over a second, private load
+(pyahocorasick's nodes are allocated outside Python's allocator: they show in the resident
+size only).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import resource
 import statistics
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bot.proofread import Lexicon, check
+from bot.proofread import Lexicon, check, engine, typo
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "texts" / "qinzhou-2023-website-newmedia-rules.txt"
 SEEDED = (
-    "截止目前，台湾总统府与香港政府均未回应,联系人手机13812345678，身份证号440802199003071234，"
+    "我们要再接再励，按装设备，坚持以人民为中心的发展思相。截止目前，台湾总统府与香港政府均未回应,联系人手机13812345678，身份证号440802199003071234，"
     "家住湛江市赤坎区南桥路12号。详见 https://www.example.com/ad 或扫码领取，限时优惠。。"
     "请于2023年2月29日前报送（逾期不候。"
 )
 TARGET_CHARS_PER_S = 1_000_000
+TARGET_TYPO_CHARS_PER_S = 200_000
 TARGET_DRAFT_MS = 100.0
 
 
@@ -46,10 +55,49 @@ def build_text(chars: int, *, seeded: bool = True) -> str:
     return "\n".join(out)[:chars]
 
 
+@contextlib.contextmanager
+def without_typo_model() -> Iterator[None]:
+    """check() without the statistical typo check (the typo list still runs)."""
+    saved = engine.CHECKS
+    engine.CHECKS = tuple(c for c in saved if c is not typo.find)
+    try:
+        yield
+    finally:
+        engine.CHECKS = saved
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def _timed(run: Callable[[], object]) -> float:
     started = time.perf_counter()
     run()
     return time.perf_counter() - started
+
+
+def measure(text: str, clean: str, lexicon: Lexicon, runs: int) -> dict[str, object]:
+    """Throughput over the seeded and the clean text, and 50 checks of a 10,000-character draft."""
+    check(text[:1000], lexicon=lexicon)  # warm the regex caches
+    passes = []
+    found: list[object] = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        found = check(text, lexicon=lexicon)
+        passes.append(time.perf_counter() - started)
+    clean_best = min(_timed(lambda: check(clean, lexicon=lexicon)) for _ in range(runs))
+    draft = text[:10_000]
+    draft_ms = []
+    for _ in range(50):
+        started = time.perf_counter()
+        check(draft, lexicon=lexicon)
+        draft_ms.append((time.perf_counter() - started) * 1000)
+    return {
+        "rate": len(text) / min(passes), "best": min(passes), "clean_rate": len(clean) / clean_best,
+        "median_ms": statistics.median(draft_ms), "worst_ms": max(draft_ms),
+        "kinds": Counter(f.kind for f in found), "found": len(found),  # type: ignore[attr-defined]
+    }
 
 
 def main() -> None:
@@ -57,6 +105,15 @@ def main() -> None:
     parser.add_argument("--chars", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3, help="passes over the text (best kept)")
     args = parser.parse_args()
+
+    rss_before = _rss_mib()
+    model = typo.model()  # the shared model, as the bot loads it (no tracing: it would add)
+    rss_after = _rss_mib()
+    tracemalloc.start()
+    second = typo._load()  # a second, private copy, traced: what Python holds for it
+    typo_bytes, typo_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del second
 
     Lexicon.load()  # first use imports what loading needs; only the second build is measured
     tracemalloc.start()
@@ -67,42 +124,42 @@ def main() -> None:
     tracemalloc.stop()
 
     text = build_text(args.chars)
-    check(text[:1000], lexicon=lexicon)  # warm the regex caches
-    passes = []
-    for _ in range(args.runs):
-        started = time.perf_counter()
-        found = check(text, lexicon=lexicon)
-        passes.append(time.perf_counter() - started)
-    best = min(passes)
     clean = build_text(args.chars, seeded=False)
-    clean_best = min(_timed(lambda: check(clean, lexicon=lexicon)) for _ in range(args.runs))
+    full = measure(text, clean, lexicon, args.runs)
+    with without_typo_model():
+        lists = measure(text, clean, lexicon, args.runs)
 
-    draft = text[:10_000]
-    draft_ms = []
-    for _ in range(50):
-        started = time.perf_counter()
-        check(draft, lexicon=lexicon)
-        draft_ms.append((time.perf_counter() - started) * 1000)
-
-    kinds = Counter(f.kind for f in found)
-    rate = len(text) / best
-    median_ms = statistics.median(draft_ms)
     terms = len(lexicon.entries)
     print(f"Proofreading benchmark: {len(text):,} characters, {terms} listed terms\n")
-    print(f"{'measure':40} {'value':>16} {'target':>12}")
-    label = f"throughput (best of {args.runs})"
-    print(f"{label:40} {rate:>12,.0f} c/s {'>= 1,000,000':>12}")
-    print(f"{'one pass over the text':40} {best * 1000:>13.1f} ms")
-    print(f"{'throughput, the sample alone (no errors)':40} {len(clean) / clean_best:>12,.0f} c/s")
-    print(f"{'10,000-character draft (median of 50)':40} {median_ms:>13.2f} ms {'< 100 ms':>12}")
-    print(f"{'10,000-character draft (worst of 50)':40} {max(draft_ms):>13.2f} ms")
-    print(f"{'lexicon build':40} {build_ms:>13.1f} ms")
-    print(f"{'lexicon memory (tracemalloc)':40} {lexicon_bytes / 1024:>13.1f} KiB")
-    print(f"{'automaton size (pyahocorasick)':40} {lexicon.memory_bytes() / 1024:>13.1f} KiB")
-    per_kind = ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items()))
-    print(f"\nfindings: {len(found):,} ({per_kind})")
-    ok = rate >= TARGET_CHARS_PER_S and median_ms < TARGET_DRAFT_MS
-    print("targets met" if ok else "TARGETS MISSED")
+    print(f"{'measure':44} {'with typo model':>16} {'without':>14} {'target':>14}")
+    rows = (
+        (f"throughput (best of {args.runs})", "rate", "{:,.0f} c/s",
+         ">= 200,000 / 1,000,000"),
+        ("one pass over the text", "best", "{:.2f} s", ""),
+        ("throughput, the sample alone (no errors)", "clean_rate", "{:,.0f} c/s", ""),
+        ("10,000-character draft (median of 50)", "median_ms", "{:.2f} ms", "< 100 ms"),
+        ("10,000-character draft (worst of 50)", "worst_ms", "{:.2f} ms", ""),
+    )
+    for label, key, fmt, target in rows:
+        print(f"{label:44} {fmt.format(full[key]):>16} {fmt.format(lists[key]):>14} {target:>14}")
+    print(f"{'typo model load (jieba dictionary, sounds)':44} {model.load_seconds * 1000:>13.0f} ms")
+    print(f"{'typo model memory (tracemalloc, held)':44} {typo_bytes / 2**20:>12.1f} MiB")
+    print(f"{'typo model memory (tracemalloc, peak)':44} {typo_peak / 2**20:>12.1f} MiB")
+    print(f"{'process resident size before / after load':44} "
+          f"{rss_before:>8.0f} / {rss_after:.0f} MiB")
+    print(f"{'lexicon build':44} {build_ms:>13.1f} ms")
+    print(f"{'lexicon memory (tracemalloc)':44} {lexicon_bytes / 1024:>12.1f} KiB")
+    print(f"{'automaton size (pyahocorasick)':44} {lexicon.memory_bytes() / 1024:>12.1f} KiB")
+    for name, result in (("with the typo model", full), ("without", lists)):
+        kinds = result["kinds"]
+        per_kind = ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items()))  # type: ignore[attr-defined]
+        print(f"\nfindings {name}: {result['found']:,} ({per_kind})")
+    ok = (
+        full["rate"] >= TARGET_TYPO_CHARS_PER_S  # type: ignore[operator]
+        and lists["rate"] >= TARGET_CHARS_PER_S  # type: ignore[operator]
+        and full["median_ms"] < TARGET_DRAFT_MS  # type: ignore[operator]
+    )
+    print("\ntargets met" if ok else "\nTARGETS MISSED")
 
 
 if __name__ == "__main__":
