@@ -77,8 +77,7 @@ _lock = threading.Lock()
 
 @functools.cache
 def _model() -> Model:
-    with _lock:
-        return _load()
+    return _load()
 
 
 def _load() -> Model:
@@ -142,8 +141,10 @@ def _toneless(spelled: str) -> str:
 
 
 def model() -> Model:
-    """The shared model, loaded on first use (thread-safe); later calls cost nothing."""
-    return _model()
+    """The shared model, loaded once on first use (thread-safe); later calls cost nothing.
+    An application calls it at start-up, off its event loop, so no check waits for the load."""
+    with _lock:
+        return _model()
 
 
 def _segment(m: Model, text: str) -> tuple[float, list[int]]:
