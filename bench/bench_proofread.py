@@ -142,7 +142,8 @@ def main() -> None:
     )
     for label, key, fmt, target in rows:
         print(f"{label:44} {fmt.format(full[key]):>16} {fmt.format(lists[key]):>14} {target:>14}")
-    print(f"{'typo model load (jieba dictionary, sounds)':44} {model.load_seconds * 1000:>13.0f} ms")
+    load_ms = model.load_seconds * 1000
+    print(f"{'typo model load (jieba dictionary, sounds)':44} {load_ms:>13.0f} ms")
     print(f"{'typo model memory (tracemalloc, held)':44} {typo_bytes / 2**20:>12.1f} MiB")
     print(f"{'typo model memory (tracemalloc, peak)':44} {typo_peak / 2**20:>12.1f} MiB")
     print(f"{'process resident size before / after load':44} "
@@ -151,8 +152,8 @@ def main() -> None:
     print(f"{'lexicon memory (tracemalloc)':44} {lexicon_bytes / 1024:>12.1f} KiB")
     print(f"{'automaton size (pyahocorasick)':44} {lexicon.memory_bytes() / 1024:>12.1f} KiB")
     for name, result in (("with the typo model", full), ("without", lists)):
-        kinds = result["kinds"]
-        per_kind = ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items()))  # type: ignore[attr-defined]
+        kinds: Counter[str] = result["kinds"]  # type: ignore[assignment]
+        per_kind = ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items()))
         print(f"\nfindings {name}: {result['found']:,} ({per_kind})")
     ok = (
         full["rate"] >= TARGET_TYPO_CHARS_PER_S  # type: ignore[operator]

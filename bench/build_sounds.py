@@ -10,11 +10,13 @@ process about 55 MB; the file is about 30 KB.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pypinyin.pinyin_dict import pinyin_dict
 
 from bot.proofread.typo import COMMON_CHAR_FREQ, SOUNDS_FILE, _jieba_dictionary, _toneless
 
-OUT = __import__("pathlib").Path(__file__).resolve().parent.parent / "bot/proofread/lists" / SOUNDS_FILE
+OUT = Path(__file__).resolve().parent.parent / "bot" / "proofread" / "lists" / SOUNDS_FILE
 
 
 def main() -> None:
@@ -32,7 +34,8 @@ def main() -> None:
                 groups.setdefault(_toneless(reading), set()).add(char)
     with OUT.open("w", encoding="utf-8") as out:
         out.write(
-            "# 同音字表（错别字检查用）：每行一个不带声调的拼音<TAB>读这个音的常用字（多音字在各音下都有）。\n"
+            "# 同音字表（错别字检查用）：每行一个不带声调的拼音<TAB>读这个音的常用字"
+            "（多音字在各音下都有）。\n"
             "# 由 bench/build_sounds.py 从 pypinyin 的字表生成，只收 jieba 词典常用词里出现的字。\n"
         )
         for sound in sorted(groups):

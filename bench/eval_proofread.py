@@ -1,8 +1,8 @@
 """Labelled evaluation of 智能识错: precision and recall per kind, sentence and character level.
 
-Run:   .venv/bin/python -m bench.eval_proofread            # evaluate bench/eval/set.jsonl
-       .venv/bin/python -m bench.eval_proofread --build    # rebuild the set (seeded), then evaluate
-       .venv/bin/python -m bench.eval_proofread --sensitivity  # and the typo check's other thresholds
+Run:   .venv/bin/python -m bench.eval_proofread                # evaluate bench/eval/set.jsonl
+       .venv/bin/python -m bench.eval_proofread --build        # rebuild the set (seeded) first
+       .venv/bin/python -m bench.eval_proofread --sensitivity  # and other typo thresholds
 
 The set (bench/eval/set.jsonl, one JSON object a line: group, source, text, spans) has three groups:
 - clean: sentences of real public government prose (the Qinzhou regulation of tests/texts/, the
@@ -199,7 +199,8 @@ def evaluate(rows: list[dict[str, object]]) -> dict[str, object]:
     return {
         "sent": sent, "chars": chars, "clean_alarms": clean_alarms, "n_clean": n_clean,
         "clean_flagged": clean_flagged, "clean_by_source": clean_by_source,
-        "clean_flagged_by_source": clean_flagged_by_source, "typo_detail": typo_detail, "typo_by": typo_by,
+        "clean_flagged_by_source": clean_flagged_by_source, "typo_detail": typo_detail,
+        "typo_by": typo_by,
         "alarms": alarms, "groups": Counter(str(r["group"]) for r in rows),
     }
 
@@ -215,9 +216,11 @@ def report(result: dict[str, object]) -> str:
     alarms = result["clean_alarms"]
     groups = result["groups"]
     lines = [
-        f"sentences: {sum(groups.values())} ({', '.join(f'{k} {v}' for k, v in sorted(groups.items()))})",
+        f"sentences: {sum(groups.values())} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(groups.items()))})",
         "",
-        "| kind | gold sentences | sentence P | sentence R | char P | char R | false alarms / 10 clean |",
+        "| kind | gold sentences | sentence P | sentence R | char P | char R "
+        "| false alarms / 10 clean |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for kind in KINDS:
@@ -269,7 +272,8 @@ def sensitivity(rows: list[dict[str, object]]) -> str:
 
     shipped = typo.MIN_GAIN
     lines = [
-        "| sound check threshold | typo sentence P | typo sentence R | typo false alarms / 10 clean |",
+        "| sound check threshold | typo sentence P | typo sentence R "
+        "| typo false alarms / 10 clean |",
         "|---|---:|---:|---:|",
     ]
     try:
@@ -277,11 +281,12 @@ def sensitivity(rows: list[dict[str, object]]) -> str:
             typo.MIN_GAIN = math.log(10**power)
             result = evaluate(rows)
             s = result["sent"]["typo"]  # type: ignore[index]
+            alarms = 10 * result["clean_alarms"]["typo"] / result["n_clean"]  # type: ignore[index]
             mark = " (shipped)" if abs(typo.MIN_GAIN - shipped) < 1e-9 else ""
             lines.append(
                 f"| 10^{power}{mark} | {_ratio(s['tp'], s['tp'] + s['fp'])} "
                 f"| {_ratio(s['tp'], s['tp'] + s['fn'])} "
-                f"| {10 * result['clean_alarms']['typo'] / result['n_clean']:.2f} |"  # type: ignore[index]
+                f"| {alarms:.2f} |"
             )
     finally:
         typo.MIN_GAIN = shipped

@@ -19,12 +19,12 @@ import math
 import re
 import threading
 import time
-
-import ahocorasick
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+import ahocorasick
 
 from bot.proofread.findings import Finding, finding
 from bot.proofread.lexicon import Lexicon, read_allow
@@ -177,7 +177,7 @@ def _segment(m: Model, text: str) -> tuple[float, list[int]]:
 
 
 def find(text: str, lexicon: Lexicon) -> Iterator[Finding]:
-    """Characters that jieba leaves single and whose same-sound replacement forms a frequent word."""
+    """Characters jieba leaves single whose same-sound replacement makes a frequent word."""
     if not _RUN.search(text):
         return
     m = model()
