@@ -1,12 +1,13 @@
 """错别字 (kind 1) beyond the list: a same-sound confusion check over jieba's word frequencies.
 
 The listed misspellings (lists/typo.tsv) are matched by the lexicon's automaton like every list.
-This module finds the ones no list names: jieba (its shipped dictionary, nothing downloaded)
-segments each run of Chinese characters; where it is left with characters it could not join
-into words, one character is replaced by another of the same sound (pypinyin, tones ignored) and
-the replacement is flagged only when it makes a frequent dictionary word that the original is
-not, jieba then segments that word as one, and the corrected text is far more probable than the
-original (a frequency ratio with a conservative threshold). It prefers missing a typo to
+This module finds the ones no list names: each run of Chinese characters is segmented as jieba
+does without its HMM (its unigram model over its shipped dictionary, nothing downloaded); where
+characters are left that could not be joined into words, one is replaced by another of the same
+sound (pypinyin's readings, tones ignored, in lists/sounds.txt) and the replacement is flagged
+only when it makes a frequent dictionary word that the original is not, the segmentation then
+reads that word as one, and the corrected text is far more probable than the original (a
+frequency ratio with a conservative threshold). It prefers missing a typo to
 flagging a correct word: see bench/eval_proofread.py for its measured precision and recall.
 """
 
@@ -43,8 +44,8 @@ _ISSUER_END = ("〔", "[", "［")
 MIN_WORD_FREQ = 200  # the corrected word must be at least this frequent in jieba's dictionary
 MAX_WRONG_FREQ = 3  # the original may be listed (jieba lists a few misspellings) only this rarely
 # The corrected text must be at least 10^4 times as probable as the original: on the tuning
-# text the most probable wrong correction scores 10^3.6 (核校 → 该校), so half an order of
-# magnitude is kept as a margin.
+# text the most probable wrong correction scores 10^3.6 (钦政 → 亲政), so about half an order
+# of magnitude is kept as a margin.
 MIN_GAIN = math.log(10**4)
 MAX_WORD = 4  # corrected words of 2 to 4 characters
 CONTEXT = 4  # characters each side re-segmented to compare the two readings
