@@ -5,14 +5,14 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 
-from bot.proofread import formatting, leaders, links, privacy, wording
+from bot.proofread import formatting, leaders, links, privacy, typo, wording
 from bot.proofread.findings import Finding, finding, without_overlaps
 from bot.proofread.lexicon import Lexicon, default_lexicon
 
 # The checks that are patterns rather than word lists, each (text, lexicon) -> findings.
 # Word-list kinds need no entry here: a list in lexicon.LISTS is matched by the automaton.
-# Kind 1 (typo) is a list plus, later, a model; kind 3 (leader: names with the wrong title)
-# becomes one more function here that reads its own list from the lexicon.
+# Kind 1 (typo) is a list (lists/typo.tsv) plus typo.find, a same-sound confusion check over
+# jieba's dictionary, loaded on first use; kind 3 (leader) reads the unit's table from the lexicon.
 Check = Callable[[str, Lexicon], Iterable[Finding]]
 CHECKS: tuple[Check, ...] = (
     lambda text, _lexicon: wording.find(text),
@@ -20,6 +20,7 @@ CHECKS: tuple[Check, ...] = (
     lambda text, _lexicon: formatting.find(text),
     links.find,
     leaders.find,  # kind 3: the unit's 领导人姓名职务表 (a no-op without one)
+    typo.find,
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# typo (kind 1) and leader (kind 3) have their names reserved; their checks come later.
+# leader (kind 3) has its name reserved; its check comes later.
 KINDS: tuple[str, ...] = ("typo", "wording", "leader", "privacy", "format", "link")
 # severe: must not be published as is (political wording, personal data);
 # warn: very likely an error, a reviewer decides; info: style.

@@ -8,6 +8,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from importlib import resources
 
 from bot.proofread.findings import Finding, finding
 from bot.proofread.leader_table import Leader, LeaderTable
@@ -41,22 +42,21 @@ def rule(leader: Leader) -> str:
 
 @functools.cache
 def _pinyin() -> Callable[[str], frozenset[str]] | None:
-    """Toneless readings of a character, when pypinyin is installed (it is optional)."""
-    try:
-        from pypinyin import Style, pinyin
-    except ImportError:
-        return None
-
-    @functools.lru_cache(maxsize=8192)
-    def readings(ch: str) -> frozenset[str]:
-        return frozenset(pinyin(ch, style=Style.NORMAL, heteronym=True)[0])
-
-    return readings
+    """Toneless readings of a character, from the shipped same-sound table (lists/sounds.txt,
+    built from pypinyin's; the typo check reads it too). None only where a test says so."""
+    readings: dict[str, set[str]] = {}
+    with resources.as_file(resources.files("bot.proofread") / "lists" / "sounds.txt") as path:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line and not line.startswith("#"):
+                sound, chars = line.split("\t")
+                for char in chars:
+                    readings.setdefault(char, set()).add(sound)
+    frozen = {char: frozenset(sounds) for char, sounds in readings.items()}
+    return lambda ch: frozen.get(ch, frozenset())
 
 
 def similar(a: str, b: str) -> bool:
-    """Whether two characters share a reading (a pinyin input slip: 风 for 丰); always False
-    without pypinyin."""
+    """Whether two characters share a reading (a pinyin input slip: 风 for 丰)."""
     readings = _pinyin()
     return readings is not None and bool(readings(a) & readings(b))
 
@@ -142,7 +142,7 @@ def _near_names(scan: _Scan) -> list[_Mention]:
     mention of that leader. A name of three or more characters qualifies when the changed
     character sounds the same or the string is set off on its far side (punctuation, 同志,
     another title); a two-character name only next to a title of its own, and when the changed
-    character sounds the same (without pypinyin: set off on its far side)."""
+    character sounds the same (without a sound table: set off on its far side)."""
     text, table = scan.text, scan.table
     found: dict[tuple[int, int], _Mention] = {}
     for end, start in scan.title_to.items():  # 职务+姓名: the name starts where the title ends

@@ -28,8 +28,9 @@ class ListSpec:
 
 
 # Lists in the TSV format (term, suggestion, severity, source), shipped in lists/ and optionally
-# repeated in a unit's directory. Kind 1 (typo) becomes one more line here, with its typo.tsv.
+# repeated in a unit's directory.
 LISTS: tuple[ListSpec, ...] = (
+    ListSpec("typo", "typo.tsv", "错别字清单"),
     ListSpec("wording", "wording.tsv", "规范表述清单"),
     ListSpec("link", "ads.tsv", "广告用语清单"),
 )
