@@ -32,7 +32,7 @@ from bot.keys import (
     WECOM,
 )
 from bot.proofread import LexiconError
-from bot.services.findings import lexicon_for
+from bot.services.findings import lexicon_for, warm as warm_findings
 from bot.web.setup import add_workspace
 from bot.wecom.callback import CallbackEndpoint, add_callback_routes
 from bot.wecom.client import WeComClient
@@ -146,7 +146,7 @@ def create_app(
         await engine.dispose()
 
     async def core_ctx(app: web.Application) -> AsyncIterator[None]:
-        lexicon_for(settings)  # built once here, not in the first submission's transaction
+        await asyncio.to_thread(warm_findings, settings)  # not in the first submission's transaction
         app[WECOM] = WeComClient(
             app[HTTP],
             base_url=settings.wecom.api_base,

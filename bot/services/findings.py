@@ -10,7 +10,7 @@ from typing import Any
 from bot import views
 from bot.core.config import Settings
 from bot.core.errors import UserFacingError
-from bot.proofread import Lexicon, check
+from bot.proofread import Lexicon, check, typo
 from bot.rules.finding_marks import MARK_LABELS
 from bot.services.scope import Scope
 from storage import drafts_repo, findings_repo
@@ -38,6 +38,13 @@ def lexicon_for(settings: Settings, learned: frozenset[str] = frozenset()) -> Le
     once per set of terms; a bad file raises bot.proofread.LexiconError (start-up reads it
     first, so it stops there)."""
     return _with_learned(settings.findings.lists_dir, learned)
+
+
+def warm(settings: Settings) -> None:
+    """Build the lexicon and load the typo model (1.5 s, jieba's dictionary) before the first
+    submission needs them; blocking: start-up runs it in a thread, off the event loop."""
+    lexicon_for(settings)
+    typo.model()
 
 
 async def check_body(scope: Scope, draft: Draft, body: str) -> list[dict[str, Any]]:
