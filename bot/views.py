@@ -237,6 +237,14 @@ def finding_view(record: dict[str, Any], body: str, mark: str) -> dict[str, Any]
     }
 
 
+def finding_title(record: dict[str, Any]) -> str:
+    """What a finding highlighted in the body says when pointed at: 「第2处 严重·规范表述：→ 台湾地区领导人（…）」."""
+    severity = FINDING_SEVERITIES.get(record["severity"], record["severity"])
+    kind = FINDING_KINDS.get(record["kind"], record["kind"])
+    fix = f"→ {record['suggestion']}" if record["suggestion"] else ""
+    return f"第{record['n']}处 {severity}·{kind}：{fix}（{record['rule']}）"
+
+
 def _numbers(numbers: Sequence[int]) -> str:
     return "、".join(str(n) for n in numbers)
 

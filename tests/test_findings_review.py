@@ -235,6 +235,9 @@ async def test_the_page_shows_the_findings_and_takes_the_marks_with_the_decision
         assert "严重·隐私 请联系王老师，电话13912345678。台湾总统出席了活动。 → 139****5678" in " ".join(page.plain.split())
         assert "→ 台湾地区领导人" in page.plain and "新华社禁用词" in page.plain
         assert 'name="mark-1"' in page.text and 'name="mark-2"' in page.text
+        body = page.text[page.text.index('<section class="body"'):]
+        assert '<mark id="f-1" class="finding severe" title="第1处 严重·隐私：→ 139****5678（' in body
+        assert f'>{PHONE}</mark>' in body and '<a class="context" href="#f-2">' in page.text
         refused = await phone.decide(draft.id, "approve", page=page)
         assert "您尚未核对（第1、2处），暂不能同意" in refused.plain
         assert [d.stage for d in await decisions(stack)] == [1]

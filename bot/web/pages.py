@@ -18,6 +18,7 @@ from bot.core.clock import Clock
 from bot.core.config import Settings
 from bot.core.errors import UserFacingError
 from bot.documents.docx_html import sanitize_html, text_to_html
+from bot.documents.highlight import Span, highlight
 from bot.documents.textdiff import diff_html, diff_stats
 from bot.rules.review import stage_of
 from bot.rules.finding_marks import MARK_LABELS
@@ -230,7 +231,11 @@ class Workspace:
             "version_row": version,
             "version_at": views.local(version.created_at, work.settings.tz),
             # Sanitised when stored, and again here: a page never trusts what it did not just clean.
-            "body_html": sanitize_html(version.body_html or text_to_html(version.body)),
+            "body_html": highlight(
+                sanitize_html(version.body_html or text_to_html(version.body)), version.body,
+                [Span(f["start"], f["end"], f"f-{f['n']}", "finding severe" if f["severity"] == "severe" else "finding",
+                      views.finding_title(f)) for f in version.findings],
+            ),
             "attachments": [f for f in files if f.role in ("attachment", "original")],
             "changed_since": last_read if last_read is not None and last_read < shown else None,
             "diff": diff,
