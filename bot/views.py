@@ -237,6 +237,36 @@ def finding_view(record: dict[str, Any], body: str, mark: str) -> dict[str, Any]
     }
 
 
+PAGE_FINDINGS_SHOWN = 5  # per page in the 巡检 report; the page itself has them all
+
+
+def page_check_report(day: str, results: Sequence[Any]) -> str:
+    """The 巡检's 智能识错 of the pages published since the previous 巡检 (page_check.PageResult)."""
+    flagged = sum(1 for r in results if r.findings)
+    unreachable = sum(1 for r in results if r.error)
+    lines = [
+        f"【巡检·网页识错】{day}：自上次巡检以来登记发布的网页 {len(results)} 个，"
+        f"{flagged} 个有疑似问题，{unreachable} 个无法访问。请逐一核实，需要纠错的及时处理。"
+    ]
+    for number, result in enumerate(results, start=1):
+        where = f"{number}. 《{result.page.title}》（{result.page.account}）{result.page.url}"
+        if result.error:
+            lines.append(f"{where}\n   无法访问：{result.error}")
+        elif not result.findings:
+            lines.append(f"{where}\n   未发现疑似问题")
+        else:
+            severe = sum(1 for f in result.findings if f.severity == "severe")
+            head = f"{len(result.findings)} 处疑似问题" + (f"（{severe} 处严重）" if severe else "")
+            shown = [
+                f"「{f.text}」" + (f"→「{f.suggestion}」" if f.suggestion else "")
+                + f"（{FINDING_SEVERITIES.get(f.severity, f.severity)}·{FINDING_KINDS.get(f.kind, f.kind)}）"
+                for f in result.findings[:PAGE_FINDINGS_SHOWN]
+            ]
+            more = f"等 {len(result.findings)} 处" if len(result.findings) > PAGE_FINDINGS_SHOWN else ""
+            lines.append(f"{where}\n   {head}：" + "；".join(shown) + more)
+    return "\n".join(lines)
+
+
 def finding_title(record: dict[str, Any]) -> str:
     """What a finding highlighted in the body says when pointed at: 「第2处 严重·规范表述：→ 台湾地区领导人（…）」."""
     severity = FINDING_SEVERITIES.get(record["severity"], record["severity"])

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import views
 from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
+from bot.services import page_check
 from bot.services.duty import on_duty_userids, page_incident
+from bot.services.findings import lexicon_for
 from bot.views import inspection_card
 from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
-from storage import duty_repo
+from storage import accounts_repo, duty_repo, findings_repo
+from storage.audit_repo import append_audit
 from storage.duty_models import Incident, IncidentEvent, Inspection, Shift
-from storage.occasions_repo import claim_occasion
+from storage.models import Occasion
+from storage.occasions_repo import claim_occasion, was_claimed
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +176,54 @@ async def _send_inspection(ctx: SweepContext, session: AsyncSession, outbox: Out
     return 1
 
 
+async def published_pages(ctx: SweepContext) -> int:
+    """Once today's 巡检 card is out: the links given to /published since the previous 巡检's
+    check (by post id, so none is skipped or read twice), each fetched and checked by 智能识错,
+    reported to the person on duty. Pages are read outside any transaction; the report is claimed
+    and queued in one, so a crash before it loses nothing and two instances send one."""
+    if ctx.http is None:
+        return 0
+    day = local_day(ctx.now, ctx.settings.tz).isoformat()
+    async with ctx.db() as session:
+        inspection = (await session.exec(select(Inspection).where(Inspection.day == day))).first()
+        if inspection is None:
+            return 0
+        if await was_claimed(session=session, kind="inspection", subject=day, occasion="pages"):
+            return 0
+        through = (await session.exec(select(func.max(Inspection.pages_through)))).one() or 0
+        pages_checks = select(Occasion.id).where(Occasion.kind == "inspection", Occasion.occasion == "pages")
+        checked_before = (await session.exec(pages_checks.limit(1))).first() is not None
+        # the very first check (a new install, an upgrade) looks one day back, not at all history
+        since = datetime.min.replace(tzinfo=UTC) if checked_before else inspection.sent_at - timedelta(days=1)
+        links = await accounts_repo.published_links(session=session, after_id=through, since=since)
+        learned = await findings_repo.learned_terms(session=session)
+    pages = [page_check.PublishedPage(url, title, account) for _, url, title, account in links]
+    lexicon = lexicon_for(ctx.settings, learned)
+    timeout = ctx.settings.findings.fetch_seconds
+    results = await page_check.check_pages(ctx.http, lexicon, pages, timeout=timeout) if pages else []
+    async with ctx.db() as session, session.begin():
+        if not await claim_occasion(session=session, kind="inspection", subject=day, occasion="pages",
+                                    at=ctx.now, by=ctx.instance):
+            return 0
+        inspection = await session.get(Inspection, inspection.id)
+        assert inspection is not None
+        inspection.pages_through = max([through, *(post_id for post_id, *_ in links)])
+        session.add(inspection)
+        if not results:
+            return 0
+        Outbox(session, ctx.clock).send_text([inspection.userid], views.page_check_report(day, results))
+        await append_audit(
+            session=session, at=ctx.now, actor="system", action="page_check",
+            details={
+                "day": day, "pages": len(results),
+                "unreachable": sum(1 for r in results if r.error),
+                "findings": sum(len(r.findings) for r in results),
+                "severe_findings": sum(1 for r in results for f in r.findings if f.severity == "severe"),
+            },
+        )
+    return 1
+
+
 # ---------------------------------------------------------------- incidents
 
 
@@ -265,4 +317,4 @@ def uncovered(start: datetime, end: datetime, shifts: list[Shift]) -> list[tuple
     return [(a, b) for a, b in gaps if b - a >= timedelta(hours=1)]
 
 
-SWEEPS = (keep_roster, shift_pings, inspections, incident_pages, gap_warnings)
+SWEEPS = (keep_roster, shift_pings, inspections, published_pages, incident_pages, gap_warnings)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -32,6 +33,7 @@ class SweepContext:
     clock: Clock
     now: datetime
     instance: str
+    http: aiohttp.ClientSession | None = None  # for sweeps that read the web (the 巡检's pages)
 
 
 Sweep = Callable[[SweepContext], Awaitable[int]]
@@ -48,18 +50,21 @@ class Sweeper:
         clock: Clock,
         sweeps: Sequence[Sweep],
         after: Callable[[], None] | None = None,
+        http: Callable[[], aiohttp.ClientSession | None] | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
         self._clock = clock
         self._sweeps = tuple(sweeps)
         self._after = after
+        self._http = http
         self.instance = f"sanshen-{uuid.uuid4().hex[:12]}"
         self._scheduler: AsyncIOScheduler | None = None
 
     async def run_once(self) -> int:
         """Run every sweep at the clock's current reading; returns how many occasions fired."""
-        context = SweepContext(self._settings, self._db, self._clock, self._clock.now(), self.instance)
+        http = self._http() if self._http is not None else None
+        context = SweepContext(self._settings, self._db, self._clock, self._clock.now(), self.instance, http)
         fired = 0
         for sweep in self._sweeps:
             try:

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.config import AccountSettings, Settings
 from storage.account_models import Account, AccountPost
+from storage.models import Draft
 
 
 def period_of(account: Account, settings: Settings) -> timedelta:
@@ -149,3 +150,18 @@ async def import_accounts_csv(
             await record_post(session=session, settings=settings, account=account, posted_at=item.last_post,
                               by="import", at=at)
     return len(accounts)
+
+
+async def published_links(
+    *, session: AsyncSession, after_id: int, since: datetime
+) -> list[tuple[int, str, str, str]]:
+    """Links given to /published after post `after_id` and recorded after `since`, oldest
+    first: (post id, url, the draft's title, the account's name)."""
+    rows = await session.exec(
+        select(AccountPost.id, AccountPost.url, Draft.title, Account.name)
+        .join(Account, col(Account.id) == AccountPost.account_id)
+        .join(Draft, col(Draft.id) == AccountPost.draft_id)
+        .where(AccountPost.url != "", col(AccountPost.id) > after_id, AccountPost.recorded_at > since)
+        .order_by(col(AccountPost.id))
+    )
+    return [(post_id, url, title, account) for post_id, url, title, account in rows.all()]  # type: ignore[misc]

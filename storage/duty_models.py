@@ -35,6 +35,8 @@ class Inspection(SQLModel, table=True):
     due_at: datetime = utc_column(index=True)
     done_at: datetime | None = utc_column(nullable=True)
     done_by: str = Field(default="", max_length=64)
+    # the newest AccountPost id whose page this 巡检 checked: the next one starts after it
+    pages_through: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Incident(SQLModel, table=True):

@@ -403,6 +403,8 @@ class FindingsSettings(_Frozen):
     # a folder with any of wording.tsv, ads.tsv (added entries), allow.txt (never flagged),
     # domains.txt (link hosts that are fine); "" = the shipped lists only
     lists_dir: str = ""
+    # the daily 巡检 reads the pages given to /published: a page slower than this is 访问超时
+    fetch_seconds: float = Field(default=15, gt=0, le=120)
 
 
 def default_chains() -> tuple[ChainSettings, ...]:

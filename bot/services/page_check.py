@@ -1,0 +1,103 @@
+"""Published pages in the daily 巡检: each link fetched, its text extracted and checked by 智能识错."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+from selectolax.lexbor import LexborHTMLParser
+
+from bot.proofread import Finding, Lexicon, check
+
+log = logging.getLogger(__name__)
+
+FETCH_SECONDS = 15.0  # a page that takes longer is reported as 访问超时
+MAX_PAGE_BYTES = 3 * 1024 * 1024  # a government article page is far smaller; more is not read
+MAX_PARALLEL = 4
+_DROPPED = "script,style,noscript,template,iframe,object"
+_BLOCKS = "p,div,br,li,h1,h2,h3,h4,h5,h6,tr,td,th,section,article,blockquote,dd,dt,table"
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_-]+)""", re.I)
+
+
+@dataclass(frozen=True)
+class PublishedPage:
+    """A link given to /published: the draft it carried and the account it went out on."""
+
+    url: str
+    title: str
+    account: str
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """What the 巡检 found on one page: findings, or why the page could not be read."""
+
+    page: PublishedPage
+    findings: tuple[Finding, ...] = ()
+    error: str = ""
+
+
+class PageUnreadable(Exception):
+    """The page could not be fetched or read; the message says why, in Chinese."""
+
+
+async def fetch_text(http: aiohttp.ClientSession, url: str, *, timeout: float = FETCH_SECONDS) -> str:
+    """The readable text of the page at `url` (scripts and styles dropped, one line per block)."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise PageUnreadable("不是网页链接")
+    try:
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=timeout), max_redirects=5) as response:
+            if response.status != 200:
+                raise PageUnreadable(f"网页返回 HTTP {response.status}")
+            body = await response.content.read(MAX_PAGE_BYTES + 1)
+            charset = response.charset
+    except TimeoutError:
+        raise PageUnreadable("访问超时") from None
+    except aiohttp.ClientError as exc:
+        raise PageUnreadable(f"无法访问（{type(exc).__name__}）") from None
+    if len(body) > MAX_PAGE_BYTES:
+        raise PageUnreadable("页面过大，未检查")
+    return page_text(body, charset)
+
+
+def page_text(body: bytes, charset: str | None = None) -> str:
+    """Text of an HTML page: its declared charset (header, then <meta>; GBK pages are common),
+    scripts and styles dropped, a line per block element, blank lines squeezed."""
+    declared = _META_CHARSET.search(body[:4096])
+    encoding = charset or (declared.group(1).decode("ascii") if declared else "utf-8")
+    try:
+        markup = body.decode(encoding, errors="replace")
+    except LookupError:  # an unknown charset name
+        markup = body.decode("utf-8", errors="replace")
+    tree = LexborHTMLParser(markup)
+    for node in tree.css(_DROPPED):
+        node.decompose()
+    for node in tree.css(_BLOCKS):
+        node.insert_after("\n")
+    root = tree.body or tree.root
+    text = root.text(separator="") if root is not None else ""
+    lines = (line.strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+async def check_pages(
+    http: aiohttp.ClientSession, lexicon: Lexicon, pages: list[PublishedPage], *, timeout: float = FETCH_SECONDS
+) -> list[PageResult]:
+    """Every page fetched (a few at a time) and checked; an unreachable one is reported, not fatal."""
+    gate = asyncio.Semaphore(MAX_PARALLEL)
+
+    async def one(page: PublishedPage) -> PageResult:
+        async with gate:
+            try:
+                text = await fetch_text(http, page.url, timeout=timeout)
+            except PageUnreadable as exc:
+                log.warning("巡检 page %s unreadable: %s", page.url, exc)
+                return PageResult(page, error=str(exc))
+        found = await asyncio.to_thread(check, text, lexicon=lexicon)  # a long page: off the loop
+        return PageResult(page, tuple(found))
+
+    return list(await asyncio.gather(*(one(page) for page in pages)))

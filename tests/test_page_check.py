@@ -1,0 +1,130 @@
+"""The daily 巡检 reads the pages given to /published and reports their 智能识错 findings (local HTTP server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp import web
+from sqlmodel import select
+
+from bot.cli.stack import Stack, running_stack, stack_settings
+from bot.core.clock import FrozenClock
+from bot.services.page_check import page_text
+from storage.models import AuditEntry
+from tests.flow import META, at, count, last_text, say, tap, texts
+from tests.test_duty import DUTY
+from tests.test_freshness import FRESHNESS
+
+START = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # Monday 08:00 Asia/Shanghai; 巡检 at 10:00
+
+GOOD = (
+    "<html><head><title>通知</title><script>var phone = '13912345678';</script></head>"
+    "<body><div class='nav'>首页</div><p>台湾<b>总统</b>出席了活动。</p><p>设备按装完毕。</p></body></html>"
+)
+GBK = "<html><head><meta charset=\"gbk\"></head><body><p>请拨打13912345678咨询。</p></body></html>"
+CLEAN = "<html><body><p>各有关单位：为提高防汛应急处置能力，定于6月举行防汛演练。</p></body></html>"
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[str]:
+    """A local web server: a page with findings, a GBK page, a clean one, a 404, one that hangs."""
+    never = asyncio.Event()
+
+    async def hang(_request: web.Request) -> web.Response:
+        await never.wait()
+        return web.Response(text="")
+
+    pages = {
+        "/good": (GOOD.encode(), "text/html; charset=utf-8"),
+        "/gbk": (GBK.encode("gbk"), "text/html"),
+        "/clean": (CLEAN.encode(), "text/html; charset=utf-8"),
+    }
+
+    async def serve(request: web.Request) -> web.Response:
+        if request.path not in pages:
+            raise web.HTTPNotFound()
+        body, content_type = pages[request.path]
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/hang", hang)
+    app.router.add_get("/{page}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    never.set()
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def stack(database_url: str) -> AsyncIterator[Stack]:
+    settings = stack_settings(
+        database_url, {"duty": DUTY, "freshness": FRESHNESS, "findings": {"fetch_seconds": 0.3}}
+    )
+    async with running_stack(settings, FrozenClock(START)) as running:
+        yield running
+
+
+async def publish(stack: Stack, links: list[str]) -> None:
+    await say(stack, "wangxm", f"/submit 防汛通知\n{META}各有关单位：定于6月举行防汛演练。")
+    for reviewer in ("wangxm", "zhangkz", "liuzr"):
+        await tap(stack, reviewer, "同意")
+    for link in links:
+        await say(stack, "chenfb", f"/published 1 示范发布 {link}")
+        assert "已登记" in last_text(stack, "chenfb")
+
+
+async def test_the_inspection_reports_each_published_page(stack: Stack, site: str) -> None:
+    await publish(stack, [f"{site}/good", f"{site}/gbk", f"{site}/clean", f"{site}/missing", f"{site}/hang"])
+    await at(stack, hours=2)  # 10:00: the 巡检 card, then its pages
+    report = last_text(stack, "zhaoli")
+    assert report.splitlines() == [
+        "【巡检·网页识错】2026-11-23：自上次巡检以来登记发布的网页 5 个，2 个有疑似问题，2 个无法访问。请逐一核实，需要纠错的及时处理。",
+        f"1. 《防汛通知》（示范发布）{site}/good",
+        "   2 处疑似问题（1 处严重）：「台湾总统」→「台湾地区领导人」（严重·规范表述）；「按装」→「安装」（疑似·错别字）",
+        f"2. 《防汛通知》（示范发布）{site}/gbk",
+        "   1 处疑似问题（1 处严重）：「13912345678」→「139****5678」（严重·隐私）",
+        f"3. 《防汛通知》（示范发布）{site}/clean",
+        "   未发现疑似问题",
+        f"4. 《防汛通知》（示范发布）{site}/missing",
+        "   无法访问：网页返回 HTTP 404",
+        f"5. 《防汛通知》（示范发布）{site}/hang",
+        "   无法访问：访问超时",
+    ]
+    await at(stack, minutes=5)
+    assert count(stack, "zhaoli", "【巡检·网页识错】") == 1, "once a day"
+    async with stack.db() as session:
+        entry = (await session.exec(select(AuditEntry).where(AuditEntry.action == "page_check"))).one()
+    assert entry.details == {"day": "2026-11-23", "pages": 5, "unreachable": 2, "findings": 3, "severe_findings": 2}
+
+
+async def test_no_links_no_report_and_the_next_day_starts_after_this_one(stack: Stack, site: str) -> None:
+    await at(stack, hours=2)
+    assert count(stack, "zhaoli", "【巡检·网页识错】") == 0, "nothing published: nothing to report"
+    await publish(stack, [f"{site}/clean"])
+    await at(stack, hours=24)  # Tuesday 10:00: the page published on Monday after the 巡检 is Tuesday's
+    reports = _texts_with(stack, "【巡检·网页识错】")
+    assert len(reports) == 1 and "2026-11-24" in reports[0] and "网页 1 个" in reports[0]
+
+
+async def test_the_first_check_looks_one_day_back_not_at_all_history(stack: Stack, site: str) -> None:
+    await publish(stack, [f"{site}/good"])  # Monday 08:00, before any 巡检 ran
+    stack.clock.advance(hours=50)  # type: ignore[attr-defined]  # the bot was off until Wednesday 10:00
+    await at(stack)
+    assert _texts_with(stack, "【巡检·网页识错】") == []
+
+
+def _texts_with(stack: Stack, needle: str) -> list[str]:
+    return [t for user in ("zhaoli", "wangxm") for t in texts(stack, user) if needle in t]
+
+
+def test_page_text_drops_scripts_and_keeps_words_across_inline_tags() -> None:
+    assert page_text(GOOD.encode()) == "首页\n台湾总统出席了活动。\n设备按装完毕。"
+    assert page_text(GBK.encode("gbk")) == "请拨打13912345678咨询。"
+    assert page_text("<p>坏的编码</p>".encode(), "no-such-charset") == "坏的编码"
