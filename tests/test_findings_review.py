@@ -240,6 +240,9 @@ async def test_the_page_shows_the_findings_and_takes_the_marks_with_the_decision
         assert f'>{PHONE}</mark>' in body and '<a class="context" href="#f-2">' in page.text
         refused = await phone.decide(draft.id, "approve", page=page)
         assert "您尚未核对（第1、2处），暂不能同意" in refused.plain
+        half = await phone.decide(draft.id, "approve", page=page, marks={1: "verified"})
+        assert "您尚未核对（第2处），暂不能同意" in half.plain
+        assert "您已标记：已核实" in half.plain, "the marks made are kept for the next try"
         assert [d.stage for d in await decisions(stack)] == [1]
         done = await phone.decide(draft.id, "approve", page=page, marks={1: "verified", 2: "fixed"})
         assert "二审" in done.plain

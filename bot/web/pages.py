@@ -330,15 +330,24 @@ class Workspace:
         if decision in ("reject", "classified") and not opinion:
             return await self.flash_back(request, page, "选择“不同意”或“涉密不得公开”时须填写审核意见（理由）。")
 
-        async def mark_then_decide(work: Work, draft: Draft) -> review.Done:
-            if seen is not None and seen != (draft.version, draft.round, draft.stage):
-                raise UserFacingError(views.page_stale(draft))  # marks were made on another version
-            for mark, numbers in marked.items():  # the page's marks, then the decision that needs them
-                await findings.mark(work, draft, mark, numbers)
-            return await review.decide(work, draft, decision=decision, opinion=opinion, card=None,
-                                       response_code=None, via="page", checklist=ticked, seen=seen)
-
-        return await self.on_draft(request, userid, number, mark_then_decide, "已记录您的审核意见。")
+        if marked:  # the marks first, kept even if the decision is then refused (one still open)
+            try:
+                async with self.work(userid, write=True) as work:
+                    draft = await drafts_repo.get_draft(session=work.session, draft_id=number, lock=True)
+                    if draft is None or not await review.may_view(work, draft):
+                        return self.not_visible(userid, number)
+                    if seen != (draft.version, draft.round, draft.stage):
+                        raise UserFacingError(views.page_stale(draft))  # marked on another version
+                    for mark, numbers in marked.items():
+                        await findings.mark(work, draft, mark, numbers)
+            except UserFacingError as exc:
+                return await self.flash_back(request, page, exc.message)
+        return await self.on_draft(
+            request, userid, number,
+            lambda work, draft: review.decide(work, draft, decision=decision, opinion=opinion, card=None,
+                                              response_code=None, via="page", checklist=ticked, seen=seen),
+            "已记录您的审核意见。",
+        )
 
     async def sign_proof(self, request: web.Request) -> web.StreamResponse:
         """A proofreader signs the open 校 step on the page (校对无误, or 有修改 with the corrections)."""
