@@ -49,7 +49,7 @@ def lexicon(tmp_path_factory: pytest.TempPathFactory) -> Lexicon:
 @pytest.fixture
 def no_pinyin(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if no character sounded like another (the rules that do not rely on sound)."""
-    monkeypatch.setattr(leaders, "_pinyin", lambda: None)
+    monkeypatch.setattr(leaders, "_sounds", lambda: None)
 
 
 def found(text: str, lexicon: Lexicon) -> list[Finding]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from bisect import bisect_left
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from importlib import resources
 
+from bot.proofread import typo
 from bot.proofread.findings import Finding, finding
 from bot.proofread.leader_table import Leader, LeaderTable
 from bot.proofread.lexicon import Lexicon
@@ -40,25 +38,16 @@ def rule(leader: Leader) -> str:
     return RULE_TABLE.format(name=leader.name, titles="、".join(leader.titles))
 
 
-@functools.cache
-def _pinyin() -> Callable[[str], frozenset[str]] | None:
-    """Toneless readings of a character, from the shipped same-sound table (lists/sounds.txt,
-    built from pypinyin's; the typo check reads it too). None only where a test says so."""
-    readings: dict[str, set[str]] = {}
-    with resources.as_file(resources.files("bot.proofread") / "lists" / "sounds.txt") as path:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line and not line.startswith("#"):
-                sound, chars = line.split("\t")
-                for char in chars:
-                    readings.setdefault(char, set()).add(sound)
-    frozen = {char: frozenset(sounds) for char, sounds in readings.items()}
-    return lambda ch: frozen.get(ch, frozenset())
+def _sounds() -> dict[str, str] | None:
+    """character → the characters that sound like it (the typo check's shipped table); None
+    only where a test says so, to exercise the rules that do not rely on sound."""
+    return typo.same_sounds()
 
 
 def similar(a: str, b: str) -> bool:
-    """Whether two characters share a reading (a pinyin input slip: 风 for 丰)."""
-    readings = _pinyin()
-    return readings is not None and bool(readings(a) & readings(b))
+    """Whether two different characters share a reading (a pinyin input slip: 风 for 丰)."""
+    sounds = _sounds()
+    return sounds is not None and b in sounds.get(a, "")
 
 
 @dataclass(slots=True)
@@ -180,7 +169,7 @@ def _resolve(
                 if len(candidate) == 2:
                     if not leader.holds(title):
                         continue
-                    ok = sounds or (_pinyin() is None and apart)
+                    ok = sounds or (_sounds() is None and apart)
                 else:
                     ok = sounds or apart
                 if ok:

@@ -110,6 +110,16 @@ def _load() -> Model:
                 frequent[word] = NEW_WORD_FREQ
     words.make_automaton()
 
+    sounds = same_sounds()
+    seconds = time.perf_counter() - started
+    log.info("typo model loaded in %.2f s (%d dictionary words)", seconds, len(words))
+    return Model(words, frequent, chars, math.log(total), sounds, seconds)
+
+
+@functools.cache
+def same_sounds() -> dict[str, str]:
+    """character → the other characters sharing one of its readings (lists/sounds.txt, tones
+    ignored); read once, for this check and for leaders' names one character off."""
     groups: dict[str, set[str]] = {}
     with resources.as_file(resources.files("bot.proofread") / "lists" / SOUNDS_FILE) as path:
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -117,10 +127,7 @@ def _load() -> Model:
                 group = set(line.split("\t")[1])
                 for char in group:
                     groups.setdefault(char, set()).update(group)
-    sounds = {char: "".join(sorted(group - {char})) for char, group in groups.items()}
-    seconds = time.perf_counter() - started
-    log.info("typo model loaded in %.2f s (%d dictionary words)", seconds, len(words))
-    return Model(words, frequent, chars, math.log(total), sounds, seconds)
+    return {char: "".join(sorted(group - {char})) for char, group in groups.items()}
 
 
 def _jieba_dictionary() -> Path:
