@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.core.config import CATEGORY_LABELS, Settings
 from bot.core.roles import role_names
 from bot.rules.calendar import fmt_local
-from bot.rules.finding_marks import MARK_LABELS, marks_text
+from bot.rules.finding_marks import MARK_LABELS, marks_text, numbers_text
 from bot.rules.review import Refusal
 from bot.wecom.dispatcher import CommandSpec, command_of_menu_key, pack_action
 from storage.account_models import Account
@@ -185,6 +185,11 @@ FINDING_SEVERITIES = {"severe": "严重", "warn": "疑似", "info": "提示"}
 FINDINGS_SHOWN = 30  # in one /check answer; the draft page shows every one
 
 
+def finding_tag(severity: str, kind: str) -> str:
+    """How bad and what kind, as every list of findings says it: 「严重·隐私」."""
+    return f"{FINDING_SEVERITIES.get(severity, severity)}·{FINDING_KINDS.get(kind, kind)}"
+
+
 def findings_summary(draft: Draft) -> str:
     """The card's line: 「智能识错：3 处疑似问题（1 处严重）」."""
     if not draft.findings:
@@ -202,12 +207,11 @@ def findings_list(draft: Draft, records: Sequence[dict[str, Any]], marks: dict[i
     marks = marks or {}
     lines = [head + "（识错只是辅助，不代替人工审校）："]
     for record in records[:FINDINGS_SHOWN]:
-        kind = FINDING_KINDS.get(record["kind"], record["kind"])
-        severity = FINDING_SEVERITIES.get(record["severity"], record["severity"])
+        tag = finding_tag(record["severity"], record["kind"])
         fix = f" → 「{record['suggestion']}」" if record["suggestion"] else ""
         mine = f" 【您已标记：{MARK_LABELS[marks[record['n']]]}】" if record["n"] in marks else ""
         lines.append(
-            f"{record['n']}. [{severity}·{kind}] 第{record['start'] + 1}字「{record['text']}」{fix}（{record['rule']}）{mine}"
+            f"{record['n']}. [{tag}] 第{record['start'] + 1}字「{record['text']}」{fix}（{record['rule']}）{mine}"
         )
     if len(records) > FINDINGS_SHOWN:
         lines.append(f"另有 {len(records) - FINDINGS_SHOWN} 处，请在稿件页面查看。")
@@ -226,8 +230,7 @@ def finding_view(record: dict[str, Any], body: str, mark: str) -> dict[str, Any]
     return {
         "n": record["n"],
         "severe": record["severity"] == "severe",
-        "severity": FINDING_SEVERITIES.get(record["severity"], record["severity"]),
-        "kind": FINDING_KINDS.get(record["kind"], record["kind"]),
+        "tag": finding_tag(record["severity"], record["kind"]),
         "before": ("…" if start > FINDING_CONTEXT else "") + body[max(0, start - FINDING_CONTEXT):start],
         "text": body[start:end] or record["text"],
         "after": body[end:end + FINDING_CONTEXT] + ("…" if end + FINDING_CONTEXT < len(body) else ""),
@@ -259,7 +262,7 @@ def page_check_report(day: str, results: Sequence[Any]) -> str:
             head = f"{len(result.findings)} 处疑似问题" + (f"（{severe} 处严重）" if severe else "")
             shown = [
                 f"「{f.text}」" + (f"→「{f.suggestion}」" if f.suggestion else "")
-                + f"（{FINDING_SEVERITIES.get(f.severity, f.severity)}·{FINDING_KINDS.get(f.kind, f.kind)}）"
+                + f"（{finding_tag(f.severity, f.kind)}）"
                 for f in result.findings[:PAGE_FINDINGS_SHOWN]
             ]
             more = f"等 {len(result.findings)} 处" if len(result.findings) > PAGE_FINDINGS_SHOWN else ""
@@ -269,19 +272,13 @@ def page_check_report(day: str, results: Sequence[Any]) -> str:
 
 def finding_title(record: dict[str, Any]) -> str:
     """What a finding highlighted in the body says when pointed at: 「第2处 严重·规范表述：→ 台湾地区领导人（…）」."""
-    severity = FINDING_SEVERITIES.get(record["severity"], record["severity"])
-    kind = FINDING_KINDS.get(record["kind"], record["kind"])
     fix = f"→ {record['suggestion']}" if record["suggestion"] else ""
-    return f"第{record['n']}处 {severity}·{kind}：{fix}（{record['rule']}）"
-
-
-def _numbers(numbers: Sequence[int]) -> str:
-    return "、".join(str(n) for n in numbers)
+    return f"第{record['n']}处 {finding_tag(record['severity'], record['kind'])}：{fix}（{record['rule']}）"
 
 
 def findings_unmarked(draft: Draft, numbers: Sequence[int]) -> str:
     return (
-        f"{draft_label(draft)}有 {len(numbers)} 处严重疑似问题您尚未核对（第{_numbers(numbers)}处），暂不能同意。"
+        f"{draft_label(draft)}有 {len(numbers)} 处严重疑似问题您尚未核对（第{numbers_text(numbers)}处），暂不能同意。"
         f"请先发送 /check {draft.id} 查看，再逐项标记：/check {draft.id} 已核实 {numbers[0]}（或 已修改、误报；可写多个序号）。"
     )
 
@@ -291,11 +288,11 @@ def findings_not_in_review(draft: Draft) -> str:
 
 
 def no_such_findings(draft: Draft, numbers: Sequence[int], total: int) -> str:
-    return f"{draft_label(draft)}第{draft.version}版没有第{_numbers(numbers)}处识错结果（共 {total} 处），请发送 /check {draft.id} 查看。"
+    return f"{draft_label(draft)}第{draft.version}版没有第{numbers_text(numbers)}处识错结果（共 {total} 处），请发送 /check {draft.id} 查看。"
 
 
 def findings_marked(draft: Draft, mark: str, numbers: Sequence[int], learned: Sequence[str]) -> str:
-    text = f"已将{draft_label(draft)}第{draft.version}版第{_numbers(numbers)}处识错结果标记为“{MARK_LABELS[mark]}”。"
+    text = f"已将{draft_label(draft)}第{draft.version}版第{numbers_text(numbers)}处识错结果标记为“{MARK_LABELS[mark]}”。"
     if learned:
         text += "“" + "”“".join(learned) + "”已加入本单位识错白名单，以后的稿件不再提示。"
     return text
@@ -667,7 +664,7 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
     elif entry.action == "revise":
         text += f"（第{details.get('version')}版）"
     elif entry.action == "finding_mark":
-        numbers = "、".join(str(n) for n in details.get("numbers", []))
+        numbers = numbers_text(details.get("numbers", []))
         text += f"（第{details.get('version')}版第{numbers}处）：{MARK_LABELS.get(details.get('mark', ''), '')}"
     elif entry.action == "transfer":
         text += f" {details.get('stage_name', '')}给{people('to')}：{details.get('reason', '')}"

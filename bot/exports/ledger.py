@@ -7,7 +7,7 @@ from datetime import tzinfo
 from typing import BinaryIO, TextIO
 
 from bot.exports.review_form import SHANGHAI, _csv_safe, open_workbook, write_cell, write_csv
-from bot.rules.finding_marks import MARK_LABELS, marks_text
+from bot.rules.finding_marks import MARK_LABELS, marks_text, numbers_text
 from storage.export_repo import LedgerRow
 
 LEDGER_HEADER = (
@@ -57,8 +57,7 @@ def ledger_values(row: LedgerRow, tz: tzinfo) -> list[object]:
     elif row.action == "published":
         note = f"{d.get('account', '')} {d.get('url', '')}".strip()
     elif row.action == "finding_mark":  # a reviewer's mark on 智能识错 findings
-        numbers = "、".join(str(n) for n in d.get("numbers", []))
-        note = f"第{numbers}处：{MARK_LABELS.get(d.get('mark', ''), '')}"
+        note = f"第{numbers_text(d.get('numbers', []))}处：{MARK_LABELS.get(d.get('mark', ''), '')}"
         if d.get("learned"):
             note += "（加入识错白名单：" + "、".join(d["learned"]) + "）"
     elif row.action == "proof":  # 校次 in 环节; method and result, then the corrections

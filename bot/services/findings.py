@@ -94,9 +94,10 @@ async def mark(scope: Scope, draft: Draft, mark: str, numbers: list[int]) -> str
     unknown = [number for number in numbers if number not in records]
     if unknown:
         raise UserFacingError(views.no_such_findings(draft, unknown, len(records)))
+    numbers = list(dict.fromkeys(numbers))  # each once, in the order given
     now = scope.now()
     learned: list[str] = []
-    for number in dict.fromkeys(numbers):
+    for number in numbers:
         await findings_repo.set_mark(
             session=scope.session, draft_id=draft.id, version=draft.version, number=number,
             userid=scope.user, mark=mark, at=now,
@@ -112,8 +113,8 @@ async def mark(scope: Scope, draft: Draft, mark: str, numbers: list[int]) -> str
         session=scope.session, at=now, actor=scope.user, action="finding_mark", draft_id=draft.id,
         details={
             # the findings themselves are kept with the version: no personal data copied here
-            "version": draft.version, "mark": mark, "numbers": list(dict.fromkeys(numbers)),
+            "version": draft.version, "mark": mark, "numbers": numbers,
             **({"learned": learned} if learned else {}),
         },
     )
-    return views.findings_marked(draft, mark, list(dict.fromkeys(numbers)), learned)
+    return views.findings_marked(draft, mark, numbers, learned)

@@ -298,6 +298,13 @@ class Workspace:
             return self.message("页面已过期（安全校验未通过），请刷新页面后重新提交。未做任何更改。", status=403)
         return userid, number, form
 
+    @staticmethod
+    async def locked_draft(work: Work, number: int) -> Draft | None:
+        """The draft to change, locked in `work`'s transaction, or None when `work.user` may not
+        see it (the same answer as for a draft that does not exist)."""
+        draft = await drafts_repo.get_draft(session=work.session, draft_id=number, lock=True)
+        return draft if draft is not None and await review.may_view(work, draft) else None
+
     async def on_draft(
         self, request: web.Request, userid: str, number: int, act: Callable[[Work, Draft], Awaitable[review.Done]],
         done_text: str,
@@ -306,8 +313,8 @@ class Workspace:
         page = f"/app/drafts/{number}/"
         try:
             async with self.work(userid, write=True) as work:
-                draft = await drafts_repo.get_draft(session=work.session, draft_id=number, lock=True)
-                if draft is None or not await review.may_view(work, draft):
+                draft = await self.locked_draft(work, number)
+                if draft is None:
                     return self.not_visible(userid, number)
                 done = await act(work, draft)
         except UserFacingError as exc:
@@ -333,8 +340,8 @@ class Workspace:
         if marked:  # the marks first, kept even if the decision is then refused (one still open)
             try:
                 async with self.work(userid, write=True) as work:
-                    draft = await drafts_repo.get_draft(session=work.session, draft_id=number, lock=True)
-                    if draft is None or not await review.may_view(work, draft):
+                    draft = await self.locked_draft(work, number)
+                    if draft is None:
                         return self.not_visible(userid, number)
                     if seen != (draft.version, draft.round, draft.stage):
                         raise UserFacingError(views.page_stale(draft))  # marked on another version
