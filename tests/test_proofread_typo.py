@@ -1,4 +1,5 @@
-"""智能识错 kind 1, 错别字 (typo): the shipped list and the same-sound check at exact offsets,
+"""智能识错 kind 1, 错别字 (typo): the shipped list and the same-sound and similar-shape checks at
+exact offsets,
 correct words that hold a confusable character, clean official prose, a unit's typo.tsv and
 allow.txt, and `sanshen proofread -` printing a typo finding."""
 
@@ -15,7 +16,7 @@ import pytest
 from bot.cli.main import main
 from bot.proofread import Finding, Lexicon, check
 from bot.proofread.lexicon import LISTS, read_list
-from bot.proofread.typo import RULE_SOUND, model
+from bot.proofread.typo import RULE_SHAPE, RULE_SOUND, model
 
 QINZHOU = Path(__file__).parent / "texts" / "qinzhou-2023-website-newmedia-rules.txt"
 TYPO_LIST = "错别字清单："
@@ -92,6 +93,27 @@ def test_typo_same_sound_character_that_makes_no_word() -> None:
     ]
 
 
+def test_typo_similar_shape_character_even_inside_a_longer_word() -> None:
+    # 推 and 准 share a component but not a sound; the correction completes the idiom 准确无误
+    text = "请确保数据推确无误，防止出现差错。"
+    assert typos(text) == [
+        F(text, 5, 7, "warn", "准确", RULE_SHAPE.format(wrong="推确", right="准确")),
+    ]
+
+
+def test_typo_a_list_of_one_character_abbreviations_is_not_read_as_words() -> None:
+    # 各委、办、局 lists bodies by one character each; the same run is still checked elsewhere
+    text = "市直各委、办、局要统一思相认识。"
+    assert typos(text) == [F(text, 11, 13, "warn", "思想", sound("思相", "思想"))]
+
+
+def test_typo_correct_forms_of_the_list_and_current_policy_words_are_words() -> None:
+    # 张弛有度 is the list's correct form (jieba's dictionary lacks it: 弛有 was read as 持有);
+    # 提质增效, 宜居宜业 and 厕所革命 are current policy words (lists/words.txt)
+    text = "工作要张弛有度。推进基础设施提质增效，建设宜居宜业和美乡村，开展厕所革命。"
+    assert typos(text) == []
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -121,6 +143,7 @@ def test_typo_model_is_loaded_once_without_importing_jieba_or_pypinyin() -> None
     assert model() is model()
     assert model().freq("思想") > 10_000 and model().freq("思相") == 0
     assert "想" in model().sounds["相"]
+    assert "准" in model().shapes["推"] and "辩" not in model().shapes["辨"]  # 辩 sounds the same
     assert {"jieba", "pypinyin"} & set(sys.modules) == imported
 
 
