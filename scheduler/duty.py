@@ -199,8 +199,13 @@ async def published_pages(ctx: SweepContext) -> int:
         learned = await findings_repo.learned_terms(session=session)
     pages = [page_check.PublishedPage(url, title, account) for _, url, title, account in links]
     lexicon = lexicon_for(ctx.settings, learned)
-    timeout = ctx.settings.findings.fetch_seconds
-    results = await page_check.check_pages(ctx.http, lexicon, pages, timeout=timeout) if pages else []
+    fetching = ctx.settings.findings
+    results = (
+        await page_check.check_pages(
+            lexicon, pages, timeout=fetching.fetch_seconds, allow_private=fetching.fetch_private
+        )
+        if pages else []
+    )
     async with ctx.db() as session, session.begin():
         if not await claim_occasion(session=session, kind="inspection", subject=day, occasion="pages",
                                     at=ctx.now, by=ctx.instance):

@@ -12,7 +12,9 @@ from sqlmodel import select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
-from bot.services.page_check import page_text
+from bot.proofread.lexicon import default_lexicon
+from bot.services import page_check
+from bot.services.page_check import PRIVATE, PublishedPage, check_pages, page_text
 from storage.models import AuditEntry
 from tests.flow import META, at, count, last_text, say, tap, texts
 from tests.test_duty import DUTY
@@ -26,12 +28,15 @@ GOOD = (
 )
 GBK = "<html><head><meta charset=\"gbk\"></head><body><p>请拨打13912345678咨询。</p></body></html>"
 CLEAN = "<html><body><p>各有关单位：为提高防汛应急处置能力，定于6月举行防汛演练。</p></body></html>"
+SERVED: dict[str, list[str]] = {}  # the site's address -> the paths it was asked for
 
 
 @pytest.fixture
 async def site() -> AsyncIterator[str]:
-    """A local web server: a page with findings, a GBK page, a clean one, a 404, one that hangs."""
+    """A local web server: a page with findings, a GBK page, a clean one, a 404, one that hangs,
+    one that redirects (twice) to the page with findings, one that redirects for ever."""
     never = asyncio.Event()
+    requests: list[str] = []
 
     async def hang(_request: web.Request) -> web.Response:
         await never.wait()
@@ -44,6 +49,15 @@ async def site() -> AsyncIterator[str]:
     }
 
     async def serve(request: web.Request) -> web.Response:
+        requests.append(request.path)
+        if request.path == "/moved":
+            raise web.HTTPFound("/moved-again")
+        if request.path == "/moved-again":
+            raise web.HTTPMovedPermanently(f"http://127.0.0.1:{port}/good")
+        if request.path == "/to-intranet":
+            raise web.HTTPFound(f"http://127.0.0.2:{port}/good")
+        if request.path == "/loop":
+            raise web.HTTPFound("/loop")
         if request.path not in pages:
             raise web.HTTPNotFound()
         body, content_type = pages[request.path]
@@ -57,6 +71,7 @@ async def site() -> AsyncIterator[str]:
     tcp = web.TCPSite(runner, "127.0.0.1", 0)
     await tcp.start()
     port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    SERVED[f"http://127.0.0.1:{port}"] = requests
     yield f"http://127.0.0.1:{port}"
     never.set()
     await runner.cleanup()
@@ -65,7 +80,7 @@ async def site() -> AsyncIterator[str]:
 @pytest.fixture
 async def stack(database_url: str) -> AsyncIterator[Stack]:
     settings = stack_settings(
-        database_url, {"duty": DUTY, "freshness": FRESHNESS, "findings": {"fetch_seconds": 0.3}}
+        database_url, {"duty": DUTY, "freshness": FRESHNESS, "findings": {"fetch_seconds": 0.3, "fetch_private": True}}
     )
     async with running_stack(settings, FrozenClock(START)) as running:
         yield running
@@ -118,6 +133,33 @@ async def test_the_first_check_looks_one_day_back_not_at_all_history(stack: Stac
     stack.clock.advance(hours=50)  # type: ignore[attr-defined]  # the bot was off until Wednesday 10:00
     await at(stack)
     assert _texts_with(stack, "【巡检·网页识错】") == []
+
+
+async def test_pages_on_the_units_own_network_are_not_read_by_default(site: str) -> None:
+    port = site.rsplit(":", 1)[1]
+    links = [f"{site}/good", f"http://localhost:{port}/good", f"http://[::1]:{port}/good",
+             f"http://10.0.0.7:{port}/good", "http://169.254.169.254/latest/meta-data", "ftp://example.com/a"]
+    pages = [PublishedPage(link, "防汛通知", "示范发布") for link in links]
+    results = await check_pages(default_lexicon(), pages, timeout=2)
+    assert [r.error for r in results] == [PRIVATE] * 5 + ["不是网页链接"]
+    assert all(r.findings == () for r in results)
+    assert SERVED[site] == [], "nothing was asked of the local server"
+
+
+async def test_redirects_are_followed_a_few_times_each_hop_checked(
+    site: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pages = [PublishedPage(f"{site}/{path}", "防汛通知", "示范发布") for path in ("moved", "loop")]
+    moved, loop = await check_pages(default_lexicon(), pages, timeout=2, allow_private=True)
+    assert moved.error == "" and [f.text for f in moved.findings] == ["台湾总统", "按装"]
+    assert loop.error == "重定向次数过多"
+    assert [p for p in SERVED[site] if p != "/loop"] == ["/moved", "/moved-again", "/good"]
+    assert SERVED[site].count("/loop") == 6, "the first request and five redirects"
+    # the local server taken for a public one: its redirect into the intranet is refused there
+    monkeypatch.setattr(page_check, "_public", lambda address: address == "127.0.0.1")
+    SERVED[site].clear()
+    (sent_inside,) = await check_pages(default_lexicon(), [PublishedPage(f"{site}/to-intranet", "防汛通知", "示范发布")])
+    assert sent_inside.error == PRIVATE and SERVED[site] == ["/to-intranet"]
 
 
 def _texts_with(stack: Stack, needle: str) -> list[str]:
