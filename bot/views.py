@@ -566,13 +566,19 @@ def remaining_text(left: timedelta) -> str:
 
 
 def account_line(account: Account, settings: Settings, now: object) -> str:
+    head = f"{account.name}（{account.platform}）："
+    if account.status == "paused" and account.paused_until is not None:
+        last_day = fmt_local(account.paused_until - timedelta(seconds=1), settings.tz, "%m-%d")
+        return f"{head}暂停考核至 {last_day}（{account.pause_reason}）"
     if account.deadline_at is None:
-        return f"{account.name}（{account.platform}）：无更新记录"
+        return f"{head}无更新记录"
     left = account.deadline_at - now  # type: ignore[operator]
-    return (
-        f"{account.name}（{account.platform}）：{remaining_text(left)}，"
-        f"期限 {fmt_local(account.deadline_at, settings.tz)}"
-    )
+    line = f"{head}{remaining_text(left)}，期限 {fmt_local(account.deadline_at, settings.tz)}"
+    if account.last_post_at is None:
+        return f"{line}（无更新记录，自登记起算）"
+    if not account.last_post_reviewed:
+        return f"{line}（最近一次更新未经本系统审核）"
+    return line
 
 
 # ---------------------------------------------------------------- duty watch

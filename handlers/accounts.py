@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
 
 from bot import views
 from bot.core.errors import UserFacingError
@@ -15,11 +16,16 @@ from storage.accounts_repo import accounts_by_remaining
 router = Router("accounts")
 
 ACCOUNTS_USAGE = (
-    "/accounts；管理员：/accounts add 名称 平台 负责人userid…，/accounts pause|resume|close 名称"
+    "/accounts；管理员：/accounts add 名称 平台 负责人userid…，/accounts pause 名称 截止日期YYYY-MM-DD 原因，"
+    "/accounts resume|close 名称"
 )
 PUBLISHED_USAGE = "/published 编号 账号名称 [链接]"
-POSTED_USAGE = "/posted 账号名称 [YYYY-MM-DD HH:MM]"
-STATUS_WORDS = {"pause": "paused", "暂停": "paused", "resume": "active", "恢复": "active", "close": "closed", "关闭": "closed"}
+POSTED_USAGE = "/posted 账号名称 [YYYY-MM-DD HH:MM] 未经本系统审核的原因"
+PAUSE_WORDS = ("pause", "暂停")
+STATUS_WORDS = {"resume": "active", "恢复": "active", "close": "closed", "关闭": "closed", "注销": "closed"}
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+_TIME = re.compile(r"\d{1,2}:\d{2}")
+_TIMEISH = re.compile(r"\d|今天|昨天|前天|刚才|上午|下午|晚上")  # a time not in the expected form
 
 
 @router.command("accounts", aliases=("账号",), usage=ACCOUNTS_USAGE, summary="新媒体账号按更新期限排列；管理员可增改")
@@ -37,6 +43,14 @@ async def on_accounts(ctx: Context, cmd: Command) -> None:
     action, rest = cmd.argv[0], cmd.argv[1:]
     if action in ("add", "添加") and len(rest) >= 3:
         done = await accounts.add_account(ctx, rest[0], rest[1], tuple(rest[2:]))
+    elif action in PAUSE_WORDS and len(rest) >= 2:
+        if not _DATE.fullmatch(rest[1]):
+            raise UserFacingError(f"暂停截止日期“{rest[1]}”应写成 YYYY-MM-DD。用法：{ACCOUNTS_USAGE}")
+        try:
+            last_day = date.fromisoformat("-".join(f"{int(part):02d}" for part in rest[1].split("-")))
+        except ValueError:
+            raise UserFacingError(f"日期“{rest[1]}”不存在。") from None
+        done = await accounts.pause_account(ctx, rest[0], last_day, " ".join(rest[2:]))
     elif action in STATUS_WORDS and len(rest) == 1:
         done = await accounts.set_account_status(ctx, rest[0], STATUS_WORDS[action])
     else:
@@ -60,13 +74,18 @@ async def on_published(ctx: Context, cmd: Command) -> None:
 async def on_posted(ctx: Context, cmd: Command) -> None:
     if not cmd.argv:
         raise UserFacingError(views.usage(POSTED_USAGE))
-    posted_at = None
-    if len(cmd.argv) > 1:
-        text = " ".join(cmd.argv[1:])
+    posted_at, rest = None, cmd.argv[1:]
+    if rest and _DATE.fullmatch(rest[0]):
+        has_time = len(rest) > 1 and _TIME.fullmatch(rest[1]) is not None
+        text, rest = " ".join(rest[:1 + has_time]), rest[1 + has_time:]
+        year, month, day = (int(p) for p in text.split()[0].split("-"))
+        hour, minute = (int(p) for p in (text.split()[1] if has_time else "0:00").split(":"))
         try:
-            posted_at = datetime.fromisoformat(text).replace(tzinfo=ctx.settings.tz)
+            posted_at = datetime(year, month, day, hour, minute, tzinfo=ctx.settings.tz)
         except ValueError:
-            raise UserFacingError(f"时间“{text}”应写成 YYYY-MM-DD HH:MM。用法：{POSTED_USAGE}") from None
+            raise UserFacingError(f"时间“{text}”不存在，应写成 YYYY-MM-DD HH:MM。用法：{POSTED_USAGE}") from None
         if posted_at.year < 2000:  # year 1 in UTC+8 is before the calendar's year 1 in UTC
             raise UserFacingError(f"时间“{text}”太早了。用法：{POSTED_USAGE}")
-    ctx.reply_text((await accounts.record_posted(ctx, cmd.argv[0], posted_at)).message)
+    elif rest and _TIMEISH.match(rest[0]):
+        raise UserFacingError(f"时间“{rest[0]}”应写成 YYYY-MM-DD HH:MM。用法：{POSTED_USAGE}")
+    ctx.reply_text((await accounts.record_posted(ctx, cmd.argv[0], posted_at, " ".join(rest))).message)

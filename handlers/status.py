@@ -103,8 +103,8 @@ async def account_lines(ctx: Context) -> list[str]:
         return ["新媒体账号：未配置"]
     parts = []
     for account in accounts:
-        if account.deadline_at is None:
-            parts.append(f"{account.name}（无更新记录）")
+        if account.status == "paused" or account.deadline_at is None:
+            parts.append(f"{account.name}（暂停考核）")
             continue
         left = account.deadline_at - ctx.now()
         hours = int(left.total_seconds() // 3600)

@@ -1,4 +1,5 @@
-"""The 14×24-hour rule on the scheduler: warnings before the deadline, daily overdue alarms, digest.
+"""The 14×24-hour rule on the scheduler: warnings before the deadline, daily overdue alarms, the
+end of pauses, digest.
 
 The occasion key contains the deadline itself, so a new post (a new deadline) starts afresh.
 After downtime spanning several warning thresholds, one warning goes out (for the most urgent
@@ -15,8 +16,10 @@ from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
 from bot.views import account_line, remaining_text
 from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
+from bot.services.accounts import end_pause
 from storage.account_models import Account
 from storage.accounts_repo import accounts_by_remaining, period_of
+from storage.audit_repo import append_audit
 from storage.occasions_repo import claim_occasion, was_claimed
 
 DAY = timedelta(days=1)
@@ -56,7 +59,7 @@ async def freshness_warnings(ctx: SweepContext) -> int:
                         owners,
                         f"【更新提醒】{account.name}（{account.platform}）距 {period_days:g} 天更新期限"
                         f"{remaining_text(left)}（期限 {fmt_local(account.deadline_at, settings.tz)}），请及时发布。"
-                        f"发布后请发送 /posted {account.name} 或 /published 编号 {account.name}。",
+                        f"发布后请发送 /published 编号 {account.name}（未经本系统审核的：/posted {account.name} 原因）。",
                     )
                     fired += 1
                 continue
@@ -67,11 +70,46 @@ async def freshness_warnings(ctx: SweepContext) -> int:
                     list(dict.fromkeys([*owners, *admins])),
                     f"【超期告警】{account.name}（{account.platform}，{account.unit or '未填单位'}）"
                     f"超过 {period_days:g} 天未更新，{remaining_text(left)}"
-                    f"（上次更新 {fmt_local(account.last_post_at or account.deadline_at, settings.tz)}）。"
-                    "请立即更新，每天提醒直至更新。",
+                    + (f"（上次更新 {fmt_local(account.last_post_at, settings.tz)}）。" if account.last_post_at
+                       else f"（登记于 {fmt_local(account.created_at, settings.tz)}，至今无更新记录）。")
+                    + "请立即更新，每天提醒直至更新。",
                 )
                 fired += 1
     return fired
+
+
+async def pauses_ending(ctx: SweepContext) -> int:
+    """Paused accounts whose pause is over are assessed again, the clock starting at the pause's
+    end; owners and admins are told once (two instances: the claim decides)."""
+    settings = ctx.settings
+    admins = people_with_role(settings, "admin")
+    resumed = 0
+    async with ctx.db() as session, session.begin():
+        rows = await session.exec(
+            select(Account).where(
+                Account.status == "paused", col(Account.paused_until).is_not(None),
+                col(Account.paused_until) <= ctx.now,
+            ).with_for_update()
+        )
+        for account in rows.all():
+            until = account.paused_until
+            assert until is not None and account.id is not None
+            if not await claim_occasion(session=session, kind="account_resume", subject=str(account.id),
+                                        occasion=until.isoformat(), at=ctx.now, by=ctx.instance):
+                continue
+            await end_pause(session, account, settings, until)
+            await append_audit(session=session, at=ctx.now, actor="system", action="account_status",
+                               details={"name": account.name, "status": "active", "pause_ended": until.isoformat()})
+            assert account.deadline_at is not None
+            told = list(dict.fromkeys([*account.owner_list, *admins]))
+            Outbox(session, ctx.clock).send_text(
+                told,
+                f"【恢复考核】{account.name}（{account.platform}）暂停期满，已恢复更新考核："
+                f"请在 {fmt_local(account.deadline_at, settings.tz)} 前更新"
+                f"（{period_of(account, settings) / DAY:g} 天期限自 {fmt_local(until, settings.tz)} 起算）。",
+            )
+            resumed += 1
+    return resumed
 
 
 async def freshness_digest(ctx: SweepContext) -> int:
@@ -99,4 +137,4 @@ async def freshness_digest(ctx: SweepContext) -> int:
     return 1
 
 
-SWEEPS = (freshness_warnings, freshness_digest)
+SWEEPS = (pauses_ending, freshness_warnings, freshness_digest)

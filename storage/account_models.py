@@ -18,11 +18,18 @@ class Account(SQLModel, table=True):
     unit: str = Field(default="", max_length=100)
     owners: str = Field(default="", max_length=500)  # "a|b": the responsible userids
     period_hours: int | None = None  # None: the configured default (336)
-    status: str = Field(default="active", max_length=16)  # active | paused | closed
+    status: str = Field(default="active", max_length=16)  # active | paused | closed (注销)
     last_post_at: datetime | None = utc_column(nullable=True)
-    # last_post_at + period; indexed so a sweep reads only accounts close to it.
+    # whether the newest post went through review here (/published); /posted gives a reason instead
+    last_post_reviewed: bool = Field(default=True, sa_column_kwargs={"server_default": "1"})
+    # the clock's start (the last post, else registration; a pause's end if later) + period; indexed
+    # so a sweep reads only accounts close to it
     deadline_at: datetime | None = utc_column(nullable=True, index=True)
     created_at: datetime = utc_column()
+    # a 临时下线 (钦州 第二十六条): paused until this instant, why; the clock restarts at its end
+    paused_until: datetime | None = utc_column(nullable=True)
+    pause_reason: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    resumed_at: datetime | None = utc_column(nullable=True)
 
     @property
     def owner_list(self) -> list[str]:
@@ -39,3 +46,17 @@ class AccountPost(SQLModel, table=True):
     url: str = Field(default="", max_length=500)
     recorded_by: str = Field(max_length=64)
     recorded_at: datetime = utc_column()
+    # non-empty: the post did not go through review here (/posted), and this is why
+    unreviewed_reason: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+
+
+class AccountPause(SQLModel, table=True):
+    """One 临时下线 of an account: at most pause_max_days long, pauses_per_year a calendar year."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    started_at: datetime = utc_column()
+    until: datetime = utc_column()
+    reason: str = Field(max_length=200)
+    started_by: str = Field(max_length=64)
+    ended_at: datetime | None = utc_column(nullable=True)  # early (/accounts resume) or at `until`

@@ -20,10 +20,24 @@ def period_of(account: Account, settings: Settings) -> timedelta:
     return timedelta(hours=account.period_hours or settings.freshness.period_hours)
 
 
+def refresh_deadline(account: Account, settings: Settings) -> None:
+    """The deadline is one period after the clock's start: the last post (an account that never
+    posted counts from its registration: it is not exempt), or the end of a pause if later."""
+    start = account.last_post_at or account.created_at
+    if account.resumed_at is not None:
+        start = max(start, account.resumed_at)
+    account.deadline_at = start + period_of(account, settings)
+
+
 async def sync_accounts(*, session: AsyncSession, settings: Settings, at: datetime) -> None:
-    """Create or update the configured accounts (posts and deadlines are kept)."""
+    """Create or update the configured accounts (posts and deadlines are kept); give a deadline to
+    any account that has none (one registered before accounts without posts counted)."""
     for configured in settings.freshness.accounts:
         await upsert_account(session=session, settings=settings, data=configured, at=at)
+    for account in (await session.exec(select(Account).where(col(Account.deadline_at).is_(None)))).all():
+        refresh_deadline(account, settings)
+        session.add(account)
+    await session.flush()
 
 
 async def upsert_account(
@@ -36,9 +50,9 @@ async def upsert_account(
     account.unit = data.unit
     account.owners = "|".join(data.owners)
     account.period_hours = data.period_hours
-    account.status = data.status
-    if account.last_post_at is not None:
-        account.deadline_at = account.last_post_at + period_of(account, settings)
+    if not (account.status == "paused" and account.paused_until is not None and data.status == "active"):
+        account.status = data.status  # a pause made in chat outlives a restart; 注销 in config does not
+    refresh_deadline(account, settings)
     session.add(account)
     await session.flush()
     return account
@@ -58,16 +72,18 @@ async def record_post(
     at: datetime,
     draft_id: int | None = None,
     url: str = "",
+    unreviewed_reason: str = "",
 ) -> bool:
     """Store the post; move the deadline only when it is the newest post. True if it moved."""
     assert account.id is not None
     session.add(AccountPost(account_id=account.id, posted_at=posted_at, draft_id=draft_id, url=url,
-                            recorded_by=by, recorded_at=at))
+                            recorded_by=by, recorded_at=at, unreviewed_reason=unreviewed_reason))
     if account.last_post_at is not None and account.last_post_at >= posted_at:
         await session.flush()
         return False
     account.last_post_at = posted_at
-    account.deadline_at = posted_at + period_of(account, settings)
+    account.last_post_reviewed = not unreviewed_reason
+    refresh_deadline(account, settings)
     session.add(account)
     await session.flush()
     return True
@@ -83,9 +99,10 @@ async def has_post_at(session: AsyncSession, account: Account, posted_at: dateti
 async def accounts_by_remaining(
     session: AsyncSession, now: datetime, limit: int | None = None
 ) -> list[Account]:
-    """Active accounts, the closest to (or furthest past) the deadline first; unknown last."""
-    statement = select(Account).where(Account.status == "active").order_by(
-        col(Account.deadline_at).is_(None), col(Account.deadline_at), col(Account.name)
+    """Active accounts, the closest to (or furthest past) the deadline first, then paused ones
+    (暂停, shown as such) by the end of their pause; closed (注销) ones are not listed."""
+    statement = select(Account).where(col(Account.status).in_(("active", "paused"))).order_by(
+        Account.status, col(Account.deadline_at), col(Account.paused_until), col(Account.name)
     )
     if limit is not None:
         statement = statement.limit(limit)

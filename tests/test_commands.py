@@ -100,7 +100,7 @@ async def test_status_shows_the_pipeline_accounts_and_duty(database_url: str) ->
         await stack.sweep()  # plans the roster
         await say(stack, "wangxm", SUBMISSION)
         await tap(stack, "wangxm", "同意")
-        await say(stack, "zhaoli", "/posted 示范发布 2026-11-12 09:00")
+        await say(stack, "zhaoli", "/posted 示范发布 2026-11-12 09:00 转载上级稿件")
         stack.clock.advance(hours=25)  # type: ignore[attr-defined]
         await say(stack, "zhangkz", "状态")
         status = last_text(stack, "zhangkz")

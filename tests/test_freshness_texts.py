@@ -18,7 +18,7 @@ import scheduler.freshness
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.core.config import Settings
-from scheduler.freshness import freshness_digest, freshness_warnings
+from scheduler.freshness import freshness_digest, freshness_warnings, pauses_ending
 from scheduler.sweeper import SweepContext
 from tests.flow import last_text, say, texts
 from tests.test_freshness import FRESHNESS
@@ -45,6 +45,15 @@ async def fresh(sqlite_url: str) -> AsyncIterator[Stack]:
     settings = stack_settings(sqlite_url, {"freshness": CONFIG})
     async with running_stack(settings, FrozenClock(START)) as stack:
         yield stack
+
+
+async def only(stack: Stack, *names: str) -> None:
+    """The other accounts are 注销 (closed): an account without a post is assessed from its
+    registration, so they would warn and alarm too."""
+    for account in CONFIG["accounts"]:
+        if account["name"] not in names:
+            await say(stack, ADMIN, f"/accounts close {account['name']}")
+            assert "已注销" in last_text(stack, ADMIN)
 
 
 def set_time(stack: Stack, when: datetime) -> None:
@@ -83,7 +92,7 @@ def with_warn_hours(settings: Settings, hours: tuple[int, ...]) -> Settings:
 def warning(name: str, platform: str, left: str, deadline: str, days: int = 14) -> str:
     return (
         f"【更新提醒】{name}（{platform}）距 {days} 天更新期限{left}（期限 {deadline}），请及时发布。"
-        f"发布后请发送 /posted {name} 或 /published 编号 {name}。"
+        f"发布后请发送 /published 编号 {name}（未经本系统审核的：/posted {name} 原因）。"
     )
 
 
@@ -99,7 +108,8 @@ def alarm(name: str, platform: str, unit: str, over: str, last: str, days: int =
 
 async def test_the_first_warning_comes_exactly_at_the_horizon(fresh: Stack) -> None:
     stack = fresh
-    await say(stack, "zhaoli", "/posted 示范发布")
+    await only(stack, "示范发布")
+    await say(stack, "zhaoli", "/posted 示范发布 转载上级稿件")
     set_time(stack, DEADLINE - timedelta(hours=72, seconds=1))
     assert await warnings(stack) == 0
     assert notices(stack, "zhaoli", WARN) == []
@@ -118,7 +128,8 @@ async def test_the_first_warning_comes_exactly_at_the_horizon(fresh: Stack) -> N
 
 async def test_after_downtime_only_the_most_urgent_threshold_is_sent(fresh: Stack) -> None:
     stack = fresh
-    await say(stack, "zhaoli", "/posted 示范发布")
+    await only(stack, "示范发布")
+    await say(stack, "zhaoli", "/posted 示范发布 转载上级稿件")
     set_time(stack, DEADLINE - timedelta(hours=5))  # the 72, 24 and 6 hour marks all passed unseen
     assert await warnings(stack) == 1
     assert notices(stack, "zhaoli", WARN) == [warning("示范发布", "微信公众号", "剩余 5 小时", "12-07 10:00")]
@@ -130,7 +141,8 @@ async def test_a_threshold_added_later_is_not_sent_after_a_later_one(fresh: Stac
     """An operator adds the 72-hour warning once the 24-hour one has gone out: nothing more is
     sent for it; a sooner threshold added later still is."""
     stack = fresh
-    await say(stack, "zhaoli", "/posted 示范发布")
+    await only(stack, "示范发布")
+    await say(stack, "zhaoli", "/posted 示范发布 转载上级稿件")
     set_time(stack, DEADLINE - timedelta(hours=20))
     assert await warnings(stack, with_warn_hours(stack.settings, (24,))) == 1
     assert await warnings(stack, with_warn_hours(stack.settings, (72, 24))) == 0
@@ -146,8 +158,9 @@ async def test_every_account_due_is_warned_in_one_sweep_ownerless_ones_to_the_ad
     fresh: Stack,
 ) -> None:
     stack = fresh
+    await only(stack, "示范发布", "无主账号", "管理员的号")
     for name in ("示范发布", "无主账号", "管理员的号"):
-        await say(stack, ADMIN, f"/posted {name}")
+        await say(stack, ADMIN, f"/posted {name} 转载上级稿件")
     set_time(stack, DEADLINE - timedelta(hours=6))
     assert await warnings(stack) == 3
     left, deadline = "剩余 6 小时", "12-07 10:00"
@@ -163,20 +176,33 @@ async def test_every_account_due_is_warned_in_one_sweep_ownerless_ones_to_the_ad
 
 async def test_the_period_of_the_account_is_named(fresh: Stack) -> None:
     stack = fresh
-    await say(stack, "wangxm", "/posted 示范微博")
+    await only(stack, "示范微博")
+    await say(stack, "wangxm", "/posted 示范微博 转载上级稿件")
     set_time(stack, START + timedelta(hours=168 - 6))
     assert await warnings(stack) == 1
     assert notices(stack, "wangxm", WARN) == [warning("示范微博", "微博", "剩余 6 小时", "11-30 10:00", days=7)]
 
 
-async def test_paused_accounts_are_left_alone(fresh: Stack) -> None:
+async def test_paused_accounts_are_left_alone_until_the_pause_ends(fresh: Stack) -> None:
     stack = fresh
-    await say(stack, "zhaoli", "/posted 示范发布")
-    await say(stack, ADMIN, "/accounts pause 示范发布")
+    await only(stack, "示范发布")
+    await say(stack, "zhaoli", "/posted 示范发布 转载上级稿件")
+    set_time(stack, DEADLINE - timedelta(days=10))  # 11-27 10:00
+    await say(stack, ADMIN, "/accounts pause 示范发布 2026-12-20 平台改版临时下线")
+    assert "暂停考核至 2026-12-20（平台改版临时下线）" in last_text(stack, ADMIN)
     for when in (DEADLINE - timedelta(hours=5), DEADLINE + timedelta(days=1)):
         set_time(stack, when)
         assert await warnings(stack) == 0
     assert all(notices(stack, user, head) == [] for user in PEOPLE for head in (WARN, ALARM))
+    end = datetime(2026, 12, 20, 16, 0, tzinfo=UTC)  # 12-21 00:00 in Shanghai
+    set_time(stack, end)
+    assert await pauses_ending(context(stack)) == 1 and await pauses_ending(context(stack)) == 0
+    await stack.drain()
+    resumed = "【恢复考核】示范发布（微信公众号）暂停期满，已恢复更新考核：请在 01-04 00:00 前更新（14 天期限自 12-21 00:00 起算）。"
+    assert notices(stack, "zhaoli", "【恢复考核】") == [resumed] and notices(stack, ADMIN, "【恢复考核】") == [resumed]
+    set_time(stack, end + timedelta(hours=336 - 6))
+    assert await warnings(stack) == 1
+    assert notices(stack, "zhaoli", WARN) == [warning("示范发布", "微信公众号", "剩余 6 小时", "01-04 00:00")]
 
 
 # ------------------------------------------------------------------ 【超期告警】
@@ -184,7 +210,8 @@ async def test_paused_accounts_are_left_alone(fresh: Stack) -> None:
 
 async def test_overdue_alarm_to_owners_and_admins_once_per_overdue_day(fresh: Stack) -> None:
     stack = fresh
-    await say(stack, "zhaoli", "/posted 示范发布")
+    await only(stack, "示范发布")
+    await say(stack, "zhaoli", "/posted 示范发布 转载上级稿件")
     # no sweep ran before: no warnings either
     set_time(stack, DEADLINE + timedelta(days=1, hours=2, minutes=59))
     assert await warnings(stack) == 1
@@ -210,7 +237,8 @@ async def test_overdue_alarm_to_owners_and_admins_once_per_overdue_day(fresh: St
 async def test_the_alarm_comes_at_the_deadline_itself(fresh: Stack) -> None:
     """At the deadline the time is up: the alarm, which says it is overdue by nothing yet."""
     stack = fresh
-    await say(stack, "wangxm", "/posted 示范微博")
+    await only(stack, "示范微博")
+    await say(stack, "wangxm", "/posted 示范微博 转载上级稿件")
     set_time(stack, START + timedelta(hours=168))
     assert await warnings(stack) == 1
     expected = alarm("示范微博", "微博", "未填单位", "已超期 0 天 0 小时", "11-23 10:00", days=7)
@@ -220,8 +248,9 @@ async def test_the_alarm_comes_at_the_deadline_itself(fresh: Stack) -> None:
 
 async def test_an_admin_who_owns_the_account_is_alarmed_once(fresh: Stack) -> None:
     stack = fresh
-    await say(stack, ADMIN, "/posted 管理员的号")
-    await say(stack, ADMIN, "/posted 无主账号")
+    await only(stack, "管理员的号", "无主账号")
+    await say(stack, ADMIN, "/posted 管理员的号 转载上级稿件")
+    await say(stack, ADMIN, "/posted 无主账号 转载上级稿件")
     set_time(stack, DEADLINE + timedelta(hours=1))
     assert await warnings(stack) == 2
     over = "已超期 0 天 1 小时"
@@ -233,8 +262,9 @@ async def test_an_admin_who_owns_the_account_is_alarmed_once(fresh: Stack) -> No
 
 async def test_without_warning_thresholds_the_alarm_still_comes(fresh: Stack) -> None:
     stack = fresh
+    await only(stack, "示范发布")
     silent = with_warn_hours(stack.settings, ())
-    await say(stack, "zhaoli", "/posted 示范发布")
+    await say(stack, "zhaoli", "/posted 示范发布 转载上级稿件")
     set_time(stack, DEADLINE - timedelta(minutes=1))
     assert await warnings(stack, silent) == 0
     set_time(stack, DEADLINE + timedelta(minutes=30))
@@ -251,9 +281,9 @@ TUESDAY_0830 = datetime(2026, 11, 24, 0, 30, tzinfo=UTC)
 
 async def test_the_digest_lists_every_active_account_by_time_left(fresh: Stack) -> None:
     stack = fresh
-    await say(stack, "zhaoli", "/posted 示范发布")  # deadline 12-07 10:00
-    await say(stack, "wangxm", "/posted 示范微博 2026-11-10 09:15")  # 7 days: 11-17 09:15
-    await say(stack, ADMIN, "/posted 无主账号 2026-11-20 14:00")  # 12-04 14:00
+    await say(stack, "zhaoli", "/posted 示范发布 转载上级稿件")  # deadline 12-07 10:00
+    await say(stack, "wangxm", "/posted 示范微博 2026-11-10 09:15 转载上级稿件")  # 7 days: 11-17 09:15
+    await say(stack, ADMIN, "/posted 无主账号 2026-11-20 14:00 转载上级稿件")  # 12-04 14:00
     set_time(stack, TUESDAY_0830 - timedelta(seconds=1))
     assert await digest(stack) == 0
     assert notices(stack, ADMIN, DIGEST) == []
@@ -261,10 +291,10 @@ async def test_the_digest_lists_every_active_account_by_time_left(fresh: Stack) 
     assert await digest(stack) == 1
     assert notices(stack, ADMIN, DIGEST) == [
         "【账号更新日报】11月24日，共 4 个账号，按剩余时间排列：\n"
-        "1. 示范微博（微博）：已超期 6 天 23 小时，期限 11-17 09:15\n"
-        "2. 无主账号（网站）：剩余 10 天 5 小时，期限 12-04 14:00\n"
-        "3. 示范发布（微信公众号）：剩余 13 天 1 小时，期限 12-07 10:00\n"
-        "4. 管理员的号（抖音）：无更新记录"
+        "1. 示范微博（微博）：已超期 6 天 23 小时，期限 11-17 09:15（最近一次更新未经本系统审核）\n"
+        "2. 无主账号（网站）：剩余 10 天 5 小时，期限 12-04 14:00（最近一次更新未经本系统审核）\n"
+        "3. 示范发布（微信公众号）：剩余 13 天 1 小时，期限 12-07 10:00（最近一次更新未经本系统审核）\n"
+        "4. 管理员的号（抖音）：剩余 13 天 1 小时，期限 12-07 10:00（无更新记录，自登记起算）"
     ]
     others = [user for user in PEOPLE if user != ADMIN]
     assert all(notices(stack, user, DIGEST) == [] for user in others), "admins only"
@@ -293,7 +323,9 @@ async def test_no_digest_without_accounts_and_the_day_is_not_used_up(sqlite_stac
     assert notices(stack, ADMIN, DIGEST) == []
     await say(stack, ADMIN, "/accounts add 新号 网站 wangxm")
     assert await digest(stack) == 1
-    assert notices(stack, ADMIN, DIGEST)[0].endswith("共 1 个账号，按剩余时间排列：\n1. 新号（网站）：无更新记录")
+    assert notices(stack, ADMIN, DIGEST)[0].endswith(
+        "共 1 个账号，按剩余时间排列：\n1. 新号（网站）：剩余 14 天 0 小时，期限 12-07 09:00（无更新记录，自登记起算）"
+    )
 
 
 async def test_an_instance_that_loses_the_race_for_the_digest_sends_nothing(

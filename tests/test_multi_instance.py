@@ -33,7 +33,7 @@ async def test_two_instances_send_each_occasion_once(postgres_url: str) -> None:
         await runner.setup()  # runs the second instance's start-up on the same database
         try:
             apps = (stack.app, second)
-            await say(stack, "zhaoli", "/posted 示范发布 2026-11-09 20:00")  # 12.5 h to the deadline
+            await say(stack, "zhaoli", "/posted 示范发布 2026-11-09 20:00 转载上级稿件")  # 12.5 h to the deadline
             await say(stack, "wangxm", SUBMISSION)
             await tap(stack, "wangxm", "同意")
 

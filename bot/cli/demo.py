@@ -181,7 +181,7 @@ async def _watch(stack: Stack, clock: FrozenClock) -> int:
     show.step("7. 值班值守：交班时间一到，值班人员收到提醒，值班群收到今日值班")
     await sweep("定时任务运行")
     show.step("8. 政务新媒体 14×24 小时更新：账号负责人登记最近一次更新")
-    await sim.send_text("zhaoli", "/posted 示范发布 2026-11-10 13:00")
+    await sim.send_text("zhaoli", "/posted 示范发布 2026-11-10 13:00 转载上级稿件")
     await stack.drain()
     show.show_new()
     clock.advance(hours=2)

@@ -368,6 +368,9 @@ class FreshnessSettings(_Frozen):
     digest_time: str = Field(default="08:30", pattern=HHMM)
     accounts: tuple[AccountSettings, ...] = ()
     accounts_file: str = ""  # CSV import (name, platform, unit, owners, period_hours, last_post)
+    # 临时下线 (钦州 第二十六条: 每年不得超过1次，下线时间不得超过30天): /accounts pause's limits
+    pause_max_days: int = Field(default=30, ge=1, le=366)
+    pauses_per_year: int = Field(default=1, ge=0, le=12)
 
 
 class ReminderSettings(_Frozen):
@@ -405,6 +408,9 @@ class FindingsSettings(_Frozen):
     lists_dir: str = ""
     # the daily 巡检 reads the pages given to /published: a page slower than this is 访问超时
     fetch_seconds: float = Field(default=15, gt=0, le=120)
+    # the 巡检 reads only pages on public addresses; true lets it read a site on the unit's
+    # intranet (private, loopback, link-local addresses), which also lets any link reach them
+    fetch_private: bool = False
 
 
 def default_chains() -> tuple[ChainSettings, ...]:
