@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.proofread.typo import COMMON_CHAR_FREQ, SHAPES_FILE, _jieba_dictionary
+from bench.build_sounds import common_characters
+from bot.proofread.typo import SHAPES_FILE
 
 OUT = Path(__file__).resolve().parent.parent / "bot" / "proofread" / "lists" / SHAPES_FILE
 
@@ -22,12 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="pycorrector's same_stroke.txt")
     args = parser.parse_args()
-    common: set[str] = set()
-    with _jieba_dictionary().open(encoding="utf-8") as lines:
-        for line in lines:
-            word, count = line.split(" ", 2)[:2]
-            if int(count) >= COMMON_CHAR_FREQ:
-                common.update(word)
+    common = common_characters()
     groups: list[str] = []
     seen: set[str] = set()
     for line in args.source.read_text(encoding="utf-8").splitlines():

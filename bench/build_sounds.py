@@ -19,13 +19,19 @@ from bot.proofread.typo import COMMON_CHAR_FREQ, SOUNDS_FILE, _jieba_dictionary,
 OUT = Path(__file__).resolve().parent.parent / "bot" / "proofread" / "lists" / SOUNDS_FILE
 
 
-def main() -> None:
+def common_characters() -> set[str]:
+    """The characters of words jieba's dictionary counts at least COMMON_CHAR_FREQ times."""
     common: set[str] = set()
     with _jieba_dictionary().open(encoding="utf-8") as lines:
         for line in lines:
             word, count = line.split(" ", 2)[:2]
             if int(count) >= COMMON_CHAR_FREQ:
                 common.update(word)
+    return common
+
+
+def main() -> None:
+    common = common_characters()
     groups: dict[str, set[str]] = {}
     for code, spelled in pinyin_dict.items():
         char = chr(code)
