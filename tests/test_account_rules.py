@@ -41,6 +41,8 @@ async def test_an_account_that_never_posted_alarms_336_hours_after_registration(
 async def test_an_update_outside_review_needs_a_reason_and_is_marked(stack: Stack) -> None:
     await say(stack, "zhaoli", "/posted 示范发布")
     assert "经过本系统三审了吗" in last_text(stack, "zhaoli")
+    await say(stack, "zhaoli", "/posted 示范发布 " + "长" * 201)
+    assert "原因请控制在 200 字以内" in last_text(stack, "zhaoli")
     assert (await account(stack, "示范发布")).last_post_at is None, "nothing recorded"
     await say(stack, "zhaoli", "/posted 示范发布 转载省政府稿件")
     assert "记为未经本系统审核（转载省政府稿件）" in last_text(stack, "zhaoli")
@@ -66,6 +68,7 @@ async def test_a_pause_needs_an_end_and_a_reason_within_30_days_once_a_year(stac
         ("/accounts pause 示范发布 2026-02-30 改版", "不存在"),
         ("/accounts pause 示范发布 2026-11-22 改版", "已过"),
         ("/accounts pause 示范发布 2026-12-01", "须写明原因"),
+        ("/accounts pause 示范发布 2026-12-01 " + "长" * 201, "原因请控制在 200 字以内（现有 201 字）"),
         ("/accounts pause 示范发布 2026-12-23 改版", "不得超过 30 天（钦州 第二十六条），最晚只能暂停到 2026-12-22"),
     ]
     for command, answer in refusals:

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlmodel import col, select
-
-from bot import views
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import views
 from bot.core.config import AccountSettings, Settings
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local, local_at, local_day
@@ -20,6 +19,12 @@ from storage.accounts_repo import find_account, period_of, record_post, refresh_
 from storage.audit_repo import append_audit
 
 STATUS_DONE = {"active": "已恢复考核", "closed": "已注销，不再考核"}
+MAX_REASON = 200  # AccountPause.reason and AccountPost.unreviewed_reason
+
+
+def _reason_fits(reason: str) -> None:
+    if len(reason) > MAX_REASON:
+        raise UserFacingError(f"原因请控制在 {MAX_REASON} 字以内（现有 {len(reason)} 字）。")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ async def pause_account(scope: Scope, name: str, last_day: date, reason: str) ->
         raise UserFacingError(f"账号“{account.name}”{state}，不能再暂停。")
     if not reason:
         raise UserFacingError("暂停考核须写明原因（如：平台改版临时下线）。")
+    _reason_fits(reason)
     until = local_at(last_day + timedelta(days=1), "00:00", tz)
     today = local_day(now, tz)
     if last_day < today:
@@ -178,6 +184,7 @@ async def record_posted(
             "这条更新经过本系统三审了吗？经过的请用 /published 编号 账号名称 [链接] 登记；"
             f"未经本系统审核的，请写明原因：/posted {account.name} [时间] 原因（如：转载上级稿件）。"
         )
+    _reason_fits(reason)
     moved = await record_post(session=scope.session, settings=scope.settings, account=account, posted_at=posted_at,
                               by=scope.user, at=now, unreviewed_reason=reason)
     await append_audit(session=scope.session, at=now, actor=scope.user, action="posted",
