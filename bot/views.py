@@ -13,7 +13,7 @@ from bot.rules.calendar import fmt_local
 from bot.rules.finding_marks import MARK_LABELS, marks_text, numbers_text
 from bot.rules.review import Refusal
 from bot.wecom.dispatcher import CommandSpec, command_of_menu_key, pack_action
-from storage.account_models import Account
+from storage.account_models import Account, Recheck
 from storage.duty_models import Incident
 from storage.models import AuditEntry, Draft
 
@@ -625,6 +625,42 @@ def incident_handling_card(incident: Incident, raiser_name: str, tz: object, tas
     return card
 
 
+# ---------------------------------------------------------------- 发布后复核
+
+RECHECK_OUTCOMES = {"ok": "复核无误", "problem": "发现问题", "": "待复核"}
+
+
+def recheck_card(recheck: Recheck, draft: Draft, tz: ZoneInfo, task_id: str) -> dict[str, object]:
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·发布后复核", "desc_color": 0},
+        "main_title": {"title": f"【发布后复核】{draft.title}"[:36],
+                       "desc": f"稿件{draft.id}号 · 已在“{recheck.account}”发布"},
+        "sub_title_text": (
+            f"请到发布处再读一遍，于 {fmt_local(recheck.due_at, tz)} 前确认。"
+            + ("" if recheck.url else "发布时未登记链接。")
+        ),
+        "horizontal_content_list": [
+            {"keyname": "发布账号", "value": recheck.account[:30]},
+            {"keyname": "截止", "value": fmt_local(recheck.due_at, tz)},
+        ],
+        **({"card_action": {"type": 1, "url": recheck.url}} if recheck.url else {}),
+        "task_id": task_id,
+        "button_list": [
+            {"text": "确认无误", "style": 1, "key": pack_action("rc", "ok", recheck.id)},
+            {"text": "发现问题", "style": 2, "key": pack_action("rc", "problem", recheck.id)},
+        ],
+    }
+
+
+def recheck_problem_text(recheck: Recheck, draft: Draft, by: str) -> str:
+    where = f"（{recheck.url}）" if recheck.url else ""
+    return (
+        f"【发布后复核·发现问题】{draft_label(draft)}在“{recheck.account}”{where}发布后复核，"
+        f"{by}发现问题：{recheck.note}。请立即核实，需要时纠错或撤稿，并登记处理结果。"
+    )
+
+
 # ---------------------------------------------------------------- draft timeline
 
 
@@ -646,6 +682,9 @@ ACTION_LABELS = {
     "cosign": "加签",
     "classified": "认定涉密，不得公开",
     "finding_mark": "标记识错结果",
+    "recheck_open": "发布后复核交办",
+    "recheck_ok": "发布后复核无误",
+    "recheck_problem": "发布后复核发现问题",
 }
 
 
@@ -683,6 +722,10 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
         text += f"：{details['reason']}"
     elif entry.action == "published":
         text += f"到 {details.get('account', '')}"
+    elif entry.action == "recheck_open":
+        text += f"给{people('assignees')}（{details.get('account', '')}）"
+    elif entry.action in ("recheck_ok", "recheck_problem"):
+        text += f"（{details.get('account', '')}）" + (f"：{details['note']}" if details.get("note") else "")
     elif entry.action == "cosign":
         text += f" {details.get('stage_name', '')}：{people('to')}（{details.get('reason', '')}）"
     elif entry.action == "proof":

@@ -1,8 +1,8 @@
-"""Scheduled work: the sweeps for duty, account freshness and review reminders."""
+"""Scheduled work: the sweeps for duty, account freshness, review reminders and re-checks."""
 
 from __future__ import annotations
 
-from scheduler import audit, duty, freshness, housekeeping, reminders
+from scheduler import audit, duty, freshness, housekeeping, recheck, reminders
 from scheduler.sweeper import Sweep
 
 
@@ -12,6 +12,7 @@ def all_sweeps() -> list[Sweep]:
         *duty.SWEEPS,
         *freshness.SWEEPS,
         *reminders.SWEEPS,
+        *recheck.SWEEPS,
         *audit.SWEEPS,
         housekeeping.prune_dedupe_keys,
         housekeeping.release_memory,

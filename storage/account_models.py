@@ -1,4 +1,5 @@
-"""Tables of the 14x24-hour update rule: new-media accounts and their posts."""
+"""Tables of the 14x24-hour update rule and of what follows publishing: new-media accounts, their
+posts, pauses, and the re-check of each published draft."""
 
 from __future__ import annotations
 
@@ -60,3 +61,27 @@ class AccountPause(SQLModel, table=True):
     reason: str = Field(max_length=200)
     started_by: str = Field(max_length=64)
     ended_at: datetime | None = utc_column(nullable=True)  # early (/accounts resume) or at `until`
+
+
+class Recheck(SQLModel, table=True):
+    """发布后复核: a published draft read again where it went out, by the people configured
+    (review.recheck_by), confirmed 无误 or found wanting, before `due_at`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="accountpost.id", unique=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    version: int
+    account: str = Field(max_length=100)
+    url: str = Field(default="", max_length=500)
+    assignees: str = Field(max_length=500)  # "a|b": any one of them decides
+    task_id: str = Field(max_length=128, unique=True)
+    created_at: datetime = utc_column()
+    due_at: datetime = utc_column(index=True)
+    done_at: datetime | None = utc_column(nullable=True)
+    done_by: str = Field(default="", max_length=64)
+    outcome: str = Field(default="", max_length=16)  # "" open | ok | problem
+    note: str = Field(default="", max_length=500)  # what was wrong (outcome problem)
+
+    @property
+    def assignee_list(self) -> list[str]:
+        return [u for u in self.assignees.split("|") if u]

@@ -73,20 +73,22 @@ async def record_post(
     draft_id: int | None = None,
     url: str = "",
     unreviewed_reason: str = "",
-) -> bool:
-    """Store the post; move the deadline only when it is the newest post. True if it moved."""
+) -> tuple[AccountPost, bool]:
+    """Store the post; move the deadline only when it is the newest post. (the post, whether the
+    deadline moved)."""
     assert account.id is not None
-    session.add(AccountPost(account_id=account.id, posted_at=posted_at, draft_id=draft_id, url=url,
-                            recorded_by=by, recorded_at=at, unreviewed_reason=unreviewed_reason))
+    post = AccountPost(account_id=account.id, posted_at=posted_at, draft_id=draft_id, url=url,
+                       recorded_by=by, recorded_at=at, unreviewed_reason=unreviewed_reason)
+    session.add(post)
     if account.last_post_at is not None and account.last_post_at >= posted_at:
         await session.flush()
-        return False
+        return post, False
     account.last_post_at = posted_at
     account.last_post_reviewed = not unreviewed_reason
     refresh_deadline(account, settings)
     session.add(account)
     await session.flush()
-    return True
+    return post, True
 
 
 async def has_post_at(session: AsyncSession, account: Account, posted_at: datetime) -> bool:

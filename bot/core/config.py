@@ -297,6 +297,11 @@ class ReviewSettings(_Frozen):
     important_keywords: tuple[str, ...] = ()
     cc_on_submit: tuple[str, ...] = ()  # copied (抄送) on every new draft
     cc_on_approval: tuple[str, ...] = ()  # told when a draft passes 三审
+    # 发布后第一时间再次审核 (湛江 细则 三(三)2): each /published opens a re-check, due this many
+    # working-day hours later, for the people who decided stage N of the published version
+    # ("stage:2") or everyone with a role ("role:reviewer")
+    recheck_within_hours: float = Field(default=2, gt=0, le=168)
+    recheck_by: str = Field(default="stage:2", pattern=r"^(stage:[1-9]|role:[a-z_]+)$")
     remind_interval_minutes: int = Field(default=120, ge=1)  # /remind: at most once per draft per this
 
     @model_validator(mode="before")

@@ -51,6 +51,20 @@ def working_time_between(start: datetime, end: datetime, tz: ZoneInfo) -> timede
     return total
 
 
+def add_working_time(start: datetime, amount: timedelta, tz: ZoneInfo) -> datetime:
+    """The moment `amount` of working-day time after `start` (the inverse of working_time_between:
+    non-working local days are skipped whole)."""
+    cursor, left = start, amount
+    while True:
+        day = local_day(cursor, tz)
+        next_midnight = datetime.combine(day + timedelta(days=1), time(0), tz).astimezone(ZoneInfo("UTC"))
+        if is_workday(day):
+            if cursor + left <= next_midnight:
+                return cursor + left
+            left -= next_midnight - cursor
+        cursor = next_midnight
+
+
 def in_quiet_hours(moment: datetime, settings: Settings) -> bool:
     """Whether `moment` falls in the reminders' quiet window (which may span midnight)."""
     now = moment.astimezone(settings.tz).time()

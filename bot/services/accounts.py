@@ -12,6 +12,7 @@ from bot import views
 from bot.core.config import AccountSettings, Settings
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local, local_at, local_day
+from bot.services.recheck import open_recheck
 from bot.services.review import load_draft, staff_names
 from bot.services.scope import Scope, is_admin
 from storage.account_models import Account, AccountPause
@@ -154,15 +155,18 @@ async def record_published(scope: Scope, number: int, account_name: str, url: st
         raise UserFacingError(f"{views.draft_label(draft)}当前为“{status}”，未通过三审的稿件不能发布。")
     account = await account_or_error(scope, account_name)
     now = scope.now()
-    await record_post(session=scope.session, settings=scope.settings, account=account, posted_at=now,
-                      by=scope.user, at=now, draft_id=draft.id, url=url)
+    post, _ = await record_post(session=scope.session, settings=scope.settings, account=account, posted_at=now,
+                                by=scope.user, at=now, draft_id=draft.id, url=url)
     await append_audit(session=scope.session, at=now, actor=scope.user, action="published", draft_id=draft.id,
                        details={"account": account.name, "url": url, "version": draft.version})
+    recheck = await open_recheck(scope, draft, post, account.name)
     if draft.submitter_userid != scope.user:
         scope.outbox.send_text([draft.submitter_userid], f"{views.draft_label(draft)}已在“{account.name}”发布。")
     return AccountDone(
         account,
-        f"已登记：{views.draft_label(draft)}已在“{account.name}”发布。{views.account_line(account, scope.settings, now)}",
+        f"已登记：{views.draft_label(draft)}已在“{account.name}”发布。{views.account_line(account, scope.settings, now)}"
+        f"\n发布后复核（{recheck.id}号）已交{views.names(recheck.assignee_list, staff_names(scope))}，"
+        f"请于 {fmt_local(recheck.due_at, scope.settings.tz)} 前完成。",
     )
 
 
@@ -185,7 +189,7 @@ async def record_posted(
             f"未经本系统审核的，请写明原因：/posted {account.name} [时间] 原因（如：转载上级稿件）。"
         )
     _reason_fits(reason)
-    moved = await record_post(session=scope.session, settings=scope.settings, account=account, posted_at=posted_at,
+    _, moved = await record_post(session=scope.session, settings=scope.settings, account=account, posted_at=posted_at,
                               by=scope.user, at=now, unreviewed_reason=reason)
     await append_audit(session=scope.session, at=now, actor=scope.user, action="posted",
                        details={"account": account.name, "posted_at": posted_at.isoformat(), "unreviewed": reason})
