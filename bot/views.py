@@ -13,9 +13,9 @@ from bot.rules.calendar import fmt_local
 from bot.rules.finding_marks import MARK_LABELS, marks_text, numbers_text
 from bot.rules.review import Refusal
 from bot.wecom.dispatcher import CommandSpec, command_of_menu_key, pack_action
-from storage.account_models import Account, Recheck
+from storage.account_models import Account, AccountPost, Recheck
 from storage.duty_models import Incident
-from storage.models import AuditEntry, Draft
+from storage.models import AuditEntry, Draft, ErrorCase
 
 NOT_STAFF = "您不在本单位审校助手的人员名单中，暂时无法使用。如需开通，请联系管理员。"
 APOLOGY = "抱歉，处理您的消息时出现内部错误，已记录日志。请稍后重试，或联系管理员。"
@@ -32,6 +32,7 @@ STATUS_LABELS = {
     "approved": "已通过（可发布）",
     "withdrawn": "已撤回",
     "classified": "涉密，不得公开",
+    "retracted": "已撤稿",
 }
 SECRECY_LABELS = {"clear": "不涉密", "classified": "涉密，不得公开"}
 
@@ -653,11 +654,26 @@ def recheck_card(recheck: Recheck, draft: Draft, tz: ZoneInfo, task_id: str) -> 
     }
 
 
+def takedown_card(draft: Draft, case: ErrorCase, post: AccountPost, account: str, task_id: str) -> dict[str, object]:
+    """To the publisher of a retracted draft's post: take it down, then confirm."""
+    url = post.url
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·撤稿", "desc_color": 2},
+        "main_title": {"title": f"【撤稿】{draft.title}"[:36], "desc": f"稿件{draft.id}号 · “{account}”"},
+        "sub_title_text": f"原因：{case.description}"[:300] + "。请立即撤下，撤下后点“已撤下”。",
+        **({"card_action": {"type": 1, "url": url}} if url else {}),
+        "task_id": task_id,
+        "button_list": [{"text": "已撤下", "style": 1, "key": pack_action("rt", "down", post.id)}],
+    }
+
+
 def recheck_problem_text(recheck: Recheck, draft: Draft, by: str) -> str:
     where = f"（{recheck.url}）" if recheck.url else ""
     return (
         f"【发布后复核·发现问题】{draft_label(draft)}在“{recheck.account}”{where}发布后复核，"
-        f"{by}发现问题：{recheck.note}。请立即核实，需要时纠错或撤稿，并登记处理结果。"
+        f"{by}发现问题：{recheck.note}。请立即核实，需要时纠错（/correct {draft.id} 种类 说明）"
+        f"或撤稿（/retract {draft.id} 种类 理由）。"
     )
 
 
@@ -685,6 +701,9 @@ ACTION_LABELS = {
     "recheck_open": "发布后复核交办",
     "recheck_ok": "发布后复核无误",
     "recheck_problem": "发布后复核发现问题",
+    "correct": "登记错情并退回纠错",
+    "retract": "登记错情并撤稿",
+    "takedown": "确认已撤下",
 }
 
 
@@ -722,6 +741,8 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
         text += f"：{details['reason']}"
     elif entry.action == "published":
         text += f"到 {details.get('account', '')}"
+    elif entry.action in ("correct", "retract"):
+        text += f"（第{details.get('version')}版，错情{details.get('case')}号）：{details.get('description') or details.get('reason', '')}"
     elif entry.action == "recheck_open":
         text += f"给{people('assignees')}（{details.get('account', '')}）"
     elif entry.action in ("recheck_ok", "recheck_problem"):

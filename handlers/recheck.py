@@ -19,7 +19,7 @@ RECHECK_USAGE = "/recheck；/recheck 编号 无误；/recheck 编号 问题 说�
 OUTCOME_WORDS = {"无误": "ok", "ok": "ok", "问题": "problem", "problem": "problem"}
 
 
-@router.command("recheck", aliases=("复核",), usage=RECHECK_USAGE, summary="发布后复核：待复核列表，或登记复核结果")
+@router.command("recheck", aliases=("复核",), usage=RECHECK_USAGE, summary="发布后复核；待复核列表，或登记复核结果")
 async def on_recheck(ctx: Context, cmd: Command) -> None:
     if not cmd.argv:
         open_ones = await recheck.my_rechecks(ctx)

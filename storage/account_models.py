@@ -49,6 +49,9 @@ class AccountPost(SQLModel, table=True):
     recorded_at: datetime = utc_column()
     # non-empty: the post did not go through review here (/posted), and this is why
     unreviewed_reason: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    # a retracted draft's post: when its publisher confirmed it was taken down (撤稿), and who
+    taken_down_at: datetime | None = utc_column(nullable=True)
+    taken_down_by: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
 
 
 class AccountPause(SQLModel, table=True):

@@ -379,3 +379,20 @@ class Occasion(SQLModel, table=True):
     claimed_at: datetime = utc_column()
     claimed_by: str = Field(default="", max_length=64)
 
+
+
+class ErrorCase(SQLModel, table=True):
+    """错情: an error found in a published version (钦州 五(三) 错情评估; 湛江 第十七条 补救措施),
+    recorded with its kind, what was done (纠错 or 撤稿) and everyone who signed that version, so
+    that 责任倒查 is one query."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    version: int  # the version that went out with the error
+    kind: str = Field(max_length=16)  # typo | wording | political | secret | link | other
+    description: str = Field(max_length=500)
+    action: str = Field(max_length=16)  # correct | retract
+    recorded_by: str = Field(max_length=64)
+    recorded_at: datetime = utc_column(index=True)
+    # who passed the version: [{"stage": "二审", "userid": "…", "name": "…", "at": "…"}], 审 and 校
+    signers: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -81,7 +81,8 @@ async def test_a_problem_must_be_written_down_and_reaches_submitter_publisher_ad
     assert "发现问题（第二段演练时间与通知不一致），已告知投稿人、发布人和管理员" in last_text(stack, "zhangkz")
     expected = (
         f"{PROBLEM}稿件1号《关于开展2025年防汛演练的通知》在“示范发布”（{LINK}）发布后复核，"
-        "张科长发现问题：第二段演练时间与通知不一致。请立即核实，需要时纠错或撤稿，并登记处理结果。"
+        "张科长发现问题：第二段演练时间与通知不一致。请立即核实，需要时纠错（/correct 1 种类 说明）"
+        "或撤稿（/retract 1 种类 理由）。"
     )
     assert last_text(stack, "wangxm") == expected and last_text(stack, "chenfb") == expected
     assert count(stack, "zhangkz", PROBLEM) == 0 and count(stack, "liuzr", PROBLEM) == 0
