@@ -616,6 +616,14 @@ def incident_card(incident: Incident, raiser_name: str, tz: object, task_id: str
     }
 
 
+def incident_report_text(incident: Incident, raiser_name: str, kind_label: str) -> str:
+    """To someone of the 上报 chain in WeCom, as the incident is raised."""
+    return (
+        f"【突发上报】事件{incident.id}号（{kind_label}），{raiser_name}报告：{incident.content[:500]}。"
+        f"值班人员已收到通知；处置情况见 /incidents {incident.id}。"
+    )
+
+
 def incident_handling_card(incident: Incident, raiser_name: str, tz: object, task_id: str,
                            acker_name: str) -> dict[str, object]:
     """What a page card becomes after 收到: still in hand, with only 已处置 left to press."""

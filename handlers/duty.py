@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlmodel import col, select
 
@@ -10,7 +10,8 @@ from bot import views
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local, local_at, local_day
 from bot.services import duty
-from bot.services.duty import INCIDENT_STATUS_LABELS
+from bot.core.config import INCIDENT_KINDS
+from bot.services.duty import INCIDENT_KIND_LABELS, INCIDENT_STATUS_LABELS, INCIDENT_STEPS
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
 from bot.wecom.events import CardClick
@@ -21,9 +22,15 @@ from storage.duty_models import Incident, IncidentEvent
 router = Router("duty")
 
 DUTY_USAGE = "/duty [天数] 或 /duty swap YYYY-MM-DD userid [副班|带班领导]"
-ALERT_USAGE = "/alert 事件内容"
-INCIDENT_USAGE = "/incidents [编号]"
-EVENT_LABELS = {"raised": "报告", "paged": "通知值班", "escalated": "上报", "acked": "收到", "resolved": "处置完毕"}
+ALERT_USAGE = "/alert [网络安全|舆情|内容差错|其他] 事件内容"
+INCIDENT_USAGE = (
+    "/incidents [编号]；/incidents 编号 上报 对象 方式 [说明]；/incidents 编号 纠错|删除|回应|处置 说明；"
+    "/incidents 编号 总结 说明"
+)
+EVENT_LABELS = {
+    "raised": "报告", "paged": "通知值班", "escalated": "上报", "acked": "收到", "resolved": "处置完毕",
+    "reported": "上报", "action": "处置", "summary": "总结结案",
+}
 ROLE_WORDS = {"主班": "primary", "副班": "deputy", "带班领导": "leader", "带班": "leader"}
 SWAP_HORIZON = timedelta(days=366)  # a shift further ahead than this cannot be moved yet
 
@@ -99,10 +106,52 @@ async def on_swap_click(ctx: Context, click: CardClick, parts: list[str]) -> Non
 
 @router.command("alert", aliases=("突发",), usage=ALERT_USAGE, summary="报告突发事件，值班人员立即收到并须确认")
 async def on_alert(ctx: Context, cmd: Command) -> None:
-    content = " ".join(p for p in (cmd.args.strip(), cmd.body.strip()) if p)
+    words = cmd.argv
+    kind = INCIDENT_KINDS.get(words[0], "") if words else ""
+    args = " ".join(words[1:]) if kind else cmd.args.strip()
+    content = " ".join(p for p in (args, cmd.body.strip()) if p)
     if not content:
         raise UserFacingError(views.usage(ALERT_USAGE))
-    ctx.reply_text((await duty.raise_incident(ctx, content)).message)
+    ctx.reply_text((await duty.raise_incident(ctx, content, kind or "other")).message)
+
+
+def incident_lines(ctx: Context, incident: Incident, events: list[IncidentEvent]) -> list[str]:
+    """An incident as an inspector reads it: kind, status, the times to acknowledge and to report,
+    the timeline, whom it still has to be reported to, and the closing summary."""
+    tz, names = ctx.settings.tz, ctx.settings.staff_names
+    kind = INCIDENT_KIND_LABELS.get(incident.kind, incident.kind)
+    lines = [f"【突发事件{incident.id}号】{kind} · {INCIDENT_STATUS_LABELS[incident.status]}", incident.content]
+    reported = [e for e in events if e.kind == "reported"]
+    timing = []
+    if incident.acked_at is not None:
+        timing.append(f"确认用时 {minutes_between(incident.raised_at, incident.acked_at)} 分钟")
+    if reported:
+        timing.append(f"首次上报用时 {minutes_between(incident.raised_at, reported[0].at)} 分钟")
+    if timing:
+        lines.append("；".join(timing))
+    lines.append("—— 时间线 ——")
+    for event in events:
+        who = names.get(event.actor, event.actor) if event.actor not in ("", "system") else "系统"
+        details = event.details or {}
+        if event.kind == "reported":
+            suffix = f" {details.get('to', '')}（{details.get('how', '')}）" + (f"：{details['note']}" if details.get("note") else "")
+        elif event.kind == "action":
+            suffix = f"·{details.get('action', '')}：{details.get('note', '')}"
+        elif event.kind == "summary":
+            suffix = f"：{details.get('note', '')}"
+        else:
+            to = details.get("to")
+            suffix = f" → {views.names(to, names)}" if to else ""
+        lines.append(f"{fmt_local(event.at, tz)} {who} {EVENT_LABELS.get(event.kind, event.kind)}{suffix}")
+    done = {e.details.get("to") for e in reported}
+    pending = [t.name for t in duty.report_targets(ctx.settings, incident.kind) if t.name not in done]
+    if pending and not incident.summary:
+        lines.append(f"尚未登记上报：{'、'.join(pending)}（/incidents {incident.id} 上报 对象 方式）")
+    return lines
+
+
+def minutes_between(start: datetime, end: datetime) -> int:
+    return int((end - start).total_seconds() // 60)
 
 
 @router.card("in")
@@ -119,23 +168,21 @@ async def on_incident_click(ctx: Context, click: CardClick, parts: list[str]) ->
 @router.command("incidents", aliases=("事件",), usage=INCIDENT_USAGE, summary="突发事件列表，或某一事件的完整时间线")
 async def on_incidents(ctx: Context, cmd: Command) -> None:
     tz = ctx.settings.tz
-    if cmd.argv:
-        if len(cmd.argv) != 1:
+    if len(cmd.argv) >= 2:
+        if cmd.argv[1] not in INCIDENT_STEPS:
             raise UserFacingError(views.usage(INCIDENT_USAGE))
+        number = parse_number(cmd.argv[0], INCIDENT_USAGE)
+        words = [*cmd.argv[2:], *cmd.body.split()]
+        ctx.reply_text((await duty.record_incident_step(ctx, number, cmd.argv[1], words)).message)
+        return
+    if cmd.argv:
         incident = await ctx.session.get(Incident, parse_number(cmd.argv[0], INCIDENT_USAGE))
         if incident is None:
             raise UserFacingError(f"没有编号为 {cmd.argv[0]} 的突发事件。")
-        events = await ctx.session.exec(
+        events = list((await ctx.session.exec(
             select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(col(IncidentEvent.id))
-        )
-        names = ctx.settings.staff_names
-        lines = [f"【突发事件{incident.id}号】{INCIDENT_STATUS_LABELS[incident.status]}", incident.content, "—— 时间线 ——"]
-        for event in events.all():
-            who = names.get(event.actor, event.actor) if event.actor not in ("", "system") else "系统"
-            to = event.details.get("to") if event.details else None
-            suffix = f" → {views.names(to, names)}" if to else ""
-            lines.append(f"{fmt_local(event.at, tz)} {who} {EVENT_LABELS.get(event.kind, event.kind)}{suffix}")
-        ctx.reply_text("\n".join(lines))
+        )).all())
+        ctx.reply_text("\n".join(incident_lines(ctx, incident, events)))
         return
     rows = (await ctx.session.exec(select(Incident).order_by(col(Incident.id).desc()).limit(15))).all()
     if not rows:
@@ -143,7 +190,8 @@ async def on_incidents(ctx: Context, cmd: Command) -> None:
         return
     lines = ["【突发事件】最近 15 件："]
     for incident in rows:
-        lines.append(f"{incident.id}号 {fmt_local(incident.raised_at, tz)} {INCIDENT_STATUS_LABELS[incident.status]}：{incident.content[:40]}")
+        kind = INCIDENT_KIND_LABELS.get(incident.kind, incident.kind)
+        lines.append(f"{incident.id}号 {fmt_local(incident.raised_at, tz)} {kind} {INCIDENT_STATUS_LABELS[incident.status]}：{incident.content[:40]}")
     lines.append("发送 /incidents 编号 查看时间线。")
     ctx.reply_text("\n".join(lines))
 

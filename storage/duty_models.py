@@ -56,10 +56,13 @@ class Incident(SQLModel, table=True):
     resolved_by: str = Field(default="", max_length=64)
     resolved_at: datetime | None = utc_column(nullable=True)
     escalated_at: datetime | None = utc_column(nullable=True)
+    kind: str = Field(default="other", max_length=16, sa_column_kwargs={"server_default": "other"})
+    summary: str = Field(default="", max_length=2000, sa_column_kwargs={"server_default": ""})  # the closing one
 
 
 class IncidentEvent(SQLModel, table=True):
-    """The incident timeline: raised, paged (to whom), escalated, acknowledged, resolved."""
+    """The incident timeline: raised, paged (to whom), escalated, acknowledged, reported (to whom,
+    how, by whom), actions taken (纠错, 删除, 回应, 处置), resolved, summarised."""
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id", index=True)

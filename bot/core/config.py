@@ -330,6 +330,18 @@ class ExportSettings(_Frozen):
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
+INCIDENT_KINDS = {"网络安全": "cyber", "舆情": "opinion", "内容差错": "content", "其他": "other"}
+
+
+class ReportTarget(_Frozen):
+    """Whom an incident is reported to (湛江 第十二条、第十五条: 主要负责人, 上级主管部门, 宣传、网信、
+    公安): someone in WeCom (userid, told at once) or outside it (recorded as reported by hand)."""
+
+    name: str = Field(min_length=1, max_length=50)  # as the record shows it: 主要负责人, 市委网信办 …
+    userid: str = ""  # "" = outside WeCom
+    kinds: tuple[Literal["cyber", "opinion", "content", "other"], ...] = ()  # () = every kind
+
+
 class DutySettings(_Frozen):
     """值班值守: rotation rules, pings, daily inspection, incidents, gap warnings."""
 
@@ -349,6 +361,7 @@ class DutySettings(_Frozen):
     inspection_reminder_minutes: int = Field(default=30, ge=0)  # before the deadline
     incident_repeat_minutes: int = Field(default=5, ge=1)
     incident_escalate_minutes: int = Field(default=15, ge=1)
+    report_to: tuple[ReportTarget, ...] = ()  # the 上报 chain of an incident, in order
     gap_check_time: str = Field(default="09:00", pattern=HHMM)
     gap_horizon_days: int = Field(default=7, ge=1, le=60)
     webhook_key: str = ""  # 值班群 group robot (消息推送) key, optional
@@ -503,6 +516,7 @@ class Settings(_Frozen):
             ("review.cc_on_submit", self.review.cc_on_submit),
             ("review.cc_on_approval", self.review.cc_on_approval),
             *((f"freshness.accounts.{a.name}.owners", a.owners) for a in self.freshness.accounts),
+            *((f"duty.report_to.{t.name}.userid", (t.userid,)) for t in self.duty.report_to if t.userid),
         ):
             for userid in people:
                 if userid not in seen:

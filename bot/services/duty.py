@@ -10,6 +10,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import views
+from bot.core.config import INCIDENT_KINDS, ReportTarget, Settings
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local, local_at, people_with_role
 from bot.services.review import staff_names
@@ -22,6 +23,8 @@ from storage.audit_repo import append_audit
 from storage.duty_models import Incident, IncidentEvent, Inspection, Shift
 
 INCIDENT_STATUS_LABELS = {"open": "待收到", "acked": "已收到，处置中", "resolved": "已处置"}
+INCIDENT_KIND_LABELS = {code: word for word, code in INCIDENT_KINDS.items()}
+INCIDENT_STEPS = ("上报", "纠错", "删除", "回应", "处置", "总结")
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,12 @@ async def duty_ids(scope: Scope) -> list[str]:
 # ---------------------------------------------------------------- incidents
 
 
-async def raise_incident(scope: Scope, content: str) -> IncidentDone:
-    """A new incident, paged at once to whoever is on duty (admins when nobody is)."""
+async def raise_incident(scope: Scope, content: str, kind: str = "other") -> IncidentDone:
+    """A new incident, paged at once to whoever is on duty (admins when nobody is); the 上报
+    chain's people in WeCom are told at once, the others wait to be reported to by hand."""
     now = scope.now()
     incident = Incident(
-        content=content[:2000], raised_by=scope.user, raised_at=now, status="open",
+        content=content[:2000], raised_by=scope.user, raised_at=now, status="open", kind=kind,
         next_page_at=now + timedelta(minutes=scope.settings.duty.incident_repeat_minutes),
     )
     scope.session.add(incident)
@@ -98,13 +102,83 @@ async def raise_incident(scope: Scope, content: str) -> IncidentDone:
     scope.session.add(IncidentEvent(incident_id=incident.id, at=now, kind="raised", actor=scope.user))
     names = staff_names(scope)
     paged = await page_incident(now, scope.session, scope.outbox, incident, scope.settings, names)
+    told = []
+    for target in report_targets(scope.settings, kind):
+        if target.userid:
+            scope.outbox.send_text([target.userid], views.incident_report_text(incident, scope.name_of(scope.user), INCIDENT_KIND_LABELS[kind]))
+            scope.session.add(IncidentEvent(incident_id=incident.id, at=now, kind="reported", actor="system",
+                                            details={"to": target.name, "how": "企业微信"}))
+            told.append(target.name)
     await append_audit(session=scope.session, at=now, actor=scope.user, action="incident",
-                       details={"incident": incident.id, "content": content[:200], "paged": paged})
+                       details={"incident": incident.id, "kind": kind, "content": content[:200], "paged": paged,
+                                "reported": told})
+    pending = [t.name for t in report_targets(scope.settings, kind) if not t.userid]
     return IncidentDone(
         incident,
-        f"已报告突发事件{incident.id}号，已通知{views.names(paged, names)}。"
-        f"{scope.settings.duty.incident_escalate_minutes} 分钟内无人确认将上报单位领导。",
+        f"已报告突发事件{incident.id}号（{INCIDENT_KIND_LABELS[kind]}），已通知{views.names(paged, names)}"
+        + (f"，已上报{'、'.join(told)}" if told else "") + "。"
+        f"{scope.settings.duty.incident_escalate_minutes} 分钟内无人确认将上报单位领导。"
+        + (f"还须上报：{'、'.join(pending)}（上报后发送 /incidents {incident.id} 上报 对象 方式）。" if pending else ""),
     )
+
+
+def report_targets(settings: Settings, kind: str) -> list[ReportTarget]:
+    """The 上报 chain for an incident of `kind`."""
+    return [t for t in settings.duty.report_to if not t.kinds or kind in t.kinds]
+
+
+async def may_handle_incident(scope: Scope, incident: Incident) -> bool:
+    """Who may record what was done about an incident: whoever is on duty, acknowledged it or
+    raised it, leaders and admins."""
+    member = scope.staff.get(scope.user)
+    return (
+        is_admin(scope) or scope.user in (incident.raised_by, incident.acked_by)
+        or (member is not None and bool({"leader", "principal"} & set(member.roles)))
+        or scope.user in await duty_ids(scope)
+    )
+
+
+async def record_incident_step(scope: Scope, number: int, step: str, words: list[str]) -> IncidentDone:
+    """上报 (to whom, how, what was said), an action taken (纠错, 删除, 回应, 处置) or the closing 总结."""
+    incident = await load_incident(scope, number)
+    assert incident.id is not None
+    if not await may_handle_incident(scope, incident):
+        scope.log.info("incident %s step by %s refused", incident.id, scope.user)
+        raise UserFacingError("只有值班人员、事件的报告人和确认人、领导和管理员可以登记事件的处置情况。")
+    if incident.summary:
+        raise UserFacingError(f"事件{incident.id}号已总结结案，不能再登记。")
+    now = scope.now()
+    note = " ".join(words).strip()
+    if step == "上报":
+        if len(words) < 2:
+            raise UserFacingError(f"请写明上报对象和方式：/incidents {incident.id} 上报 对象 方式（电话、书面、短信、当面…） [说明]")
+        to, how, note = words[0], words[1], " ".join(words[2:])
+        event = IncidentEvent(incident_id=incident.id, at=now, kind="reported", actor=scope.user,
+                              details={"to": to[:50], "how": how[:20], "note": note[:500]})
+        message = f"已记录：事件{incident.id}号已由{scope.name_of(scope.user)}以{how}上报{to}。"
+    elif step == "总结":
+        if not note:
+            raise UserFacingError(f"请写明处置结果：/incidents {incident.id} 总结 说明")
+        incident.summary = note[:2000]
+        if incident.status != "resolved":
+            if incident.status == "open":
+                incident.acked_by, incident.acked_at = scope.user, now
+            incident.status, incident.resolved_by, incident.resolved_at = "resolved", scope.user, now
+            incident.next_page_at = None
+            await scope.outbox.close_cards(incident_subject(incident), replace_name="已结案")
+        scope.session.add(incident)
+        event = IncidentEvent(incident_id=incident.id, at=now, kind="summary", actor=scope.user, details={"note": note[:500]})
+        message = f"已记录：事件{incident.id}号已总结结案。"
+    else:
+        if not note:
+            raise UserFacingError(f"请写明{step}的情况：/incidents {incident.id} {step} 说明")
+        event = IncidentEvent(incident_id=incident.id, at=now, kind="action", actor=scope.user,
+                              details={"action": step, "note": note[:500]})
+        message = f"已记录：事件{incident.id}号{step}：{note[:500]}。"
+    scope.session.add(event)
+    await append_audit(session=scope.session, at=now, actor=scope.user, action=f"incident_{event.kind}",
+                       details={"incident": incident.id, **event.details})
+    return IncidentDone(incident, message)
 
 
 async def load_incident(scope: Scope, number: int) -> Incident:
