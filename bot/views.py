@@ -594,10 +594,14 @@ def inspection_card(task_id: str, inspection_id: int, day: str) -> dict[str, obj
             "type": 0,
             "title": "巡检内容",
             "quote_text": "1. 浏览政府网站各栏目，检查链接、错别字和过期信息\n"
-            "2. 查看各政务新媒体账号最新发布内容和留言\n3. 发现问题立即报告带班领导",
+            "2. 查看各政务新媒体账号最新发布内容和留言\n3. 发现问题立即报告带班领导，"
+            "并登记：/inspect 问题 说明 [负责人 期限]",
         },
         "task_id": task_id,
-        "button_list": [{"text": "已完成", "style": 1, "key": pack_action("dy", "done", inspection_id)}],
+        "button_list": [
+            {"text": "已完成", "style": 1, "key": pack_action("dy", "done", inspection_id)},
+            {"text": "发现问题", "style": 2, "key": pack_action("dy", "problem", inspection_id)},
+        ],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 from sqlmodel import col, select
@@ -9,7 +10,7 @@ from sqlmodel import col, select
 from bot import views
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local, local_at, local_day
-from bot.services import duty
+from bot.services import duty, rectification
 from bot.core.config import INCIDENT_KINDS
 from bot.services.duty import INCIDENT_KIND_LABELS, INCIDENT_STATUS_LABELS, INCIDENT_STEPS
 from bot.wecom.context import Context
@@ -199,9 +200,54 @@ async def on_incidents(ctx: Context, cmd: Command) -> None:
 # ---------------------------------------------------------------- 巡检 card
 
 
+INSPECT_USAGE = "/inspect；/inspect 问题 说明 [负责人userid 整改期限YYYY-MM-DD]"
+FIX_USAGE = "/fix 编号 整改情况"
+_DAY = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+
+
+@router.command("inspect", aliases=("巡检",), usage=INSPECT_USAGE, summary="巡检发现的问题；交办整改并跟踪到整改完成")
+async def on_inspect(ctx: Context, cmd: Command) -> None:
+    if not cmd.argv:
+        pending = await rectification.open_rectifications(ctx)
+        if not pending:
+            ctx.reply_text("没有未完成的整改。巡检发现问题请发送 /inspect 问题 说明 [负责人userid 整改期限YYYY-MM-DD]。")
+            return
+        lines = [f"【整改】未完成 {len(pending)} 项：", *(rectification.rectification_line(f, ctx) for f in pending)]
+        ctx.reply_text("\n".join(lines))
+        return
+    if cmd.argv[0] != "问题":
+        raise UserFacingError(views.usage(INSPECT_USAGE))
+    words = cmd.argv[1:]
+    assignee, last_day = "", None
+    if len(words) >= 3 and _DAY.fullmatch(words[-1]) and words[-2] in ctx.settings.staff_by_id:
+        assignee = words[-2]
+        year, month, day = (int(p) for p in words[-1].split("-"))
+        try:
+            last_day = date(year, month, day)
+        except ValueError:
+            raise UserFacingError(f"日期“{words[-1]}”不存在。") from None
+        words = words[:-2]
+    text = " ".join(p for p in (" ".join(words), cmd.body.strip()) if p)
+    ctx.reply_text((await rectification.record_finding(ctx, text, assignee, last_day)).message)
+
+
+@router.command("fix", aliases=("整改",), usage=FIX_USAGE, summary="登记整改完成情况")
+async def on_fix(ctx: Context, cmd: Command) -> None:
+    if len(cmd.argv) < 1:
+        raise UserFacingError(views.usage(FIX_USAGE))
+    number = parse_number(cmd.argv[0], FIX_USAGE)
+    note = " ".join(p for p in (" ".join(cmd.argv[1:]), cmd.body.strip()) if p)
+    ctx.reply_text((await rectification.fix_finding(ctx, number, note)).message)
+
+
 @router.card("dy")
 async def on_inspection_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
     number = card_number(parts[1]) if len(parts) == 2 else None
+    if number is not None and parts[0] == "problem":
+        # a card cannot take text: the problem is written down with /inspect, the card stays open
+        ctx.reply_text("请写明发现的问题：/inspect 问题 说明 [负责人userid 整改期限YYYY-MM-DD]；"
+                       "全部登记后点卡片上的“已完成”。")
+        return
     if number is None or parts[0] != "done":
         raise UserFacingError(views.UNKNOWN_CARD)
     done = await duty.complete_inspection(

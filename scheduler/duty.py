@@ -1,4 +1,4 @@
-"""Duty-watch sweeps: roster upkeep, shift pings, handover, 日常巡检, incident paging, gap warnings.
+"""Duty-watch sweeps: roster upkeep, shift pings, handover, 日常巡检 and its 整改, incident paging, gap warnings.
 
 Every message is guarded by a claimed Occasion in the transaction that queues it. Catch-up
 after downtime is "once": only the current shift is pinged, only the current paging slot of an
@@ -24,7 +24,7 @@ from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
 from storage import accounts_repo, duty_repo, findings_repo
 from storage.audit_repo import append_audit
-from storage.duty_models import Incident, IncidentEvent, Inspection, Shift
+from storage.duty_models import Incident, IncidentEvent, Inspection, InspectionFinding, Shift
 from storage.models import Occasion
 from storage.occasions_repo import claim_occasion, was_claimed
 
@@ -322,4 +322,42 @@ def uncovered(start: datetime, end: datetime, shifts: list[Shift]) -> list[tuple
     return [(a, b) for a, b in gaps if b - a >= timedelta(hours=1)]
 
 
-SWEEPS = (keep_roster, shift_pings, inspections, published_pages, incident_pages, gap_warnings)
+# ---------------------------------------------------------------- 整改
+
+
+async def rectifications_due(ctx: SweepContext) -> int:
+    """An 整改 past its deadline: its assignee is reminded once a day until it is fixed, and the
+    admins are told once (each claimed: two instances send it once)."""
+    admins = people_with_role(ctx.settings, "admin")
+    fired = 0
+    async with ctx.db() as session, session.begin():
+        outbox = Outbox(session, ctx.clock)
+        rows = await session.exec(
+            select(InspectionFinding).where(
+                InspectionFinding.assignee != "", col(InspectionFinding.fixed_at).is_(None),
+                col(InspectionFinding.due_at) <= ctx.now,
+            ).order_by(col(InspectionFinding.id))
+        )
+        for finding in rows.all():
+            assert finding.due_at is not None
+            day = int((ctx.now - finding.due_at) // timedelta(days=1))
+            if not await claim_occasion(session=session, kind="rectification", subject=str(finding.id),
+                                        occasion=f"day{day}", at=ctx.now, by=ctx.instance):
+                continue
+            deadline = fmt_local(finding.due_at - timedelta(seconds=1), ctx.settings.tz, "%Y-%m-%d")
+            outbox.send_text(
+                [finding.assignee],
+                f"【整改超期】巡检问题{finding.id}号（{finding.text}）应于 {deadline} 前整改，已超期 {day} 天。"
+                f"整改后请发送 /fix {finding.id} 整改情况。",
+            )
+            if day == 0:
+                outbox.send_text(
+                    [a for a in admins if a != finding.assignee],
+                    f"【整改超期】巡检问题{finding.id}号（{finding.text}）由{names_of(ctx, [finding.assignee])}负责，"
+                    f"应于 {deadline} 前整改，至今未完成。",
+                )
+            fired += 1
+    return fired
+
+
+SWEEPS = (keep_roster, shift_pings, inspections, published_pages, incident_pages, gap_warnings, rectifications_due)

@@ -70,3 +70,19 @@ class IncidentEvent(SQLModel, table=True):
     kind: str = Field(max_length=16)
     actor: str = Field(default="", max_length=64)
     details: dict[str, Any] = json_column()  # e.g. {"to": [userids]}
+
+
+class InspectionFinding(SQLModel, table=True):
+    """A problem found in the 日常巡检 (湛江 第十二条), and when it is given to someone with a
+    deadline, its 整改 (问题交办、限期整改: 湛江 第十六条(一), 钦州 第二十八条) until closed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: str = Field(max_length=10, index=True)  # the local day of the 巡检 it was found in
+    text: str = Field(max_length=500)
+    found_by: str = Field(max_length=64)
+    found_at: datetime = utc_column()
+    assignee: str = Field(default="", max_length=64)  # "" = recorded only, nothing to rectify
+    due_at: datetime | None = utc_column(nullable=True, index=True)
+    fixed_at: datetime | None = utc_column(nullable=True)
+    fixed_by: str = Field(default="", max_length=64)
+    fix_note: str = Field(default="", max_length=500)
