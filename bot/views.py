@@ -585,18 +585,28 @@ def account_line(account: Account, settings: Settings, now: object) -> str:
 # ---------------------------------------------------------------- duty watch
 
 
-def inspection_card(task_id: str, inspection_id: int, day: str) -> dict[str, object]:
+def inspection_card(
+    task_id: str, inspection_id: int, day: str, published: Sequence[str] = (), near: Sequence[str] = ()
+) -> dict[str, object]:
+    """The 日常巡检 card: what to check, what was published since the last 巡检 (read those first)
+    and the accounts close to their 14×24-hour deadline."""
+    shown = 5
+    lines = [
+        f"新发布 {len(published)} 条（自上次巡检）" + ("：" if published else ""),
+        *(f"· {line}" for line in published[:shown]),
+        *([f"· 另有 {len(published) - shown} 条，见 /accounts"] if len(published) > shown else []),
+    ]
+    if near:
+        lines += [f"临近更新期限 {len(near)} 个账号：", *(f"· {line}" for line in near[:shown])]
+    lines += [
+        "请检查：网站各栏目链接、错别字和过期信息；各账号最新内容和留言。",
+        "发现问题请登记：/inspect 问题 说明 [负责人 期限]",
+    ]
     return {
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·值班值守", "desc_color": 0},
         "main_title": {"title": "【日常巡检】请完成今日巡检", "desc": day},
-        "quote_area": {
-            "type": 0,
-            "title": "巡检内容",
-            "quote_text": "1. 浏览政府网站各栏目，检查链接、错别字和过期信息\n"
-            "2. 查看各政务新媒体账号最新发布内容和留言\n3. 发现问题立即报告带班领导，"
-            "并登记：/inspect 问题 说明 [负责人 期限]",
-        },
+        "quote_area": {"type": 0, "title": "巡检内容", "quote_text": "\n".join(lines)},
         "task_id": task_id,
         "button_list": [
             {"text": "已完成", "style": 1, "key": pack_action("dy", "done", inspection_id)},

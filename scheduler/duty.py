@@ -19,13 +19,14 @@ from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
 from bot.services import page_check
 from bot.services.duty import on_duty_userids, page_incident
 from bot.services.findings import lexicon_for
-from bot.views import inspection_card
+from bot.views import account_line, inspection_card
 from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
 from storage import accounts_repo, duty_repo, findings_repo
 from storage.audit_repo import append_audit
 from storage.duty_models import Incident, IncidentEvent, Inspection, InspectionFinding, Shift
-from storage.models import Occasion
+from storage.account_models import Account, AccountPost
+from storage.models import Draft, Occasion
 from storage.occasions_repo import claim_occasion, was_claimed
 
 log = logging.getLogger(__name__)
@@ -172,8 +173,36 @@ async def _send_inspection(ctx: SweepContext, session: AsyncSession, outbox: Out
     session.add(inspection)
     await session.flush()
     assert inspection.id is not None
-    outbox.send_card([people[0]], inspection_card(task_id, inspection.id, day))
+    published, near = await _inspection_lists(ctx, session)
+    outbox.send_card([people[0]], inspection_card(task_id, inspection.id, day, published, near))
     return 1
+
+
+async def _inspection_lists(ctx: SweepContext, session: AsyncSession) -> tuple[list[str], list[str]]:
+    """What was published since the previous 巡检 card (a day back for the first), and the
+    active accounts whose deadline is within the first warning threshold (72 h)."""
+    previous = (await session.exec(
+        select(func.max(Inspection.sent_at)).where(Inspection.sent_at < ctx.now)
+    )).one()
+    since = previous or ctx.now - timedelta(days=1)
+    rows = await session.exec(
+        select(AccountPost, Account.name, Draft.title)
+        .join(Account, col(Account.id) == AccountPost.account_id)
+        .join(Draft, col(Draft.id) == AccountPost.draft_id, isouter=True)
+        .where(AccountPost.recorded_at > since, AccountPost.recorded_at <= ctx.now)
+        .order_by(col(AccountPost.id))
+    )
+    published = [
+        f"《{title}》· {account}" if title else f"{account}（未经本系统审核：{post.unreviewed_reason}）"
+        for post, account, title in rows.all()
+    ]
+    horizon = ctx.now + timedelta(hours=max(ctx.settings.freshness.warn_hours, default=72))
+    accounts = await session.exec(
+        select(Account).where(Account.status == "active", col(Account.deadline_at) <= horizon)
+        .order_by(col(Account.deadline_at))
+    )
+    near = [account_line(a, ctx.settings, ctx.now) for a in accounts.all()]
+    return published, near
 
 
 async def published_pages(ctx: SweepContext) -> int:

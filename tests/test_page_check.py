@@ -98,6 +98,10 @@ async def publish(stack: Stack, links: list[str]) -> None:
 async def test_the_inspection_reports_each_published_page(stack: Stack, site: str) -> None:
     await publish(stack, [f"{site}/good", f"{site}/gbk", f"{site}/clean", f"{site}/missing", f"{site}/hang"])
     await at(stack, hours=2)  # 10:00: the 巡检 card, then its pages
+    card = next(d for d in stack.sim.inbox("zhaoli") if d.msgtype == "template_card"
+                and d.payload["template_card"]["main_title"]["title"].startswith("【日常巡检】"))
+    quote = card.payload["template_card"]["quote_area"]["quote_text"].splitlines()
+    assert quote[:7] == ["新发布 5 条（自上次巡检）：", *["· 《防汛通知》· 示范发布"] * 5, "请检查：网站各栏目链接、错别字和过期信息；各账号最新内容和留言。"]
     report = last_text(stack, "zhaoli")
     assert report.splitlines() == [
         "【巡检·网页识错】2026-11-23：自上次巡检以来登记发布的网页 5 个，2 个有疑似问题，2 个无法访问。请逐一核实，需要纠错的及时处理。",
@@ -170,3 +174,14 @@ def test_page_text_drops_scripts_and_keeps_words_across_inline_tags() -> None:
     assert page_text(GOOD.encode()) == "首页\n台湾总统出席了活动。\n设备按装完毕。"
     assert page_text(GBK.encode("gbk")) == "请拨打13912345678咨询。"
     assert page_text("<p>坏的编码</p>".encode(), "no-such-charset") == "坏的编码"
+
+
+async def test_the_inspection_card_lists_accounts_close_to_their_deadline(stack: Stack) -> None:
+    await at(stack, hours=2 + 4 * 24)  # Friday 10:00: 示范微博 (7 days, never posted) has 70 hours left
+    card = [d for d in stack.sim.inbox("zhaoli") if d.msgtype == "template_card"][-1]
+    quote = card.payload["template_card"]["quote_area"]["quote_text"].splitlines()
+    assert quote[:3] == [
+        "新发布 0 条（自上次巡检）",
+        "临近更新期限 1 个账号：",
+        "· 示范微博（微博）：剩余 2 天 22 小时，期限 11-30 08:00（无更新记录，自登记起算）",
+    ]
