@@ -42,7 +42,16 @@ async def on_accounts(ctx: Context, cmd: Command) -> None:
     accounts.require_admin(ctx)
     action, rest = cmd.argv[0], cmd.argv[1:]
     if action in ("add", "添加") and len(rest) >= 3:
-        done = await accounts.add_account(ctx, rest[0], rest[1], tuple(rest[2:]))
+        owners, override = list(rest[2:]), ""
+        for n, word in enumerate(owners):
+            if word.startswith(("理由：", "理由:")):
+                owners, override = owners[:n], " ".join([word[3:], *owners[n + 1:]]).strip()
+                if not override:
+                    raise UserFacingError("请在“理由：”后写明理由。")
+                break
+        if not owners:
+            raise UserFacingError(views.usage(ACCOUNTS_USAGE))
+        done = await accounts.add_account(ctx, rest[0], rest[1], tuple(owners), override)
     elif action in PAUSE_WORDS and len(rest) >= 2:
         if not _DATE.fullmatch(rest[1]):
             raise UserFacingError(f"暂停截止日期“{rest[1]}”应写成 YYYY-MM-DD。用法：{ACCOUNTS_USAGE}")

@@ -13,6 +13,7 @@ from sqlmodel import select
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from storage.account_models import AccountPause, AccountPost
+from storage.models import AuditEntry
 from tests.flow import at, count, last_text, say, tap, texts
 from tests.test_freshness import FRESHNESS, START, account
 from tests.test_review_flow import SUBMISSION
@@ -108,3 +109,20 @@ async def test_closing_is_final_and_the_account_leaves_the_lists(stack: Stack) -
     assert count(stack, "wangxm", "【超期告警】示范微博") == 0
     await say(stack, "sunkz", "/accounts")
     assert "示范微博" not in last_text(stack, "sunkz") and "示范发布" in last_text(stack, "sunkz")
+
+
+async def test_a_second_account_on_one_platform_needs_a_reason(stack: Stack) -> None:
+    await say(stack, ADMIN, "/accounts add 示范微博二号 微博 wangxm")
+    assert "本单位在微博已有账号“示范微博”，同一平台原则上只开设1个政务新媒体账号（钦州 第二十四条（三））" in last_text(stack, ADMIN)
+    await say(stack, ADMIN, "/accounts add 示范微博二号 微博 wangxm 理由：")
+    assert "请在“理由：”后写明理由" in last_text(stack, ADMIN)
+    await say(stack, ADMIN, "/accounts add 示范微博二号 微博 wangxm 理由：应急专用账号，经市政府办批准")
+    assert last_text(stack, ADMIN) == (
+        "已登记账号“示范微博二号”（微博），负责人：王小明。请在 12-07 10:00 前首次更新（14 天期限自登记起算）。"
+    )
+    async with stack.db() as session:
+        entry = (await session.exec(select(AuditEntry).where(AuditEntry.action == "account_add"))).one()
+    assert entry.details["override"] == "应急专用账号，经市政府办批准" and entry.details["same_platform"] == ["示范微博"]
+    await say(stack, ADMIN, "/accounts close 示范微博")
+    await say(stack, ADMIN, "/accounts add 示范微博三号 抖音 wangxm")
+    assert "已登记账号“示范微博三号”（抖音）" in last_text(stack, ADMIN)

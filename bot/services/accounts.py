@@ -48,21 +48,36 @@ async def account_or_error(scope: Scope, name: str) -> Account:
     return account
 
 
-async def add_account(scope: Scope, name: str, platform: str, owners: tuple[str, ...]) -> AccountDone:
-    """An admin registers a new account with its owners (its period comes from the settings)."""
+async def add_account(
+    scope: Scope, name: str, platform: str, owners: tuple[str, ...], override: str = ""
+) -> AccountDone:
+    """An admin registers a new account with its owners (its period comes from the settings).
+    A second live account on the same platform (钦州 第二十四条（三）: 在同一平台只开设1个) is
+    refused unless the admin gives a reason, which the record keeps."""
     require_admin(scope)
     unknown = [u for u in owners if u not in scope.staff]
     if unknown:
         raise UserFacingError(f"负责人 {'、'.join(unknown)} 不在人员名单中。")
     if await find_account(scope.session, name) is not None:
         raise UserFacingError(f"账号“{name}”已存在。")
+    _reason_fits(override)
+    same = (await scope.session.exec(
+        select(Account.name).where(Account.platform == platform, Account.unit == "", Account.status != "closed")
+    )).all()
+    if same and not override:
+        raise UserFacingError(
+            f"本单位在{platform}已有账号“{'、'.join(same)}”，同一平台原则上只开设1个政务新媒体账号（钦州 第二十四条（三））。"
+            f"确需开设的，请写明理由：/accounts add {name} {platform} {' '.join(owners)} 理由：…"
+        )
     now = scope.now()
     account = await upsert_account(session=scope.session, settings=scope.settings,
                                    data=AccountSettings(name=name, platform=platform, owners=owners), at=now)
     await append_audit(session=scope.session, at=now, actor=scope.user, action="account_add",
-                       details={"name": name, "platform": platform, "owners": list(owners)})
+                       details={"name": name, "platform": platform, "owners": list(owners),
+                                **({"same_platform": list(same), "override": override} if same else {})})
     return AccountDone(account, f"已登记账号“{name}”（{platform}），负责人：{views.names(owners, staff_names(scope))}。"
-                                f"首次更新后请发送 /posted {name}。")
+                                f"请在 {fmt_local(account.deadline_at or now, scope.settings.tz)} 前首次更新"
+                                f"（{period_of(account, scope.settings) / timedelta(days=1):g} 天期限自登记起算）。")
 
 
 async def set_account_status(scope: Scope, name: str, status: str) -> AccountDone:
