@@ -16,7 +16,8 @@ from storage.accounts_repo import accounts_by_remaining
 router = Router("accounts")
 
 ACCOUNTS_USAGE = (
-    "/accounts；管理员：/accounts add 名称 平台 负责人userid…，/accounts pause 名称 截止日期YYYY-MM-DD 原因，"
+    "/accounts；管理员：/accounts add 名称 平台 负责人userid… [理由：同平台第二个账号的理由]，"
+    "/accounts pause 名称 截止日期YYYY-MM-DD 原因，"
     "/accounts resume|close 名称"
 )
 PUBLISHED_USAGE = "/published 编号 账号名称 [链接]"
