@@ -122,7 +122,7 @@ def _signed(row: Any, names: dict[str, str]) -> SignedDecision:
 
 
 def _form_row(seq: int, draft: Any, versions: dict[int, list[SignedDecision]]) -> ReviewFormRow:
-    state = draft.status if draft.status in ("approved", "rejected", "withdrawn", "classified") else "in_review"
+    state = draft.status if draft.status in ("approved", "rejected", "withdrawn", "classified", "retracted") else "in_review"
     current = standing_decisions(versions.get(draft.draft_version, []))
     shown = shown_stages(current, state, draft.draft_stage)
     return ReviewFormRow(

@@ -4,9 +4,11 @@ retraction is taken down by its publisher and confirmed; wrong people and wrong 
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 
 import pytest
+from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
@@ -14,6 +16,7 @@ from bot.core.clock import FrozenClock
 from storage.account_models import AccountPost, Recheck
 from storage.models import Draft, ErrorCase
 from tests.flow import active_card, at, last_text, say, tap, texts
+from tests.test_export import received_file
 from tests.test_freshness import FRESHNESS, START
 from tests.test_review_flow import SUBMISSION
 
@@ -116,6 +119,11 @@ async def test_a_retraction_is_taken_down_by_each_publisher_and_confirmed(stack:
     assert "当前为“已撤稿”" in last_text(stack, "liuzr")
     (case,) = await cases(stack)
     assert (case.kind, case.action, case.description) == ("political", "retract", "涉及台湾的表述不规范")
+    await say(stack, "chenfb", "/export 2026-11")
+    filename, content = received_file(stack, "chenfb")
+    row = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))[5]
+    assert (row[1], row[10], row[12], row[14]) == ("关于开展2025年防汛演练的通知", "√", "√", "同意")
+    assert "已通过，发布后撤稿" in row[15], "the 保密审查表 shows the signatures and the retraction"
     await at(stack, days=2)
     assert not [t for t in texts(stack, "zhangkz") if t.startswith("【复核")], "the re-checks closed with it"
     async with stack.db() as session:

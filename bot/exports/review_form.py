@@ -91,6 +91,8 @@ def _state_text(row: ReviewFormRow) -> str:
         return "已通过"
     if row.state == "withdrawn":
         return "已撤回"
+    if row.state == "retracted":
+        return "已通过，发布后撤稿"
     if row.state == "classified":
         return "保密审查认定涉密，不得公开"
     if row.state == "rejected":

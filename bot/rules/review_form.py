@@ -12,7 +12,7 @@ Disclosure = Literal["active", "on_request"]
 Platform = Literal["website", "newmedia", "other"]
 Decision = Literal["approve", "reject"]
 # Where the item stands: the row shows its final version if decided, else its current one.
-RowState = Literal["approved", "rejected", "in_review", "withdrawn", "classified"]
+RowState = Literal["approved", "rejected", "in_review", "withdrawn", "classified", "retracted"]
 
 SOURCE_KINDS: dict[str, str] = {
     "own": "本机关制发信息",
@@ -159,7 +159,7 @@ def shown_stages(
     shown = {}
     for stage, decisions in sorted(stages.items()):
         opinion = stage_opinion(decisions)
-        if state == "approved" or stage < current_stage or (
+        if state in ("approved", "retracted") or stage < current_stage or (
             state in ("rejected", "classified") and stage == current_stage and opinion.decision == "reject"
         ):
             shown[stage] = opinion
