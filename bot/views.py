@@ -14,7 +14,7 @@ from bot.rules.finding_marks import MARK_LABELS, marks_text, numbers_text
 from bot.rules.review import Refusal
 from bot.wecom.dispatcher import CommandSpec, command_of_menu_key, pack_action
 from storage.account_models import Account, AccountPost, Recheck
-from storage.duty_models import Incident
+from storage.duty_models import Incident, ReadingTask
 from storage.models import AuditEntry, Draft, ErrorCase
 
 NOT_STAFF = "您不在本单位审校助手的人员名单中，暂时无法使用。如需开通，请联系管理员。"
@@ -611,6 +611,22 @@ def inspection_card(
         "button_list": [
             {"text": "已完成", "style": 1, "key": pack_action("dy", "done", inspection_id)},
             {"text": "发现问题", "style": 2, "key": pack_action("dy", "problem", inspection_id)},
+        ],
+    }
+
+
+def reading_card(task: ReadingTask, tz: ZoneInfo) -> dict[str, object]:
+    """A 读网 turn: what to read, by when; 已读无误 or 发现问题."""
+    last_day = fmt_local(task.due_at - timedelta(seconds=1), tz, "%m-%d")
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·读网", "desc_color": 0},
+        "main_title": {"title": f"【读网】{task.section}"[:36], "desc": f"{last_day} 前完成"},
+        "sub_title_text": "请逐条阅读，查找错误表述、错别字、断链和过期信息；发现问题请写明。",
+        "task_id": task.task_id,
+        "button_list": [
+            {"text": "已读无误", "style": 1, "key": pack_action("rd", "ok", task.id)},
+            {"text": "发现问题", "style": 2, "key": pack_action("rd", "problem", task.id)},
         ],
     }
 

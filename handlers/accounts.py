@@ -68,7 +68,7 @@ async def on_accounts(ctx: Context, cmd: Command) -> None:
     ctx.reply_text(done.message)
 
 
-@router.command("published", aliases=("已发布",), usage=PUBLISHED_USAGE, summary="登记已通过三审的稿件已在某账号发布",
+@router.command("published", aliases=("已发布",), usage=PUBLISHED_USAGE, summary="登记稿件已发布；已通过三审的稿件已在某账号发布",
                 roles=("publisher",))
 async def on_published(ctx: Context, cmd: Command) -> None:
     if len(cmd.argv) not in (2, 3):

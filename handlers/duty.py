@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from bot import views
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local, local_at, local_day
-from bot.services import duty, rectification
+from bot.services import duty, reading, rectification
 from bot.core.config import INCIDENT_KINDS
 from bot.services.duty import INCIDENT_KIND_LABELS, INCIDENT_STATUS_LABELS, INCIDENT_STEPS
 from bot.wecom.context import Context
@@ -166,7 +166,7 @@ async def on_incident_click(ctx: Context, click: CardClick, parts: list[str]) ->
     ctx.reply_text(done.message)
 
 
-@router.command("incidents", aliases=("事件",), usage=INCIDENT_USAGE, summary="突发事件列表，或某一事件的完整时间线")
+@router.command("incidents", aliases=("事件",), usage=INCIDENT_USAGE, summary="突发事件列表；或某一事件的完整记录")
 async def on_incidents(ctx: Context, cmd: Command) -> None:
     tz = ctx.settings.tz
     if len(cmd.argv) >= 2:
@@ -238,6 +238,31 @@ async def on_fix(ctx: Context, cmd: Command) -> None:
     number = parse_number(cmd.argv[0], FIX_USAGE)
     note = " ".join(p for p in (" ".join(cmd.argv[1:]), cmd.body.strip()) if p)
     ctx.reply_text((await rectification.fix_finding(ctx, number, note)).message)
+
+
+READ_USAGE = "/read 编号 无误；/read 编号 问题 说明"
+
+
+@router.command("read", aliases=("读网",), usage=READ_USAGE, summary="登记读网结果")
+async def on_read(ctx: Context, cmd: Command) -> None:
+    if len(cmd.argv) < 2 or cmd.argv[1] not in ("无误", "问题"):
+        raise UserFacingError(views.usage(READ_USAGE))
+    number = parse_number(cmd.argv[0], READ_USAGE)
+    note = " ".join(p for p in (" ".join(cmd.argv[2:]), cmd.body.strip()) if p)
+    outcome = "ok" if cmd.argv[1] == "无误" else "problem"
+    ctx.reply_text((await reading.answer(ctx, number, outcome, note)).message)
+
+
+@router.card("rd")
+async def on_reading_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
+    number = card_number(parts[1]) if len(parts) == 2 else None
+    if number is None or parts[0] not in ("ok", "problem"):
+        raise UserFacingError(views.UNKNOWN_CARD)
+    if parts[0] == "problem":
+        ctx.reply_text(f"请写明发现的问题：/read {number} 问题 说明（如：政务公开栏目第3条链接失效）。")
+        return
+    done = await reading.answer(ctx, number, "ok", task_id=click.task_id, response_code=click.response_code)
+    ctx.reply_text(done.message)
 
 
 @router.card("dy")

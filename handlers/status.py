@@ -70,7 +70,7 @@ def parse_page(cmd: Command, usage: str) -> int:
 # ---------------------------------------------------------------- /status
 
 
-@router.command("status", aliases=("状态",), usage="/status", summary="流程一览：各环节稿件、待我审核、超时、账号、值班")
+@router.command("status", aliases=("状态",), usage="/status", summary="流程一览；各环节稿件、待我审核、超时、账号、值班")
 async def on_status(ctx: Context, cmd: Command) -> None:
     now = ctx.now()
     tz = ctx.settings.tz

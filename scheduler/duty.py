@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import views
 from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
-from bot.services import page_check
+from bot.services import page_check, reading
 from bot.services.duty import on_duty_userids, page_incident
 from bot.services.findings import lexicon_for
 from bot.views import account_line, inspection_card
@@ -24,7 +24,7 @@ from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
 from storage import accounts_repo, duty_repo, findings_repo
 from storage.audit_repo import append_audit
-from storage.duty_models import Incident, IncidentEvent, Inspection, InspectionFinding, Shift
+from storage.duty_models import Incident, IncidentEvent, Inspection, InspectionFinding, ReadingTask, Shift
 from storage.account_models import Account, AccountPost
 from storage.models import Draft, Occasion
 from storage.occasions_repo import claim_occasion, was_claimed
@@ -389,4 +389,48 @@ async def rectifications_due(ctx: SweepContext) -> int:
     return fired
 
 
-SWEEPS = (keep_roster, shift_pings, inspections, published_pages, incident_pages, gap_warnings, rectifications_due)
+
+
+# ---------------------------------------------------------------- 读网
+
+
+async def reading_turns(ctx: SweepContext) -> int:
+    """The 读网 turn of the current period (a day or a week), once its first day's time has come;
+    a turn still open at its end is reported to its reader and the admins once (each claimed: two
+    instances send it once)."""
+    settings = ctx.settings
+    if not settings.reading.people:
+        return 0
+    fired = 0
+    today = local_day(ctx.now, settings.tz)
+    first, last = reading.period_of(today, settings)
+    # the period's turn from its first day's time on (a bot down that morning assigns it later)
+    due_from = local_at(first, settings.reading.time, settings.tz)
+    async with ctx.db() as session, session.begin():
+        outbox = Outbox(session, ctx.clock)
+        if ctx.now >= due_from and await claim_occasion(
+            session=session, kind="reading", subject=first.isoformat(), occasion="card", at=ctx.now, by=ctx.instance,
+        ):
+            await reading.assign(session, outbox, settings, first, last, ctx.now)
+            fired += 1
+        late = await session.exec(
+            select(ReadingTask).where(col(ReadingTask.done_at).is_(None), ReadingTask.due_at <= ctx.now)
+        )
+        for task in late.all():
+            if not await claim_occasion(session=session, kind="reading", subject=task.period, occasion="overdue",
+                                        at=ctx.now, by=ctx.instance):
+                continue
+            admins = people_with_role(settings, "admin")
+            outbox.send_text(
+                list(dict.fromkeys([task.userid, *admins])),
+                f"【读网超期】{task.period} 起的读网（{task.section}）由{names_of(ctx, [task.userid])}负责，"
+                f"至今未登记结果。请尽快完成：/read {task.id} 无误，或 /read {task.id} 问题 说明。",
+            )
+            fired += 1
+    return fired
+
+
+SWEEPS = (
+    keep_roster, shift_pings, inspections, published_pages, incident_pages, gap_warnings, rectifications_due,
+    reading_turns,
+)

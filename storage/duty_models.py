@@ -86,3 +86,18 @@ class InspectionFinding(SQLModel, table=True):
     fixed_at: datetime | None = utc_column(nullable=True)
     fixed_by: str = Field(default="", max_length=64)
     fix_note: str = Field(default="", max_length=500)
+
+
+class ReadingTask(SQLModel, table=True):
+    """One turn of 读网: who reads what in a period (a day or a week), and what they found."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    period: str = Field(max_length=10, unique=True)  # the period's first local day, YYYY-MM-DD
+    userid: str = Field(max_length=64)
+    section: str = Field(max_length=100)
+    task_id: str = Field(max_length=128, unique=True)
+    sent_at: datetime = utc_column()
+    due_at: datetime = utc_column(index=True)
+    done_at: datetime | None = utc_column(nullable=True)
+    outcome: str = Field(default="", max_length=16)  # "" open | ok | problem
+    note: str = Field(default="", max_length=500)

@@ -91,5 +91,5 @@ async def test_an_alert_without_a_kind_is_other_and_a_reporter_outside_staff_is_
 ) -> None:
     await say(stack, "sunkz", "/alert 机房空调故障")
     assert "（其他）" in last_text(stack, "sunkz") and "还须上报" not in last_text(stack, "sunkz")
-    with pytest.raises((ConfigError, ValueError), match="duty.report_to.领导.userid: nobody 不在 staff 中"):
+    with pytest.raises(ConfigError, match="duty.report_to.领导.userid: nobody 不在 staff 中"):
         stack_settings(database_url, {"duty": {**DUTY, "report_to": [{"name": "领导", "userid": "nobody"}]}})

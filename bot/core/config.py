@@ -418,6 +418,16 @@ class OutboxSettings(_Frozen):
     probe_minutes: int = Field(default=5, ge=1, le=60)  # retry while paused on an admin-only error
 
 
+class ReadingSettings(_Frozen):
+    """全员读网 (钦州 第十四条; 三审三校 五(二)3): the staff take turns reading the unit's site
+    sections and accounts, each turn confirmed or with what was found."""
+
+    people: tuple[str, ...] = ()  # the rota, in order; empty = no 读网 assignments
+    sections: tuple[str, ...] = ()  # what is read, in turn (栏目, 账号); empty = the whole site
+    every: Literal["daily", "weekly"] = "weekly"  # weekly: assigned on Mondays, due by Sunday
+    time: str = Field(default="09:30", pattern=HHMM)
+
+
 class FindingsSettings(_Frozen):
     """智能识错: the unit's own word lists beside the shipped ones (formats: README, 智能识错)."""
 
@@ -461,6 +471,7 @@ class Settings(_Frozen):
     scheduler: SchedulerSettings = SchedulerSettings()
     outbox: OutboxSettings = OutboxSettings()
     findings: FindingsSettings = FindingsSettings()
+    reading: ReadingSettings = ReadingSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -517,6 +528,7 @@ class Settings(_Frozen):
             ("review.cc_on_approval", self.review.cc_on_approval),
             *((f"freshness.accounts.{a.name}.owners", a.owners) for a in self.freshness.accounts),
             *((f"duty.report_to.{t.name}.userid", (t.userid,)) for t in self.duty.report_to if t.userid),
+            ("reading.people", self.reading.people),
         ):
             for userid in people:
                 if userid not in seen:
