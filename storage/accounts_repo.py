@@ -50,8 +50,10 @@ async def upsert_account(
     account.unit = data.unit
     account.owners = "|".join(data.owners)
     account.period_hours = data.period_hours
-    if not (account.status == "paused" and account.paused_until is not None and data.status == "active"):
-        account.status = data.status  # a pause made in chat outlives a restart; 注销 in config does not
+    # A pause or a 注销 made in chat outlives a restart (注销 is final); otherwise the config decides.
+    kept = account.status == "closed" or (account.status == "paused" and account.paused_until is not None)
+    if not kept or data.status == "closed":
+        account.status = data.status
     refresh_deadline(account, settings)
     session.add(account)
     await session.flush()

@@ -109,6 +109,8 @@ async def test_closing_is_final_and_the_account_leaves_the_lists(stack: Stack) -
     assert count(stack, "wangxm", "【超期告警】示范微博") == 0
     await say(stack, "sunkz", "/accounts")
     assert "示范微博" not in last_text(stack, "sunkz") and "示范发布" in last_text(stack, "sunkz")
+    await stack.restart_bot()  # the config still lists it as active: 注销 is final all the same
+    assert (await account(stack, "示范微博")).status == "closed"
 
 
 async def test_a_second_account_on_one_platform_needs_a_reason(stack: Stack) -> None:
