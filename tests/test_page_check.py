@@ -80,7 +80,7 @@ async def site() -> AsyncIterator[str]:
 @pytest.fixture
 async def stack(database_url: str) -> AsyncIterator[Stack]:
     settings = stack_settings(
-        database_url, {"duty": DUTY, "freshness": FRESHNESS, "findings": {"fetch_seconds": 0.3, "fetch_private": True}}
+        database_url, {"duty": DUTY, "freshness": FRESHNESS, "findings": {"fetch_seconds": 2, "fetch_private": True}}
     )
     async with running_stack(settings, FrozenClock(START)) as running:
         yield running
