@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.core.config import CATEGORY_LABELS, Settings
 from bot.core.roles import role_names
-from bot.rules.calendar import fmt_local
+from bot.rules.calendar import fmt_local, last_day_of
 from bot.rules.finding_marks import MARK_LABELS, marks_text, numbers_text
 from bot.rules.review import Refusal
 from bot.wecom.dispatcher import CommandSpec, command_of_menu_key, pack_action
@@ -569,8 +569,7 @@ def remaining_text(left: timedelta) -> str:
 def account_line(account: Account, settings: Settings, now: object) -> str:
     head = f"{account.name}（{account.platform}）："
     if account.status == "paused" and account.paused_until is not None:
-        last_day = fmt_local(account.paused_until - timedelta(seconds=1), settings.tz, "%m-%d")
-        return f"{head}暂停考核至 {last_day}（{account.pause_reason}）"
+        return f"{head}暂停考核至 {last_day_of(account.paused_until, settings.tz):%m-%d}（{account.pause_reason}）"
     if account.deadline_at is None:
         return f"{head}无更新记录"
     left = account.deadline_at - now  # type: ignore[operator]
@@ -617,7 +616,7 @@ def inspection_card(
 
 def reading_card(task: ReadingTask, tz: ZoneInfo) -> dict[str, object]:
     """A 读网 turn: what to read, by when; 已读无误 or 发现问题."""
-    last_day = fmt_local(task.due_at - timedelta(seconds=1), tz, "%m-%d")
+    last_day = f"{last_day_of(task.due_at, tz):%m-%d}"
     return {
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·读网", "desc_color": 0},

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 
 from bot import views
 from bot.core.errors import UserFacingError
+from bot.rules.calendar import last_day_of
 from bot.services import lifecycle
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
@@ -141,7 +142,7 @@ async def on_away(ctx: Context, cmd: Command) -> None:
         current = await lifecycle.current_delegation(ctx)
         if current is None:
             raise UserFacingError(views.usage(AWAY_USAGE))
-        until = current.until.astimezone(ctx.settings.tz) - timedelta(days=1)
+        until = last_day_of(current.until, ctx.settings.tz)
         ctx.reply_text(f"您外出至 {until:%Y-%m-%d}，由{ctx.name_of(current.delegate)}代理。取消：/away 取消")
         return
     match = AWAY_RE.match(args)

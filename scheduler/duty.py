@@ -15,7 +15,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import views
-from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
+from bot.rules.calendar import fmt_local, last_day_of, local_at, local_day, people_with_role
 from bot.services import page_check, reading
 from bot.services.duty import on_duty_userids, page_incident
 from bot.services.findings import lexicon_for
@@ -373,7 +373,7 @@ async def rectifications_due(ctx: SweepContext) -> int:
             if not await claim_occasion(session=session, kind="rectification", subject=str(finding.id),
                                         occasion=f"day{day}", at=ctx.now, by=ctx.instance):
                 continue
-            deadline = fmt_local(finding.due_at - timedelta(seconds=1), ctx.settings.tz, "%Y-%m-%d")
+            deadline = f"{last_day_of(finding.due_at, ctx.settings.tz):%Y-%m-%d}"
             outbox.send_text(
                 [finding.assignee],
                 f"【整改超期】巡检问题{finding.id}号（{finding.text}）应于 {deadline} 前整改，已超期 {day} 天。"

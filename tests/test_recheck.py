@@ -5,7 +5,7 @@ the version, due two working-day hours later; 确认无误 on the card or a prob
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
-from bot.rules.calendar import add_working_time
+from bot.rules.calendar import add_working_time, end_of_day, last_day_of
 from storage.account_models import Recheck
 from storage.models import AuditEntry
 from tests.flow import active_card, at, count, last_text, say, tap
@@ -121,3 +121,10 @@ def test_the_due_time_counts_working_days_only() -> None:
     assert add_working_time(saturday, timedelta(hours=2), tz) == datetime(2026, 11, 30, 2, 0, tzinfo=tz)
     monday = datetime(2026, 11, 30, 10, 0, tzinfo=tz).astimezone(UTC)
     assert add_working_time(monday, timedelta(hours=2), tz) == monday + timedelta(hours=2)
+
+
+def test_a_last_day_and_the_instant_it_ends_convert_both_ways() -> None:
+    tz = ZoneInfo("Asia/Shanghai")
+    end = end_of_day(date(2026, 11, 30), tz)
+    assert end == datetime(2026, 12, 1, 0, 0, tzinfo=tz)
+    assert last_day_of(end, tz) == date(2026, 11, 30) and last_day_of(end + timedelta(seconds=1), tz) == date(2026, 12, 1)

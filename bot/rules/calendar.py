@@ -20,6 +20,16 @@ def local_at(day: date, hhmm: str, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, parse_hhmm(hhmm), tz).astimezone(ZoneInfo("UTC"))
 
 
+def end_of_day(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant local `day` ends (the next day's 00:00): a deadline written as a last day."""
+    return local_at(day + timedelta(days=1), "00:00", tz)
+
+
+def last_day_of(end: datetime, tz: ZoneInfo) -> date:
+    """The local day that ends at `end` (end_of_day's inverse): how a deadline is shown."""
+    return local_day(end - timedelta(microseconds=1), tz)
+
+
 def local_day(moment: datetime, tz: ZoneInfo) -> date:
     return moment.astimezone(tz).date()
 

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import views
 from bot.core.config import AccountSettings, Settings
 from bot.core.errors import UserFacingError
-from bot.rules.calendar import fmt_local, local_at, local_day
+from bot.rules.calendar import end_of_day, fmt_local, local_at, local_day
 from bot.services.recheck import open_recheck
 from bot.services.review import load_draft, staff_names
 from bot.services.scope import Scope, is_admin
@@ -113,7 +113,7 @@ async def pause_account(scope: Scope, name: str, last_day: date, reason: str) ->
     if not reason:
         raise UserFacingError("暂停考核须写明原因（如：平台改版临时下线）。")
     _reason_fits(reason)
-    until = local_at(last_day + timedelta(days=1), "00:00", tz)
+    until = end_of_day(last_day, tz)
     today = local_day(now, tz)
     if last_day < today:
         raise UserFacingError(f"暂停截止日期 {last_day:%Y-%m-%d} 已过。")

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import views
 from bot.core.config import Settings
 from bot.core.errors import UserFacingError
-from bot.rules.calendar import local_at, people_with_role
+from bot.rules.calendar import end_of_day, people_with_role
 from bot.services.scope import Scope, is_admin
 from bot.wecom.outbox import Outbox
 from storage.audit_repo import append_audit
@@ -54,7 +54,7 @@ async def assign(session: AsyncSession, outbox: Outbox, settings: Settings, firs
     task = ReadingTask(
         period=first.isoformat(), userid=reader, section=section,
         task_id=f"sanshen-read-{first.isoformat()}-{secrets.token_hex(4)}", sent_at=now,
-        due_at=local_at(last + timedelta(days=1), "00:00", settings.tz),
+        due_at=end_of_day(last, settings.tz),
     )
     session.add(task)
     await session.flush()

@@ -4,12 +4,12 @@ problem the person on duty writes down, given to someone with a deadline, remind
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from sqlmodel import col, select
 
 from bot.core.errors import UserFacingError
-from bot.rules.calendar import fmt_local, local_at, local_day
+from bot.rules.calendar import end_of_day, last_day_of, local_day
 from bot.services.duty import duty_ids
 from bot.services.scope import Scope, is_admin
 from storage.audit_repo import append_audit
@@ -44,7 +44,7 @@ async def record_finding(scope: Scope, text: str, assignee: str = "", last_day: 
             raise UserFacingError(f"人员名单中没有 {assignee}，请核对 userid。")
         if last_day is None or last_day < today:
             raise UserFacingError("交办整改须写明不早于今天的整改期限（YYYY-MM-DD）。")
-        due = local_at(last_day + timedelta(days=1), "00:00", tz)
+        due = end_of_day(last_day, tz)
     finding = InspectionFinding(day=today.isoformat(), text=text, found_by=scope.user, found_at=now,
                                 assignee=assignee, due_at=due)
     scope.session.add(finding)
@@ -102,5 +102,5 @@ async def open_rectifications(scope: Scope) -> list[InspectionFinding]:
 def rectification_line(finding: InspectionFinding, scope: Scope) -> str:
     assert finding.due_at is not None
     late = "（已超期）" if scope.now() > finding.due_at else ""
-    last_day = fmt_local(finding.due_at - timedelta(seconds=1), scope.settings.tz, "%Y-%m-%d")
-    return f"{finding.id}. {finding.text} · {scope.name_of(finding.assignee)} · {last_day} 前{late}"
+    last_day = last_day_of(finding.due_at, scope.settings.tz)
+    return f"{finding.id}. {finding.text} · {scope.name_of(finding.assignee)} · {last_day:%Y-%m-%d} 前{late}"
