@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 
 from bot import views
 from bot.core.errors import UserFacingError
 from bot.services import accounts
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
-from handlers.args import parse_number
+from handlers.args import DAY_TEXT, parse_day, parse_number
 from storage.accounts_repo import accounts_by_remaining
 
 router = Router("accounts")
@@ -24,7 +24,6 @@ PUBLISHED_USAGE = "/published 编号 账号名称 [链接]"
 POSTED_USAGE = "/posted 账号名称 [YYYY-MM-DD HH:MM] 未经本系统审核的原因"
 PAUSE_WORDS = ("pause", "暂停")
 STATUS_WORDS = {"resume": "active", "恢复": "active", "close": "closed", "关闭": "closed", "注销": "closed"}
-_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 _TIME = re.compile(r"\d{1,2}:\d{2}")
 _TIMEISH = re.compile(r"\d|今天|昨天|前天|刚才|上午|下午|晚上")  # a time not in the expected form
 
@@ -54,12 +53,7 @@ async def on_accounts(ctx: Context, cmd: Command) -> None:
             raise UserFacingError(views.usage(ACCOUNTS_USAGE))
         done = await accounts.add_account(ctx, rest[0], rest[1], tuple(owners), override)
     elif action in PAUSE_WORDS and len(rest) >= 2:
-        if not _DATE.fullmatch(rest[1]):
-            raise UserFacingError(f"暂停截止日期“{rest[1]}”应写成 YYYY-MM-DD。用法：{ACCOUNTS_USAGE}")
-        try:
-            last_day = date.fromisoformat("-".join(f"{int(part):02d}" for part in rest[1].split("-")))
-        except ValueError:
-            raise UserFacingError(f"日期“{rest[1]}”不存在。") from None
+        last_day = parse_day(rest[1], what="暂停截止日期", usage=ACCOUNTS_USAGE)
         done = await accounts.pause_account(ctx, rest[0], last_day, " ".join(rest[2:]))
     elif action in STATUS_WORDS and len(rest) == 1:
         done = await accounts.set_account_status(ctx, rest[0], STATUS_WORDS[action])
@@ -85,7 +79,7 @@ async def on_posted(ctx: Context, cmd: Command) -> None:
     if not cmd.argv:
         raise UserFacingError(views.usage(POSTED_USAGE))
     posted_at, rest = None, cmd.argv[1:]
-    if rest and _DATE.fullmatch(rest[0]):
+    if rest and DAY_TEXT.fullmatch(rest[0]):
         has_time = len(rest) > 1 and _TIME.fullmatch(rest[1]) is not None
         text, rest = " ".join(rest[:1 + has_time]), rest[1 + has_time:]
         year, month, day = (int(p) for p in text.split()[0].split("-"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
+
 from bot import views
 from bot.core.errors import UserFacingError
 from bot.services.review import Done
@@ -9,6 +12,7 @@ from bot.wecom.context import Context
 
 # Draft, card and incident numbers are the databases' INTEGER (PostgreSQL: 32-bit signed).
 ID_MAX = 2_147_483_647
+DAY_TEXT = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")  # a day as people type it: 2026-12-1 or 2026-12-01
 
 
 def number_in(text: str, low: int, high: int) -> int | None:
@@ -39,6 +43,18 @@ def parse_number(text: str, usage: str) -> int:
 def card_number(text: str) -> int | None:
     """The number a card button's key carries, or None for a key no card of ours has."""
     return number_in(text, 1, ID_MAX)
+
+
+def parse_day(text: str, *, what: str = "日期", usage: str = "") -> date:
+    """A day typed as YYYY-MM-DD (one-digit month and day allowed), or a Chinese answer saying
+    whether its form is wrong or the day does not exist."""
+    if not DAY_TEXT.fullmatch(text):
+        raise UserFacingError(f"{what}“{text}”应写成 YYYY-MM-DD。" + (f"用法：{usage}" if usage else ""))
+    year, month, day = (int(part) for part in text.split("-"))
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise UserFacingError(f"日期“{text}”不存在。") from None
 
 
 def tell(ctx: Context, done: Done) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta
 
 from sqlmodel import col, select
@@ -16,7 +15,7 @@ from bot.services.duty import INCIDENT_KIND_LABELS, INCIDENT_STATUS_LABELS, INCI
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
 from bot.wecom.events import CardClick
-from handlers.args import card_number, parse_int, parse_number
+from handlers.args import DAY_TEXT, card_number, parse_day, parse_int, parse_number
 from storage import duty_repo
 from storage.duty_models import Incident, IncidentEvent
 
@@ -202,7 +201,6 @@ async def on_incidents(ctx: Context, cmd: Command) -> None:
 
 INSPECT_USAGE = "/inspect；/inspect 问题 说明 [负责人userid 整改期限YYYY-MM-DD]"
 FIX_USAGE = "/fix 编号 整改情况"
-_DAY = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 
 
 @router.command("inspect", aliases=("巡检",), usage=INSPECT_USAGE, summary="巡检发现的问题；交办整改并跟踪到整改完成")
@@ -219,14 +217,8 @@ async def on_inspect(ctx: Context, cmd: Command) -> None:
         raise UserFacingError(views.usage(INSPECT_USAGE))
     words = cmd.argv[1:]
     assignee, last_day = "", None
-    if len(words) >= 3 and _DAY.fullmatch(words[-1]) and words[-2] in ctx.settings.staff_by_id:
-        assignee = words[-2]
-        year, month, day = (int(p) for p in words[-1].split("-"))
-        try:
-            last_day = date(year, month, day)
-        except ValueError:
-            raise UserFacingError(f"日期“{words[-1]}”不存在。") from None
-        words = words[:-2]
+    if len(words) >= 3 and DAY_TEXT.fullmatch(words[-1]) and words[-2] in ctx.settings.staff_by_id:
+        assignee, last_day, words = words[-2], parse_day(words[-1]), words[:-2]
     text = " ".join(p for p in (" ".join(words), cmd.body.strip()) if p)
     ctx.reply_text((await rectification.record_finding(ctx, text, assignee, last_day)).message)
 
