@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import views
 from bot.core.config import AccountSettings, Settings
-from bot.core.errors import UserFacingError
+from bot.core.errors import UserFacingError, refuse_if_longer
 from bot.rules.calendar import end_of_day, fmt_local, local_at, local_day
 from bot.services.recheck import open_recheck
 from bot.services.review import load_draft, staff_names
@@ -22,10 +22,6 @@ from storage.audit_repo import append_audit
 STATUS_DONE = {"active": "已恢复考核", "closed": "已注销，不再考核"}
 MAX_REASON = 200  # AccountPause.reason and AccountPost.unreviewed_reason
 
-
-def _reason_fits(reason: str) -> None:
-    if len(reason) > MAX_REASON:
-        raise UserFacingError(f"原因请控制在 {MAX_REASON} 字以内（现有 {len(reason)} 字）。")
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,7 @@ async def add_account(
         raise UserFacingError(f"负责人 {'、'.join(unknown)} 不在人员名单中。")
     if await find_account(scope.session, name) is not None:
         raise UserFacingError(f"账号“{name}”已存在。")
-    _reason_fits(override)
+    refuse_if_longer(override, MAX_REASON, "原因")
     same = (await scope.session.exec(
         select(Account.name).where(Account.platform == platform, Account.unit == "", Account.status != "closed")
     )).all()
@@ -112,7 +108,7 @@ async def pause_account(scope: Scope, name: str, last_day: date, reason: str) ->
         raise UserFacingError(f"账号“{account.name}”{state}，不能再暂停。")
     if not reason:
         raise UserFacingError("暂停考核须写明原因（如：平台改版临时下线）。")
-    _reason_fits(reason)
+    refuse_if_longer(reason, MAX_REASON, "原因")
     until = end_of_day(last_day, tz)
     today = local_day(now, tz)
     if last_day < today:
@@ -203,7 +199,7 @@ async def record_posted(
             "这条更新经过本系统三审了吗？经过的请用 /published 编号 账号名称 [链接] 登记；"
             f"未经本系统审核的，请写明原因：/posted {account.name} [时间] 原因（如：转载上级稿件）。"
         )
-    _reason_fits(reason)
+    refuse_if_longer(reason, MAX_REASON, "原因")
     _, moved = await record_post(session=scope.session, settings=scope.settings, account=account, posted_at=posted_at,
                               by=scope.user, at=now, unreviewed_reason=reason)
     await append_audit(session=scope.session, at=now, actor=scope.user, action="posted",

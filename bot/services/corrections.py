@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlmodel import col, select
 
 from bot import views
-from bot.core.errors import UserFacingError
+from bot.core.errors import UserFacingError, refuse_if_longer
 from bot.rules.calendar import people_with_role
 from bot.services.recheck import MAX_NOTE, recheck_subject
 from bot.services.review import close_open_cards, load_draft
@@ -66,8 +66,7 @@ async def _record_case(scope: Scope, draft: Draft, kind: str, description: str, 
     description = description.strip()
     if not description:
         raise UserFacingError("请写明错在哪里（如：第二段“防讯”应为“防汛”）。")
-    if len(description) > MAX_DESCRIPTION:
-        raise UserFacingError(f"说明请控制在 {MAX_DESCRIPTION} 字以内（现有 {len(description)} 字）。")
+    refuse_if_longer(description, MAX_DESCRIPTION, "说明")
     assert draft.id is not None
     case = ErrorCase(draft_id=draft.id, version=draft.version, kind=kind, description=description, action=action,
                      recorded_by=scope.user, recorded_at=scope.now(), signers=await signers_of(scope, draft))

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import views
 from bot.core.config import Settings
-from bot.core.errors import UserFacingError
+from bot.core.errors import UserFacingError, refuse_if_longer
 from bot.rules.calendar import end_of_day, people_with_role
 from bot.services.scope import Scope, is_admin
 from bot.wecom.outbox import Outbox
@@ -75,8 +75,7 @@ async def answer(scope: Scope, number: int, outcome: str, note: str = "", *, tas
     note = note.strip()
     if outcome == "problem" and not note:
         raise UserFacingError(f"请写明发现的问题：/read {number} 问题 说明（如：政务公开栏目第3条链接失效）。")
-    if len(note) > MAX_NOTE:
-        raise UserFacingError(f"说明请控制在 {MAX_NOTE} 字以内（现有 {len(note)} 字）。")
+    refuse_if_longer(note, MAX_NOTE, "说明")
     now = scope.now()
     task.done_at, task.outcome, task.note = now, outcome, note
     scope.session.add(task)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlmodel import col, select
 
 from bot import views
-from bot.core.errors import UserFacingError
+from bot.core.errors import UserFacingError, refuse_if_longer
 from bot.rules.calendar import add_working_time, people_with_role
 from bot.services.scope import Scope, is_admin
 from storage.account_models import AccountPost, Recheck
@@ -102,8 +102,7 @@ async def decide_recheck(
         note = note.strip()
         if not note:
             raise UserFacingError(f"请写明发现的问题：/recheck {recheck.id} 问题 说明（如：第二段数据有误）。")
-        if len(note) > MAX_NOTE:
-            raise UserFacingError(f"问题说明请控制在 {MAX_NOTE} 字以内（现有 {len(note)} 字）。")
+        refuse_if_longer(note, MAX_NOTE, "问题说明")
     now = scope.now()
     recheck.done_at, recheck.done_by, recheck.outcome, recheck.note = now, scope.user, outcome, note
     scope.session.add(recheck)

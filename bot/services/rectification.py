@@ -8,7 +8,7 @@ from datetime import date
 
 from sqlmodel import col, select
 
-from bot.core.errors import UserFacingError
+from bot.core.errors import UserFacingError, refuse_if_longer
 from bot.rules.calendar import end_of_day, last_day_of, local_day
 from bot.services.duty import duty_ids
 from bot.services.scope import Scope, is_admin
@@ -34,8 +34,7 @@ async def record_finding(scope: Scope, text: str, assignee: str = "", last_day: 
     text = text.strip()
     if not text:
         raise UserFacingError("请写明发现的问题：/inspect 问题 说明 [负责人userid 整改期限YYYY-MM-DD]")
-    if len(text) > MAX_TEXT:
-        raise UserFacingError(f"问题说明请控制在 {MAX_TEXT} 字以内（现有 {len(text)} 字）。")
+    refuse_if_longer(text, MAX_TEXT, "问题说明")
     now, tz = scope.now(), scope.settings.tz
     today = local_day(now, tz)
     due = None
@@ -77,8 +76,7 @@ async def fix_finding(scope: Scope, number: int, note: str) -> FindingDone:
     note = note.strip()
     if not note:
         raise UserFacingError(f"请写明整改情况：/fix {number} 整改情况")
-    if len(note) > MAX_TEXT:
-        raise UserFacingError(f"整改情况请控制在 {MAX_TEXT} 字以内（现有 {len(note)} 字）。")
+    refuse_if_longer(note, MAX_TEXT, "整改情况")
     now = scope.now()
     finding.fixed_at, finding.fixed_by, finding.fix_note = now, scope.user, note
     scope.session.add(finding)
