@@ -24,8 +24,8 @@ from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
 from storage import accounts_repo, duty_repo, findings_repo
 from storage.audit_repo import append_audit
-from storage.duty_models import Incident, IncidentEvent, Inspection, InspectionFinding, ReadingTask, Shift
 from storage.account_models import Account, AccountPost
+from storage.duty_models import Incident, IncidentEvent, Inspection, InspectionFinding, ReadingTask, Shift
 from storage.models import Draft, Occasion
 from storage.occasions_repo import claim_occasion, was_claimed
 
@@ -369,9 +369,8 @@ async def rectifications_due(ctx: SweepContext) -> int:
         )
         for finding in rows.all():
             assert finding.due_at is not None
-            day = int((ctx.now - finding.due_at) // timedelta(days=1))
-            if not await claim_occasion(session=session, kind="rectification", subject=str(finding.id),
-                                        occasion=f"day{day}", at=ctx.now, by=ctx.instance):
+            day = await ctx.claim_day_past(session, "rectification", str(finding.id), finding.due_at)
+            if day is None:
                 continue
             deadline = f"{last_day_of(finding.due_at, ctx.settings.tz):%Y-%m-%d}"
             outbox.send_text(
@@ -387,8 +386,6 @@ async def rectifications_due(ctx: SweepContext) -> int:
                 )
             fired += 1
     return fired
-
-
 
 
 # ---------------------------------------------------------------- 读网

@@ -63,9 +63,7 @@ async def freshness_warnings(ctx: SweepContext) -> int:
                     )
                     fired += 1
                 continue
-            day = int((-left) // DAY)
-            if await claim_occasion(session=session, kind="account_overdue", subject=subject,
-                                    occasion=f"day{day}", at=ctx.now, by=ctx.instance):
+            if await ctx.claim_day_past(session, "account_overdue", subject, account.deadline_at) is not None:
                 outbox.send_text(
                     list(dict.fromkeys([*owners, *admins])),
                     f"【超期告警】{account.name}（{account.platform}，{account.unit or '未填单位'}）"

@@ -3,8 +3,6 @@ and the admins once, then its assignees are reminded once a day until it is done
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlmodel import col, select
 
 from bot.rules.calendar import fmt_local, people_with_role
@@ -13,9 +11,6 @@ from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
 from storage.account_models import Recheck
 from storage.models import Draft
-from storage.occasions_repo import claim_occasion
-
-DAY = timedelta(days=1)
 
 
 async def overdue_rechecks(ctx: SweepContext) -> int:
@@ -31,9 +26,8 @@ async def overdue_rechecks(ctx: SweepContext) -> int:
         )
         for recheck in rows.all():
             assert recheck.id is not None
-            day = int((ctx.now - recheck.due_at) // DAY)
-            if not await claim_occasion(session=session, kind="recheck_overdue", subject=str(recheck.id),
-                                        occasion=f"day{day}", at=ctx.now, by=ctx.instance):
+            day = await ctx.claim_day_past(session, "recheck_overdue", str(recheck.id), recheck.due_at)
+            if day is None:
                 continue
             draft = await session.get(Draft, recheck.draft_id)
             label = f"{draft_label(draft) if draft else f'稿件{recheck.draft_id}号'}在“{recheck.account}”"

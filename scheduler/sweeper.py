@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -19,7 +19,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.core.clock import Clock
 from bot.core.config import Settings
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from storage.db import SessionFactory
+from storage.occasions_repo import claim_occasion
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,15 @@ class SweepContext:
     now: datetime
     instance: str
     http: aiohttp.ClientSession | None = None  # for sweeps that read the web (the 巡检's pages)
+
+    async def claim_day_past(self, session: AsyncSession, kind: str, subject: str, due: datetime) -> int | None:
+        """For a message sent once a day after `due` (overdue alarms and reminders): which whole
+        day past it this is (0 on the day itself), claimed now by this instance; None when this
+        day's was claimed already."""
+        day = int((self.now - due) // timedelta(days=1))
+        claimed = await claim_occasion(session=session, kind=kind, subject=subject, occasion=f"day{day}",
+                                       at=self.now, by=self.instance)
+        return day if claimed else None
 
 
 Sweep = Callable[[SweepContext], Awaitable[int]]
