@@ -65,6 +65,8 @@ async def test_turns_rotate_weekly_and_each_is_answered_or_reported(stack: Stack
     assert count(stack, "sunkz", "【读网超期】") == 1, "once"
     await tap(stack, "sunkz", "已读无误")
     assert last_text(stack, "sunkz") == "已记录：2号读网（政府网站首页）无误。"
+    await say(stack, "sunkz", "/read 2 无误")
+    assert last_text(stack, "sunkz") == "2号读网已完成（读网无误），本次操作未生效。"
     async with stack.db() as session:
         tasks = (await session.exec(select(ReadingTask).order_by(ReadingTask.id))).all()
     assert [(t.userid, t.section, t.outcome) for t in tasks[:2]] == [

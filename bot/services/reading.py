@@ -21,6 +21,7 @@ from storage.duty_models import ReadingTask
 EPOCH = date(2024, 1, 1)  # a Monday: turns are counted from it, so the rota needs no start date
 MAX_NOTE = 500  # ReadingTask.note
 WHOLE_SITE = "本单位政府网站和政务新媒体"
+OUTCOMES = {"ok": "读网无误", "problem": "发现问题"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ async def answer(scope: Scope, number: int, outcome: str, note: str = "", *, tas
     if task is None or (task_id is not None and task.task_id != task_id):
         raise UserFacingError(views.UNKNOWN_CARD if task_id is not None else f"没有{number}号读网任务。")
     if task.done_at is not None:
-        raise UserFacingError(f"{number}号读网已完成（{views.RECHECK_OUTCOMES.get(task.outcome, '')}），本次操作未生效。")
+        raise UserFacingError(f"{number}号读网已完成（{OUTCOMES[task.outcome]}），本次操作未生效。")
     if scope.user != task.userid and not is_admin(scope):
         raise UserFacingError(f"{number}号读网由{scope.name_of(task.userid)}负责，本次操作未生效。")
     note = note.strip()
@@ -79,7 +80,7 @@ async def answer(scope: Scope, number: int, outcome: str, note: str = "", *, tas
     now = scope.now()
     task.done_at, task.outcome, task.note = now, outcome, note
     scope.session.add(task)
-    label = ("读网无误" if outcome == "ok" else "发现问题") + f"·{scope.name_of(scope.user)}"
+    label = f"{OUTCOMES[outcome]}·{scope.name_of(scope.user)}"
     if response_code:
         scope.outbox.update_card(response_code, replace_name=label[:20])
     await append_audit(session=scope.session, at=now, actor=scope.user, action=f"reading_{outcome}",
