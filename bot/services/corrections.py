@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import col, select
 
@@ -88,15 +89,25 @@ async def _published_draft(scope: Scope, number: int, *, submitter_may: bool) ->
     return draft
 
 
+async def _error_in_published(
+    scope: Scope, number: int, kind_word: str, text: str, *, action: str
+) -> tuple[Draft, ErrorCase, datetime]:
+    """What 纠错 and 撤稿 share: the draft passed 三审, the person may act, the 错情 is recorded and
+    the draft leaves 已通过 (back to its submitter, or retracted for good)."""
+    kind = error_kind(kind_word)
+    draft = await _published_draft(scope, number, submitter_may=action == "correct")
+    case = await _record_case(scope, draft, kind, text, action)
+    now = scope.now()
+    draft.status, draft.updated_at = ("rejected" if action == "correct" else "retracted"), now
+    scope.session.add(draft)
+    return draft, case, now
+
+
 async def correct_draft(scope: Scope, number: int, kind_word: str, description: str) -> CorrectionDone:
     """纠错: the 错情 is recorded and the draft goes back to its submitter, who sends the corrected
     version (/revise); it then passes the whole chain again before it is published again."""
-    kind = error_kind(kind_word)
-    draft = await _published_draft(scope, number, submitter_may=True)
-    case = await _record_case(scope, draft, kind, description, "correct")
-    now = scope.now()
-    draft.status, draft.updated_at = "rejected", now
-    scope.session.add(draft)
+    draft, case, now = await _error_in_published(scope, number, kind_word, description, action="correct")
+    kind = case.kind
     await append_audit(session=scope.session, at=now, actor=scope.user, action="correct", draft_id=draft.id,
                        details={"case": case.id, "version": draft.version, "kind": kind, "description": case.description})
     label = views.draft_label(draft)
@@ -116,12 +127,8 @@ async def correct_draft(scope: Scope, number: int, kind_word: str, description: 
 async def retract_draft(scope: Scope, number: int, kind_word: str, reason: str) -> CorrectionDone:
     """撤稿: the 错情 is recorded, the draft is retracted for good, and whoever published it on each
     account gets a card to confirm it was taken down."""
-    kind = error_kind(kind_word)
-    draft = await _published_draft(scope, number, submitter_may=False)
-    case = await _record_case(scope, draft, kind, reason, "retract")
-    now = scope.now()
-    draft.status, draft.updated_at = "retracted", now
-    scope.session.add(draft)
+    draft, case, now = await _error_in_published(scope, number, kind_word, reason, action="retract")
+    kind = case.kind
     await close_open_cards(scope, draft, "已撤稿")
     for recheck in (await scope.session.exec(
         select(Recheck).where(Recheck.draft_id == draft.id, col(Recheck.done_at).is_(None))
