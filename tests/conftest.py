@@ -133,6 +133,17 @@ def sqlite_url(tmp_path: Any) -> str:
 
 
 @pytest.fixture
+async def fresh_stack(database_url: str) -> AsyncIterator[Stack]:
+    """The 14×24-hour rule's accounts (tests/test_freshness.py FRESHNESS) on both databases, the
+    clock at its START (a Monday, 10:00 in Shanghai)."""
+    from tests.test_freshness import FRESHNESS, START
+
+    settings = stack_settings(database_url, {"freshness": FRESHNESS})
+    async with running_stack(settings, FrozenClock(START)) as stack:
+        yield stack
+
+
+@pytest.fixture
 async def stack(database_url: str, clock: FrozenClock) -> AsyncIterator[Stack]:
     async with running_stack(stack_settings(database_url), clock) as running:
         yield running

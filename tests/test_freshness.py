@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlmodel import select
 
-from bot.cli.stack import Stack, running_stack, stack_settings
-from bot.core.clock import FrozenClock
+from bot.cli.stack import Stack
 from storage.account_models import Account
 from tests.flow import at, count, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION
@@ -24,12 +21,6 @@ FRESHNESS = {
 }
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 Asia/Shanghai
 
-
-@pytest.fixture
-async def fresh_stack(database_url: str) -> AsyncIterator[Stack]:
-    settings = stack_settings(database_url, {"freshness": FRESHNESS})
-    async with running_stack(settings, FrozenClock(START)) as stack:
-        yield stack
 
 
 async def account(stack: Stack, name: str) -> Account:
