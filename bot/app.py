@@ -172,7 +172,7 @@ def create_app(
             clock=app[CLOCK],
             sweeps=all_sweeps(),
             after=app[SENDER].kick,
-            http=lambda: app[HTTP],
+            reads_web=True,
         )
         if run_scheduler if run_scheduler is not None else run_sender:
             app[SWEEPER].start()

@@ -210,7 +210,7 @@ async def published_pages(ctx: SweepContext) -> int:
     check (by post id, so none is skipped or read twice), each fetched and checked by 智能识错,
     reported to the person on duty. Pages are read outside any transaction; the report is claimed
     and queued in one, so a crash before it loses nothing and two instances send one."""
-    if ctx.http is None:
+    if not ctx.reads_web:
         return 0
     day = local_day(ctx.now, ctx.settings.tz).isoformat()
     async with ctx.db() as session:

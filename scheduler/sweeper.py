@@ -13,14 +13,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.clock import Clock
 from bot.core.config import Settings
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from storage.db import SessionFactory
 from storage.occasions_repo import claim_occasion
 
@@ -36,7 +34,7 @@ class SweepContext:
     clock: Clock
     now: datetime
     instance: str
-    http: aiohttp.ClientSession | None = None  # for sweeps that read the web (the 巡检's pages)
+    reads_web: bool = False  # whether sweeps may read the web (the 巡检's pages): the bot's own sweeper
 
     async def claim_day_past(self, session: AsyncSession, kind: str, subject: str, due: datetime) -> int | None:
         """For a message sent once a day after `due` (overdue alarms and reminders): which whole
@@ -62,21 +60,20 @@ class Sweeper:
         clock: Clock,
         sweeps: Sequence[Sweep],
         after: Callable[[], None] | None = None,
-        http: Callable[[], aiohttp.ClientSession | None] | None = None,
+        reads_web: bool = False,
     ) -> None:
         self._settings = settings
         self._db = db
         self._clock = clock
         self._sweeps = tuple(sweeps)
         self._after = after
-        self._http = http
+        self._reads_web = reads_web
         self.instance = f"sanshen-{uuid.uuid4().hex[:12]}"
         self._scheduler: AsyncIOScheduler | None = None
 
     async def run_once(self) -> int:
         """Run every sweep at the clock's current reading; returns how many occasions fired."""
-        http = self._http() if self._http is not None else None
-        context = SweepContext(self._settings, self._db, self._clock, self._clock.now(), self.instance, http)
+        context = SweepContext(self._settings, self._db, self._clock, self._clock.now(), self.instance, self._reads_web)
         fired = 0
         for sweep in self._sweeps:
             try:
