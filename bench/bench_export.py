@@ -31,7 +31,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 
-from bot.exports.runner import Period, parse_period, write_export
+from bot.exports.periods import Period, parse_period
+from bot.exports.runner import write_export
 from bot.rules.audit_chain import GENESIS, canonical_payload, chain_hash
 from storage.db import SessionFactory, init_models, make_engine, make_session_factory
 from storage.export_repo import ledger_batches, review_form_batches

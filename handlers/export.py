@@ -1,9 +1,12 @@
-"""/export (导出): the 保密审查表 or the 台账 for a period, sent back as an .xlsx file."""
+"""/export (导出): the 保密审查表 or the 台账 for a period; /report (报表): the quarter's or the year's
+figures; each sent back as an .xlsx file (the report also as a chart picture)."""
 
 from __future__ import annotations
 
 from bot.core.errors import UserFacingError
-from bot.exports.runner import PeriodError, export_filename, parse_period
+from bot.exports.periods import REPORT_PERIOD_TEXT, PeriodError, parse_period, parse_report_period
+from bot.exports.report import report_filename
+from bot.exports.runner import export_filename
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
 from storage.audit_repo import append_audit
@@ -46,3 +49,33 @@ async def on_export(ctx: Context, cmd: Command) -> None:
     what = "保密审查表" if kind == "form" else "三审三校台账"
     filename = export_filename(kind, "xlsx", period)  # type: ignore[arg-type]
     ctx.reply_text(f"正在生成{period.label}的{what}，稍后以文件发给您：{filename}")
+
+
+REPORT_USAGE = f"/report [{REPORT_PERIOD_TEXT}]（不写：本季度）"
+
+
+@router.command(
+    "report", aliases=("报表",), usage=REPORT_USAGE,
+    summary="季度或年度统计报表（各账号和单位的更新、超期与第二十八条问责次数，巡检、读网、复核、错情和"
+            "审核用时），以 Excel 文件和图表发给您",
+    roles=("admin", "leader"),
+)
+async def on_report(ctx: Context, cmd: Command) -> None:
+    if len(cmd.argv) > 1:
+        raise UserFacingError(f"时间只写一个。用法：{REPORT_USAGE}")
+    tz, now = ctx.settings.tz, ctx.now()
+    try:
+        period = parse_report_period(cmd.argv[0] if cmd.argv else "", tz, now.astimezone(tz).date())
+    except PeriodError as exc:
+        raise UserFacingError(f"{exc}。用法：{REPORT_USAGE}") from None
+    if period.start > now:
+        raise UserFacingError(f"{period.label}还没有开始。")
+    # Built by the outbox sender after this transaction commits, with the figures as of now.
+    ctx.outbox.send_report(
+        [ctx.user], start=period.start, end=period.end, label=period.label, slug=period.slug,
+        unit=ctx.settings.unit_name, timezone=ctx.settings.timezone, as_of=now,
+        period_hours=ctx.settings.freshness.period_hours,
+    )
+    await append_audit(session=ctx.session, at=now, actor=ctx.user, action="export",
+                       details={"kind": "report", "period": period.label})
+    ctx.reply_text(f"正在生成{period.label}的统计报表，稍后以 Excel 文件（{report_filename(period)}）和图表发给您。")

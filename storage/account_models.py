@@ -31,6 +31,7 @@ class Account(SQLModel, table=True):
     paused_until: datetime | None = utc_column(nullable=True)
     pause_reason: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
     resumed_at: datetime | None = utc_column(nullable=True)
+    closed_at: datetime | None = utc_column(nullable=True)  # 注销: when it left the rule for good
 
     @property
     def owner_list(self) -> list[str]:

@@ -54,6 +54,8 @@ async def upsert_account(
     kept = account.status == "closed" or (account.status == "paused" and account.paused_until is not None)
     if not kept or data.status == "closed":
         account.status = data.status
+    if account.status == "closed" and account.closed_at is None:
+        account.closed_at = at
     refresh_deadline(account, settings)
     session.add(account)
     await session.flush()

@@ -19,7 +19,8 @@ from sqlalchemy import update
 from sqlmodel import col, delete, select
 
 from bot.cli.stack import Stack
-from bot.exports.runner import Period, write_export
+from bot.exports.periods import Period
+from bot.exports.runner import write_export
 from storage.models import AuditEntry, ProcessedCallback
 from tests.flow import last_text, say, tap
 from tests.test_review_flow import SUBMISSION

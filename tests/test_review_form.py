@@ -13,7 +13,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from bot.cli.stack import DEMO_STAFF, Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
-from bot.exports.runner import month_period, write_export
+from bot.exports.periods import month_period
+from bot.exports.runner import write_export
 from tests.flow import drafts, say, tap
 from tests.test_export import received_file
 from tests.test_review_flow import SUBMISSION

@@ -1,4 +1,4 @@
-"""Command line: serve, demo, check-config, export, verify-audit, menu sync and proofread."""
+"""Command line: serve, demo, check-config, export, report, verify-audit, menu sync and proofread."""
 
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ async def _open_db(settings: Settings):  # type: ignore[no-untyped-def]
 def cmd_export(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from bot.exports.runner import PeriodError, export_filename, parse_period, write_export
+    from bot.exports.periods import PeriodError, parse_period
+    from bot.exports.runner import export_filename, write_export
 
     settings = _load(args.config)
     setup_logging("WARNING", _secrets(settings))
@@ -116,6 +117,43 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     count = asyncio.run(run())
     sys.stdout.write(f"已导出 {count} 条（{period.label}）到 {output}\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from bot.exports.chart import render_chart
+    from bot.exports.periods import PeriodError, parse_report_period
+    from bot.exports.report import report_filename, summary_lines
+    from bot.exports.report_files import load_figures, report_bytes
+
+    settings = _load(args.config)
+    setup_logging("WARNING", _secrets(settings))
+    tz, now = settings.tz, datetime.now(UTC)
+    try:
+        period = parse_report_period(args.period or "", tz, now.astimezone(tz).date())
+    except PeriodError as exc:
+        sys.stderr.write(f"时间错误：{exc}\n")
+        return 2
+    output = Path(args.output or report_filename(period))
+
+    async def run():  # type: ignore[no-untyped-def]
+        engine, db = await _open_db(settings)
+        try:
+            return await load_figures(db, period, unit=settings.unit_name, tz=tz, now=now,
+                                      default_period_hours=settings.freshness.period_hours)
+        finally:
+            await engine.dispose()
+
+    figures = asyncio.run(run())
+    output.write_bytes(report_bytes(figures, tz))
+    written = [str(output)]
+    if args.chart:
+        Path(args.chart).write_bytes(render_chart(figures))
+        written.append(args.chart)
+    sys.stdout.write("\n".join(summary_lines(figures)) + f"\n已写入 {'、'.join(written)}\n")
     return 0
 
 
@@ -331,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("xlsx", "csv"), default="xlsx")
     export.add_argument("-o", "--output", help="file to write (default: a name with the period)")
     export.set_defaults(func=cmd_export)
+
+    report = sub.add_parser("report", help="the figures of a quarter or a year (xlsx, optionally the chart as PNG)")
+    report.add_argument("period", nargs="?", help="2026Q4, 2026 or 2026-11 (default: this quarter)")
+    report.add_argument("-c", "--config", default="config.toml")
+    report.add_argument("-o", "--output", help="xlsx to write (default: 统计报表_<period>.xlsx)")
+    report.add_argument("--chart", help="also write the chart picture (PNG) to this file")
+    report.set_defaults(func=cmd_report)
     verify = sub.add_parser("verify-audit", help="re-hash the audit log and name the first broken entry")
     verify.add_argument("-c", "--config", default="config.toml")
     verify.add_argument("--checkpoint", action="append", help="ENTRY:HASH kept outside the database (repeatable)")

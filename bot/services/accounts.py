@@ -89,6 +89,8 @@ async def set_account_status(scope: Scope, name: str, status: str) -> AccountDon
     if account.status == "paused":
         await end_pause(scope.session, account, scope.settings, now)
     account.status = status
+    if status == "closed":
+        account.closed_at = now
     scope.session.add(account)
     await append_audit(session=scope.session, at=now, actor=scope.user, action="account_status",
                        details={"name": account.name, "status": account.status})

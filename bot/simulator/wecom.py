@@ -41,6 +41,8 @@ TASK_ID_RE = re.compile(r"^[A-Za-z0-9_\-@]{1,128}$")
 RESPONSE_CODE_TTL = timedelta(hours=72)  # §4.5
 MEDIA_TTL = timedelta(days=3)
 MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # media/upload type=image: JPG or PNG, at most 10 MB
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 WEBHOOK_PER_MINUTE = 20  # §4.7
 MEMBER_PER_HOUR = 1000  # §5.1
 CALLBACK_RETRIES = 3  # §1.7: WeCom re-sends when it gets no HTTP 200
@@ -79,6 +81,7 @@ ERRMSG = {
     0: "ok",
     -1: "system busy",
     40001: "invalid credential",
+    40005: "invalid file type",
     40006: "invalid file size",
     40007: "invalid media_id",
     40008: "invalid message type",
@@ -509,9 +512,11 @@ class WeComSimulator:
                 return 44004
             if msgtype == "markdown" and len(content.encode("utf-8")) > MARKDOWN_LIMIT:
                 return 45002
-        if msgtype == "file":
+        if msgtype in ("file", "image"):
             media = self.media.get(str(part.get("media_id", "")))
             if media is None or self.clock.now() - media.uploaded_at > MEDIA_TTL:
+                return 40007
+            if msgtype == "image" and media.kind != "image":  # assumed: a picture needs image media
                 return 40007
         if msgtype == "template_card":
             return _card_problem(part)
@@ -586,8 +591,10 @@ class WeComSimulator:
             return _error(40058)
         content = await part.read()  # type: ignore[union-attr]
         filename = part.filename or "file"  # type: ignore[union-attr]
-        if not 5 <= len(content) <= MAX_FILE_BYTES:
+        if not 5 <= len(content) <= (MAX_IMAGE_BYTES if kind == "image" else MAX_FILE_BYTES):
             return _error(40006)
+        if kind == "image" and not content.startswith(IMAGE_MAGIC):
+            return _error(40005)  # 图片只支持 JPG、PNG
         media_id = f"sim-media-{secrets.token_hex(12)}"
         now = self.clock.now()
         self.media[media_id] = Media(filename, bytes(content), kind, now)

@@ -169,11 +169,12 @@ class WeComClient:
         payload = {**update, "agentid": self.agent_id}
         return await self.call("/cgi-bin/message/update_template_card", json=payload)
 
-    async def upload_file(self, filename: str, content: bytes) -> str:
-        """media/upload (type=file); returns the media_id (valid 3 days)."""
+    async def upload_file(self, filename: str, content: bytes, *, kind: str = "file") -> str:
+        """media/upload (type file, or image: JPG/PNG up to 10 MB); returns the media_id (valid 3 days)."""
         form = aiohttp.FormData(quote_fields=False)  # a raw UTF-8 filename, as curl sends it
-        form.add_field("media", content, filename=filename, content_type="application/octet-stream")
-        body = await self.call("/cgi-bin/media/upload", data=form, params={"type": "file"})
+        content_type = "image/png" if kind == "image" else "application/octet-stream"
+        form.add_field("media", content, filename=filename, content_type=content_type)
+        body = await self.call("/cgi-bin/media/upload", data=form, params={"type": kind})
         return str(body["media_id"])
 
     async def user_of_oauth_code(self, code: str) -> str | None:

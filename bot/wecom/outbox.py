@@ -234,6 +234,18 @@ class Outbox:
         }
         self._add("export", payload, recipients=users)
 
+    def send_report(self, users: Sequence[str], *, start: datetime, end: datetime, label: str, slug: str,
+                    unit: str, timezone: str, as_of: datetime, period_hours: int) -> None:
+        """The figures of a period as of `as_of`, built after the commit: the xlsx as a file,
+        then its chart as a picture."""
+        payload = {
+            "touser": "|".join(users), "start": start.isoformat(), "end": end.isoformat(), "label": label,
+            "slug": slug, "unit": unit, "timezone": timezone, "as_of": as_of.isoformat(),
+            "period_hours": period_hours,
+        }
+        self._add("export", {**payload, "kind": "report"}, recipients=users)
+        self._add("export", {**payload, "kind": "report_chart", "msgtype": "image"}, recipients=users)
+
     def webhook(self, key: str, message: dict[str, Any]) -> None:
         """A group-robot message (webhook key configured by the unit)."""
         self._add("webhook", {"key": key, "message": message})
@@ -551,11 +563,11 @@ class OutboxSender:
         seconds = await self._dup_check(row, token, message)
         return await self._wecom.send_message(message, duplicate_check_seconds=seconds)
 
-    async def _media(self, row: OutboxMessage, token: str, filename: str, content: bytes) -> str:
+    async def _media(self, row: OutboxMessage, token: str, filename: str, content: bytes, kind: str) -> str:
         """Upload and keep the media_id (valid 3 days) in the row, so a retry does not upload
         again but sends the identical file message, which WeCom's duplicate check recognises."""
         await self._renew(row, token)
-        media_id = await self._wecom.upload_file(filename, content)
+        media_id = await self._wecom.upload_file(filename, content, kind=kind)
         row.payload = {**row.payload, "media_id": media_id}
         await self._renew(row, token, payload=row.payload)
         return media_id
@@ -573,10 +585,11 @@ class OutboxSender:
             return {}
         if row.op == "export":
             media_id = str(payload.get("media_id") or "")
+            msgtype = str(payload.get("msgtype") or "file")  # file | image
             if not media_id:  # built and uploaded at the first try only
                 filename, content = await self._export_file(self._db, payload)
-                media_id = await self._media(row, token, filename, content)
-            message = {"touser": payload["touser"], "msgtype": "file", "file": {"media_id": media_id}}
+                media_id = await self._media(row, token, filename, content, msgtype)
+            message = {"touser": payload["touser"], "msgtype": msgtype, msgtype: {"media_id": media_id}}
             return await self._send(row, token, message)
         raise ValueError(f"unknown outbox op {row.op}")
 

@@ -1,0 +1,296 @@
+"""The quarterly and annual figures (湛江 第十六条 每季度通报; 钦州 第二十八–三十二条): computed from a
+period's facts, written as one xlsx, summarised in a few lines for chat."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import BinaryIO
+from zoneinfo import ZoneInfo
+
+from bot.exports.review_form import open_workbook, write_cell
+from bot.exports.periods import Period
+from bot.rules.update_record import Accountability, accountability, longest_gap, overdue_spells
+from storage.report_repo import AccountHistory, PeriodFacts, Tally
+
+DAY = timedelta(days=1)
+STATUS_LABELS = {"active": "考核中", "paused": "暂停", "closed": "已注销"}
+KIND_LABELS = {"typo": "错别字", "wording": "表述", "political": "政治性", "secret": "泄密", "link": "链接", "other": "其他"}
+INCIDENT_LABELS = {"security": "网络安全", "opinion": "舆情", "content": "内容差错", "other": "其他"}
+NO_UNIT = "未填单位"
+
+
+def report_filename(period: Period, extension: str = "xlsx") -> str:
+    return f"统计报表_{period.slug}.{extension}"
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    name: str
+    platform: str
+    unit: str
+    status: str
+    posts: int
+    unreviewed: int
+    longest_gap_days: float
+    overdue_days: float
+    warnings: int
+    alarms: int
+    lapse_months: tuple[int, ...]  # 更新不及时 in the period, by month (several in a month count once)
+    year: Accountability  # the year to the period's end
+
+    @property
+    def lapses(self) -> int:
+        return len(self.lapse_months)
+
+
+@dataclass(frozen=True)
+class UnitFigures:
+    unit: str
+    accounts: int
+    posts: int
+    overdue_days: float
+    warnings: int
+    alarms: int
+    lapses: int
+    year: Accountability
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    name: str
+    decided: int
+    median_hours: float
+    p90_hours: float
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Everything the report shows, computed once for the xlsx, the chart and the chat summary."""
+
+    period: Period
+    unit: str
+    as_of: datetime  # the period's end, or now if it has not ended
+    accounts: list[AccountFigures]
+    units: list[UnitFigures]
+    inspections: Tally
+    findings_recorded: int
+    rectifications: Tally
+    readings: Tally
+    rechecks: Tally
+    cases_by_kind: Counter[str]
+    cases_by_stage: Counter[str]  # a case counts for every stage that signed the version
+    stage_order: list[str]
+    corrections: int
+    retractions: int
+    cases: list[tuple[int, datetime, int, str, str, str, str, str]]
+    incidents: Counter[str]
+    stages: list[StageFigures]
+
+
+def _days(amount: timedelta) -> float:
+    return round(amount / DAY, 1)
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (the value at rank ⌈share·n⌉ of the sorted values)."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
+
+
+def _account(history: AccountHistory, period: Period, as_of: datetime, tz: ZoneInfo, period_length: timedelta
+             ) -> AccountFigures:
+    account = history.account
+    closed_at = account.closed_at
+    if account.status == "closed" and closed_at is None:  # closed before the time was recorded
+        closed_at = account.deadline_at or account.created_at
+    spells = overdue_spells(registered=account.created_at, posts=history.posts, pauses=history.pauses,
+                            period=period_length, closed_at=closed_at, now=as_of)
+    stop = as_of if closed_at is None else min(as_of, closed_at)
+    year = period.start.astimezone(tz).year
+    counted = accountability(spells, year, tz, through=as_of)
+    in_period = accountability([s for s in spells if s.since >= period.start], year, tz, through=as_of)
+    return AccountFigures(
+        name=account.name, platform=account.platform, unit=account.unit or NO_UNIT,
+        status=STATUS_LABELS.get(account.status, account.status),
+        posts=history.posts_in_period, unreviewed=history.unreviewed_in_period,
+        longest_gap_days=_days(longest_gap(registered=account.created_at, posts=history.posts,
+                                           start=max(period.start, account.created_at), end=stop))
+        if account.created_at < stop else 0.0,
+        overdue_days=_days(sum((s.overlap(period.start, stop) for s in spells), timedelta(0))),
+        warnings=history.warnings, alarms=history.alarms,
+        lapse_months=in_period.months, year=counted,
+    )
+
+
+def compute_figures(facts: PeriodFacts, period: Period, *, unit: str, now: datetime, tz: ZoneInfo,
+                    default_period_hours: int) -> Figures:
+    as_of = min(period.end, now)
+    accounts = [
+        _account(history, period, as_of, tz, timedelta(hours=history.account.period_hours or default_period_hours))
+        for history in facts.accounts
+    ]
+    units = []
+    for name in dict.fromkeys(a.unit for a in accounts):
+        mine = [a for a in accounts if a.unit == name]
+        units.append(UnitFigures(
+            unit=name, accounts=len(mine), posts=sum(a.posts for a in mine),
+            overdue_days=round(sum(a.overdue_days for a in mine), 1),
+            warnings=sum(a.warnings for a in mine), alarms=sum(a.alarms for a in mine),
+            lapses=len({m for a in mine for m in a.lapse_months}),
+            year=Accountability(tuple(sorted({m for a in mine for m in a.year.months}))),
+        ))
+    by_stage: Counter[str] = Counter()
+    order: list[str] = []
+    rows = []
+    for case, title in facts.cases:
+        stages = list(dict.fromkeys(s.get("stage", "") for s in case.signers if s.get("stage")))
+        by_stage.update(stages)
+        order += [s for s in stages if s not in order]
+        rows.append((case.id or 0, case.recorded_at, case.draft_id, title, KIND_LABELS.get(case.kind, case.kind),
+                     "纠错" if case.action == "correct" else "撤稿", case.description,
+                     "，".join(f"{s.get('stage', '')} {s.get('name', '')}" for s in case.signers)))
+    stages = []
+    by_name: dict[tuple[int, str], list[float]] = {}
+    for span in facts.stages:
+        by_name.setdefault((span.stage, span.name), []).append((span.decided - span.began) / timedelta(hours=1))
+    for (_, name), hours in sorted(by_name.items()):
+        stages.append(StageFigures(name, len(hours), round(statistics.median(hours), 1), round(percentile(hours, 0.9), 1)))
+    return Figures(
+        period=period, unit=unit, as_of=as_of, accounts=accounts, units=units,
+        inspections=facts.inspections, findings_recorded=facts.findings_recorded, rectifications=facts.findings,
+        readings=facts.readings, rechecks=facts.rechecks,
+        cases_by_kind=Counter(case.kind for case, _ in facts.cases), cases_by_stage=by_stage,
+        stage_order=sorted(order, key=_stage_rank),
+        corrections=sum(case.action == "correct" for case, _ in facts.cases),
+        retractions=sum(case.action == "retract" for case, _ in facts.cases),
+        cases=rows, incidents=facts.incidents, stages=stages,
+    )
+
+
+def _stage_rank(name: str) -> tuple[int, int, str]:
+    """一审, 一校, 二审, 二校, 三审, 三校, then any other stage name."""
+    for index, numeral in enumerate("一二三四五"):
+        if name.startswith(numeral):
+            return index, 0 if name.endswith("审") else 1, name
+    return 9, 0, name
+
+
+def rate(tally: Tally) -> str:
+    return f"{tally.done / tally.total:.0%}" if tally.total else "—"
+
+
+def summary_lines(figures: Figures) -> list[str]:
+    """The chat summary: the headline numbers of the report."""
+    accounts = figures.accounts
+    late = [a for a in accounts if a.lapses]
+    lines = [
+        f"【统计报表】{figures.unit}{figures.period.label}"
+        + ("（截至目前）" if figures.as_of < figures.period.end else ""),
+        f"账号 {len(accounts)} 个，更新 {sum(a.posts for a in accounts)} 次"
+        f"（未经本系统审核 {sum(a.unreviewed for a in accounts)} 次），"
+        f"更新不及时 {sum(a.lapses for a in accounts)} 次（{len(late)} 个账号，同月算1次）。",
+        f"巡检 {figures.inspections.done}/{figures.inspections.total}（完成率 {rate(figures.inspections)}），"
+        f"发现问题 {figures.findings_recorded} 个，整改 {figures.rectifications.done}/{figures.rectifications.total}；"
+        f"读网 {figures.readings.done}/{figures.readings.total}；发布后复核 {figures.rechecks.done}/{figures.rechecks.total}。",
+        f"错情 {sum(figures.cases_by_kind.values())} 条（纠错 {figures.corrections}，撤稿 {figures.retractions}）。",
+    ]
+    reached = [u for u in figures.units if u.year.reminder_letters]
+    if reached:
+        lines.append("第二十八条（年度累计）：" + "；".join(
+            f"{u.unit} 更新不及时 {u.year.reminder_letters} 次，达到{u.year.level}" for u in reached))
+    return lines
+
+
+ACCOUNT_HEADER = (
+    "账号", "平台", "单位", "状态", "更新次数", "其中未经本系统审核", "最长间隔（天）", "超期天数", "更新提醒（次）",
+    "超期告警（次）", "本期更新不及时（次）", "年度更新不及时（次）", "年度提醒函", "年度约谈", "年度通报批评", "达到",
+)
+UNIT_HEADER = (
+    "单位", "账号数", "更新次数", "超期天数", "更新提醒（次）", "超期告警（次）", "本期更新不及时（次）",
+    "年度更新不及时（次）", "年度提醒函", "年度约谈", "年度通报批评", "达到",
+)
+CASE_HEADER = ("错情编号", "登记时间", "稿件编号", "信息名称", "种类", "处理", "说明", "签发人")
+STAGE_HEADER = ("环节", "决定次数", "用时中位数（小时）", "用时P90（小时）")
+
+
+def write_report_xlsx(figures: Figures, out: BinaryIO, tz: ZoneInfo) -> None:
+    wb = open_workbook(out)
+    title = wb.add_format({"bold": True, "font_size": 14})
+    bold = wb.add_format({"bold": True})
+    note = wb.add_format({"italic": True, "font_color": "#555555"})
+
+    def sheet(name: str, heading: str, header: tuple[str, ...], rows: list[list[object]], widths: tuple[int, ...],
+              notes: tuple[str, ...] = ()) -> None:
+        ws = wb.add_worksheet(name)
+        for index, width in enumerate(widths):
+            ws.set_column(index, index, width)
+        write_cell(ws, 0, 0, heading, title)
+        for col, text in enumerate(header):
+            write_cell(ws, 1, col, text, bold)
+        for offset, values in enumerate(rows):
+            for col, value in enumerate(values):
+                write_cell(ws, 2 + offset, col, value)
+        for offset, text in enumerate(notes):
+            write_cell(ws, 3 + len(rows) + offset, 0, text, note)
+
+    label = f"{figures.unit}{figures.period.label}"
+    as_of = figures.as_of.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    overview: list[list[object]] = [
+        ["统计截至", as_of],
+        ["账号数", len(figures.accounts)],
+        ["更新次数", sum(a.posts for a in figures.accounts)],
+        ["其中未经本系统审核", sum(a.unreviewed for a in figures.accounts)],
+        ["更新不及时（次，同月算1次）", sum(a.lapses for a in figures.accounts)],
+        ["巡检（应完成/已完成/按时完成）", f"{figures.inspections.total}/{figures.inspections.done}/{figures.inspections.on_time}"],
+        ["巡检完成率", rate(figures.inspections)],
+        ["巡检发现问题", figures.findings_recorded],
+        ["限期整改（交办/已整改/按期整改）", f"{figures.rectifications.total}/{figures.rectifications.done}/{figures.rectifications.on_time}"],
+        ["读网（应读/已读/发现问题）", f"{figures.readings.total}/{figures.readings.done}/{figures.readings.problems}"],
+        ["读网完成率", rate(figures.readings)],
+        ["发布后复核（应复核/已复核/按时/发现问题）",
+         f"{figures.rechecks.total}/{figures.rechecks.done}/{figures.rechecks.on_time}/{figures.rechecks.problems}"],
+        ["错情", sum(figures.cases_by_kind.values())],
+        ["纠错", figures.corrections],
+        ["撤稿", figures.retractions],
+        *[[f"突发事件：{INCIDENT_LABELS.get(kind, kind)}", count] for kind, count in sorted(figures.incidents.items())],
+    ]
+    sheet("概况", f"{label}统计报表", ("项目", "数值"), overview, (40, 24))
+    sheet("账号", f"{label}账号更新情况", ACCOUNT_HEADER, [[
+        a.name, a.platform, a.unit, a.status, a.posts, a.unreviewed, a.longest_gap_days, a.overdue_days, a.warnings,
+        a.alarms, a.lapses, a.year.reminder_letters, a.year.reminder_letters, a.year.interviews,
+        a.year.public_criticisms, a.year.level,
+    ] for a in figures.accounts], (24, 10, 16, 8, *[10] * 11, 10), ACCOUNT_NOTES)
+    sheet("单位", f"{label}各单位更新情况", UNIT_HEADER, [[
+        u.unit, u.accounts, u.posts, u.overdue_days, u.warnings, u.alarms, u.lapses, u.year.reminder_letters,
+        u.year.reminder_letters, u.year.interviews, u.year.public_criticisms, u.year.level,
+    ] for u in figures.units], (20, *[10] * 11), UNIT_NOTES)
+    kinds = list(KIND_LABELS)
+    stage_names = figures.stage_order
+    matrix: list[list[object]] = [
+        [KIND_LABELS[k], figures.cases_by_kind.get(k, 0)] for k in kinds
+    ]
+    matrix.append(["合计", sum(figures.cases_by_kind.values())])
+    matrix.append([])
+    matrix += [[f"{name}签发过的", figures.cases_by_stage[name]] for name in stage_names]
+    sheet("错情统计", f"{label}错情（按种类、按环节）", ("种类 / 环节", "条数"), matrix, (24, 10),
+          ("注：一条错情计入签发该版本的每一个环节（审与校）：它们都没有发现这个错误。",))
+    sheet("错情明细", f"{label}错情明细", CASE_HEADER, [[
+        case_id, at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), draft_id, title, kind, action, text, signers,
+    ] for case_id, at, draft_id, title, kind, action, text, signers in figures.cases], (8, 17, 8, 36, 8, 6, 40, 40))
+    sheet("审核用时", f"{label}各环节审核用时", STAGE_HEADER, [
+        [s.name, s.decided, s.median_hours, s.p90_hours] for s in figures.stages
+    ], (12, 10, 18, 16), ("注：用时自稿件到达该环节（提交、上一环节审校完成或退回）起，至该环节作出决定止，按自然时间计。",))
+    wb.close()
+
+
+ACCOUNT_NOTES = (
+    "注：1. 更新期限自上次更新（无更新记录的自登记）起算，暂停期间不计，暂停结束后重新起算；注销后不再计算。",
+    "　　2. 更新不及时：每错过一次更新期限计一次，同一个月内的多次算1次（钦州 第二十八条）。",
+    "　　3. 年度累计至统计截至时间：每次更新不及时对应一次提醒函；年度内提醒函每满2次约谈一次，约谈每满2次通报批评一次。",
+)
+UNIT_NOTES = ("注：单位的更新不及时按月计：同一个月内本单位任一账号超期都算1次。",)
+

@@ -1,0 +1,177 @@
+"""Reads behind the quarterly and annual figures: accounts with their history, the duty and
+after-publishing tasks of a period, 错情, and when each review stage began and ended."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.account_models import Account, AccountPause, AccountPost, Recheck
+from storage.duty_models import Incident, Inspection, InspectionFinding, ReadingTask
+from storage.models import AuditEntry, Draft, DraftVersion, ErrorCase, Occasion, ProofRecord, StageDecision
+
+
+@dataclass
+class AccountHistory:
+    """One account and everything its update record is replayed from."""
+
+    account: Account
+    posts: list[datetime] = field(default_factory=list)  # every post up to the period's end
+    posts_in_period: int = 0
+    unreviewed_in_period: int = 0  # /posted: not through review here
+    pauses: list[tuple[datetime, datetime]] = field(default_factory=list)  # [start, end)
+    warnings: int = 0  # 更新提醒 sent in the period
+    alarms: int = 0  # 超期告警 sent in the period (one a day overdue)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A task's count in the period: how many, done, done by the due time, found a problem."""
+
+    total: int = 0
+    done: int = 0
+    on_time: int = 0
+    problems: int = 0
+
+
+@dataclass(frozen=True)
+class StageSpan:
+    """One review stage of one round of one version: from when it was reached to its decision."""
+
+    stage: int
+    name: str
+    began: datetime
+    decided: datetime
+
+
+@dataclass
+class PeriodFacts:
+    accounts: list[AccountHistory]
+    inspections: Tally
+    findings: Tally  # 巡检 findings given for 整改 (done: fixed; on_time: fixed by the deadline)
+    findings_recorded: int
+    readings: Tally
+    rechecks: Tally
+    cases: list[tuple[ErrorCase, str]]  # 错情 and the draft's title
+    incidents: Counter[str]
+    stages: list[StageSpan]
+
+
+async def account_histories(session: AsyncSession, start: datetime, end: datetime) -> list[AccountHistory]:
+    """Accounts registered before `end` and not closed before `start`, by unit and name."""
+    accounts = (await session.exec(
+        select(Account).where(col(Account.created_at) < end).order_by(col(Account.unit), col(Account.name))
+    )).all()
+    histories = {a.id: AccountHistory(a) for a in accounts if a.closed_at is None or a.closed_at >= start}
+    for post in (await session.exec(
+        select(AccountPost).where(col(AccountPost.posted_at) < end).order_by(col(AccountPost.posted_at))
+    )).all():
+        history = histories.get(post.account_id)
+        if history is None:
+            continue
+        history.posts.append(post.posted_at)
+        if post.posted_at >= start:
+            history.posts_in_period += 1
+            history.unreviewed_in_period += bool(post.unreviewed_reason)
+    for pause in (await session.exec(select(AccountPause).where(col(AccountPause.started_at) < end))).all():
+        if (history := histories.get(pause.account_id)) is not None:
+            history.pauses.append((pause.started_at, pause.ended_at or pause.until))
+    for occasion in (await session.exec(
+        select(Occasion).where(
+            col(Occasion.kind).in_(("account_warning", "account_overdue")),
+            col(Occasion.claimed_at) >= start, col(Occasion.claimed_at) < end,
+        )
+    )).all():
+        account_id = occasion.subject.split("@", 1)[0]
+        history = histories.get(int(account_id)) if account_id.isdigit() else None
+        if history is None:
+            continue
+        if occasion.kind == "account_warning":
+            history.warnings += 1
+        else:
+            history.alarms += 1
+    return list(histories.values())
+
+
+def _tally(rows: list[tuple[datetime | None, datetime | None, bool]]) -> Tally:
+    """(done_at, due_at, problem) per task."""
+    return Tally(
+        total=len(rows),
+        done=sum(done is not None for done, _, _ in rows),
+        on_time=sum(done is not None and (due is None or done <= due) for done, due, _ in rows),
+        problems=sum(problem for _, _, problem in rows),
+    )
+
+
+async def stage_spans(session: AsyncSession, start: datetime, end: datetime) -> list[StageSpan]:
+    """The stages decided in [start, end): each from the moment the draft reached it — the
+    submission of its version, the end of the stage (or 校) before it in the same round, or the
+    退回 that began the round — to its last decision."""
+    decisions = (await session.exec(
+        select(StageDecision).where(col(StageDecision.decided_at) >= start, col(StageDecision.decided_at) < end)
+    )).all()
+    drafts = {d.draft_id for d in decisions}
+    if not drafts:
+        return []
+    everything = (await session.exec(select(StageDecision).where(col(StageDecision.draft_id).in_(drafts)))).all()
+    proofs = (await session.exec(select(ProofRecord).where(col(ProofRecord.draft_id).in_(drafts)))).all()
+    submitted = {
+        (v.draft_id, v.version): v.created_at
+        for v in (await session.exec(select(DraftVersion).where(col(DraftVersion.draft_id).in_(drafts)))).all()
+    }
+    returned: dict[tuple[int, int, int], datetime] = {}
+    for entry in (await session.exec(
+        select(AuditEntry).where(AuditEntry.action == "return", col(AuditEntry.draft_id).in_(drafts))
+    )).all():
+        d = entry.details
+        if entry.draft_id is not None and "round" in d:
+            returned[(entry.draft_id, int(d.get("version", 0)), int(d["round"]))] = entry.at
+    # (draft, version, round) → [(position, at)]: a 审 of stage s is at (s, 0), the 校 after it (s, 1)
+    marks: dict[tuple[int, int, int], list[tuple[tuple[int, int], datetime]]] = {}
+    for d in everything:
+        marks.setdefault((d.draft_id, d.version, d.round), []).append(((d.stage, 0), d.decided_at))
+    for p in proofs:
+        marks.setdefault((p.draft_id, p.version, p.round), []).append(((p.after_stage, 1), p.at))
+    ends: dict[tuple[int, int, int, int], StageDecision] = {}
+    for d in decisions:
+        key = (d.draft_id, d.version, d.round, d.stage)
+        if key not in ends or ends[key].decided_at < d.decided_at:
+            ends[key] = d
+    spans = []
+    for (draft_id, version, round_, stage), last in ends.items():
+        before = [at for pos, at in marks.get((draft_id, version, round_), []) if pos < (stage, 0)]
+        began = max([*before, returned.get((draft_id, version, round_)) or submitted.get((draft_id, version))
+                     or last.decided_at])
+        spans.append(StageSpan(stage, last.stage_name, min(began, last.decided_at), last.decided_at))
+    return sorted(spans, key=lambda s: (s.stage, s.decided))
+
+
+async def period_facts(session: AsyncSession, start: datetime, end: datetime) -> PeriodFacts:
+    def within(column: object) -> tuple[object, object]:
+        return col(column) >= start, col(column) < end  # type: ignore[arg-type]
+
+    inspections = (await session.exec(select(Inspection).where(*within(Inspection.sent_at)))).all()
+    findings = (await session.exec(select(InspectionFinding).where(*within(InspectionFinding.found_at)))).all()
+    readings = (await session.exec(select(ReadingTask).where(*within(ReadingTask.sent_at)))).all()
+    rechecks = (await session.exec(select(Recheck).where(*within(Recheck.created_at)))).all()
+    cases = (await session.exec(
+        select(ErrorCase, Draft.title).join(Draft, col(Draft.id) == ErrorCase.draft_id)
+        .where(*within(ErrorCase.recorded_at)).order_by(col(ErrorCase.id))
+    )).all()
+    incidents = (await session.exec(select(Incident.kind).where(*within(Incident.raised_at)))).all()
+    assigned = [f for f in findings if f.assignee]
+    return PeriodFacts(
+        accounts=await account_histories(session, start, end),
+        inspections=_tally([(i.done_at, i.due_at, False) for i in inspections]),
+        findings=_tally([(f.fixed_at, f.due_at, False) for f in assigned]),
+        findings_recorded=len(findings),
+        readings=_tally([(r.done_at, r.due_at, r.outcome == "problem") for r in readings]),
+        rechecks=_tally([(r.done_at, r.due_at, r.outcome == "problem") for r in rechecks]),
+        cases=[(case, title) for case, title in cases],
+        incidents=Counter(incidents),
+        stages=await stage_spans(session, start, end),
+    )
