@@ -16,7 +16,7 @@ from bot.core.clock import FrozenClock
 from bot.keys import WECOM
 from bot.wecom.client import WeComAPIError
 from bot.rules.update_record import OverdueSpell, accountability, longest_gap, overdue_spells
-from tests.flow import at, count, last_text, say, tap
+from tests.flow import at, button_key, cards, count, current_card, last_text, say, tap
 from tests.test_export import received_file, run_cli, walk_two_drafts, write_config
 from tests.test_review_flow import SUBMISSION
 
@@ -259,3 +259,37 @@ async def test_cli_report_writes_the_xlsx_and_the_chart(sqlite_stack: Stack, tmp
     assert chart.read_bytes().startswith(b"\x89PNG")
     bad = run_cli("report", "2026Q9", "-c", str(config))
     assert bad.returncode == 2 and "时间错误" in bad.stderr
+
+
+async def inspection_done(stack: Stack, user: str) -> None:
+    """`user` taps 已完成 on their newest 巡检 card."""
+    card = [c for c in cards(stack, user) if c.payload["template_card"]["main_title"]["title"].startswith("【日常巡检】")][-1]
+    task_id = card.payload["template_card"]["task_id"]
+    await stack.sim.click(user, task_id, button_key(current_card(stack, user, card), "已完成"))
+    await stack.drain()
+
+
+async def test_inspection_reading_and_rectification_figures(database_url: str) -> None:
+    from tests.test_duty import DUTY
+    from tests.test_duty import START as MONDAY_0800
+    from tests.test_reading import READING
+
+    settings = stack_settings(database_url, {"duty": DUTY, "reading": READING})
+    async with running_stack(settings, FrozenClock(MONDAY_0800)) as stack:
+        stack.sim.add_robot("duty-group-key")
+        await at(stack, hours=2, minutes=1)  # 11-23 10:01: 赵丽's 巡检, and her turn of 读网 since 09:30
+        await inspection_done(stack, "zhaoli")  # on time
+        await say(stack, "zhaoli", "/inspect 问题 首页图片无法显示")  # recorded only
+        await say(stack, "zhaoli", "/inspect 问题 政务公开栏目链接失效 wangxm 2026-11-24")
+        await say(stack, "wangxm", "/fix 2 已更正链接")  # fixed by its deadline
+        await say(stack, "zhaoli", "/read 1 问题 第3条链接失效")
+        await at(stack, days=1)  # 11-24: 王小明's 巡检, never done
+        await at(stack, days=1)  # 11-25 10:01: 赵丽's
+        await at(stack, hours=3)  # done an hour past its deadline
+        await inspection_done(stack, "zhaoli")
+        await say(stack, "chenfb", "/report 2026-11")
+        _, content = received_file(stack, "chenfb")
+    overview = dict(r[:2] for r in sheet_rows(content, "概况"))
+    assert overview["巡检（应完成/已完成/按时完成）"] == "3/2/1" and overview["巡检完成率"] == "67%"
+    assert overview["巡检发现问题"] == 2 and overview["限期整改（交办/已整改/按期整改）"] == "1/1/1"
+    assert overview["读网（应读/已读/发现问题）"] == "1/1/1" and overview["读网完成率"] == "100%"
