@@ -65,3 +65,52 @@ async def test_two_instances_send_each_occasion_once(postgres_url: str) -> None:
                        and "巡检" in d.payload["template_card"]["main_title"]["title"]]
         assert len(inspections) == 1
         assert not stack.sim.dropped
+
+
+async def test_two_instances_send_each_after_publishing_reminder_once(postgres_url: str) -> None:
+    """发布后复核 overdue and its daily reminders, 整改 overdue, 读网 overdue: with two instances
+    sweeping together, nobody receives any of them twice."""
+    settings = stack_settings(postgres_url, {
+        "duty": {"rotation": ["zhaoli", "wangxm"], "leader_rotation": ["liuzr"], "rotation_start": "2026-11-23",
+                 "webhook_key": "group"},
+        "reading": {"people": ["sunkz"], "sections": ["政府网站首页"], "every": "daily"},
+        "freshness": {"accounts": [{"name": "示范发布", "platform": "微信公众号", "owners": ["zhaoli"]}]},
+    })
+    clock = FrozenClock(START)
+    async with running_stack(settings, clock) as stack:
+        stack.sim.add_robot("group")
+        second = create_app(stack.settings, clock=clock, run_sender=False)
+        runner = web.AppRunner(second)
+        await runner.setup()
+        try:
+            apps = (stack.app, second)
+            await say(stack, "wangxm", SUBMISSION)
+            for reviewer in ("wangxm", "zhangkz", "liuzr"):
+                await tap(stack, reviewer, "同意")
+            await say(stack, "chenfb", "/published 1 示范发布")  # re-check due by 10:00
+
+            async def both_sweep_and_send() -> None:
+                for _ in range(3):
+                    await asyncio.gather(*(app[SWEEPER].run_once() for app in apps))
+                await asyncio.gather(*(app[SENDER].drain() for app in apps))
+
+            for hours in (1.6, 2.1, 16.1, 26, 40.1, 50, 64.1):
+                clock.set(datetime.fromtimestamp(START.timestamp() + hours * 3600, UTC))
+                await both_sweep_and_send()
+                if hours == 2.1:  # 赵丽 on duty gives 王小明 a problem to fix by today
+                    await say(stack, "zhaoli", "/inspect 问题 首页链接失效 wangxm 2026-11-23")
+        finally:
+            await runner.cleanup()
+
+    watched = ("【复核超时】", "【复核提醒】", "【整改超期】", "【读网超期】")
+    received = Counter(
+        (user, d.payload["text"]["content"])
+        for user in ("zhaoli", "wangxm", "zhangkz", "sunkz", "liuzr", "chenfb")
+        for d in stack.sim.inbox(user) if d.msgtype == "text" and d.payload["text"]["content"].startswith(watched)
+    )
+    assert received and max(received.values()) == 1, [k for k, n in received.items() if n > 1]
+    kinds = Counter((user, text.split("】")[0] + "】") for user, text in received)
+    assert {kind for _, kind in kinds} == set(watched)
+    assert kinds[("wangxm", "【整改超期】")] == 3, "a day overdue each day: 11-24, 11-25, 11-26"
+    assert kinds[("chenfb", "【整改超期】")] == 1, "the admins once"
+    assert sum(n for (_, kind), n in kinds.items() if kind == "【复核提醒】") >= 2
