@@ -13,7 +13,7 @@ from bot.rules.calendar import fmt_local, last_day_of
 from bot.rules.finding_marks import MARK_LABELS, marks_text, numbers_text
 from bot.rules.review import Refusal
 from bot.wecom.dispatcher import CommandSpec, command_of_menu_key, pack_action
-from storage.account_models import Account, AccountPost, Recheck
+from storage.account_models import Account, AccountPost, AccountRequest, Recheck
 from storage.duty_models import Incident, ReadingTask
 from storage.models import AuditEntry, Draft, ErrorCase
 
@@ -702,6 +702,24 @@ def takedown_card(draft: Draft, case: ErrorCase, post: AccountPost, account: str
         **({"card_action": {"type": 1, "url": url}} if url else {}),
         "task_id": task_id,
         "button_list": [{"text": "已撤下", "style": 1, "key": pack_action("rt", "down", post.id)}],
+    }
+
+
+def account_request_card(request: AccountRequest, what: str, requester: str, task_id: str) -> dict[str, object]:
+    """To the people of an account request's current approval step: 同意 or 不同意."""
+    same = request.details.get("same_platform") or []
+    kind = {"open": "开设", "change": "变更", "close": "注销"}.get(request.kind, "")
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "审校助手·账号审批", "desc_color": 0},
+        "main_title": {"title": f"【账号{kind}审批】{request.account}"[:36], "desc": f"申请{request.id}号 · {requester}"},
+        "sub_title_text": (f"{what}。理由：{request.reason}"
+                           + (f"。注意：同一平台已有“{'、'.join(same)}”（钦州 第二十四条（三））" if same else ""))[:300],
+        "task_id": task_id,
+        "button_list": [
+            {"text": "同意", "style": 1, "key": pack_action("ar", "approve", request.id)},
+            {"text": "不同意", "style": 2, "key": pack_action("ar", "reject", request.id)},
+        ],
     }
 
 

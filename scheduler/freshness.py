@@ -16,8 +16,9 @@ from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
 from bot.views import account_line, remaining_text
 from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
+from bot.services.account_requests import KIND_LABELS
 from bot.services.accounts import end_pause
-from storage.account_models import Account
+from storage.account_models import Account, AccountRequest
 from storage.accounts_repo import accounts_by_remaining, period_of
 from storage.audit_repo import append_audit
 from storage.occasions_repo import claim_occasion, was_claimed
@@ -135,4 +136,40 @@ async def freshness_digest(ctx: SweepContext) -> int:
     return 1
 
 
-SWEEPS = (pauses_ending, freshness_warnings, freshness_digest)
+async def filings_due(ctx: SweepContext) -> int:
+    """An approved 开设/变更/注销 not yet filed: its requester is reminded once the last day before
+    the deadline begins, then daily once it has passed (the admins told once); each claimed."""
+    settings = ctx.settings
+    admins = people_with_role(settings, "admin")
+    fired = 0
+    async with ctx.db() as session, session.begin():
+        outbox = Outbox(session, ctx.clock)
+        rows = await session.exec(
+            select(AccountRequest).where(
+                AccountRequest.status == "approved", col(AccountRequest.filed_at).is_(None),
+                col(AccountRequest.filing_due_at) <= ctx.now + DAY,
+            ).order_by(col(AccountRequest.id))
+        )
+        for request in rows.all():
+            assert request.filing_due_at is not None and request.id is not None
+            due = fmt_local(request.filing_due_at, settings.tz)
+            what = f"申请{request.id}号（{KIND_LABELS.get(request.kind, '')}“{request.account}”）"
+            how = f"完成后请发送 /accounts filed {request.id} 报送情况。"
+            if ctx.now < request.filing_due_at:
+                if await claim_occasion(session=session, kind="filing_warning", subject=str(request.id),
+                                        occasion="1d", at=ctx.now, by=ctx.instance):
+                    outbox.send_text([request.requested_by], f"【备案提醒】{what}应于 {due} 前报批、报备，{remaining_text(request.filing_due_at - ctx.now)}。{how}")
+                    fired += 1
+                continue
+            day = await ctx.claim_day_past(session, "filing_overdue", str(request.id), request.filing_due_at)
+            if day is None:
+                continue
+            outbox.send_text([request.requested_by], f"【备案超期】{what}应于 {due} 前报批、报备，已超期 {day} 天。{how}")
+            if day == 0:
+                outbox.send_text([a for a in admins if a != request.requested_by],
+                                 f"【备案超期】{what}应于 {due} 前报批、报备，至今未登记。")
+            fired += 1
+    return fired
+
+
+SWEEPS = (pauses_ending, freshness_warnings, filings_due, freshness_digest)

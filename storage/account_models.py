@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from typing import Any
+
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from storage.columns import utc_column
+from storage.columns import json_column, utc_column
 
 
 class Account(SQLModel, table=True):
@@ -89,3 +92,26 @@ class Recheck(SQLModel, table=True):
     @property
     def assignee_list(self) -> list[str]:
         return [u for u in self.assignees.split("|") if u]
+
+
+class AccountRequest(SQLModel, table=True):
+    """开设, 变更 or 注销 of an account (钦州 第二十五、二十六条): approved step by step by the configured
+    roles, applied on the last approval, then filed with the 主管单位 within the working days set."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=8)  # open | change | close
+    account: str = Field(max_length=100)  # the account's name (for 开设, the new account's)
+    # what is asked: {"platform", "owners"} to open; {"field", "value"} to change
+    details: dict[str, Any] = json_column()
+    reason: str = Field(max_length=200)
+    requested_by: str = Field(max_length=64)
+    requested_at: datetime = utc_column()
+    status: str = Field(default="pending", max_length=12)  # pending | approved | rejected
+    step: int = 0  # the index of the approval step now waiting
+    # [{"step", "role", "userid", "decision", "opinion", "at"}], in order
+    decisions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    decided_at: datetime | None = utc_column(nullable=True)
+    filing_due_at: datetime | None = utc_column(nullable=True, index=True)
+    filed_at: datetime | None = utc_column(nullable=True)
+    filed_by: str = Field(default="", max_length=64)
+    filing_note: str = Field(default="", max_length=200)

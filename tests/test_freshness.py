@@ -14,6 +14,7 @@ from tests.test_review_flow import SUBMISSION
 FRESHNESS = {
     "warn_hours": [72, 24, 6],
     "digest_time": "08:30",
+    "lifecycle_chain": [],  # 注销 at once (the approval of it: tests/test_account_lifecycle.py)
     "accounts": [
         {"name": "示范发布", "platform": "微信公众号", "unit": "市政府办公室", "owners": ["zhaoli"]},
         {"name": "示范微博", "platform": "微博", "owners": ["wangxm"], "period_hours": 168},

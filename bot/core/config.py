@@ -389,6 +389,10 @@ class FreshnessSettings(_Frozen):
     # 临时下线 (钦州 第二十六条: 每年不得超过1次，下线时间不得超过30天): /accounts pause's limits
     pause_max_days: int = Field(default=30, ge=1, le=366)
     pauses_per_year: int = Field(default=1, ge=0, le=12)
+    # 开设/变更/注销 (钦州 第二十五、二十六条): the roles that approve a request, in order (a step
+    # nobody holds is skipped; [] = admins act directly), then filing within this many working days
+    lifecycle_chain: tuple[str, ...] = ("leader", "principal")
+    filing_working_days: int = Field(default=5, ge=1, le=30)
 
 
 class ReminderSettings(_Frozen):

@@ -44,6 +44,21 @@ async def account_or_error(scope: Scope, name: str) -> Account:
     return account
 
 
+async def same_platform_accounts(scope: Scope, platform: str) -> list[str]:
+    """The unit's own live accounts on `platform` (钦州 第二十四条（三）: 在同一平台只开设1个)."""
+    return list((await scope.session.exec(
+        select(Account.name).where(Account.platform == platform, Account.unit == "", Account.status != "closed")
+    )).all())
+
+
+async def close_account(session: AsyncSession, account: Account, settings: Settings, at: datetime) -> None:
+    """注销: the account leaves the rule for good (a pause in course ends with it)."""
+    if account.status == "paused":
+        await end_pause(session, account, settings, at)
+    account.status, account.closed_at = "closed", at
+    session.add(account)
+
+
 async def add_account(
     scope: Scope, name: str, platform: str, owners: tuple[str, ...], override: str = ""
 ) -> AccountDone:
@@ -57,9 +72,7 @@ async def add_account(
     if await find_account(scope.session, name) is not None:
         raise UserFacingError(f"账号“{name}”已存在。")
     refuse_if_longer(override, MAX_REASON, "原因")
-    same = (await scope.session.exec(
-        select(Account.name).where(Account.platform == platform, Account.unit == "", Account.status != "closed")
-    )).all()
+    same = await same_platform_accounts(scope, platform)
     if same and not override:
         raise UserFacingError(
             f"本单位在{platform}已有账号“{'、'.join(same)}”，同一平台原则上只开设1个政务新媒体账号（钦州 第二十四条（三））。"
@@ -86,11 +99,10 @@ async def set_account_status(scope: Scope, name: str, status: str) -> AccountDon
     now = scope.now()
     if status == "active" and account.status != "paused":
         raise UserFacingError(f"账号“{account.name}”没有暂停考核，无需恢复。")
-    if account.status == "paused":
-        await end_pause(scope.session, account, scope.settings, now)
-    account.status = status
     if status == "closed":
-        account.closed_at = now
+        await close_account(scope.session, account, scope.settings, now)
+    else:
+        await end_pause(scope.session, account, scope.settings, now)
     scope.session.add(account)
     await append_audit(session=scope.session, at=now, actor=scope.user, action="account_status",
                        details={"name": account.name, "status": account.status})
