@@ -51,6 +51,8 @@ class Draft(SQLModel, table=True):
     created_at: datetime = utc_column()
     updated_at: datetime = utc_column()
     approved_at: datetime | None = utc_column(nullable=True)
+    # a 错别字 纠错's short chain: the 审 stages its versions pass ("1,3"); "" = the whole chain
+    correction_stages: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
 
 
 class DraftVersion(SQLModel, table=True):

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from bot.cli.stack import Stack
 from storage.account_models import AccountPost, Recheck
-from storage.models import Draft, ErrorCase
+from storage.models import Draft, ErrorCase, StageDecision
 from tests.flow import active_card, at, last_text, say, tap, texts
 from tests.test_export import received_file
 from tests.test_review_flow import SUBMISSION
@@ -118,3 +118,48 @@ async def test_a_retraction_is_taken_down_by_each_publisher_and_confirmed(fresh_
     async with fresh_stack.db() as session:
         notes = (await session.exec(select(Recheck.note))).all()
     assert notes == ["已撤稿：涉及台湾的表述不规范"] * 2
+
+
+async def test_a_typo_correction_may_pass_a_configured_short_chain_of_two(database_url: str) -> None:
+    from bot.cli.stack import running_stack, stack_settings
+    from bot.core.clock import FrozenClock
+    from tests.test_freshness import FRESHNESS, START
+
+    settings = stack_settings(database_url, {"freshness": FRESHNESS, "review": {"typo_correction_stages": [1, 3]}})
+    async with running_stack(settings, FrozenClock(START)) as stack:
+        await publish(stack)
+        await say(stack, "chenfb", "/correct 1 错别字 第二段“防讯”应为“防汛”")
+        assert "修改稿须重新经过一审、三审（错别字纠错短流程）" in last_text(stack, "chenfb")
+        assert "/revise 1 重新送审（一审、三审）" in last_text(stack, "wangxm")
+        await say(stack, "wangxm", "/revise 1\n各有关单位：为提高防汛应急处置能力，定于6月举行防汛演练。")
+        await tap(stack, "wangxm", "同意")
+        before = len(texts(stack, "zhangkz"))
+        await tap(stack, "liuzr", "同意")  # 三审 right after 一审: 二审 is not asked
+        assert await draft_status(stack) == "approved"
+        assert len(texts(stack, "zhangkz")) == before
+        async with stack.db() as session:
+            stages = (await session.exec(
+                select(StageDecision.stage_name).where(StageDecision.version == 2).order_by(StageDecision.id))).all()
+        assert stages == ["一审", "三审"]
+
+        # an error of another kind: the whole chain again
+        await say(stack, "chenfb", "/correct 1 表述 演练时间表述不清")
+        assert "修改稿须重新经过三审" in last_text(stack, "chenfb")
+        await say(stack, "wangxm", "/revise 1\n各有关单位：定于2026年6月举行防汛演练。")
+        await tap(stack, "wangxm", "同意")
+        assert await draft_status(stack) == "in_review"
+        await tap(stack, "zhangkz", "同意")
+        await tap(stack, "liuzr", "同意")
+        assert await draft_status(stack) == "approved"
+
+
+def test_a_short_chain_has_at_least_two_stages_in_order() -> None:
+    import pytest
+
+    from bot.cli.stack import stack_settings
+    from bot.core.config import ConfigError
+
+    for stages, reason in (([1], "至少两个审核环节"), ([3, 1], "至少两个审核环节"), ([1, 5], "第5审不存在")):
+        with pytest.raises(ConfigError, match=reason):
+            stack_settings("sqlite+aiosqlite:///x.db", {"review": {"typo_correction_stages": stages}})
+    assert stack_settings("sqlite+aiosqlite:///x.db", {"review": {"typo_correction_stages": [2, 3]}}).review.typo_correction_stages == (2, 3)

@@ -303,6 +303,16 @@ class ReviewSettings(_Frozen):
     recheck_within_hours: float = Field(default=2, gt=0, le=168)
     recheck_by: str = Field(default="stage:2", pattern=r"^(stage:[1-9]|role:[a-z_]+)$")
     remind_interval_minutes: int = Field(default=120, ge=1)  # /remind: at most once per draft per this
+    # 纠错 of a 错别字 (/correct 编号 错别字 说明): the 审 stages its corrected version passes, e.g. [1, 3]
+    # (a short chain: at least two stages, so never fewer than two people); [] = the whole chain
+    typo_correction_stages: tuple[int, ...] = ()
+
+    @field_validator("typo_correction_stages")
+    @classmethod
+    def _short_chain(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if value and (len(value) < 2 or list(value) != sorted(set(value)) or value[0] < 1):
+            raise ValueError("至少两个审核环节，按顺序写环节序号（如 [1, 3]），纠错稿不得少于两人审核")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -499,6 +509,10 @@ class Settings(_Frozen):
         missing = [c for c in CATEGORIES if c not in categories]
         if missing:
             raise ValueError(f"chains: 缺少类别 {missing}")
+        shortest = min(len(c.stages) for c in self.chains)
+        if self.review.typo_correction_stages and self.review.typo_correction_stages[-1] > shortest:
+            raise ValueError(f"review.typo_correction_stages: 第{self.review.typo_correction_stages[-1]}审不存在"
+                             f"（最短的审核链共 {shortest} 个环节）")
         for chain in self.chains:
             for stage in chain.stages:
                 for entry in stage.assignees:

@@ -194,6 +194,18 @@ def decision_slot(stage_settings: StageSettings, reviewer: str) -> str:
     return reviewer if stage_settings.mode == "all" else "*"
 
 
+def stages_passed(chain: ChainSettings, only: str = "") -> list[int]:
+    """The 审 stages a version passes: the whole chain, or a 纠错 short chain ("1,3")."""
+    every = list(range(1, len(chain.stages) + 1))
+    chosen = [int(part) for part in only.split(",") if part.strip().isdigit()]
+    return [s for s in every if s in chosen] or every
+
+
+def next_stage(chain: ChainSettings, stage: int, only: str = "") -> int | None:
+    """The stage after `stage`, or None when `stage` was the last one (the draft is approved)."""
+    return next((s for s in stages_passed(chain, only) if s > stage), None)
+
+
 def outcome_after(
     chain: ChainSettings,
     *,
@@ -202,6 +214,7 @@ def outcome_after(
     stage_decisions: Sequence[PastDecision],
     assignees: Sequence[str],
     mode: str | None = None,
+    only: str = "",
 ) -> Outcome:
     """What follows once `decision` is recorded; `stage_decisions` already include it. `mode`
     overrides the chain's for this stage (a 加签 makes it 会签)."""
@@ -211,6 +224,7 @@ def outcome_after(
         approved_by = {d.reviewer for d in stage_decisions if d.decision == "approve"}
         if not set(assignees) <= approved_by:
             return Outcome("wait")
-    if stage == len(chain.stages):
+    following = next_stage(chain, stage, only)
+    if following is None:
         return Outcome("approved")
-    return Outcome("advance", next_stage=stage + 1)
+    return Outcome("advance", next_stage=following)

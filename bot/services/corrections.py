@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from bot import views
 from bot.core.errors import UserFacingError, refuse_if_longer
 from bot.rules.calendar import people_with_role
+from bot.rules.review import stage_of, stages_passed
 from bot.services.recheck import MAX_NOTE, recheck_subject
 from bot.services.review import close_open_cards, load_draft
 from bot.services.scope import Scope, is_admin
@@ -108,6 +109,10 @@ async def correct_draft(scope: Scope, number: int, kind_word: str, description: 
     version (/revise); it then passes the whole chain again before it is published again."""
     draft, case, now = await _error_in_published(scope, number, kind_word, description, action="correct")
     kind = case.kind
+    short = scope.settings.review.typo_correction_stages if kind == "typo" else ()
+    draft.correction_stages = ",".join(str(s) for s in short)
+    chain = scope.settings.chain_for(draft.category, draft.important)
+    passes = "、".join(stage_of(chain, s).name for s in stages_passed(chain, draft.correction_stages))
     await append_audit(session=scope.session, at=now, actor=scope.user, action="correct", draft_id=draft.id,
                        details={"case": case.id, "version": draft.version, "kind": kind, "description": case.description})
     label = views.draft_label(draft)
@@ -115,12 +120,13 @@ async def correct_draft(scope: Scope, number: int, kind_word: str, description: 
         scope.outbox.send_text(
             [draft.submitter_userid],
             f"【纠错】{label}（第{draft.version}版）发布后发现{ERROR_KIND_LABELS[kind]}问题：{case.description}。"
-            f"{scope.name_of(scope.user)}已登记错情并退回，请修改后发送 /revise {draft.id} 重新送审；"
-            "通过三审后请重新发布并登记。",
+            f"{scope.name_of(scope.user)}已登记错情并退回，请修改后发送 /revise {draft.id} 重新送审（{passes}）；"
+            "审核通过后请重新发布并登记。",
         )
     return CorrectionDone(draft, case, (
-        f"已登记错情{case.id}号（{ERROR_KIND_LABELS[kind]}）：{label}已退回投稿人修改，修改稿须重新经过三审。"
-        f"原稿签发人：{signers_text(case)}。"
+        f"已登记错情{case.id}号（{ERROR_KIND_LABELS[kind]}）：{label}已退回投稿人修改，修改稿须重新经过"
+        + (f"{passes}（错别字纠错短流程）。" if short else "三审。")
+        + f"原稿签发人：{signers_text(case)}。"
     ))
 
 

@@ -25,8 +25,10 @@ from bot.rules.review import (
     expand_assignees,
     in_round,
     is_eligible,
+    next_stage,
     outcome_after,
     stage_of,
+    stages_passed,
 )
 from bot.rules.submission import DraftMeta
 from bot.services import findings
@@ -412,6 +414,7 @@ async def decide(
         stage_decisions=in_round(stage_rows, draft.stage, draft.round),
         assignees=assignees,
         mode=people.mode,
+        only=draft.correction_stages,
     )
     label = views.card_done_label(stage_settings.name, decision, scope.name_of(scope.user))
     if outcome.kind == "wait":
@@ -477,7 +480,8 @@ async def move_past_stage(
     now = scope.now()
     draft.step = "review"
     draft.updated_at = now
-    if draft.stage >= len(chain.stages):
+    following = next_stage(chain, draft.stage, draft.correction_stages)
+    if following is None:
         draft.status = "approved"
         draft.approved_at = now
         scope.session.add(draft)
@@ -494,7 +498,7 @@ async def move_past_stage(
         )
         scope.outbox.send_text(notify, views.approved_notice(draft, chain.proofreading))
         return
-    draft.stage += 1
+    draft.stage = following
     draft.stage_entered_at = now
     scope.session.add(draft)
     next_assignees = await start_stage(scope, draft, decisions)
@@ -560,9 +564,10 @@ async def revise_draft(scope: Scope, number: int, content: VersionContent) -> Do
         raise UserFacingError(f"正文过长（超过{MAX_BODY_CHARS}字）。")
     await close_open_cards(scope, draft, views.CARD_STALE_LABEL)
     now = scope.now()
+    chain = scope.settings.chain_for(draft.category, draft.important)
     draft.version += 1
-    draft.stage = 1
-    draft.step = "review"  # a revision restarts at 一审, whatever 校 step was open
+    draft.stage = stages_passed(chain, draft.correction_stages)[0]
+    draft.step = "review"  # a revision restarts at 一审 (or a short chain's first), whatever 校 step was open
     draft.status = "in_review"
     draft.stage_entered_at = now
     draft.updated_at = now
@@ -576,8 +581,8 @@ async def revise_draft(scope: Scope, number: int, content: VersionContent) -> Do
         session=scope.session, at=now, actor=scope.user, action="revise", draft_id=draft.id,
         details={"version": draft.version, **content_details(content), **findings.audit_details(draft)},
     )
-    chain = scope.settings.chain_for(draft.category, draft.important)
-    return Done(draft, views.revised_notice(draft, chain.stages[0].name, views.names(assignees, staff_names(scope))))
+    return Done(draft, views.revised_notice(draft, stage_of(chain, draft.stage).name,
+                                            views.names(assignees, staff_names(scope))))
 
 
 async def waiting_on(scope: Scope, draft: Draft) -> tuple[str, tuple[str, ...]]:
