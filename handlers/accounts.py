@@ -132,8 +132,6 @@ async def on_published(ctx: Context, cmd: Command) -> None:
         raise UserFacingError(views.usage(PUBLISHED_USAGE))
     number = parse_number(cmd.argv[0], PUBLISHED_USAGE)
     url = cmd.argv[2] if len(cmd.argv) == 3 else ""
-    if url and not url.startswith(("http://", "https://")):
-        raise UserFacingError("链接应以 http:// 或 https:// 开头。用法：" + PUBLISHED_USAGE)
     ctx.reply_text((await accounts.record_published(ctx, number, cmd.argv[1], url)).message)
 
 

@@ -21,6 +21,7 @@ from storage.audit_repo import append_audit
 
 STATUS_DONE = {"active": "已恢复考核", "closed": "已注销，不再考核"}
 MAX_REASON = 200  # AccountPause.reason and AccountPost.unreviewed_reason
+MAX_URL = 500  # AccountPost.url
 
 
 
@@ -174,6 +175,9 @@ async def end_pause(session: AsyncSession, account: Account, settings: Settings,
 
 async def record_published(scope: Scope, number: int, account_name: str, url: str) -> AccountDone:
     """An approved draft went out on an account now: the account counts as updated."""
+    if url and not url.startswith(("http://", "https://")):
+        raise UserFacingError("链接应以 http:// 或 https:// 开头。用法：/published 编号 账号名称 [链接]")
+    refuse_if_longer(url, MAX_URL, "链接")
     draft = await load_draft(scope, number, lock=False)
     if draft.status != "approved":
         status = views.STATUS_LABELS.get(draft.status, draft.status)

@@ -125,8 +125,11 @@ async def decide_recheck(
     return RecheckDone(recheck, f"已记录：{label}发布后复核无误{'（已超时）' if late else ''}。")
 
 
-async def my_rechecks(scope: Scope) -> list[Recheck]:
-    """Open re-checks of the person asking (every open one for an admin), the oldest due first."""
+async def my_rechecks(scope: Scope, draft_id: int | None = None) -> list[Recheck]:
+    """Open re-checks of the person asking (every open one for an admin), the oldest due first;
+    only `draft_id`'s when given."""
     statement = select(Recheck).where(col(Recheck.done_at).is_(None)).order_by(col(Recheck.due_at))
+    if draft_id is not None:
+        statement = statement.where(Recheck.draft_id == draft_id)
     rows = (await scope.session.exec(statement)).all()
     return [r for r in rows if scope.user in r.assignee_list or is_admin(scope)]

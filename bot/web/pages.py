@@ -1,4 +1,5 @@
-"""The workspace pages: home, a draft (body, pictures, files, versions, diff, timeline), deciding on it."""
+"""The workspace pages: home, a draft (body, pictures, files, versions, diff, timeline), deciding on it,
+and after it is approved: 登记发布, 发布后复核, 纠错 and 撤稿."""
 
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ from bot.documents.highlight import Span, highlight
 from bot.documents.textdiff import diff_html, diff_stats
 from bot.rules.review import stage_of
 from bot.rules.finding_marks import MARK_LABELS
-from bot.services import findings, proof, review
-from bot.services.scope import Work
+from bot.services import accounts, corrections, findings, proof, recheck, review
+from bot.services.scope import Work, is_admin
 from bot.web.auth import SignInRefused, WebAuth, csrf_ok, csrf_token
 from bot.wecom.outbox import Outbox
 from storage import drafts_repo, findings_repo
+from storage.accounts_repo import accounts_by_remaining
 from storage.audit_repo import entries_for_draft
 from storage.db import SessionFactory
 from storage.file_store import SHA256_RE, FileStore
@@ -249,7 +251,28 @@ class Workspace:
                          for record in version.findings],
             "findings_summary": views.findings_summary(draft) if shown == draft.version else "",
             "mark_labels": MARK_LABELS,
+            "after": (await self.after_publishing(work, draft) if shown == draft.version
+                      else {"rechecks": [], "publish": [], "correct": None}),
         }
+
+    @staticmethod
+    async def after_publishing(work: Work, draft: Draft) -> dict[str, Any]:
+        """The forms this person may use once the draft passed 三审: its open re-checks given to
+        them, 登记发布 (publishers), 纠错 (also its submitter) and 撤稿."""
+        roles = work.member.roles if work.member is not None else ()
+        admin = is_admin(work)
+        after: dict[str, Any] = {"publish": [], "correct": None}
+        after["rechecks"] = [
+            {"id": r.id, "account": r.account, "due": views.local(r.due_at, work.settings.tz)}
+            for r in await recheck.my_rechecks(work, draft.id)
+        ]
+        if draft.status == "approved":
+            if admin or "publisher" in roles:
+                after["publish"] = [a.name for a in await accounts_by_remaining(work.session, work.now())]
+            acting = admin or any(r in roles for r in corrections.ACTING_ROLES)
+            if acting or draft.submitter_userid == work.user:
+                after["correct"] = {"kinds": list(corrections.ERROR_KINDS), "retract": acting}
+        return after
 
     @staticmethod
     def step_label(chain: Any, draft: Draft) -> str:
@@ -306,7 +329,7 @@ class Workspace:
         return draft if draft is not None and await review.may_view(work, draft) else None
 
     async def on_draft(
-        self, request: web.Request, userid: str, number: int, act: Callable[[Work, Draft], Awaitable[review.Done]],
+        self, request: web.Request, userid: str, number: int, act: Callable[[Work, Draft], Awaitable[Any]],
         done_text: str,
     ) -> web.StreamResponse:
         """Run `act` on the locked draft in one transaction, then back to the page with its message."""
@@ -374,6 +397,50 @@ class Workspace:
             "已记录您的校对。",
         )
 
+    # ------------------------------------------------------------ after publishing
+
+    async def publish(self, request: web.Request) -> web.StreamResponse:
+        """登记发布 on the page: the approved draft went out on an account (a link optional)."""
+        posted = await self.posted_form(request, "publish")
+        if not isinstance(posted, tuple):
+            return posted
+        userid, number, form = posted
+        account, url = (_text(form.get("account")) or "").strip(), (_text(form.get("url")) or "").strip()
+        if not account:
+            return await self.flash_back(request, f"/app/drafts/{number}/", "请选择发布账号。")
+        return await self.on_draft(
+            request, userid, number, lambda work, draft: accounts.record_published(work, number, account, url), "",
+        )
+
+    async def answer_recheck(self, request: web.Request) -> web.StreamResponse:
+        """发布后复核 on the page: 确认无误, or 发现问题 with what is wrong."""
+        posted = await self.posted_form(request, "recheck")
+        if not isinstance(posted, tuple):
+            return posted
+        userid, number, form = posted
+        outcome, note = _text(form.get("outcome")) or "", (_text(form.get("note")) or "").strip()
+        which = _int(form.get("recheck"), 0)
+        if outcome not in ("ok", "problem") or not which:
+            return await self.flash_back(request, f"/app/drafts/{number}/", "请选择“确认无误”或“发现问题”。")
+        if outcome == "ok":
+            note = ""  # 无误 takes no note (a note belongs to a problem)
+        return await self.on_draft(
+            request, userid, number, lambda work, draft: recheck.decide_recheck(work, which, outcome, note), "",
+        )
+
+    async def correct(self, request: web.Request) -> web.StreamResponse:
+        """纠错 or 撤稿 on the page, with the 错情's kind and what is wrong."""
+        posted = await self.posted_form(request, "correct")
+        if not isinstance(posted, tuple):
+            return posted
+        userid, number, form = posted
+        action, kind = _text(form.get("action")) or "", _text(form.get("kind")) or ""
+        text = (_text(form.get("description")) or "").strip()
+        if action not in ("correct", "retract"):
+            return await self.flash_back(request, f"/app/drafts/{number}/", "请选择“纠错”或“撤稿”。")
+        act = corrections.correct_draft if action == "correct" else corrections.retract_draft
+        return await self.on_draft(request, userid, number, lambda work, draft: act(work, number, kind, text), "")
+
     async def flash_back(self, request: web.Request, target: str, text: str) -> web.StreamResponse:
         """Post/redirect/get: the message shows once on the page the browser goes back to."""
         session = await get_session(request)
@@ -390,6 +457,9 @@ class Workspace:
             web.get(r"/drafts/{draft_id:\d{1,9}}/files/{sha256}", self.file),
             web.post(r"/drafts/{draft_id:\d{1,9}}/decide", self.decide),
             web.post(r"/drafts/{draft_id:\d{1,9}}/proof", self.sign_proof),
+            web.post(r"/drafts/{draft_id:\d{1,9}}/publish", self.publish),
+            web.post(r"/drafts/{draft_id:\d{1,9}}/recheck", self.answer_recheck),
+            web.post(r"/drafts/{draft_id:\d{1,9}}/correct", self.correct),
         ]
 
 
