@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.account_models import Account, AccountPause, AccountPost, Recheck
-from storage.duty_models import Incident, Inspection, InspectionFinding, ReadingTask
-from storage.models import AuditEntry, Draft, DraftVersion, ErrorCase, Occasion, ProofRecord, StageDecision
+from storage.account_models import Account, AccountPause, AccountPost, AccountRequest, Recheck
+from storage.duty_models import Incident, IncidentEvent, Inspection, InspectionFinding, ReadingTask
+from storage.models import AuditEntry, Draft, DraftVersion, ErrorCase, Occasion, ProofRecord, Staff, StageDecision
 
 
 @dataclass
@@ -59,6 +59,11 @@ class PeriodFacts:
     cases: list[tuple[ErrorCase, str]]  # 错情 and the draft's title
     incidents: Counter[str]
     stages: list[StageSpan]
+    # the records an inspector reads through: what was found and fixed, reported, asked for
+    finding_rows: list[InspectionFinding] = field(default_factory=list)
+    incident_rows: list[tuple[Incident, list[IncidentEvent]]] = field(default_factory=list)
+    requests: list[AccountRequest] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
 
 
 async def account_histories(session: AsyncSession, start: datetime, end: datetime) -> list[AccountHistory]:
@@ -162,7 +167,22 @@ async def period_facts(session: AsyncSession, start: datetime, end: datetime) ->
         select(ErrorCase, Draft.title).join(Draft, col(Draft.id) == ErrorCase.draft_id)
         .where(*within(ErrorCase.recorded_at)).order_by(col(ErrorCase.id))
     )).all()
-    incidents = (await session.exec(select(Incident.kind).where(*within(Incident.raised_at)))).all()
+    incidents = (await session.exec(
+        select(Incident).where(*within(Incident.raised_at)).order_by(col(Incident.id)))).all()
+    events: dict[int, list[IncidentEvent]] = {}
+    if incidents:
+        for event in (await session.exec(
+            select(IncidentEvent).where(col(IncidentEvent.incident_id).in_([i.id for i in incidents]))
+            .order_by(col(IncidentEvent.at), col(IncidentEvent.id))
+        )).all():
+            events.setdefault(event.incident_id, []).append(event)
+    requests = [
+        r for r in (await session.exec(
+            select(AccountRequest).where(col(AccountRequest.requested_at) < end).order_by(col(AccountRequest.id))
+        )).all()
+        if any(t is not None and t >= start for t in (r.requested_at, r.decided_at, r.filed_at))
+        or r.status == "pending" or (r.status == "approved" and r.filed_at is None)
+    ]
     assigned = [f for f in findings if f.assignee]
     return PeriodFacts(
         accounts=await account_histories(session, start, end),
@@ -172,6 +192,10 @@ async def period_facts(session: AsyncSession, start: datetime, end: datetime) ->
         readings=_tally([(r.done_at, r.due_at, r.outcome == "problem") for r in readings]),
         rechecks=_tally([(r.done_at, r.due_at, r.outcome == "problem") for r in rechecks]),
         cases=[(case, title) for case, title in cases],
-        incidents=Counter(incidents),
+        incidents=Counter(i.kind for i in incidents),
         stages=await stage_spans(session, start, end),
+        finding_rows=sorted(findings, key=lambda f: f.id or 0),
+        incident_rows=[(i, events.get(i.id or 0, [])) for i in incidents],
+        requests=requests,
+        names={s.userid: s.name for s in (await session.exec(select(Staff))).all()},
     )

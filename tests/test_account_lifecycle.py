@@ -14,7 +14,9 @@ from bot.core.clock import FrozenClock
 from storage.account_models import AccountRequest
 from storage.models import AuditEntry
 from tests.flow import active_card, at, count, last_text, say, tap
+from tests.test_export import received_file
 from tests.test_freshness import START, account
+from tests.test_report import sheet_rows
 
 ADMIN = "chenfb"
 ACCOUNTS = [
@@ -99,6 +101,12 @@ async def test_opening_is_approved_in_two_steps_then_filed_within_five_working_d
     async with stack.db() as session:
         actions = [e.action for e in (await session.exec(select(AuditEntry).order_by(AuditEntry.id))).all()]
     assert actions.count("account_decide") == 4 and "account_applied" in actions and "account_filed" in actions
+    await say(stack, ADMIN, "/report 2026-11")
+    _, content = received_file(stack, ADMIN)
+    rows = sheet_rows(content, "账号申请")
+    assert [r[:3] + r[8:9] for r in rows] == [(1, "开设", "示范抖音", "未通过"), (2, "开设", "示范抖音", "已通过，已备案")]
+    assert rows[0][7] == "刘主任 同意（2026-11-23 10:00）；王书记 不同意（2026-11-23 10:00）已有微信公众号，暂不新开"
+    assert rows[1][9:] == ("2026-11-30 10:00", "2026-12-01 10:00", "已报市行政审批局")
 
 
 async def test_a_second_account_on_one_platform_is_flagged_to_the_approvers(stack: Stack) -> None:

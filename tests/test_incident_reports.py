@@ -11,6 +11,8 @@ import pytest
 from sqlmodel import select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
+from tests.test_export import received_file
+from tests.test_report import sheet_rows
 from bot.core.clock import FrozenClock
 from bot.core.config import ConfigError
 from storage.duty_models import Incident
@@ -84,6 +86,14 @@ async def test_reports_actions_and_summary_make_the_record_an_inspector_reads(st
     async with stack.db() as session:
         incident = (await session.exec(select(Incident))).one()
     assert (incident.kind, incident.status, incident.summary) == ("opinion", "resolved", "情况说明发布后舆情平息")
+    # the quarter's report lists it as the inspector reads it
+    await say(stack, "chenfb", "/report")
+    _, content = received_file(stack, "chenfb")
+    (row,) = sheet_rows(content, "突发事件")[:1]
+    assert row[:2] == (1, "舆情") and row[3:7] == ("孙科长", "2026-11-23 08:31", "赵丽", 3)
+    assert row[7] == "市委网信办（电话，2026-11-23 08:41，赵丽）" and row[8] == 10
+    assert row[9] == "删除：已删除不实评论3条；回应：已发布停水情况说明"
+    assert row[10:] == ("已处置", "情况说明发布后舆情平息")
 
 
 async def test_an_alert_without_a_kind_is_other_and_a_reporter_outside_staff_is_a_config_error(

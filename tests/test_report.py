@@ -154,7 +154,11 @@ async def test_the_quarters_figures_equal_what_happened(quarter_stack: Stack) ->
     await say(stack, "wangxm", "/report 2026Q1")
     assert "没有使用 /report 的权限" in last_text(stack, "wangxm")
     await say(stack, "liuzr", "/report 2026Q1")
-    assert "正在生成2026年第一季度的统计报表" in last_text(stack, "liuzr")
+    summary = last_text(stack, "liuzr")
+    assert summary.startswith("【统计报表】示范市人民政府办公室2026年第一季度\n账号 3 个，更新 23 次（未经本系统审核 22 次），"
+                              "更新不及时 3 次（2 个账号，同月算1次）。")
+    assert "错情 2 条（纠错 1，撤稿 1）" in summary and "市政府办公室 更新不及时 2 次，达到约谈" in summary
+    assert summary.endswith("Excel 文件（统计报表_2026Q1.xlsx）和图表稍后发给您。")
     filename, content = received_file(stack, "liuzr")
     assert filename == "统计报表_2026Q1.xlsx"
 
@@ -222,7 +226,7 @@ async def test_report_periods_and_refusals(stack: Stack) -> None:
         assert reason in last_text(stack, "chenfb"), words
     assert not [d for d in stack.sim.inbox("chenfb") if d.msgtype in ("file", "image")]
     await say(stack, "chenfb", "/报表")  # this quarter, as of now
-    assert "2026年第四季度" in last_text(stack, "chenfb")
+    assert last_text(stack, "chenfb").startswith("【统计报表】示范市人民政府办公室2026年第四季度（截至目前）")
     filename, content = received_file(stack, "chenfb")
     assert filename == "统计报表_2026Q4.xlsx"
     overview = dict(r[:2] for r in sheet_rows(content, "概况"))
@@ -293,3 +297,9 @@ async def test_inspection_reading_and_rectification_figures(database_url: str) -
     assert overview["巡检（应完成/已完成/按时完成）"] == "3/2/1" and overview["巡检完成率"] == "67%"
     assert overview["巡检发现问题"] == 2 and overview["限期整改（交办/已整改/按期整改）"] == "1/1/1"
     assert overview["读网（应读/已读/发现问题）"] == "1/1/1" and overview["读网完成率"] == "100%"
+    findings = [row for row in sheet_rows(content, "巡检问题")]
+    assert [(r[0], r[1], r[2], r[3], r[4], r[5], r[8]) for r in findings] == [
+        (1, "2026-11-23", "首页图片无法显示", "赵丽", None, None, "仅记录"),
+        (2, "2026-11-23", "政务公开栏目链接失效", "赵丽", "王小明", "2026-11-24", "已整改"),
+    ]
+    assert findings[1][7] == "已更正链接"

@@ -12,15 +12,17 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from bot.exports.review_form import open_workbook, write_cell
+from bot.core.config import ERROR_KINDS, INCIDENT_KINDS
 from bot.exports.periods import Period
 from bot.rules.update_record import Accountability, accountability, longest_gap, overdue_spells
 from storage.report_repo import AccountHistory, PeriodFacts, Tally
 
 DAY = timedelta(days=1)
 STATUS_LABELS = {"active": "考核中", "paused": "暂停", "closed": "已注销"}
-KIND_LABELS = {"typo": "错别字", "wording": "表述", "political": "政治性", "secret": "泄密", "link": "链接", "other": "其他"}
-INCIDENT_LABELS = {"security": "网络安全", "opinion": "舆情", "content": "内容差错", "other": "其他"}
+KIND_LABELS = {code: word for word, code in ERROR_KINDS.items()}
+INCIDENT_LABELS = {code: word for word, code in INCIDENT_KINDS.items()}
 NO_UNIT = "未填单位"
+CHANGE_LABELS = {"owners": "负责人", "name": "名称", "platform": "平台"}
 
 
 def report_filename(period: Period, extension: str = "xlsx") -> str:
@@ -89,6 +91,10 @@ class Figures:
     cases: list[tuple[int, datetime, int, str, str, str, str, str]]
     incidents: Counter[str]
     stages: list[StageFigures]
+    # the records behind the numbers, one row each (cells as the sheets show them)
+    finding_rows: list[list[object]]
+    incident_rows: list[list[object]]
+    request_rows: list[list[object]]
 
 
 def _days(amount: timedelta) -> float:
@@ -168,7 +174,85 @@ def compute_figures(facts: PeriodFacts, period: Period, *, unit: str, now: datet
         corrections=sum(case.action == "correct" for case, _ in facts.cases),
         retractions=sum(case.action == "retract" for case, _ in facts.cases),
         cases=rows, incidents=facts.incidents, stages=stages,
+        finding_rows=_finding_rows(facts, tz, as_of), incident_rows=_incident_rows(facts, tz),
+        request_rows=_request_rows(facts, tz),
     )
+
+
+def _when(moment: datetime | None, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment is not None else ""
+
+
+def _minutes(start: datetime, end: datetime | None) -> object:
+    return round((end - start) / timedelta(minutes=1)) if end is not None else ""
+
+
+def _finding_rows(facts: PeriodFacts, tz: ZoneInfo, as_of: datetime) -> list[list[object]]:
+    names = facts.names
+    rows: list[list[object]] = []
+    for f in facts.finding_rows:
+        if not f.assignee:
+            state = "仅记录"
+        elif f.fixed_at is not None:
+            state = "已整改" + ("（超期）" if f.due_at is not None and f.fixed_at > f.due_at else "")
+        else:
+            state = "超期未整改" if f.due_at is not None and f.due_at <= as_of else "整改中"
+        due = f.due_at - timedelta(microseconds=1) if f.due_at is not None else None  # shown as its last day
+        rows.append([f.id or 0, f.day, f.text, names.get(f.found_by, f.found_by), names.get(f.assignee, f.assignee),
+                     due.astimezone(tz).strftime("%Y-%m-%d") if due is not None else "", _when(f.fixed_at, tz),
+                     f.fix_note, state])
+    return rows
+
+
+def _incident_rows(facts: PeriodFacts, tz: ZoneInfo) -> list[list[object]]:
+    names = facts.names
+
+    def who(userid: str) -> str:
+        return "系统" if userid in ("system", "") else names.get(userid, userid)
+
+    rows: list[list[object]] = []
+    for incident, events in facts.incident_rows:
+        reports = [e for e in events if e.kind == "reported"]
+        actions = [e for e in events if e.kind == "action"]
+        rows.append([
+            incident.id or 0, INCIDENT_LABELS.get(incident.kind, incident.kind), incident.content[:200],
+            who(incident.raised_by), _when(incident.raised_at, tz), who(incident.acked_by),
+            _minutes(incident.raised_at, incident.acked_at),
+            "；".join(f"{e.details.get('to', '')}（{e.details.get('how', '')}，{_when(e.at, tz)}，{who(e.actor)}）"
+                     for e in reports),
+            _minutes(incident.raised_at, min((e.at for e in reports), default=None)),
+            "；".join(f"{e.details.get('action', '')}：{e.details.get('note', '')}" for e in actions),
+            {"open": "待确认", "acked": "处置中", "resolved": "已处置"}.get(incident.status, incident.status),
+            incident.summary,
+        ])
+    return rows
+
+
+def _request_rows(facts: PeriodFacts, tz: ZoneInfo) -> list[list[object]]:
+    names = facts.names
+    kinds = {"open": "开设", "change": "变更", "close": "注销"}
+    rows: list[list[object]] = []
+    for r in facts.requests:
+        d = r.details
+        if r.kind == "open":
+            what = f"{d.get('platform', '')}，负责人：{'、'.join(names.get(u, u) for u in d.get('owners', []))}"
+        elif r.kind == "change":
+            value = d.get("value")
+            what = f"{CHANGE_LABELS.get(d.get('field', ''), '')} → {'、'.join(names.get(u, u) for u in value) if isinstance(value, list) else value}"
+        else:
+            what = ""
+        signed = "；".join(
+            f"{names.get(x.get('userid', ''), x.get('userid', ''))} {'同意' if x.get('decision') == 'approve' else '不同意'}"
+            f"（{_when(datetime.fromisoformat(x['at']), tz) if x.get('at') else ''}）{x.get('opinion') or ''}"
+            for x in r.decisions
+        )
+        state = {"pending": "审批中", "approved": "已通过", "rejected": "未通过"}.get(r.status, r.status)
+        if r.status == "approved":
+            state += "，已备案" if r.filed_at is not None else "，待备案"
+        rows.append([r.id or 0, kinds.get(r.kind, r.kind), r.account, what, r.reason,
+                     names.get(r.requested_by, r.requested_by), _when(r.requested_at, tz), signed, state,
+                     _when(r.filing_due_at, tz), _when(r.filed_at, tz), r.filing_note])
+    return rows
 
 
 def _stage_rank(name: str) -> tuple[int, int, str]:
@@ -215,6 +299,10 @@ UNIT_HEADER = (
 )
 CASE_HEADER = ("错情编号", "登记时间", "稿件编号", "信息名称", "种类", "处理", "说明", "签发人")
 STAGE_HEADER = ("环节", "决定次数", "用时中位数（小时）", "用时P90（小时）")
+FINDING_HEADER = ("编号", "巡检日期", "问题", "发现人", "整改负责人", "整改期限", "整改完成时间", "整改情况", "状态")
+INCIDENT_HEADER = ("编号", "种类", "内容", "报告人", "报告时间", "确认人", "确认用时（分钟）", "上报（对象、方式、时间、经办人）",
+                   "上报用时（分钟）", "处置", "状态", "总结")
+REQUEST_HEADER = ("编号", "类型", "账号", "内容", "理由", "申请人", "申请时间", "审批", "结果", "备案期限", "备案时间", "报送情况")
 
 
 def write_report_xlsx(figures: Figures, out: BinaryIO, tz: ZoneInfo) -> None:
@@ -233,7 +321,8 @@ def write_report_xlsx(figures: Figures, out: BinaryIO, tz: ZoneInfo) -> None:
             write_cell(ws, 1, col, text, bold)
         for offset, values in enumerate(rows):
             for col, value in enumerate(values):
-                write_cell(ws, 2 + offset, col, value)
+                if value != "":  # an empty cell stays blank
+                    write_cell(ws, 2 + offset, col, value)
         for offset, text in enumerate(notes):
             write_cell(ws, 3 + len(rows) + offset, 0, text, note)
 
@@ -284,6 +373,13 @@ def write_report_xlsx(figures: Figures, out: BinaryIO, tz: ZoneInfo) -> None:
     sheet("审核用时", f"{label}各环节审核用时", STAGE_HEADER, [
         [s.name, s.decided, s.median_hours, s.p90_hours] for s in figures.stages
     ], (12, 10, 18, 16), ("注：用时自稿件到达该环节（提交、上一环节审校完成或退回）起，至该环节作出决定止，按自然时间计。",))
+    sheet("巡检问题", f"{label}巡检发现的问题与整改", FINDING_HEADER, figures.finding_rows,
+          (6, 11, 40, 8, 10, 11, 17, 30, 12))
+    sheet("突发事件", f"{label}突发事件与上报", INCIDENT_HEADER, figures.incident_rows,
+          (6, 9, 40, 8, 17, 8, 10, 50, 10, 40, 8, 40),
+          ("注：确认用时、上报用时自报告时起算（分钟）；上报对象不在企业微信的，登记其方式与经办人。",))
+    sheet("账号申请", f"{label}账号开设、变更、注销", REQUEST_HEADER, figures.request_rows,
+          (6, 6, 20, 30, 30, 8, 17, 50, 14, 17, 17, 30))
     wb.close()
 
 
