@@ -65,6 +65,44 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return create_async_engine(url, echo=echo, pool_pre_ping=True)
 
 
+class DatabaseUnusable(Exception):
+    """A database a read-only command must not touch: missing, empty, or at another schema
+    version (the message is Chinese, for the person running the command)."""
+
+
+async def open_existing(url: str) -> AsyncEngine:
+    """An engine on a database that exists and is at the newest migration, for commands that
+    only read (export, report, verify-audit, outbox): they never create or migrate one, so a
+    mistyped path is an error rather than an empty database reported as "0 rows, intact"."""
+    from storage.migrate import current, head
+
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and _is_file(parsed.database or ""):
+        if not Path(parsed.database or "").is_file():
+            raise DatabaseUnusable(f"数据库不存在：{parsed.database}（请检查 [database] url）")
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            revision = await conn.run_sync(current)
+    except DatabaseUnusable:
+        raise
+    except Exception as exc:  # an unknown database, refused login, nothing listening
+        await engine.dispose()
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        raise DatabaseUnusable(f"数据库无法打开：{shown}（{reason}）") from None
+    newest = head()
+    if revision != newest:
+        await engine.dispose()
+        if revision is None:
+            raise DatabaseUnusable(f"数据库中没有审校助手的数据：{shown}（请检查 [database] url）")
+        raise DatabaseUnusable(
+            f"数据库版本为 {revision}，本程序为 {newest}：请先启动服务（sanshen serve）完成升级，"
+            "或使用与数据库相同版本的程序"
+        )
+    return engine
+
+
 def _is_file(database: str) -> bool:
     """A SQLite database name that is a file (not in memory)."""
     return database not in ("", ":memory:")

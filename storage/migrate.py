@@ -43,6 +43,14 @@ def head() -> str:
     return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
 
 
+def current(connection: Connection) -> str | None:
+    """The revision the database is at, or None when it holds no migrated schema."""
+    if "alembic_version" not in inspect(connection).get_table_names():
+        return None
+    row = connection.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+    return str(row[0]) if row else None
+
+
 def upgrade(connection: Connection) -> None:
     """Bring the schema to head. A database made before migrations existed (tables but no
     alembic_version) gets its missing tables, as create_all gave them, and is stamped at the

@@ -79,10 +79,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def _open_db(settings: Settings):  # type: ignore[no-untyped-def]
-    from storage.db import init_models, make_engine, make_session_factory
+    """The unit's database as it is, for commands that work on its records: never created or
+    migrated here (a mistyped path is 「数据库不存在」 and exit 2, not an empty database)."""
+    from storage.db import DatabaseUnusable, make_session_factory, open_existing
 
-    engine = make_engine(settings.database.url)
-    await init_models(engine)
+    try:
+        engine = await open_existing(settings.database.url)
+    except DatabaseUnusable as exc:
+        sys.stderr.write(f"{exc}\n")
+        raise SystemExit(2) from None
     return engine, make_session_factory(engine)
 
 
