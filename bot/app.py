@@ -32,6 +32,7 @@ from bot.keys import (
     WECOM,
 )
 from bot.proofread import LexiconError
+from bot.rules.calendar import local_day, uncovered_years
 from bot.services.findings import lexicon_for, warm as warm_findings
 from bot.web.setup import add_workspace
 from bot.wecom.callback import CallbackEndpoint, add_callback_routes
@@ -105,6 +106,10 @@ async def seed_database(session: AsyncSession, settings: Settings, now: datetime
     await sync_staff(session=session, members=settings.staff)
     await ensure_audit_head(session=session)
     await load_watch_data(session, settings, now)
+    missing = uncovered_years(settings.calendar, local_day(now, settings.tz))
+    if missing:
+        log.warning("no 法定节假日 data for %s: working days count Monday to Friday until [calendar] "
+                    "lists them (or chinesecalendar is upgraded)", ", ".join(map(str, missing)))
 
 
 def create_app(

@@ -16,4 +16,5 @@ def all_sweeps() -> list[Sweep]:
         *audit.SWEEPS,
         housekeeping.prune_dedupe_keys,
         housekeeping.release_memory,
+        housekeeping.calendar_coverage,
     ]

@@ -43,7 +43,7 @@ async def review_reminders(ctx: SweepContext) -> int:
         for draft in rows.all():
             entered = draft.stage_entered_at
             pending = (
-                working_time_between(entered, ctx.now, ctx.settings.tz) if rules.workdays_only else ctx.now - entered
+                working_time_between(entered, ctx.now, ctx.settings.tz, ctx.settings.calendar) if rules.workdays_only else ctx.now - entered
             )
             if pending < remind_after:
                 continue

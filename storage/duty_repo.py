@@ -71,7 +71,7 @@ def rotation_for(settings: Settings, day: date) -> list[PlannedShift]:
             continue
         number = (start - origin) // length
         primary = duty.rotation
-        if duty.holiday_rotation and not is_workday(start.astimezone(settings.tz).date()):
+        if duty.holiday_rotation and not is_workday(start.astimezone(settings.tz).date(), settings.calendar):
             primary = duty.holiday_rotation
         for role, order in (("primary", primary), ("deputy", duty.deputy_rotation), ("leader", duty.leader_rotation)):
             if order:

@@ -68,6 +68,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"配置有效：{settings.unit_name}，{len(settings.staff)} 名人员，"
         f"{len(settings.chains)} 条审核链，数据库 {settings.database.url.split('://')[0]}\n"
     )
+    from datetime import datetime
+
+    from bot.rules.calendar import coverage_warning
+
+    warning = coverage_warning(settings.calendar, datetime.now(settings.tz).date())
+    if warning:
+        sys.stdout.write(f"提示：{warning}\n")
     return 0
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from functools import cached_property
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -467,6 +468,57 @@ def default_chains() -> tuple[ChainSettings, ...]:
     return tuple(ChainSettings(category=c, stages=stages) for c in CATEGORIES)  # type: ignore[arg-type]
 
 
+def _calendar_days(entries: tuple[str, ...]) -> frozenset[date]:
+    """'YYYY-MM-DD' or 'YYYY-MM-DD..YYYY-MM-DD' (both ends included) → the days."""
+    days: set[date] = set()
+    for entry in entries:
+        first, _, last = entry.strip().partition("..")
+        try:
+            start = date.fromisoformat(first.strip())
+            end = date.fromisoformat(last.strip()) if last else start
+        except ValueError:
+            raise ValueError(f"“{entry}”应写成 YYYY-MM-DD 或 YYYY-MM-DD..YYYY-MM-DD") from None
+        if end < start or (end - start).days > 31:
+            raise ValueError(f"“{entry}”的起止日期有误（结束早于开始，或跨度超过31天）")
+        days.update(start + timedelta(days=n) for n in range((end - start).days + 1))
+    return frozenset(days)
+
+
+class CalendarSettings(_Frozen):
+    """法定节假日 and 调休 the unit keeps itself: for a year the installed holiday data does not know
+    yet (国务院办公厅 announces the next year's each November), or to correct it. They take
+    precedence; a year with any day listed here counts as known."""
+
+    holidays: tuple[str, ...] = ()  # days off: "2027-01-01", "2027-02-15..2027-02-21"
+    workdays: tuple[str, ...] = ()  # 调休: weekend days that are worked
+    file: str = ""  # a TOML file with the same two lists, read with the config (its own path)
+
+    @field_validator("holidays", "workdays")
+    @classmethod
+    def _days_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        _calendar_days(value)
+        return value
+
+    @model_validator(mode="after")
+    def _not_both(self) -> CalendarSettings:
+        both = self.holiday_days & self.workday_days
+        if both:
+            raise ValueError(f"{min(both)} 同时列为节假日和调休上班日")
+        return self
+
+    @cached_property
+    def holiday_days(self) -> frozenset[date]:
+        return _calendar_days(self.holidays)
+
+    @cached_property
+    def workday_days(self) -> frozenset[date]:
+        return _calendar_days(self.workdays)
+
+    @cached_property
+    def years(self) -> frozenset[int]:
+        return frozenset(d.year for d in self.holiday_days | self.workday_days)
+
+
 class Settings(_Frozen):
     wecom: WeComSettings
     server: ServerSettings = ServerSettings()
@@ -488,6 +540,7 @@ class Settings(_Frozen):
     outbox: OutboxSettings = OutboxSettings()
     findings: FindingsSettings = FindingsSettings()
     reading: ReadingSettings = ReadingSettings()
+    calendar: CalendarSettings = CalendarSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -680,4 +733,28 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
         raise ConfigError(f"{file}: 配置文件不存在") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: TOML 格式错误：{exc}") from None
+    calendar = data.get("calendar")
+    if isinstance(calendar, dict) and calendar.get("file"):
+        data = {**data, "calendar": _with_calendar_file(calendar, file.parent)}
     return settings_from_mapping(data, os.environ if env is None else env)
+
+
+def _with_calendar_file(calendar: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """[calendar] with the lists of its `file` (relative to the config's folder) added."""
+    path = folder / str(calendar["file"])
+    try:
+        extra = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"calendar.file: {path} 不存在") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"calendar.file: {path} TOML 格式错误：{exc}") from None
+    unknown = sorted(set(extra) - {"holidays", "workdays"})
+    if unknown:
+        raise ConfigError(f"calendar.file: {path} 只能有 holidays 和 workdays，不认识 {'、'.join(unknown)}")
+    merged = dict(calendar)
+    for key in ("holidays", "workdays"):
+        values = extra.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"calendar.file: {path} 的 {key} 应为日期字符串列表")
+        merged[key] = [*calendar.get(key, []), *values]
+    return merged

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-from bot.core.config import Settings
+from bot.core.config import CalendarSettings, Settings
 
 
 def parse_hhmm(text: str) -> time:
@@ -34,18 +34,51 @@ def local_day(moment: datetime, tz: ZoneInfo) -> date:
     return moment.astimezone(tz).date()
 
 
-def is_workday(day: date) -> bool:
-    """A working day: Mon–Fri unless a 法定节假日, plus 调休 make-up Saturdays/Sundays.
-
-    Outside the years chinese_calendar knows, weekdays count as working days.
-    """
+def is_workday(day: date, calendar: CalendarSettings | None = None) -> bool:
+    """A working day: Mon–Fri unless a 法定节假日, plus 调休 make-up Saturdays/Sundays. The unit's
+    own [calendar] comes first; then chinese_calendar; outside the years either knows, weekdays
+    count as working days (coverage_warning says so in time)."""
+    if calendar is not None:
+        if day in calendar.workday_days:
+            return True
+        if day in calendar.holiday_days:
+            return False
+        if day.year in calendar.years:
+            return day.weekday() < 5
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:
         return day.weekday() < 5
 
 
-def working_time_between(start: datetime, end: datetime, tz: ZoneInfo) -> timedelta:
+def installed_years() -> range:
+    """The years the installed chinese_calendar knows."""
+    from chinese_calendar import constants
+
+    years = [d.year for d in constants.holidays]
+    return range(min(years), max(years) + 1)
+
+
+def uncovered_years(calendar: CalendarSettings, today: date, *, ahead_days: int = 61) -> list[int]:
+    """The years from `today` to `ahead_days` later whose 法定节假日 nobody has given: neither the
+    installed data nor the unit's [calendar]."""
+    known = set(installed_years()) | set(calendar.years)
+    years = range(today.year, (today + timedelta(days=ahead_days)).year + 1)
+    return [y for y in years if y not in known]
+
+
+def coverage_warning(calendar: CalendarSettings, today: date) -> str:
+    """The admins' warning while a year about to begin (or begun) has no holiday data, else ""."""
+    missing = uncovered_years(calendar, today)
+    if not missing:
+        return ""
+    years = "、".join(f"{y}年" for y in missing)
+    return (f"【日历】{years}的法定节假日和调休尚未登记，工作日提醒和节假日排班暂按周一至周五计算。"
+            "国务院办公厅公布后，请在配置 [calendar] 中登记 holidays 和 workdays（或升级 chinesecalendar）。")
+
+
+def working_time_between(start: datetime, end: datetime, tz: ZoneInfo,
+                         calendar: CalendarSettings | None = None) -> timedelta:
     """How much of [start, end) falls on working days (local calendar days)."""
     if end <= start:
         return timedelta(0)
@@ -55,20 +88,21 @@ def working_time_between(start: datetime, end: datetime, tz: ZoneInfo) -> timede
         day = local_day(cursor, tz)
         next_midnight = datetime.combine(day + timedelta(days=1), time(0), tz).astimezone(ZoneInfo("UTC"))
         stop = min(end, next_midnight)
-        if is_workday(day):
+        if is_workday(day, calendar):
             total += stop - cursor
         cursor = stop
     return total
 
 
-def add_working_time(start: datetime, amount: timedelta, tz: ZoneInfo) -> datetime:
+def add_working_time(start: datetime, amount: timedelta, tz: ZoneInfo,
+                     calendar: CalendarSettings | None = None) -> datetime:
     """The moment `amount` of working-day time after `start` (the inverse of working_time_between:
     non-working local days are skipped whole)."""
     cursor, left = start, amount
     while True:
         day = local_day(cursor, tz)
         next_midnight = datetime.combine(day + timedelta(days=1), time(0), tz).astimezone(ZoneInfo("UTC"))
-        if is_workday(day):
+        if is_workday(day, calendar):
             if cursor + left <= next_midnight:
                 return cursor + left
             left -= next_midnight - cursor

@@ -192,7 +192,7 @@ async def decide(scope: Scope, number: int, decision: str, opinion: str = "", *,
     await _apply(scope, request)
     request.status, request.decided_at = "approved", now
     request.filing_due_at = add_working_time(now, timedelta(days=scope.settings.freshness.filing_working_days),
-                                             scope.settings.tz)
+                                             scope.settings.tz, scope.settings.calendar)
     scope.session.add(request)
     due = fmt_local(request.filing_due_at, scope.settings.tz, "%Y-%m-%d %H:%M")
     scope.outbox.send_text(

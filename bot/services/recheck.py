@@ -62,7 +62,7 @@ async def open_recheck(scope: Scope, draft: Draft, post: AccountPost, account: s
     assert draft.id is not None and post.id is not None
     now = scope.now()
     settings = scope.settings
-    due = add_working_time(now, timedelta(hours=settings.review.recheck_within_hours), settings.tz)
+    due = add_working_time(now, timedelta(hours=settings.review.recheck_within_hours), settings.tz, settings.calendar)
     recheck = Recheck(
         post_id=post.id, draft_id=draft.id, version=draft.version, account=account, url=post.url,
         assignees="|".join(await recheckers(scope, draft)),
