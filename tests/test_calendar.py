@@ -74,7 +74,9 @@ def test_the_calendar_file_is_read_with_the_config_and_checked(tmp_path: Path) -
     (tmp_path / "holidays-2027.toml").write_text(
         'holidays = ["2027-01-01", "2027-02-15..2027-02-19"]\nworkdays = ["2027-02-14"]\n', encoding="utf-8")
     base = config.read_text(encoding="utf-8")
-    config.write_text(base + '\n[calendar]\nfile = "holidays-2027.toml"\nholidays = ["2027-05-03"]\n', encoding="utf-8")
+    assert "\n[calendar]\n" in base
+    config.write_text(base.replace("\n[calendar]\n", '\n[calendar]\nfile = "holidays-2027.toml"\nholidays = ["2027-05-03"]\n'),
+                      encoding="utf-8")
     calendar = load_settings(config, env={}).calendar
     assert date(2027, 2, 17) in calendar.holiday_days and date(2027, 5, 3) in calendar.holiday_days
     assert calendar.workday_days == {date(2027, 2, 14)}
