@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wechatpy.work.crypto import WeChatCrypto
 
 from bot import views
+from bot.core import metrics
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import ConfigError, Settings
 from bot.exports.runner import export_file
@@ -49,17 +51,84 @@ from storage.accounts_repo import (
     sync_accounts,
 )
 from storage.audit_repo import ensure_audit_head
-from storage.db import init_models, make_engine, make_session_factory
+from storage.db import init_models, make_engine, make_session_factory, reading
+from storage.health_repo import drafts_by_stage, outbox_state
 from storage.duty_repo import RosterError, read_roster, upsert_shift
 from storage.staff_repo import sync_staff
 
 log = logging.getLogger(__name__)
 
 
+# /healthz turns degraded when the oldest message due has waited this long, or the scheduler
+# (when it runs) has not swept for this many of its intervals.
+STALE_OUTBOX = timedelta(minutes=15)
+MISSED_SWEEPS = 3
+HEALTH_DB_SECONDS = 3
+
+
 async def on_health(request: web.Request) -> web.Response:
-    """ok, or degraded with the reason while delivery waits for an admin (e.g. 可信IP)."""
-    sender = request.app.get(SENDER)
-    return web.json_response(sender.health_json() if sender is not None else {"status": "starting"})
+    """200 {"status": "ok", …} or 503 {"status": "degraded", "reason": …, …}: the database
+    reachable, the outbox neither paused on an admin-only code (e.g. 可信IP) nor backed up, the
+    scheduler sweeping; with the outbox backlog, the last good WeCom call and the last sweep."""
+    app = request.app
+    sender = app.get(SENDER)
+    if sender is None:
+        return web.json_response({"status": "starting"}, status=503)
+    now = app[CLOCK].now()
+    _, paused = sender.health()
+    reasons = [paused] if paused else []
+    body: dict[str, object] = {}
+    try:
+        async with asyncio.timeout(HEALTH_DB_SECONDS), reading(app[DB])() as session:
+            state = await outbox_state(session, now)
+    except Exception as exc:  # unreachable, locked past the timeout, …
+        body["database"] = f"unreachable ({type(exc).__name__})"
+        reasons.append("database unreachable")
+    else:
+        body["database"] = "ok"
+        waited = int((now - state.oldest_due).total_seconds()) if state.oldest_due is not None else 0
+        body["outbox"] = {"pending": state.by_status.get("pending", 0), "failed": state.by_status.get("failed", 0),
+                          "oldest_pending_seconds": waited}
+        if waited > STALE_OUTBOX.total_seconds():
+            reasons.append(f"outbox: the oldest due message has waited {waited}s")
+    wecom = app.get(WECOM)
+    body["wecom"] = {"last_ok": _iso(wecom.last_ok_at if wecom is not None else None)}
+    sweeper = app.get(SWEEPER)
+    if sweeper is not None:
+        body["scheduler"] = {"running": sweeper.started_at is not None, "last_sweep": _iso(sweeper.last_sweep_at)}
+        if sweeper.started_at is not None:
+            since = sweeper.last_sweep_at or sweeper.started_at
+            allowed = timedelta(seconds=MISSED_SWEEPS * app[SETTINGS].scheduler.sweep_seconds + 60)
+            if now - since > allowed:
+                reasons.append(f"scheduler: no sweep since {since.isoformat()}")
+    status = "degraded" if reasons else "ok"
+    return web.json_response({"status": status, **({"reason": "; ".join(reasons)} if reasons else {}), **body},
+                             status=503 if reasons else 200)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+async def on_metrics(request: web.Request) -> web.Response:
+    """Prometheus text format: the process's counters and histograms, and the outbox and draft
+    gauges read from the database now (restrict this path at the reverse proxy)."""
+    app = request.app
+    now = app[CLOCK].now()
+    async with reading(app[DB])() as session:
+        state = await outbox_state(session, now)
+        drafts = await drafts_by_stage(session)
+    metrics.OUTBOX_MESSAGES.clear()
+    for status, count in state.by_status.items():
+        metrics.OUTBOX_MESSAGES.labels(status).set(count)
+    metrics.OUTBOX_FAILED.clear()
+    for reason, count in state.failed_by_reason.items():
+        metrics.OUTBOX_FAILED.labels(reason).set(count)
+    metrics.OUTBOX_OLDEST_PENDING.set((now - state.oldest_due).total_seconds() if state.oldest_due else 0)
+    metrics.DRAFTS.clear()
+    for (status, stage), count in drafts.items():
+        metrics.DRAFTS.labels(status, stage).set(count)
+    return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def check_watch_files(settings: Settings) -> None:
@@ -202,4 +271,5 @@ def create_app(
         kick=lambda: app[SENDER].kick(),
     )
     app.router.add_get("/healthz", on_health)
+    app.router.add_get("/metrics", on_metrics)
     return app

@@ -8,6 +8,7 @@ any downtime: each occasion fires once, and a missed stretch is caught up once.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.clock import Clock
+from bot.core.metrics import SWEEP_FAILURES, SWEEP_SECONDS
 from bot.core.config import Settings
 from storage.db import SessionFactory
 from storage.occasions_repo import claim_occasion
@@ -70,16 +72,23 @@ class Sweeper:
         self._reads_web = reads_web
         self.instance = f"sanshen-{uuid.uuid4().hex[:12]}"
         self._scheduler: AsyncIOScheduler | None = None
+        self.last_sweep_at: datetime | None = None  # /healthz: a scheduler that stopped sweeping
+        self.started_at: datetime | None = None  # when its interval trigger started (None: driven by hand)
 
     async def run_once(self) -> int:
         """Run every sweep at the clock's current reading; returns how many occasions fired."""
         context = SweepContext(self._settings, self._db, self._clock, self._clock.now(), self.instance, self._reads_web)
         fired = 0
         for sweep in self._sweeps:
+            name = getattr(sweep, "__name__", str(sweep))
+            began = time.perf_counter()
             try:
                 fired += await sweep(context)
             except Exception:
-                log.exception("sweep %s failed", getattr(sweep, "__name__", sweep))
+                SWEEP_FAILURES.labels(name).inc()
+                log.exception("sweep %s failed", name)
+            SWEEP_SECONDS.labels(name).observe(time.perf_counter() - began)
+        self.last_sweep_at = self._clock.now()
         if fired and self._after is not None:
             self._after()
         return fired
@@ -97,6 +106,7 @@ class Sweeper:
         )
         scheduler.start()
         self._scheduler = scheduler
+        self.started_at = self._clock.now()
         log.info("scheduler started: sweeps every %ss", self._settings.scheduler.sweep_seconds)
 
     def shutdown(self) -> None:

@@ -222,7 +222,9 @@ async def test_running_bot_answers_a_person_with_nobody_draining(
         await give_way(stack)
         assert passes - before <= 1, "idle, the sender waits for a kick or its poll"
         async with aiohttp.ClientSession() as http, http.get(f"{stack.bot_url}/healthz") as resp:
-            assert (resp.status, await resp.json()) == (200, {"status": "ok"})
+            health = await resp.json()
+            assert (resp.status, health["status"], health["database"]) == (200, "ok", "ok")
+            assert health["outbox"] == {"pending": 0, "failed": 0, "oldest_pending_seconds": 0}
 
 
 # ---- long texts -----------------------------------------------------------------------------

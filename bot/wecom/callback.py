@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import xmltodict
@@ -16,6 +17,7 @@ from wechatpy.work.exceptions import InvalidCorpIdException
 
 from bot.core.clock import Clock
 from bot.core.config import Settings
+from bot.core.metrics import CALLBACK_SECONDS, CALLBACKS
 from bot.wecom.dispatcher import Dispatcher
 from bot.wecom.events import EventParseError, parse_event
 
@@ -126,5 +128,20 @@ class CallbackEndpoint:
 
 
 def add_callback_routes(app: web.Application, path: str, endpoint: CallbackEndpoint) -> None:
-    app.router.add_get(path, endpoint.verify_url)
-    app.router.add_post(path, endpoint.receive)
+    app.router.add_get(path, _measured(endpoint.verify_url, "verified"))
+    app.router.add_post(path, _measured(endpoint.receive, "ok"))
+
+
+def _measured(handler: Callable[[web.Request], Awaitable[web.Response]], ok: str
+              ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Count each callback by outcome (`ok`, or the refusal's own words: bad signature, stale
+    timestamp …) and time it."""
+
+    async def measured(request: web.Request) -> web.Response:
+        began = time.perf_counter()
+        response = await handler(request)
+        CALLBACK_SECONDS.observe(time.perf_counter() - began)
+        CALLBACKS.labels(ok if response.status == 200 else (response.text or str(response.status))).inc()
+        return response
+
+    return measured

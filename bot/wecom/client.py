@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from bot.core.clock import Clock
+from bot.core.metrics import WECOM_CALLS, WECOM_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class WeComClient:
         self._secret = secret
         self.agent_id = agent_id
         self._clock = clock
+        self.last_ok_at: datetime | None = None  # /healthz: the last call WeCom answered errcode 0
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
@@ -141,7 +143,10 @@ class WeComClient:
             body = await self._fetch_json(method, path, params=query, json=json, data=data)
             errcode = int(body.get("errcode", 0))
             if errcode == 0:
+                WECOM_CALLS.labels(path).inc()
+                self.last_ok_at = self._clock.now()
                 return body
+            WECOM_ERRORS.labels(path, str(errcode)).inc()
             if errcode in TOKEN_ERRORS and attempt < TOKEN_TRIES:
                 log.info("%s answered %s; refreshing access_token", path, errcode)
                 if self._token is not None and self._token.value == token:
