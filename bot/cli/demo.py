@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from bot import views
 from bot.cli.browser import Page, Phone
 from bot.cli.sample_docx import build_docx, png
 from bot.cli.stack import Stack, running_stack, stack_settings
@@ -328,7 +329,7 @@ async def _summary(stack: Stack, show: Transcript) -> int:
             f"  第{proof.version}版 {proof.proof_name}（{proof.method}） {proof.proofreader_name}"
             f" {proof.at.astimezone(tz):%Y-%m-%d %H:%M} {result}"
         )
-    show.out(f"\n稿件状态：{draft.status}；模拟器丢弃的消息：{len(stack.sim.dropped)} 条")
+    show.out(f"\n稿件状态：{views.STATUS_LABELS.get(draft.status, draft.status)}；模拟器丢弃的消息：{len(stack.sim.dropped)} 条")
     ok = draft.status == "approved" and len(rows) == 5 and len(proofs) == 7 and not stack.sim.dropped
     show.out("演示完成。" if ok else "演示结果异常。")
     return 0 if ok else 1
