@@ -13,7 +13,7 @@ from bot.rules.calendar import fmt_local, last_day_of
 from bot.rules.finding_marks import MARK_LABELS, marks_text, numbers_text
 from bot.rules.review import Refusal
 from bot.wecom.dispatcher import CommandSpec, command_of_menu_key, pack_action
-from storage.account_models import Account, AccountPost, AccountRequest, Recheck
+from storage.account_models import REQUEST_KIND_LABELS, Account, AccountPost, AccountRequest, Recheck
 from storage.duty_models import Incident, ReadingTask
 from storage.models import AuditEntry, Draft, ErrorCase
 
@@ -708,7 +708,7 @@ def takedown_card(draft: Draft, case: ErrorCase, post: AccountPost, account: str
 def account_request_card(request: AccountRequest, what: str, requester: str, task_id: str) -> dict[str, object]:
     """To the people of an account request's current approval step: 同意 or 不同意."""
     same = request.details.get("same_platform") or []
-    kind = {"open": "开设", "change": "变更", "close": "注销"}.get(request.kind, "")
+    kind = REQUEST_KIND_LABELS.get(request.kind, "")
     return {
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·账号审批", "desc_color": 0},

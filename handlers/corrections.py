@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from bot import views
+from bot.core.config import ERROR_KIND_LABELS
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local
 from bot.services import corrections
@@ -53,7 +54,7 @@ async def on_errors(ctx: Context, cmd: Command) -> None:
         action = "纠错" if case.action == "correct" else "撤稿"
         lines.append(
             f"{case.id}. {fmt_local(case.recorded_at, ctx.settings.tz, '%Y-%m-%d')} {views.draft_label(draft)}第{case.version}版 · "
-            f"{corrections.ERROR_KIND_LABELS[case.kind]} · {action}：{case.description}\n"
+            f"{ERROR_KIND_LABELS[case.kind]} · {action}：{case.description}\n"
             f"   签发：{corrections.signers_text(case)}"
         )
     ctx.reply_text("\n".join(lines))

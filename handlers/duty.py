@@ -10,8 +10,8 @@ from bot import views
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local, local_at, local_day
 from bot.services import duty, reading, rectification
-from bot.core.config import INCIDENT_KINDS
-from bot.services.duty import INCIDENT_KIND_LABELS, INCIDENT_STATUS_LABELS, INCIDENT_STEPS
+from bot.core.config import INCIDENT_KIND_LABELS, INCIDENT_KINDS, INCIDENT_STATUS_LABELS
+from bot.services.duty import INCIDENT_STEPS
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
 from bot.wecom.events import CardClick

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from bot.core.errors import UserFacingError
 from bot.exports.periods import REPORT_PERIOD_TEXT, PeriodError, parse_period, parse_report_period
-from bot.exports.report import compute_figures, report_filename, summary_lines
+from bot.exports.report import report_filename, summary_lines
+from bot.exports.report_files import figures_in
 from bot.exports.runner import export_filename
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
 from storage.audit_repo import append_audit
-from storage.report_repo import period_facts
 
 router = Router("export")
 
@@ -80,8 +80,7 @@ async def on_report(ctx: Context, cmd: Command) -> None:
     await append_audit(session=ctx.session, at=now, actor=ctx.user, action="export",
                        details={"kind": "report", "period": period.label})
     # the headline numbers now, from this transaction's view (the file is built from the same data)
-    facts = await period_facts(ctx.session, period.start, period.end)
-    figures = compute_figures(facts, period, unit=ctx.settings.unit_name, now=now, tz=tz,
-                              default_period_hours=ctx.settings.freshness.period_hours)
+    figures = await figures_in(ctx.session, period, unit=ctx.settings.unit_name, now=now, tz=tz,
+                               default_period_hours=ctx.settings.freshness.period_hours)
     ctx.reply_text("\n".join([*summary_lines(figures),
                               f"Excel 文件（{report_filename(period)}）和图表稍后发给您。"]))

@@ -16,9 +16,8 @@ from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
 from bot.views import account_line, remaining_text
 from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
-from bot.services.account_requests import KIND_LABELS
 from bot.services.accounts import end_pause
-from storage.account_models import Account, AccountRequest
+from storage.account_models import REQUEST_KIND_LABELS, Account, AccountRequest
 from storage.accounts_repo import accounts_by_remaining, period_of
 from storage.audit_repo import append_audit
 from storage.occasions_repo import claim_occasion, was_claimed
@@ -153,7 +152,7 @@ async def filings_due(ctx: SweepContext) -> int:
         for request in rows.all():
             assert request.filing_due_at is not None and request.id is not None
             due = fmt_local(request.filing_due_at, settings.tz)
-            what = f"申请{request.id}号（{KIND_LABELS.get(request.kind, '')}“{request.account}”）"
+            what = f"申请{request.id}号（{REQUEST_KIND_LABELS.get(request.kind, '')}“{request.account}”）"
             how = f"完成后请发送 /accounts filed {request.id} 报送情况。"
             if ctx.now < request.filing_due_at:
                 if await claim_occasion(session=session, kind="filing_warning", subject=str(request.id),

@@ -94,6 +94,10 @@ class Recheck(SQLModel, table=True):
         return [u for u in self.assignees.split("|") if u]
 
 
+REQUEST_KIND_LABELS = {"open": "开设", "change": "变更", "close": "注销"}
+CHANGE_FIELD_LABELS = {"owners": "负责人", "name": "名称", "platform": "平台"}  # what a 变更 may change
+
+
 class AccountRequest(SQLModel, table=True):
     """开设, 变更 or 注销 of an account (钦州 第二十五、二十六条): approved step by step by the configured
     roles, applied on the last approval, then filed with the 主管单位 within the working days set."""

@@ -85,8 +85,6 @@ async def open_existing(url: str) -> AsyncEngine:
     try:
         async with engine.connect() as conn:
             revision = await conn.run_sync(current)
-    except DatabaseUnusable:
-        raise
     except Exception as exc:  # an unknown database, refused login, nothing listening
         await engine.dispose()
         reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]

@@ -342,8 +342,11 @@ HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
 INCIDENT_KINDS = {"网络安全": "cyber", "舆情": "opinion", "内容差错": "content", "其他": "other"}
+INCIDENT_KIND_LABELS = {code: word for word, code in INCIDENT_KINDS.items()}
+INCIDENT_STATUS_LABELS = {"open": "待收到", "acked": "已收到，处置中", "resolved": "已处置"}
 # 错情 kinds (纠错, 撤稿), as the people recording them say them
 ERROR_KINDS = {"错别字": "typo", "表述": "wording", "政治性": "political", "泄密": "secret", "链接": "link", "其他": "other"}
+ERROR_KIND_LABELS = {code: word for word, code in ERROR_KINDS.items()}
 
 
 class ReportTarget(_Frozen):

@@ -11,18 +11,17 @@ from datetime import datetime, timedelta
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-from bot.exports.review_form import open_workbook, write_cell
-from bot.core.config import ERROR_KINDS, INCIDENT_KINDS
+from bot.core.config import ERROR_KIND_LABELS, INCIDENT_KIND_LABELS, INCIDENT_STATUS_LABELS
 from bot.exports.periods import Period
+from bot.exports.review_form import open_workbook, write_cell
+from bot.rules.calendar import fmt_local
 from bot.rules.update_record import Accountability, accountability, longest_gap, overdue_spells
+from storage.account_models import CHANGE_FIELD_LABELS, REQUEST_KIND_LABELS
 from storage.report_repo import AccountHistory, PeriodFacts, Tally
 
 DAY = timedelta(days=1)
 STATUS_LABELS = {"active": "考核中", "paused": "暂停", "closed": "已注销"}
-KIND_LABELS = {code: word for word, code in ERROR_KINDS.items()}
-INCIDENT_LABELS = {code: word for word, code in INCIDENT_KINDS.items()}
 NO_UNIT = "未填单位"
-CHANGE_LABELS = {"owners": "负责人", "name": "名称", "platform": "平台"}
 
 
 def report_filename(period: Period, extension: str = "xlsx") -> str:
@@ -88,7 +87,7 @@ class Figures:
     stage_order: list[str]
     corrections: int
     retractions: int
-    cases: list[tuple[int, datetime, int, str, str, str, str, str]]
+    case_rows: list[list[object]]
     incidents: Counter[str]
     stages: list[StageFigures]
     # the records behind the numbers, one row each (cells as the sheets show them)
@@ -151,14 +150,14 @@ def compute_figures(facts: PeriodFacts, period: Period, *, unit: str, now: datet
         ))
     by_stage: Counter[str] = Counter()
     order: list[str] = []
-    rows = []
+    rows: list[list[object]] = []
     for case, title in facts.cases:
         stages = list(dict.fromkeys(s.get("stage", "") for s in case.signers if s.get("stage")))
         by_stage.update(stages)
         order += [s for s in stages if s not in order]
-        rows.append((case.id or 0, case.recorded_at, case.draft_id, title, KIND_LABELS.get(case.kind, case.kind),
-                     "纠错" if case.action == "correct" else "撤稿", case.description,
-                     "，".join(f"{s.get('stage', '')} {s.get('name', '')}" for s in case.signers)))
+        rows.append([case.id or 0, _when(case.recorded_at, tz), case.draft_id, title,
+                     ERROR_KIND_LABELS.get(case.kind, case.kind), "纠错" if case.action == "correct" else "撤稿",
+                     case.description, "，".join(f"{s.get('stage', '')} {s.get('name', '')}" for s in case.signers)])
     stages = []
     by_name: dict[tuple[int, str], list[float]] = {}
     for span in facts.stages:
@@ -173,14 +172,14 @@ def compute_figures(facts: PeriodFacts, period: Period, *, unit: str, now: datet
         stage_order=sorted(order, key=_stage_rank),
         corrections=sum(case.action == "correct" for case, _ in facts.cases),
         retractions=sum(case.action == "retract" for case, _ in facts.cases),
-        cases=rows, incidents=facts.incidents, stages=stages,
+        case_rows=rows, incidents=facts.incidents, stages=stages,
         finding_rows=_finding_rows(facts, tz, as_of), incident_rows=_incident_rows(facts, tz),
         request_rows=_request_rows(facts, tz),
     )
 
 
 def _when(moment: datetime | None, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment is not None else ""
+    return fmt_local(moment, tz, "%Y-%m-%d %H:%M") if moment is not None else ""
 
 
 def _minutes(start: datetime, end: datetime | None) -> object:
@@ -215,14 +214,14 @@ def _incident_rows(facts: PeriodFacts, tz: ZoneInfo) -> list[list[object]]:
         reports = [e for e in events if e.kind == "reported"]
         actions = [e for e in events if e.kind == "action"]
         rows.append([
-            incident.id or 0, INCIDENT_LABELS.get(incident.kind, incident.kind), incident.content[:200],
+            incident.id or 0, INCIDENT_KIND_LABELS.get(incident.kind, incident.kind), incident.content[:200],
             who(incident.raised_by), _when(incident.raised_at, tz), who(incident.acked_by),
             _minutes(incident.raised_at, incident.acked_at),
             "；".join(f"{e.details.get('to', '')}（{e.details.get('how', '')}，{_when(e.at, tz)}，{who(e.actor)}）"
                      for e in reports),
             _minutes(incident.raised_at, min((e.at for e in reports), default=None)),
             "；".join(f"{e.details.get('action', '')}：{e.details.get('note', '')}" for e in actions),
-            {"open": "待确认", "acked": "处置中", "resolved": "已处置"}.get(incident.status, incident.status),
+            INCIDENT_STATUS_LABELS.get(incident.status, incident.status),
             incident.summary,
         ])
     return rows
@@ -230,7 +229,6 @@ def _incident_rows(facts: PeriodFacts, tz: ZoneInfo) -> list[list[object]]:
 
 def _request_rows(facts: PeriodFacts, tz: ZoneInfo) -> list[list[object]]:
     names = facts.names
-    kinds = {"open": "开设", "change": "变更", "close": "注销"}
     rows: list[list[object]] = []
     for r in facts.requests:
         d = r.details
@@ -238,7 +236,7 @@ def _request_rows(facts: PeriodFacts, tz: ZoneInfo) -> list[list[object]]:
             what = f"{d.get('platform', '')}，负责人：{'、'.join(names.get(u, u) for u in d.get('owners', []))}"
         elif r.kind == "change":
             value = d.get("value")
-            what = f"{CHANGE_LABELS.get(d.get('field', ''), '')} → {'、'.join(names.get(u, u) for u in value) if isinstance(value, list) else value}"
+            what = f"{CHANGE_FIELD_LABELS.get(d.get('field', ''), '')} → {'、'.join(names.get(u, u) for u in value) if isinstance(value, list) else value}"
         else:
             what = ""
         signed = "；".join(
@@ -249,7 +247,7 @@ def _request_rows(facts: PeriodFacts, tz: ZoneInfo) -> list[list[object]]:
         state = {"pending": "审批中", "approved": "已通过", "rejected": "未通过"}.get(r.status, r.status)
         if r.status == "approved":
             state += "，已备案" if r.filed_at is not None else "，待备案"
-        rows.append([r.id or 0, kinds.get(r.kind, r.kind), r.account, what, r.reason,
+        rows.append([r.id or 0, REQUEST_KIND_LABELS.get(r.kind, r.kind), r.account, what, r.reason,
                      names.get(r.requested_by, r.requested_by), _when(r.requested_at, tz), signed, state,
                      _when(r.filing_due_at, tz), _when(r.filed_at, tz), r.filing_note])
     return rows
@@ -327,7 +325,7 @@ def write_report_xlsx(figures: Figures, out: BinaryIO, tz: ZoneInfo) -> None:
             write_cell(ws, 3 + len(rows) + offset, 0, text, note)
 
     label = f"{figures.unit}{figures.period.label}"
-    as_of = figures.as_of.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    as_of = _when(figures.as_of, tz)
     overview: list[list[object]] = [
         ["统计截至", as_of],
         ["账号数", len(figures.accounts)],
@@ -345,7 +343,7 @@ def write_report_xlsx(figures: Figures, out: BinaryIO, tz: ZoneInfo) -> None:
         ["错情", sum(figures.cases_by_kind.values())],
         ["纠错", figures.corrections],
         ["撤稿", figures.retractions],
-        *[[f"突发事件：{INCIDENT_LABELS.get(kind, kind)}", count] for kind, count in sorted(figures.incidents.items())],
+        *[[f"突发事件：{INCIDENT_KIND_LABELS.get(kind, kind)}", count] for kind, count in sorted(figures.incidents.items())],
     ]
     sheet("概况", f"{label}统计报表", ("项目", "数值"), overview, (40, 24))
     sheet("账号", f"{label}账号更新情况", ACCOUNT_HEADER, [[
@@ -357,19 +355,15 @@ def write_report_xlsx(figures: Figures, out: BinaryIO, tz: ZoneInfo) -> None:
         u.unit, u.accounts, u.posts, u.overdue_days, u.warnings, u.alarms, u.lapses, u.year.reminder_letters,
         u.year.reminder_letters, u.year.interviews, u.year.public_criticisms, u.year.level,
     ] for u in figures.units], (20, *[10] * 11), UNIT_NOTES)
-    kinds = list(KIND_LABELS)
-    stage_names = figures.stage_order
     matrix: list[list[object]] = [
-        [KIND_LABELS[k], figures.cases_by_kind.get(k, 0)] for k in kinds
+        [word, figures.cases_by_kind.get(code, 0)] for code, word in ERROR_KIND_LABELS.items()
     ]
     matrix.append(["合计", sum(figures.cases_by_kind.values())])
     matrix.append([])
-    matrix += [[f"{name}签发过的", figures.cases_by_stage[name]] for name in stage_names]
+    matrix += [[f"{name}签发过的", figures.cases_by_stage[name]] for name in figures.stage_order]
     sheet("错情统计", f"{label}错情（按种类、按环节）", ("种类 / 环节", "条数"), matrix, (24, 10),
           ("注：一条错情计入签发该版本的每一个环节（审与校）：它们都没有发现这个错误。",))
-    sheet("错情明细", f"{label}错情明细", CASE_HEADER, [[
-        case_id, at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), draft_id, title, kind, action, text, signers,
-    ] for case_id, at, draft_id, title, kind, action, text, signers in figures.cases], (8, 17, 8, 36, 8, 6, 40, 40))
+    sheet("错情明细", f"{label}错情明细", CASE_HEADER, figures.case_rows, (8, 17, 8, 36, 8, 6, 40, 40))
     sheet("审核用时", f"{label}各环节审核用时", STAGE_HEADER, [
         [s.name, s.decided, s.median_hours, s.p90_hours] for s in figures.stages
     ], (12, 10, 18, 16), ("注：用时自稿件到达该环节（提交、上一环节审校完成或退回）起，至该环节作出决定止，按自然时间计。",))

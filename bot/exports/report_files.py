@@ -9,18 +9,26 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.exports.chart import render_chart
-from bot.exports.report import Figures, compute_figures, report_filename, write_report_xlsx
 from bot.exports.periods import Period
+from bot.exports.report import Figures, compute_figures, report_filename, write_report_xlsx
 from storage.db import SessionFactory, reading
 from storage.report_repo import period_facts
+
+
+async def figures_in(session: AsyncSession, period: Period, *, unit: str, tz: ZoneInfo, now: datetime,
+                     default_period_hours: int) -> Figures:
+    """The period's figures as `session` sees the data, as of `now`."""
+    facts = await period_facts(session, period.start, period.end)
+    return compute_figures(facts, period, unit=unit, now=now, tz=tz, default_period_hours=default_period_hours)
 
 
 async def load_figures(db: SessionFactory, period: Period, *, unit: str, tz: ZoneInfo, now: datetime,
                        default_period_hours: int) -> Figures:
     async with reading(db)() as session:
-        facts = await period_facts(session, period.start, period.end)
-    return compute_figures(facts, period, unit=unit, now=now, tz=tz, default_period_hours=default_period_hours)
+        return await figures_in(session, period, unit=unit, tz=tz, now=now, default_period_hours=default_period_hours)
 
 
 def report_bytes(figures: Figures, tz: ZoneInfo) -> bytes:

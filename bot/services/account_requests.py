@@ -24,13 +24,11 @@ from bot.services.accounts import (
 )
 from bot.services.review import staff_names
 from bot.services.scope import Scope, is_admin
-from storage.account_models import AccountRequest
+from storage.account_models import CHANGE_FIELD_LABELS, REQUEST_KIND_LABELS, AccountRequest
 from storage.accounts_repo import find_account, upsert_account
 from storage.audit_repo import append_audit
 
-KIND_LABELS = {"open": "开设", "change": "变更", "close": "注销"}
-CHANGE_FIELDS = {"负责人": "owners", "名称": "name", "平台": "platform"}
-FIELD_LABELS = {code: word for word, code in CHANGE_FIELDS.items()}
+CHANGE_FIELDS = {word: code for code, word in CHANGE_FIELD_LABELS.items()}
 MAX_OPINION = 200
 
 
@@ -64,7 +62,7 @@ def describe(request: AccountRequest, names: dict[str, str]) -> str:
     if request.kind == "change":
         value = d.get("value")
         shown = "、".join(names.get(u, u) for u in value) if isinstance(value, list) else str(value)
-        return f"变更“{request.account}”的{FIELD_LABELS.get(d.get('field', ''), '')}为“{shown}”"
+        return f"变更“{request.account}”的{CHANGE_FIELD_LABELS.get(d.get('field', ''), '')}为“{shown}”"
     return f"注销“{request.account}”"
 
 
@@ -74,7 +72,7 @@ async def ask(scope: Scope, kind: str, name: str, reason: str, details: dict[str
     require_admin(scope)
     reason = reason.strip()
     if not reason:
-        raise UserFacingError(f"{KIND_LABELS[kind]}账号须写明理由（“理由：”后写明）。")
+        raise UserFacingError(f"{REQUEST_KIND_LABELS[kind]}账号须写明理由（“理由：”后写明）。")
     refuse_if_longer(reason, MAX_REASON, "理由")
     if kind == "open":
         if await find_account(scope.session, name) is not None:
@@ -86,7 +84,7 @@ async def ask(scope: Scope, kind: str, name: str, reason: str, details: dict[str
     else:
         account = await account_or_error(scope, name)
         if account.status == "closed":
-            raise UserFacingError(f"账号“{account.name}”已注销，不能再{KIND_LABELS[kind]}。")
+            raise UserFacingError(f"账号“{account.name}”已注销，不能再{REQUEST_KIND_LABELS[kind]}。")
         if kind == "change":
             await _check_change(scope, account.name, details)
     pending = (await scope.session.exec(

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlmodel import col, select
 
 from bot import views
-from bot.core.config import ERROR_KINDS
+from bot.core.config import ERROR_KIND_LABELS, ERROR_KINDS
 from bot.core.errors import UserFacingError, refuse_if_longer
 from bot.rules.calendar import people_with_role
 from bot.rules.review import stage_of, stages_passed
@@ -22,7 +22,6 @@ from storage.account_models import Account, AccountPost, Recheck
 from storage.audit_repo import append_audit
 from storage.models import Draft, ErrorCase, ProofRecord, StageDecision
 
-ERROR_KIND_LABELS = {code: word for word, code in ERROR_KINDS.items()}
 MAX_DESCRIPTION = 500  # ErrorCase.description
 # who may record a correction or a retraction besides admins (a correction also its submitter)
 ACTING_ROLES = ("publisher", "leader", "principal")

@@ -10,7 +10,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import views
-from bot.core.config import INCIDENT_KINDS, ReportTarget, Settings
+from bot.core.config import INCIDENT_KIND_LABELS, INCIDENT_STATUS_LABELS, ReportTarget, Settings
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local, local_at, people_with_role
 from bot.services.review import staff_names
@@ -22,8 +22,6 @@ from storage import duty_repo
 from storage.audit_repo import append_audit
 from storage.duty_models import Incident, IncidentEvent, Inspection, Shift
 
-INCIDENT_STATUS_LABELS = {"open": "待收到", "acked": "已收到，处置中", "resolved": "已处置"}
-INCIDENT_KIND_LABELS = {code: word for word, code in INCIDENT_KINDS.items()}
 INCIDENT_STEPS = ("上报", "纠错", "删除", "回应", "处置", "总结")
 
 
