@@ -15,6 +15,7 @@ from docx.shared import Inches
 from playwright.async_api import BrowserContext, ConsoleMessage, Page, expect
 
 from bot.cli.stack import Stack
+from bot.core.config import AccountSettings
 from bot.documents.docx_html import docx_to_html
 from bot.rules.content import FileRef, VersionContent
 from bot.rules.submission import DraftMeta
@@ -23,8 +24,10 @@ from bot.services.scope import Work
 from bot.simulator.wecom import SIM_USER_COOKIE
 from bot.views import checklist_for
 from bot.wecom.outbox import Outbox
+from storage.accounts_repo import upsert_account
 from storage.file_store import FileStore
 from tests.flow import META, active_card, decisions, drafts, last_text, say, tap
+from tests.test_web_after import LINK, approved
 
 OpenPhone = Callable[[], Awaitable[BrowserContext]]
 
@@ -354,3 +357,30 @@ async def test_a_collector_submits_a_docx_with_a_picture_on_the_submit_page(
     assert active_card(stack, "zhaoli").payload["template_card"]["card_action"]["url"].endswith(
         f"/app/drafts/{draft.id}/"
     )
+
+
+async def test_after_approval_a_publisher_records_the_publication_on_a_phone(
+    sqlite_stack: Stack, phone: OpenPhone, tmp_path: Path
+) -> None:
+    stack = sqlite_stack
+    async with stack.db() as session, session.begin():
+        await upsert_account(session=session, settings=stack.settings, at=stack.clock.now(),
+                             data=AccountSettings(name="示范发布", platform="微信公众号", owners=("zhaoli",)))
+    number = await approved(stack)
+    page = await phone_of(phone, stack, "chenfb")
+    problems = troubles(page)
+    await page.goto(f"{stack.bot_url}/app/drafts/{number}/")
+    await expect(page.locator("#publish")).to_be_visible()
+    await expect(page.locator("#correct")).to_contain_text("纠错或撤稿")
+    shot = tmp_path / "after-approval-phone.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")  # noqa: T201 - shown with -s, to look at the page
+    widths = await page.evaluate("() => ({page: document.scrollingElement.scrollWidth, screen: window.innerWidth})")
+    assert widths["page"] <= widths["screen"] == 390, f"wider than the phone: {widths}"
+    await page.select_option("#account", "示范发布")
+    await page.fill("#url", LINK)
+    await page.click("#publish button[type=submit]")
+    await expect(page.locator("body")).to_contain_text("已在“示范发布”发布")
+    assert not problems
+    await stack.drain()
+    assert "已在“示范发布”发布" in last_text(stack, "wangxm")
