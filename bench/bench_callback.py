@@ -312,7 +312,10 @@ def cpu_seconds(pid: int | None) -> float:
 def git_commit() -> str:
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
             check=True,
         )
     except (OSError, subprocess.CalledProcessError):
@@ -343,19 +346,27 @@ def submission(number: int, title: str) -> str:
 class Bench:
     """One run against `database_url` (a fresh, empty database), files under `workdir`."""
 
-    def __init__(self, plan: Plan, database_url: str, workdir: Path,
-                 say: Callable[[str], None]) -> None:
+    def __init__(self, plan: Plan, database_url: str, workdir: Path, say: Callable[[str], None]) -> None:
         self.plan = plan
         self.database_url = database_url
         self.workdir = workdir
         self.say = say
         self.people = People.for_plan(plan)
         secret, token, aes_key = secrets.token_hex(16), secrets.token_hex(8), random_aes_key()
-        self.wecom = {"corp_id": CORP_ID, "agent_id": AGENT_ID, "secret": secret, "token": token,
-                      "encoding_aes_key": aes_key}
+        self.wecom = {
+            "corp_id": CORP_ID,
+            "agent_id": AGENT_ID,
+            "secret": secret,
+            "token": token,
+            "encoding_aes_key": aes_key,
+        }
         self.sim = WeComSimulator(
-            corp_id=CORP_ID, corp_secret=secret, agent_id=AGENT_ID, token=token,
-            encoding_aes_key=aes_key, clock=SystemClock(),
+            corp_id=CORP_ID,
+            corp_secret=secret,
+            agent_id=AGENT_ID,
+            token=token,
+            encoding_aes_key=aes_key,
+            clock=SystemClock(),
         )
         for person in self.people.staff():
             self.sim.add_member(person["userid"], person["name"])
@@ -383,8 +394,7 @@ class Bench:
             "unit_name": "吞吐测试单位",
             "log_level": "INFO",
             "wecom": {**self.wecom, "api_base": sim_url, "oauth_base": sim_url},
-            "server": {"host": "127.0.0.1", "port": port,
-                       "public_url": f"http://127.0.0.1:{port}"},
+            "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
             "database": {"url": self.database_url},
             "storage": {"files_dir": str(self.workdir / "files")},
             "web": {"session_secret": secrets.token_hex(32)},
@@ -405,12 +415,16 @@ class Bench:
         path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in data.items()), "utf-8")
         self.callback_path = settings.server.callback_path
         profiler = ["-m", "cProfile", "-o", self.plan.profile] if self.plan.profile else []
-        self.bot = Instance("bot", port, [sys.executable, *profiler, "-m", "bot", "serve", "-c", str(path)],
-                            self.workdir / "bot.log")
+        self.bot = Instance(
+            "bot",
+            port,
+            [sys.executable, *profiler, "-m", "bot", "serve", "-c", str(path)],
+            self.workdir / "bot.log",
+        )
         self.floor = Instance(
-            "floor", floor_port,
-            [sys.executable, "-m", "bench.bench_callback", "--floor", str(path),
-             "--port", str(floor_port)],
+            "floor",
+            floor_port,
+            [sys.executable, "-m", "bench.bench_callback", "--floor", str(path), "--port", str(floor_port)],
             self.workdir / "floor.log",
         )
         for instance in (self.bot, self.floor):
@@ -435,12 +449,8 @@ class Bench:
         """(rows due now, rows sent so far)."""
         now = datetime.now(UTC)
         pending = OutboxMessage.status == "pending"
-        due = select(func.count()).select_from(OutboxMessage).where(
-            pending, OutboxMessage.not_before <= now
-        )
-        sent = select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.status == "sent"
-        )
+        due = select(func.count()).select_from(OutboxMessage).where(pending, OutboxMessage.not_before <= now)
+        sent = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "sent")
         async with self.db() as session:
             return int((await session.exec(due)).one()), int((await session.exec(sent)).one())
 
@@ -488,7 +498,7 @@ class Bench:
                     continue
                 state = self.sim.card(card["task_id"])
                 if state.is_active_for(user):
-                    title = subtitle[1:subtitle.index("》")]
+                    title = subtitle[1 : subtitle.index("》")]
                     key = button_key(state.shown_to(user), "同意")
                     found[title] = Target(title, user, str(card["task_id"]), key)
         return found
@@ -501,14 +511,15 @@ class Bench:
             title = f"吞吐测试{n:05d}号稿"
             titles.append(title)
             text = submission(n, title)
-            bodies.append(await self.compose.text(editors[(n - 1) % len(editors)], text,
-                                                  next(self.msg_ids)))
+            bodies.append(await self.compose.text(editors[(n - 1) % len(editors)], text, next(self.msg_ids)))
         load = await drive(bot_http, bot_url, bodies, plan.connections)
         if load.non_200:
             raise BenchError(f"submissions answered {dict(load.statuses)}")
         submitted = time.perf_counter() - started
-        self.say(f"{plan.drafts} drafts submitted by chat in {submitted:.1f} s "
-                 f"({load.rate:.0f}/s); waiting for their 一审 cards")
+        self.say(
+            f"{plan.drafts} drafts submitted by chat in {submitted:.1f} s "
+            f"({load.rate:.0f}/s); waiting for their 一审 cards"
+        )
         await self.quiet(plan.drafts)  # every message of the set-up sent (none is paced)
         cards = self.delivered_cards()
         if len(cards) < plan.drafts:
@@ -516,10 +527,13 @@ class Bench:
         ready = time.perf_counter() - started
         self.targets = [cards[title] for title in titles]
         async with self.db() as session:
-            sent = int((await session.exec(
-                select(func.count()).select_from(OutboxMessage)
-                .where(OutboxMessage.status == "sent")
-            )).one())
+            sent = int(
+                (
+                    await session.exec(
+                        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "sent")
+                    )
+                ).one()
+            )
         self.setup_notes.append(
             f"set-up: {plan.drafts} drafts submitted by chat ({plan.connections} connections) in "
             f"{submitted:.1f} s ({load.rate:.0f}/s, p50 {load.percentile(0.5):.0f} ms); every "
@@ -530,8 +544,9 @@ class Bench:
 
     # ---- rounds ---------------------------------------------------------------------------
 
-    async def measure(self, path: str, number: int, http: aiohttp.ClientSession, url: str,
-                      callbacks: Sequence[Callback]) -> Sample:
+    async def measure(
+        self, path: str, number: int, http: aiohttp.ClientSession, url: str, callbacks: Sequence[Callback]
+    ) -> Sample:
         bot, floor = self.pid(self.bot), self.pid(self.floor)
         before = (cpu_seconds(bot), cpu_seconds(floor), time.process_time())
         load = await drive(http, url, callbacks, self.plan.connections)
@@ -546,23 +561,23 @@ class Bench:
             self.samples.append(sample)
         return sample
 
-    async def fresh(self, callbacks: list[Callback], since: float,
-                    again: Callable[[], Awaitable[list[Callback]]]) -> list[Callback]:
+    async def fresh(
+        self, callbacks: list[Callback], since: float, again: Callable[[], Awaitable[list[Callback]]]
+    ) -> list[Callback]:
         """`callbacks`, or composed again when their timestamps have aged (a long run)."""
         return await again() if time.monotonic() - since > STALE_AFTER else callbacks
 
-    async def one_round(self, number: int, sessions: dict[str, aiohttp.ClientSession],
-                        urls: dict[str, str]) -> None:
+    async def one_round(
+        self, number: int, sessions: dict[str, aiohttp.ClientSession], urls: dict[str, str]
+    ) -> None:
         """Floor, taps, /help, duplicates; round 0 is the warm-up."""
         plan = self.plan
-        taps, texts, dups = (plan.warmup,) * 3 if number == 0 else (plan.taps, plan.texts,
-                                                                   plan.dups)
+        taps, texts, dups = (plan.warmup,) * 3 if number == 0 else (plan.taps, plan.texts, plan.dups)
         offset = 0 if number == 0 else plan.warmup + (number - 1) * plan.taps
-        targets = self.targets[offset:offset + taps]
+        targets = self.targets[offset : offset + taps]
         self.tapped[number] = targets
         first_reader = sum(len(ids) for ids in self.help_ids.values())
-        readers = [self.people.readers[(first_reader + i) % len(self.people.readers)]
-                   for i in range(texts)]
+        readers = [self.people.readers[(first_reader + i) % len(self.people.readers)] for i in range(texts)]
         self.help_ids[number] = [next(self.msg_ids) for _ in range(texts)]
 
         async def tap_bodies() -> list[Callback]:
@@ -580,12 +595,10 @@ class Bench:
         await self.measure(TAP, number, sessions["bot"], urls["bot"], tapping)
         helping = await self.fresh(helping, composed, help_bodies)
         await self.measure(HELP, number, sessions["bot"], urls["bot"], helping)
-        original = await self.compose.text(self.people.duplicators[number], "/help",
-                                           next(self.msg_ids))
+        original = await self.compose.text(self.people.duplicators[number], "/help", next(self.msg_ids))
         first = await drive(sessions["bot"], urls["bot"], [original], 1)
         if first.non_200:
-            self.problems.append(f"round {number}: the /help to be re-sent answered "
-                                 f"{dict(first.statuses)}")
+            self.problems.append(f"round {number}: the /help to be re-sent answered {dict(first.statuses)}")
         await self.quiet()  # its reply is sent before the re-sends are timed
         await self.measure(DUP, number, sessions["bot"], urls["bot"], [original] * dups)
 
@@ -603,27 +616,40 @@ class Bench:
             for name, ids in (("timed", task_ids), ("warm-up", warm_ids)):
                 exactly_one[name] = 0
                 for chunk in _chunks(ids):
-                    drafts = select(ApprovalCard.draft_id).where(
-                        col(ApprovalCard.task_id).in_(chunk))
-                    counts = (await session.exec(
-                        select(StageDecision.draft_id, func.count())
-                        .where(StageDecision.stage == 1, col(StageDecision.draft_id).in_(drafts))
-                        .group_by(StageDecision.draft_id)
-                    )).all()
+                    drafts = select(ApprovalCard.draft_id).where(col(ApprovalCard.task_id).in_(chunk))
+                    counts = (
+                        await session.exec(
+                            select(StageDecision.draft_id, func.count())
+                            .where(StageDecision.stage == 1, col(StageDecision.draft_id).in_(drafts))
+                            .group_by(StageDecision.draft_id)
+                        )
+                    ).all()
                     exactly_one[name] += sum(1 for _, n in counts if n == 1)
             help_keys = 0
             for chunk in _chunks(keys):
-                help_keys += int((await session.exec(
-                    select(func.count()).select_from(ProcessedCallback)
-                    .where(col(ProcessedCallback.key).in_(chunk))
-                )).one())
-            replies = int((await session.exec(
-                select(func.count()).select_from(OutboxMessage)
-                .where(OutboxMessage.op == "send", col(OutboxMessage.recipients).in_(duplicators))
-            )).one())
+                help_keys += int(
+                    (
+                        await session.exec(
+                            select(func.count())
+                            .select_from(ProcessedCallback)
+                            .where(col(ProcessedCallback.key).in_(chunk))
+                        )
+                    ).one()
+                )
+            replies = int(
+                (
+                    await session.exec(
+                        select(func.count())
+                        .select_from(OutboxMessage)
+                        .where(OutboxMessage.op == "send", col(OutboxMessage.recipients).in_(duplicators))
+                    )
+                ).one()
+            )
         if exactly_one["warm-up"] != len(warm_ids):
-            self.problems.append(f"warm-up taps: {exactly_one['warm-up']} of {len(warm_ids)} "
-                                 "drafts hold exactly one 一审 decision")
+            self.problems.append(
+                f"warm-up taps: {exactly_one['warm-up']} of {len(warm_ids)} "
+                "drafts hold exactly one 一审 decision"
+            )
         return {
             TAP: (exactly_one["timed"], len(task_ids)),
             HELP: (help_keys, len(keys)),
@@ -633,10 +659,13 @@ class Bench:
     async def backlog(self) -> str:
         """The rows still pending (the reviewers' paced cards and previews), by recipient."""
         async with self.db() as session:
-            rows = (await session.exec(
-                select(OutboxMessage.recipients, func.count())
-                .where(OutboxMessage.status == "pending").group_by(OutboxMessage.recipients)
-            )).all()
+            rows = (
+                await session.exec(
+                    select(OutboxMessage.recipients, func.count())
+                    .where(OutboxMessage.status == "pending")
+                    .group_by(OutboxMessage.recipients)
+                )
+            ).all()
         ranked = sorted(rows, key=lambda row: (-row[1], row[0]))
         shown = [f"{who or '(card updates)'} {n}" for who, n in ranked[:3]]
         if len(ranked) > 3:
@@ -659,21 +688,25 @@ class Bench:
                 if len(parts) == 4 and parts[2] in said:
                     latest = [parts[3][:160], ""]
                     said[parts[2]].append(latest)
-            elif latest is not None and line.strip() and not line.startswith(" ") and \
-                    not line.startswith(("Traceback", "During handling", "The above exception")):
+            elif (
+                latest is not None
+                and line.strip()
+                and not line.startswith(" ")
+                and not line.startswith(("Traceback", "During handling", "The above exception"))
+            ):
                 latest[1] = line.strip()[:200]
             found = EVENT_LINE.search(line)
             if found:
                 outcomes[f"{found['kind']} {found['outcome']}"] += 1
-        shown = {level: [f"{m} ({e})" if e else m for m, e in entries]
-                 for level, entries in said.items()}
+        shown = {level: [f"{m} ({e})" if e else m for m, e in entries] for level, entries in said.items()}
         if shown["ERROR"]:
-            self.problems.append(f"the bot logged {len(shown['ERROR'])} errors, first: "
-                                 f"{shown['ERROR'][0]}")
+            self.problems.append(f"the bot logged {len(shown['ERROR'])} errors, first: {shown['ERROR'][0]}")
         events = ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items()))
         first = "; ".join(f"first {level}: {lines[0]}" for level, lines in shown.items() if lines)
-        return (f"bot log: {len(shown['ERROR'])} ERROR and {len(shown['WARNING'])} WARNING lines"
-                f"{' (' + first + ')' if first else ''}; events by outcome: {events}")
+        return (
+            f"bot log: {len(shown['ERROR'])} ERROR and {len(shown['WARNING'])} WARNING lines"
+            f"{' (' + first + ')' if first else ''}; events by outcome: {events}"
+        )
 
     # ---- all of it ------------------------------------------------------------------------
 
@@ -688,14 +721,17 @@ class Bench:
                 runner, sim_url = await serve(self.sim.app)
                 await self.start(probe, sim_url)
                 assert self.bot is not None and self.floor is not None
-                urls = {name: instance.url + self.callback_path
-                        for name, instance in (("bot", self.bot), ("floor", self.floor))}
+                urls = {
+                    name: instance.url + self.callback_path
+                    for name, instance in (("bot", self.bot), ("floor", self.floor))
+                }
                 self.sim.callback_url = urls["bot"]
                 sessions = {}
                 for name in urls:
                     connector = aiohttp.TCPConnector(limit=self.plan.connections)
-                    sessions[name] = await stack.enter_async_context(aiohttp.ClientSession(
-                        connector=connector, timeout=aiohttp.ClientTimeout(total=60)))
+                    sessions[name] = await stack.enter_async_context(
+                        aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
+                    )
                 self.say(f"bot and floor up; staff of {self.staff_size}")
                 await self.set_up(sessions["bot"], urls["bot"])
                 for number in range(self.plan.rounds + 1):
@@ -703,8 +739,7 @@ class Bench:
                     self.say("warm-up done" if number == 0 else f"round {number} done")
                 recorded = await self.recorded()
                 backlog = await self.backlog()
-                most = max(len(self.sim.inbox(u)) for u in self.people.editors
-                           + self.people.readers)
+                most = max(len(self.sim.inbox(u)) for u in self.people.editors + self.people.readers)
                 self.setup_notes.append(
                     f"most messages to one editor or /help sender: {most} (the bot paces at 25 a "
                     f"minute); dropped by WeCom's per-member limit: {len(self.sim.dropped)}; "
@@ -732,8 +767,16 @@ class Bench:
     def report(self, recorded: dict[str, tuple[int, int]]) -> str:
         plan = self.plan
         floor_rate = self.median_round(FLOOR).load.rate
-        head = ["path", "requests/s", "× floor", "p50 ms", "p99 ms", "max ms", "non-200",
-                "recorded / expected"]
+        head = [
+            "path",
+            "requests/s",
+            "× floor",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "non-200",
+            "recorded / expected",
+        ]
         rows = []
         for path in PATHS:
             shown = self.median_round(path)
@@ -742,31 +785,62 @@ class Bench:
             have, want = recorded.get(path, (0, 0))
             if path in recorded and have != want:
                 self.problems.append(f"{path}: recorded {have}, expected {want}")
-            rows.append([
-                path, f"{load.rate:.0f}", f"{load.rate / floor_rate:.2f}",
-                f"{load.percentile(0.5):.1f}", f"{load.percentile(0.99):.1f}",
-                f"{max(load.latencies):.1f}", str(non_200),
-                f"{have} / {want}" if path in recorded else "—",
-            ])
-        rounds_head = ["round", "path", "requests", "requests/s", "p50 ms", "p99 ms",
-                       "bot CPU %", "floor CPU %", "bench CPU %", "outbox lag s"]
+            rows.append(
+                [
+                    path,
+                    f"{load.rate:.0f}",
+                    f"{load.rate / floor_rate:.2f}",
+                    f"{load.percentile(0.5):.1f}",
+                    f"{load.percentile(0.99):.1f}",
+                    f"{max(load.latencies):.1f}",
+                    str(non_200),
+                    f"{have} / {want}" if path in recorded else "—",
+                ]
+            )
+        rounds_head = [
+            "round",
+            "path",
+            "requests",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+            "bot CPU %",
+            "floor CPU %",
+            "bench CPU %",
+            "outbox lag s",
+        ]
         per_round = [
-            [str(s.round), s.path.split(":")[0], str(len(s.load.latencies)),
-             f"{s.load.rate:.0f}", f"{s.load.percentile(0.5):.1f}",
-             f"{s.load.percentile(0.99):.1f}", f"{100 * s.bot_cpu:.0f}",
-             f"{100 * s.floor_cpu:.0f}", f"{100 * s.bench_cpu:.0f}",
-             "—" if s.lag is None and s.path == FLOOR else
-             "not settled" if s.lag is None else f"{s.lag:.1f}"]
+            [
+                str(s.round),
+                s.path.split(":")[0],
+                str(len(s.load.latencies)),
+                f"{s.load.rate:.0f}",
+                f"{s.load.percentile(0.5):.1f}",
+                f"{s.load.percentile(0.99):.1f}",
+                f"{100 * s.bot_cpu:.0f}",
+                f"{100 * s.floor_cpu:.0f}",
+                f"{100 * s.bench_cpu:.0f}",
+                "—"
+                if s.lag is None and s.path == FLOOR
+                else "not settled"
+                if s.lag is None
+                else f"{s.lag:.1f}",
+            ]
             for s in self.samples
         ]
         if self.pinning is not None:
-            pinning = (f"bot serve and floor pinned to CPU {min(self.pinning[1])}, load generator "
-                       f"+ simulator to CPU {min(self.pinning[0])} (PostgreSQL unpinned)")
+            pinning = (
+                f"bot serve and floor pinned to CPU {min(self.pinning[1])}, load generator "
+                f"+ simulator to CPU {min(self.pinning[0])} (PostgreSQL unpinned)"
+            )
         else:
             pinning = "fewer than 2 CPUs: nothing pinned"
         url = make_url(self.database_url)
-        database = (f"postgresql (database {url.database}, dropped afterwards)"
-                    if plan.database == "postgresql" else "sqlite (a new file)")
+        database = (
+            f"postgresql (database {url.database}, dropped afterwards)"
+            if plan.database == "postgresql"
+            else "sqlite (a new file)"
+        )
         lines = [
             f"Callback throughput — commit {git_commit()}, database {database}",
             f"{plan.connections} connections, {plan.rounds} rounds of {plan.taps} taps, "
@@ -789,7 +863,7 @@ class Bench:
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -819,9 +893,7 @@ def floor_app(settings: Settings) -> web.Application:
             encrypted = str(xmltodict.parse(raw.decode("utf-8"))["xml"]["Encrypt"])
         except Exception:
             return web.Response(status=400, text="malformed body")
-        if not hmac.compare_digest(
-            expected_signature(wecom.token, timestamp, nonce, encrypted), signature
-        ):
+        if not hmac.compare_digest(expected_signature(wecom.token, timestamp, nonce, encrypted), signature):
             return web.Response(status=403, text="bad signature")
         try:
             parse_event(crypto.decrypt_message({"Encrypt": encrypted}, signature, timestamp, nonce))
@@ -847,8 +919,15 @@ async def _main(plan: Plan) -> tuple[str, list[str]]:
         sys.stderr.flush()
 
     pinning = pin_cpus()
-    say("pinning: " + (f"bot serve and floor → CPU {min(pinning[1])}, load generator and "
-                       f"simulator → CPU {min(pinning[0])}" if pinning else "none (1 CPU)"))
+    say(
+        "pinning: "
+        + (
+            f"bot serve and floor → CPU {min(pinning[1])}, load generator and "
+            f"simulator → CPU {min(pinning[0])}"
+            if pinning
+            else "none (1 CPU)"
+        )
+    )
     with tempfile.TemporaryDirectory(prefix="sanshen-bench-callback-") as folder:
         async with contextlib.AsyncExitStack() as stack:
             if plan.database == "postgresql":
@@ -875,23 +954,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--quick", action="store_true",
-                        help="48 of each per round, 2 rounds: a smoke test")
-    parser.add_argument("--profile", metavar="FILE", default="",
-                        help="run the bot under cProfile and write its statistics here (read with "
-                             "python -m pstats; the figures are then the profiler's, not the bot's)")
+    parser.add_argument("--quick", action="store_true", help="48 of each per round, 2 rounds: a smoke test")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        default="",
+        help="run the bot under cProfile and write its statistics here (read with "
+        "python -m pstats; the figures are then the profiler's, not the bot's)",
+    )
     parser.add_argument("--floor", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.floor:
-        web.run_app(floor_app(load_settings(args.floor)), host="127.0.0.1", port=args.port,
-                    print=None, access_log=None)
+        web.run_app(
+            floor_app(load_settings(args.floor)),
+            host="127.0.0.1",
+            port=args.port,
+            print=None,
+            access_log=None,
+        )
         return 0
     size = 48 if args.quick else 1000
     plan = Plan(
-        taps=args.taps or size, texts=args.texts or size, dups=args.dups or size,
-        connections=args.connections, rounds=args.rounds or (2 if args.quick else 3),
-        database=args.database, profile=str(Path(args.profile).resolve()) if args.profile else "",
+        taps=args.taps or size,
+        texts=args.texts or size,
+        dups=args.dups or size,
+        connections=args.connections,
+        rounds=args.rounds or (2 if args.quick else 3),
+        database=args.database,
+        profile=str(Path(args.profile).resolve()) if args.profile else "",
     )
     if min(plan.taps, plan.texts, plan.dups, plan.connections, plan.rounds) < 1:
         parser.error("every count must be at least 1")

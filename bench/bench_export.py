@@ -27,6 +27,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
@@ -58,32 +59,63 @@ async def populate(db: SessionFactory, decisions: int) -> None:
             for draft_id in ids:
                 at = YEAR_START + step * draft_id
                 reject = draft_id % 10 == 0
-                draft_rows.append({
-                    "id": draft_id, "title": f"关于开展第{draft_id}期政务公开工作的通知",
-                    "category": "issued", "source_kind": ("own", "reprint", "external")[draft_id % 3],
-                    "source_note": "人民网" if draft_id % 3 == 1 else "", "disclosure": "active",
-                    "platforms": "website,newmedia", "submitter_userid": "wangxm",
-                    "submitter_name": "王小明", "status": "rejected" if reject else "approved",
-                    "version": 1, "stage": 3, "round": 1, "stage_entered_at": at, "created_at": at,
-                    "updated_at": at, "approved_at": None if reject else at + timedelta(hours=3),
-                })
+                draft_rows.append(
+                    {
+                        "id": draft_id,
+                        "title": f"关于开展第{draft_id}期政务公开工作的通知",
+                        "category": "issued",
+                        "source_kind": ("own", "reprint", "external")[draft_id % 3],
+                        "source_note": "人民网" if draft_id % 3 == 1 else "",
+                        "disclosure": "active",
+                        "platforms": "website,newmedia",
+                        "submitter_userid": "wangxm",
+                        "submitter_name": "王小明",
+                        "status": "rejected" if reject else "approved",
+                        "version": 1,
+                        "stage": 3,
+                        "round": 1,
+                        "stage_entered_at": at,
+                        "created_at": at,
+                        "updated_at": at,
+                        "approved_at": None if reject else at + timedelta(hours=3),
+                    }
+                )
                 for stage in (1, 2, 3):
                     userid, name = REVIEWERS[stage - 1]
                     decided = at + timedelta(hours=stage)
                     decision = "reject" if reject and stage == 3 else "approve"
                     opinion = "表述需核实" if decision == "reject" else ""
-                    decision_rows.append({
-                        "draft_id": draft_id, "version": 1, "round": 1, "stage": stage,
-                        "stage_name": STAGES[stage - 1], "slot": "*", "reviewer_userid": userid,
-                        "reviewer_name": name, "decision": decision, "opinion": opinion,
-                        "decided_at": decided, "via": "card", "on_behalf_of": "",
-                    })
+                    decision_rows.append(
+                        {
+                            "draft_id": draft_id,
+                            "version": 1,
+                            "round": 1,
+                            "stage": stage,
+                            "stage_name": STAGES[stage - 1],
+                            "slot": "*",
+                            "reviewer_userid": userid,
+                            "reviewer_name": name,
+                            "decision": decision,
+                            "opinion": opinion,
+                            "decided_at": decided,
+                            "via": "card",
+                            "on_behalf_of": "",
+                        }
+                    )
                     audit_id += 1
                     payload = {
-                        "id": audit_id, "at": decided, "actor": userid, "action": decision,
+                        "id": audit_id,
+                        "at": decided,
+                        "actor": userid,
+                        "action": decision,
                         "draft_id": draft_id,
-                        "details": {"version": 1, "stage": stage, "stage_name": STAGES[stage - 1],
-                                    "opinion": opinion, "via": "card"},
+                        "details": {
+                            "version": 1,
+                            "stage": stage,
+                            "stage_name": STAGES[stage - 1],
+                            "opinion": opinion,
+                            "via": "card",
+                        },
                     }
                     digest = chain_hash(prev, canonical_payload(payload))
                     audit_rows.append({**payload, "prev_hash": prev, "hash": digest})
@@ -138,26 +170,41 @@ async def bench(total: int) -> None:
             await populate(db, size)
             for kind in ("form", "ledger"):
                 results[(size, f"{kind} read (baseline)")] = await measure(
-                    lambda kind=kind: read_only(db, kind, period)
+                    lambda kind=kind, db=db: read_only(db, kind, period)
                 )
                 for fmt in ("xlsx", "csv"):
-                    async def export(kind: str = kind, fmt: str = fmt) -> int:
+
+                    async def export(kind: str = kind, fmt: str = fmt, db: Any = db) -> int:
                         return await write_export(
-                            db, Discard(), kind=kind, fmt=fmt, period=period,  # type: ignore[arg-type]
-                            unit="示范市人民政府办公室", tz=TZ,
+                            db,
+                            Discard(),
+                            kind=kind,
+                            fmt=fmt,
+                            period=period,  # type: ignore[arg-type]
+                            unit="示范市人民政府办公室",
+                            tz=TZ,
                         )
+
                     results[(size, f"{kind} {fmt}")] = await measure(export)
             await engine.dispose()
     small, large = sizes
     print(f"Export benchmark: {small} and {large} decisions over one year (SQLite, one process)\n")
     print(f"{'export':24} {'rows':>8} {'seconds':>8} {'x read':>7} {'peak MiB':>9} {'MiB 100%/50%':>13}")
-    for name in ("form read (baseline)", "form xlsx", "form csv",
-                 "ledger read (baseline)", "ledger xlsx", "ledger csv"):
+    for name in (
+        "form read (baseline)",
+        "form xlsx",
+        "form csv",
+        "ledger read (baseline)",
+        "ledger xlsx",
+        "ledger csv",
+    ):
         seconds, peak, rows = results[(large, name)]
         base = results[(large, f"{name.split()[0]} read (baseline)")][0]
         small_peak = results[(small, name)][1]
-        print(f"{name:24} {rows:>8} {seconds:>8.2f} {seconds / base:>7.2f} {peak:>9.1f} "
-              f"{peak / small_peak:>13.2f}")
+        print(
+            f"{name:24} {rows:>8} {seconds:>8.2f} {seconds / base:>7.2f} {peak:>9.1f} "
+            f"{peak / small_peak:>13.2f}"
+        )
 
 
 def main() -> None:

@@ -48,8 +48,16 @@ TARGET_DRAFT_MS = 100.0
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "建国明华军伟芳强磊洋勇艳杰娟涛超"
 TITLES = (
-    "市委书记", "市委副书记、市长", "市人大常委会主任", "市政协主席", "市委常委、常务副市长",
-    "市委常委、秘书长", "副市长", "市人大常委会副主任", "市政协副主席", "市委常委",
+    "市委书记",
+    "市委副书记、市长",
+    "市人大常委会主任",
+    "市政协主席",
+    "市委常委、常务副市长",
+    "市委常委、秘书长",
+    "副市长",
+    "市人大常委会副主任",
+    "市政协副主席",
+    "市委常委",
 )
 TARGET_CHARS_PER_S = 1_000_000
 TARGET_DRAFT_MS = 100.0
@@ -62,7 +70,7 @@ def leader_names(count: int) -> list[str]:
     keys: set[str] = set()
     for b, c, a in itertools.product(GIVEN, GIVEN, SURNAMES):
         name = a + b + c
-        blanked = {name[:i] + "?" + name[i + 1:] for i in range(3)}
+        blanked = {name[:i] + "?" + name[i + 1 :] for i in range(3)}
         if b != c and not blanked & keys:
             names.append(name)
             keys |= blanked
@@ -141,9 +149,13 @@ def measure(text: str, clean: str, lexicon: Lexicon, runs: int) -> dict[str, obj
         check(draft, lexicon=lexicon)
         draft_ms.append((time.perf_counter() - started) * 1000)
     return {
-        "rate": len(text) / min(passes), "best": min(passes), "clean_rate": len(clean) / clean_best,
-        "median_ms": statistics.median(draft_ms), "worst_ms": max(draft_ms),
-        "kinds": Counter(f.kind for f in found), "found": len(found),  # type: ignore[attr-defined]
+        "rate": len(text) / min(passes),
+        "best": min(passes),
+        "clean_rate": len(clean) / clean_best,
+        "median_ms": statistics.median(draft_ms),
+        "worst_ms": max(draft_ms),
+        "kinds": Counter(f.kind for f in found),
+        "found": len(found),  # type: ignore[attr-defined]
     }
 
 
@@ -188,8 +200,7 @@ def main() -> None:
     print(f"Proofreading benchmark: {len(text):,} characters, {terms} listed terms{table}\n")
     print(f"{'measure':44} {'with typo model':>16} {'without':>14} {'target':>14}")
     rows = (
-        (f"throughput (best of {args.runs})", "rate", "{:,.0f} c/s",
-         ">= 200,000 / 1,000,000"),
+        (f"throughput (best of {args.runs})", "rate", "{:,.0f} c/s", ">= 200,000 / 1,000,000"),
         ("one pass over the text", "best", "{:.2f} s", ""),
         ("throughput, the sample alone (no errors)", "clean_rate", "{:,.0f} c/s", ""),
         ("10,000-character draft (median of 50)", "median_ms", "{:.2f} ms", "< 100 ms"),
@@ -201,8 +212,7 @@ def main() -> None:
     print(f"{'typo model load (jieba dictionary, sounds)':44} {load_ms:>13.0f} ms")
     print(f"{'typo model memory (tracemalloc, held)':44} {typo_bytes / 2**20:>12.1f} MiB")
     print(f"{'typo model memory (tracemalloc, peak)':44} {typo_peak / 2**20:>12.1f} MiB")
-    print(f"{'process resident size before / after load':44} "
-          f"{rss_before:>8.0f} / {rss_after:.0f} MiB")
+    print(f"{'process resident size before / after load':44} {rss_before:>8.0f} / {rss_after:.0f} MiB")
     print(f"{'lexicon build':44} {build_ms:>13.1f} ms")
     print(f"{'lexicon memory (tracemalloc)':44} {lexicon_bytes / 1024:>12.1f} KiB")
     print(f"{'automaton size (pyahocorasick)':44} {lexicon.memory_bytes() / 1024:>12.1f} KiB")

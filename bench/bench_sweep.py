@@ -49,7 +49,7 @@ WATCH = {
 async def bulk(db: SessionFactory, model: type, rows: list[dict[str, object]]) -> None:
     async with db() as session, session.begin():
         for first in range(0, len(rows), CHUNK):
-            await session.exec(insert(model), params=rows[first:first + CHUNK])  # type: ignore[call-overload]
+            await session.exec(insert(model), params=rows[first : first + CHUNK])  # type: ignore[call-overload]
 
 
 async def fill_history(db: SessionFactory, rows: int) -> None:
@@ -57,47 +57,121 @@ async def fill_history(db: SessionFactory, rows: int) -> None:
     await populate(db, rows)
     past = NOW - timedelta(days=1)
     far = NOW + timedelta(days=10)
-    await bulk(db, Account, [
-        {"name": f"账号{n}", "platform": "微信公众号", "owners": "zhaoli", "status": "active",
-         "last_post_at": far - timedelta(days=14), "deadline_at": far, "created_at": past}
-        for n in range(rows // 10)
-    ])
-    await bulk(db, Shift, [
-        {"role": "primary", "userid": "zhaoli", "start_at": NOW - timedelta(days=2 + n), "source": "import",
-         "end_at": NOW - timedelta(days=1 + n)}
-        for n in range(rows // 10)
-    ])
-    await bulk(db, Incident, [
-        {"content": "历史事件", "raised_by": "sunkz", "raised_at": past, "status": "resolved", "task_id": f"t{n}"}
-        for n in range(rows // 10)
-    ])
-    await bulk(db, Occasion, [
-        {"kind": "account_warning", "subject": f"{n}@history", "occasion": "24h", "claimed_at": past}
-        for n in range(rows)
-    ])
+    await bulk(
+        db,
+        Account,
+        [
+            {
+                "name": f"账号{n}",
+                "platform": "微信公众号",
+                "owners": "zhaoli",
+                "status": "active",
+                "last_post_at": far - timedelta(days=14),
+                "deadline_at": far,
+                "created_at": past,
+            }
+            for n in range(rows // 10)
+        ],
+    )
+    await bulk(
+        db,
+        Shift,
+        [
+            {
+                "role": "primary",
+                "userid": "zhaoli",
+                "start_at": NOW - timedelta(days=2 + n),
+                "source": "import",
+                "end_at": NOW - timedelta(days=1 + n),
+            }
+            for n in range(rows // 10)
+        ],
+    )
+    await bulk(
+        db,
+        Incident,
+        [
+            {
+                "content": "历史事件",
+                "raised_by": "sunkz",
+                "raised_at": past,
+                "status": "resolved",
+                "task_id": f"t{n}",
+            }
+            for n in range(rows // 10)
+        ],
+    )
+    await bulk(
+        db,
+        Occasion,
+        [
+            {"kind": "account_warning", "subject": f"{n}@history", "occasion": "24h", "claimed_at": past}
+            for n in range(rows)
+        ],
+    )
     await bulk(db, ProcessedCallback, [{"key": f"msg:{n}", "received_at": past} for n in range(rows)])
-    await bulk(db, OutboxMessage, [
-        {"created_at": past, "not_before": past, "op": "send", "recipients": "zhaoli", "status": "sent",
-         "payload": {"touser": "zhaoli", "msgtype": "text", "text": {"content": "历史"}}, "sent_at": past}
-        for n in range(rows)
-    ])
+    await bulk(
+        db,
+        OutboxMessage,
+        [
+            {
+                "created_at": past,
+                "not_before": past,
+                "op": "send",
+                "recipients": "zhaoli",
+                "status": "sent",
+                "payload": {"touser": "zhaoli", "msgtype": "text", "text": {"content": "历史"}},
+                "sent_at": past,
+            }
+            for n in range(rows)
+        ],
+    )
 
 
 async def make_due(db: SessionFactory) -> None:
     """DUE accounts 20 hours from their deadline and DUE drafts pending for 30 hours."""
-    await bulk(db, Account, [
-        {"name": f"将到期{n}", "platform": "微博", "owners": "zhaoli", "status": "active",
-         "last_post_at": NOW - timedelta(hours=316), "deadline_at": NOW + timedelta(hours=20), "created_at": NOW}
-        for n in range(DUE)
-    ])
+    await bulk(
+        db,
+        Account,
+        [
+            {
+                "name": f"将到期{n}",
+                "platform": "微博",
+                "owners": "zhaoli",
+                "status": "active",
+                "last_post_at": NOW - timedelta(hours=316),
+                "deadline_at": NOW + timedelta(hours=20),
+                "created_at": NOW,
+            }
+            for n in range(DUE)
+        ],
+    )
     entered = NOW - timedelta(hours=30)
-    await bulk(db, Draft, [
-        {"title": f"待审稿件{n}", "category": "issued", "source_kind": "own", "source_note": "",
-         "disclosure": "active", "platforms": "website", "submitter_userid": "wangxm", "submitter_name": "王小明",
-         "status": "in_review", "version": 1, "stage": 2, "round": 1, "stage_entered_at": entered,
-         "created_at": entered, "updated_at": entered, "approved_at": None}
-        for n in range(DUE)
-    ])
+    await bulk(
+        db,
+        Draft,
+        [
+            {
+                "title": f"待审稿件{n}",
+                "category": "issued",
+                "source_kind": "own",
+                "source_note": "",
+                "disclosure": "active",
+                "platforms": "website",
+                "submitter_userid": "wangxm",
+                "submitter_name": "王小明",
+                "status": "in_review",
+                "version": 1,
+                "stage": 2,
+                "round": 1,
+                "stage_entered_at": entered,
+                "created_at": entered,
+                "updated_at": entered,
+                "approved_at": None,
+            }
+            for n in range(DUE)
+        ],
+    )
 
 
 def checkpoint(path: Path) -> None:
@@ -142,7 +216,9 @@ async def bench(rows: int) -> None:
     print(f"{'sweep':34} {'ms (1%)':>9} {'ms (100%)':>10} {'100%/1%':>8}")
     (idle_s, busy_s, fired_s), (idle_l, busy_l, fired_l) = results[small], results[large]
     print(f"{'idle (nothing due)':34} {idle_s:>9.2f} {idle_l:>10.2f} {idle_l / idle_s:>8.2f}")
-    print(f"{f'busy ({DUE} accounts + {DUE} drafts due)':34} {busy_s:>9.2f} {busy_l:>10.2f} {busy_l / busy_s:>8.2f}")
+    print(
+        f"{f'busy ({DUE} accounts + {DUE} drafts due)':34} {busy_s:>9.2f} {busy_l:>10.2f} {busy_l / busy_s:>8.2f}"
+    )
     print(f"\noccasions fired by the busy sweep: {fired_s} (1%), {fired_l} (100%)")
 
 

@@ -70,9 +70,7 @@ SEND, UPDATE = "/message/send", "/message/update_template_card"
 CALLBACK_PATH = "/wecom/callback"
 CALLS_PER_FLOW = 15  # API calls one clean flow makes (12 sends, 3 card updates): spaces the kills
 CORP_ID, AGENT_ID = "wwchaos000000001", 1000002
-ADMIN_URL = os.environ.get(
-    "SANSHEN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+ADMIN_URL = os.environ.get("SANSHEN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 SHIPPED_TIMEOUT = float(inspect.signature(WeComClient.__init__).parameters["timeout"].default)
 SHIPPED_CLAIM = outbox_module.CLAIM_FOR.total_seconds()
 SHIPPED_BACKOFF = float(outbox_module.FIRST_BACKOFF_SECONDS)
@@ -193,15 +191,17 @@ def make_flows(plan: ChaosPlan) -> list[Flow]:
     for n in range(plan.flows):
         category = categories[n % len(categories)]
         _, _, reviewer, leader = CATEGORIES[category]
-        flows.append(Flow(
-            number=n + 1,
-            title=f"混沌{plan.seed}-{n + 1:04d}号稿",
-            submitter=COLLECTORS[n % len(COLLECTORS)],
-            category=category,
-            reviewer=reviewer,
-            leader=leader,
-            msg_id=8_100_000_000_000_000_000 + n,  # a MsgId of its own, kept for WeCom's re-sends
-        ))
+        flows.append(
+            Flow(
+                number=n + 1,
+                title=f"混沌{plan.seed}-{n + 1:04d}号稿",
+                submitter=COLLECTORS[n % len(COLLECTORS)],
+                category=category,
+                reviewer=reviewer,
+                leader=leader,
+                msg_id=8_100_000_000_000_000_000 + n,  # a MsgId of its own, kept for WeCom's re-sends
+            )
+        )
     return flows
 
 
@@ -245,7 +245,11 @@ class Instance:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANSHEN_")}
         self._log = self.log_path.open("ab")  # closed when the process is reaped
         self.proc = subprocess.Popen(
-            self.argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+            self.argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
         )
         self.starts += 1
@@ -380,8 +384,14 @@ class ChaosReport:
         found = []
         if self.flows_done != self.plan.flows:
             found.append(f"{self.plan.flows - self.flows_done} flows did not finish")
-        for name in ("duplicates", "lost", "unexpected", "queued_twice", "dropped_by_limit",
-                     "cards_left_open"):
+        for name in (
+            "duplicates",
+            "lost",
+            "unexpected",
+            "queued_twice",
+            "dropped_by_limit",
+            "cards_left_open",
+        ):
             if getattr(self, name):
                 found.append(f"{name}: {getattr(self, name)}")
         if not self.decisions_expected == self.decisions_recorded == self.decisions_distinct:
@@ -408,8 +418,7 @@ class ChaosReport:
             ("delivered once", str(self.delivered_once)),
             ("duplicates", str(self.duplicates)),
             ("lost", str(self.lost)),
-            ("decisions expected / recorded",
-             f"{self.decisions_expected} / {self.decisions_recorded}"),
+            ("decisions expected / recorded", f"{self.decisions_expected} / {self.decisions_recorded}"),
             ("wall time", f"{self.wall_seconds:.0f} s"),
         ]
         faults = ", ".join(f"{kind} {n}" for kind, n in sorted(self.faults.items())) or "none"
@@ -438,8 +447,9 @@ T = TypeVar("T")
 class ChaosRun:
     """One run against `database_url` (a fresh, empty database), files under `workdir`."""
 
-    def __init__(self, plan: ChaosPlan, database_url: str, workdir: Path,
-                 progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, plan: ChaosPlan, database_url: str, workdir: Path, progress: Callable[[str], None] | None = None
+    ) -> None:
         self.plan = plan
         self.database_url = database_url
         self.workdir = workdir
@@ -451,12 +461,21 @@ class ChaosRun:
         self.instances: list[Instance] = []
         self.down: set[str] = set()
         secret, token, aes_key = secrets.token_hex(16), secrets.token_hex(8), random_aes_key()
-        self.wecom = {"corp_id": CORP_ID, "agent_id": AGENT_ID, "secret": secret, "token": token,
-                      "encoding_aes_key": aes_key}
+        self.wecom = {
+            "corp_id": CORP_ID,
+            "agent_id": AGENT_ID,
+            "secret": secret,
+            "token": token,
+            "encoding_aes_key": aes_key,
+        }
         self.session_secret = secrets.token_hex(32)  # shared: one sign-in works on both
         self.sim = WeComSimulator(
-            corp_id=CORP_ID, corp_secret=secret, agent_id=AGENT_ID, token=token,
-            encoding_aes_key=aes_key, clock=SystemClock(),
+            corp_id=CORP_ID,
+            corp_secret=secret,
+            agent_id=AGENT_ID,
+            token=token,
+            encoding_aes_key=aes_key,
+            clock=SystemClock(),
         )
         for person in staff():
             self.sim.add_member(person["userid"], person["name"])
@@ -580,8 +599,9 @@ class ChaosRun:
                     )
                     await self._approve(user, task_id)
                     flow.decided += 1
-                await self._wait(functools.partial(self._approved_notice, flow),
-                                 f"flow {flow.number}: the approval notice")
+                await self._wait(
+                    functools.partial(self._approved_notice, flow), f"flow {flow.number}: the approval notice"
+                )
                 flow.done = True
                 self.report.flows_done += 1
                 if self.report.flows_done % 25 == 0:
@@ -682,8 +702,11 @@ class ChaosRun:
             decisions = list((await session.exec(select(StageDecision))).all())
             drafts = list((await session.exec(select(Draft))).all())
         report.outbox_status = Counter(f"{row.op} {row.status}" for row in rows)
-        report.given_up = [f"outbox {row.id} {row.op} {row.status}: {row.last_error}"
-                           for row in rows if row.status not in ("sent", "pending")]
+        report.given_up = [
+            f"outbox {row.id} {row.op} {row.status}: {row.last_error}"
+            for row in rows
+            if row.status not in ("sent", "pending")
+        ]
         expected: Counter[tuple[str, str, str]] = Counter()
         for row in rows:
             if row.op != "send":
@@ -791,8 +814,9 @@ async def fresh_database() -> AsyncIterator[str]:
 # ---- command line -----------------------------------------------------------------------------
 
 
-def serve_scaled(config: str, client_timeout: float | None, claim_seconds: float | None,
-                 backoff_seconds: float | None) -> int:
+def serve_scaled(
+    config: str, client_timeout: float | None, claim_seconds: float | None, backoff_seconds: float | None
+) -> int:
     """A child process: `sanshen serve` with the HTTP timeout, outbox claim and first back-off
     shrunk (for a short run), nothing else changed."""
     import bot.app
@@ -828,8 +852,7 @@ def _flags(plan: ChaosPlan) -> list[str]:
     """The command-line flags that repeat `plan`'s run."""
     flags = [f"--flows {plan.flows}", f"--seed {plan.seed}", f"--kills {plan.kills}"]
     defaults = ChaosPlan()
-    names = ("latency", "late_fraction", "concurrency", "client_timeout", "claim_seconds",
-             "backoff_seconds")
+    names = ("latency", "late_fraction", "concurrency", "client_timeout", "claim_seconds", "backoff_seconds")
     for name in names:
         if getattr(plan, name) != getattr(defaults, name):
             flags.append(f"--{name.replace('_', '-')} {getattr(plan, name)}")
@@ -851,14 +874,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backoff-seconds", type=float, default=None)
     args = parser.parse_args(argv)
     if args.instance:
-        return serve_scaled(
-            args.instance, args.client_timeout, args.claim_seconds, args.backoff_seconds
-        )
+        return serve_scaled(args.instance, args.client_timeout, args.claim_seconds, args.backoff_seconds)
     plan = ChaosPlan(
-        flows=args.flows, seed=args.seed if args.seed is not None else random.randrange(1, 10**6),
+        flows=args.flows,
+        seed=args.seed if args.seed is not None else random.randrange(1, 10**6),
         kills=args.kills if args.kills is not None else max(1, args.flows // 10),
-        latency=args.latency, late_fraction=args.late_fraction, concurrency=args.concurrency,
-        client_timeout=args.client_timeout, claim_seconds=args.claim_seconds,
+        latency=args.latency,
+        late_fraction=args.late_fraction,
+        concurrency=args.concurrency,
+        client_timeout=args.client_timeout,
+        claim_seconds=args.claim_seconds,
         backoff_seconds=args.backoff_seconds,
     )
     report = asyncio.run(_main(plan))

@@ -54,10 +54,46 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 # Characters of similar shape, as commonly confused in print (a table of its own, written before
 # the engine had a shape check: 14 of its 57 pairs are also in lists/shapes.txt, the rest not).
 SHAPES = (
-    "已己巳", "未末", "拔拨", "候侯", "戊戌戍", "人入", "大太犬", "士土", "日曰", "析折",
-    "栽裁载", "辨辩瓣", "陷馅", "微徵", "免兔", "鸟乌", "贝见", "壁璧", "洁诘", "侍待",
-    "扬杨", "浙淅", "狠狼", "极汲", "历厉", "衷哀", "准淮", "采菜", "拆折", "幕暮墓慕",
-    "券卷", "竟竞", "嘱瞩", "赢羸", "筒简", "住往", "叨叼", "沽估", "渴喝", "检捡验",
+    "已己巳",
+    "未末",
+    "拔拨",
+    "候侯",
+    "戊戌戍",
+    "人入",
+    "大太犬",
+    "士土",
+    "日曰",
+    "析折",
+    "栽裁载",
+    "辨辩瓣",
+    "陷馅",
+    "微徵",
+    "免兔",
+    "鸟乌",
+    "贝见",
+    "壁璧",
+    "洁诘",
+    "侍待",
+    "扬杨",
+    "浙淅",
+    "狠狼",
+    "极汲",
+    "历厉",
+    "衷哀",
+    "准淮",
+    "采菜",
+    "拆折",
+    "幕暮墓慕",
+    "券卷",
+    "竟竞",
+    "嘱瞩",
+    "赢羸",
+    "筒简",
+    "住往",
+    "叨叼",
+    "沽估",
+    "渴喝",
+    "检捡验",
 )
 
 
@@ -78,8 +114,13 @@ def clean_sentences() -> list[tuple[str, str]]:
     return out
 
 
-def _inject(rng: random.Random, sentence: str, sounds: dict[str, list[tuple[str, int]]],
-            freq: dict[str, int], model: Model) -> dict[str, object] | None:
+def _inject(
+    rng: random.Random,
+    sentence: str,
+    sounds: dict[str, list[tuple[str, int]]],
+    freq: dict[str, int],
+    model: Model,
+) -> dict[str, object] | None:
     """One error in one word of `sentence` (as jieba segments it), or None when it has none."""
     words = []
     pos = 0
@@ -106,8 +147,8 @@ def _inject(rng: random.Random, sentence: str, sounds: dict[str, list[tuple[str,
         i = rng.choice(places)
         options = sounds[word[i]]
         char = rng.choices([c for c, _ in options], weights=[n for _, n in options])[0]
-    wrong = word[:i] + char + word[i + 1:]
-    text = sentence[:start] + wrong + sentence[start + len(word):]
+    wrong = word[:i] + char + word[i + 1 :]
+    text = sentence[:start] + wrong + sentence[start + len(word) :]
     span = {"start": start, "end": start + len(word), "kind": "typo", "right": word}
     real = freq.get(wrong, 0) > 0
     return {"text": text, "spans": [span], "how": how, "real_word": real}
@@ -131,8 +172,9 @@ def build() -> list[dict[str, object]]:
 def tuning_sentences() -> list[tuple[str, str]]:
     """(source, sentence) of the tuning text, the one the typo thresholds are set on."""
     text = TUNING.read_text(encoding="utf-8")
-    return [("tuning", m.group().strip()) for m in _SENTENCE.finditer(text)
-            if len(_CJK.findall(m.group())) >= 8]
+    return [
+        ("tuning", m.group().strip()) for m in _SENTENCE.finditer(text) if len(_CJK.findall(m.group())) >= 8
+    ]
 
 
 def inject_typos(clean: list[tuple[str, str]], seed: int) -> list[dict[str, object]]:
@@ -211,16 +253,25 @@ def evaluate(rows: list[dict[str, object]]) -> dict[str, object]:
                 how = f"{row['how']}{', real word' if row.get('real_word') else ''}"
                 typo_detail[f"{how}: total"] += 1
                 typo_detail[f"{how}: found"] += hit
-                by = {f.rule.startswith("错别字（同音字）") for f in found if f.kind == kind
-                      and any(f.start < b and a < f.end for a, b in g)}
+                by = {
+                    f.rule.startswith("错别字（同音字）")
+                    for f in found
+                    if f.kind == kind and any(f.start < b and a < f.end for a, b in g)
+                }
                 typo_by[" and ".join(sorted("sound check" if x else "list" for x in by))] += 1
     n_clean = sum(1 for r in rows if r["group"] == "clean")
     return {
-        "sent": sent, "chars": chars, "clean_alarms": clean_alarms, "n_clean": n_clean,
-        "clean_flagged": clean_flagged, "clean_by_source": clean_by_source,
-        "clean_flagged_by_source": clean_flagged_by_source, "typo_detail": typo_detail,
+        "sent": sent,
+        "chars": chars,
+        "clean_alarms": clean_alarms,
+        "n_clean": n_clean,
+        "clean_flagged": clean_flagged,
+        "clean_by_source": clean_by_source,
+        "clean_flagged_by_source": clean_flagged_by_source,
+        "typo_detail": typo_detail,
         "typo_by": typo_by,
-        "alarms": alarms, "groups": Counter(str(r["group"]) for r in rows),
+        "alarms": alarms,
+        "groups": Counter(str(r["group"]) for r in rows),
     }
 
 
@@ -235,11 +286,9 @@ def report(result: dict[str, object]) -> str:
     alarms = result["clean_alarms"]
     groups = result["groups"]
     lines = [
-        f"sentences: {sum(groups.values())} "
-        f"({', '.join(f'{k} {v}' for k, v in sorted(groups.items()))})",
+        f"sentences: {sum(groups.values())} ({', '.join(f'{k} {v}' for k, v in sorted(groups.items()))})",
         "",
-        "| kind | gold sentences | sentence P | sentence R | char P | char R "
-        "| false alarms / 10 clean |",
+        "| kind | gold sentences | sentence P | sentence R | char P | char R | false alarms / 10 clean |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for kind in KINDS:
@@ -274,10 +323,7 @@ def report(result: dict[str, object]) -> str:
         + ", ".join(f"{h} {detail[h + ': found']}/{detail[h + ': total']}" for h in hows)
     )
     typo_by = result["typo_by"]
-    lines.append(
-        "typo sentences found by: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(typo_by.items()) if k)
-    )
+    lines.append("typo sentences found by: " + ", ".join(f"{k} {v}" for k, v in sorted(typo_by.items()) if k))
     if result["alarms"]:
         shown = "; ".join(f"{k} {t}→{s}" for k, t, s in result["alarms"][:20])
         lines.append(f"false alarms on clean text: {shown}")
@@ -291,8 +337,7 @@ def sensitivity(rows: list[dict[str, object]]) -> str:
 
     shipped = typo.MIN_GAIN
     lines = [
-        "| typo check threshold | typo sentence P | typo sentence R "
-        "| typo false alarms / 10 clean |",
+        "| typo check threshold | typo sentence P | typo sentence R | typo false alarms / 10 clean |",
         "|---|---:|---:|---:|",
     ]
     try:
@@ -319,7 +364,8 @@ def main() -> None:
         "--sensitivity", action="store_true", help="also the typo figures at other thresholds"
     )
     parser.add_argument(
-        "--tune", action="store_true",
+        "--tune",
+        action="store_true",
         help="the tuning text instead (errors injected with another seed), where thresholds are set",
     )
     args = parser.parse_args()

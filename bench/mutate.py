@@ -55,12 +55,24 @@ PRAGMA = "pragma: no mutate"
 IMPORT = "<import>"  # a line run while modules load, before any test starts
 
 COMPARE_SWAPS: dict[type, type] = {
-    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
-    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In,
-    ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
 }
-BINOP_SWAPS: dict[type, type] = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.FloorDiv,
-                                 ast.FloorDiv: ast.Mult, ast.Div: ast.Mult}
+BINOP_SWAPS: dict[type, type] = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.FloorDiv,
+    ast.FloorDiv: ast.Mult,
+    ast.Div: ast.Mult,
+}
 
 
 @dataclass
@@ -116,16 +128,25 @@ class _Mutator(ast.NodeTransformer):
     def _body(self, body: list[ast.stmt], in_function: bool) -> list[ast.stmt]:
         result: list[ast.stmt] = []
         for position, statement in enumerate(body):
-            if position == 0 and isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) \
-                    and isinstance(statement.value.value, str):
+            if (
+                position == 0
+                and isinstance(statement, ast.Expr)
+                and isinstance(statement.value, ast.Constant)
+                and isinstance(statement.value.value, str)
+            ):
                 result.append(statement)  # docstring
                 continue
             if _is_log_call(statement):
                 result.append(statement)
                 continue
-            deletable = in_function and isinstance(statement, (ast.Expr, ast.AugAssign, ast.Assign)) and (
-                not isinstance(statement, ast.Assign)
-                or any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in statement.targets))
+            deletable = (
+                in_function
+                and isinstance(statement, (ast.Expr, ast.AugAssign, ast.Assign))
+                and (
+                    not isinstance(statement, ast.Assign)
+                    or any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in statement.targets)
+                )
+            )
             if deletable and self._point(statement, f"delete `{ast.unparse(statement)[:60]}`"):
                 result.append(ast.copy_location(ast.Pass(), statement))
                 continue
@@ -138,7 +159,11 @@ class _Mutator(ast.NodeTransformer):
             if field == "returns" or field == "annotation":
                 continue
             if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
-                setattr(node, field, self._body(value, in_function or not isinstance(node, (ast.Module, ast.ClassDef))))
+                setattr(
+                    node,
+                    field,
+                    self._body(value, in_function or not isinstance(node, (ast.Module, ast.ClassDef))),
+                )
             elif isinstance(value, list):
                 setattr(node, field, [self.visit(v) if isinstance(v, ast.AST) else v for v in value])
             elif isinstance(value, ast.AST):
@@ -205,8 +230,11 @@ class _Mutator(ast.NodeTransformer):
 
     def visit_Return(self, node: ast.Return) -> ast.AST:
         node = self.generic_visit(node)  # type: ignore[assignment]
-        if node.value is not None and not (isinstance(node.value, ast.Constant) and node.value.value is None) \
-                and self._point(node, f"return None instead of `{ast.unparse(node.value)[:50]}`"):
+        if (
+            node.value is not None
+            and not (isinstance(node.value, ast.Constant) and node.value.value is None)
+            and self._point(node, f"return None instead of `{ast.unparse(node.value)[:50]}`")
+        ):
             node.value = ast.Constant(None)
         return node
 
@@ -230,15 +258,31 @@ class _Mutator(ast.NodeTransformer):
 
 
 def _is_text(node: ast.BinOp) -> bool:
-    return any(isinstance(side, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(side, "value", ""), str)
-               for side in (node.left, node.right))
+    return any(
+        isinstance(side, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(side, "value", ""), str)
+        for side in (node.left, node.right)
+    )
 
 
 def _op_text(op: ast.AST) -> str:
     return {
-        ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
-        ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.And: "and",
-        ast.Or: "or", ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Div: "/",
+        ast.Lt: "<",
+        ast.LtE: "<=",
+        ast.Gt: ">",
+        ast.GtE: ">=",
+        ast.Eq: "==",
+        ast.NotEq: "!=",
+        ast.In: "in",
+        ast.NotIn: "not in",
+        ast.Is: "is",
+        ast.IsNot: "is not",
+        ast.And: "and",
+        ast.Or: "or",
+        ast.Add: "+",
+        ast.Sub: "-",
+        ast.Mult: "*",
+        ast.FloorDiv: "//",
+        ast.Div: "/",
     }[type(op)]
 
 
@@ -265,20 +309,36 @@ def mutated_source(source: str, index: int) -> str:
 
 
 def _copy_tree(destination: Path) -> None:
-    shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "__pycache__", ".pytest_cache", ".mutants", "data", "*.egg-info", "node_modules"))
+    shutil.copytree(
+        ROOT,
+        destination,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "__pycache__", ".pytest_cache", ".mutants", "data", "*.egg-info", "node_modules"
+        ),
+    )
 
 
 def _test_files() -> list[str]:
-    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
-                  if str(p.relative_to(ROOT)) not in SLOW_TESTS)
+    return sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "tests").glob("test_*.py")
+        if str(p.relative_to(ROOT)) not in SLOW_TESTS
+    )
 
 
 # pytest escapes non-ASCII parameter ids in node ids ("\\u5e94…"), and such an id given back on
 # the command line matches nothing: pytest then stops with a usage error before running a test,
 # which must not count as a kill. Node ids are recorded and passed back unescaped instead.
-PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-          "-o", "disable_test_id_escaping_and_forfeit_all_rights_to_community_support=true"]
+PYTEST = [
+    sys.executable,
+    "-m",
+    "pytest",
+    "-q",
+    "-p",
+    "no:cacheprovider",
+    "-o",
+    "disable_test_id_escaping_and_forfeit_all_rights_to_community_support=true",
+]
 
 
 def _fingerprint(paths: list[str]) -> str:
@@ -304,8 +364,10 @@ def coverage_map(modules: list[str], jobs: int, reuse: bool) -> dict[str, dict[i
     STATE.mkdir(parents=True, exist_ok=True)
     files = _test_files()
     chunks = [files[i::jobs] for i in range(jobs)]
-    print(f"coverage run over {len(files)} test files to map lines to tests (once per change of tests) …",
-          flush=True)
+    print(
+        f"coverage run over {len(files)} test files to map lines to tests (once per change of tests) …",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as workdir:
         processes = []
         for number, chunk in enumerate(chunks):
@@ -316,16 +378,33 @@ def coverage_map(modules: list[str], jobs: int, reuse: bool) -> dict[str, dict[i
             # callback endpoint was recorded as run by no test. bench._coverage_contexts labels
             # the data with the running test's node id instead, whatever task runs the code.
             rc.write_text(f"[run]\ninclude = {','.join(str(ROOT / m) for m in modules)}\n")
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "coverage", "run", f"--rcfile={rc}", f"--data-file={data_file}",
-                 *PYTEST[1:], "-p", "bench._coverage_contexts", *chunk],
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "coverage",
+                        "run",
+                        f"--rcfile={rc}",
+                        f"--data-file={data_file}",
+                        *PYTEST[1:],
+                        "-p",
+                        "bench._coverage_contexts",
+                        *chunk,
+                    ],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         for process in processes:
             if process.wait() not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
                 # A collection error or crash leaves most lines mapped to no test, which would
                 # count every mutant of them as a survivor.
-                raise SystemExit(f"the coverage run stopped (pytest exit {process.returncode}): "
-                                 f"run {' '.join(process.args[3:])} to see why")
+                raise SystemExit(
+                    f"the coverage run stopped (pytest exit {process.returncode}): "
+                    f"run {' '.join(process.args[3:])} to see why"
+                )
         result: dict[str, dict[int, list[str]]] = {m: {} for m in modules}
         for number in range(jobs):
             data = CoverageData(basename=str(Path(workdir) / f".coverage.{number}"))
@@ -358,23 +437,41 @@ def _tree(source: str) -> ast.Module:
     return ast.parse(source)
 
 
+_COMPOUND = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+    ast.Try,
+)
+
+
 def _statement_lines(source: str, line: int) -> range:
     """The lines of the innermost statement holding `line` (coverage records a statement's first line)."""
     best = range(line, line + 1)
     for node in ast.walk(_tree(source)):
-        if isinstance(node, ast.stmt) and node.lineno <= line <= (node.end_lineno or node.lineno):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For,
-                                     ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)):
-                span = range(node.lineno, (node.end_lineno or node.lineno) + 1)
-                if len(span) < len(best) or best == range(line, line + 1):
-                    best = span
+        if (
+            isinstance(node, ast.stmt)
+            and node.lineno <= line <= (node.end_lineno or node.lineno)
+            and not isinstance(node, _COMPOUND)
+        ):
+            span = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+            if len(span) < len(best) or best == range(line, line + 1):
+                best = span
     return best
 
 
 def _inside_function(source: str, line: int) -> bool:
-    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-               and node.lineno <= line <= (node.end_lineno or node.lineno)
-               for node in ast.walk(_tree(source)))
+    return any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        and node.lineno <= line <= (node.end_lineno or node.lineno)
+        for node in ast.walk(_tree(source))
+    )
 
 
 def tests_for(module: str, line: int, source: str, covered: dict[int, list[str]]) -> list[str]:
@@ -393,8 +490,9 @@ def tests_for(module: str, line: int, source: str, covered: dict[int, list[str]]
     return sorted(tests, key=lambda test: (stem not in test.split("::")[0], test))
 
 
-def run_mutant(workdir: Path, mutant: Mutant, source: str, tests: list[str], timeout: float,
-               both_databases: bool) -> str:
+def run_mutant(
+    workdir: Path, mutant: Mutant, source: str, tests: list[str], timeout: float, both_databases: bool
+) -> str:
     if not tests:
         return "survived"  # no test even runs this line
     if not both_databases:
@@ -407,14 +505,20 @@ def run_mutant(workdir: Path, mutant: Mutant, source: str, tests: list[str], tim
     try:
         completed = subprocess.run(
             [*PYTEST, "-x", *tests],
-            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             timeout=max(timeout, 2.0 * len(tests)),  # a constant's mutant runs hundreds of tests
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
         if completed.returncode in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED):
             return "killed"  # a test failed, or the mutant broke collection (an import error)
         if completed.returncode != pytest.ExitCode.OK:  # no tests ran, or a node id matched nothing
-            print(f"  pytest exit {completed.returncode} on {mutant.module}:{mutant.line} "
-                  f"#{mutant.index}: counted as survived", flush=True)
+            print(
+                f"  pytest exit {completed.returncode} on {mutant.module}:{mutant.line} "
+                f"#{mutant.index}: counted as survived",
+                flush=True,
+            )
         return "survived"
     except subprocess.TimeoutExpired:
         return "timeout"
@@ -434,24 +538,41 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", default=MODULES)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per mutant before it counts as a hang")
+    parser.add_argument(
+        "--timeout", type=float, default=180.0, help="seconds per mutant before it counts as a hang"
+    )
     parser.add_argument("--survivors", action="store_true", help="list each surviving mutant")
-    parser.add_argument("--only-survivors", action="store_true",
-                        help="re-run only the mutants that survived the last run (after adding tests)")
+    parser.add_argument(
+        "--only-survivors",
+        action="store_true",
+        help="re-run only the mutants that survived the last run (after adding tests)",
+    )
     parser.add_argument("--list", action="store_true", help="only list the mutation points")
-    parser.add_argument("--reuse-coverage", action="store_true",
-                        help="keep the line → tests map even though tests changed (new tests are not used)")
-    parser.add_argument("--sample", type=int, default=0,
-                        help="run only a seeded random sample of this many mutants per module")
+    parser.add_argument(
+        "--reuse-coverage",
+        action="store_true",
+        help="keep the line → tests map even though tests changed (new tests are not used)",
+    )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        help="run only a seeded random sample of this many mutants per module",
+    )
     parser.add_argument("--seed", type=int, default=1, help="the sample's seed")
-    parser.add_argument("--both-databases", action="store_true",
-                        help="also run the PostgreSQL variants (default: SQLite only, for speed)")
+    parser.add_argument(
+        "--both-databases",
+        action="store_true",
+        help="also run the PostgreSQL variants (default: SQLite only, for speed)",
+    )
     args = parser.parse_args(argv)
     modules = [m.removeprefix("./") for m in args.modules]
 
     sources = {m: (ROOT / m).read_text() for m in modules}
-    mutants = {m: [Mutant(m, i, line, text) for i, (line, text) in enumerate(mutation_points(sources[m]))]
-               for m in modules}
+    mutants = {
+        m: [Mutant(m, i, line, text) for i, (line, text) in enumerate(mutation_points(sources[m]))]
+        for m in modules
+    }
     if args.list:
         for module in modules:
             for mutant in mutants[module]:
@@ -469,8 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample:
         for module in modules:
             if len(mutants[module]) > args.sample:
-                mutants[module] = sorted(random.Random(args.seed).sample(mutants[module], args.sample),
-                                         key=lambda m: m.index)
+                mutants[module] = sorted(
+                    random.Random(args.seed).sample(mutants[module], args.sample), key=lambda m: m.index
+                )
     covered = coverage_map(sorted(set(MODULES) | set(modules)), args.jobs, args.reuse_coverage)
     todo: list[tuple[Mutant, list[str]]] = []
     for module in modules:
@@ -491,8 +613,9 @@ def main(argv: list[str] | None = None) -> int:
         mutant, tests = item
         workdir = free.pop()
         try:
-            mutant.status = run_mutant(workdir, mutant, sources[mutant.module], tests, args.timeout,
-                                       args.both_databases)
+            mutant.status = run_mutant(
+                workdir, mutant, sources[mutant.module], tests, args.timeout, args.both_databases
+            )
         finally:
             free.append(workdir)
         done += 1
@@ -509,19 +632,29 @@ def main(argv: list[str] | None = None) -> int:
 
     STATE.mkdir(parents=True, exist_ok=True)
     for module in modules:
-        (STATE / (module.replace("/", "__") + ".json")).write_text(json.dumps({
-            "source_sha": hashlib.sha256(sources[module].encode()).hexdigest(),
-            "mutants": [asdict(m) for m in mutants[module]],
-        }, ensure_ascii=False, indent=1))
+        (STATE / (module.replace("/", "__") + ".json")).write_text(
+            json.dumps(
+                {
+                    "source_sha": hashlib.sha256(sources[module].encode()).hexdigest(),
+                    "mutants": [asdict(m) for m in mutants[module]],
+                },
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
 
-    print(f"\n| module | mutants | killed | timeout | survived | score |\n|---|---|---|---|---|---|")
+    print("\n| module | mutants | killed | timeout | survived | score |\n|---|---|---|---|---|---|")
     for module in modules:
-        counts = {s: sum(1 for m in mutants[module] if m.status == s) for s in ("killed", "timeout", "survived")}
+        counts = {
+            s: sum(1 for m in mutants[module] if m.status == s) for s in ("killed", "timeout", "survived")
+        }
         total = len(mutants[module])
         score = (counts["killed"] + counts["timeout"]) / total if total else 1.0
         points = len(mutation_points(sources[module]))
-        print(f"| {module} | {total if total == points else f'{total} of {points}'} | {counts['killed']} | {counts['timeout']} | {counts['survived']} "
-              f"| {score:.0%} |")
+        print(
+            f"| {module} | {total if total == points else f'{total} of {points}'} | {counts['killed']} | {counts['timeout']} | {counts['survived']} "
+            f"| {score:.0%} |"
+        )
     print(f"\n{len(todo)} mutants run in {time.monotonic() - started:.0f} s with {args.jobs} jobs")
     if args.survivors:
         for module in modules:

@@ -124,7 +124,7 @@ class Soak:
             ("enter app", lambda user: stack.sim.enter_agent(user)),
         ]
         self.clock.advance(seconds=STEP_SECONDS)
-        people = PEOPLE[n % len(PEOPLE):] + PEOPLE[:n % len(PEOPLE)]
+        people = PEOPLE[n % len(PEOPLE) :] + PEOPLE[: n % len(PEOPLE)]
         results = await asyncio.gather(*(act(user) for (_, act), user in zip(chat, people, strict=True)))
         if any(result.status != 200 for result in results):
             raise RuntimeError(f"a chat callback was refused: {results}")
@@ -162,7 +162,9 @@ def top_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, limit:
             ours = [f for f in stat.traceback if "/.venv/" not in f.filename]
             for frame in (ours or list(stat.traceback))[-3:]:
                 where = frame.filename.split("/main/")[-1].split("site-packages/")[-1]
-                print(f"      {where}:{frame.lineno}  {linecache.getline(frame.filename, frame.lineno).strip()}")
+                print(
+                    f"      {where}:{frame.lineno}  {linecache.getline(frame.filename, frame.lineno).strip()}"
+                )
 
 
 async def prefill(url: str, decisions: int) -> None:
@@ -176,7 +178,13 @@ async def prefill(url: str, decisions: int) -> None:
 
 
 async def soak(
-    callbacks: int, every: int, database: str, history: int, *, export_every: int, trace: bool,
+    callbacks: int,
+    every: int,
+    database: str,
+    history: int,
+    *,
+    export_every: int,
+    trace: bool,
     keep_record: bool,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="sanshen-soak-") as folder:
@@ -240,8 +248,13 @@ def main() -> None:
     args = parser.parse_args()
     asyncio.run(
         soak(
-            args.callbacks, args.every, args.database, args.history,
-            export_every=args.export_every, trace=args.trace, keep_record=args.keep_record,
+            args.callbacks,
+            args.every,
+            args.database,
+            args.history,
+            export_every=args.export_every,
+            trace=args.trace,
+            keep_record=args.keep_record,
         )
     )
 

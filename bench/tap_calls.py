@@ -42,10 +42,17 @@ async def measure(drafts: int, database_url: str, show_statements: bool, profile
             clock.advance(seconds=10)  # within the editor's 25 messages a minute
         statements: list[str] = []
         engine = stack.db.kw["bind"].sync_engine
-        event.listen(engine, "before_cursor_execute",
-                     lambda _c, _cur, sql, *_: statements.append(" ".join(sql.split())[:120]))
-        cards = [d for d in stack.sim.inbox(EDITOR) if d.msgtype == "template_card"
-                 and stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for(EDITOR)]
+        event.listen(
+            engine,
+            "before_cursor_execute",
+            lambda _c, _cur, sql, *_: statements.append(" ".join(sql.split())[:120]),
+        )
+        cards = [
+            d
+            for d in stack.sim.inbox(EDITOR)
+            if d.msgtype == "template_card"
+            and stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for(EDITOR)
+        ]
         tap_profile, send_profile = cProfile.Profile(), cProfile.Profile()
         tap_cpu = send_cpu = 0.0
         tap_sql: list[str] = []
@@ -72,10 +79,14 @@ async def measure(drafts: int, database_url: str, show_statements: bool, profile
                 tap_sql, send_sql = statements[first:middle], statements[middle:]
         taps = len(cards)
         print(f"{taps} taps on {database_url.split(':')[0]}")
-        print(f"tap:     {pstats.Stats(tap_profile).total_calls / taps:8.0f} calls, "
-              f"{len(tap_sql):3d} statements, {tap_cpu / taps * 1000:5.1f} ms CPU (with the profiler)")
-        print(f"sending: {pstats.Stats(send_profile).total_calls / taps:8.0f} calls, "
-              f"{len(send_sql):3d} statements, {send_cpu / taps * 1000:5.1f} ms CPU (with the profiler)")
+        print(
+            f"tap:     {pstats.Stats(tap_profile).total_calls / taps:8.0f} calls, "
+            f"{len(tap_sql):3d} statements, {tap_cpu / taps * 1000:5.1f} ms CPU (with the profiler)"
+        )
+        print(
+            f"sending: {pstats.Stats(send_profile).total_calls / taps:8.0f} calls, "
+            f"{len(send_sql):3d} statements, {send_cpu / taps * 1000:5.1f} ms CPU (with the profiler)"
+        )
         if profile:
             tap_profile.dump_stats(f"{profile}.tap")
             send_profile.dump_stats(f"{profile}.sending")
@@ -91,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--drafts", type=int, default=40)
     parser.add_argument("--database-url", help="default: a new SQLite file")
     parser.add_argument("--statements", action="store_true", help="list the SQL of one tap and its sending")
-    parser.add_argument("--profile", metavar="PREFIX", help="keep the profiles as PREFIX.tap and PREFIX.sending")
+    parser.add_argument(
+        "--profile", metavar="PREFIX", help="keep the profiles as PREFIX.tap and PREFIX.sending"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sanshen-tap-calls-") as folder:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'taps.db'}"

@@ -35,7 +35,8 @@ from bot.keys import (
 )
 from bot.proofread import LexiconError
 from bot.rules.calendar import local_day, uncovered_years
-from bot.services.findings import lexicon_for, warm as warm_findings
+from bot.services.findings import lexicon_for
+from bot.services.findings import warm as warm_findings
 from bot.web.setup import add_workspace
 from bot.wecom.callback import CallbackEndpoint, add_callback_routes
 from bot.wecom.client import WeComClient
@@ -52,8 +53,8 @@ from storage.accounts_repo import (
 )
 from storage.audit_repo import ensure_audit_head
 from storage.db import init_models, make_engine, make_session_factory, reading
-from storage.health_repo import drafts_by_stage, outbox_state
 from storage.duty_repo import RosterError, read_roster, upsert_shift
+from storage.health_repo import drafts_by_stage, outbox_state
 from storage.staff_repo import sync_staff
 
 log = logging.getLogger(__name__)
@@ -87,23 +88,31 @@ async def on_health(request: web.Request) -> web.Response:
     else:
         body["database"] = "ok"
         waited = int((now - state.oldest_due).total_seconds()) if state.oldest_due is not None else 0
-        body["outbox"] = {"pending": state.by_status.get("pending", 0), "failed": state.by_status.get("failed", 0),
-                          "oldest_pending_seconds": waited}
+        body["outbox"] = {
+            "pending": state.by_status.get("pending", 0),
+            "failed": state.by_status.get("failed", 0),
+            "oldest_pending_seconds": waited,
+        }
         if waited > STALE_OUTBOX.total_seconds():
             reasons.append(f"outbox: the oldest due message has waited {waited}s")
     wecom = app.get(WECOM)
     body["wecom"] = {"last_ok": _iso(wecom.last_ok_at if wecom is not None else None)}
     sweeper = app.get(SWEEPER)
     if sweeper is not None:
-        body["scheduler"] = {"running": sweeper.started_at is not None, "last_sweep": _iso(sweeper.last_sweep_at)}
+        body["scheduler"] = {
+            "running": sweeper.started_at is not None,
+            "last_sweep": _iso(sweeper.last_sweep_at),
+        }
         if sweeper.started_at is not None:
             since = sweeper.last_sweep_at or sweeper.started_at
             allowed = timedelta(seconds=MISSED_SWEEPS * app[SETTINGS].scheduler.sweep_seconds + 60)
             if now - since > allowed:
                 reasons.append(f"scheduler: no sweep since {since.isoformat()}")
     status = "degraded" if reasons else "ok"
-    return web.json_response({"status": status, **({"reason": "; ".join(reasons)} if reasons else {}), **body},
-                             status=503 if reasons else 200)
+    return web.json_response(
+        {"status": status, **({"reason": "; ".join(reasons)} if reasons else {}), **body},
+        status=503 if reasons else 200,
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -177,8 +186,11 @@ async def seed_database(session: AsyncSession, settings: Settings, now: datetime
     await load_watch_data(session, settings, now)
     missing = uncovered_years(settings.calendar, local_day(now, settings.tz))
     if missing:
-        log.warning("no 法定节假日 data for %s: working days count Monday to Friday until [calendar] "
-                    "lists them (or chinesecalendar is upgraded)", ", ".join(map(str, missing)))
+        log.warning(
+            "no 法定节假日 data for %s: working days count Monday to Friday until [calendar] "
+            "lists them (or chinesecalendar is upgraded)",
+            ", ".join(map(str, missing)),
+        )
 
 
 def create_app(
@@ -196,9 +208,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[BACKGROUND] = set()
-    app[CRYPTO] = WeChatCrypto(
-        settings.wecom.token, settings.wecom.encoding_aes_key, settings.wecom.corp_id
-    )
+    app[CRYPTO] = WeChatCrypto(settings.wecom.token, settings.wecom.encoding_aes_key, settings.wecom.corp_id)
 
     async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:
@@ -208,9 +218,7 @@ def create_app(
     async def db_ctx(app: web.Application) -> AsyncIterator[None]:
         engine = make_engine(settings.database.url, echo=settings.database.echo)
         try:
-            await init_models(
-                engine, seed=lambda session: seed_database(session, settings, app[CLOCK].now())
-            )
+            await init_models(engine, seed=lambda session: seed_database(session, settings, app[CLOCK].now()))
         except BaseException:
             await engine.dispose()
             raise
@@ -267,7 +275,11 @@ def create_app(
     )
     add_callback_routes(app, settings.server.callback_path, endpoint)
     add_workspace(
-        app, settings, clock=app[CLOCK], db=lambda: app[DB], wecom=lambda: app[WECOM],
+        app,
+        settings,
+        clock=app[CLOCK],
+        db=lambda: app[DB],
+        wecom=lambda: app[WECOM],
         kick=lambda: app[SENDER].kick(),
     )
     app.router.add_get("/healthz", on_health)

@@ -179,8 +179,12 @@ def page_stale(draft: Draft) -> str:
 
 
 FINDING_KINDS = {
-    "typo": "错别字", "wording": "规范表述", "leader": "领导人姓名职务", "privacy": "隐私",
-    "format": "标点与格式", "link": "链接与广告",
+    "typo": "错别字",
+    "wording": "规范表述",
+    "leader": "领导人姓名职务",
+    "privacy": "隐私",
+    "format": "标点与格式",
+    "link": "链接与广告",
 }
 FINDING_SEVERITIES = {"severe": "严重", "warn": "疑似", "info": "提示"}
 FINDINGS_SHOWN = 30  # in one /check answer; the draft page shows every one
@@ -199,7 +203,9 @@ def findings_summary(draft: Draft) -> str:
     return f"智能识错：{draft.findings} 处疑似问题{severe}"
 
 
-def findings_list(draft: Draft, records: Sequence[dict[str, Any]], marks: dict[int, str] | None = None) -> str:
+def findings_list(
+    draft: Draft, records: Sequence[dict[str, Any]], marks: dict[int, str] | None = None
+) -> str:
     """/check 编号: each finding numbered, where it is (the n-th character), what and why, and
     the reader's own mark on it."""
     head = f"{draft_label(draft)} 第{draft.version}版 {findings_summary(draft)}"
@@ -217,7 +223,9 @@ def findings_list(draft: Draft, records: Sequence[dict[str, Any]], marks: dict[i
     if len(records) > FINDINGS_SHOWN:
         lines.append(f"另有 {len(records) - FINDINGS_SHOWN} 处，请在稿件页面查看。")
     if draft.severe_findings and draft.status == "in_review":
-        lines.append(f"同意前须逐项标记严重问题：/check {draft.id} 已核实 1（或 已修改、误报；可写多个序号）。")
+        lines.append(
+            f"同意前须逐项标记严重问题：/check {draft.id} 已核实 1（或 已修改、误报；可写多个序号）。"
+        )
     return "\n".join(lines)
 
 
@@ -232,9 +240,9 @@ def finding_view(record: dict[str, Any], body: str, mark: str) -> dict[str, Any]
         "n": record["n"],
         "severe": record["severity"] == "severe",
         "tag": finding_tag(record["severity"], record["kind"]),
-        "before": ("…" if start > FINDING_CONTEXT else "") + body[max(0, start - FINDING_CONTEXT):start],
+        "before": ("…" if start > FINDING_CONTEXT else "") + body[max(0, start - FINDING_CONTEXT) : start],
         "text": body[start:end] or record["text"],
-        "after": body[end:end + FINDING_CONTEXT] + ("…" if end + FINDING_CONTEXT < len(body) else ""),
+        "after": body[end : end + FINDING_CONTEXT] + ("…" if end + FINDING_CONTEXT < len(body) else ""),
         "suggestion": record["suggestion"],
         "rule": record["rule"],
         "mark": mark,
@@ -262,7 +270,8 @@ def page_check_report(day: str, results: Sequence[Any]) -> str:
             severe = sum(1 for f in result.findings if f.severity == "severe")
             head = f"{len(result.findings)} 处疑似问题" + (f"（{severe} 处严重）" if severe else "")
             shown = [
-                f"「{f.text}」" + (f"→「{f.suggestion}」" if f.suggestion else "")
+                f"「{f.text}」"
+                + (f"→「{f.suggestion}」" if f.suggestion else "")
                 + f"（{finding_tag(f.severity, f.kind)}）"
                 for f in result.findings[:PAGE_FINDINGS_SHOWN]
             ]
@@ -348,9 +357,17 @@ def approval_card(
         },
         "task_id": task_id,
         "button_list": [
-            {"text": "同意（不涉密）" if secrecy else "同意", "style": 1, "key": pack_action("rv", "approve", card_id)},
+            {
+                "text": "同意（不涉密）" if secrecy else "同意",
+                "style": 1,
+                "key": pack_action("rv", "approve", card_id),
+            },
             {"text": "不同意", "style": 2, "key": pack_action("rv", "reject", card_id)},
-            *([{"text": "涉密不得公开", "style": 2, "key": pack_action("rv", "classified", card_id)}] if secrecy else []),
+            *(
+                [{"text": "涉密不得公开", "style": 2, "key": pack_action("rv", "classified", card_id)}]
+                if secrecy
+                else []
+            ),
         ],
     }
     if secrecy:
@@ -394,7 +411,9 @@ def ask_reject_reason(draft: Draft, stage_name: str) -> str:
     )
 
 
-def stage_passed(draft: Draft, stage_name: str, reviewer: str, next_name: str, nxt: str, verb: str = "已同意") -> str:
+def stage_passed(
+    draft: Draft, stage_name: str, reviewer: str, next_name: str, nxt: str, verb: str = "已同意"
+) -> str:
     return f"{draft_label(draft)}{stage_name}{verb}（{reviewer}），已转{next_name}（{nxt}）。"
 
 
@@ -416,11 +435,16 @@ def approved_notice(draft: Draft, proofread: bool = False) -> str:
 
 PROOF_DUTIES: dict[str, tuple[str, ...]] = {
     # Qinzhou 附件 四(二): what each 校次 checks.
-    "一校": ("逐字逐句校对标题、正文、图片说明，改正错别字、漏字、多字、错词、病句和标点",
-             "语言文字、标点符号符合国家规定和标准规范"),
+    "一校": (
+        "逐字逐句校对标题、正文、图片说明，改正错别字、漏字、多字、错词、病句和标点",
+        "语言文字、标点符号符合国家规定和标准规范",
+    ),
     "二校": ("与原稿对照，逐一比对一校清样", "数据准确，专业术语、涉政敏感语句表述规范准确"),
-    "三校": ("核校单位领导的修改意见已准确体现", "领导人姓名职务、国名地名、机构名称准确",
-             "数据、专业术语、涉政敏感表述再核校"),
+    "三校": (
+        "核校单位领导的修改意见已准确体现",
+        "领导人姓名职务、国名地名、机构名称准确",
+        "数据、专业术语、涉政敏感表述再核校",
+    ),
 }
 PROOF_RESULTS = {"passed": "校对无误", "changed": "有修改"}
 
@@ -434,7 +458,14 @@ def proof_preview(draft: Draft, body: str, proof_name: str, method: str) -> str:
 
 
 def proof_card(
-    draft: Draft, *, proof_name: str, method: str, needed: int, task_id: str, card_id: int, tz: ZoneInfo,
+    draft: Draft,
+    *,
+    proof_name: str,
+    method: str,
+    needed: int,
+    task_id: str,
+    card_id: int,
+    tz: ZoneInfo,
     page_url: str | None = None,
 ) -> dict[str, Any]:
     """The 校 step's card: which 校次, the method (读校 needs two people), its duties, 校对无误 / 有修改."""
@@ -443,15 +474,21 @@ def proof_card(
     card: dict[str, Any] = {
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·三审三校", "desc_color": 0},
-        "main_title": {"title": f"【{proof_name}】待校对稿件", "desc": f"{how} · 第{draft.version}版 · {local(draft.updated_at, tz)}"},
+        "main_title": {
+            "title": f"【{proof_name}】待校对稿件",
+            "desc": f"{how} · 第{draft.version}版 · {local(draft.updated_at, tz)}",
+        },
         "sub_title_text": card_subtitle(draft),
         "horizontal_content_list": [
             {"keyname": "编号", "value": str(draft.id)},
             {"keyname": "投稿人", "value": draft.submitter_name},
             {"keyname": "校次", "value": f"{proof_name}（{method}）"},
         ],
-        "quote_area": {"type": 0, "title": "校对要点",
-                       "quote_text": "\n".join(f"{i}. {item}" for i, item in enumerate(duties, start=1))},
+        "quote_area": {
+            "type": 0,
+            "title": "校对要点",
+            "quote_text": "\n".join(f"{i}. {item}" for i, item in enumerate(duties, start=1)),
+        },
         "task_id": task_id,
         "button_list": [
             {"text": "校对无误", "style": 1, "key": pack_action("pf", "passed", card_id)},
@@ -496,7 +533,9 @@ def proof_refusal(draft: Draft, proof_name: str | None, reason: str) -> str:
     }[reason]
 
 
-def rejected_notice(draft: Draft, stage_name: str, reviewer: str, opinion: str, revise_url: str | None = None) -> str:
+def rejected_notice(
+    draft: Draft, stage_name: str, reviewer: str, opinion: str, revise_url: str | None = None
+) -> str:
     how = (
         f"请修改后发送 /revise {draft.id}，并在下一行起写新的正文，重新送审。"
         if revise_url is None
@@ -510,10 +549,7 @@ def revised_notice(draft: Draft, stage_name: str, assignee_names: str) -> str:
 
 
 def no_assignees(stage_name: str) -> str:
-    return (
-        f"{stage_name}没有可用的审核人（须与其他各审不同人）。"
-        "请联系管理员检查审核链配置，稿件暂未送审。"
-    )
+    return f"{stage_name}没有可用的审核人（须与其他各审不同人）。请联系管理员检查审核链配置，稿件暂未送审。"
 
 
 def refusal_text(refusal: Refusal, draft: Draft | None, stage_name: str) -> str:
@@ -634,8 +670,10 @@ def incident_card(incident: Incident, raiser_name: str, tz: object, task_id: str
     return {
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·突发事件", "desc_color": 2},
-        "main_title": {"title": f"【突发】事件{incident.id}号，请立即处置",
-                       "desc": f"{raiser_name} 报告 · {fmt_local(incident.raised_at, tz)}"},  # type: ignore[arg-type]
+        "main_title": {
+            "title": f"【突发】事件{incident.id}号，请立即处置",
+            "desc": f"{raiser_name} 报告 · {fmt_local(incident.raised_at, tz)}",
+        },  # type: ignore[arg-type]
         "sub_title_text": incident.content[:300],
         "task_id": task_id,
         "button_list": [
@@ -653,12 +691,15 @@ def incident_report_text(incident: Incident, raiser_name: str, kind_label: str) 
     )
 
 
-def incident_handling_card(incident: Incident, raiser_name: str, tz: object, task_id: str,
-                           acker_name: str) -> dict[str, object]:
+def incident_handling_card(
+    incident: Incident, raiser_name: str, tz: object, task_id: str, acker_name: str
+) -> dict[str, object]:
     """What a page card becomes after 收到: still in hand, with only 已处置 left to press."""
     card = incident_card(incident, raiser_name, tz, task_id)
-    card["main_title"] = {"title": f"【突发】事件{incident.id}号，处置中",
-                          "desc": f"{acker_name} 已收到 · {fmt_local(incident.acked_at or incident.raised_at, tz)}"}  # type: ignore[arg-type]
+    card["main_title"] = {
+        "title": f"【突发】事件{incident.id}号，处置中",
+        "desc": f"{acker_name} 已收到 · {fmt_local(incident.acked_at or incident.raised_at, tz)}",
+    }  # type: ignore[arg-type]
     card["button_list"] = [{"text": "已处置", "style": 1, "key": pack_action("in", "done", incident.id)}]
     return card
 
@@ -672,8 +713,10 @@ def recheck_card(recheck: Recheck, draft: Draft, tz: ZoneInfo, task_id: str) -> 
     return {
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·发布后复核", "desc_color": 0},
-        "main_title": {"title": f"【发布后复核】{draft.title}"[:36],
-                       "desc": f"稿件{draft.id}号 · 已在“{recheck.account}”发布"},
+        "main_title": {
+            "title": f"【发布后复核】{draft.title}"[:36],
+            "desc": f"稿件{draft.id}号 · 已在“{recheck.account}”发布",
+        },
         "sub_title_text": (
             f"请到发布处再读一遍，于 {fmt_local(recheck.due_at, tz)} 前确认。"
             + ("" if recheck.url else "发布时未登记链接。")
@@ -691,7 +734,9 @@ def recheck_card(recheck: Recheck, draft: Draft, tz: ZoneInfo, task_id: str) -> 
     }
 
 
-def takedown_card(draft: Draft, case: ErrorCase, post: AccountPost, account: str, task_id: str) -> dict[str, object]:
+def takedown_card(
+    draft: Draft, case: ErrorCase, post: AccountPost, account: str, task_id: str
+) -> dict[str, object]:
     """To the publisher of a retracted draft's post: take it down, then confirm."""
     url = post.url
     return {
@@ -705,16 +750,23 @@ def takedown_card(draft: Draft, case: ErrorCase, post: AccountPost, account: str
     }
 
 
-def account_request_card(request: AccountRequest, what: str, requester: str, task_id: str) -> dict[str, object]:
+def account_request_card(
+    request: AccountRequest, what: str, requester: str, task_id: str
+) -> dict[str, object]:
     """To the people of an account request's current approval step: 同意 or 不同意."""
     same = request.details.get("same_platform") or []
     kind = REQUEST_KIND_LABELS.get(request.kind, "")
     return {
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·账号审批", "desc_color": 0},
-        "main_title": {"title": f"【账号{kind}审批】{request.account}"[:36], "desc": f"申请{request.id}号 · {requester}"},
-        "sub_title_text": (f"{what}。理由：{request.reason}"
-                           + (f"。注意：同一平台已有“{'、'.join(same)}”（钦州 第二十四条（三））" if same else ""))[:300],
+        "main_title": {
+            "title": f"【账号{kind}审批】{request.account}"[:36],
+            "desc": f"申请{request.id}号 · {requester}",
+        },
+        "sub_title_text": (
+            f"{what}。理由：{request.reason}"
+            + (f"。注意：同一平台已有“{'、'.join(same)}”（钦州 第二十四条（三））" if same else "")
+        )[:300],
         "task_id": task_id,
         "button_list": [
             {"text": "同意", "style": 1, "key": pack_action("ar", "approve", request.id)},
@@ -784,7 +836,9 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
         text += f"（第{details.get('version')}版）"
     elif entry.action == "finding_mark":
         numbers = numbers_text(details.get("numbers", []))
-        text += f"（第{details.get('version')}版第{numbers}处）：{MARK_LABELS.get(details.get('mark', ''), '')}"
+        text += (
+            f"（第{details.get('version')}版第{numbers}处）：{MARK_LABELS.get(details.get('mark', ''), '')}"
+        )
     elif entry.action == "transfer":
         text += f" {details.get('stage_name', '')}给{people('to')}：{details.get('reason', '')}"
     elif entry.action == "return":
@@ -910,7 +964,13 @@ def audit_checkpoint(day: object, entry_id: int, entry_hash: str) -> str:
 
 # ---------------------------------------------------------------- `sanshen outbox`
 
-OUTBOX_STATUS = {"pending": "待重试", "failed": "失败", "expired": "已过期", "discarded": "已作废", "sent": "已发送"}
+OUTBOX_STATUS = {
+    "pending": "待重试",
+    "failed": "失败",
+    "expired": "已过期",
+    "discarded": "已作废",
+    "sent": "已发送",
+}
 
 
 def outbox_line(row: Any) -> str:

@@ -37,7 +37,9 @@ _TIME = re.compile(r"\d{1,2}:\d{2}")
 _TIMEISH = re.compile(r"\d|今天|昨天|前天|刚才|上午|下午|晚上")  # a time not in the expected form
 
 
-@router.command("accounts", aliases=("账号",), usage=ACCOUNTS_USAGE, summary="新媒体账号按更新期限排列；管理员可增改")
+@router.command(
+    "accounts", aliases=("账号",), usage=ACCOUNTS_USAGE, summary="新媒体账号按更新期限排列；管理员可增改"
+)
 async def on_accounts(ctx: Context, cmd: Command) -> None:
     if not cmd.argv:
         listed = await accounts_by_remaining(ctx.session, ctx.now())
@@ -45,7 +47,9 @@ async def on_accounts(ctx: Context, cmd: Command) -> None:
             ctx.reply_text("还没有登记账号。管理员可发送 /accounts add 名称 平台 负责人userid。")
             return
         lines = [f"【账号更新情况】共 {len(listed)} 个（期限按最后更新 + 周期计算）："]
-        lines += [f"{n}. {views.account_line(a, ctx.settings, ctx.now())}" for n, a in enumerate(listed, start=1)]
+        lines += [
+            f"{n}. {views.account_line(a, ctx.settings, ctx.now())}" for n, a in enumerate(listed, start=1)
+        ]
         ctx.reply_text("\n".join(lines))
         return
     action, rest = cmd.argv[0], cmd.argv[1:]
@@ -64,14 +68,21 @@ async def on_accounts(ctx: Context, cmd: Command) -> None:
             raise UserFacingError("请在“理由：”后写明理由。")
         done = await accounts.add_account(ctx, words[0], words[1], tuple(words[2:]), reason or "")
     elif action in ("open", "开设") and len(words) >= 3:
-        done = await account_requests.ask(ctx, "open", words[0], reason or "",
-                                          {"platform": words[1], "owners": list(dict.fromkeys(words[2:]))})
+        done = await account_requests.ask(
+            ctx,
+            "open",
+            words[0],
+            reason or "",
+            {"platform": words[1], "owners": list(dict.fromkeys(words[2:]))},
+        )
     elif action in ("change", "变更") and len(words) >= 3 and words[1] in account_requests.CHANGE_FIELDS:
         field = account_requests.CHANGE_FIELDS[words[1]]
         if field != "owners" and len(words) != 3:
             raise UserFacingError(views.usage(ACCOUNTS_USAGE))
         value: object = list(dict.fromkeys(words[2:])) if field == "owners" else words[2]
-        done = await account_requests.ask(ctx, "change", words[0], reason or "", {"field": field, "value": value})
+        done = await account_requests.ask(
+            ctx, "change", words[0], reason or "", {"field": field, "value": value}
+        )
     elif action in CLOSE_WORDS and len(words) == 1 and ctx.settings.freshness.lifecycle_chain:
         done = await account_requests.ask(ctx, "close", words[0], reason or "", {})
     elif action in PAUSE_WORDS and len(rest) >= 2:
@@ -91,7 +102,7 @@ def split_reason(words: list[str]) -> tuple[list[str], str | None]:
     """The words before “理由：”, and what follows it ("" when nothing does; None without one)."""
     for n, word in enumerate(words):
         if word.startswith(("理由：", "理由:")):
-            return words[:n], " ".join([word[3:], *words[n + 1:]]).strip()
+            return words[:n], " ".join([word[3:], *words[n + 1 :]]).strip()
     return words, None
 
 
@@ -125,8 +136,13 @@ async def on_account_request_click(ctx: Context, click: CardClick, parts: list[s
     ctx.reply_text(done.message)
 
 
-@router.command("published", aliases=("已发布",), usage=PUBLISHED_USAGE, summary="登记稿件已发布；已通过三审的稿件已在某账号发布",
-                roles=("publisher",))
+@router.command(
+    "published",
+    aliases=("已发布",),
+    usage=PUBLISHED_USAGE,
+    summary="登记稿件已发布；已通过三审的稿件已在某账号发布",
+    roles=("publisher",),
+)
 async def on_published(ctx: Context, cmd: Command) -> None:
     if len(cmd.argv) not in (2, 3):
         raise UserFacingError(views.usage(PUBLISHED_USAGE))
@@ -142,13 +158,15 @@ async def on_posted(ctx: Context, cmd: Command) -> None:
     posted_at, rest = None, cmd.argv[1:]
     if rest and DAY_TEXT.fullmatch(rest[0]):
         has_time = len(rest) > 1 and _TIME.fullmatch(rest[1]) is not None
-        text, rest = " ".join(rest[:1 + has_time]), rest[1 + has_time:]
+        text, rest = " ".join(rest[: 1 + has_time]), rest[1 + has_time :]
         year, month, day = (int(p) for p in text.split()[0].split("-"))
         hour, minute = (int(p) for p in (text.split()[1] if has_time else "0:00").split(":"))
         try:
             posted_at = datetime(year, month, day, hour, minute, tzinfo=ctx.settings.tz)
         except ValueError:
-            raise UserFacingError(f"时间“{text}”不存在，应写成 YYYY-MM-DD HH:MM。用法：{POSTED_USAGE}") from None
+            raise UserFacingError(
+                f"时间“{text}”不存在，应写成 YYYY-MM-DD HH:MM。用法：{POSTED_USAGE}"
+            ) from None
         if posted_at.year < 2000:  # year 1 in UTC+8 is before the calendar's year 1 in UTC
             raise UserFacingError(f"时间“{text}”太早了。用法：{POSTED_USAGE}")
     elif rest and _TIMEISH.match(rest[0]):

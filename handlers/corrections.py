@@ -28,22 +28,35 @@ def _parsed(cmd: Command, usage: str) -> tuple[int, str, str]:
     return number, cmd.argv[1], text
 
 
-@router.command("correct", aliases=("纠错",), usage=CORRECT_USAGE,
-                summary="已发布稿件登记错情并退回修改；修改稿重新经过三审")
+@router.command(
+    "correct",
+    aliases=("纠错",),
+    usage=CORRECT_USAGE,
+    summary="已发布稿件登记错情并退回修改；修改稿重新经过三审",
+)
 async def on_correct(ctx: Context, cmd: Command) -> None:
     number, kind, text = _parsed(cmd, CORRECT_USAGE)
     ctx.reply_text((await corrections.correct_draft(ctx, number, kind, text)).message)
 
 
-@router.command("retract", aliases=("撤稿",), usage=RETRACT_USAGE,
-                summary="已发布稿件登记错情并撤稿；通知发布人撤下并确认", roles=("publisher", "leader", "principal"))
+@router.command(
+    "retract",
+    aliases=("撤稿",),
+    usage=RETRACT_USAGE,
+    summary="已发布稿件登记错情并撤稿；通知发布人撤下并确认",
+    roles=("publisher", "leader", "principal"),
+)
 async def on_retract(ctx: Context, cmd: Command) -> None:
     number, kind, text = _parsed(cmd, RETRACT_USAGE)
     ctx.reply_text((await corrections.retract_draft(ctx, number, kind, text)).message)
 
 
-@router.command("errors", aliases=("错情",), summary="错情记录与原稿签发人；种类、处理方式（责任倒查）",
-                roles=("reviewer", "leader", "principal", "publisher"))
+@router.command(
+    "errors",
+    aliases=("错情",),
+    summary="错情记录与原稿签发人；种类、处理方式（责任倒查）",
+    roles=("reviewer", "leader", "principal", "publisher"),
+)
 async def on_errors(ctx: Context, cmd: Command) -> None:
     cases = await corrections.error_cases(ctx)
     if not cases:

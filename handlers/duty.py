@@ -7,10 +7,10 @@ from datetime import date, datetime, timedelta
 from sqlmodel import col, select
 
 from bot import views
+from bot.core.config import INCIDENT_KIND_LABELS, INCIDENT_KINDS, INCIDENT_STATUS_LABELS
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local, local_at, local_day
 from bot.services import duty, reading, rectification
-from bot.core.config import INCIDENT_KIND_LABELS, INCIDENT_KINDS, INCIDENT_STATUS_LABELS
 from bot.services.duty import INCIDENT_STEPS
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
@@ -28,8 +28,14 @@ INCIDENT_USAGE = (
     "/incidents 编号 总结 说明"
 )
 EVENT_LABELS = {
-    "raised": "报告", "paged": "通知值班", "escalated": "上报", "acked": "收到", "resolved": "处置完毕",
-    "reported": "上报", "action": "处置", "summary": "总结结案",
+    "raised": "报告",
+    "paged": "通知值班",
+    "escalated": "上报",
+    "acked": "收到",
+    "resolved": "处置完毕",
+    "reported": "上报",
+    "action": "处置",
+    "summary": "总结结案",
 }
 ROLE_WORDS = {"主班": "primary", "副班": "deputy", "带班领导": "leader", "带班": "leader"}
 SWAP_HORIZON = timedelta(days=366)  # a shift further ahead than this cannot be moved yet
@@ -52,14 +58,19 @@ async def on_duty(ctx: Context, cmd: Command) -> None:
     now = ctx.now()
     today = local_day(now, tz)
     start = local_at(today, ctx.settings.duty.handover_time, tz) - timedelta(days=1)
-    shifts = await duty_repo.shifts_between(ctx.session, max(start, now - timedelta(hours=1)), start + timedelta(days=days + 1))
+    shifts = await duty_repo.shifts_between(
+        ctx.session, max(start, now - timedelta(hours=1)), start + timedelta(days=days + 1)
+    )
     if not shifts:
         ctx.reply_text("还没有排班。管理员可在配置的 [duty] 中设置轮值，或导入排班表。")
         return
     lines = ["【值班表】"]
     for shift_start in sorted({s.start_at for s in shifts}):
         group = [s for s in shifts if s.start_at == shift_start]
-        who = "，".join(f"{duty_repo.ROLE_LABELS.get(s.role, s.role)} {ctx.name_of(s.userid)}" for s in sorted(group, key=lambda s: duty_repo.ROLES.index(s.role)))
+        who = "，".join(
+            f"{duty_repo.ROLE_LABELS.get(s.role, s.role)} {ctx.name_of(s.userid)}"
+            for s in sorted(group, key=lambda s: duty_repo.ROLES.index(s.role))
+        )
         marker = "（当前）" if group[0].start_at <= now < group[0].end_at else ""
         lines.append(f"{fmt_local(shift_start, tz, '%m-%d %a %H:%M')}{marker}：{who}")
     on_now = await duty_repo.on_duty_at(ctx.session, now)
@@ -95,8 +106,14 @@ async def on_swap_click(ctx: Context, click: CardClick, parts: list[str]) -> Non
     if day > local_day(ctx.now(), ctx.settings.tz) + SWAP_HORIZON:
         raise UserFacingError(views.UNKNOWN_CARD)
     done = await duty.answer_swap(
-        ctx, day, role, target, holder, agree=verdict == "ok",
-        task_id=click.task_id, response_code=click.response_code,
+        ctx,
+        day,
+        role,
+        target,
+        holder,
+        agree=verdict == "ok",
+        task_id=click.task_id,
+        response_code=click.response_code,
     )
     ctx.reply_text(done.message)
 
@@ -104,7 +121,9 @@ async def on_swap_click(ctx: Context, click: CardClick, parts: list[str]) -> Non
 # ---------------------------------------------------------------- /alert and incidents
 
 
-@router.command("alert", aliases=("突发",), usage=ALERT_USAGE, summary="报告突发事件，值班人员立即收到并须确认")
+@router.command(
+    "alert", aliases=("突发",), usage=ALERT_USAGE, summary="报告突发事件，值班人员立即收到并须确认"
+)
 async def on_alert(ctx: Context, cmd: Command) -> None:
     words = cmd.argv
     kind = INCIDENT_KINDS.get(words[0], "") if words else ""
@@ -120,7 +139,10 @@ def incident_lines(ctx: Context, incident: Incident, events: list[IncidentEvent]
     the timeline, whom it still has to be reported to, and the closing summary."""
     tz, names = ctx.settings.tz, ctx.settings.staff_names
     kind = INCIDENT_KIND_LABELS.get(incident.kind, incident.kind)
-    lines = [f"【突发事件{incident.id}号】{kind} · {INCIDENT_STATUS_LABELS[incident.status]}", incident.content]
+    lines = [
+        f"【突发事件{incident.id}号】{kind} · {INCIDENT_STATUS_LABELS[incident.status]}",
+        incident.content,
+    ]
     reported = [e for e in events if e.kind == "reported"]
     timing = []
     if incident.acked_at is not None:
@@ -134,7 +156,9 @@ def incident_lines(ctx: Context, incident: Incident, events: list[IncidentEvent]
         who = names.get(event.actor, event.actor) if event.actor not in ("", "system") else "系统"
         details = event.details or {}
         if event.kind == "reported":
-            suffix = f" {details.get('to', '')}（{details.get('how', '')}）" + (f"：{details['note']}" if details.get("note") else "")
+            suffix = f" {details.get('to', '')}（{details.get('how', '')}）" + (
+                f"：{details['note']}" if details.get("note") else ""
+            )
         elif event.kind == "action":
             suffix = f"·{details.get('action', '')}：{details.get('note', '')}"
         elif event.kind == "summary":
@@ -165,7 +189,9 @@ async def on_incident_click(ctx: Context, click: CardClick, parts: list[str]) ->
     ctx.reply_text(done.message)
 
 
-@router.command("incidents", aliases=("事件",), usage=INCIDENT_USAGE, summary="突发事件列表；或某一事件的完整记录")
+@router.command(
+    "incidents", aliases=("事件",), usage=INCIDENT_USAGE, summary="突发事件列表；或某一事件的完整记录"
+)
 async def on_incidents(ctx: Context, cmd: Command) -> None:
     tz = ctx.settings.tz
     if len(cmd.argv) >= 2:
@@ -179,9 +205,15 @@ async def on_incidents(ctx: Context, cmd: Command) -> None:
         incident = await ctx.session.get(Incident, parse_number(cmd.argv[0], INCIDENT_USAGE))
         if incident is None:
             raise UserFacingError(f"没有编号为 {cmd.argv[0]} 的突发事件。")
-        events = list((await ctx.session.exec(
-            select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(col(IncidentEvent.id))
-        )).all())
+        events = list(
+            (
+                await ctx.session.exec(
+                    select(IncidentEvent)
+                    .where(IncidentEvent.incident_id == incident.id)
+                    .order_by(col(IncidentEvent.id))
+                )
+            ).all()
+        )
         ctx.reply_text("\n".join(incident_lines(ctx, incident, events)))
         return
     rows = (await ctx.session.exec(select(Incident).order_by(col(Incident.id).desc()).limit(15))).all()
@@ -191,7 +223,9 @@ async def on_incidents(ctx: Context, cmd: Command) -> None:
     lines = ["【突发事件】最近 15 件："]
     for incident in rows:
         kind = INCIDENT_KIND_LABELS.get(incident.kind, incident.kind)
-        lines.append(f"{incident.id}号 {fmt_local(incident.raised_at, tz)} {kind} {INCIDENT_STATUS_LABELS[incident.status]}：{incident.content[:40]}")
+        lines.append(
+            f"{incident.id}号 {fmt_local(incident.raised_at, tz)} {kind} {INCIDENT_STATUS_LABELS[incident.status]}：{incident.content[:40]}"
+        )
     lines.append("发送 /incidents 编号 查看时间线。")
     ctx.reply_text("\n".join(lines))
 
@@ -203,14 +237,21 @@ INSPECT_USAGE = "/inspect；/inspect 问题 说明 [负责人userid 整改期限
 FIX_USAGE = "/fix 编号 整改情况"
 
 
-@router.command("inspect", aliases=("巡检",), usage=INSPECT_USAGE, summary="巡检发现的问题；交办整改并跟踪到整改完成")
+@router.command(
+    "inspect", aliases=("巡检",), usage=INSPECT_USAGE, summary="巡检发现的问题；交办整改并跟踪到整改完成"
+)
 async def on_inspect(ctx: Context, cmd: Command) -> None:
     if not cmd.argv:
         pending = await rectification.open_rectifications(ctx)
         if not pending:
-            ctx.reply_text("没有未完成的整改。巡检发现问题请发送 /inspect 问题 说明 [负责人userid 整改期限YYYY-MM-DD]。")
+            ctx.reply_text(
+                "没有未完成的整改。巡检发现问题请发送 /inspect 问题 说明 [负责人userid 整改期限YYYY-MM-DD]。"
+            )
             return
-        lines = [f"【整改】未完成 {len(pending)} 项：", *(rectification.rectification_line(f, ctx) for f in pending)]
+        lines = [
+            f"【整改】未完成 {len(pending)} 项：",
+            *(rectification.rectification_line(f, ctx) for f in pending),
+        ]
         ctx.reply_text("\n".join(lines))
         return
     if cmd.argv[0] != "问题":
@@ -262,8 +303,10 @@ async def on_inspection_click(ctx: Context, click: CardClick, parts: list[str]) 
     number = card_number(parts[1]) if len(parts) == 2 else None
     if number is not None and parts[0] == "problem":
         # a card cannot take text: the problem is written down with /inspect, the card stays open
-        ctx.reply_text("请写明发现的问题：/inspect 问题 说明 [负责人userid 整改期限YYYY-MM-DD]；"
-                       "全部登记后点卡片上的“已完成”。")
+        ctx.reply_text(
+            "请写明发现的问题：/inspect 问题 说明 [负责人userid 整改期限YYYY-MM-DD]；"
+            "全部登记后点卡片上的“已完成”。"
+        )
         return
     if number is None or parts[0] != "done":
         raise UserFacingError(views.UNKNOWN_CARD)

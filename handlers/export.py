@@ -18,7 +18,9 @@ EXPORT_USAGE = "/export [YYYY-MM | 起 止] [台账]（日期写成 YYYY-MM-DD�
 
 
 @router.command(
-    "export", aliases=("导出",), usage=EXPORT_USAGE,
+    "export",
+    aliases=("导出",),
+    usage=EXPORT_USAGE,
     summary="导出保密审查表（加“台账”导出三审三校台账），以 Excel 文件发给您",
     roles=("admin", "leader"),
 )
@@ -39,12 +41,21 @@ async def on_export(ctx: Context, cmd: Command) -> None:
     # Built by the outbox sender after this transaction commits: no long-held locks, and a
     # crash before delivery only delays the file.
     ctx.outbox.send_export(
-        [ctx.user], kind=kind, start=period.start, end=period.end, label=period.label,
-        slug=period.slug, unit=ctx.settings.unit_name, timezone=ctx.settings.timezone,
+        [ctx.user],
+        kind=kind,
+        start=period.start,
+        end=period.end,
+        label=period.label,
+        slug=period.slug,
+        unit=ctx.settings.unit_name,
+        timezone=ctx.settings.timezone,
         title=ctx.settings.export.form_heading(ctx.settings.unit_name),
     )
     await append_audit(
-        session=ctx.session, at=ctx.now(), actor=ctx.user, action="export",
+        session=ctx.session,
+        at=ctx.now(),
+        actor=ctx.user,
+        action="export",
         details={"kind": kind, "period": period.label},
     )
     what = "保密审查表" if kind == "form" else "三审三校台账"
@@ -56,9 +67,11 @@ REPORT_USAGE = f"/report [{REPORT_PERIOD_TEXT}]（不写：本季度）"
 
 
 @router.command(
-    "report", aliases=("报表",), usage=REPORT_USAGE,
+    "report",
+    aliases=("报表",),
+    usage=REPORT_USAGE,
     summary="季度或年度统计报表（各账号和单位的更新、超期与第二十八条问责次数，巡检、读网、复核、错情和"
-            "审核用时），以 Excel 文件和图表发给您",
+    "审核用时），以 Excel 文件和图表发给您",
     roles=("admin", "leader"),
 )
 async def on_report(ctx: Context, cmd: Command) -> None:
@@ -73,14 +86,32 @@ async def on_report(ctx: Context, cmd: Command) -> None:
         raise UserFacingError(f"{period.label}还没有开始。")
     # Built by the outbox sender after this transaction commits, with the figures as of now.
     ctx.outbox.send_report(
-        [ctx.user], start=period.start, end=period.end, label=period.label, slug=period.slug,
-        unit=ctx.settings.unit_name, timezone=ctx.settings.timezone, as_of=now,
+        [ctx.user],
+        start=period.start,
+        end=period.end,
+        label=period.label,
+        slug=period.slug,
+        unit=ctx.settings.unit_name,
+        timezone=ctx.settings.timezone,
+        as_of=now,
         period_hours=ctx.settings.freshness.period_hours,
     )
-    await append_audit(session=ctx.session, at=now, actor=ctx.user, action="export",
-                       details={"kind": "report", "period": period.label})
+    await append_audit(
+        session=ctx.session,
+        at=now,
+        actor=ctx.user,
+        action="export",
+        details={"kind": "report", "period": period.label},
+    )
     # the headline numbers now, from this transaction's view (the file is built from the same data)
-    figures = await figures_in(ctx.session, period, unit=ctx.settings.unit_name, now=now, tz=tz,
-                               default_period_hours=ctx.settings.freshness.period_hours)
-    ctx.reply_text("\n".join([*summary_lines(figures),
-                              f"Excel 文件（{report_filename(period)}）和图表稍后发给您。"]))
+    figures = await figures_in(
+        ctx.session,
+        period,
+        unit=ctx.settings.unit_name,
+        now=now,
+        tz=tz,
+        default_period_hours=ctx.settings.freshness.period_hours,
+    )
+    ctx.reply_text(
+        "\n".join([*summary_lines(figures), f"Excel 文件（{report_filename(period)}）和图表稍后发给您。"])
+    )

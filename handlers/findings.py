@@ -18,7 +18,9 @@ CHECK_USAGE = "/check 编号 [已核实|已修改|误报 序号…]"
 MAX_NUMBERS = 50  # findings marked by one command
 
 
-@router.command("check", aliases=("识错",), usage=CHECK_USAGE, summary="智能识错：查看稿件的疑似问题，逐项标记")
+@router.command(
+    "check", aliases=("识错",), usage=CHECK_USAGE, summary="智能识错：查看稿件的疑似问题，逐项标记"
+)
 async def on_check(ctx: Context, cmd: Command) -> None:
     if len(cmd.argv) == 2 or not cmd.argv or len(cmd.argv) > 2 + MAX_NUMBERS:
         raise UserFacingError(views.usage(CHECK_USAGE))
@@ -29,11 +31,17 @@ async def on_check(ctx: Context, cmd: Command) -> None:
     numbers = [parse_int(word.strip("，,、"), CHECK_USAGE) for word in cmd.argv[2:]]
     draft = await load_draft(ctx, number, lock=mark is not None)
     if not await may_view(ctx, draft):
-        raise UserFacingError(f"您无权查看{views.draft_label(draft)}的识错结果（仅投稿人、审核人、抄送人和负责人可查看）。")
+        raise UserFacingError(
+            f"您无权查看{views.draft_label(draft)}的识错结果（仅投稿人、审核人、抄送人和负责人可查看）。"
+        )
     assert draft.id is not None
     if mark is not None:
         ctx.reply_text(await findings.mark(ctx, draft, mark, numbers))
         return
-    records = await drafts_repo.version_findings(session=ctx.session, draft_id=draft.id, version=draft.version)
-    marks = await findings_repo.marks_of(session=ctx.session, draft_id=draft.id, version=draft.version, userid=ctx.user)
+    records = await drafts_repo.version_findings(
+        session=ctx.session, draft_id=draft.id, version=draft.version
+    )
+    marks = await findings_repo.marks_of(
+        session=ctx.session, draft_id=draft.id, version=draft.version, userid=ctx.user
+    )
     ctx.reply_text(views.findings_list(draft, records, marks))

@@ -41,7 +41,6 @@ def reason_after(cmd: Command, skip: int) -> str:
     return " ".join(p for p in (tail.strip(), cmd.body.strip()) if p)
 
 
-
 # ---------------------------------------------------------------- 撤回
 
 
@@ -56,7 +55,9 @@ async def on_withdraw(ctx: Context, cmd: Command) -> None:
 # ---------------------------------------------------------------- 转审
 
 
-@router.command("transfer", aliases=("转审",), usage=TRANSFER_USAGE, summary="把当前环节转给他人审核（须写理由）")
+@router.command(
+    "transfer", aliases=("转审",), usage=TRANSFER_USAGE, summary="把当前环节转给他人审核（须写理由）"
+)
 async def on_transfer(ctx: Context, cmd: Command) -> None:
     if len(cmd.argv) < 2:
         raise UserFacingError(views.usage(TRANSFER_USAGE))
@@ -70,7 +71,9 @@ async def on_transfer(ctx: Context, cmd: Command) -> None:
 # ---------------------------------------------------------------- 加签 (联审)
 
 
-@router.command("cosign", aliases=("加签", "联审"), usage=COSIGN_USAGE, summary="为当前环节加签联审人（会签，须写理由）")
+@router.command(
+    "cosign", aliases=("加签", "联审"), usage=COSIGN_USAGE, summary="为当前环节加签联审人（会签，须写理由）"
+)
 async def on_cosign(ctx: Context, cmd: Command) -> None:
     if len(cmd.argv) < 2:
         raise UserFacingError(views.usage(COSIGN_USAGE))
@@ -130,7 +133,10 @@ AWAY_RE = re.compile(r"^(?:至|到)?\s*(\d{4}-\d{1,2}-\d{1,2})\s*(?:代理|由)?
 
 
 @router.command(
-    "away", aliases=("代理", "外出"), usage=AWAY_USAGE, summary="外出期间把审核工作交给代理人",
+    "away",
+    aliases=("代理", "外出"),
+    usage=AWAY_USAGE,
+    summary="外出期间把审核工作交给代理人",
     roles=("reviewer", "leader", "collector", "publisher"),
 )
 async def on_away(ctx: Context, cmd: Command) -> None:

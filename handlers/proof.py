@@ -14,8 +14,13 @@ from storage import drafts_repo
 router = Router("proof")
 
 PROOF_USAGE = "/proof 编号 无误 或 /proof 编号 有修改 改正说明"
-RESULT_WORDS = {"无误": "passed", "通过": "passed", "校对无误": "passed", "有修改": "changed", "修改": "changed"}
-
+RESULT_WORDS = {
+    "无误": "passed",
+    "通过": "passed",
+    "校对无误": "passed",
+    "有修改": "changed",
+    "修改": "changed",
+}
 
 
 @router.card("pf")
@@ -30,14 +35,21 @@ async def on_proof_click(ctx: Context, click: CardClick, parts: list[str]) -> No
     draft = await review.load_draft(ctx, card.draft_id)
     if parts[0] == "passed":
         await drafts_repo.clear_conversation(session=ctx.session, userid=ctx.user)
-        tell(ctx, await proof.sign_proof(ctx, draft, result="passed", note="", card=card,
-                                         response_code=click.response_code, via="card"))
+        tell(
+            ctx,
+            await proof.sign_proof(
+                ctx, draft, result="passed", note="", card=card, response_code=click.response_code, via="card"
+            ),
+        )
         return
     # 有修改: check now (a wrong person hears why at once), record when the note arrives.
     _, step, _ = await proof.open_proof_for(ctx, draft, card=card)
     await drafts_repo.set_conversation(
-        session=ctx.session, userid=ctx.user, kind="proof_note",
-        data={"draft_id": draft.id, "card_id": card.id, "response_code": click.response_code}, at=ctx.now(),
+        session=ctx.session,
+        userid=ctx.user,
+        kind="proof_note",
+        data={"draft_id": draft.id, "card_id": card.id, "response_code": click.response_code},
+        at=ctx.now(),
     )
     ctx.reply_text(views.ask_proof_note(draft, step.name))
 
@@ -52,8 +64,12 @@ async def on_proof_command(ctx: Context, cmd: Command) -> None:
     note = " ".join([parts[2] if len(parts) > 2 else "", cmd.body]).strip()
     draft = await review.load_draft(ctx, number)
     await drafts_repo.clear_conversation(session=ctx.session, userid=ctx.user)
-    tell(ctx, await proof.sign_proof(ctx, draft, result=result, note=note, card=None, response_code=None,
-                                     via="command"))
+    tell(
+        ctx,
+        await proof.sign_proof(
+            ctx, draft, result=result, note=note, card=None, response_code=None, via="command"
+        ),
+    )
 
 
 @router.text()
@@ -66,8 +82,15 @@ async def on_proof_note(ctx: Context, message: TextMessage) -> None:
     card = await drafts_repo.get_card(session=ctx.session, card_id=int(data["card_id"]))
     await drafts_repo.clear_conversation(session=ctx.session, userid=ctx.user)
     try:
-        done = await proof.sign_proof(ctx, draft, result="changed", note=message.content, card=card,
-                                      response_code=data.get("response_code") or None, via="card")
+        done = await proof.sign_proof(
+            ctx,
+            draft,
+            result="changed",
+            note=message.content,
+            card=card,
+            response_code=data.get("response_code") or None,
+            via="card",
+        )
     except UserFacingError as exc:  # the draft moved on meanwhile: stop waiting, say why
         ctx.reply_text(exc.message)
         return

@@ -19,7 +19,9 @@ RECHECK_USAGE = "/recheck；/recheck 编号 无误；/recheck 编号 问题 说�
 OUTCOME_WORDS = {"无误": "ok", "ok": "ok", "问题": "problem", "problem": "problem"}
 
 
-@router.command("recheck", aliases=("复核",), usage=RECHECK_USAGE, summary="发布后复核；待复核列表，或登记复核结果")
+@router.command(
+    "recheck", aliases=("复核",), usage=RECHECK_USAGE, summary="发布后复核；待复核列表，或登记复核结果"
+)
 async def on_recheck(ctx: Context, cmd: Command) -> None:
     if not cmd.argv:
         open_ones = await recheck.my_rechecks(ctx)
@@ -31,8 +33,10 @@ async def on_recheck(ctx: Context, cmd: Command) -> None:
             draft = await ctx.session.get(Draft, item.draft_id)
             title = f"《{draft.title}》" if draft is not None else ""
             late = "（已超时）" if item.due_at < ctx.now() else ""
-            lines.append(f"{item.id}. 稿件{item.draft_id}号{title} · {item.account} · "
-                         f"{fmt_local(item.due_at, ctx.settings.tz)} 前{late}")
+            lines.append(
+                f"{item.id}. 稿件{item.draft_id}号{title} · {item.account} · "
+                f"{fmt_local(item.due_at, ctx.settings.tz)} 前{late}"
+            )
         lines.append("登记结果：/recheck 编号 无误，或 /recheck 编号 问题 说明")
         ctx.reply_text("\n".join(lines))
         return
@@ -53,7 +57,11 @@ async def on_recheck_click(ctx: Context, click: CardClick, parts: list[str]) -> 
         raise UserFacingError(views.UNKNOWN_CARD)
     if parts[0] == "problem":
         # a card cannot take text: the card stays open until the problem is written down
-        ctx.reply_text(f"请写明发现的问题：/recheck {number} 问题 说明（如：第二段数据有误）。写明后即记录并告知投稿人、发布人和管理员。")
+        ctx.reply_text(
+            f"请写明发现的问题：/recheck {number} 问题 说明（如：第二段数据有误）。写明后即记录并告知投稿人、发布人和管理员。"
+        )
         return
-    done = await recheck.decide_recheck(ctx, number, "ok", task_id=click.task_id, response_code=click.response_code)
+    done = await recheck.decide_recheck(
+        ctx, number, "ok", task_id=click.task_id, response_code=click.response_code
+    )
     ctx.reply_text(done.message)

@@ -30,7 +30,6 @@ SECRET_USAGE = "/secret 编号 理由"
 REVISE_USAGE = "/revise 编号（下一行起写新正文）"
 
 
-
 # ---------------------------------------------------------------- submit
 
 
@@ -102,7 +101,10 @@ async def on_done_command(ctx: Context, cmd: Command) -> None:
         return
     meta_data = dict(data["meta"])
     meta_data["platforms"] = tuple(meta_data["platforms"])
-    tell(ctx, await review.create_draft(ctx, str(data["title"]), DraftMeta(**meta_data), review.text_content(body)))
+    tell(
+        ctx,
+        await review.create_draft(ctx, str(data["title"]), DraftMeta(**meta_data), review.text_content(body)),
+    )
 
 
 @router.command("cancel", aliases=("取消",), usage="/cancel", summary="放弃正在进行的投稿或操作")
@@ -156,12 +158,19 @@ async def on_review_click(ctx: Context, click: CardClick, parts: list[str]) -> N
         session=ctx.session,
         userid=ctx.user,
         kind="reject_reason",
-        data={"draft_id": draft.id, "card_id": card.id, "response_code": click.response_code,
-              "decision": "classified" if classified else "reject"},
+        data={
+            "draft_id": draft.id,
+            "card_id": card.id,
+            "response_code": click.response_code,
+            "decision": "classified" if classified else "reject",
+        },
         at=ctx.now(),
     )
-    ctx.reply_text(views.ask_classified_reason(draft, stage_name) if classified
-                   else views.ask_reject_reason(draft, stage_name))
+    ctx.reply_text(
+        views.ask_classified_reason(draft, stage_name)
+        if classified
+        else views.ask_reject_reason(draft, stage_name)
+    )
 
 
 @router.command("approve", aliases=("同意",), usage=APPROVE_USAGE, summary="同意当前环节（卡片过期时用）")
@@ -193,7 +202,13 @@ async def on_reject_command(ctx: Context, cmd: Command) -> None:
 
 
 async def reject_with_reason(
-    ctx: Context, draft: Draft, reason: str, *, card: ApprovalCard | None, response_code: str | None, via: str,
+    ctx: Context,
+    draft: Draft,
+    reason: str,
+    *,
+    card: ApprovalCard | None,
+    response_code: str | None,
+    via: str,
     decision: str = "reject",
 ) -> None:
     await drafts_repo.clear_conversation(session=ctx.session, userid=ctx.user)
@@ -205,8 +220,12 @@ async def reject_with_reason(
     )
 
 
-@router.command("secret", aliases=("涉密",), usage=SECRET_USAGE,
-                summary="保密审查认定涉密、不得公开（终止稿件，须写理由）")
+@router.command(
+    "secret",
+    aliases=("涉密",),
+    usage=SECRET_USAGE,
+    summary="保密审查认定涉密、不得公开（终止稿件，须写理由）",
+)
 async def on_secret_command(ctx: Context, cmd: Command) -> None:
     if not cmd.argv:
         raise UserFacingError(views.usage(SECRET_USAGE))
@@ -215,7 +234,9 @@ async def on_secret_command(ctx: Context, cmd: Command) -> None:
     if not reason:
         raise UserFacingError("认定涉密须写明理由。用法：" + SECRET_USAGE)
     draft = await review.load_draft(ctx, number)
-    await reject_with_reason(ctx, draft, reason, card=None, response_code=None, via="command", decision="classified")
+    await reject_with_reason(
+        ctx, draft, reason, card=None, response_code=None, via="command", decision="classified"
+    )
 
 
 # ---------------------------------------------------------------- revise
@@ -265,7 +286,12 @@ async def on_conversation_text(ctx: Context, message: TextMessage) -> None:
             ctx.reply_text(refusal)
             return
         await reject_with_reason(
-            ctx, draft, reason, card=card, response_code=data.get("response_code") or None, via="card",
+            ctx,
+            draft,
+            reason,
+            card=card,
+            response_code=data.get("response_code") or None,
+            via="card",
             decision=str(data.get("decision") or "reject"),
         )
         return

@@ -36,6 +36,7 @@ DRAFT_USAGE = "/draft 编号"
 MINE_USAGE = "/mine [页码]"
 PAGE_BUDGET = TEXT_LIMIT_BYTES - 200  # room for the header and the page line
 
+
 def paginate(lines: list[str], page: int) -> tuple[list[str], int]:
     """Split lines into pages that fit one WeCom message; returns (page lines, page count)."""
     pages: list[list[str]] = [[]]
@@ -70,7 +71,9 @@ def parse_page(cmd: Command, usage: str) -> int:
 # ---------------------------------------------------------------- /status
 
 
-@router.command("status", aliases=("状态",), usage="/status", summary="流程一览；各环节稿件、待我审核、超时、账号、值班")
+@router.command(
+    "status", aliases=("状态",), usage="/status", summary="流程一览；各环节稿件、待我审核、超时、账号、值班"
+)
 async def on_status(ctx: Context, cmd: Command) -> None:
     now = ctx.now()
     tz = ctx.settings.tz
@@ -89,7 +92,9 @@ async def on_status(ctx: Context, cmd: Command) -> None:
     lines = [f"【{ctx.settings.unit_name} 审校状态】{now.astimezone(tz):%m-%d %H:%M}"]
     stages = "，".join(f"{name} {count} 件" for name, count in sorted(per_stage.items())) or "无"
     lines.append(f"审核中：{stages}")
-    lines.append(f"退回待修改：{returned} 件；超过 {ctx.settings.reminders.remind_after_hours:g} 小时未处理：{overdue} 件")
+    lines.append(
+        f"退回待修改：{returned} 件；超过 {ctx.settings.reminders.remind_after_hours:g} 小时未处理：{overdue} 件"
+    )
     lines.append(f"待我审核：{len(mine)} 件" + ("（发送 /pending 查看）" if mine else ""))
     lines.extend(await account_lines(ctx))
     lines.extend(await duty_lines(ctx))
@@ -108,7 +113,9 @@ async def account_lines(ctx: Context) -> list[str]:
             continue
         left = account.deadline_at - ctx.now()
         hours = int(left.total_seconds() // 3600)
-        parts.append(f"{account.name}（已超期 {-hours} 小时）" if hours < 0 else f"{account.name}（剩 {hours} 小时）")
+        parts.append(
+            f"{account.name}（已超期 {-hours} 小时）" if hours < 0 else f"{account.name}（剩 {hours} 小时）"
+        )
     return ["账号更新临近期限：" + "，".join(parts)]
 
 
@@ -126,7 +133,9 @@ def shift_role(shift: Shift) -> str:
 # ---------------------------------------------------------------- /pending
 
 
-@router.command("pending", aliases=("待办",), usage=PENDING_USAGE, summary="待我审核的稿件（加“重发”重新发送审核卡片）")
+@router.command(
+    "pending", aliases=("待办",), usage=PENDING_USAGE, summary="待我审核的稿件（加“重发”重新发送审核卡片）"
+)
 async def on_pending(ctx: Context, cmd: Command) -> None:
     resend = cmd.args.strip() in ("重发", "resend")
     if cmd.args.strip() and not resend:
@@ -138,7 +147,9 @@ async def on_pending(ctx: Context, cmd: Command) -> None:
     tz = ctx.settings.tz
     lines = [f"待您审核 {len(mine)} 件："]
     for draft, stage_name in mine:
-        lines.append(f"{draft.id}号《{draft.title}》{stage_name}，{views.local(draft.stage_entered_at, tz)} 起等待")
+        lines.append(
+            f"{draft.id}号《{draft.title}》{stage_name}，{views.local(draft.stage_entered_at, tz)} 起等待"
+        )
     if resend:
         for draft, _ in mine:
             await start_stage(ctx, draft, await current_decisions(ctx, draft), only=(ctx.user,))
@@ -152,7 +163,9 @@ async def on_pending(ctx: Context, cmd: Command) -> None:
 # ---------------------------------------------------------------- /draft
 
 
-@router.command("draft", aliases=("稿件",), usage=DRAFT_USAGE + " [页码]", summary="稿件详情：当前环节、各版本与审核记录")
+@router.command(
+    "draft", aliases=("稿件",), usage=DRAFT_USAGE + " [页码]", summary="稿件详情：当前环节、各版本与审核记录"
+)
 async def on_draft(ctx: Context, cmd: Command) -> None:
     if not cmd.argv or len(cmd.argv) > 2:
         raise UserFacingError(views.usage(DRAFT_USAGE))
@@ -160,12 +173,15 @@ async def on_draft(ctx: Context, cmd: Command) -> None:
     page = parse_int(cmd.argv[1], DRAFT_USAGE) if len(cmd.argv) == 2 else 1
     draft = await load_draft(ctx, number, lock=False)
     if not await may_view(ctx, draft):
-        raise UserFacingError(f"您无权查看{views.draft_label(draft)}（仅投稿人、审核人、抄送人和负责人可查看）。")
+        raise UserFacingError(
+            f"您无权查看{views.draft_label(draft)}（仅投稿人、审核人、抄送人和负责人可查看）。"
+        )
     chain = ctx.settings.chain_for(draft.category, draft.important)
     status = views.STATUS_LABELS.get(draft.status, draft.status)
     lines = [
         f"{views.draft_label(draft)}",
-        f"状态：{status}" + (f"，当前{stage_of(chain, draft.stage).name}" if draft.status == "in_review" else ""),
+        f"状态：{status}"
+        + (f"，当前{stage_of(chain, draft.stage).name}" if draft.status == "in_review" else ""),
         f"投稿人：{draft.submitter_name}；类别：{views.CATEGORY_LABELS.get(draft.category, draft.category)}",
         f"来源：{views.source_label(draft)}；公开：{views.DISCLOSURE_LABELS.get(draft.disclosure, draft.disclosure)}；"
         f"平台：{views.platforms_label(draft.platforms)}",
@@ -195,10 +211,15 @@ async def on_mine(ctx: Context, cmd: Command) -> None:
         )
     ).all()
     copied = (
-        await ctx.session.exec(select(func.count()).select_from(DraftWatcher).where(DraftWatcher.userid == ctx.user))
+        await ctx.session.exec(
+            select(func.count()).select_from(DraftWatcher).where(DraftWatcher.userid == ctx.user)
+        )
     ).one()
     if not rows:
-        ctx.reply_text("您还没有投过稿。投稿请发送：/submit 标题（正文写在下一行）" + (f"\n抄送给您的稿件：{copied} 件" if copied else ""))
+        ctx.reply_text(
+            "您还没有投过稿。投稿请发送：/submit 标题（正文写在下一行）"
+            + (f"\n抄送给您的稿件：{copied} 件" if copied else "")
+        )
         return
     lines = [f"您投的稿件（共 {len(rows)} 件）："]
     for draft in rows:

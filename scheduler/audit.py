@@ -25,8 +25,14 @@ async def audit_checkpoint(ctx: SweepContext) -> int:
     if ctx.now < local_at(today, settings.audit.checkpoint_time, settings.tz):
         return 0
     async with ctx.db() as session, session.begin():
-        if not await claim_occasion(session=session, kind="audit_checkpoint", subject="chain",
-                                    occasion=today.isoformat(), at=ctx.now, by=ctx.instance):
+        if not await claim_occasion(
+            session=session,
+            kind="audit_checkpoint",
+            subject="chain",
+            occasion=today.isoformat(),
+            at=ctx.now,
+            by=ctx.instance,
+        ):
             return 0
         checkpoint = await add_checkpoint(session=session, at=ctx.now, key=settings.audit.key)
         line = f"{today.isoformat()}\t{checkpoint.entry_id}\t{checkpoint.entry_hash}\t{checkpoint.mac}\n"
@@ -34,8 +40,9 @@ async def audit_checkpoint(ctx: SweepContext) -> int:
             await asyncio.to_thread(_append, Path(settings.audit.checkpoint_file), line)
         admins = people_with_role(settings, "admin")
         if admins and checkpoint.entry_id:
-            Outbox(session, ctx.clock).send_text(admins, views.audit_checkpoint(today, checkpoint.entry_id,
-                                                                               checkpoint.entry_hash))
+            Outbox(session, ctx.clock).send_text(
+                admins, views.audit_checkpoint(today, checkpoint.entry_id, checkpoint.entry_hash)
+            )
     log.info("audit checkpoint %s: entry %s", today, checkpoint.entry_id)
     return 1
 

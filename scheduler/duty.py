@@ -23,8 +23,8 @@ from bot.views import account_line, inspection_card
 from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
 from storage import accounts_repo, duty_repo, findings_repo
-from storage.audit_repo import append_audit
 from storage.account_models import Account, AccountPost
+from storage.audit_repo import append_audit
 from storage.duty_models import Incident, IncidentEvent, Inspection, InspectionFinding, ReadingTask, Shift
 from storage.models import Draft, Occasion
 from storage.occasions_repo import claim_occasion, was_claimed
@@ -46,9 +46,14 @@ async def keep_roster(ctx: SweepContext) -> int:
     if not ctx.settings.duty.rotation:
         return 0
     today = local_day(ctx.now, ctx.settings.tz)
-    days = [today + timedelta(days=k) for k in range(-MATERIALISE_BACK_DAYS, ctx.settings.duty.gap_horizon_days + 2)]
+    days = [
+        today + timedelta(days=k)
+        for k in range(-MATERIALISE_BACK_DAYS, ctx.settings.duty.gap_horizon_days + 2)
+    ]
     async with ctx.db() as session, session.begin():
-        latest = (await session.exec(select(Shift.start_at).order_by(col(Shift.start_at).desc()).limit(1))).first()
+        latest = (
+            await session.exec(select(Shift.start_at).order_by(col(Shift.start_at).desc()).limit(1))
+        ).first()
         horizon = local_at(days[-1], ctx.settings.duty.handover_time, ctx.settings.tz)
         if latest is not None and latest >= horizon:
             return 0  # already planned that far
@@ -71,10 +76,18 @@ async def shift_pings(ctx: SweepContext) -> int:
         for shift in current:
             assert shift.id is not None
             label = duty_repo.ROLE_LABELS.get(shift.role, shift.role)
-            if await claim_occasion(session=session, kind="shift_start", subject=str(shift.id),
-                                    occasion="start", at=ctx.now, by=ctx.instance):
+            if await claim_occasion(
+                session=session,
+                kind="shift_start",
+                subject=str(shift.id),
+                occasion="start",
+                at=ctx.now,
+                by=ctx.instance,
+            ):
                 others = [s for s in current if s.id != shift.id]
-                partners = "；".join(f"{duty_repo.ROLE_LABELS.get(s.role, s.role)} {names_of(ctx, [s.userid])}" for s in others)
+                partners = "；".join(
+                    f"{duty_repo.ROLE_LABELS.get(s.role, s.role)} {names_of(ctx, [s.userid])}" for s in others
+                )
                 outbox.send_text(
                     [shift.userid],
                     f"【值班提醒】您本班为{label}，{fmt_local(shift.start_at, tz)} 至 {fmt_local(shift.end_at, tz)}。"
@@ -83,32 +96,58 @@ async def shift_pings(ctx: SweepContext) -> int:
                 )
                 fired += 1
             lead = timedelta(minutes=duty.handover_reminder_minutes)
-            if duty.handover_reminder_minutes and shift.end_at - lead <= ctx.now < shift.end_at and await claim_occasion(
-                session=session, kind="shift_handover", subject=str(shift.id), occasion="before_end",
-                at=ctx.now, by=ctx.instance,
+            if (
+                duty.handover_reminder_minutes
+                and shift.end_at - lead <= ctx.now < shift.end_at
+                and await claim_occasion(
+                    session=session,
+                    kind="shift_handover",
+                    subject=str(shift.id),
+                    occasion="before_end",
+                    at=ctx.now,
+                    by=ctx.instance,
+                )
             ):
-                nxt = (await session.exec(
-                    select(Shift).where(Shift.role == shift.role, Shift.start_at == shift.end_at)
-                )).first()
-                successor = f"接班人：{names_of(ctx, [nxt.userid])}。" if nxt else "下一班尚未排班，请联系管理员。"
+                nxt = (
+                    await session.exec(
+                        select(Shift).where(Shift.role == shift.role, Shift.start_at == shift.end_at)
+                    )
+                ).first()
+                successor = (
+                    f"接班人：{names_of(ctx, [nxt.userid])}。" if nxt else "下一班尚未排班，请联系管理员。"
+                )
                 outbox.send_text(
                     [shift.userid],
                     f"【交接班提醒】您的{label}将于 {fmt_local(shift.end_at, tz)} 结束，请整理值班记录并做好交接。{successor}",
                 )
                 fired += 1
         primary = [s for s in current if s.role == "primary"]
-        if duty.webhook_key and primary and await claim_occasion(
-            session=session, kind="duty_group", subject=str(primary[0].id), occasion="today",
-            at=ctx.now, by=ctx.instance,
+        if (
+            duty.webhook_key
+            and primary
+            and await claim_occasion(
+                session=session,
+                kind="duty_group",
+                subject=str(primary[0].id),
+                occasion="today",
+                at=ctx.now,
+                by=ctx.instance,
+            )
         ):
-            lines = [f"{duty_repo.ROLE_LABELS.get(s.role, s.role)}：{names_of(ctx, [s.userid])}" for s in current]
-            outbox.webhook(duty.webhook_key, {
-                "msgtype": "text",
-                "text": {
-                    "content": f"今日值班（{fmt_local(primary[0].start_at, tz)} 起）\n" + "\n".join(lines),
-                    "mentioned_list": [s.userid for s in current],
+            lines = [
+                f"{duty_repo.ROLE_LABELS.get(s.role, s.role)}：{names_of(ctx, [s.userid])}" for s in current
+            ]
+            outbox.webhook(
+                duty.webhook_key,
+                {
+                    "msgtype": "text",
+                    "text": {
+                        "content": f"今日值班（{fmt_local(primary[0].start_at, tz)} 起）\n"
+                        + "\n".join(lines),
+                        "mentioned_list": [s.userid for s in current],
+                    },
                 },
-            })
+            )
             fired += 1
     return fired
 
@@ -137,14 +176,29 @@ async def inspections(ctx: SweepContext) -> int:
             assert inspection.id is not None
             if ctx.now < inspection.due_at:
                 if duty.inspection_reminder_minutes and await claim_occasion(
-                    session=session, kind="inspection", subject=inspection.day, occasion="reminder",
-                    at=ctx.now, by=ctx.instance,
+                    session=session,
+                    kind="inspection",
+                    subject=inspection.day,
+                    occasion="reminder",
+                    at=ctx.now,
+                    by=ctx.instance,
                 ):
-                    outbox.send_text([inspection.userid], f"【巡检提醒】今日巡检尚未完成，请于 {fmt_local(inspection.due_at, tz)} 前完成并点击卡片上的“已完成”。")
+                    outbox.send_text(
+                        [inspection.userid],
+                        f"【巡检提醒】今日巡检尚未完成，请于 {fmt_local(inspection.due_at, tz)} 前完成并点击卡片上的“已完成”。",
+                    )
                     fired += 1
-            elif await claim_occasion(session=session, kind="inspection", subject=inspection.day,
-                                      occasion="escalate", at=ctx.now, by=ctx.instance):
-                leaders = await on_duty_userids(session, ctx.now, ("leader",)) or people_with_role(ctx.settings, "leader")
+            elif await claim_occasion(
+                session=session,
+                kind="inspection",
+                subject=inspection.day,
+                occasion="escalate",
+                at=ctx.now,
+                by=ctx.instance,
+            ):
+                leaders = await on_duty_userids(session, ctx.now, ("leader",)) or people_with_role(
+                    ctx.settings, "leader"
+                )
                 outbox.send_text(
                     leaders,
                     f"【巡检超时】{inspection.day} 的日常巡检由{names_of(ctx, [inspection.userid])}负责，"
@@ -157,8 +211,9 @@ async def inspections(ctx: SweepContext) -> int:
 
 async def _send_inspection(ctx: SweepContext, session: AsyncSession, outbox: Outbox, today: date) -> int:
     day = today.isoformat()
-    if not await claim_occasion(session=session, kind="inspection", subject=day, occasion="card",
-                                at=ctx.now, by=ctx.instance):
+    if not await claim_occasion(
+        session=session, kind="inspection", subject=day, occasion="card", at=ctx.now, by=ctx.instance
+    ):
         return 0
     people = await on_duty_userids(session, ctx.now, ("primary",))
     if not people:
@@ -167,7 +222,10 @@ async def _send_inspection(ctx: SweepContext, session: AsyncSession, outbox: Out
         return 1
     task_id = f"sanshen-insp-{day}-{secrets.token_hex(4)}"
     inspection = Inspection(
-        day=day, userid=people[0], task_id=task_id, sent_at=ctx.now,
+        day=day,
+        userid=people[0],
+        task_id=task_id,
+        sent_at=ctx.now,
         due_at=ctx.now + timedelta(minutes=ctx.settings.duty.inspection_deadline_minutes),
     )
     session.add(inspection)
@@ -181,9 +239,9 @@ async def _send_inspection(ctx: SweepContext, session: AsyncSession, outbox: Out
 async def _inspection_lists(ctx: SweepContext, session: AsyncSession) -> tuple[list[str], list[str]]:
     """What was published since the previous 巡检 card (a day back for the first), and the
     active accounts whose deadline is within the first warning threshold (72 h)."""
-    previous = (await session.exec(
-        select(func.max(Inspection.sent_at)).where(Inspection.sent_at < ctx.now)
-    )).one()
+    previous = (
+        await session.exec(select(func.max(Inspection.sent_at)).where(Inspection.sent_at < ctx.now))
+    ).one()
     since = previous or ctx.now - timedelta(days=1)
     rows = await session.exec(
         select(AccountPost, Account.name, Draft.title)
@@ -198,7 +256,8 @@ async def _inspection_lists(ctx: SweepContext, session: AsyncSession) -> tuple[l
     ]
     horizon = ctx.now + timedelta(hours=max(ctx.settings.freshness.warn_hours, default=72))
     accounts = await session.exec(
-        select(Account).where(Account.status == "active", col(Account.deadline_at) <= horizon)
+        select(Account)
+        .where(Account.status == "active", col(Account.deadline_at) <= horizon)
         .order_by(col(Account.deadline_at))
     )
     near = [account_line(a, ctx.settings, ctx.now) for a in accounts.all()]
@@ -231,13 +290,15 @@ async def published_pages(ctx: SweepContext) -> int:
     fetching = ctx.settings.findings
     results = (
         await page_check.check_pages(
-            lexicon, pages, timeout=fetching.fetch_seconds, allow_private=fetching.fetch_private
+            lexicon, pages, seconds_each=fetching.fetch_seconds, allow_private=fetching.fetch_private
         )
-        if pages else []
+        if pages
+        else []
     )
     async with ctx.db() as session, session.begin():
-        if not await claim_occasion(session=session, kind="inspection", subject=day, occasion="pages",
-                                    at=ctx.now, by=ctx.instance):
+        if not await claim_occasion(
+            session=session, kind="inspection", subject=day, occasion="pages", at=ctx.now, by=ctx.instance
+        ):
             return 0
         inspection = await session.get(Inspection, inspection.id)
         assert inspection is not None
@@ -247,9 +308,13 @@ async def published_pages(ctx: SweepContext) -> int:
             return 0
         Outbox(session, ctx.clock).send_text([inspection.userid], views.page_check_report(day, results))
         await append_audit(
-            session=session, at=ctx.now, actor="system", action="page_check",
+            session=session,
+            at=ctx.now,
+            actor="system",
+            action="page_check",
             details={
-                "day": day, "pages": len(results),
+                "day": day,
+                "pages": len(results),
                 "unreachable": sum(1 for r in results if r.error),
                 "findings": sum(len(r.findings) for r in results),
                 "severe_findings": sum(1 for r in results for f in r.findings if f.severity == "severe"),
@@ -279,13 +344,25 @@ async def incident_pages(ctx: SweepContext) -> int:
             slot = waited // repeat  # catch up once: only the current slot fires
             incident.next_page_at = incident.raised_at + repeat * (slot + 1)
             session.add(incident)
-            if await claim_occasion(session=session, kind="incident_page", subject=str(incident.id),
-                                    occasion=str(slot), at=ctx.now, by=ctx.instance):
-                await page_incident(ctx.now, session, outbox, incident, ctx.settings, names, instance="system")
+            if await claim_occasion(
+                session=session,
+                kind="incident_page",
+                subject=str(incident.id),
+                occasion=str(slot),
+                at=ctx.now,
+                by=ctx.instance,
+            ):
+                await page_incident(
+                    ctx.now, session, outbox, incident, ctx.settings, names, instance="system"
+                )
                 fired += 1
             if waited >= escalate_after and await claim_occasion(
-                session=session, kind="incident_escalate", subject=str(incident.id), occasion="1",
-                at=ctx.now, by=ctx.instance,
+                session=session,
+                kind="incident_escalate",
+                subject=str(incident.id),
+                occasion="1",
+                at=ctx.now,
+                by=ctx.instance,
             ):
                 leaders = people_with_role(ctx.settings, "leader")
                 admins = people_with_role(ctx.settings, "admin")
@@ -299,8 +376,15 @@ async def incident_pages(ctx: SweepContext) -> int:
                 )
                 incident.escalated_at = ctx.now
                 session.add(incident)
-                session.add(IncidentEvent(incident_id=incident.id, at=ctx.now, kind="escalated",
-                                          actor="system", details={"to": targets}))
+                session.add(
+                    IncidentEvent(
+                        incident_id=incident.id,
+                        at=ctx.now,
+                        kind="escalated",
+                        actor="system",
+                        details={"to": targets},
+                    )
+                )
                 fired += 1
     return fired
 
@@ -317,18 +401,32 @@ async def gap_warnings(ctx: SweepContext) -> int:
         return 0
     horizon_end = ctx.now + timedelta(days=duty.gap_horizon_days)
     async with ctx.db() as session, session.begin():
-        shifts = [s for s in await duty_repo.shifts_between(session, ctx.now, horizon_end) if s.role == "primary"]
-        gaps = uncovered(ctx.now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1), horizon_end, shifts)
+        shifts = [
+            s for s in await duty_repo.shifts_between(session, ctx.now, horizon_end) if s.role == "primary"
+        ]
+        gaps = uncovered(
+            ctx.now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1), horizon_end, shifts
+        )
         if not gaps:
             return 0
-        if not await claim_occasion(session=session, kind="duty_gap", subject="roster",
-                                    occasion=today.isoformat(), at=ctx.now, by=ctx.instance):
+        if not await claim_occasion(
+            session=session,
+            kind="duty_gap",
+            subject="roster",
+            occasion=today.isoformat(),
+            at=ctx.now,
+            by=ctx.instance,
+        ):
             return 0
-        lines = [f"{fmt_local(a, tz, '%m-%d %H:%M')} 至 {fmt_local(b, tz, '%m-%d %H:%M')}" for a, b in gaps[:10]]
+        lines = [
+            f"{fmt_local(a, tz, '%m-%d %H:%M')} 至 {fmt_local(b, tz, '%m-%d %H:%M')}" for a, b in gaps[:10]
+        ]
         more = f"\n……共 {len(gaps)} 段" if len(gaps) > 10 else ""
         Outbox(session, ctx.clock).send_text(
             people_with_role(ctx.settings, "admin"),
-            f"【排班缺口】未来 {duty.gap_horizon_days} 天以下时段无人值班（主班）：\n" + "\n".join(lines) + more
+            f"【排班缺口】未来 {duty.gap_horizon_days} 天以下时段无人值班（主班）：\n"
+            + "\n".join(lines)
+            + more
             + "\n请用 /duty swap 或导入排班表补齐。",
         )
     return 1
@@ -362,10 +460,13 @@ async def rectifications_due(ctx: SweepContext) -> int:
     async with ctx.db() as session, session.begin():
         outbox = Outbox(session, ctx.clock)
         rows = await session.exec(
-            select(InspectionFinding).where(
-                InspectionFinding.assignee != "", col(InspectionFinding.fixed_at).is_(None),
+            select(InspectionFinding)
+            .where(
+                InspectionFinding.assignee != "",
+                col(InspectionFinding.fixed_at).is_(None),
                 col(InspectionFinding.due_at) <= ctx.now,
-            ).order_by(col(InspectionFinding.id))
+            )
+            .order_by(col(InspectionFinding.id))
         )
         for finding in rows.all():
             assert finding.due_at is not None
@@ -406,7 +507,12 @@ async def reading_turns(ctx: SweepContext) -> int:
     async with ctx.db() as session, session.begin():
         outbox = Outbox(session, ctx.clock)
         if ctx.now >= due_from and await claim_occasion(
-            session=session, kind="reading", subject=first.isoformat(), occasion="card", at=ctx.now, by=ctx.instance,
+            session=session,
+            kind="reading",
+            subject=first.isoformat(),
+            occasion="card",
+            at=ctx.now,
+            by=ctx.instance,
         ):
             await reading.assign(session, outbox, settings, first, last, ctx.now)
             fired += 1
@@ -414,8 +520,14 @@ async def reading_turns(ctx: SweepContext) -> int:
             select(ReadingTask).where(col(ReadingTask.done_at).is_(None), ReadingTask.due_at <= ctx.now)
         )
         for task in late.all():
-            if not await claim_occasion(session=session, kind="reading", subject=task.period, occasion="overdue",
-                                        at=ctx.now, by=ctx.instance):
+            if not await claim_occasion(
+                session=session,
+                kind="reading",
+                subject=task.period,
+                occasion="overdue",
+                at=ctx.now,
+                by=ctx.instance,
+            ):
                 continue
             admins = people_with_role(settings, "admin")
             outbox.send_text(
@@ -428,6 +540,12 @@ async def reading_turns(ctx: SweepContext) -> int:
 
 
 SWEEPS = (
-    keep_roster, shift_pings, inspections, published_pages, incident_pages, gap_warnings, rectifications_due,
+    keep_roster,
+    shift_pings,
+    inspections,
+    published_pages,
+    incident_pages,
+    gap_warnings,
+    rectifications_due,
     reading_turns,
 )

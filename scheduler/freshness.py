@@ -13,10 +13,10 @@ from datetime import timedelta
 from sqlmodel import col, select
 
 from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
+from bot.services.accounts import end_pause
 from bot.views import account_line, remaining_text
 from bot.wecom.outbox import Outbox
 from scheduler.sweeper import SweepContext
-from bot.services.accounts import end_pause
 from storage.account_models import REQUEST_KIND_LABELS, Account, AccountRequest
 from storage.accounts_repo import accounts_by_remaining, period_of
 from storage.audit_repo import append_audit
@@ -50,9 +50,16 @@ async def freshness_warnings(ctx: SweepContext) -> int:
             if left > timedelta(0):
                 passed = [h for h in warn if left <= timedelta(hours=h)]
                 claimed = [
-                    h for h in passed
-                    if await claim_occasion(session=session, kind="account_warning", subject=subject,
-                                            occasion=f"{h}h", at=ctx.now, by=ctx.instance)
+                    h
+                    for h in passed
+                    if await claim_occasion(
+                        session=session,
+                        kind="account_warning",
+                        subject=subject,
+                        occasion=f"{h}h",
+                        at=ctx.now,
+                        by=ctx.instance,
+                    )
                 ]
                 if claimed and min(passed) in claimed:
                     outbox.send_text(
@@ -68,8 +75,11 @@ async def freshness_warnings(ctx: SweepContext) -> int:
                     list(dict.fromkeys([*owners, *admins])),
                     f"【超期告警】{account.name}（{account.platform}，{account.unit or '未填单位'}）"
                     f"超过 {period_days:g} 天未更新，{remaining_text(left)}"
-                    + (f"（上次更新 {fmt_local(account.last_post_at, settings.tz)}）。" if account.last_post_at
-                       else f"（登记于 {fmt_local(account.created_at, settings.tz)}，至今无更新记录）。")
+                    + (
+                        f"（上次更新 {fmt_local(account.last_post_at, settings.tz)}）。"
+                        if account.last_post_at
+                        else f"（登记于 {fmt_local(account.created_at, settings.tz)}，至今无更新记录）。"
+                    )
                     + "请立即更新，每天提醒直至更新。",
                 )
                 fired += 1
@@ -84,20 +94,34 @@ async def pauses_ending(ctx: SweepContext) -> int:
     resumed = 0
     async with ctx.db() as session, session.begin():
         rows = await session.exec(
-            select(Account).where(
-                Account.status == "paused", col(Account.paused_until).is_not(None),
+            select(Account)
+            .where(
+                Account.status == "paused",
+                col(Account.paused_until).is_not(None),
                 col(Account.paused_until) <= ctx.now,
-            ).with_for_update()
+            )
+            .with_for_update()
         )
         for account in rows.all():
             until = account.paused_until
             assert until is not None and account.id is not None
-            if not await claim_occasion(session=session, kind="account_resume", subject=str(account.id),
-                                        occasion=until.isoformat(), at=ctx.now, by=ctx.instance):
+            if not await claim_occasion(
+                session=session,
+                kind="account_resume",
+                subject=str(account.id),
+                occasion=until.isoformat(),
+                at=ctx.now,
+                by=ctx.instance,
+            ):
                 continue
             await end_pause(session, account, settings, until)
-            await append_audit(session=session, at=ctx.now, actor="system", action="account_status",
-                               details={"name": account.name, "status": "active", "pause_ended": until.isoformat()})
+            await append_audit(
+                session=session,
+                at=ctx.now,
+                actor="system",
+                action="account_status",
+                details={"name": account.name, "status": "active", "pause_ended": until.isoformat()},
+            )
             assert account.deadline_at is not None
             told = list(dict.fromkeys([*account.owner_list, *admins]))
             Outbox(session, ctx.clock).send_text(
@@ -121,13 +145,21 @@ async def freshness_digest(ctx: SweepContext) -> int:
         return 0
     async with ctx.db() as session, session.begin():
         # Sent already today: stop before reading every account (sweeps run every minute).
-        if await was_claimed(session=session, kind="account_digest", subject="all", occasion=today.isoformat()):
+        if await was_claimed(
+            session=session, kind="account_digest", subject="all", occasion=today.isoformat()
+        ):
             return 0
         accounts = await accounts_by_remaining(session, ctx.now)
         if not accounts:
             return 0
-        if not await claim_occasion(session=session, kind="account_digest", subject="all",
-                                    occasion=today.isoformat(), at=ctx.now, by=ctx.instance):
+        if not await claim_occasion(
+            session=session,
+            kind="account_digest",
+            subject="all",
+            occasion=today.isoformat(),
+            at=ctx.now,
+            by=ctx.instance,
+        ):
             return 0
         lines = [f"【账号更新日报】{today:%m月%d日}，共 {len(accounts)} 个账号，按剩余时间排列："]
         lines += [f"{n}. {account_line(a, settings, ctx.now)}" for n, a in enumerate(accounts, start=1)]
@@ -144,10 +176,13 @@ async def filings_due(ctx: SweepContext) -> int:
     async with ctx.db() as session, session.begin():
         outbox = Outbox(session, ctx.clock)
         rows = await session.exec(
-            select(AccountRequest).where(
-                AccountRequest.status == "approved", col(AccountRequest.filed_at).is_(None),
+            select(AccountRequest)
+            .where(
+                AccountRequest.status == "approved",
+                col(AccountRequest.filed_at).is_(None),
                 col(AccountRequest.filing_due_at) <= ctx.now + DAY,
-            ).order_by(col(AccountRequest.id))
+            )
+            .order_by(col(AccountRequest.id))
         )
         for request in rows.all():
             assert request.filing_due_at is not None and request.id is not None
@@ -155,18 +190,31 @@ async def filings_due(ctx: SweepContext) -> int:
             what = f"申请{request.id}号（{REQUEST_KIND_LABELS.get(request.kind, '')}“{request.account}”）"
             how = f"完成后请发送 /accounts filed {request.id} 报送情况。"
             if ctx.now < request.filing_due_at:
-                if await claim_occasion(session=session, kind="filing_warning", subject=str(request.id),
-                                        occasion="1d", at=ctx.now, by=ctx.instance):
-                    outbox.send_text([request.requested_by], f"【备案提醒】{what}应于 {due} 前报批、报备，{remaining_text(request.filing_due_at - ctx.now)}。{how}")
+                if await claim_occasion(
+                    session=session,
+                    kind="filing_warning",
+                    subject=str(request.id),
+                    occasion="1d",
+                    at=ctx.now,
+                    by=ctx.instance,
+                ):
+                    outbox.send_text(
+                        [request.requested_by],
+                        f"【备案提醒】{what}应于 {due} 前报批、报备，{remaining_text(request.filing_due_at - ctx.now)}。{how}",
+                    )
                     fired += 1
                 continue
             day = await ctx.claim_day_past(session, "filing_overdue", str(request.id), request.filing_due_at)
             if day is None:
                 continue
-            outbox.send_text([request.requested_by], f"【备案超期】{what}应于 {due} 前报批、报备，已超期 {day} 天。{how}")
+            outbox.send_text(
+                [request.requested_by], f"【备案超期】{what}应于 {due} 前报批、报备，已超期 {day} 天。{how}"
+            )
             if day == 0:
-                outbox.send_text([a for a in admins if a != request.requested_by],
-                                 f"【备案超期】{what}应于 {due} 前报批、报备，至今未登记。")
+                outbox.send_text(
+                    [a for a in admins if a != request.requested_by],
+                    f"【备案超期】{what}应于 {due} 前报批、报备，至今未登记。",
+                )
             fired += 1
     return fired
 

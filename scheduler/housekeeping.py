@@ -47,8 +47,14 @@ async def calendar_coverage(ctx: SweepContext) -> int:
         return 0
     year, week, _ = today.isocalendar()
     async with ctx.db() as session, session.begin():
-        if not await claim_occasion(session=session, kind="calendar_gap", subject="all",
-                                    occasion=f"{year}-W{week:02d}", at=ctx.now, by=ctx.instance):
+        if not await claim_occasion(
+            session=session,
+            kind="calendar_gap",
+            subject="all",
+            occasion=f"{year}-W{week:02d}",
+            at=ctx.now,
+            by=ctx.instance,
+        ):
             return 0
         Outbox(session, ctx.clock).send_text(admins, warning)
     return 1

@@ -22,7 +22,9 @@ async def overdue_rechecks(ctx: SweepContext) -> int:
     async with ctx.db() as session, session.begin():
         outbox = Outbox(session, ctx.clock)
         rows = await session.exec(
-            select(Recheck).where(col(Recheck.done_at).is_(None), Recheck.due_at <= ctx.now).order_by(col(Recheck.id))
+            select(Recheck)
+            .where(col(Recheck.done_at).is_(None), Recheck.due_at <= ctx.now)
+            .order_by(col(Recheck.id))
         )
         for recheck in rows.all():
             assert recheck.id is not None

@@ -38,12 +38,16 @@ async def review_reminders(ctx: SweepContext) -> int:
         outbox = Outbox(session, ctx.clock)
         view = Work(ctx.settings, session, ctx.clock, outbox)
         rows = await session.exec(
-            select(Draft).where(Draft.status == "in_review", col(Draft.stage_entered_at) <= ctx.now - remind_after)
+            select(Draft).where(
+                Draft.status == "in_review", col(Draft.stage_entered_at) <= ctx.now - remind_after
+            )
         )
         for draft in rows.all():
             entered = draft.stage_entered_at
             pending = (
-                working_time_between(entered, ctx.now, ctx.settings.tz, ctx.settings.calendar) if rules.workdays_only else ctx.now - entered
+                working_time_between(entered, ctx.now, ctx.settings.tz, ctx.settings.calendar)
+                if rules.workdays_only
+                else ctx.now - entered
             )
             if pending < remind_after:
                 continue
@@ -51,43 +55,89 @@ async def review_reminders(ctx: SweepContext) -> int:
             step = "p" if draft.step == "proof" else "s"
             subject = f"{draft.id}:v{draft.version}r{draft.round}{step}{draft.stage}"
             label = f"稿件{draft.id}号《{draft.title}》"
-            waited = f"{pending.total_seconds() / 3600:.0f} 小时" + ("（按工作日计）" if rules.workdays_only else "")
-            details: dict[str, Any] = {"stage": draft.stage, "stage_name": stage_name, "pending_hours": round(pending.total_seconds() / 3600, 1)}
+            waited = f"{pending.total_seconds() / 3600:.0f} 小时" + (
+                "（按工作日计）" if rules.workdays_only else ""
+            )
+            details: dict[str, Any] = {
+                "stage": draft.stage,
+                "stage_name": stage_name,
+                "pending_hours": round(pending.total_seconds() / 3600, 1),
+            }
             if rules.hard_limit_hours and pending >= hours(rules.hard_limit_hours):
-                if await claim_occasion(session=session, kind="review_hard_limit", subject=subject, occasion="1",
-                                        at=ctx.now, by=ctx.instance):
+                if await claim_occasion(
+                    session=session,
+                    kind="review_hard_limit",
+                    subject=subject,
+                    occasion="1",
+                    at=ctx.now,
+                    by=ctx.instance,
+                ):
                     fired += await _hard_limit(view, draft, label, stage_name, waited, people)
                 continue
             if pending >= escalate_after:
                 slot = (pending - escalate_after) // repeat
-                if await claim_occasion(session=session, kind="review_escalate", subject=subject,
-                                        occasion=str(slot), at=ctx.now, by=ctx.instance):
-                    leaders = [u for u in people_with_role(ctx.settings, "leader") if u not in people] or people_with_role(ctx.settings, "admin")
+                if await claim_occasion(
+                    session=session,
+                    kind="review_escalate",
+                    subject=subject,
+                    occasion=str(slot),
+                    at=ctx.now,
+                    by=ctx.instance,
+                ):
+                    leaders = [
+                        u for u in people_with_role(ctx.settings, "leader") if u not in people
+                    ] or people_with_role(ctx.settings, "admin")
                     outbox.send_text(
                         leaders,
                         f"【催办上报】{label}在{stage_name}已等待 {waited}，审核人{views.names(people, view.settings.staff_names)}尚未处理，请督办。",
                     )
-                    outbox.send_text(people, f"【催办】{label}在您处{stage_name}已等待 {waited}，已上报单位领导，请尽快审核。")
-                    await append_audit(session=session, at=ctx.now, actor="system", action="review_escalation",
-                                       draft_id=draft.id, details={**details, "to": leaders})
+                    outbox.send_text(
+                        people,
+                        f"【催办】{label}在您处{stage_name}已等待 {waited}，已上报单位领导，请尽快审核。",
+                    )
+                    await append_audit(
+                        session=session,
+                        at=ctx.now,
+                        actor="system",
+                        action="review_escalation",
+                        draft_id=draft.id,
+                        details={**details, "to": leaders},
+                    )
                     fired += 1
                 continue
             slot = (pending - remind_after) // repeat
-            if await claim_occasion(session=session, kind="review_remind", subject=subject,
-                                    occasion=str(slot), at=ctx.now, by=ctx.instance):
+            if await claim_occasion(
+                session=session,
+                kind="review_remind",
+                subject=subject,
+                occasion=str(slot),
+                at=ctx.now,
+                by=ctx.instance,
+            ):
                 outbox.send_text(
                     people,
                     f"【催办】{label}自 {fmt_local(entered, ctx.settings.tz)} 起等待您{stage_name}（已 {waited}），"
                     f"请在审核卡片上处理，或发送 /approve {draft.id}、/reject {draft.id} 理由。",
                 )
-                await append_audit(session=session, at=ctx.now, actor="system", action="review_reminder",
-                                   draft_id=draft.id, details={**details, "to": list(people)})
+                await append_audit(
+                    session=session,
+                    at=ctx.now,
+                    actor="system",
+                    action="review_reminder",
+                    draft_id=draft.id,
+                    details={**details, "to": list(people)},
+                )
                 fired += 1
     return fired
 
 
 async def _hard_limit(
-    view: Work, draft: Draft, label: str, stage_name: str, waited: str, people: tuple[str, ...],
+    view: Work,
+    draft: Draft,
+    label: str,
+    stage_name: str,
+    waited: str,
+    people: tuple[str, ...],
 ) -> int:
     rules = view.settings.reminders
     admins = people_with_role(view.settings, "admin")
@@ -101,7 +151,9 @@ async def _hard_limit(
             [draft.submitter_userid],
             f"{label}在{stage_name}等待 {waited} 仍无人审核，已按规定退回。可发送 /revise {draft.id} 修改后重新送审。",
         )
-        view.outbox.send_text(list(dict.fromkeys([*people, *admins])), f"{label}在{stage_name}超时未审，已退回投稿人。")
+        view.outbox.send_text(
+            list(dict.fromkeys([*people, *admins])), f"{label}在{stage_name}超时未审，已退回投稿人。"
+        )
         action = "timeout_return"
     else:
         view.outbox.send_text(
@@ -110,8 +162,14 @@ async def _hard_limit(
             "请管理员处理（可 /transfer 转审或 /return 退回）。",
         )
         action = "timeout_notify"
-    await append_audit(session=view.session, at=now, actor="system", action=action, draft_id=draft.id,
-                       details={"stage": draft.stage, "stage_name": stage_name})
+    await append_audit(
+        session=view.session,
+        at=now,
+        actor="system",
+        action=action,
+        draft_id=draft.id,
+        details={"stage": draft.stage, "stage_name": stage_name},
+    )
     return 1
 
 

@@ -19,8 +19,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.clock import Clock
-from bot.core.metrics import SWEEP_FAILURES, SWEEP_SECONDS
 from bot.core.config import Settings
+from bot.core.metrics import SWEEP_FAILURES, SWEEP_SECONDS
 from storage.db import SessionFactory
 from storage.occasions_repo import claim_occasion
 
@@ -38,13 +38,16 @@ class SweepContext:
     instance: str
     reads_web: bool = False  # whether sweeps may read the web (the 巡检's pages): the bot's own sweeper
 
-    async def claim_day_past(self, session: AsyncSession, kind: str, subject: str, due: datetime) -> int | None:
+    async def claim_day_past(
+        self, session: AsyncSession, kind: str, subject: str, due: datetime
+    ) -> int | None:
         """For a message sent once a day after `due` (overdue alarms and reminders): which whole
         day past it this is (0 on the day itself), claimed now by this instance; None when this
         day's was claimed already."""
         day = int((self.now - due) // timedelta(days=1))
-        claimed = await claim_occasion(session=session, kind=kind, subject=subject, occasion=f"day{day}",
-                                       at=self.now, by=self.instance)
+        claimed = await claim_occasion(
+            session=session, kind=kind, subject=subject, occasion=f"day{day}", at=self.now, by=self.instance
+        )
         return day if claimed else None
 
 
@@ -77,7 +80,9 @@ class Sweeper:
 
     async def run_once(self) -> int:
         """Run every sweep at the clock's current reading; returns how many occasions fired."""
-        context = SweepContext(self._settings, self._db, self._clock, self._clock.now(), self.instance, self._reads_web)
+        context = SweepContext(
+            self._settings, self._db, self._clock, self._clock.now(), self.instance, self._reads_web
+        )
         fired = 0
         for sweep in self._sweeps:
             name = getattr(sweep, "__name__", str(sweep))

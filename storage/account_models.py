@@ -4,7 +4,6 @@ posts, pauses, and the re-check of each published draft."""
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import JSON, Column

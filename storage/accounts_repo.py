@@ -81,8 +81,15 @@ async def record_post(
     """Store the post; move the deadline only when it is the newest post. (the post, whether the
     deadline moved)."""
     assert account.id is not None
-    post = AccountPost(account_id=account.id, posted_at=posted_at, draft_id=draft_id, url=url,
-                       recorded_by=by, recorded_at=at, unreviewed_reason=unreviewed_reason)
+    post = AccountPost(
+        account_id=account.id,
+        posted_at=posted_at,
+        draft_id=draft_id,
+        url=url,
+        recorded_by=by,
+        recorded_at=at,
+        unreviewed_reason=unreviewed_reason,
+    )
     session.add(post)
     if account.last_post_at is not None and account.last_post_at >= posted_at:
         await session.flush()
@@ -107,8 +114,10 @@ async def accounts_by_remaining(
 ) -> list[Account]:
     """Active accounts, the closest to (or furthest past) the deadline first, then paused ones
     (暂停, shown as such) by the end of their pause; closed (注销) ones are not listed."""
-    statement = select(Account).where(col(Account.status).in_(("active", "paused"))).order_by(
-        Account.status, col(Account.deadline_at), col(Account.paused_until), col(Account.name)
+    statement = (
+        select(Account)
+        .where(col(Account.status).in_(("active", "paused")))
+        .order_by(Account.status, col(Account.deadline_at), col(Account.paused_until), col(Account.name))
     )
     if limit is not None:
         statement = statement.limit(limit)
@@ -143,8 +152,11 @@ def read_accounts_csv(path: Path, settings: Settings) -> list[ImportedAccount]:
         period = (row.get("period_hours") or "").strip()
         try:
             data = AccountSettings(
-                name=name, platform=(row.get("platform") or "").strip(), unit=(row.get("unit") or "").strip(),
-                owners=owners, period_hours=int(period) if period else None,
+                name=name,
+                platform=(row.get("platform") or "").strip(),
+                unit=(row.get("unit") or "").strip(),
+                owners=owners,
+                period_hours=int(period) if period else None,
             )
         except ValueError as exc:
             raise AccountImportError(f"{path.name} 第 {number} 行：{exc}") from None
@@ -154,24 +166,30 @@ def read_accounts_csv(path: Path, settings: Settings) -> list[ImportedAccount]:
             try:
                 posted = datetime.fromisoformat(last)
             except ValueError:
-                raise AccountImportError(f"{path.name} 第 {number} 行：last_post 应写成 YYYY-MM-DD HH:MM") from None
+                raise AccountImportError(
+                    f"{path.name} 第 {number} 行：last_post 应写成 YYYY-MM-DD HH:MM"
+                ) from None
             if posted.tzinfo is None:
                 posted = posted.replace(tzinfo=settings.tz)
         accounts.append(ImportedAccount(data, posted))
     return accounts
 
 
-async def import_accounts_csv(
-    *, session: AsyncSession, settings: Settings, path: Path, at: datetime
-) -> int:
+async def import_accounts_csv(*, session: AsyncSession, settings: Settings, path: Path, at: datetime) -> int:
     """Upsert each account of the CSV and record its last post when the line gives one and the
     account has no post at that time yet (every start imports the file again: no duplicates)."""
     accounts = read_accounts_csv(path, settings)
     for item in accounts:
         account = await upsert_account(session=session, settings=settings, data=item.data, at=at)
         if item.last_post is not None and not await has_post_at(session, account, item.last_post):
-            await record_post(session=session, settings=settings, account=account, posted_at=item.last_post,
-                              by="import", at=at)
+            await record_post(
+                session=session,
+                settings=settings,
+                account=account,
+                posted_at=item.last_post,
+                by="import",
+                at=at,
+            )
     return len(accounts)
 
 

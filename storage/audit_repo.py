@@ -58,8 +58,13 @@ async def append_audit(
     signature) whose audit_id is set to the entry's id at that moment. An entry added inside a
     savepoint that rolls back is dropped with it (storage.at_commit)."""
     entry = AuditEntry(
-        at=at, actor=actor, action=action, draft_id=draft_id, details=details or {},
-        prev_hash="", hash="",
+        at=at,
+        actor=actor,
+        action=action,
+        draft_id=draft_id,
+        details=details or {},
+        prev_hash="",
+        hash="",
     )
     at_commit.queue(session.sync_session, _AUDIT, (entry, bind))
     return entry
@@ -71,10 +76,16 @@ _AUDIT = "audit"
 def _seal(session: Session, pending: list[tuple[AuditEntry, Any]]) -> None:
     """Lock the head row, give each pending entry the next id, link it to the one before and
     move the head: the chain's order is the order in which appending transactions commit."""
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalars().one()
+    head = (
+        session.execute(
+            select(AuditHead)
+            .where(AuditHead.id == 1)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .one()
+    )
     for entry, bound in pending:
         entry.id = head.last_id + 1
         entry.prev_hash = head.last_hash
@@ -137,7 +148,9 @@ async def verify_audit_log(*, session: AsyncSession, batch: int = 1000) -> Verif
     last_id = last.id if last else 0
     last_hash = last.hash if last else GENESIS
     if (head_id, head_hash) != (last_id, last_hash):
-        return VerifyResult(False, result.checked, last_id + 1, f"记录在第 {last_id} 条之后被截断（应有 {head_id} 条）")
+        return VerifyResult(
+            False, result.checked, last_id + 1, f"记录在第 {last_id} 条之后被截断（应有 {head_id} 条）"
+        )
     return result
 
 
@@ -160,10 +173,19 @@ def _verify_part(
 def decision_fields(row: StageDecision) -> dict[str, Any]:
     """The columns of a decision that the 保密审查表 and the pages print."""
     return {
-        "draft_id": row.draft_id, "version": row.version, "round": row.round, "stage": row.stage,
-        "stage_name": row.stage_name, "reviewer_userid": row.reviewer_userid, "reviewer_name": row.reviewer_name,
-        "decision": row.decision, "opinion": row.opinion, "decided_at": row.decided_at,
-        "on_behalf_of": row.on_behalf_of, "secrecy": row.secrecy, "checklist": list(row.checklist or []),
+        "draft_id": row.draft_id,
+        "version": row.version,
+        "round": row.round,
+        "stage": row.stage,
+        "stage_name": row.stage_name,
+        "reviewer_userid": row.reviewer_userid,
+        "reviewer_name": row.reviewer_name,
+        "decision": row.decision,
+        "opinion": row.opinion,
+        "decided_at": row.decided_at,
+        "on_behalf_of": row.on_behalf_of,
+        "secrecy": row.secrecy,
+        "checklist": list(row.checklist or []),
         # only when there are marks: the digests of decisions recorded before marks existed hold
         **({"finding_marks": dict(row.finding_marks)} if row.finding_marks else {}),
     }
@@ -171,18 +193,31 @@ def decision_fields(row: StageDecision) -> dict[str, Any]:
 
 def proof_fields(row: ProofRecord) -> dict[str, Any]:
     return {
-        "draft_id": row.draft_id, "version": row.version, "round": row.round, "after_stage": row.after_stage,
-        "proof_name": row.proof_name, "method": row.method, "proofreader_userid": row.proofreader_userid,
-        "proofreader_name": row.proofreader_name, "result": row.result, "note": row.note, "at": row.at,
+        "draft_id": row.draft_id,
+        "version": row.version,
+        "round": row.round,
+        "after_stage": row.after_stage,
+        "proof_name": row.proof_name,
+        "method": row.method,
+        "proofreader_userid": row.proofreader_userid,
+        "proofreader_name": row.proofreader_name,
+        "result": row.result,
+        "note": row.note,
+        "at": row.at,
     }
 
 
 def draft_fields(draft: Draft) -> dict[str, Any]:
     """A draft's columns on the 保密审查表 (fixed once submitted)."""
     return {
-        "title": draft.title, "category": draft.category, "source_kind": draft.source_kind,
-        "source_note": draft.source_note, "disclosure": draft.disclosure, "platforms": draft.platforms,
-        "submitter_userid": draft.submitter_userid, "submitter_name": draft.submitter_name,
+        "title": draft.title,
+        "category": draft.category,
+        "source_kind": draft.source_kind,
+        "source_note": draft.source_note,
+        "disclosure": draft.disclosure,
+        "platforms": draft.platforms,
+        "submitter_userid": draft.submitter_userid,
+        "submitter_name": draft.submitter_name,
     }
 
 
@@ -200,9 +235,10 @@ async def verify_records(*, session: AsyncSession, batch: int = 1000) -> list[st
     problems: list[str] = []
     bound: dict[str, set[int]] = {key: set() for key in RECORD_KINDS}
     result = await session.stream(
-        select(AuditEntry).where(col(AuditEntry.action).in_(
-            ("submit", "approve", "reject", "classified", "proof")
-        )).order_by(col(AuditEntry.id)).execution_options(yield_per=batch)
+        select(AuditEntry)
+        .where(col(AuditEntry.action).in_(("submit", "approve", "reject", "classified", "proof")))
+        .order_by(col(AuditEntry.id))
+        .execution_options(yield_per=batch)
     )
     async for partition in result.scalars().partitions(batch):
         for entry in partition:
@@ -210,7 +246,9 @@ async def verify_records(*, session: AsyncSession, batch: int = 1000) -> list[st
             if entry.action == "submit" and "form" in details and entry.draft_id is not None:
                 draft = await session.get(Draft, entry.draft_id)
                 if draft is None or record_digest(draft_fields(draft)) != details["form"]:
-                    problems.append(f"稿件{entry.draft_id}号的标题、来源、公开或平台与第 {entry.id} 条记录不符（被改动）")
+                    problems.append(
+                        f"稿件{entry.draft_id}号的标题、来源、公开或平台与第 {entry.id} 条记录不符（被改动）"
+                    )
             for key, (table, fields, label) in RECORD_KINDS.items():
                 if key not in details:
                     continue
@@ -232,7 +270,9 @@ async def add_checkpoint(*, session: AsyncSession, at: datetime, key: str = "") 
     """Witness the chain's head now (signed with `key` when one is configured)."""
     head = (await session.exec(select(AuditHead).where(AuditHead.id == 1))).one()
     checkpoint = AuditCheckpoint(
-        at=at, entry_id=head.last_id, entry_hash=head.last_hash,
+        at=at,
+        entry_id=head.last_id,
+        entry_hash=head.last_hash,
         mac=checkpoint_mac(key, head.last_id, head.last_hash) if key else "",
     )
     session.add(checkpoint)
@@ -255,5 +295,7 @@ async def verify_checkpoints(
             continue
         entry = await session.get(AuditEntry, entry_id)
         if entry is None or entry.hash != entry_hash:
-            problems.append(f"检查点记录的第 {entry_id} 条（哈希 {entry_hash[:12]}…）已不在日志中：日志被截断或改写")
+            problems.append(
+                f"检查点记录的第 {entry_id} 条（哈希 {entry_hash[:12]}…）已不在日志中：日志被截断或改写"
+            )
     return problems

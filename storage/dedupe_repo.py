@@ -11,7 +11,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import ProcessedCallback
 
-
 # Built once (every callback runs it); the values come in as parameters.
 _REMEMBER = {
     postgres: insert(ProcessedCallback.__table__)  # type: ignore[attr-defined]

@@ -59,38 +59,60 @@ async def add_draft(
     session.add(draft)
     await session.flush()
     await add_version(
-        session=session, draft=draft, content=content, findings=findings, at=draft.created_at,
+        session=session,
+        draft=draft,
+        content=content,
+        findings=findings,
+        at=draft.created_at,
         by=draft.submitter_userid,
     )
     return draft
 
 
 async def add_version(
-    *, session: AsyncSession, draft: Draft, content: VersionContent, findings: list[dict[str, Any]],
-    at: datetime, by: str,
+    *,
+    session: AsyncSession,
+    draft: Draft,
+    content: VersionContent,
+    findings: list[dict[str, Any]],
+    at: datetime,
+    by: str,
 ) -> None:
     """The draft's current version number with its text, HTML, hash, files and 智能识错 findings
     (never changed later)."""
     assert draft.id is not None
     session.add(
         DraftVersion(
-            draft_id=draft.id, version=draft.version, body=content.body, body_html=content.body_html,
-            source=content.source, content_sha256=content.content_sha256, findings=findings,
-            created_at=at, created_by=by,
+            draft_id=draft.id,
+            version=draft.version,
+            body=content.body,
+            body_html=content.body_html,
+            source=content.source,
+            content_sha256=content.content_sha256,
+            findings=findings,
+            created_at=at,
+            created_by=by,
         )
     )
     for file in content.files:
         session.add(
             VersionFile(
-                draft_id=draft.id, version=draft.version, role=file.role, sha256=file.sha256,
-                name=file.name[:200], content_type=file.content_type, size=file.size,
+                draft_id=draft.id,
+                version=draft.version,
+                role=file.role,
+                sha256=file.sha256,
+                name=file.name[:200],
+                content_type=file.content_type,
+                size=file.size,
             )
         )
 
 
 async def list_submitted_by(*, session: AsyncSession, userid: str, limit: int) -> Sequence[Draft]:
     """A person's own drafts, newest first."""
-    statement = select(Draft).where(Draft.submitter_userid == userid).order_by(col(Draft.id).desc()).limit(limit)
+    statement = (
+        select(Draft).where(Draft.submitter_userid == userid).order_by(col(Draft.id).desc()).limit(limit)
+    )
     return (await session.exec(statement)).all()
 
 
@@ -143,8 +165,8 @@ _BODY = select(DraftVersion.body).where(
 )
 _DECISIONS = select(StageDecision).where(StageDecision.draft_id == bindparam("draft_id"))
 _DECISIONS_IN_ORDER = _DECISIONS.order_by(col(StageDecision.id))
-_DECISIONS_OF_VERSION_IN_ORDER = (
-    _DECISIONS.where(StageDecision.version == bindparam("version")).order_by(col(StageDecision.id))
+_DECISIONS_OF_VERSION_IN_ORDER = _DECISIONS.where(StageDecision.version == bindparam("version")).order_by(
+    col(StageDecision.id)
 )
 _CARD = select(ApprovalCard).where(ApprovalCard.id == bindparam("card_id"))
 _OPEN_CARDS = select(ApprovalCard).where(
@@ -185,9 +207,7 @@ async def get_body(*, session: AsyncSession, draft_id: int, version: int) -> str
 async def list_versions(*, session: AsyncSession, draft_id: int) -> Sequence[DraftVersion]:
     return (
         await session.exec(
-            select(DraftVersion)
-            .where(DraftVersion.draft_id == draft_id)
-            .order_by(col(DraftVersion.version))
+            select(DraftVersion).where(DraftVersion.draft_id == draft_id).order_by(col(DraftVersion.version))
         )
     ).all()
 
@@ -202,7 +222,12 @@ async def list_decisions(
 
 
 async def add_card(
-    *, session: AsyncSession, draft: Draft, recipients: Sequence[str], at: datetime, nonce: str,
+    *,
+    session: AsyncSession,
+    draft: Draft,
+    recipients: Sequence[str],
+    at: datetime,
+    nonce: str,
     step: str = "review",
 ) -> ApprovalCard:
     """A new card row with a task_id unique forever (WeCom refuses a reused one, 42014): the
@@ -226,7 +251,11 @@ async def add_card(
 
 
 async def list_proofs(
-    *, session: AsyncSession, draft_id: int, version: int | None = None, round_: int | None = None,
+    *,
+    session: AsyncSession,
+    draft_id: int,
+    version: int | None = None,
+    round_: int | None = None,
     after_stage: int | None = None,
 ) -> Sequence[ProofRecord]:
     """校 signatures of a draft (of one version, round and 校 step when given), in order."""
@@ -292,9 +321,7 @@ async def stage_assignment(
     return (await session.exec(_STAGE_ASSIGNMENT, params=params)).first()
 
 
-async def active_delegates(
-    *, session: AsyncSession, userids: Sequence[str], at: datetime
-) -> dict[str, str]:
+async def active_delegates(*, session: AsyncSession, userids: Sequence[str], at: datetime) -> dict[str, str]:
     """away reviewer → delegate, for those of `userids` who are away at `at`."""
     if not userids:
         return {}
@@ -309,9 +336,7 @@ async def list_watchers(*, session: AsyncSession, draft_id: int) -> list[str]:
     return list(rows.all())
 
 
-async def add_watcher(
-    *, session: AsyncSession, draft_id: int, userid: str, by: str, at: datetime
-) -> bool:
+async def add_watcher(*, session: AsyncSession, draft_id: int, userid: str, by: str, at: datetime) -> bool:
     """Copy `userid` on the draft; False if they already were."""
     if await session.get(DraftWatcher, (draft_id, userid)) is not None:
         return False

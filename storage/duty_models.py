@@ -57,7 +57,9 @@ class Incident(SQLModel, table=True):
     resolved_at: datetime | None = utc_column(nullable=True)
     escalated_at: datetime | None = utc_column(nullable=True)
     kind: str = Field(default="other", max_length=16, sa_column_kwargs={"server_default": "other"})
-    summary: str = Field(default="", max_length=2000, sa_column_kwargs={"server_default": ""})  # the closing one
+    summary: str = Field(
+        default="", max_length=2000, sa_column_kwargs={"server_default": ""}
+    )  # the closing one
 
 
 class IncidentEvent(SQLModel, table=True):

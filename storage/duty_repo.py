@@ -73,7 +73,11 @@ def rotation_for(settings: Settings, day: date) -> list[PlannedShift]:
         primary = duty.rotation
         if duty.holiday_rotation and not is_workday(start.astimezone(settings.tz).date(), settings.calendar):
             primary = duty.holiday_rotation
-        for role, order in (("primary", primary), ("deputy", duty.deputy_rotation), ("leader", duty.leader_rotation)):
+        for role, order in (
+            ("primary", primary),
+            ("deputy", duty.deputy_rotation),
+            ("leader", duty.leader_rotation),
+        ):
             if order:
                 planned.append(PlannedShift(role, order[number % len(order)], start, start + length))
     return planned
@@ -86,7 +90,13 @@ async def materialise(session: AsyncSession, shifts: Iterable[PlannedShift]) -> 
     for shift in shifts:
         statement = (
             insert(Shift)
-            .values(role=shift.role, userid=shift.userid, start_at=shift.start_at, end_at=shift.end_at, source=shift.source)
+            .values(
+                role=shift.role,
+                userid=shift.userid,
+                start_at=shift.start_at,
+                end_at=shift.end_at,
+                source=shift.source,
+            )
             .on_conflict_do_nothing(index_elements=["role", "start_at"])
         )
         result = await session.exec(statement)  # type: ignore[call-overload]
@@ -100,8 +110,15 @@ async def upsert_shift(session: AsyncSession, shift: PlannedShift) -> None:
         await session.exec(select(Shift).where(Shift.role == shift.role, Shift.start_at == shift.start_at))
     ).first()
     if existing is None:
-        session.add(Shift(role=shift.role, userid=shift.userid, start_at=shift.start_at,
-                          end_at=shift.end_at, source=shift.source))
+        session.add(
+            Shift(
+                role=shift.role,
+                userid=shift.userid,
+                start_at=shift.start_at,
+                end_at=shift.end_at,
+                source=shift.source,
+            )
+        )
     else:
         existing.userid, existing.end_at, existing.source = shift.userid, shift.end_at, shift.source
         session.add(existing)
@@ -138,8 +155,13 @@ def read_roster(path: Path, settings: Settings) -> list[PlannedShift]:
         from openpyxl import load_workbook
 
         sheet = load_workbook(path, read_only=True).active
-        table = [[("" if v is None else (v.date().isoformat() if isinstance(v, datetime) else str(v))) for v in row]
-                 for row in sheet.iter_rows(values_only=True)]
+        table = [
+            [
+                ("" if v is None else (v.date().isoformat() if isinstance(v, datetime) else str(v)))
+                for v in row
+            ]
+            for row in sheet.iter_rows(values_only=True)
+        ]
     else:
         table = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
     return parse_roster(table, settings)

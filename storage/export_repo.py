@@ -74,21 +74,38 @@ async def review_form_batches(
     items = _item_event_at()
     statement = (
         select(
-            items.c.draft_id, col(Draft.title), col(Draft.source_kind), col(Draft.source_note),
-            col(Draft.disclosure), col(Draft.platforms), col(Draft.submitter_name), col(Draft.status),
+            items.c.draft_id,
+            col(Draft.title),
+            col(Draft.source_kind),
+            col(Draft.source_note),
+            col(Draft.disclosure),
+            col(Draft.platforms),
+            col(Draft.submitter_name),
+            col(Draft.status),
             col(Draft.important),
-            col(Draft.version).label("draft_version"), col(Draft.stage).label("draft_stage"),
-            col(StageDecision.version), col(StageDecision.round), col(StageDecision.stage),
-            col(StageDecision.decision), col(StageDecision.reviewer_userid), col(StageDecision.reviewer_name),
-            col(StageDecision.on_behalf_of), col(StageDecision.decided_at), col(StageDecision.opinion),
+            col(Draft.version).label("draft_version"),
+            col(Draft.stage).label("draft_stage"),
+            col(StageDecision.version),
+            col(StageDecision.round),
+            col(StageDecision.stage),
+            col(StageDecision.decision),
+            col(StageDecision.reviewer_userid),
+            col(StageDecision.reviewer_name),
+            col(StageDecision.on_behalf_of),
+            col(StageDecision.decided_at),
+            col(StageDecision.opinion),
         )
         .select_from(items)
         .join(Draft, col(Draft.id) == items.c.draft_id)
         .join(StageDecision, col(StageDecision.draft_id) == items.c.draft_id, isouter=True)
         .where(items.c.event_at >= start, items.c.event_at < end)
         .order_by(
-            items.c.event_at, items.c.draft_id, col(StageDecision.version), col(StageDecision.round),
-            col(StageDecision.stage), col(StageDecision.id),
+            items.c.event_at,
+            items.c.draft_id,
+            col(StageDecision.version),
+            col(StageDecision.round),
+            col(StageDecision.stage),
+            col(StageDecision.id),
         )
     )
     batch: list[ReviewFormRow] = []
@@ -118,11 +135,17 @@ def _signed(row: Any, names: dict[str, str]) -> SignedDecision:
     if not name or name == row.reviewer_userid:  # recorded before the person was on [[staff]]
         name = names.get(row.reviewer_userid, name or row.reviewer_userid)
     behalf = names.get(row.on_behalf_of, row.on_behalf_of) if row.on_behalf_of else ""
-    return SignedDecision(row.round, row.stage, row.decision, signer_name(name, behalf), row.decided_at, row.opinion)
+    return SignedDecision(
+        row.round, row.stage, row.decision, signer_name(name, behalf), row.decided_at, row.opinion
+    )
 
 
 def _form_row(seq: int, draft: Any, versions: dict[int, list[SignedDecision]]) -> ReviewFormRow:
-    state = draft.status if draft.status in ("approved", "rejected", "withdrawn", "classified", "retracted") else "in_review"
+    state = (
+        draft.status
+        if draft.status in ("approved", "rejected", "withdrawn", "classified", "retracted")
+        else "in_review"
+    )
     current = standing_decisions(versions.get(draft.draft_version, []))
     shown = shown_stages(current, state, draft.draft_stage)
     return ReviewFormRow(
@@ -164,8 +187,20 @@ class LedgerRow:
 
 
 LEDGER_ACTIONS = (
-    "submit", "approve", "reject", "revise", "approved", "withdraw", "transfer", "return", "cc",
-    "remind", "published", "proof", "cosign", "finding_mark",
+    "submit",
+    "approve",
+    "reject",
+    "revise",
+    "approved",
+    "withdraw",
+    "transfer",
+    "return",
+    "cc",
+    "remind",
+    "published",
+    "proof",
+    "cosign",
+    "finding_mark",
 )
 
 
@@ -176,8 +211,13 @@ async def ledger_batches(
     names = {s.userid: s.name for s in (await session.exec(select(Staff))).all()}
     statement = (
         select(
-            col(AuditEntry.at), col(AuditEntry.draft_id), col(AuditEntry.action), col(AuditEntry.actor),
-            col(AuditEntry.details), col(AuditEntry.hash), col(Draft.title),
+            col(AuditEntry.at),
+            col(AuditEntry.draft_id),
+            col(AuditEntry.action),
+            col(AuditEntry.actor),
+            col(AuditEntry.details),
+            col(AuditEntry.hash),
+            col(Draft.title),
         )
         .join(Draft, col(Draft.id) == AuditEntry.draft_id, isouter=True)
         .where(

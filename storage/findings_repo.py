@@ -27,13 +27,17 @@ async def set_mark(
     existing = (
         await session.exec(
             select(FindingMark).where(
-                FindingMark.draft_id == draft_id, FindingMark.version == version,
-                FindingMark.number == number, FindingMark.userid == userid,
+                FindingMark.draft_id == draft_id,
+                FindingMark.version == version,
+                FindingMark.number == number,
+                FindingMark.userid == userid,
             )
         )
     ).first()
     if existing is None:
-        session.add(FindingMark(draft_id=draft_id, version=version, number=number, userid=userid, mark=mark, at=at))
+        session.add(
+            FindingMark(draft_id=draft_id, version=version, number=number, userid=userid, mark=mark, at=at)
+        )
         return ""
     before = existing.mark
     existing.mark, existing.at = mark, at
@@ -46,7 +50,9 @@ async def learned_terms(*, session: AsyncSession) -> frozenset[str]:
     return frozenset((await session.exec(select(LearnedAllow.term).order_by(col(LearnedAllow.term)))).all())
 
 
-async def learn(*, session: AsyncSession, term: str, kind: str, draft_id: int, userid: str, at: datetime) -> bool:
+async def learn(
+    *, session: AsyncSession, term: str, kind: str, draft_id: int, userid: str, at: datetime
+) -> bool:
     """Add `term` to the learned allow-list; False if it was there already."""
     if await session.get(LearnedAllow, term) is not None:
         return False

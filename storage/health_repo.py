@@ -25,29 +25,39 @@ class OutboxState:
 
 
 async def outbox_state(session: AsyncSession, now: datetime) -> OutboxState:
-    rows = (await session.exec(
-        select(OutboxMessage.status, func.count()).group_by(col(OutboxMessage.status))  # type: ignore[call-overload]
-    )).all()
+    rows = (
+        await session.exec(
+            select(OutboxMessage.status, func.count()).group_by(col(OutboxMessage.status))  # type: ignore[call-overload]
+        )
+    ).all()
     failed = Counter(
         (match.group(1) if (match := ERRCODE_RE.search(error or "")) else "other")
-        for error in (await session.exec(select(OutboxMessage.last_error).where(OutboxMessage.status == "failed"))).all()
+        for error in (
+            await session.exec(select(OutboxMessage.last_error).where(OutboxMessage.status == "failed"))
+        ).all()
     )
     # waiting since its first try (a retried row's not_before moves on) or since it fell due;
     # a row held for later (quiet hours, pacing) and never tried does not count
-    oldest = (await session.exec(
-        select(func.min(func.coalesce(col(OutboxMessage.first_try_at), col(OutboxMessage.not_before)))).where(
-            OutboxMessage.status == "pending",
-            (col(OutboxMessage.not_before) <= now) | (col(OutboxMessage.attempts) > 0),
+    oldest = (
+        await session.exec(
+            select(
+                func.min(func.coalesce(col(OutboxMessage.first_try_at), col(OutboxMessage.not_before)))
+            ).where(
+                OutboxMessage.status == "pending",
+                (col(OutboxMessage.not_before) <= now) | (col(OutboxMessage.attempts) > 0),
+            )
         )
-    )).first()
+    ).first()
     return OutboxState({status: int(n) for status, n in rows}, dict(failed), oldest)
 
 
 async def drafts_by_stage(session: AsyncSession) -> dict[tuple[str, str], int]:
     """(status, stage) → count; the stage is given for drafts in review only ("" otherwise)."""
-    rows = (await session.exec(
-        select(Draft.status, Draft.stage, func.count()).group_by(col(Draft.status), col(Draft.stage))  # type: ignore[call-overload]
-    )).all()
+    rows = (
+        await session.exec(
+            select(Draft.status, Draft.stage, func.count()).group_by(col(Draft.status), col(Draft.stage))  # type: ignore[call-overload]
+        )
+    ).all()
     counts: Counter[tuple[str, str]] = Counter()
     for status, stage, n in rows:
         counts[(status, str(stage) if status == "in_review" else "")] += int(n)

@@ -24,12 +24,32 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BASELINE = "0001"
 # The tables revision 0001 creates. A database from before migrations is brought up to exactly
 # these (it can only lack some of them), stamped 0001, and then upgraded like any other.
-BASELINE_TABLES = frozenset({
-    "account", "accountpost", "approvalcard", "auditentry", "audithead", "cardhandle",
-    "conversation", "delegation", "deliverylog", "draft", "draftversion", "draftwatcher",
-    "incident", "incidentevent", "inspection", "occasion", "outboxmessage", "processedcallback",
-    "shift", "staff", "stageassignment", "stagedecision",
-})
+BASELINE_TABLES = frozenset(
+    {
+        "account",
+        "accountpost",
+        "approvalcard",
+        "auditentry",
+        "audithead",
+        "cardhandle",
+        "conversation",
+        "delegation",
+        "deliverylog",
+        "draft",
+        "draftversion",
+        "draftwatcher",
+        "incident",
+        "incidentevent",
+        "inspection",
+        "occasion",
+        "outboxmessage",
+        "processedcallback",
+        "shift",
+        "staff",
+        "stageassignment",
+        "stagedecision",
+    }
+)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -66,7 +66,9 @@ class DraftVersion(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))  # plain text: previews, diffs, search
     # The body as it will be published: sanitised HTML (a converted .docx, or the typed text).
     body_html: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
-    source: str = Field(default="text", max_length=8, sa_column_kwargs={"server_default": "text"})  # text | docx
+    source: str = Field(
+        default="text", max_length=8, sa_column_kwargs={"server_default": "text"}
+    )  # text | docx
     # sha256 over the body, its HTML and every file's hash: what the audit chain records as reviewed.
     content_sha256: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
     # 智能识错 of this body when it was submitted, as its reviewers saw it (bot.proofread Findings)
@@ -153,7 +155,9 @@ class StageDecision(SQLModel, table=True):
     # The audit entry that records this decision (its details carry this row's digest).
     audit_id: int | None = Field(default=None)
     # The stage's checklist items the reviewer ticked on the page, in the checklist's words.
-    checklist: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    checklist: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     on_behalf_of: str = Field(default="", max_length=64)  # the away reviewer a delegate stood in for
     # 智能识错: the reviewer's mark on each severe finding of the version when approving ("n" → mark)
     finding_marks: dict[str, str] = Field(
@@ -191,7 +195,9 @@ class ProofRecord(SQLModel, table=True):
     proof "并注明校次、时间" (Qinzhou 附件 四(二)); 读校 needs two of these, 默读 one."""
 
     __table_args__ = (
-        UniqueConstraint("draft_id", "version", "round", "after_stage", "proofreader_userid", name="uq_proof_reader"),
+        UniqueConstraint(
+            "draft_id", "version", "round", "after_stage", "proofreader_userid", name="uq_proof_reader"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -380,7 +386,6 @@ class Occasion(SQLModel, table=True):
     occasion: str = Field(max_length=64)
     claimed_at: datetime = utc_column()
     claimed_by: str = Field(default="", max_length=64)
-
 
 
 class ErrorCase(SQLModel, table=True):

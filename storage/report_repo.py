@@ -12,7 +12,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.account_models import Account, AccountPause, AccountPost, AccountRequest, Recheck
 from storage.duty_models import Incident, IncidentEvent, Inspection, InspectionFinding, ReadingTask
-from storage.models import AuditEntry, Draft, DraftVersion, ErrorCase, Occasion, ProofRecord, Staff, StageDecision
+from storage.models import (
+    AuditEntry,
+    Draft,
+    DraftVersion,
+    ErrorCase,
+    Occasion,
+    ProofRecord,
+    Staff,
+    StageDecision,
+)
 
 
 @dataclass
@@ -68,13 +77,19 @@ class PeriodFacts:
 
 async def account_histories(session: AsyncSession, start: datetime, end: datetime) -> list[AccountHistory]:
     """Accounts registered before `end` and not closed before `start`, by unit and name."""
-    accounts = (await session.exec(
-        select(Account).where(col(Account.created_at) < end).order_by(col(Account.unit), col(Account.name))
-    )).all()
+    accounts = (
+        await session.exec(
+            select(Account)
+            .where(col(Account.created_at) < end)
+            .order_by(col(Account.unit), col(Account.name))
+        )
+    ).all()
     histories = {a.id: AccountHistory(a) for a in accounts if a.closed_at is None or a.closed_at >= start}
-    for post in (await session.exec(
-        select(AccountPost).where(col(AccountPost.posted_at) < end).order_by(col(AccountPost.posted_at))
-    )).all():
+    for post in (
+        await session.exec(
+            select(AccountPost).where(col(AccountPost.posted_at) < end).order_by(col(AccountPost.posted_at))
+        )
+    ).all():
         history = histories.get(post.account_id)
         if history is None:
             continue
@@ -85,12 +100,15 @@ async def account_histories(session: AsyncSession, start: datetime, end: datetim
     for pause in (await session.exec(select(AccountPause).where(col(AccountPause.started_at) < end))).all():
         if (history := histories.get(pause.account_id)) is not None:
             history.pauses.append((pause.started_at, pause.ended_at or pause.until))
-    for occasion in (await session.exec(
-        select(Occasion).where(
-            col(Occasion.kind).in_(("account_warning", "account_overdue")),
-            col(Occasion.claimed_at) >= start, col(Occasion.claimed_at) < end,
+    for occasion in (
+        await session.exec(
+            select(Occasion).where(
+                col(Occasion.kind).in_(("account_warning", "account_overdue")),
+                col(Occasion.claimed_at) >= start,
+                col(Occasion.claimed_at) < end,
+            )
         )
-    )).all():
+    ).all():
         account_id = occasion.subject.split("@", 1)[0]
         history = histories.get(int(account_id)) if account_id.isdigit() else None
         if history is None:
@@ -116,22 +134,32 @@ async def stage_spans(session: AsyncSession, start: datetime, end: datetime) -> 
     """The stages decided in [start, end): each from the moment the draft reached it — the
     submission of its version, the end of the stage (or 校) before it in the same round, or the
     退回 that began the round — to its last decision."""
-    decisions = (await session.exec(
-        select(StageDecision).where(col(StageDecision.decided_at) >= start, col(StageDecision.decided_at) < end)
-    )).all()
+    decisions = (
+        await session.exec(
+            select(StageDecision).where(
+                col(StageDecision.decided_at) >= start, col(StageDecision.decided_at) < end
+            )
+        )
+    ).all()
     drafts = {d.draft_id for d in decisions}
     if not drafts:
         return []
-    everything = (await session.exec(select(StageDecision).where(col(StageDecision.draft_id).in_(drafts)))).all()
+    everything = (
+        await session.exec(select(StageDecision).where(col(StageDecision.draft_id).in_(drafts)))
+    ).all()
     proofs = (await session.exec(select(ProofRecord).where(col(ProofRecord.draft_id).in_(drafts)))).all()
     submitted = {
         (v.draft_id, v.version): v.created_at
-        for v in (await session.exec(select(DraftVersion).where(col(DraftVersion.draft_id).in_(drafts)))).all()
+        for v in (
+            await session.exec(select(DraftVersion).where(col(DraftVersion.draft_id).in_(drafts)))
+        ).all()
     }
     returned: dict[tuple[int, int, int], datetime] = {}
-    for entry in (await session.exec(
-        select(AuditEntry).where(AuditEntry.action == "return", col(AuditEntry.draft_id).in_(drafts))
-    )).all():
+    for entry in (
+        await session.exec(
+            select(AuditEntry).where(AuditEntry.action == "return", col(AuditEntry.draft_id).in_(drafts))
+        )
+    ).all():
         d = entry.details
         if entry.draft_id is not None and "round" in d:
             returned[(entry.draft_id, int(d.get("version", 0)), int(d["round"]))] = entry.at
@@ -149,8 +177,14 @@ async def stage_spans(session: AsyncSession, start: datetime, end: datetime) -> 
     spans = []
     for (draft_id, version, round_, stage), last in ends.items():
         before = [at for pos, at in marks.get((draft_id, version, round_), []) if pos < (stage, 0)]
-        began = max([*before, returned.get((draft_id, version, round_)) or submitted.get((draft_id, version))
-                     or last.decided_at])
+        began = max(
+            [
+                *before,
+                returned.get((draft_id, version, round_))
+                or submitted.get((draft_id, version))
+                or last.decided_at,
+            ]
+        )
         spans.append(StageSpan(stage, last.stage_name, min(began, last.decided_at), last.decided_at))
     return sorted(spans, key=lambda s: (s.stage, s.decided))
 
@@ -160,28 +194,44 @@ async def period_facts(session: AsyncSession, start: datetime, end: datetime) ->
         return col(column) >= start, col(column) < end  # type: ignore[arg-type]
 
     inspections = (await session.exec(select(Inspection).where(*within(Inspection.sent_at)))).all()
-    findings = (await session.exec(select(InspectionFinding).where(*within(InspectionFinding.found_at)))).all()
+    findings = (
+        await session.exec(select(InspectionFinding).where(*within(InspectionFinding.found_at)))
+    ).all()
     readings = (await session.exec(select(ReadingTask).where(*within(ReadingTask.sent_at)))).all()
     rechecks = (await session.exec(select(Recheck).where(*within(Recheck.created_at)))).all()
-    cases = (await session.exec(
-        select(ErrorCase, Draft.title).join(Draft, col(Draft.id) == ErrorCase.draft_id)
-        .where(*within(ErrorCase.recorded_at)).order_by(col(ErrorCase.id))
-    )).all()
-    incidents = (await session.exec(
-        select(Incident).where(*within(Incident.raised_at)).order_by(col(Incident.id)))).all()
+    cases = (
+        await session.exec(
+            select(ErrorCase, Draft.title)
+            .join(Draft, col(Draft.id) == ErrorCase.draft_id)
+            .where(*within(ErrorCase.recorded_at))
+            .order_by(col(ErrorCase.id))
+        )
+    ).all()
+    incidents = (
+        await session.exec(select(Incident).where(*within(Incident.raised_at)).order_by(col(Incident.id)))
+    ).all()
     events: dict[int, list[IncidentEvent]] = {}
     if incidents:
-        for event in (await session.exec(
-            select(IncidentEvent).where(col(IncidentEvent.incident_id).in_([i.id for i in incidents]))
-            .order_by(col(IncidentEvent.at), col(IncidentEvent.id))
-        )).all():
+        for event in (
+            await session.exec(
+                select(IncidentEvent)
+                .where(col(IncidentEvent.incident_id).in_([i.id for i in incidents]))
+                .order_by(col(IncidentEvent.at), col(IncidentEvent.id))
+            )
+        ).all():
             events.setdefault(event.incident_id, []).append(event)
     requests = [
-        r for r in (await session.exec(
-            select(AccountRequest).where(col(AccountRequest.requested_at) < end).order_by(col(AccountRequest.id))
-        )).all()
+        r
+        for r in (
+            await session.exec(
+                select(AccountRequest)
+                .where(col(AccountRequest.requested_at) < end)
+                .order_by(col(AccountRequest.id))
+            )
+        ).all()
         if any(t is not None and t >= start for t in (r.requested_at, r.decided_at, r.filed_at))
-        or r.status == "pending" or (r.status == "approved" and r.filed_at is None)
+        or r.status == "pending"
+        or (r.status == "approved" and r.filed_at is None)
     ]
     assigned = [f for f in findings if f.assignee]
     return PeriodFacts(

@@ -20,9 +20,7 @@ from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 
 # The server's existing database, used only to create and drop each test's own database.
-ADMIN_URL = os.environ.get(
-    "SANSHEN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+ADMIN_URL = os.environ.get("SANSHEN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 in Asia/Shanghai
 
 
@@ -33,8 +31,10 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def guarded(self: socket.socket, address: Any) -> Any:
         host = address[0] if isinstance(address, tuple) else address
-        if isinstance(host, str) and host not in ("127.0.0.1", "::1", "localhost") and not (
-            host.startswith("127.") or host.startswith("/")
+        if (
+            isinstance(host, str)
+            and host not in ("127.0.0.1", "::1", "localhost")
+            and not (host.startswith("127.") or host.startswith("/"))
         ):
             raise AssertionError(f"network access to {host} in a test")
         return real_connect(self, address)

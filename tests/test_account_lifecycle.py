@@ -64,7 +64,10 @@ async def test_opening_is_approved_in_two_steps_then_filed_within_five_working_d
     await tap(stack, "wangsj", "不同意")
     assert "请写明不同意的理由：/accounts reject 1 理由" in last_text(stack, "wangsj")
     await say(stack, "wangsj", "/accounts reject 1 已有微信公众号，暂不新开")
-    assert last_text(stack, ADMIN) == "【账号申请】申请1号（开设“示范抖音”（抖音，负责人：王小明））王书记不同意：已有微信公众号，暂不新开。"
+    assert (
+        last_text(stack, ADMIN)
+        == "【账号申请】申请1号（开设“示范抖音”（抖音，负责人：王小明））王书记不同意：已有微信公众号，暂不新开。"
+    )
     await say(stack, ADMIN, "/accounts")
     assert "示范抖音" not in last_text(stack, ADMIN)
     await say(stack, "liuzr", "/accounts approve 1")
@@ -73,7 +76,10 @@ async def test_opening_is_approved_in_two_steps_then_filed_within_five_working_d
     await say(stack, ADMIN, "/accounts open 示范抖音 抖音 wangxm 理由：市政府要求开通短视频")
     await say(stack, "liuzr", "/accounts approve 2 同意")
     await say(stack, "wangsj", "/accounts 同意 2")
-    assert last_text(stack, "wangsj") == "已同意申请2号（开设“示范抖音”（抖音，负责人：王小明）），审批完成，已生效；备案期限 2026-11-30 10:00。"
+    assert (
+        last_text(stack, "wangsj")
+        == "已同意申请2号（开设“示范抖音”（抖音，负责人：王小明）），审批完成，已生效；备案期限 2026-11-30 10:00。"
+    )
     assert "请于 2026-11-30 10:00 前（5个工作日内）报批审批表、报备基本信息表" in last_text(stack, ADMIN)
     created = await account(stack, "示范抖音")
     assert created.owner_list == ["wangxm"] and created.status == "active"
@@ -87,9 +93,14 @@ async def test_opening_is_approved_in_two_steps_then_filed_within_five_working_d
     await at(stack, hours=12)
     assert count(stack, ADMIN, "【备案超期】") == 1, "once a day"
     await at(stack, hours=12)
-    assert count(stack, ADMIN, "【备案超期】申请2号（开设“示范抖音”）应于 11-30 10:00 前报批、报备，已超期 1 天") == 1
+    assert (
+        count(stack, ADMIN, "【备案超期】申请2号（开设“示范抖音”）应于 11-30 10:00 前报批、报备，已超期 1 天")
+        == 1
+    )
     await say(stack, ADMIN, "/accounts requests")
-    assert "2. 开设“示范抖音”（抖音，负责人：王小明） · 待备案，11-30 10:00 前（已超期）" in last_text(stack, ADMIN)
+    assert "2. 开设“示范抖音”（抖音，负责人：王小明） · 待备案，11-30 10:00 前（已超期）" in last_text(
+        stack, ADMIN
+    )
     await say(stack, ADMIN, "/accounts filed 2")
     assert "请写明报送情况" in last_text(stack, ADMIN)
     await say(stack, ADMIN, "/accounts filed 2 已报市行政审批局")
@@ -100,12 +111,20 @@ async def test_opening_is_approved_in_two_steps_then_filed_within_five_working_d
     assert last_text(stack, ADMIN) == "没有待审批或待备案的账号申请。"
     async with stack.db() as session:
         actions = [e.action for e in (await session.exec(select(AuditEntry).order_by(AuditEntry.id))).all()]
-    assert actions.count("account_decide") == 4 and "account_applied" in actions and "account_filed" in actions
+    assert (
+        actions.count("account_decide") == 4 and "account_applied" in actions and "account_filed" in actions
+    )
     await say(stack, ADMIN, "/report 2026-11")
     _, content = received_file(stack, ADMIN)
     rows = sheet_rows(content, "账号申请")
-    assert [r[:3] + r[8:9] for r in rows] == [(1, "开设", "示范抖音", "未通过"), (2, "开设", "示范抖音", "已通过，已备案")]
-    assert rows[0][7] == "刘主任 同意（2026-11-23 10:00）；王书记 不同意（2026-11-23 10:00）已有微信公众号，暂不新开"
+    assert [r[:3] + r[8:9] for r in rows] == [
+        (1, "开设", "示范抖音", "未通过"),
+        (2, "开设", "示范抖音", "已通过，已备案"),
+    ]
+    assert (
+        rows[0][7]
+        == "刘主任 同意（2026-11-23 10:00）；王书记 不同意（2026-11-23 10:00）已有微信公众号，暂不新开"
+    )
     assert rows[1][9:] == ("2026-11-30 10:00", "2026-12-01 10:00", "已报市行政审批局")
 
 

@@ -38,7 +38,10 @@ async def test_an_update_outside_review_needs_a_reason_and_is_marked(fresh_stack
     await say(fresh_stack, "zhaoli", "/posted 示范发布 转载省政府稿件")
     assert "记为未经本系统审核（转载省政府稿件）" in last_text(fresh_stack, "zhaoli")
     await say(fresh_stack, "sunkz", "/accounts")
-    assert "示范发布（微信公众号）：剩余 14 天 0 小时，期限 12-07 10:00（最近一次更新未经本系统审核）" in last_text(fresh_stack, "sunkz")
+    assert (
+        "示范发布（微信公众号）：剩余 14 天 0 小时，期限 12-07 10:00（最近一次更新未经本系统审核）"
+        in last_text(fresh_stack, "sunkz")
+    )
     async with fresh_stack.db() as session:
         post = (await session.exec(select(AccountPost))).one()
     assert post.unreviewed_reason == "转载省政府稿件" and post.draft_id is None
@@ -49,7 +52,10 @@ async def test_an_update_outside_review_needs_a_reason_and_is_marked(fresh_stack
     await at(fresh_stack, hours=1)
     await say(fresh_stack, ADMIN, "/published 1 示范发布")
     await say(fresh_stack, "sunkz", "/accounts")
-    assert "示范发布（微信公众号）：剩余 14 天 0 小时，期限 12-07 11:00\n" in last_text(fresh_stack, "sunkz") + "\n"
+    assert (
+        "示范发布（微信公众号）：剩余 14 天 0 小时，期限 12-07 11:00\n"
+        in last_text(fresh_stack, "sunkz") + "\n"
+    )
 
 
 async def test_a_pause_needs_an_end_and_a_reason_within_30_days_once_a_year(fresh_stack: Stack) -> None:
@@ -60,7 +66,10 @@ async def test_a_pause_needs_an_end_and_a_reason_within_30_days_once_a_year(fres
         ("/accounts pause 示范发布 2026-11-22 改版", "已过"),
         ("/accounts pause 示范发布 2026-12-01", "须写明原因"),
         ("/accounts pause 示范发布 2026-12-01 " + "长" * 201, "原因请控制在 200 字以内（现有 201 字）"),
-        ("/accounts pause 示范发布 2026-12-23 改版", "不得超过 30 天（钦州 第二十六条），最晚只能暂停到 2026-12-22"),
+        (
+            "/accounts pause 示范发布 2026-12-23 改版",
+            "不得超过 30 天（钦州 第二十六条），最晚只能暂停到 2026-12-22",
+        ),
     ]
     for command, answer in refusals:
         await say(fresh_stack, ADMIN, command)
@@ -74,7 +83,9 @@ async def test_a_pause_needs_an_end_and_a_reason_within_30_days_once_a_year(fres
     assert "已暂停考核，不能再暂停" in last_text(fresh_stack, ADMIN)
     await at(fresh_stack, days=2)
     await say(fresh_stack, ADMIN, "/accounts resume 示范发布")
-    assert "已恢复考核" in last_text(fresh_stack, ADMIN) and "剩余 14 天 0 小时" in last_text(fresh_stack, ADMIN)
+    assert "已恢复考核" in last_text(fresh_stack, ADMIN) and "剩余 14 天 0 小时" in last_text(
+        fresh_stack, ADMIN
+    )
     await say(fresh_stack, ADMIN, "/accounts pause 示范发布 2026-12-20 又要改版")
     assert "今年已暂停 1 次（11-23），每年最多 1 次" in last_text(fresh_stack, ADMIN)
     async with fresh_stack.db() as session:
@@ -105,7 +116,10 @@ async def test_closing_is_final_and_the_account_leaves_the_lists(fresh_stack: St
 
 async def test_a_second_account_on_one_platform_needs_a_reason(fresh_stack: Stack) -> None:
     await say(fresh_stack, ADMIN, "/accounts add 示范微博二号 微博 wangxm")
-    assert "本单位在微博已有账号“示范微博”，同一平台原则上只开设1个政务新媒体账号（钦州 第二十四条（三））" in last_text(fresh_stack, ADMIN)
+    assert (
+        "本单位在微博已有账号“示范微博”，同一平台原则上只开设1个政务新媒体账号（钦州 第二十四条（三））"
+        in last_text(fresh_stack, ADMIN)
+    )
     await say(fresh_stack, ADMIN, "/accounts add 示范微博二号 微博 wangxm 理由：")
     assert "请在“理由：”后写明理由" in last_text(fresh_stack, ADMIN)
     await say(fresh_stack, ADMIN, "/accounts add 示范微博二号 微博 wangxm 理由：应急专用账号，经市政府办批准")
@@ -114,7 +128,9 @@ async def test_a_second_account_on_one_platform_needs_a_reason(fresh_stack: Stac
     )
     async with fresh_stack.db() as session:
         entry = (await session.exec(select(AuditEntry).where(AuditEntry.action == "account_add"))).one()
-    assert entry.details["override"] == "应急专用账号，经市政府办批准" and entry.details["same_platform"] == ["示范微博"]
+    assert entry.details["override"] == "应急专用账号，经市政府办批准" and entry.details["same_platform"] == [
+        "示范微博"
+    ]
     await say(fresh_stack, ADMIN, "/accounts close 示范微博")
     await say(fresh_stack, ADMIN, "/accounts add 示范微博三号 抖音 wangxm")
     assert "已登记账号“示范微博三号”（抖音）" in last_text(fresh_stack, ADMIN)

@@ -42,8 +42,11 @@ async def test_editing_a_decision_or_a_drafts_form_columns_fails_verification(st
     await three_reviews(stack)
     assert await problems(stack) == []
     async with stack.db() as session, session.begin():
-        await session.exec(update(StageDecision).where(col(StageDecision.stage) == 2)  # type: ignore[call-overload]
-                           .values(reviewer_name="孙科长", reviewer_userid="sunkz"))
+        await session.exec(
+            update(StageDecision)
+            .where(col(StageDecision.stage) == 2)  # type: ignore[call-overload]
+            .values(reviewer_name="孙科长", reviewer_userid="sunkz")
+        )
     found = await problems(stack)
     assert len(found) == 1 and "审核记录" in found[0] and "被改动" in found[0]
     async with stack.db() as session, session.begin():

@@ -68,7 +68,11 @@ def test_reordered_entries_are_caught() -> None:
 def test_rehashed_entry_still_breaks_the_next_link() -> None:
     links = build(4)
     forged_payload = {**links[1].payload, "action": "reject"}
-    forged = replace(links[1], payload=forged_payload, hash=chain_hash(links[1].prev_hash, canonical_payload(forged_payload)))
+    forged = replace(
+        links[1],
+        payload=forged_payload,
+        hash=chain_hash(links[1].prev_hash, canonical_payload(forged_payload)),
+    )
     links[1] = forged
     result = verify_chain(links)
     assert (result.ok, result.first_broken_id) == (False, 3)

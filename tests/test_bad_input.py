@@ -227,8 +227,12 @@ async def test_url_verification_has_the_timestamp_window(stack: Stack) -> None:
     async with aiohttp.ClientSession() as http:
         for offset, status in [(-86_400, 403), (86_400, 403), (-301, 403), (-299, 200), (0, 200)]:
             ts, nonce = str(int(stack.clock.now().timestamp()) + offset), "5"
-            query = {"msg_signature": crypto.sign(ts, nonce, encrypted), "timestamp": ts, "nonce": nonce,
-                     "echostr": encrypted}
+            query = {
+                "msg_signature": crypto.sign(ts, nonce, encrypted),
+                "timestamp": ts,
+                "nonce": nonce,
+                "echostr": encrypted,
+            }
             async with http.get(url, params=query) as resp:
                 assert resp.status == status, offset
                 assert (await resp.text() == echo) == (status == 200), offset
@@ -243,7 +247,9 @@ async def test_a_timestamp_that_is_no_number_is_400(stack: Stack) -> None:
             query = {"msg_signature": crypto.sign(ts, "5", encrypted), "timestamp": ts, "nonce": "5"}
             async with http.get(url, params={**query, "echostr": encrypted}) as resp:
                 assert resp.status == 400, ts
-            async with http.post(url, params=query, data=f"<xml><Encrypt>{encrypted}</Encrypt></xml>") as resp:
+            async with http.post(
+                url, params=query, data=f"<xml><Encrypt>{encrypted}</Encrypt></xml>"
+            ) as resp:
                 assert resp.status == 400, ts
     assert (await counts(stack))[0] == 0
 
@@ -292,7 +298,9 @@ def random_payload(rng: random.Random, stack: Stack, msgid: int) -> str:
         "AgentID": str(stack.settings.wecom.agent_id),
     }
     if kind in ("text", "image", "weird"):
-        command = rng.choice(["/approve", "/draft", "/duty", "/mine", "/incidents", "/return", "/withdraw", "/submit"])
+        command = rng.choice(
+            ["/approve", "/draft", "/duty", "/mine", "/incidents", "/return", "/withdraw", "/submit"]
+        )
         content = f"{command} {number} {rng.choice(['', number, '一审 理由'])}"
         if command == "/submit":
             content = f"/submit 稿件{number}\n{META}正文"
@@ -302,8 +310,12 @@ def random_payload(rng: random.Random, stack: Stack, msgid: int) -> str:
         fields |= {"MsgType": "event", "Event": event}
         if kind == "card":
             prefix = rng.choice(["rv:approve", "rv:reject", "pf:passed", "in:ack", "dy:done", "zz"])
-            fields |= {"EventKey": f"{prefix}:{number}", "TaskId": f"sanshen-rv-{msgid}",
-                       "CardType": "button_interaction", "ResponseCode": f"code{msgid}"}
+            fields |= {
+                "EventKey": f"{prefix}:{number}",
+                "TaskId": f"sanshen-rv-{msgid}",
+                "CardType": "button_interaction",
+                "ResponseCode": f"code{msgid}",
+            }
         elif kind != "enter_agent":
             fields["EventKey"] = "CMD_PENDING" if kind == "click" else "https://x.cn/app"
     elements = []
@@ -340,7 +352,9 @@ async def test_random_fields_are_200_or_4xx_and_a_4xx_changes_nothing(
     # both kinds happen, and no handler fell over on the way (an apology is a bug, too)
     assert statuses.get(200, 0) > ITERATIONS // 5 and statuses.get(400, 0) > ITERATIONS // 5, statuses
     # (strangers' userids, "-1" among them, are answered and WeCom refuses those: the outbox says so)
-    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name != "bot.wecom.outbox"]
+    assert not [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name != "bot.wecom.outbox"
+    ]
     assert not [t for u in stack.sim.members for t in texts(stack, u) if "内部错误" in t]
 
 

@@ -76,9 +76,7 @@ def drill_docx() -> bytes:
     for r, values in enumerate(rows):
         for c, value in enumerate(values):
             table.cell(r, c).text = value
-    doc.add_paragraph().add_run().add_picture(
-        io.BytesIO(striped_png(*PICTURE_SIZE)), width=Inches(6)
-    )
+    doc.add_paragraph().add_run().add_picture(io.BytesIO(striped_png(*PICTURE_SIZE)), width=Inches(6))
     doc.add_paragraph(CLOSING)
     buf = io.BytesIO()
     doc.save(buf)
@@ -104,9 +102,7 @@ async def docx_draft_at_second_stage(stack: Stack) -> int:
     for sha, (content_type, image) in converted.images.items():
         assert await store.put(image) == sha
         files.append(FileRef("image", sha, "文中图片", content_type, len(image)))
-    content = VersionContent(
-        body=converted.text, body_html=converted.html, source="docx", files=tuple(files)
-    )
+    content = VersionContent(body=converted.text, body_html=converted.html, source="docx", files=tuple(files))
     meta = DraftMeta(
         category="issued",
         source_kind="own",
@@ -115,9 +111,7 @@ async def docx_draft_at_second_stage(stack: Stack) -> int:
         platforms=("website",),
     )
     async with stack.db() as session, session.begin():
-        work = Work(
-            stack.settings, session, stack.clock, Outbox(session, stack.clock), user="wangxm"
-        )
+        work = Work(stack.settings, session, stack.clock, Outbox(session, stack.clock), user="wangxm")
         done = await review.create_draft(work, TITLE, meta, content)
     await stack.drain()
     await tap(stack, "wangxm", "同意")
@@ -147,9 +141,7 @@ def navigations(page: Page) -> list[str]:
     seen: list[str] = []
     page.on(
         "request",
-        lambda r: (
-            seen.append(r.url) if r.is_navigation_request() and r.frame == page.main_frame else None
-        ),
+        lambda r: seen.append(r.url) if r.is_navigation_request() and r.frame == page.main_frame else None,
     )
     return seen
 
@@ -234,14 +226,8 @@ async def test_ticking_the_checklist_and_approving_on_the_page_moves_the_draft_o
     assert (row.reviewer_userid, row.decision, row.via) == ("zhangkz", "approve", "page")
     assert row.opinion == "数据已核对，同意发布"
     assert row.checklist == ticked
-    assert not stack.sim.card(other_card).is_active_for("sunkz"), (
-        "孙科长's card greys: 二审 is decided"
-    )
-    assert (
-        active_card(stack, "liuzr")
-        .payload["template_card"]["main_title"]["title"]
-        .startswith("【三审】")
-    )
+    assert not stack.sim.card(other_card).is_active_for("sunkz"), "孙科长's card greys: 二审 is decided"
+    assert active_card(stack, "liuzr").payload["template_card"]["main_title"]["title"].startswith("【三审】")
     assert "二审已同意" in last_text(stack, "wangxm")
 
 
@@ -306,13 +292,10 @@ async def test_the_draft_page_fits_a_phone_screen(
     phone_width = (page.viewport_size or {"width": 0})["width"]
     assert phone_width == 390
     assert widths["page"] <= widths["screen"] == phone_width, f"wider than the phone: {widths}"
-    assert 0 < widths["picture"] <= widths["body"] < PICTURE_SIZE[0], (
-        "the wide picture is scaled to fit"
-    )
+    assert 0 < widths["picture"] <= widths["body"] < PICTURE_SIZE[0], "the wide picture is scaled to fit"
     # The stylesheet is applied under the page's security policy (no inline styles allowed).
     assert (
-        await page.locator(".bar").evaluate("e => getComputedStyle(e).backgroundColor")
-        == "rgb(26, 95, 180)"
+        await page.locator(".bar").evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(26, 95, 180)"
     )
     # Buttons big enough for a thumb (about 44 CSS px, the usual touch-target guidance).
     for name in ("同意（不涉密）", "不同意", "涉密，不得公开"):
@@ -354,8 +337,10 @@ async def test_a_collector_submits_a_docx_with_a_picture_on_the_submit_page(
     await expect(page.locator("#body img")).to_be_visible()
     await expect(page.get_by_role("link", name="防汛演练通知.docx")).to_be_visible()
     await stack.drain()
-    assert active_card(stack, "zhaoli").payload["template_card"]["card_action"]["url"].endswith(
-        f"/app/drafts/{draft.id}/"
+    assert (
+        active_card(stack, "zhaoli")
+        .payload["template_card"]["card_action"]["url"]
+        .endswith(f"/app/drafts/{draft.id}/")
     )
 
 
@@ -364,8 +349,12 @@ async def test_after_approval_a_publisher_records_the_publication_on_a_phone(
 ) -> None:
     stack = sqlite_stack
     async with stack.db() as session, session.begin():
-        await upsert_account(session=session, settings=stack.settings, at=stack.clock.now(),
-                             data=AccountSettings(name="示范发布", platform="微信公众号", owners=("zhaoli",)))
+        await upsert_account(
+            session=session,
+            settings=stack.settings,
+            at=stack.clock.now(),
+            data=AccountSettings(name="示范发布", platform="微信公众号", owners=("zhaoli",)),
+        )
     number = await approved(stack)
     page = await phone_of(phone, stack, "chenfb")
     problems = troubles(page)
@@ -375,7 +364,9 @@ async def test_after_approval_a_publisher_records_the_publication_on_a_phone(
     shot = tmp_path / "after-approval-phone.png"
     await page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")  # noqa: T201 - shown with -s, to look at the page
-    widths = await page.evaluate("() => ({page: document.scrollingElement.scrollWidth, screen: window.innerWidth})")
+    widths = await page.evaluate(
+        "() => ({page: document.scrollingElement.scrollWidth, screen: window.innerWidth})"
+    )
     assert widths["page"] <= widths["screen"] == 390, f"wider than the phone: {widths}"
     await page.select_option("#account", "示范发布")
     await page.fill("#url", LINK)

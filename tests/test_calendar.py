@@ -14,12 +14,20 @@ import pytest
 from bot.cli.stack import running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.core.config import CalendarSettings, ConfigError, load_settings
-from bot.rules.calendar import add_working_time, coverage_warning, installed_years, is_workday, uncovered_years
+from bot.rules.calendar import (
+    add_working_time,
+    coverage_warning,
+    installed_years,
+    is_workday,
+    uncovered_years,
+)
 from tests.flow import at, count, texts
 from tests.test_export import write_config
 
 TZ = ZoneInfo("Asia/Shanghai")
-SPRING_2027 = CalendarSettings(holidays=("2027-01-01", "2027-02-15..2027-02-19"), workdays=("2027-02-14", "2027-02-20"))
+SPRING_2027 = CalendarSettings(
+    holidays=("2027-01-01", "2027-02-15..2027-02-19"), workdays=("2027-02-14", "2027-02-20")
+)
 
 
 def test_the_units_calendar_comes_before_the_installed_data_and_the_weekday_guess() -> None:
@@ -32,7 +40,9 @@ def test_the_units_calendar_comes_before_the_installed_data_and_the_weekday_gues
     assert not is_workday(date(2026, 10, 1), SPRING_2027), "2026 still from the installed data"
     # two working hours from Friday 2027-02-12 23:00 land on Sunday the 14th (调休), 01:00
     friday_late = datetime(2027, 2, 12, 23, 0, tzinfo=TZ)
-    assert add_working_time(friday_late, timedelta(hours=2), TZ, SPRING_2027) == datetime(2027, 2, 14, 1, 0, tzinfo=TZ)
+    assert add_working_time(friday_late, timedelta(hours=2), TZ, SPRING_2027) == datetime(
+        2027, 2, 14, 1, 0, tzinfo=TZ
+    )
     # …and without it on Monday the 15th, a holiday in fact
     assert add_working_time(friday_late, timedelta(hours=2), TZ) == datetime(2027, 2, 15, 1, 0, tzinfo=TZ)
 
@@ -72,11 +82,16 @@ async def test_admins_are_warned_once_a_week_until_the_year_is_listed(
 def test_the_calendar_file_is_read_with_the_config_and_checked(tmp_path: Path) -> None:
     config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/s.db")
     (tmp_path / "holidays-2027.toml").write_text(
-        'holidays = ["2027-01-01", "2027-02-15..2027-02-19"]\nworkdays = ["2027-02-14"]\n', encoding="utf-8")
+        'holidays = ["2027-01-01", "2027-02-15..2027-02-19"]\nworkdays = ["2027-02-14"]\n', encoding="utf-8"
+    )
     base = config.read_text(encoding="utf-8")
     assert "\n[calendar]\n" in base
-    config.write_text(base.replace("\n[calendar]\n", '\n[calendar]\nfile = "holidays-2027.toml"\nholidays = ["2027-05-03"]\n'),
-                      encoding="utf-8")
+    config.write_text(
+        base.replace(
+            "\n[calendar]\n", '\n[calendar]\nfile = "holidays-2027.toml"\nholidays = ["2027-05-03"]\n'
+        ),
+        encoding="utf-8",
+    )
     calendar = load_settings(config, env={}).calendar
     assert date(2027, 2, 17) in calendar.holiday_days and date(2027, 5, 3) in calendar.holiday_days
     assert calendar.workday_days == {date(2027, 2, 14)}

@@ -43,12 +43,17 @@ async def test_stale_timestamp_is_refused(stack: Stack) -> None:
 
 
 async def test_callback_encrypted_for_another_corp_is_refused(stack: Stack) -> None:
-    other = CallbackCrypto(stack.settings.wecom.token, stack.settings.wecom.encoding_aes_key, "wwanothercorp0001")
+    other = CallbackCrypto(
+        stack.settings.wecom.token, stack.settings.wecom.encoding_aes_key, "wwanothercorp0001"
+    )
     encrypted = other.encrypt(text_xml(stack, "wangxm", SUBMISSION))
     ts, nonce = str(int(stack.clock.now().timestamp())), "777"
     query = {"msg_signature": other.sign(ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
     body = f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
-    async with aiohttp.ClientSession() as http, http.post(stack.sim.callback_url or "", params=query, data=body) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(stack.sim.callback_url or "", params=query, data=body) as resp,
+    ):
         assert resp.status in (400, 403)
     await nothing_changed(stack)
 
@@ -66,9 +71,13 @@ async def test_malformed_bodies_and_missing_parameters(stack: Stack) -> None:
             assert resp.status == 400
         encrypted = crypto.encrypt("<xml><not closed>")
         query = {"msg_signature": crypto.sign(ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
-        async with http.post(url, params=query, data=f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>") as resp:
+        async with http.post(
+            url, params=query, data=f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+        ) as resp:
             assert resp.status == 400
-        async with http.get(url, params={"msg_signature": "x", "timestamp": ts, "nonce": nonce, "echostr": "abc"}) as resp:
+        async with http.get(
+            url, params={"msg_signature": "x", "timestamp": ts, "nonce": nonce, "echostr": "abc"}
+        ) as resp:
             assert resp.status == 403
     await nothing_changed(stack)
 

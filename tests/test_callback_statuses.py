@@ -35,15 +35,15 @@ def now_ts(stack: Stack) -> int:
     return int(stack.clock.now().timestamp())
 
 
-def verify_query(stack: Stack, echostr: str, *, ts: str | None = None, nonce: str = "5",
-                 signature: str | None = None) -> dict[str, str]:
+def verify_query(
+    stack: Stack, echostr: str, *, ts: str | None = None, nonce: str = "5", signature: str | None = None
+) -> dict[str, str]:
     ts = ts if ts is not None else str(now_ts(stack))
     sig = signature if signature is not None else stack.sim.crypto.sign(ts, nonce, echostr)
     return {"msg_signature": sig, "timestamp": ts, "nonce": nonce, "echostr": echostr}
 
 
-def push_query(stack: Stack, encrypted: str, *, ts: str | None = None,
-               nonce: str = "7") -> dict[str, str]:
+def push_query(stack: Stack, encrypted: str, *, ts: str | None = None, nonce: str = "7") -> dict[str, str]:
     ts = ts if ts is not None else str(now_ts(stack))
     sig = stack.sim.crypto.sign(ts, nonce, encrypted)
     return {"msg_signature": sig, "timestamp": ts, "nonce": nonce}
@@ -68,17 +68,20 @@ async def get(stack: Stack, params: Mapping[str, str], path: str | None = None) 
         return Answer(resp.status, await resp.text(), resp.content_type)
 
 
-async def post(stack: Stack, params: Mapping[str, str], body: bytes | AsyncIterator[bytes],
-               path: str | None = None) -> Answer:
+async def post(
+    stack: Stack, params: Mapping[str, str], body: bytes | AsyncIterator[bytes], path: str | None = None
+) -> Answer:
     url = stack.bot_url + (path or stack.settings.server.callback_path)
-    async with aiohttp.ClientSession() as http, http.post(
-        url, params=params, data=body, headers={"Content-Type": "text/xml"}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, params=params, data=body, headers={"Content-Type": "text/xml"}) as resp,
+    ):
         return Answer(resp.status, await resp.text(), resp.content_type)
 
 
-async def push_help(stack: Stack, *, msg_id: int, ts: str | None = None, size: int | None = None,
-                    user: str = "wangxm") -> Answer:
+async def push_help(
+    stack: Stack, *, msg_id: int, ts: str | None = None, size: int | None = None, user: str = "wangxm"
+) -> Answer:
     """A correctly encrypted and signed "/help" from `user`."""
     encrypted = stack.sim.crypto.encrypt(text_xml(stack, user, "/help", msg_id=msg_id))
     body = envelope(stack, encrypted, size=size)
@@ -137,8 +140,7 @@ UNDECRYPTABLE = ["abc", "YWJj", "A" * 20]
 
 
 @pytest.mark.parametrize("echostr", UNDECRYPTABLE)
-async def test_verification_with_a_malformed_echostr_is_400(sqlite_stack: Stack,
-                                                            echostr: str) -> None:
+async def test_verification_with_a_malformed_echostr_is_400(sqlite_stack: Stack, echostr: str) -> None:
     answer = await get(sqlite_stack, verify_query(sqlite_stack, echostr))
     assert (answer.status, answer.text) == (400, "bad echostr")
 
@@ -154,8 +156,12 @@ async def test_timestamp_at_the_tolerance_is_taken_one_second_more_is_403(
     tolerance = stack.settings.wecom.timestamp_tolerance_seconds
     assert tolerance == 300
     encrypted = stack.sim.crypto.encrypt("42")
-    cases = [(-tolerance, (200, "42")), (tolerance, (200, "42")),
-             (-tolerance - 1, (403, "stale timestamp")), (tolerance + 1, (403, "stale timestamp"))]
+    cases = [
+        (-tolerance, (200, "42")),
+        (tolerance, (200, "42")),
+        (-tolerance - 1, (403, "stale timestamp")),
+        (tolerance + 1, (403, "stale timestamp")),
+    ]
     for offset, expected in cases:
         answer = await get(stack, verify_query(stack, encrypted, ts=str(now_ts(stack) + offset)))
         assert (answer.status, answer.text) == expected, offset
@@ -242,19 +248,23 @@ async def test_a_chunked_body_over_the_limit_is_413(sqlite_stack: Stack) -> None
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(body), 4096):
-            yield body[start:start + 4096]
+            yield body[start : start + 4096]
 
     answer = await post(stack, push_query(stack, encrypted), chunks())
     assert (answer.status, answer.text) == (413, "too large")
     await nothing_changed(stack)
 
 
-@pytest.mark.parametrize("body", [
-    b"<xml><Encrypt>",  # not XML
-    b"<xml><Nothing/></xml>",  # no Encrypt
-    b"<other><Encrypt>x</Encrypt></other>",  # no <xml> root
-    b"\xff\xfe<xml/>",  # not UTF-8
-], ids=["not-xml", "no-encrypt", "no-xml-root", "not-utf8"])  # bench.mutate runs unescaped ids
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<xml><Encrypt>",  # not XML
+        b"<xml><Nothing/></xml>",  # no Encrypt
+        b"<other><Encrypt>x</Encrypt></other>",  # no <xml> root
+        b"\xff\xfe<xml/>",  # not UTF-8
+    ],
+    ids=["not-xml", "no-encrypt", "no-xml-root", "not-utf8"],
+)  # bench.mutate runs unescaped ids
 async def test_a_malformed_envelope_is_400(sqlite_stack: Stack, body: bytes) -> None:
     stack = sqlite_stack
     answer = await post(stack, push_query(stack, "x"), body)

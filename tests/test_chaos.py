@@ -18,11 +18,20 @@ async def test_chaos_kills_and_faults_neither_double_nor_lose_anything(
     postgres_url: str, tmp_path: Path
 ) -> None:
     plan = ChaosPlan(
-        flows=20, seed=SEED, kills=2, concurrency=20,
-        latency=0.05, late_fraction=0.03, fault_every=(2.0, 5.0), down_for=(0.2, 1.0),
+        flows=20,
+        seed=SEED,
+        kills=2,
+        concurrency=20,
+        latency=0.05,
+        late_fraction=0.03,
+        fault_every=(2.0, 5.0),
+        down_for=(0.2, 1.0),
         # shrunk so that a killed sender's claim lapses in seconds (shipped: 10 s, 60 s, 5 s)
-        client_timeout=1.0, claim_seconds=3.0, backoff_seconds=1.0,
-        step_deadline=120.0, settle_deadline=120.0,  # deadlines only; nothing asserts a duration
+        client_timeout=1.0,
+        claim_seconds=3.0,
+        backoff_seconds=1.0,
+        step_deadline=120.0,
+        settle_deadline=120.0,  # deadlines only; nothing asserts a duration
     )
     report = await ChaosRun(plan, postgres_url, tmp_path).run()
     summary = f"seed {SEED}\n{report.table()}"

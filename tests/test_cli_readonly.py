@@ -50,4 +50,6 @@ async def test_an_unknown_postgresql_database_is_refused(tmp_path: Path) -> None
         missing = url.rsplit("/", 1)[0] + "/sanshen_no_such_database"
     config = write_config(tmp_path, missing)
     done = run_cli("report", "2026", "-c", str(config))
-    assert done.returncode == 2 and "数据库无法打开" in done.stderr and "sanshen_no_such_database" in done.stderr
+    assert (
+        done.returncode == 2 and "数据库无法打开" in done.stderr and "sanshen_no_such_database" in done.stderr
+    )

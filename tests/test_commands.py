@@ -34,7 +34,12 @@ async def test_draft_shows_the_timeline_to_those_involved_only(stack: Stack) -> 
     await say(stack, "wangxm", f"稿件 {draft.id}")
     view = last_text(stack, "wangxm")
     assert "状态：审核中，当前一审" in view and "共 2 版" in view
-    for line in ("王小明 投稿", "王小明 一审同意（第1版）", "张科长 二审不同意（第1版）：数据需核实", "王小明 修改后重新送审（第2版）"):
+    for line in (
+        "王小明 投稿",
+        "王小明 一审同意（第1版）",
+        "张科长 二审不同意（第1版）：数据需核实",
+        "王小明 修改后重新送审（第2版）",
+    ):
         assert line in view, line
     await say(stack, "zhaoli", f"/draft {draft.id}")  # zhaoli may decide 一审 now: involved
     assert "投稿人：王小明" in last_text(stack, "zhaoli")
@@ -92,10 +97,13 @@ async def test_status_shows_the_pipeline_accounts_and_duty(database_url: str) ->
     from bot.core.clock import FrozenClock
     from tests.conftest import T0
 
-    settings = stack_settings(database_url, {
-        "duty": {"rotation": ["zhaoli"], "leader_rotation": ["liuzr"], "rotation_start": "2026-11-22"},
-        "freshness": {"accounts": [{"name": "示范发布", "owners": ["zhaoli"]}]},
-    })
+    settings = stack_settings(
+        database_url,
+        {
+            "duty": {"rotation": ["zhaoli"], "leader_rotation": ["liuzr"], "rotation_start": "2026-11-22"},
+            "freshness": {"accounts": [{"name": "示范发布", "owners": ["zhaoli"]}]},
+        },
+    )
     async with running_stack(settings, FrozenClock(T0)) as stack:
         await stack.sweep()  # plans the roster
         await say(stack, "wangxm", SUBMISSION)

@@ -32,13 +32,19 @@ def test_config_environment_overrides_secrets(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("needle", "replacement", "key"),
     [
-        ('encoding_aes_key = "ReplaceWithYour43CharacterEncodingAESKey000"', 'encoding_aes_key = "short"',
-         "wecom.encoding_aes_key"),
+        (
+            'encoding_aes_key = "ReplaceWithYour43CharacterEncodingAESKey000"',
+            'encoding_aes_key = "short"',
+            "wecom.encoding_aes_key",
+        ),
         ("agent_id = 1000002", 'agent_id = "abc"', "wecom.agent_id"),
         ('url = "sqlite+aiosqlite:///./data/sanshen.db"', 'url = "mysql://x"', "database.url"),
         ('roles = ["leader"]', 'roles = ["boss"]', "staff.3.roles"),
-        ('{ name = "二审", assignees = ["role:reviewer"], mode = "any" },',
-         '{ name = "二审", assignees = ["@submitter"], mode = "any" },', "chains.0"),
+        (
+            '{ name = "二审", assignees = ["role:reviewer"], mode = "any" },',
+            '{ name = "二审", assignees = ["@submitter"], mode = "any" },',
+            "chains.0",
+        ),
     ],
 )
 def test_config_error_names_the_key(tmp_path: Path, needle: str, replacement: str, key: str) -> None:
@@ -56,7 +62,10 @@ def test_config_cli_exits_nonzero_with_one_line_and_no_traceback(tmp_path: Path)
     path.write_text("[wecom]\ncorp_id = 'x'\n", encoding="utf-8")
     done = subprocess.run(
         [sys.executable, "-m", "bot", "check-config", "-c", str(path)],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -67,7 +76,9 @@ def test_config_cli_exits_nonzero_with_one_line_and_no_traceback(tmp_path: Path)
 def test_config_unknown_assignee_is_refused(tmp_path: Path) -> None:
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     path = tmp_path / "config.toml"
-    path.write_text(text.replace('assignees = ["role:leader"]', 'assignees = ["nobody"]', 1), encoding="utf-8")
+    path.write_text(
+        text.replace('assignees = ["role:leader"]', 'assignees = ["nobody"]', 1), encoding="utf-8"
+    )
     with pytest.raises(ConfigError, match="nobody"):
         load_settings(path, env={})
 
@@ -87,8 +98,12 @@ def config_with_files(tmp_path: Path, roster: str = "", accounts: str = "") -> P
         ("日期,主班\n2026-12-01,zhaoli\n", "", "duty.roster_file", ""),
         ("日期,主班\n2026-12-01,nobody\n", "", "duty.roster_file", "第 2 行：主班 nobody 不在人员名单中"),
         ("日期,主班\n12月1日,zhaoli\n", "", "duty.roster_file", "第 2 行：日期“12月1日”应写成 YYYY-MM-DD"),
-        ("", "name,owners,last_post\n本市发布,wangxm,昨天\n", "freshness.accounts_file",
-         "第 2 行：last_post 应写成 YYYY-MM-DD HH:MM"),
+        (
+            "",
+            "name,owners,last_post\n本市发布,wangxm,昨天\n",
+            "freshness.accounts_file",
+            "第 2 行：last_post 应写成 YYYY-MM-DD HH:MM",
+        ),
         ("", "name,owners\n本市发布,nobody\n", "freshness.accounts_file", "负责人 ['nobody'] 不在人员名单中"),
     ],
 )
@@ -102,8 +117,9 @@ def test_config_data_files_are_read_before_start(
         if content:
             (tmp_path / name).write_text(content, encoding="utf-8")
             names[name] = str(tmp_path / name)
-    settings = load_settings(config_with_files(tmp_path, names.get("roster.csv", ""), names.get("accounts.csv", "")),
-                             env={})
+    settings = load_settings(
+        config_with_files(tmp_path, names.get("roster.csv", ""), names.get("accounts.csv", "")), env={}
+    )
     if not reason:
         check_watch_files(settings)  # a good file passes
         return
@@ -114,10 +130,16 @@ def test_config_data_files_are_read_before_start(
 
 def test_config_cli_names_a_missing_or_unreadable_data_file(tmp_path: Path) -> None:
     (tmp_path / "roster.xlsx").write_bytes(b"not a workbook")
-    for roster, reason in ((str(tmp_path / "missing.csv"), "不存在"), (str(tmp_path / "roster.xlsx"), "无法读取")):
+    for roster, reason in (
+        (str(tmp_path / "missing.csv"), "不存在"),
+        (str(tmp_path / "roster.xlsx"), "无法读取"),
+    ):
         done = subprocess.run(
             [sys.executable, "-m", "bot", "check-config", "-c", str(config_with_files(tmp_path, roster))],
-            capture_output=True, text=True, cwd=ROOT, check=False,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
         )
         assert done.returncode == 2, done.stdout
         assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
@@ -127,7 +149,10 @@ def test_config_cli_names_a_missing_or_unreadable_data_file(tmp_path: Path) -> N
 def check_config(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", "check-config", "-c", str(path)],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
         env={"PATH": "/usr/bin:/bin", **env},
     )
 
@@ -136,8 +161,11 @@ def check_config(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     ("needle", "replacement", "expected"),
     [
         (None, None, "web.session_secret"),
-        ('public_url = "https://shenhe.example.gov.cn"', 'public_url = "http://shenhe.example.gov.cn"',
-         "server.public_url: 生产环境必须使用 https://"),
+        (
+            'public_url = "https://shenhe.example.gov.cn"',
+            'public_url = "http://shenhe.example.gov.cn"',
+            "server.public_url: 生产环境必须使用 https://",
+        ),
         ('public_url = "https://shenhe.example.gov.cn"', 'public_url = ""', "server.public_url: 未填写"),
     ],
 )
@@ -166,18 +194,42 @@ def test_check_config_passes_a_complete_production_config(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("needle", "replacement", "key", "reason"),
     [
-        ('  { name = "三审", assignees = ["role:leader"], mode = "any" },\n]', "]", "chains.0", "至少需要 3 个审核环节"),
-        ('{ name = "二审", assignees = ["role:reviewer"], mode = "any" },',
-         '{ name = "二审", assignees = ["wangxm"], mode = "any" },', "chains.issued.stages.1", "没有二审所需的角色"),
-        ('{ name = "三审", assignees = ["role:leader"], mode = "any" },',
-         '{ name = "三审", assignees = ["role:leader"], mode = "any", eligible_roles = ["publisher"] },',
-         "chains.issued.stages.2", "三审的审核人中没有人具有可签署的角色"),
-        ('leader_rotation = ["liuzr"]', 'leader_rotation = ["zhaoli"]', "duty.leader_rotation", "没有 leader 角色"),
-        ('  { name = "二校", after_stage = 2, method = "默读", assignees = ["role:reviewer"], eligible_roles = ["reviewer"] },\n',
-         "", "chains.0", "三校须配置一校、二校、三校"),
-        ('{ name = "一校", after_stage = 1, method = "读校", assignees = ["role:collector"]',
-         '{ name = "一校", after_stage = 1, method = "读校", assignees = ["zhaoli"]',
-         "chains.issued.proofs.0", "须 2 人签署，符合条件的校对人只有 1 人"),
+        (
+            '  { name = "三审", assignees = ["role:leader"], mode = "any" },\n]',
+            "]",
+            "chains.0",
+            "至少需要 3 个审核环节",
+        ),
+        (
+            '{ name = "二审", assignees = ["role:reviewer"], mode = "any" },',
+            '{ name = "二审", assignees = ["wangxm"], mode = "any" },',
+            "chains.issued.stages.1",
+            "没有二审所需的角色",
+        ),
+        (
+            '{ name = "三审", assignees = ["role:leader"], mode = "any" },',
+            '{ name = "三审", assignees = ["role:leader"], mode = "any", eligible_roles = ["publisher"] },',
+            "chains.issued.stages.2",
+            "三审的审核人中没有人具有可签署的角色",
+        ),
+        (
+            'leader_rotation = ["liuzr"]',
+            'leader_rotation = ["zhaoli"]',
+            "duty.leader_rotation",
+            "没有 leader 角色",
+        ),
+        (
+            '  { name = "二校", after_stage = 2, method = "默读", assignees = ["role:reviewer"], eligible_roles = ["reviewer"] },\n',
+            "",
+            "chains.0",
+            "三校须配置一校、二校、三校",
+        ),
+        (
+            '{ name = "一校", after_stage = 1, method = "读校", assignees = ["role:collector"]',
+            '{ name = "一校", after_stage = 1, method = "读校", assignees = ["zhaoli"]',
+            "chains.issued.proofs.0",
+            "须 2 人签署，符合条件的校对人只有 1 人",
+        ),
         ('rotation = ["zhaoli"]', 'rotation = ["zhangkz"]', "duty.rotation", "没有 duty 角色"),
     ],
 )

@@ -41,7 +41,9 @@ async def cases(fresh_stack: Stack) -> list[ErrorCase]:
         return list((await session.exec(select(ErrorCase))).all())
 
 
-async def test_a_correction_records_the_error_and_sends_the_draft_through_review_again(fresh_stack: Stack) -> None:
+async def test_a_correction_records_the_error_and_sends_the_draft_through_review_again(
+    fresh_stack: Stack,
+) -> None:
     await publish(fresh_stack)
     await say(fresh_stack, "wangxm", SUBMISSION)  # draft 2, still in review
     await say(fresh_stack, "wangxm", "/correct 2 错别字 第二段“防讯”应为“防汛”")
@@ -49,7 +51,9 @@ async def test_a_correction_records_the_error_and_sends_the_draft_through_review
     await say(fresh_stack, "sunkz", "/correct 1 错别字 第二段“防讯”应为“防汛”")
     assert "只有发布人员、领导和管理员（纠错还有投稿人）" in last_text(fresh_stack, "sunkz")
     await say(fresh_stack, "chenfb", "/correct 1 笔误 第二段")
-    assert "错情种类“笔误”不认识，应为：错别字、表述、政治性、泄密、链接、其他" in last_text(fresh_stack, "chenfb")
+    assert "错情种类“笔误”不认识，应为：错别字、表述、政治性、泄密、链接、其他" in last_text(
+        fresh_stack, "chenfb"
+    )
     await say(fresh_stack, "chenfb", "/correct 1 错别字")
     assert "请写明错在哪里" in last_text(fresh_stack, "chenfb")
     assert await cases(fresh_stack) == [] and await draft_status(fresh_stack) == "approved"
@@ -59,10 +63,16 @@ async def test_a_correction_records_the_error_and_sends_the_draft_through_review
         "已登记错情1号（错别字）：稿件1号《关于开展2025年防汛演练的通知》已退回投稿人修改，修改稿须重新经过三审。"
         f"原稿签发人：{SIGNERS}。"
     )
-    assert last_text(fresh_stack, "wangxm").startswith("【纠错】稿件1号《关于开展2025年防汛演练的通知》（第1版）发布后发现错别字问题")
+    assert last_text(fresh_stack, "wangxm").startswith(
+        "【纠错】稿件1号《关于开展2025年防汛演练的通知》（第1版）发布后发现错别字问题"
+    )
     (case,) = await cases(fresh_stack)
     assert (case.version, case.kind, case.action, case.recorded_by) == (1, "typo", "correct", "chenfb")
-    assert [(s["stage"], s["userid"]) for s in case.signers] == [("一审", "wangxm"), ("二审", "zhangkz"), ("三审", "liuzr")]
+    assert [(s["stage"], s["userid"]) for s in case.signers] == [
+        ("一审", "wangxm"),
+        ("二审", "zhangkz"),
+        ("三审", "liuzr"),
+    ]
     assert await draft_status(fresh_stack) == "rejected"
     await say(fresh_stack, "chenfb", "/correct 1 错别字 再来一次")
     assert "当前为“已退回”" in last_text(fresh_stack, "chenfb"), "once returned, not again"
@@ -74,10 +84,15 @@ async def test_a_correction_records_the_error_and_sends_the_draft_through_review
     assert await draft_status(fresh_stack) == "approved"
     await say(fresh_stack, "liuzr", "/errors")
     listed = last_text(fresh_stack, "liuzr")
-    assert "1. 2026-11-23 稿件1号《关于开展2025年防汛演练的通知》第1版 · 错别字 · 纠错：第二段“防讯”应为“防汛”" in listed
+    assert (
+        "1. 2026-11-23 稿件1号《关于开展2025年防汛演练的通知》第1版 · 错别字 · 纠错：第二段“防讯”应为“防汛”"
+        in listed
+    )
     assert f"签发：{SIGNERS}" in listed
     await say(fresh_stack, "wangxm", "/draft 1")
-    assert "陈发布 登记错情并退回纠错（第1版，错情1号）：第二段“防讯”应为“防汛”" in last_text(fresh_stack, "wangxm")
+    assert "陈发布 登记错情并退回纠错（第1版，错情1号）：第二段“防讯”应为“防汛”" in last_text(
+        fresh_stack, "wangxm"
+    )
 
 
 async def test_a_retraction_is_taken_down_by_each_publisher_and_confirmed(fresh_stack: Stack) -> None:
@@ -114,7 +129,9 @@ async def test_a_retraction_is_taken_down_by_each_publisher_and_confirmed(fresh_
     assert (row[1], row[10], row[12], row[14]) == ("关于开展2025年防汛演练的通知", "√", "√", "同意")
     assert "已通过，发布后撤稿" in row[15], "the 保密审查表 shows the signatures and the retraction"
     await at(fresh_stack, days=2)
-    assert not [t for t in texts(fresh_stack, "zhangkz") if t.startswith("【复核")], "the re-checks closed with it"
+    assert not [t for t in texts(fresh_stack, "zhangkz") if t.startswith("【复核")], (
+        "the re-checks closed with it"
+    )
     async with fresh_stack.db() as session:
         notes = (await session.exec(select(Recheck.note))).all()
     assert notes == ["已撤稿：涉及台湾的表述不规范"] * 2
@@ -125,7 +142,9 @@ async def test_a_typo_correction_may_pass_a_configured_short_chain_of_two(databa
     from bot.core.clock import FrozenClock
     from tests.test_freshness import FRESHNESS, START
 
-    settings = stack_settings(database_url, {"freshness": FRESHNESS, "review": {"typo_correction_stages": [1, 3]}})
+    settings = stack_settings(
+        database_url, {"freshness": FRESHNESS, "review": {"typo_correction_stages": [1, 3]}}
+    )
     async with running_stack(settings, FrozenClock(START)) as stack:
         await publish(stack)
         await say(stack, "chenfb", "/correct 1 错别字 第二段“防讯”应为“防汛”")
@@ -138,8 +157,13 @@ async def test_a_typo_correction_may_pass_a_configured_short_chain_of_two(databa
         assert await draft_status(stack) == "approved"
         assert len(texts(stack, "zhangkz")) == before
         async with stack.db() as session:
-            stages = (await session.exec(
-                select(StageDecision.stage_name).where(StageDecision.version == 2).order_by(StageDecision.id))).all()
+            stages = (
+                await session.exec(
+                    select(StageDecision.stage_name)
+                    .where(StageDecision.version == 2)
+                    .order_by(StageDecision.id)
+                )
+            ).all()
         assert stages == ["一审", "三审"]
 
         # an error of another kind: the whole chain again
@@ -162,4 +186,6 @@ def test_a_short_chain_has_at_least_two_stages_in_order() -> None:
     for stages, reason in (([1], "至少两个审核环节"), ([3, 1], "至少两个审核环节"), ([1, 5], "第5审不存在")):
         with pytest.raises(ConfigError, match=reason):
             stack_settings("sqlite+aiosqlite:///x.db", {"review": {"typo_correction_stages": stages}})
-    assert stack_settings("sqlite+aiosqlite:///x.db", {"review": {"typo_correction_stages": [2, 3]}}).review.typo_correction_stages == (2, 3)
+    assert stack_settings(
+        "sqlite+aiosqlite:///x.db", {"review": {"typo_correction_stages": [2, 3]}}
+    ).review.typo_correction_stages == (2, 3)

@@ -324,23 +324,34 @@ def test_a_remote_template_or_embedded_object_is_refused_but_hyperlinks_are_fine
 
     def with_member(name: str, content: bytes) -> bytes:
         out = io.BytesIO()
-        with zipfile.ZipFile(io.BytesIO(plain)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        with (
+            zipfile.ZipFile(io.BytesIO(plain)) as src,
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+        ):
             for item in src.infolist():
                 dst.writestr(item, src.read(item))
             dst.writestr(name, content)
         return out.getvalue()
 
-    template = with_member("word/_rels/settings.xml.rels", (
-        b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-        b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
-        b'attachedTemplate" Target="http://evil.example/t.dotm" TargetMode="External"/></Relationships>'))
+    template = with_member(
+        "word/_rels/settings.xml.rels",
+        (
+            b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+            b'attachedTemplate" Target="http://evil.example/t.dotm" TargetMode="External"/></Relationships>'
+        ),
+    )
     with pytest.raises(UploadRejected, match="外部模板"):
         check_upload("a.docx", template, max_bytes=10**7, allowed=frozenset({"docx"}))
     embedded = with_member("word/embeddings/oleObject1.bin", b"\xd0\xcf\x11\xe0" + b"\x00" * 100)
     with pytest.raises(UploadRejected, match="嵌入对象"):
         check_upload("b.docx", embedded, max_bytes=10**7, allowed=frozenset({"docx"}))
-    link = with_member("word/_rels/footnotes.xml.rels", (
-        b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-        b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
-        b'hyperlink" Target="https://www.gov.cn/" TargetMode="External"/></Relationships>'))
+    link = with_member(
+        "word/_rels/footnotes.xml.rels",
+        (
+            b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+            b'hyperlink" Target="https://www.gov.cn/" TargetMode="External"/></Relationships>'
+        ),
+    )
     assert check_upload("c.docx", link, max_bytes=10**7, allowed=frozenset({"docx"})).kind == "docx"

@@ -178,7 +178,11 @@ async def test_incident_paged_until_acknowledged_then_escalated(duty_stack: Stac
     assert "网站首页出现异常链接" in first["sub_title_text"]
     for _ in range(3):
         await at(stack, minutes=5)
-    pages = [d for d in stack.sim.inbox("zhaoli") if d.msgtype == "template_card" and "突发" in d.payload["template_card"]["main_title"]["title"]]
+    pages = [
+        d
+        for d in stack.sim.inbox("zhaoli")
+        if d.msgtype == "template_card" and "突发" in d.payload["template_card"]["main_title"]["title"]
+    ]
     assert len(pages) == 4, "paged at 0, 5, 10 and 15 minutes"
     assert count(stack, "liuzr", "【突发事件上报】") == 1 and count(stack, "chenfb", "【突发事件上报】") == 1
     await at(stack, minutes=5)
@@ -186,18 +190,33 @@ async def test_incident_paged_until_acknowledged_then_escalated(duty_stack: Stac
     await tap(stack, "zhaoli", "收到")
     assert "事件1号已确认收到" in last_text(stack, "zhaoli") and "已确认收到" in last_text(stack, "sunkz")
     await at(stack, minutes=30)
-    pages_after = [d for d in stack.sim.inbox("zhaoli") if d.msgtype == "template_card" and "突发" in d.payload["template_card"]["main_title"]["title"]]
+    pages_after = [
+        d
+        for d in stack.sim.inbox("zhaoli")
+        if d.msgtype == "template_card" and "突发" in d.payload["template_card"]["main_title"]["title"]
+    ]
     assert len(pages_after) == 5, "no more pages after 收到"
     # Every page is greyed but the one tapped, which now offers only 已处置.
-    in_hand = [d for d in pages_after if stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for("zhaoli")]
+    in_hand = [
+        d
+        for d in pages_after
+        if stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for("zhaoli")
+    ]
     assert len(in_hand) == 1
     handling = current_card(stack, "zhaoli", in_hand[0])
-    assert handling["main_title"]["title"] == "【突发】事件1号，处置中" and "赵丽 已收到" in handling["main_title"]["desc"]
+    assert (
+        handling["main_title"]["title"] == "【突发】事件1号，处置中"
+        and "赵丽 已收到" in handling["main_title"]["desc"]
+    )
     assert [b["text"] for b in handling["button_list"]] == ["已处置"]
-    greyed = {stack.sim.card(d.payload["template_card"]["task_id"]).greyed.get("zhaoli") for d in pages_after} - {None}
+    greyed = {
+        stack.sim.card(d.payload["template_card"]["task_id"]).greyed.get("zhaoli") for d in pages_after
+    } - {None}
     assert greyed == {"已收到·赵丽"}
     await tap(stack, "zhaoli", "已处置")
-    assert not any(stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for("zhaoli") for d in pages_after)
+    assert not any(
+        stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for("zhaoli") for d in pages_after
+    )
     await say(stack, "sunkz", "/incidents 1")
     timeline = last_text(stack, "sunkz")
     for step in ("孙科长 报告", "通知值班 → 赵丽", "上报 → 刘主任、陈发布", "赵丽 收到", "赵丽 处置完毕"):
@@ -236,7 +255,13 @@ async def test_incident_acknowledged_in_time_is_not_escalated(duty_stack: Stack)
 
 async def test_gap_warning_daily_until_fixed(database_url: str) -> None:
     settings = duty_settings(database_url)
-    settings = settings.model_copy(update={"duty": settings.duty.model_copy(update={"rotation": (), "leader_rotation": (), "rotation_start": None})})
+    settings = settings.model_copy(
+        update={
+            "duty": settings.duty.model_copy(
+                update={"rotation": (), "leader_rotation": (), "rotation_start": None}
+            )
+        }
+    )
     async with running_stack(settings, FrozenClock(START)) as stack:
         await at(stack, hours=1, minutes=30)  # 09:30
         assert count(stack, "chenfb", "【排班缺口】") == 1
@@ -253,10 +278,20 @@ async def test_gap_warning_daily_until_fixed(database_url: str) -> None:
 def test_rotation_uses_holiday_order_on_holidays_and_not_on_make_up_workdays(sqlite_url: str) -> None:
     # 刘主任 also stands watch on holidays here: a rotation names only people with the duty role.
     staff = [{**m, "roles": [*m["roles"], "duty"]} if m["userid"] == "liuzr" else m for m in DEMO_STAFF]
-    settings = stack_settings(sqlite_url, {"staff": staff, "duty": {**DUTY, "rotation_start": "2026-09-20",
-                                                                     "holiday_rotation": ["liuzr"]}})
-    primary = {d: [s.userid for s in rotation_for(settings, d) if s.role == "primary"] for d in
-               (date(2026, 9, 20), date(2026, 9, 21), date(2026, 9, 25), date(2026, 10, 1), date(2026, 10, 10))}
+    settings = stack_settings(
+        sqlite_url,
+        {"staff": staff, "duty": {**DUTY, "rotation_start": "2026-09-20", "holiday_rotation": ["liuzr"]}},
+    )
+    primary = {
+        d: [s.userid for s in rotation_for(settings, d) if s.role == "primary"]
+        for d in (
+            date(2026, 9, 20),
+            date(2026, 9, 21),
+            date(2026, 9, 25),
+            date(2026, 10, 1),
+            date(2026, 10, 10),
+        )
+    }
     assert primary[date(2026, 9, 20)] == ["zhaoli"], "Sunday 9-20 is a 调休 workday"
     assert primary[date(2026, 9, 21)] == ["wangxm"]
     assert primary[date(2026, 9, 25)] == ["liuzr"], "中秋 holiday"

@@ -34,7 +34,11 @@ async def walk_two_drafts(stack: Stack) -> None:
     await tap(stack, "wangxm", "同意")
     await tap(stack, "zhangkz", "同意")
     await tap(stack, "liuzr", "同意")
-    await say(stack, "zhaoli", "/submit =HYPERLINK(\"http://x\")转载稿\n转载：人民网\n公开：主动公开\n平台：政务新媒体\n正文")
+    await say(
+        stack,
+        "zhaoli",
+        '/submit =HYPERLINK("http://x")转载稿\n转载：人民网\n公开：主动公开\n平台：政务新媒体\n正文',
+    )
     await tap(stack, "zhaoli", "同意")
     await say(stack, "sunkz", "/reject 2 来源需核实")
 
@@ -55,7 +59,12 @@ async def test_export_review_form_as_the_seed_form(stack: Stack) -> None:
     sheet = load_workbook(io.BytesIO(content)).active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[3][:3] == ("序号", "信息名称", "信息来源")
-    assert (rows[3][10], rows[3][12], rows[3][14], rows[3][15]) == ("一审意见", "二审意见", "三审意见", "备注")
+    assert (rows[3][10], rows[3][12], rows[3][14], rows[3][15]) == (
+        "一审意见",
+        "二审意见",
+        "三审意见",
+        "备注",
+    )
     first, second = rows[5], rows[6]
     assert first[1] == "关于开展2025年防汛演练的通知"
     assert first[2] == "√" and first[5] == "√" and first[7] == "√" and first[8] == "√"
@@ -78,16 +87,34 @@ async def test_export_ledger_lists_every_action_in_order(stack: Stack) -> None:
     filename, content = received_file(stack, "liuzr")
     assert filename == "三审三校台账_20261101-20261130.xlsx"
     rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
-    assert rows[1][:9] == ("序号", "时间", "稿件编号", "信息名称", "版本", "环节", "操作", "操作人", "意见或理由")
+    assert rows[1][:9] == (
+        "序号",
+        "时间",
+        "稿件编号",
+        "信息名称",
+        "版本",
+        "环节",
+        "操作",
+        "操作人",
+        "意见或理由",
+    )
     actions = [(r[2], r[6], r[7]) for r in rows[2:]]
     assert actions == [
-        (1, "投稿", "王小明"), (1, "同意", "王小明"), (1, "同意", "张科长"), (1, "同意", "刘主任"),
-        (1, "审校完成，可发布", "系统"), (2, "投稿", "赵丽"), (2, "同意", "赵丽"), (2, "不同意", "孙科长"),
+        (1, "投稿", "王小明"),
+        (1, "同意", "王小明"),
+        (1, "同意", "张科长"),
+        (1, "同意", "刘主任"),
+        (1, "审校完成，可发布", "系统"),
+        (2, "投稿", "赵丽"),
+        (2, "同意", "赵丽"),
+        (2, "不同意", "孙科长"),
     ]
     assert rows[-1][8] == "来源需核实" and rows[-1][9] is None and rows[-1][10] == "命令"
     sheet = load_workbook(io.BytesIO(content)).active
     title_cells = [sheet.cell(row=n, column=4) for n in range(3, sheet.max_row + 1)]
-    assert any(c.value.startswith("=HYPERLINK") and c.data_type == "s" for c in title_cells), "text, never a formula"
+    assert any(c.value.startswith("=HYPERLINK") and c.data_type == "s" for c in title_cells), (
+        "text, never a formula"
+    )
     assert sheet.freeze_panes == "A3"
 
 
@@ -107,11 +134,18 @@ class HeldOpen:
         return len(data)
 
     def flush(self) -> None: ...
-    def writable(self) -> bool: return True
-    def readable(self) -> bool: return False
-    def seekable(self) -> bool: return False
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
     @property
-    def closed(self) -> bool: return False
+    def closed(self) -> bool:
+        return False
 
 
 async def test_a_long_export_holds_up_no_callback(stack: Stack) -> None:
@@ -122,8 +156,15 @@ async def test_a_long_export_holds_up_no_callback(stack: Stack) -> None:
     period = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC), "2026年", "2026")
 
     def ledger(into: object) -> Coroutine[Any, Any, int]:
-        return write_export(stack.db, into, kind="ledger", fmt="csv", period=period,  # type: ignore[arg-type]
-                            unit="测试单位", tz=ZoneInfo("Asia/Shanghai"))
+        return write_export(
+            stack.db,
+            into,
+            kind="ledger",
+            fmt="csv",
+            period=period,  # type: ignore[arg-type]
+            unit="测试单位",
+            tz=ZoneInfo("Asia/Shanghai"),
+        )
 
     export = asyncio.create_task(ledger(out))
     assert await asyncio.to_thread(out.writing.wait, 30), "the export never started writing rows"
@@ -170,7 +211,11 @@ def write_config(tmp_path: Path, database_url: str) -> Path:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
 
 
@@ -179,8 +224,21 @@ async def test_cli_export_csv_and_audit_verification(sqlite_stack: Stack, tmp_pa
     await walk_two_drafts(stack)
     config = write_config(tmp_path, stack.settings.database.url)
     out = tmp_path / "ledger.csv"
-    done = run_cli("export", "-c", str(config), "--from", "2026-11-01", "--to", "2026-11-30",
-                   "--kind", "ledger", "--format", "csv", "-o", str(out))
+    done = run_cli(
+        "export",
+        "-c",
+        str(config),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-30",
+        "--kind",
+        "ledger",
+        "--format",
+        "csv",
+        "-o",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     assert "已导出 8 条" in done.stdout
     lines = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
@@ -191,7 +249,9 @@ async def test_cli_export_csv_and_audit_verification(sqlite_stack: Stack, tmp_pa
     assert done.returncode == 0 and "审计日志完整：共" in done.stdout, done.stdout + done.stderr
 
     async with stack.db() as session, session.begin():
-        await session.exec(update(AuditEntry).where(col(AuditEntry.id) == 3).values(details={"opinion": "改"}))  # type: ignore[call-overload]
+        await session.exec(
+            update(AuditEntry).where(col(AuditEntry.id) == 3).values(details={"opinion": "改"})
+        )  # type: ignore[call-overload]
     done = run_cli("verify-audit", "-c", str(config))
     assert done.returncode == 1 and "第 3 条" in done.stdout and "内容" in done.stdout
 

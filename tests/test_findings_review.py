@@ -33,14 +33,26 @@ async def test_a_submission_is_checked_before_its_first_card(stack: Stack) -> No
     await say(stack, "wangxm", f"/submit 联系方式通知\n{META}{BODY_WITH_FINDINGS}")
     (draft,) = await drafts(stack)
     assert (draft.findings, draft.severe_findings) == (2, 2)
-    assert subtitle(stack, "wangxm") == f"《联系方式通知》\n智能识错：2 处疑似问题（2 处严重）（/check {draft.id} 查看）"
+    assert (
+        subtitle(stack, "wangxm")
+        == f"《联系方式通知》\n智能识错：2 处疑似问题（2 处严重）（/check {draft.id} 查看）"
+    )
     async with stack.db() as session:
         (version,) = (await session.exec(select(DraftVersion))).all()
         submitted = (await session.exec(select(AuditEntry).where(AuditEntry.action == "submit"))).one()
     start = BODY_WITH_FINDINGS.index(PHONE)
-    assert [(f["n"], f["kind"], f["severity"], f["start"], f["end"], f["text"]) for f in version.findings] == [
+    assert [
+        (f["n"], f["kind"], f["severity"], f["start"], f["end"], f["text"]) for f in version.findings
+    ] == [
         (1, "privacy", "severe", start, start + 11, PHONE),
-        (2, "wording", "severe", BODY_WITH_FINDINGS.index("台湾总统"), BODY_WITH_FINDINGS.index("台湾总统") + 4, "台湾总统"),
+        (
+            2,
+            "wording",
+            "severe",
+            BODY_WITH_FINDINGS.index("台湾总统"),
+            BODY_WITH_FINDINGS.index("台湾总统") + 4,
+            "台湾总统",
+        ),
     ]
     assert (submitted.details["findings"], submitted.details["severe_findings"]) == (2, 2)
 
@@ -58,10 +70,17 @@ async def test_check_lists_the_findings_of_the_current_version(stack: Stack) -> 
     await say(stack, "zhaoli", f"/check {draft.id}")  # the other collector holds the 一审 card
     answer = last_text(stack, "zhaoli")
     lines = answer.splitlines()
-    assert lines[0] == f"稿件{draft.id}号《联系方式通知》 第1版 智能识错：2 处疑似问题（2 处严重）（识错只是辅助，不代替人工审校）："
+    assert (
+        lines[0]
+        == f"稿件{draft.id}号《联系方式通知》 第1版 智能识错：2 处疑似问题（2 处严重）（识错只是辅助，不代替人工审校）："
+    )
     assert lines[1].startswith(f"1. [严重·隐私] 第{BODY_WITH_FINDINGS.index(PHONE) + 1}字「{PHONE}」")
-    assert lines[2].startswith(f"2. [严重·规范表述] 第{BODY_WITH_FINDINGS.index('台湾总统') + 1}字「台湾总统」 → 「台湾地区领导人」")
-    assert lines[3] == f"同意前须逐项标记严重问题：/check {draft.id} 已核实 1（或 已修改、误报；可写多个序号）。"
+    assert lines[2].startswith(
+        f"2. [严重·规范表述] 第{BODY_WITH_FINDINGS.index('台湾总统') + 1}字「台湾总统」 → 「台湾地区领导人」"
+    )
+    assert (
+        lines[3] == f"同意前须逐项标记严重问题：/check {draft.id} 已核实 1（或 已修改、误报；可写多个序号）。"
+    )
     assert len(lines) == 4
 
 
@@ -107,10 +126,14 @@ def test_a_bad_line_in_the_units_lists_stops_start_up_naming_it(tmp_path: Path) 
     example = Path(__file__).resolve().parent.parent / "config.example.toml"
     config = tmp_path / "config.toml"
     config.write_text(
-        example.read_text(encoding="utf-8").replace('lists_dir = ""', f'lists_dir = "{lists}"'), encoding="utf-8"
+        example.read_text(encoding="utf-8").replace('lists_dir = ""', f'lists_dir = "{lists}"'),
+        encoding="utf-8",
     )
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "check-config", "-c", str(config)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "bot", "check-config", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr == (
@@ -129,14 +152,21 @@ async def test_approval_waits_until_the_reviewer_has_marked_every_severe_finding
     )
     assert await decisions(stack) == [] and stack.sim.card(card["task_id"]).is_active_for("wangxm")
     await say(stack, "wangxm", f"/check {draft.id} 已核实 1")
-    assert last_text(stack, "wangxm") == f"已将稿件{draft.id}号《联系方式通知》第1版第1处识错结果标记为“已核实”。"
+    assert (
+        last_text(stack, "wangxm")
+        == f"已将稿件{draft.id}号《联系方式通知》第1版第1处识错结果标记为“已核实”。"
+    )
     await say(stack, "wangxm", f"/approve {draft.id}")
     assert "尚未核对（第2处）" in last_text(stack, "wangxm"), "the command path is held back too"
     await say(stack, "wangxm", f"/check {draft.id} 误报 2")
     stack.clock.advance(seconds=1)  # type: ignore[attr-defined]  # a new tap (WeCom dedupes on user + time)
     await tap(stack, "wangxm", "同意")
     (decision,) = await decisions(stack)
-    assert (decision.stage, decision.decision, decision.finding_marks) == (1, "approve", {"1": "verified", "2": "false_alarm"})
+    assert (decision.stage, decision.decision, decision.finding_marks) == (
+        1,
+        "approve",
+        {"1": "verified", "2": "false_alarm"},
+    )
     async with stack.db() as session:
         approved = (await session.exec(select(AuditEntry).where(AuditEntry.action == "approve"))).one()
     assert approved.details["finding_marks"] == {"1": "verified", "2": "false_alarm"}
@@ -149,7 +179,8 @@ async def test_approval_waits_until_the_reviewer_has_marked_every_severe_finding
     stack.clock.advance(seconds=1)  # type: ignore[attr-defined]
     await tap(stack, "zhangkz", "同意")
     assert [d.finding_marks for d in await decisions(stack)] == [
-        {"1": "verified", "2": "false_alarm"}, {"1": "fixed", "2": "fixed"},
+        {"1": "verified", "2": "false_alarm"},
+        {"1": "fixed", "2": "fixed"},
     ]
     await say(stack, "wangxm", f"/draft {draft.id}")
     assert "识错核对：第1处已核实、第2处误报" in last_text(stack, "wangxm")
@@ -232,12 +263,14 @@ async def test_the_page_shows_the_findings_and_takes_the_marks_with_the_decision
     async with Phone(stack, "zhangkz") as phone:
         page = await phone.get(f"/app/drafts/{draft.id}/")
         assert "智能识错：2 处疑似问题（2 处严重）" in page.plain
-        assert "严重·隐私 请联系王老师，电话13912345678。台湾总统出席了活动。 → 139****5678" in " ".join(page.plain.split())
+        assert "严重·隐私 请联系王老师，电话13912345678。台湾总统出席了活动。 → 139****5678" in " ".join(
+            page.plain.split()
+        )
         assert "→ 台湾地区领导人" in page.plain and "新华社禁用词" in page.plain
         assert 'name="mark-1"' in page.text and 'name="mark-2"' in page.text
-        body = page.text[page.text.index('<section class="body"'):]
+        body = page.text[page.text.index('<section class="body"') :]
         assert '<mark id="f-1" class="finding severe" title="第1处 严重·隐私：→ 139****5678（' in body
-        assert f'>{PHONE}</mark>' in body and '<a class="context" href="#f-2">' in page.text
+        assert f">{PHONE}</mark>" in body and '<a class="context" href="#f-2">' in page.text
         refused = await phone.decide(draft.id, "approve", page=page)
         assert "您尚未核对（第1、2处），暂不能同意" in refused.plain
         half = await phone.decide(draft.id, "approve", page=page, marks={1: "verified"})
@@ -249,7 +282,8 @@ async def test_the_page_shows_the_findings_and_takes_the_marks_with_the_decision
         again = await phone.get(f"/app/drafts/{draft.id}/")
         assert "您已标记：已核实" in again.plain and "您已标记：已修改" in again.plain
     assert [(d.stage, d.via, d.finding_marks) for d in await decisions(stack)] == [
-        (1, "card", {"1": "verified", "2": "verified"}), (2, "page", {"1": "verified", "2": "fixed"}),
+        (1, "card", {"1": "verified", "2": "verified"}),
+        (2, "page", {"1": "verified", "2": "fixed"}),
     ]
 
 
@@ -269,7 +303,9 @@ async def test_marks_from_a_stale_page_are_not_recorded(stack: Stack) -> None:
         assert (await session.exec(select(LearnedAllow))).all() == []
 
 
-async def test_the_units_lists_reach_every_submission(database_url: str, clock: FrozenClock, tmp_path: Path) -> None:
+async def test_the_units_lists_reach_every_submission(
+    database_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
     """findings.lists_dir: the unit's leaders table and its own wording entry apply in review."""
     write(tmp_path, "leaders.tsv", TABLE)
     write(tmp_path, "wording.tsv", "示范新区管委会\t示范新区管理委员会\tinfo\t本单位规范名称\n")

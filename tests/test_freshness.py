@@ -23,7 +23,6 @@ FRESHNESS = {
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 Asia/Shanghai
 
 
-
 async def account(stack: Stack, name: str) -> Account:
     async with stack.db() as session:
         return (await session.exec(select(Account).where(Account.name == name))).one()
@@ -98,7 +97,9 @@ async def test_published_draft_updates_the_account(fresh_stack: Stack) -> None:
     await say(stack, "chenfb", "/published 1 示范发布 ftp://x")
     assert "链接应以 http" in last_text(stack, "chenfb")
     await say(stack, "chenfb", "/published 1 示范发布 https://example.gov.cn/a/1")
-    assert "已在“示范发布”发布" in last_text(stack, "chenfb") and "剩余 14 天 0 小时" in last_text(stack, "chenfb")
+    assert "已在“示范发布”发布" in last_text(stack, "chenfb") and "剩余 14 天 0 小时" in last_text(
+        stack, "chenfb"
+    )
     assert "已在“示范发布”发布" in last_text(stack, "wangxm")
     row = await account(stack, "示范发布")
     assert row.deadline_at == START + timedelta(hours=336)
@@ -115,7 +116,9 @@ async def test_posted_permissions_and_bad_input(fresh_stack: Stack) -> None:
     await say(stack, "zhaoli", "/posted 示范发布 2026-12-30 10:00 转载上级稿件")
     assert "不能晚于现在" in last_text(stack, "zhaoli")
     await say(stack, "zhaoli", "/posted 示范发布")
-    assert "经过本系统三审了吗" in last_text(stack, "zhaoli") and "/posted 示范发布 [时间] 原因" in last_text(stack, "zhaoli")
+    assert "经过本系统三审了吗" in last_text(stack, "zhaoli") and "/posted 示范发布 [时间] 原因" in last_text(
+        stack, "zhaoli"
+    )
     assert (await account(stack, "示范发布")).last_post_at is None
 
 

@@ -164,14 +164,18 @@ async def test_every_account_due_is_warned_in_one_sweep_ownerless_ones_to_the_ad
     set_time(stack, DEADLINE - timedelta(hours=6))
     assert await warnings(stack) == 3
     left, deadline = "剩余 6 小时", "12-07 10:00"
-    assert sorted(notices(stack, ADMIN, WARN)) == sorted([
-        warning("无主账号", "网站", left, deadline),
-        warning("管理员的号", "抖音", left, deadline),
-    ])
-    assert sorted(notices(stack, "zhaoli", WARN)) == sorted([
-        warning("示范发布", "微信公众号", left, deadline),
-        warning("管理员的号", "抖音", left, deadline),
-    ])
+    assert sorted(notices(stack, ADMIN, WARN)) == sorted(
+        [
+            warning("无主账号", "网站", left, deadline),
+            warning("管理员的号", "抖音", left, deadline),
+        ]
+    )
+    assert sorted(notices(stack, "zhaoli", WARN)) == sorted(
+        [
+            warning("示范发布", "微信公众号", left, deadline),
+            warning("管理员的号", "抖音", left, deadline),
+        ]
+    )
 
 
 async def test_the_period_of_the_account_is_named(fresh: Stack) -> None:
@@ -180,7 +184,9 @@ async def test_the_period_of_the_account_is_named(fresh: Stack) -> None:
     await say(stack, "wangxm", "/posted 示范微博 转载上级稿件")
     set_time(stack, START + timedelta(hours=168 - 6))
     assert await warnings(stack) == 1
-    assert notices(stack, "wangxm", WARN) == [warning("示范微博", "微博", "剩余 6 小时", "11-30 10:00", days=7)]
+    assert notices(stack, "wangxm", WARN) == [
+        warning("示范微博", "微博", "剩余 6 小时", "11-30 10:00", days=7)
+    ]
 
 
 async def test_paused_accounts_are_left_alone_until_the_pause_ends(fresh: Stack) -> None:
@@ -199,7 +205,9 @@ async def test_paused_accounts_are_left_alone_until_the_pause_ends(fresh: Stack)
     assert await pauses_ending(context(stack)) == 1 and await pauses_ending(context(stack)) == 0
     await stack.drain()
     resumed = "【恢复考核】示范发布（微信公众号）暂停期满，已恢复更新考核：请在 01-04 00:00 前更新（14 天期限自 12-21 00:00 起算）。"
-    assert notices(stack, "zhaoli", "【恢复考核】") == [resumed] and notices(stack, ADMIN, "【恢复考核】") == [resumed]
+    assert notices(stack, "zhaoli", "【恢复考核】") == [resumed] and notices(
+        stack, ADMIN, "【恢复考核】"
+    ) == [resumed]
     set_time(stack, end + timedelta(hours=336 - 6))
     assert await warnings(stack) == 1
     assert notices(stack, "zhaoli", WARN) == [warning("示范发布", "微信公众号", "剩余 6 小时", "01-04 00:00")]
@@ -303,13 +311,17 @@ async def test_the_digest_lists_every_active_account_by_time_left(fresh: Stack) 
     set_time(stack, TUESDAY_0830 + timedelta(days=1))
     assert await digest(stack) == 1
     assert len(notices(stack, ADMIN, DIGEST)) == 2
-    assert last_text(stack, ADMIN).startswith("【账号更新日报】11月25日，共 4 个账号，按剩余时间排列：\n1. 示范微博")
+    assert last_text(stack, ADMIN).startswith(
+        "【账号更新日报】11月25日，共 4 个账号，按剩余时间排列：\n1. 示范微博"
+    )
 
 
 async def test_no_digest_without_admins(fresh: Stack) -> None:
     stack = fresh
-    staff = tuple(m.model_copy(update={"roles": tuple(r for r in m.roles if r != "admin")})
-                  for m in stack.settings.staff)
+    staff = tuple(
+        m.model_copy(update={"roles": tuple(r for r in m.roles if r != "admin")})
+        for m in stack.settings.staff
+    )
     no_admins = stack.settings.model_copy(update={"staff": staff})
     set_time(stack, TUESDAY_0830)
     assert await digest(stack, no_admins) == 0

@@ -21,8 +21,11 @@ async def scrape(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
     async with aiohttp.ClientSession() as http, http.get(f"{stack.bot_url}/metrics") as resp:
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
         text = await resp.text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 async def health(stack: Stack) -> tuple[int, dict[str, object]]:
@@ -83,7 +86,11 @@ async def test_health_reports_each_part_and_degrades_with_reasons(
 
     monkeypatch.setattr(bot.app, "outbox_state", unreachable)
     status, body = await health(stack)
-    assert status == 503 and body["database"] == "unreachable (OSError)" and "database unreachable" in str(body["reason"])
+    assert (
+        status == 503
+        and body["database"] == "unreachable (OSError)"
+        and "database unreachable" in str(body["reason"])
+    )
 
 
 async def test_a_scheduler_that_stopped_sweeping_is_degraded(stack: Stack) -> None:

@@ -20,9 +20,13 @@ PRINCIPAL = {"userid": "wangzr", "name": "王主任", "roles": ["principal"]}
 
 @pytest.fixture
 async def unit(database_url: str, clock: FrozenClock) -> AsyncIterator[Stack]:
-    settings = stack_settings(database_url, {
-        "staff": [*DEMO_STAFF, PRINCIPAL], "review": {"important_keywords": ["重大"]},
-    })
+    settings = stack_settings(
+        database_url,
+        {
+            "staff": [*DEMO_STAFF, PRINCIPAL],
+            "review": {"important_keywords": ["重大"]},
+        },
+    )
     async with running_stack(settings, clock) as running:
         yield running
 
@@ -42,7 +46,9 @@ async def test_an_important_draft_waits_for_the_principal_after_three_reviews(un
     (draft,) = await drafts(stack)
     assert (draft.status, draft.stage) == ("in_review", 4), "三审 is not the end of an important draft"
     signing = active_card(stack, "wangzr").payload["template_card"]
-    assert signing["main_title"]["title"].startswith("【审签】") and "【重要稿件】" in signing["sub_title_text"]
+    assert (
+        signing["main_title"]["title"].startswith("【审签】") and "【重要稿件】" in signing["sub_title_text"]
+    )
     await say(stack, "liuzr", "/approve 1")  # the leader of 三审 cannot sign again
     assert "同一稿件的各审须由不同的人完成" in last_text(stack, "liuzr")
     await say(stack, "chenfb", "/approve 1")  # nor an admin
@@ -50,10 +56,18 @@ async def test_an_important_draft_waits_for_the_principal_after_three_reviews(un
     await tap(stack, "wangzr", "同意")
     (draft,) = await drafts(stack)
     assert draft.status == "approved"
-    assert [(d.stage, d.stage_name, d.reviewer_userid) for d in await decisions(stack)][-1] == (4, "审签", "wangzr")
+    assert [(d.stage, d.stage_name, d.reviewer_userid) for d in await decisions(stack)][-1] == (
+        4,
+        "审签",
+        "wangzr",
+    )
     await say(stack, "liuzr", "导出 2026-11")
     _, content = received_file(stack, "liuzr")
-    remark = next(str(c.value) for c in load_workbook(io.BytesIO(content)).active["P"] if c.value and "稿件1号" in str(c.value))
+    remark = next(
+        str(c.value)
+        for c in load_workbook(io.BytesIO(content)).active["P"]
+        if c.value and "稿件1号" in str(c.value)
+    )
     assert "重要稿件（主要领导审签）" in remark and "审签 王主任" in remark
 
 
@@ -92,7 +106,10 @@ async def test_with_proofreading_the_third_proof_follows_the_principals_signatur
         await tap(stack, "wangzr", "同意")
         (draft,) = await drafts(stack)
         assert (draft.stage, draft.step) == (4, "proof"), "三校 proofreads what the 主要领导 signed"
-        assert active_card(stack, "sunkz").payload["template_card"]["main_title"]["title"] == "【三校】待校对稿件"
+        assert (
+            active_card(stack, "sunkz").payload["template_card"]["main_title"]["title"]
+            == "【三校】待校对稿件"
+        )
 
 
 async def test_a_full_three_reviews_three_proofs_with_important_and_joint_review_names_everyone(
@@ -121,17 +138,22 @@ async def test_a_full_three_reviews_three_proofs_with_important_and_joint_review
         _, ledger = received_file(stack, "liuzr")
         rows = list(load_workbook(io.BytesIO(ledger)).active.iter_rows(values_only=True))
         header = rows[1]
-        steps = [(r[header.index("环节")], r[header.index("操作")], r[header.index("操作人")]) for r in rows[2:]]
+        steps = [
+            (r[header.index("环节")], r[header.index("操作")], r[header.index("操作人")]) for r in rows[2:]
+        ]
         assert steps == [
             (None, "投稿", "王小明"),
             ("一审", "同意", "王小明"),
-            ("一校（读校）", "校对", "王小明"), ("一校（读校）", "校对", "赵丽"),
+            ("一校（读校）", "校对", "王小明"),
+            ("一校（读校）", "校对", "赵丽"),
             ("二审", "加签会签", "张科长"),
-            ("二审", "同意", "张科长"), ("二审", "同意", "李科长"),
+            ("二审", "同意", "张科长"),
+            ("二审", "同意", "李科长"),
             ("二校（默读）", "校对", "孙科长"),
             ("三审", "同意", "刘主任"),
             ("审签", "同意", "王主任"),
-            ("三校（读校）", "校对", "张科长"), ("三校（读校）", "校对", "赵丽"),
+            ("三校（读校）", "校对", "张科长"),
+            ("三校（读校）", "校对", "赵丽"),
             (None, "审校完成，可发布", "系统"),
         ]
         await say(stack, "liuzr", "导出 2026-11")

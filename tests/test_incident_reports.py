@@ -11,13 +11,13 @@ import pytest
 from sqlmodel import select
 
 from bot.cli.stack import Stack, running_stack, stack_settings
-from tests.test_export import received_file
-from tests.test_report import sheet_rows
 from bot.core.clock import FrozenClock
 from bot.core.config import ConfigError
 from storage.duty_models import Incident
 from tests.flow import at, count, last_text, say, tap
 from tests.test_duty import DUTY, START
+from tests.test_export import received_file
+from tests.test_report import sheet_rows
 
 REPORT_TO = [
     {"name": "主要负责人", "userid": "liuzr", "kinds": ["cyber", "content"]},
@@ -76,7 +76,11 @@ async def test_reports_actions_and_summary_make_the_record_an_inspector_reads(st
     assert "已总结结案，不能再登记" in last_text(stack, "zhaoli")
     await say(stack, "sunkz", "/incidents 1")
     lines = last_text(stack, "sunkz").splitlines()
-    assert lines[:3] == ["【突发事件1号】舆情 · 已处置", "网民集中质疑停水通知", "确认用时 3 分钟；首次上报用时 10 分钟"]
+    assert lines[:3] == [
+        "【突发事件1号】舆情 · 已处置",
+        "网民集中质疑停水通知",
+        "确认用时 3 分钟；首次上报用时 10 分钟",
+    ]
     assert [line.split(" ", 2)[2] for line in lines[-4:]] == [
         "赵丽 上报 市委网信办（电话）：已向值班科长报告",
         "赵丽 处置·删除：已删除不实评论3条",
@@ -85,7 +89,11 @@ async def test_reports_actions_and_summary_make_the_record_an_inspector_reads(st
     ]
     async with stack.db() as session:
         incident = (await session.exec(select(Incident))).one()
-    assert (incident.kind, incident.status, incident.summary) == ("opinion", "resolved", "情况说明发布后舆情平息")
+    assert (incident.kind, incident.status, incident.summary) == (
+        "opinion",
+        "resolved",
+        "情况说明发布后舆情平息",
+    )
     # the quarter's report lists it as the inspector reads it
     await say(stack, "chenfb", "/report")
     _, content = received_file(stack, "chenfb")

@@ -114,8 +114,8 @@ def test_no_handler_or_sweep_imports_a_sibling() -> None:
         for dep, line in imports_of(path):
             if dep.split(".")[0] == package and dep != name and dep not in SHARED_IN_PACKAGE:
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {dep}")
-    assert not wrong, "a handler or sweep reaches into another (share it through bot.services):\n" + "\n".join(
-        wrong
+    assert not wrong, (
+        "a handler or sweep reaches into another (share it through bot.services):\n" + "\n".join(wrong)
     )
 
 
@@ -133,7 +133,7 @@ def test_no_import_cycles() -> None:
         stack.append(node)
         for dep in sorted(edges.get(node, ())):
             if state.get(dep) == 1:
-                cycles.append([*stack[stack.index(dep):], dep])
+                cycles.append([*stack[stack.index(dep) :], dep])
             elif dep not in state:
                 visit(dep)
         stack.pop()

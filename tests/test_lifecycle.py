@@ -13,11 +13,12 @@ from storage.models import AuditEntry
 from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION
 
-
 # A unit with a third 科长 and a 副主任: people with the right roles to stand in, who are not
 # already assignees (二审 and 三审 name their people explicitly here).
-STAND_INS = [{"userid": "lizk", "name": "李科长", "roles": ["reviewer"]},
-             {"userid": "lifz", "name": "李副主任", "roles": ["leader"]}]
+STAND_INS = [
+    {"userid": "lizk", "name": "李科长", "roles": ["reviewer"]},
+    {"userid": "lifz", "name": "李副主任", "roles": ["leader"]},
+]
 EXPLICIT_STAGES = [
     {"name": "一审", "assignees": ["@submitter", "role:collector"]},
     {"name": "二审", "assignees": ["zhangkz", "sunkz"]},
@@ -27,11 +28,16 @@ EXPLICIT_STAGES = [
 
 @pytest.fixture
 async def wide_stack(database_url: str, clock: FrozenClock) -> AsyncIterator[Stack]:
-    settings = stack_settings(database_url, {
-        "staff": [*DEMO_STAFF, *STAND_INS],
-        "chains": [{"category": c, "stages": EXPLICIT_STAGES, "proofreading": False}
-                   for c in ("issued", "reprint", "reported")],
-    })
+    settings = stack_settings(
+        database_url,
+        {
+            "staff": [*DEMO_STAFF, *STAND_INS],
+            "chains": [
+                {"category": c, "stages": EXPLICIT_STAGES, "proofreading": False}
+                for c in ("issued", "reprint", "reported")
+            ],
+        },
+    )
     async with running_stack(settings, clock) as running:
         yield running
 
@@ -132,7 +138,10 @@ async def test_return_to_an_earlier_stage_starts_a_new_round(stack: Stack) -> No
     await tap(stack, "liuzr", "同意")
     rows = await decisions(stack)
     assert [(r.stage, r.round, r.reviewer_userid) for r in rows] == [
-        (1, 1, "wangxm"), (2, 1, "zhangkz"), (2, 2, "zhangkz"), (3, 2, "liuzr"),
+        (1, 1, "wangxm"),
+        (2, 1, "zhangkz"),
+        (2, 2, "zhangkz"),
+        (3, 2, "liuzr"),
     ]
     assert (await drafts(stack))[0].status == "approved"
 

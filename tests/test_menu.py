@@ -46,8 +46,14 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
     """The CLI in a child process; awaited, so the simulator in this event loop can answer it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANSHEN_")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     return int(process.returncode or 0), out.decode(), err.decode()
@@ -74,16 +80,18 @@ def test_menu_shape_fits_wecom_limits(sqlite_url: str) -> None:
     assert len(menu["button"]) <= 3 and len(more) <= 5
     assert all(len(b["name"].encode()) <= 16 for b in menu["button"])
     assert {b.get("key") for b in leaves(menu)} - {None} == {
-        "CMD_PENDING", "CMD_MINE", "CMD_DUTY", "CMD_ACCOUNTS", "CMD_HELP",
+        "CMD_PENDING",
+        "CMD_MINE",
+        "CMD_DUTY",
+        "CMD_ACCOUNTS",
+        "CMD_HELP",
     }
     without = app_menu(stack_settings(sqlite_url))
     assert not [b for b in leaves(without) if b["type"] == "view"]
     assert [b["name"] for b in without["button"]] == ["待办", "更多"]
 
 
-async def test_cli_menu_sync_sets_and_reads_back_the_menu(
-    sqlite_stack: Stack, tmp_path: Path
-) -> None:
+async def test_cli_menu_sync_sets_and_reads_back_the_menu(sqlite_stack: Stack, tmp_path: Path) -> None:
     stack = sqlite_stack
     base = stack.settings.server.public_url
     code, out, err = await run_cli("menu", "sync", "-c", str(write_config(tmp_path, stack)))
@@ -134,8 +142,13 @@ async def test_menu_click_answers_like_the_command(stack: Stack) -> None:
     stack.sim.menu = app_menu(stack.settings)
     await say(stack, "wangxm", SUBMISSION)
     await tap(stack, "wangxm", "同意")
-    for key, command in (("CMD_PENDING", "/pending"), ("CMD_MINE", "/mine"), ("CMD_DUTY", "/duty"),
-                         ("CMD_ACCOUNTS", "/accounts"), ("CMD_HELP", "/help")):
+    for key, command in (
+        ("CMD_PENDING", "/pending"),
+        ("CMD_MINE", "/mine"),
+        ("CMD_DUTY", "/duty"),
+        ("CMD_ACCOUNTS", "/accounts"),
+        ("CMD_HELP", "/help"),
+    ):
         user = "zhangkz" if command == "/pending" else "wangxm"
         await say(stack, user, command)
         typed = last_text(stack, user)

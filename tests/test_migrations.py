@@ -20,8 +20,9 @@ async def test_migrations_build_the_models_schema(database_url: str) -> None:
     await init_models(engine)  # a second start changes nothing
     async with engine.connect() as conn:
         differences = await conn.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}),
-                                          SQLModel.metadata)
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), SQLModel.metadata
+            )
         )
         version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar_one()
     await engine.dispose()
@@ -36,7 +37,11 @@ async def test_a_database_from_before_migrations_is_adopted_and_keeps_its_rows(t
         await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), BASELINE))
         await conn.exec_driver_sql("DROP TABLE alembic_version")
         await conn.exec_driver_sql("DROP TABLE cardhandle")
-        await conn.execute(text("INSERT INTO staff (userid, name, roles, active) VALUES ('wangxm', '王小明', 'collector', 1)"))
+        await conn.execute(
+            text(
+                "INSERT INTO staff (userid, name, roles, active) VALUES ('wangxm', '王小明', 'collector', 1)"
+            )
+        )
     await init_models(engine)
     async with engine.connect() as conn:
         tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))

@@ -19,12 +19,19 @@ START = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # Monday 08:00 Asia/Shanghai
 
 
 async def test_two_instances_send_each_occasion_once(postgres_url: str) -> None:
-    settings = stack_settings(postgres_url, {
-        "duty": {"rotation": ["zhaoli", "wangxm"], "leader_rotation": ["liuzr"], "rotation_start": "2026-11-23",
-                 "webhook_key": "group"},
-        "freshness": {"accounts": [{"name": "示范发布", "platform": "微信公众号", "owners": ["zhaoli"]}]},
-        "reminders": {"workdays_only": False},
-    })
+    settings = stack_settings(
+        postgres_url,
+        {
+            "duty": {
+                "rotation": ["zhaoli", "wangxm"],
+                "leader_rotation": ["liuzr"],
+                "rotation_start": "2026-11-23",
+                "webhook_key": "group",
+            },
+            "freshness": {"accounts": [{"name": "示范发布", "platform": "微信公众号", "owners": ["zhaoli"]}]},
+            "reminders": {"workdays_only": False},
+        },
+    )
     clock = FrozenClock(START)
     async with running_stack(settings, clock) as stack:
         stack.sim.add_robot("group")
@@ -33,7 +40,9 @@ async def test_two_instances_send_each_occasion_once(postgres_url: str) -> None:
         await runner.setup()  # runs the second instance's start-up on the same database
         try:
             apps = (stack.app, second)
-            await say(stack, "zhaoli", "/posted 示范发布 2026-11-09 20:00 转载上级稿件")  # 12.5 h to the deadline
+            await say(
+                stack, "zhaoli", "/posted 示范发布 2026-11-09 20:00 转载上级稿件"
+            )  # 12.5 h to the deadline
             await say(stack, "wangxm", SUBMISSION)
             await tap(stack, "wangxm", "同意")
 
@@ -51,7 +60,8 @@ async def test_two_instances_send_each_occasion_once(postgres_url: str) -> None:
         received = Counter(
             (user, d.payload.get("text", {}).get("content", "").split("】")[0] + "】")
             for user in ("zhaoli", "wangxm", "zhangkz", "sunkz", "liuzr", "chenfb")
-            for d in stack.sim.inbox(user) if d.msgtype == "text"
+            for d in stack.sim.inbox(user)
+            if d.msgtype == "text"
         )
         assert received[("zhaoli", "【值班提醒】")] == 1
         assert received[("wangxm", "【值班提醒】")] == 1
@@ -61,8 +71,11 @@ async def test_two_instances_send_each_occasion_once(postgres_url: str) -> None:
         assert received[("chenfb", "【超期告警】")] == 1
         assert received[("zhangkz", "【催办】")] == 1
         assert len(stack.sim.robots["group"]) == 2, "one 今日值班 per shift"
-        inspections = [d for d in stack.sim.inbox("zhaoli") if d.msgtype == "template_card"
-                       and "巡检" in d.payload["template_card"]["main_title"]["title"]]
+        inspections = [
+            d
+            for d in stack.sim.inbox("zhaoli")
+            if d.msgtype == "template_card" and "巡检" in d.payload["template_card"]["main_title"]["title"]
+        ]
         assert len(inspections) == 1
         assert not stack.sim.dropped
 
@@ -70,12 +83,19 @@ async def test_two_instances_send_each_occasion_once(postgres_url: str) -> None:
 async def test_two_instances_send_each_after_publishing_reminder_once(postgres_url: str) -> None:
     """发布后复核 overdue and its daily reminders, 整改 overdue, 读网 overdue: with two instances
     sweeping together, nobody receives any of them twice."""
-    settings = stack_settings(postgres_url, {
-        "duty": {"rotation": ["zhaoli", "wangxm"], "leader_rotation": ["liuzr"], "rotation_start": "2026-11-23",
-                 "webhook_key": "group"},
-        "reading": {"people": ["sunkz"], "sections": ["政府网站首页"], "every": "daily"},
-        "freshness": {"accounts": [{"name": "示范发布", "platform": "微信公众号", "owners": ["zhaoli"]}]},
-    })
+    settings = stack_settings(
+        postgres_url,
+        {
+            "duty": {
+                "rotation": ["zhaoli", "wangxm"],
+                "leader_rotation": ["liuzr"],
+                "rotation_start": "2026-11-23",
+                "webhook_key": "group",
+            },
+            "reading": {"people": ["sunkz"], "sections": ["政府网站首页"], "every": "daily"},
+            "freshness": {"accounts": [{"name": "示范发布", "platform": "微信公众号", "owners": ["zhaoli"]}]},
+        },
+    )
     clock = FrozenClock(START)
     async with running_stack(settings, clock) as stack:
         stack.sim.add_robot("group")
@@ -106,7 +126,8 @@ async def test_two_instances_send_each_after_publishing_reminder_once(postgres_u
     received = Counter(
         (user, d.payload["text"]["content"])
         for user in ("zhaoli", "wangxm", "zhangkz", "sunkz", "liuzr", "chenfb")
-        for d in stack.sim.inbox(user) if d.msgtype == "text" and d.payload["text"]["content"].startswith(watched)
+        for d in stack.sim.inbox(user)
+        if d.msgtype == "text" and d.payload["text"]["content"].startswith(watched)
     )
     assert received and max(received.values()) == 1, [k for k, n in received.items() if n > 1]
     kinds = Counter((user, text.split("】")[0] + "】") for user, text in received)

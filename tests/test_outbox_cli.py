@@ -25,13 +25,24 @@ async def _seed(url: str) -> None:
         from storage.audit_repo import ensure_audit_head
 
         await ensure_audit_head(session=session)
-        for status, error in (("failed", "errcode 40056 invalid agentid"), ("expired", "errcode -1 system busy"),
-                              ("pending", "errcode 60020 not allow to access from your ip"), ("sent", "")):
-            session.add(OutboxMessage(
-                created_at=old, not_before=old, op="send", recipients="wangxm", status=status,
-                attempts=3, last_error=error,
-                payload={"touser": "wangxm", "msgtype": "text", "text": {"content": f"{status}的消息"}},
-            ))
+        for status, error in (
+            ("failed", "errcode 40056 invalid agentid"),
+            ("expired", "errcode -1 system busy"),
+            ("pending", "errcode 60020 not allow to access from your ip"),
+            ("sent", ""),
+        ):
+            session.add(
+                OutboxMessage(
+                    created_at=old,
+                    not_before=old,
+                    op="send",
+                    recipients="wangxm",
+                    status=status,
+                    attempts=3,
+                    last_error=error,
+                    payload={"touser": "wangxm", "msgtype": "text", "text": {"content": f"{status}的消息"}},
+                )
+            )
     await engine.dispose()
 
 
@@ -46,8 +57,9 @@ async def _read(url: str) -> tuple[list[OutboxMessage], list[AuditEntry]]:
     return rows, audit
 
 
-def test_outbox_lists_retries_and_discards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_outbox_lists_retries_and_discards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/outbox.db"
     monkeypatch.setenv("SANSHEN_DATABASE_URL", url)
     config = str(ROOT / "config.example.toml")

@@ -42,8 +42,12 @@ async def queue_texts(stack: Stack, user: str, messages: list[str]) -> None:
 
 
 async def queue_card(stack: Stack, user: str, task_id: str) -> None:
-    card = {"card_type": "button_interaction", "main_title": {"title": "一审"}, "task_id": task_id,
-            "button_list": [{"text": "同意", "key": f"ok@{task_id}"}]}
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "一审"},
+        "task_id": task_id,
+        "button_list": [{"text": "同意", "key": f"ok@{task_id}"}],
+    }
     async with stack.db() as session, session.begin():
         Outbox(session, stack.clock).send_card([user], card)
 
@@ -79,11 +83,17 @@ async def counted_in_a_pass(stack: Stack, name: str, which: Callable[..., bool] 
     return seen
 
 
-def sender_with(stack: Stack, *, timeout: float = 10.0, cls: type[OutboxSender] = OutboxSender) -> OutboxSender:
+def sender_with(
+    stack: Stack, *, timeout: float = 10.0, cls: type[OutboxSender] = OutboxSender
+) -> OutboxSender:
     """Another sender on the same database (another instance, or the bot after a restart)."""
     client = WeComClient(
-        stack.app[HTTP], base_url=stack.settings.wecom.api_base, corp_id=stack.settings.wecom.corp_id,
-        secret=stack.settings.wecom.secret, agent_id=stack.settings.wecom.agent_id, clock=stack.clock,
+        stack.app[HTTP],
+        base_url=stack.settings.wecom.api_base,
+        corp_id=stack.settings.wecom.corp_id,
+        secret=stack.settings.wecom.secret,
+        agent_id=stack.settings.wecom.agent_id,
+        clock=stack.clock,
         timeout=timeout,
     )
     return cls(db=stack.db, wecom=client, clock=stack.clock, settings=stack.settings, export_file=export_file)
@@ -283,8 +293,12 @@ async def queue_retried_text(stack: Stack) -> str:
 
 
 async def queue_card_update(stack: Stack) -> str:
-    card = {"card_type": "button_interaction", "main_title": {"title": "一审"}, "task_id": "card-fence",
-            "button_list": [{"text": "同意", "key": "ok@card-fence"}]}
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "一审"},
+        "task_id": "card-fence",
+        "button_list": [{"text": "同意", "key": "ok@card-fence"}],
+    }
     async with stack.db() as session, session.begin():
         Outbox(session, stack.clock).send_card(["zhaoli"], card, subject="draft:fence")
     await stack.drain()
@@ -305,8 +319,14 @@ async def queue_ledger(stack: Stack) -> str:
     start = stack.clock.now()
     async with stack.db() as session, session.begin():
         Outbox(session, stack.clock).send_export(
-            ["chenfb"], kind="ledger", start=start, end=start, label="11月", slug="2026-11",
-            unit="示范市人民政府办公室", timezone="Asia/Shanghai",
+            ["chenfb"],
+            kind="ledger",
+            start=start,
+            end=start,
+            label="11月",
+            slug="2026-11",
+            unit="示范市人民政府办公室",
+            timezone="Asia/Shanghai",
         )
     return "/media/upload"
 

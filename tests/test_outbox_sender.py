@@ -93,8 +93,12 @@ class ObservedSender(OutboxSender):
 def observed(stack: Stack, *, poll_seconds: float) -> ObservedSender:
     """A second sender on the stack's database and simulator (the stack's own is not running)."""
     client = WeComClient(
-        stack.app[HTTP], base_url=stack.settings.wecom.api_base, corp_id=stack.settings.wecom.corp_id,
-        secret=stack.settings.wecom.secret, agent_id=stack.settings.wecom.agent_id, clock=stack.clock,
+        stack.app[HTTP],
+        base_url=stack.settings.wecom.api_base,
+        corp_id=stack.settings.wecom.corp_id,
+        secret=stack.settings.wecom.secret,
+        agent_id=stack.settings.wecom.agent_id,
+        clock=stack.clock,
     )
     return ObservedSender(
         db=stack.db, wecom=client, clock=stack.clock, settings=stack.settings, poll_seconds=poll_seconds
@@ -212,7 +216,8 @@ async def test_running_bot_answers_a_person_with_nobody_draining(
         assert result.status == 200
 
         async def delivered() -> None:  # polls the simulator and the row; no assertion waits
-            while not texts(stack, "wangxm") or [r.status for r in await rows(stack)] != ["sent"]:
+            # two stores polled: there is no one event to wait on
+            while not texts(stack, "wangxm") or [r.status for r in await rows(stack)] != ["sent"]:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(delivered(), DEADLINE)
@@ -242,7 +247,16 @@ async def test_running_bot_answers_a_person_with_nobody_draining(
         ("x" * 100 + "\n" + "y" * 3000, ["x" * 100 + "\n" + "y" * 1947, "y" * 1053]),
         ("a" * 2048 + "\n", ["a" * 2048]),  # no empty message after the cut (WeCom: 44004)
     ],
-    ids=["2048", "2049-at-a-line", "lines", "whole-line", "long-line", "cjk-line", "tail-then-long", "no-empty"],
+    ids=[
+        "2048",
+        "2049-at-a-line",
+        "lines",
+        "whole-line",
+        "long-line",
+        "cjk-line",
+        "tail-then-long",
+        "no-empty",
+    ],
 )
 async def test_a_long_text_arrives_in_pieces_of_at_most_2048_bytes(
     stack: Stack, text: str, received: list[str]
@@ -436,8 +450,9 @@ def sender_failing_exports(stack: Stack, reason: str) -> OutboxSender:
     async def broken(db: Any, payload: dict[str, Any]) -> tuple[str, bytes]:
         raise RuntimeError(reason)
 
-    return OutboxSender(db=stack.db, wecom=stack.app[WECOM], clock=stack.clock, settings=stack.settings,
-                        export_file=broken)
+    return OutboxSender(
+        db=stack.db, wecom=stack.app[WECOM], clock=stack.clock, settings=stack.settings, export_file=broken
+    )
 
 
 async def test_one_row_failing_unexpectedly_is_retried_and_holds_up_nobody(
@@ -456,7 +471,11 @@ async def test_one_row_failing_unexpectedly_is_retried_and_holds_up_nobody(
         await sender.drain()
     assert stack.sim.deliveries("wangxm") == {"排在后面": 1}
     export = await only_row(stack, "export")
-    assert (export.status, export.attempts, export.last_error) == ("pending", 1, "RuntimeError: template missing")
+    assert (export.status, export.attempts, export.last_error) == (
+        "pending",
+        1,
+        "RuntimeError: template missing",
+    )
     assert await wait_of(stack, export.id) == timedelta(seconds=5)
     (record,) = [r for r in caplog.records if r.name == "bot.wecom.outbox" and r.levelno >= logging.ERROR]
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
@@ -464,7 +483,9 @@ async def test_one_row_failing_unexpectedly_is_retried_and_holds_up_nobody(
     await sender.drain()
     export = await only_row(stack, "export")
     assert (export.status, export.attempts) == ("expired", 1)
-    assert robot_texts(stack) == [FAILED_TEXT.format(id=export.id, error="expired: RuntimeError: template missing")]
+    assert robot_texts(stack) == [
+        FAILED_TEXT.format(id=export.id, error="expired: RuntimeError: template missing")
+    ]
 
 
 async def test_a_very_long_failure_reason_is_cut_to_fit_the_row_and_the_notice(short_lived: Stack) -> None:
@@ -508,8 +529,12 @@ async def test_a_card_recovered_on_42014_keeps_no_made_up_response_code(short_li
     sender. Closing its subject later must not try to grey it with a made-up code (a failure
     reported to the admins for nothing): it stays as it is, and a tap on it is refused then."""
     stack = short_lived
-    card = {"card_type": "button_interaction", "main_title": {"title": "值班确认"}, "task_id": "duty-42014",
-            "button_list": [{"text": "确认", "key": "ok@duty-42014"}]}
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "值班确认"},
+        "task_id": "duty-42014",
+        "button_list": [{"text": "确认", "key": "ok@duty-42014"}],
+    }
     async with stack.db() as session, session.begin():
         Outbox(session, stack.clock).send_card(["zhaoli"], card, subject="incident:7")
     with pytest.raises(Crash):
@@ -691,7 +716,12 @@ ADMIN_CODES = [  # errcode, WeCom's errmsg (as the simulator answers), paused sc
     (82001, "all touser & toparty & totag invalid", "to:wangxm", "检查接收人是否在应用的可见范围内"),
     (60111, "userid not found", "to:wangxm", "接收人的 userid 在通讯录中不存在"),
     (40003, "error", "to:wangxm", "接收人的 userid 无效"),
-    (60011, "no privilege to access/modify contact/party/agent", "to:wangxm", "应用无权限向该成员发送，检查可见范围"),
+    (
+        60011,
+        "no privilege to access/modify contact/party/agent",
+        "to:wangxm",
+        "应用无权限向该成员发送，检查可见范围",
+    ),
     (40001, "invalid credential", "api", "应用 Secret 无效，请检查 [wecom] secret"),
     (40013, "invalid corpid", "api", "CorpID 无效，请检查 [wecom] corp_id"),
 ]
@@ -707,7 +737,8 @@ async def test_each_admin_only_code_names_what_the_admin_must_do(
     await stack.drain()
     since = stack.clock.now().isoformat()
     assert stack.app[SENDER].health() == (
-        "degraded", f"outbox paused: {scope}: errcode {errcode} {errmsg} since {since} ({hint})"
+        "degraded",
+        f"outbox paused: {scope}: errcode {errcode} {errmsg} since {since} ({hint})",
     )
     assert robot_texts(stack) == [
         f"【消息发送暂停】企业微信拒绝发送（错误码 {errcode}：{errmsg}），需要管理员处理：{hint}。"
@@ -733,8 +764,9 @@ async def test_a_removed_robot_key_pauses_only_that_robot_until_it_is_back(short
     await stack.drain()
     since = stack.clock.now().isoformat()
     assert stack.app[SENDER].health() == (
-        "degraded", f"outbox paused: webhook:removed-key: errcode 93000 invalid webhook url since {since}"
-        " (群机器人 webhook key 失效，请更换 [duty] webhook_key)"
+        "degraded",
+        f"outbox paused: webhook:removed-key: errcode 93000 invalid webhook url since {since}"
+        " (群机器人 webhook key 失效，请更换 [duty] webhook_key)",
     )
     assert stack.sim.deliveries("wangxm") == {"照常送达": 1}
     assert robot_texts(stack) == ["照常"], "the other robot works, and is not told a robot is gone"
@@ -763,7 +795,9 @@ async def test_delivery_resumes_when_the_admin_has_fixed_it_and_the_robot_says_s
     await stack.drain()
     assert stack.sim.deliveries("wangxm") == {"第一条": 1, "第二条": 1}
     assert stack.app[SENDER].health() == ("ok", "")
-    assert robot_texts(stack)[1:] == ["【消息发送恢复】企业微信已恢复接受（此前错误码 60020），积压的消息正在补发。"]
+    assert robot_texts(stack)[1:] == [
+        "【消息发送恢复】企业微信已恢复接受（此前错误码 60020），积压的消息正在补发。"
+    ]
     assert [r.attempts for r in await rows(stack) if r.op == "send"] == [3, 1]
 
 
@@ -774,7 +808,9 @@ async def test_a_resume_sends_what_waits_up_to_a_probe_interval_ahead_at_once(sh
     await queue_texts(stack, "zhaoli", ["退避中"])
     backing_off = await only_row(stack)
     async with stack.db() as session, session.begin():  # as after seven busy answers
-        await session.exec(update(OutboxMessage).where(col(OutboxMessage.id) == backing_off.id).values(attempts=7))
+        await session.exec(
+            update(OutboxMessage).where(col(OutboxMessage.id) == backing_off.id).values(attempts=7)
+        )
     stack.sim.fail_next("/message/send", -1)
     await stack.drain()
     assert await wait_of(stack, backing_off.id) == timedelta(minutes=10)
@@ -818,8 +854,12 @@ async def test_each_card_keeps_its_own_response_code(stack: Stack) -> None:
 
 async def test_close_cards_greys_only_that_subjects_cards_and_late_ones_on_arrival(stack: Stack) -> None:
     def card(task_id: str) -> dict[str, Any]:
-        return {"card_type": "button_interaction", "main_title": {"title": "值班"}, "task_id": task_id,
-                "button_list": [{"text": "收到", "key": f"ack@{task_id}"}]}
+        return {
+            "card_type": "button_interaction",
+            "main_title": {"title": "值班"},
+            "task_id": task_id,
+            "button_list": [{"text": "收到", "key": f"ack@{task_id}"}],
+        }
 
     async with stack.db() as session, session.begin():
         outbox = Outbox(session, stack.clock)
@@ -832,7 +872,9 @@ async def test_close_cards_greys_only_that_subjects_cards_and_late_ones_on_arriv
         Outbox(session, stack.clock).send_card(["zhaoli"], card("inc-a-3"), subject="incident:a")
     await stack.drain()
     async with stack.db() as session, session.begin():
-        await Outbox(session, stack.clock).close_cards("incident:a", replace_name="已收到·赵丽", keep="inc-a-2")
+        await Outbox(session, stack.clock).close_cards(
+            "incident:a", replace_name="已收到·赵丽", keep="inc-a-2"
+        )
     await stack.drain()
     assert stack.sim.card("inc-a-1").greyed == {"zhaoli": "已收到·赵丽", "wangxm": "已收到·赵丽"}
     assert stack.sim.card("inc-a-2").greyed == {}, "the card tapped is kept"
@@ -862,10 +904,15 @@ COSIGN_STAGES = [
 
 @pytest.fixture
 async def cosign_stack(database_url: str, clock: FrozenClock) -> AsyncIterator[Stack]:
-    settings = stack_settings(database_url, {
-        "chains": [{"category": c, "stages": COSIGN_STAGES, "proofreading": False}
-                   for c in ("issued", "reprint", "reported")],
-    })
+    settings = stack_settings(
+        database_url,
+        {
+            "chains": [
+                {"category": c, "stages": COSIGN_STAGES, "proofreading": False}
+                for c in ("issued", "reprint", "reported")
+            ],
+        },
+    )
     async with running_stack(settings, clock) as running:
         yield running
 
@@ -894,7 +941,7 @@ async def test_cosign_greys_only_the_signers_card_until_everyone_has_signed(cosi
     assert cards(stack, "liuzr") == [], "三审 waits for the whole 会签"
 
     await tap(stack, "sunkz", "同意")
-    (closing,) = card_updates(stack)[before + 1:]
+    (closing,) = card_updates(stack)[before + 1 :]
     assert closing["atall"] == 1 and "userids" not in closing
     assert state.greyed == {"zhangkz": "二审已同意·孙科长", "sunkz": "二审已同意·孙科长"}
     assert active_card(stack, "liuzr").payload["template_card"]["main_title"]["title"].startswith("【三审】")
@@ -912,17 +959,28 @@ async def test_stuck_lists_failing_finished_and_long_waiting_rows_only(stack: St
         text: str, *, age: timedelta = timedelta(0), status: str = "pending", attempts: int = 0
     ) -> OutboxMessage:
         return OutboxMessage(
-            created_at=now - age, not_before=now - age, op="send", recipients="wangxm", status=status,
-            attempts=attempts, payload={"touser": "wangxm", "msgtype": "text", "text": {"content": text}},
+            created_at=now - age,
+            not_before=now - age,
+            op="send",
+            recipients="wangxm",
+            status=status,
+            attempts=attempts,
+            payload={"touser": "wangxm", "msgtype": "text", "text": {"content": text}},
         )
 
     async with stack.db() as session, session.begin():
-        session.add_all([
-            row("刚排队"), row("等了十分钟", age=timedelta(minutes=10)),
-            row("等了十分钟零一秒", age=timedelta(minutes=10, seconds=1)), row("重试中", attempts=1),
-            row("失败", status="failed", attempts=1), row("过期", status="expired"),
-            row("已送达", status="sent", attempts=1), row("已作废", status="discarded"),
-        ])
+        session.add_all(
+            [
+                row("刚排队"),
+                row("等了十分钟", age=timedelta(minutes=10)),
+                row("等了十分钟零一秒", age=timedelta(minutes=10, seconds=1)),
+                row("重试中", attempts=1),
+                row("失败", status="failed", attempts=1),
+                row("过期", status="expired"),
+                row("已送达", status="sent", attempts=1),
+                row("已作废", status="discarded"),
+            ]
+        )
     async with stack.db() as session:
         listed = await stuck_messages(session, now)
     assert [r.payload["text"]["content"] for r in listed] == ["等了十分钟零一秒", "重试中", "失败", "过期"]
@@ -966,10 +1024,17 @@ async def test_retry_and_discard_refuse_what_is_delivered_or_missing(stack: Stac
     assert (discarded.status, discarded.last_error) == ("discarded", "discarded by chenfb: 接收人已离职")
     async with stack.db() as session:
         entry = (await session.exec(select(AuditEntry).where(AuditEntry.action == "outbox_discard"))).one()
-    assert (entry.actor, entry.details) == ("chenfb", {
-        "outbox_id": waiting.id, "op": "send", "recipients": "wangxm", "was": "pending",
-        "reason": "接收人已离职", "attempts": 0,
-    })
+    assert (entry.actor, entry.details) == (
+        "chenfb",
+        {
+            "outbox_id": waiting.id,
+            "op": "send",
+            "recipients": "wangxm",
+            "was": "pending",
+            "reason": "接收人已离职",
+            "attempts": 0,
+        },
+    )
     async with stack.db() as session, session.begin():
         with pytest.raises(OutboxDecisionError, match="（状态 discarded）$"):
             await retry_message(session, waiting.id or 0, now)

@@ -26,7 +26,7 @@ GOOD = (
     "<html><head><title>通知</title><script>var phone = '13912345678';</script></head>"
     "<body><div class='nav'>首页</div><p>台湾<b>总统</b>出席了活动。</p><p>设备按装完毕。</p></body></html>"
 )
-GBK = "<html><head><meta charset=\"gbk\"></head><body><p>请拨打13912345678咨询。</p></body></html>"
+GBK = '<html><head><meta charset="gbk"></head><body><p>请拨打13912345678咨询。</p></body></html>'
 CLEAN = "<html><body><p>各有关单位：为提高防汛应急处置能力，定于6月举行防汛演练。</p></body></html>"
 SERVED: dict[str, list[str]] = {}  # the site's address -> the paths it was asked for
 
@@ -80,7 +80,8 @@ async def site() -> AsyncIterator[str]:
 @pytest.fixture
 async def stack(database_url: str) -> AsyncIterator[Stack]:
     settings = stack_settings(
-        database_url, {"duty": DUTY, "freshness": FRESHNESS, "findings": {"fetch_seconds": 2, "fetch_private": True}}
+        database_url,
+        {"duty": DUTY, "freshness": FRESHNESS, "findings": {"fetch_seconds": 2, "fetch_private": True}},
     )
     async with running_stack(settings, FrozenClock(START)) as running:
         yield running
@@ -98,10 +99,18 @@ async def publish(stack: Stack, links: list[str]) -> None:
 async def test_the_inspection_reports_each_published_page(stack: Stack, site: str) -> None:
     await publish(stack, [f"{site}/good", f"{site}/gbk", f"{site}/clean", f"{site}/missing", f"{site}/hang"])
     await at(stack, hours=2)  # 10:00: the 巡检 card, then its pages
-    card = next(d for d in stack.sim.inbox("zhaoli") if d.msgtype == "template_card"
-                and d.payload["template_card"]["main_title"]["title"].startswith("【日常巡检】"))
+    card = next(
+        d
+        for d in stack.sim.inbox("zhaoli")
+        if d.msgtype == "template_card"
+        and d.payload["template_card"]["main_title"]["title"].startswith("【日常巡检】")
+    )
     quote = card.payload["template_card"]["quote_area"]["quote_text"].splitlines()
-    assert quote[:7] == ["新发布 5 条（自上次巡检）：", *["· 《防汛通知》· 示范发布"] * 5, "请检查：网站各栏目链接、错别字和过期信息；各账号最新内容和留言。"]
+    assert quote[:7] == [
+        "新发布 5 条（自上次巡检）：",
+        *["· 《防汛通知》· 示范发布"] * 5,
+        "请检查：网站各栏目链接、错别字和过期信息；各账号最新内容和留言。",
+    ]
     report = last_text(stack, "zhaoli")
     assert report.splitlines() == [
         "【巡检·网页识错】2026-11-23：自上次巡检以来登记发布的网页 5 个，2 个有疑似问题，2 个无法访问。请逐一核实，需要纠错的及时处理。",
@@ -120,7 +129,13 @@ async def test_the_inspection_reports_each_published_page(stack: Stack, site: st
     assert count(stack, "zhaoli", "【巡检·网页识错】") == 1, "once a day"
     async with stack.db() as session:
         entry = (await session.exec(select(AuditEntry).where(AuditEntry.action == "page_check"))).one()
-    assert entry.details == {"day": "2026-11-23", "pages": 5, "unreachable": 2, "findings": 3, "severe_findings": 2}
+    assert entry.details == {
+        "day": "2026-11-23",
+        "pages": 5,
+        "unreachable": 2,
+        "findings": 3,
+        "severe_findings": 2,
+    }
 
 
 async def test_no_links_no_report_and_the_next_day_starts_after_this_one(stack: Stack, site: str) -> None:
@@ -141,10 +156,16 @@ async def test_the_first_check_looks_one_day_back_not_at_all_history(stack: Stac
 
 async def test_pages_on_the_units_own_network_are_not_read_by_default(site: str) -> None:
     port = site.rsplit(":", 1)[1]
-    links = [f"{site}/good", f"http://localhost:{port}/good", f"http://[::1]:{port}/good",
-             f"http://10.0.0.7:{port}/good", "http://169.254.169.254/latest/meta-data", "ftp://example.com/a"]
+    links = [
+        f"{site}/good",
+        f"http://localhost:{port}/good",
+        f"http://[::1]:{port}/good",
+        f"http://10.0.0.7:{port}/good",
+        "http://169.254.169.254/latest/meta-data",
+        "ftp://example.com/a",
+    ]
     pages = [PublishedPage(link, "防汛通知", "示范发布") for link in links]
-    results = await check_pages(default_lexicon(), pages, timeout=2)
+    results = await check_pages(default_lexicon(), pages, seconds_each=2)
     assert [r.error for r in results] == [PRIVATE] * 5 + ["不是网页链接"]
     assert all(r.findings == () for r in results)
     assert SERVED[site] == [], "nothing was asked of the local server"
@@ -154,7 +175,7 @@ async def test_redirects_are_followed_a_few_times_each_hop_checked(
     site: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pages = [PublishedPage(f"{site}/{path}", "防汛通知", "示范发布") for path in ("moved", "loop")]
-    moved, loop = await check_pages(default_lexicon(), pages, timeout=2, allow_private=True)
+    moved, loop = await check_pages(default_lexicon(), pages, seconds_each=2, allow_private=True)
     assert moved.error == "" and [f.text for f in moved.findings] == ["台湾总统", "按装"]
     assert loop.error == "重定向次数过多"
     assert [p for p in SERVED[site] if p != "/loop"] == ["/moved", "/moved-again", "/good"]
@@ -162,7 +183,9 @@ async def test_redirects_are_followed_a_few_times_each_hop_checked(
     # the local server taken for a public one: its redirect into the intranet is refused there
     monkeypatch.setattr(page_check, "_public", lambda address: address == "127.0.0.1")
     SERVED[site].clear()
-    (sent_inside,) = await check_pages(default_lexicon(), [PublishedPage(f"{site}/to-intranet", "防汛通知", "示范发布")])
+    (sent_inside,) = await check_pages(
+        default_lexicon(), [PublishedPage(f"{site}/to-intranet", "防汛通知", "示范发布")]
+    )
     assert sent_inside.error == PRIVATE and SERVED[site] == ["/to-intranet"]
 
 

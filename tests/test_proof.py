@@ -34,7 +34,10 @@ async def test_three_reviews_and_three_proofs_in_order_with_named_proofreaders(p
     stack = proof_stack
     await say(stack, "wangxm", SUBMISSION)
     await tap(stack, "wangxm", "同意")  # 一审
-    assert title_of(stack, "zhaoli") == "【一校】待校对稿件" and title_of(stack, "wangxm") == "【一校】待校对稿件"
+    assert (
+        title_of(stack, "zhaoli") == "【一校】待校对稿件"
+        and title_of(stack, "wangxm") == "【一校】待校对稿件"
+    )
     assert "已转一校" in last_text(stack, "wangxm")
     await tap(stack, "wangxm", "校对无误")
     assert "读校须两人完成" in last_text(stack, "wangxm")
@@ -61,14 +64,22 @@ async def test_three_reviews_and_three_proofs_in_order_with_named_proofreaders(p
 
     rows = await proofs(stack)
     assert [(r.proof_name, r.method, r.proofreader_name, r.result) for r in rows] == [
-        ("一校", "读校", "王小明", "passed"), ("一校", "读校", "赵丽", "changed"),
+        ("一校", "读校", "王小明", "passed"),
+        ("一校", "读校", "赵丽", "changed"),
         ("二校", "默读", "张科长", "passed"),
-        ("三校", "读校", "孙科长", "passed"), ("三校", "读校", "王小明", "passed"),
+        ("三校", "读校", "孙科长", "passed"),
+        ("三校", "读校", "王小明", "passed"),
     ]
     assert rows[1].note == "第一段“防讯”改为“防汛”" and all(r.at == stack.clock.now() for r in rows)
-    assert [(d.stage, d.reviewer_userid) for d in await decisions(stack)] == [(1, "wangxm"), (2, "zhangkz"), (3, "liuzr")]
+    assert [(d.stage, d.reviewer_userid) for d in await decisions(stack)] == [
+        (1, "wangxm"),
+        (2, "zhangkz"),
+        (3, "liuzr"),
+    ]
     async with stack.db() as session:
-        actions = [e.action for e in (await session.exec(select(AuditEntry).order_by(col(AuditEntry.id)))).all()]
+        actions = [
+            e.action for e in (await session.exec(select(AuditEntry).order_by(col(AuditEntry.id)))).all()
+        ]
         verified = await verify_audit_log(session=session)
     assert actions.count("proof") == 5 and actions[-1] == "approved"
     assert verified.ok
@@ -119,7 +130,9 @@ async def test_a_proofreader_signs_on_the_page(proof_stack: Stack) -> None:
         fields = [(n, v) for n, v in phone.fields(page) if n in ("csrf", "version", "round", "stage")]
         bare = await phone.post_form("/app/drafts/1/proof", [*fields, ("result", "changed")])
         assert "改正了哪些内容" in bare.plain
-        signed = await phone.post_form("/app/drafts/1/proof", [*fields, ("result", "changed"), ("note", "删去重复的“的”")])
+        signed = await phone.post_form(
+            "/app/drafts/1/proof", [*fields, ("result", "changed"), ("note", "删去重复的“的”")]
+        )
         assert "尚待" in signed.plain and "王小明" in signed.plain
     async with Phone(stack, "liuzr") as leader:
         page = await leader.get("/app/drafts/1/")
@@ -145,8 +158,15 @@ async def test_the_ledger_lists_every_proof_signature_by_name(proof_stack: Stack
     rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
     header = rows[1]
     proof_rows = [r for r in rows[2:] if r[header.index("操作")] == "校对"]
-    assert [(r[header.index("环节")], r[header.index("操作人")], r[header.index("意见或理由")],
-             r[header.index("方式")]) for r in proof_rows] == [
+    assert [
+        (
+            r[header.index("环节")],
+            r[header.index("操作人")],
+            r[header.index("意见或理由")],
+            r[header.index("方式")],
+        )
+        for r in proof_rows
+    ] == [
         ("一校（读校）", "王小明", "校对无误", "卡片"),
         ("一校（读校）", "赵丽", "有修改：标点已改正", "命令"),
     ]
@@ -170,8 +190,14 @@ async def test_a_proofreader_of_a_later_step_may_open_the_draft(proof_stack: Sta
 
     stack = proof_stack
     await say(stack, "wangxm", SUBMISSION)
-    for user, label in (("wangxm", "同意"), ("wangxm", "校对无误"), ("zhaoli", "校对无误"),
-                        ("zhangkz", "同意"), ("zhangkz", "校对无误"), ("liuzr", "同意")):
+    for user, label in (
+        ("wangxm", "同意"),
+        ("wangxm", "校对无误"),
+        ("zhaoli", "校对无误"),
+        ("zhangkz", "同意"),
+        ("zhangkz", "校对无误"),
+        ("liuzr", "同意"),
+    ):
         await tap(stack, user, label)
     async with Phone(stack, "sunkz") as phone:  # decided nothing, but holds the 三校 card
         page = await phone.get("/app/drafts/1/")

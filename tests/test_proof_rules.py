@@ -14,8 +14,9 @@ STAFF = {
         StaffMember(userid="boss", name="领导", roles=("leader",)),
     )
 }
-FIRST = ProofSettings(name="一校", after_stage=1, assignees=("role:collector", "boss"),
-                      eligible_roles=("collector",))
+FIRST = ProofSettings(
+    name="一校", after_stage=1, assignees=("role:collector", "boss"), eligible_roles=("collector",)
+)
 
 
 def test_proofreaders_are_the_eligible_named_people_once_each_in_config_order() -> None:
@@ -29,7 +30,9 @@ def test_proofreaders_are_the_eligible_named_people_once_each_in_config_order() 
 
 
 def test_who_may_sign_and_why_not() -> None:
-    def may(who: str, signed: tuple[str, ...] = (), people: tuple[str, ...] | None = None) -> ProofRefusal | None:
+    def may(
+        who: str, signed: tuple[str, ...] = (), people: tuple[str, ...] | None = None
+    ) -> ProofRefusal | None:
         return check_may_proof(FIRST, proofreader=who, staff=STAFF, signed_by=signed, people=people)
 
     assert may("editor") is None

@@ -237,7 +237,13 @@ def test_format_ordinals_skip_at_the_top_level() -> None:
 
 def test_chinese_numbers() -> None:
     assert [chinese_number(n) for n in ("一", "九", "十", "十一", "二十", "二十三", "九十九")] == [
-        1, 9, 10, 11, 20, 23, 99,
+        1,
+        9,
+        10,
+        11,
+        20,
+        23,
+        99,
     ]
     assert chinese_number("一一") is None and chinese_number("十十") is None
 
@@ -283,7 +289,7 @@ def test_findings_are_sorted_and_quote_the_text() -> None:
     found = check(text)
     assert [f.kind for f in found] == ["wording", "format", "privacy", "link", "format"]
     assert found == sorted(found, key=lambda f: (f.start, f.end, f.kind))
-    assert all(f.text == text[f.start:f.end] for f in found)
+    assert all(f.text == text[f.start : f.end] for f in found)
 
 
 # -- the unit's lists --------------------------------------------------------------------------
@@ -300,7 +306,8 @@ def write(directory: Path, name: str, content: str | bytes) -> Path:
 
 def test_unit_wording_entries_are_added_and_replace_shipped_ones(tmp_path: Path) -> None:
     write(
-        tmp_path, "wording.tsv",
+        tmp_path,
+        "wording.tsv",
         "# 本单位补充\n钦州港口区\t钦州港区\t\t本市地名\n截止目前\t截至目前\tinfo\n我局局长\t\tsevere\t\n",
     )
     lexicon = Lexicon.load(tmp_path)
@@ -326,7 +333,11 @@ def test_allow_list_suppresses_findings_inside_its_terms(tmp_path: Path) -> None
         F(text, 75, 77, "wording", "warn", "盲人", LIST_WORDING + "新华社禁用词 社会，不使用蔑称，称“盲人”"),
     ]
     assert [f.text for f in check(text)] == [
-        "瞎子", "钦州市南珠东大街18号", "http://politics.people.com.cn/a.html", "www.news.cn", "瞎子",
+        "瞎子",
+        "钦州市南珠东大街18号",
+        "http://politics.people.com.cn/a.html",
+        "www.news.cn",
+        "瞎子",
     ]
 
 
@@ -334,10 +345,20 @@ def test_allow_list_suppresses_findings_inside_its_terms(tmp_path: Path) -> None
     ("name", "content", "line", "reason"),
     [
         ("wording.tsv", "# 注释\n\n甲乙\t丙丁\thigh\t说明\n", 3, "级别“high”无效，应为 severe、warn 或 info"),
-        ("wording.tsv", "台湾政府 台湾当局\n", 1, "词条“台湾政府 台湾当局”含空格：各列之间须用制表符（Tab）分隔"),
+        (
+            "wording.tsv",
+            "台湾政府 台湾当局\n",
+            1,
+            "词条“台湾政府 台湾当局”含空格：各列之间须用制表符（Tab）分隔",
+        ),
         ("ads.tsv", "买\t\twarn\n", 1, "词条“买”过短：至少 2 个字，否则误报太多"),
         ("wording.tsv", "甲乙\t丙丁\n乙丙\t\n甲乙\t戊己\n", 3, "词条“甲乙”与第 1 行重复"),
-        ("wording.tsv", "甲乙\t丙丁\twarn\t说明\t多余\n", 1, "列数过多（5 列），应为：错误写法、正确写法、级别、来源"),
+        (
+            "wording.tsv",
+            "甲乙\t丙丁\twarn\t说明\t多余\n",
+            1,
+            "列数过多（5 列），应为：错误写法、正确写法、级别、来源",
+        ),
         ("wording.tsv", "\t丙丁\n", 1, "第一列（错误写法）为空"),
         ("wording.tsv", "甲乙\t甲乙\n", 1, "正确写法与错误写法相同（“甲乙”）"),
         ("allow.txt", "地名\n赤\n", 2, "词条“赤”过短：至少 2 个字"),
@@ -375,10 +396,24 @@ def test_default_lexicon_is_built_once() -> None:
 
 DRAFT = "截止目前，联系13812345678。"
 DRAFT_LINES = [
-    {"start": 0, "end": 4, "kind": "wording", "severity": "warn", "text": "截止目前",
-     "suggestion": "截至目前", "rule": AS_OF},
-    {"start": 7, "end": 18, "kind": "privacy", "severity": "severe", "text": "13812345678",
-     "suggestion": "138****5678", "rule": RULE_MOBILE},
+    {
+        "start": 0,
+        "end": 4,
+        "kind": "wording",
+        "severity": "warn",
+        "text": "截止目前",
+        "suggestion": "截至目前",
+        "rule": AS_OF,
+    },
+    {
+        "start": 7,
+        "end": 18,
+        "kind": "privacy",
+        "severity": "severe",
+        "text": "13812345678",
+        "suggestion": "138****5678",
+        "rule": RULE_MOBILE,
+    },
 ]
 
 
@@ -388,7 +423,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[d
     return code, [json.loads(line) for line in out.splitlines()], err
 
 
-def test_cli_txt_prints_one_json_object_per_finding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_txt_prints_one_json_object_per_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, "draft.txt", DRAFT)
     code = main(["proofread", str(path)])
     out, err = capsys.readouterr()
@@ -418,7 +455,9 @@ def docx_bytes(*paragraphs: str) -> bytes:
     return buffer.getvalue()
 
 
-def test_cli_docx_offsets_are_into_the_extracted_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_docx_offsets_are_into_the_extracted_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, "draft.docx", docx_bytes("关于加强管理的通知", DRAFT))
     code, lines, err = run_cli(capsys, str(path))
     # mammoth separates paragraphs with a blank line: the draft starts at 9 + 2
@@ -435,8 +474,16 @@ def test_cli_docx_on_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
     ("name", "content", "message"),
     [
         ("missing.txt", None, "无法读取 {path}：文件不存在\n"),
-        ("gbk.txt", DRAFT.encode("gbk"), "无法读取 {path}：不是 UTF-8 编码的文本（第 1 个字节起），请另存为 UTF-8 或 .docx\n"),
-        ("broken.docx", b"PK\x03\x04 not really a zip", "无法读取 {path}：文件已损坏，无法读取，请重新导出后上传\n"),
+        (
+            "gbk.txt",
+            DRAFT.encode("gbk"),
+            "无法读取 {path}：不是 UTF-8 编码的文本（第 1 个字节起），请另存为 UTF-8 或 .docx\n",
+        ),
+        (
+            "broken.docx",
+            b"PK\x03\x04 not really a zip",
+            "无法读取 {path}：文件已损坏，无法读取，请重新导出后上传\n",
+        ),
     ],
 )
 def test_cli_unreadable_input_exits_1_with_a_reason(
@@ -448,7 +495,9 @@ def test_cli_unreadable_input_exits_1_with_a_reason(
     assert run_cli(capsys, str(path)) == (1, [], message.format(path=path))
 
 
-def test_cli_non_utf8_stdin_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_non_utf8_stdin_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xb2\xe2\xca\xd4\xff")))
     code, lines, err = run_cli(capsys, "-")
     assert (code, lines) == (1, [])

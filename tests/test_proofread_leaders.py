@@ -157,10 +157,7 @@ def test_ordinary_words_and_other_people_are_never_flagged(lexicon: Lexicon, tex
 
 
 def test_name_one_character_off_before_punctuation(lexicon: Lexicon, no_pinyin: None) -> None:
-    text = (
-        "市委书记张建民，市委副书记、市长李明划同志，王秀瑛主任。会见王秀瑛主任。"
-        "孙立心同志（副市长）"
-    )
+    text = "市委书记张建民，市委副书记、市长李明划同志，王秀瑛主任。会见王秀瑛主任。孙立心同志（副市长）"
     assert found(text, lexicon) == [
         F(text, 4, 7, "severe", "张建国", ZHANG),
         F(text, 16, 19, "severe", "李明华", LI),
@@ -300,13 +297,16 @@ def xlsx(path: Path, rows: list[tuple[object, ...]]) -> Path:
 
 
 def test_xlsx_table_is_read(tmp_path: Path) -> None:
-    xlsx(tmp_path / "leaders.xlsx", [
-        ("姓名", "职务", "排序号"),
-        ("张建国", "市委书记", 1),
-        (None, None, None),  # a blank row is skipped
-        ("李明华", "市委副书记、市长", 2.0),
-        ("孙立新", "副市长", "3", None),  # an empty cell after the three columns is fine
-    ])
+    xlsx(
+        tmp_path / "leaders.xlsx",
+        [
+            ("姓名", "职务", "排序号"),
+            ("张建国", "市委书记", 1),
+            (None, None, None),  # a blank row is skipped
+            ("李明华", "市委副书记、市长", 2.0),
+            ("孙立新", "副市长", "3", None),  # an empty cell after the three columns is fine
+        ],
+    )
     lexicon = Lexicon.load(tmp_path)
     text = "市长张建国出席，出席的有孙立新、李明华。"
     assert found(text, lexicon) == [
@@ -352,8 +352,15 @@ def test_cli_prints_a_leader_finding(
     out, err = capsys.readouterr()
     assert (code, err) == (0, "")
     assert [json.loads(line) for line in out.splitlines()] == [
-        {"start": 0, "end": 2, "kind": "leader", "severity": "severe", "text": "市长",
-         "suggestion": "市委书记", "rule": ZHANG},
+        {
+            "start": 0,
+            "end": 2,
+            "kind": "leader",
+            "severity": "severe",
+            "text": "市长",
+            "suggestion": "市委书记",
+            "rule": ZHANG,
+        },
     ]
 
 

@@ -198,6 +198,13 @@ def test_typo_cli_stdin_prints_a_typo_finding(
     out, err = capsys.readouterr()
     assert (code, err) == (0, "")
     assert [json.loads(line) for line in out.splitlines()] == [
-        {"start": 4, "end": 8, "kind": "typo", "severity": "warn", "text": "再接再励",
-         "suggestion": "再接再厉", "rule": IDIOM.format("再接再厉")},
+        {
+            "start": 4,
+            "end": 8,
+            "kind": "typo",
+            "severity": "warn",
+            "text": "再接再励",
+            "suggestion": "再接再厉",
+            "rule": IDIOM.format("再接再厉"),
+        },
     ]

@@ -16,7 +16,11 @@ from storage.duty_models import ReadingTask
 from tests.flow import at, count, last_text, say, tap
 from tests.test_duty import DUTY, START
 
-READING = {"people": ["wangxm", "zhaoli", "sunkz"], "sections": ["政府网站首页", "政务公开栏目"], "time": "09:30"}
+READING = {
+    "people": ["wangxm", "zhaoli", "sunkz"],
+    "sections": ["政府网站首页", "政务公开栏目"],
+    "time": "09:30",
+}
 
 
 @pytest.fixture
@@ -27,8 +31,12 @@ async def stack(database_url: str) -> AsyncIterator[Stack]:
 
 
 def reading_cards(stack: Stack, user: str) -> list[dict[str, object]]:
-    return [d.payload["template_card"] for d in stack.sim.inbox(user) if d.msgtype == "template_card"
-            and d.payload["template_card"]["main_title"]["title"].startswith("【读网】")]
+    return [
+        d.payload["template_card"]
+        for d in stack.sim.inbox(user)
+        if d.msgtype == "template_card"
+        and d.payload["template_card"]["main_title"]["title"].startswith("【读网】")
+    ]
 
 
 async def test_turns_rotate_weekly_and_each_is_answered_or_reported(stack: Stack) -> None:
@@ -36,7 +44,10 @@ async def test_turns_rotate_weekly_and_each_is_answered_or_reported(stack: Stack
     assert not any(reading_cards(stack, u) for u in READING["people"])
     await at(stack, minutes=1)  # 09:30: this week's turn (the 151st week since 2024-01-01)
     (card,) = reading_cards(stack, "zhaoli")
-    assert (card["main_title"]["title"], card["main_title"]["desc"]) == ("【读网】政务公开栏目", "11-29 前完成")
+    assert (card["main_title"]["title"], card["main_title"]["desc"]) == (
+        "【读网】政务公开栏目",
+        "11-29 前完成",
+    )
     assert [b["text"] for b in card["button_list"]] == ["已读无误", "发现问题"]
     await at(stack, hours=3)
     assert len(reading_cards(stack, "zhaoli")) == 1, "one turn a week"
@@ -49,7 +60,9 @@ async def test_turns_rotate_weekly_and_each_is_answered_or_reported(stack: Stack
     assert "用法：/read" in last_text(stack, "zhaoli")
     await say(stack, "zhaoli", "/read 1 问题 第3条链接失效")
     assert last_text(stack, "zhaoli") == "已记录：1号读网发现问题（第3条链接失效），已告知管理员。"
-    assert last_text(stack, "chenfb").startswith("【读网·发现问题】赵丽阅读“政务公开栏目”发现：第3条链接失效。")
+    assert last_text(stack, "chenfb").startswith(
+        "【读网·发现问题】赵丽阅读“政务公开栏目”发现：第3条链接失效。"
+    )
     await say(stack, "zhaoli", "/read 1 无误")
     assert "1号读网已完成（发现问题），本次操作未生效" in last_text(stack, "zhaoli")
 
@@ -70,7 +83,8 @@ async def test_turns_rotate_weekly_and_each_is_answered_or_reported(stack: Stack
     async with stack.db() as session:
         tasks = (await session.exec(select(ReadingTask).order_by(ReadingTask.id))).all()
     assert [(t.userid, t.section, t.outcome) for t in tasks[:2]] == [
-        ("zhaoli", "政务公开栏目", "problem"), ("sunkz", "政府网站首页", "ok"),
+        ("zhaoli", "政务公开栏目", "problem"),
+        ("sunkz", "政府网站首页", "ok"),
     ]
 
 

@@ -17,8 +17,7 @@ from tests.test_review_flow import SUBMISSION
 async def test_recipients_none_queues_nothing_and_holds_no_card_update(
     sqlite_url: str, clock: FrozenClock
 ) -> None:
-    staff = [{**person, "roles": [r for r in person["roles"] if r != "admin"]}
-             for person in DEMO_STAFF]
+    staff = [{**person, "roles": [r for r in person["roles"] if r != "admin"]} for person in DEMO_STAFF]
     async with running_stack(stack_settings(sqlite_url, {"staff": staff}), clock) as stack:
         await stack.sweep()  # Monday 09:00: the daily roster check finds no 主班, and no admin
         await say(stack, "wangxm", SUBMISSION)

@@ -53,7 +53,9 @@ async def test_a_problem_found_in_the_inspection_is_given_out_and_followed_until
         "【整改】赵丽在 11-23 日常巡检中发现：政务公开栏目链接失效。请于 2026-11-24 前整改，完成后发送 /fix 2 整改情况。"
     )
     await say(stack, "sunkz", "/inspect")
-    assert last_text(stack, "sunkz") == "【整改】未完成 1 项：\n2. 政务公开栏目链接失效 · 王小明 · 2026-11-24 前"
+    assert (
+        last_text(stack, "sunkz") == "【整改】未完成 1 项：\n2. 政务公开栏目链接失效 · 王小明 · 2026-11-24 前"
+    )
 
     await at(stack, hours=37, minutes=59)  # 2026-11-25 00:00 local: the deadline passes
     assert count(stack, "wangxm", "【整改超期】") == 1 and count(stack, "chenfb", "【整改超期】") == 1
@@ -67,7 +69,10 @@ async def test_a_problem_found_in_the_inspection_is_given_out_and_followed_until
     assert "请写明整改情况" in last_text(stack, "wangxm")
     await say(stack, "wangxm", "/fix 2 已更正链接并全站排查")
     assert last_text(stack, "wangxm") == "已记录：2号整改完成（已超期）。"
-    assert last_text(stack, "zhaoli") == "巡检问题2号（政务公开栏目链接失效）已由王小明整改：已更正链接并全站排查。"
+    assert (
+        last_text(stack, "zhaoli")
+        == "巡检问题2号（政务公开栏目链接失效）已由王小明整改：已更正链接并全站排查。"
+    )
     await say(stack, "wangxm", "/fix 2 再来")
     assert "已由王小明完成" in last_text(stack, "wangxm")
     await at(stack, days=2)
@@ -75,4 +80,9 @@ async def test_a_problem_found_in_the_inspection_is_given_out_and_followed_until
     await say(stack, "wangxm", "/fix 1 已回复")
     assert "没有1号整改任务" in last_text(stack, "wangxm")
     first, second = await findings(stack)
-    assert (first.assignee, first.due_at, second.fixed_by, second.fix_note) == ("", None, "wangxm", "已更正链接并全站排查")
+    assert (first.assignee, first.due_at, second.fixed_by, second.fix_note) == (
+        "",
+        None,
+        "wangxm",
+        "已更正链接并全站排查",
+    )

@@ -14,8 +14,8 @@ from openpyxl import load_workbook
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.keys import WECOM
-from bot.wecom.client import WeComAPIError
 from bot.rules.update_record import OverdueSpell, accountability, longest_gap, overdue_spells
+from bot.wecom.client import WeComAPIError
 from tests.flow import at, button_key, cards, count, current_card, last_text, say, tap
 from tests.test_export import received_file, run_cli, walk_two_drafts, write_config
 from tests.test_review_flow import SUBMISSION
@@ -37,18 +37,34 @@ def test_two_lapses_in_one_month_count_once_and_letters_add_up_to_interviews_and
     registered = local("2026-03-01 10:00")
     # a three-day period: deadline 03-04 missed (posted 03-05), deadline 03-08 missed (posted 03-14)
     posts = [local("2026-03-05 10:00"), local("2026-03-14 10:00")]
-    spells = overdue_spells(registered=registered, posts=posts, pauses=[], period=3 * DAY,
-                            closed_at=None, now=local("2026-03-17 09:00"))
+    spells = overdue_spells(
+        registered=registered,
+        posts=posts,
+        pauses=[],
+        period=3 * DAY,
+        closed_at=None,
+        now=local("2026-03-17 09:00"),
+    )
     assert spells == [
         OverdueSpell(local("2026-03-04 10:00"), local("2026-03-05 10:00")),
         OverdueSpell(local("2026-03-08 10:00"), local("2026-03-14 10:00")),
     ]
     one_month = accountability(spells, 2026, TZ, through=local("2026-12-31 00:00"))
-    assert (one_month.months, one_month.reminder_letters, one_month.interviews, one_month.level) == ((3,), 1, 0, "提醒函")
+    assert (one_month.months, one_month.reminder_letters, one_month.interviews, one_month.level) == (
+        (3,),
+        1,
+        0,
+        "提醒函",
+    )
     # then one lapse in April, May and July: four months → 4 提醒函, 2 约谈, 1 通报批评
     more = [OverdueSpell(local(f"2026-{m:02d}-10 10:00"), local(f"2026-{m:02d}-11 10:00")) for m in (4, 5, 7)]
     year = accountability(spells + more, 2026, TZ, through=local("2026-12-31 00:00"))
-    assert (year.reminder_letters, year.interviews, year.public_criticisms, year.level) == (4, 2, 1, "通报批评")
+    assert (year.reminder_letters, year.interviews, year.public_criticisms, year.level) == (
+        4,
+        2,
+        1,
+        "通报批评",
+    )
     # counted per year, and only deadlines passed before the report's time
     assert accountability(spells + more, 2027, TZ, through=local("2027-12-31 00:00")).reminder_letters == 0
     assert accountability(spells + more, 2026, TZ, through=local("2026-05-01 00:00")).reminder_letters == 2
@@ -62,23 +78,43 @@ def test_the_clock_stops_for_a_pause_and_for_good_at_注销() -> None:
     # overdue from 01-15, paused 01-20 for ten days (a post meanwhile does not count past it),
     # assessed again from 01-30: overdue from 02-13 until it is closed on 02-20
     spells = overdue_spells(
-        registered=registered, posts=[local("2026-01-25 10:00")],
-        pauses=[(local("2026-01-20 10:00"), local("2026-01-30 10:00"))], period=2 * WEEK,
-        closed_at=local("2026-02-20 10:00"), now=local("2026-06-01 00:00"),
+        registered=registered,
+        posts=[local("2026-01-25 10:00")],
+        pauses=[(local("2026-01-20 10:00"), local("2026-01-30 10:00"))],
+        period=2 * WEEK,
+        closed_at=local("2026-02-20 10:00"),
+        now=local("2026-06-01 00:00"),
     )
     assert spells == [
         OverdueSpell(local("2026-01-15 10:00"), local("2026-01-20 10:00")),
         OverdueSpell(local("2026-02-13 10:00"), local("2026-02-20 10:00")),
     ]
     # an imported last post older than the registration starts the clock, as the bot does
-    imported = overdue_spells(registered=registered, posts=[local("2025-12-25 10:00")], pauses=[],
-                              period=2 * WEEK, closed_at=None, now=local("2026-01-10 10:00"))
+    imported = overdue_spells(
+        registered=registered,
+        posts=[local("2025-12-25 10:00")],
+        pauses=[],
+        period=2 * WEEK,
+        closed_at=None,
+        now=local("2026-01-10 10:00"),
+    )
     assert imported == [OverdueSpell(local("2026-01-08 10:00"), None)]
     # still paused at `now`: no spell after the pause began
-    paused = overdue_spells(registered=registered, posts=[], pauses=[(local("2026-01-10 10:00"), local("2026-02-05 10:00"))],
-                            period=2 * WEEK, closed_at=None, now=local("2026-02-01 10:00"))
+    paused = overdue_spells(
+        registered=registered,
+        posts=[],
+        pauses=[(local("2026-01-10 10:00"), local("2026-02-05 10:00"))],
+        period=2 * WEEK,
+        closed_at=None,
+        now=local("2026-02-01 10:00"),
+    )
     assert paused == []
-    assert OverdueSpell(local("2026-01-15 10:00"), None).overlap(local("2026-01-01 00:00"), local("2026-01-20 10:00")) == 5 * DAY
+    assert (
+        OverdueSpell(local("2026-01-15 10:00"), None).overlap(
+            local("2026-01-01 00:00"), local("2026-01-20 10:00")
+        )
+        == 5 * DAY
+    )
 
 
 def test_longest_gap_counts_from_the_post_before_the_period() -> None:
@@ -87,8 +123,13 @@ def test_longest_gap_counts_from_the_post_before_the_period() -> None:
     start, end = local("2026-01-01 00:00"), local("2026-04-01 00:00")
     gap = longest_gap(registered=registered, posts=posts, start=start, end=end)
     assert gap == local("2026-04-01 00:00") - local("2026-02-01 10:00")  # the open one, to the end
-    assert longest_gap(registered=registered, posts=posts, start=start, end=local("2026-02-05 00:00")) == 22 * DAY
-    assert longest_gap(registered=local("2026-03-01 10:00"), posts=[], start=start, end=end) == end - local("2026-03-01 10:00")
+    assert (
+        longest_gap(registered=registered, posts=posts, start=start, end=local("2026-02-05 00:00"))
+        == 22 * DAY
+    )
+    assert longest_gap(registered=local("2026-03-01 10:00"), posts=[], start=start, end=end) == end - local(
+        "2026-03-01 10:00"
+    )
 
 
 # ------------------------------------------------------------------ a quarter, lived day by day
@@ -96,7 +137,13 @@ def test_longest_gap_counts_from_the_post_before_the_period() -> None:
 FRESHNESS = {
     "warn_hours": [24],
     "accounts": [
-        {"name": "示范微博", "platform": "微博", "unit": "市政府办公室", "owners": ["wangxm"], "period_hours": 168},
+        {
+            "name": "示范微博",
+            "platform": "微博",
+            "unit": "市政府办公室",
+            "owners": ["wangxm"],
+            "period_hours": 168,
+        },
         {"name": "示范发布", "platform": "微信公众号", "unit": "市政府办公室", "owners": ["zhaoli"]},
         {"name": "示范网站", "platform": "网站", "unit": "市融媒体中心", "owners": ["zhaoli"]},
     ],
@@ -126,7 +173,9 @@ async def review(stack: Stack, hours: tuple[int, int, int]) -> None:
 
 
 def sheet_rows(content: bytes, name: str) -> list[tuple[object, ...]]:
-    return [r for r in load_workbook(io.BytesIO(content))[name].iter_rows(min_row=3, values_only=True) if any(r)]
+    return [
+        r for r in load_workbook(io.BytesIO(content))[name].iter_rows(min_row=3, values_only=True) if any(r)
+    ]
 
 
 async def test_the_quarters_figures_equal_what_happened(quarter_stack: Stack) -> None:
@@ -155,8 +204,10 @@ async def test_the_quarters_figures_equal_what_happened(quarter_stack: Stack) ->
     assert "没有使用 /report 的权限" in last_text(stack, "wangxm")
     await say(stack, "liuzr", "/report 2026Q1")
     summary = last_text(stack, "liuzr")
-    assert summary.startswith("【统计报表】示范市人民政府办公室2026年第一季度\n账号 3 个，更新 23 次（未经本系统审核 22 次），"
-                              "更新不及时 3 次（2 个账号，同月算1次）。")
+    assert summary.startswith(
+        "【统计报表】示范市人民政府办公室2026年第一季度\n账号 3 个，更新 23 次（未经本系统审核 22 次），"
+        "更新不及时 3 次（2 个账号，同月算1次）。"
+    )
     assert "错情 2 条（纠错 1，撤稿 1）" in summary and "市政府办公室 更新不及时 2 次，达到约谈" in summary
     assert summary.endswith("Excel 文件（统计报表_2026Q1.xlsx）和图表稍后发给您。")
     filename, content = received_file(stack, "liuzr")
@@ -196,7 +247,11 @@ async def test_the_quarters_figures_equal_what_happened(quarter_stack: Stack) ->
 
     overview = dict(r[:2] for r in sheet_rows(content, "概况"))
     assert overview["统计截至"] == "2026-04-01 00:00"
-    assert (overview["更新次数"], overview["其中未经本系统审核"], overview["更新不及时（次，同月算1次）"]) == (23, 22, 3)
+    assert (
+        overview["更新次数"],
+        overview["其中未经本系统审核"],
+        overview["更新不及时（次，同月算1次）"],
+    ) == (23, 22, 3)
     assert overview["发布后复核（应复核/已复核/按时/发现问题）"] == "1/0/0/0"
     assert (overview["错情"], overview["纠错"], overview["撤稿"]) == (2, 1, 1)
 
@@ -210,7 +265,14 @@ async def test_the_quarters_figures_equal_what_happened(quarter_stack: Stack) ->
     filename, content = received_file(stack, "chenfb")
     assert filename == "统计报表_2026.xlsx"
     assert dict(r[:2] for r in sheet_rows(content, "概况"))["统计截至"] == "2026-04-01 10:00"
-    assert {row[0]: row[10:16] for row in sheet_rows(content, "账号") if row[1]}["示范微博"] == (2, 2, 2, 1, 0, "约谈")
+    assert {row[0]: row[10:16] for row in sheet_rows(content, "账号") if row[1]}["示范微博"] == (
+        2,
+        2,
+        2,
+        1,
+        0,
+        "约谈",
+    )
 
 
 async def test_report_periods_and_refusals(stack: Stack) -> None:
@@ -267,7 +329,11 @@ async def test_cli_report_writes_the_xlsx_and_the_chart(sqlite_stack: Stack, tmp
 
 async def inspection_done(stack: Stack, user: str) -> None:
     """`user` taps 已完成 on their newest 巡检 card."""
-    card = [c for c in cards(stack, user) if c.payload["template_card"]["main_title"]["title"].startswith("【日常巡检】")][-1]
+    card = [
+        c
+        for c in cards(stack, user)
+        if c.payload["template_card"]["main_title"]["title"].startswith("【日常巡检】")
+    ][-1]
     task_id = card.payload["template_card"]["task_id"]
     await stack.sim.click(user, task_id, button_key(current_card(stack, user, card), "已完成"))
     await stack.drain()

@@ -56,8 +56,10 @@ async def test_review_three_stages_end_to_end(stack: Stack) -> None:
     # 二审: either 科室负责人 may decide; the other's copy greys out.
     await tap(stack, "zhangkz", "同意")
     assert "二审已同意" in last_text(stack, "wangxm")
-    assert all(not stack.sim.card(c.payload["template_card"]["task_id"]).is_active_for("sunkz")
-               for c in cards(stack, "sunkz"))
+    assert all(
+        not stack.sim.card(c.payload["template_card"]["task_id"]).is_active_for("sunkz")
+        for c in cards(stack, "sunkz")
+    )
 
     # 三审 by the leader: approved, submitter and publisher told.
     await tap(stack, "liuzr", "同意")
@@ -213,8 +215,6 @@ async def test_review_crash_between_click_and_messages_loses_nothing(stack: Stac
     assert "一审已同意" in last_text(stack, "wangxm")
 
 
-
-
 async def test_the_secrecy_review_states_its_conclusion_and_classified_ends_the_draft(stack: Stack) -> None:
     await say(stack, "wangxm", SUBMISSION)
     await tap(stack, "wangxm", "同意")
@@ -228,10 +228,15 @@ async def test_the_secrecy_review_states_its_conclusion_and_classified_ends_the_
     await say(stack, "zhangkz", "含未公开的工作部署")
     (draft,) = await drafts(stack)
     assert draft.status == "classified"
-    assert "涉密，不得公开" in last_text(stack, "wangxm") and "不能修改后重新送审" in last_text(stack, "wangxm")
+    assert "涉密，不得公开" in last_text(stack, "wangxm") and "不能修改后重新送审" in last_text(
+        stack, "wangxm"
+    )
     assert "涉密" in last_text(stack, "chenfb"), "admins are told"
     rows = await decisions(stack)
-    assert [(r.stage, r.decision, r.secrecy) for r in rows] == [(1, "approve", ""), (2, "reject", "classified")]
+    assert [(r.stage, r.decision, r.secrecy) for r in rows] == [
+        (1, "approve", ""),
+        (2, "reject", "classified"),
+    ]
     await say(stack, "chenfb", "/draft 1")
     assert "张科长 二审认定涉密，不得公开（第1版）：含未公开的工作部署" in last_text(stack, "chenfb"), (
         "the record says which stage concluded 涉密, on which version, and why"
@@ -274,10 +279,12 @@ async def test_taps_on_different_drafts_commit_side_by_side(
         await say(stack, "wangxm", SUBMISSION.replace("防汛演练的通知", "消防检查的通知"))
         first, second = [c.payload["template_card"] for c in cards(stack, "wangxm")]
         monkeypatch.setattr(review_service, "append_audit", append_then_meet)
-        results = await asyncio.gather(*(
-            stack.sim.click("wangxm", card["task_id"], button_key(card, "同意"))
-            for card in (first, second)
-        ))
+        results = await asyncio.gather(
+            *(
+                stack.sim.click("wangxm", card["task_id"], button_key(card, "同意"))
+                for card in (first, second)
+            )
+        )
         assert [r.status for r in results] == [200, 200]
         assert barrier.n_waiting == 0 and not barrier.broken
         assert sorted((r.draft_id, r.stage) for r in await decisions(stack)) == [(1, 1), (2, 1)]

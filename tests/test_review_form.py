@@ -25,15 +25,55 @@ REPRINT = "/submit 转载稿\n转载：人民网\n公开：依申请公开\n平�
 # The seed's two header rows (湛江 2021 附件), cell by cell, columns A..P: 一审 and 二审 have
 # 同意/不同意 boxes, 三审意见 and 备注 are one column each over both rows.
 SEED_HEADER_TOP = (
-    "序号", "信息名称", "信息来源", None, None, "公开属性标识", None, "发布平台", None, None,
-    "一审意见", None, "二审意见", None, "三审意见", "备注",
+    "序号",
+    "信息名称",
+    "信息来源",
+    None,
+    None,
+    "公开属性标识",
+    None,
+    "发布平台",
+    None,
+    None,
+    "一审意见",
+    None,
+    "二审意见",
+    None,
+    "三审意见",
+    "备注",
 )
 SEED_HEADER_SUB = (
-    None, None, "本机关制发信息", "转载信息（注明转载来源）", "非本机关信息", "主动公开", "依申请公开",
-    "政府网站", "政务新媒体", "其他", "同意", "不同意", "同意", "不同意", None, None,
+    None,
+    None,
+    "本机关制发信息",
+    "转载信息（注明转载来源）",
+    "非本机关信息",
+    "主动公开",
+    "依申请公开",
+    "政府网站",
+    "政务新媒体",
+    "其他",
+    "同意",
+    "不同意",
+    "同意",
+    "不同意",
+    None,
+    None,
 )
-SEED_MERGES = {"A1:P1", "A2:P2", "A3:P3", "A4:A5", "B4:B5", "C4:E4", "F4:G4", "H4:J4", "K4:L4", "M4:N4",
-               "O4:O5", "P4:P5"}
+SEED_MERGES = {
+    "A1:P1",
+    "A2:P2",
+    "A3:P3",
+    "A4:A5",
+    "B4:B5",
+    "C4:E4",
+    "F4:G4",
+    "H4:J4",
+    "K4:L4",
+    "M4:N4",
+    "O4:O5",
+    "P4:P5",
+}
 
 
 async def export_sheet(stack: Stack, period: str = "2026-11") -> Worksheet:
@@ -59,8 +99,13 @@ def footer(sheet: Worksheet) -> list[str]:
 async def export_csv(stack: Stack) -> list[list[str]]:
     buffer = io.BytesIO()
     await write_export(
-        stack.db, buffer, kind="form", fmt="csv", period=month_period(2026, 11, stack.settings.tz),
-        unit=stack.settings.unit_name, tz=stack.settings.tz,
+        stack.db,
+        buffer,
+        kind="form",
+        fmt="csv",
+        period=month_period(2026, 11, stack.settings.tz),
+        unit=stack.settings.unit_name,
+        tz=stack.settings.tz,
     )
     return list(csv.reader(io.StringIO(buffer.getvalue().decode("utf-8-sig"))))
 
@@ -80,33 +125,84 @@ async def test_an_approved_item_on_the_seed_form_cell_by_cell(stack: Stack) -> N
     assert (rows[1][0], rows[2][0]) == ("单位：示范市人民政府办公室", "时间：2026年11月")
     assert rows[3] == SEED_HEADER_TOP and rows[4] == SEED_HEADER_SUB
     assert sheet.max_column == 16
-    assert data_rows(sheet) == [(
-        1, TITLE, "√", None, None, "√", None, "√", "√", None, "√", None, "√", None, "同意",
-        "稿件1号第1版，已通过。签字：一审 王小明 11-23 09:10；二审 张科长 11-23 09:20；三审 刘主任 11-23 09:30",
-    )]
+    assert data_rows(sheet) == [
+        (
+            1,
+            TITLE,
+            "√",
+            None,
+            None,
+            "√",
+            None,
+            "√",
+            "√",
+            None,
+            "√",
+            None,
+            "√",
+            None,
+            "同意",
+            "稿件1号第1版，已通过。签字：一审 王小明 11-23 09:10；二审 张科长 11-23 09:20；三审 刘主任 11-23 09:30",
+        )
+    ]
     assert footer(sheet) == [
-        "承办人签字：王小明", "一审签字：王小明", "二审签字：张科长", "三审签字：刘主任",
+        "承办人签字：王小明",
+        "一审签字：王小明",
+        "二审签字：张科长",
+        "三审签字：刘主任",
         "注：1. 本表由采编工作人员负责填写和保存；",
         "\u3000\u30002. 政府门户网站及政务新媒体政务信息发布前均应当认真填写本表；",
         "\u3000\u30003. 请在所选对应栏目内打“√”。",
     ]
     merged = {str(r) for r in sheet.merged_cells.ranges}
-    assert merged == SEED_MERGES | {f"A{n}:P{n}" for n in range(8, 15)}, "header as the seed, footer lines A:P"
+    assert merged == SEED_MERGES | {f"A{n}:P{n}" for n in range(8, 15)}, (
+        "header as the seed, footer lines A:P"
+    )
     assert sheet["A8"].value == "承办人签字：王小明"
     assert sheet.freeze_panes == "C6" and sheet.print_title_rows == "$4:$5"
     assert sheet["O4"].font.b and sheet["O6"].border.left.style == "thin"
 
     lines = await export_csv(stack)
     assert lines[0] == [
-        "序号", "信息名称", "信息来源", "转载来源", "公开属性标识", "发布平台",
-        "一审意见", "一审签字", "一审时间", "二审意见", "二审签字", "二审时间",
-        "三审意见", "三审签字", "三审时间", "承办人", "备注",
+        "序号",
+        "信息名称",
+        "信息来源",
+        "转载来源",
+        "公开属性标识",
+        "发布平台",
+        "一审意见",
+        "一审签字",
+        "一审时间",
+        "二审意见",
+        "二审签字",
+        "二审时间",
+        "三审意见",
+        "三审签字",
+        "三审时间",
+        "承办人",
+        "备注",
     ]
-    assert lines[1:] == [[
-        "1", TITLE, "本机关制发信息", "", "主动公开", "政府网站、政务新媒体",
-        "同意", "王小明", "2026-11-23 09:10:00", "同意", "张科长", "2026-11-23 09:20:00",
-        "同意", "刘主任", "2026-11-23 09:30:00", "王小明", "稿件1号第1版，已通过",
-    ]]
+    assert lines[1:] == [
+        [
+            "1",
+            TITLE,
+            "本机关制发信息",
+            "",
+            "主动公开",
+            "政府网站、政务新媒体",
+            "同意",
+            "王小明",
+            "2026-11-23 09:10:00",
+            "同意",
+            "张科长",
+            "2026-11-23 09:20:00",
+            "同意",
+            "刘主任",
+            "2026-11-23 09:30:00",
+            "王小明",
+            "稿件1号第1版，已通过",
+        ]
+    ]
 
 
 async def test_a_rejected_then_revised_item_is_one_row(stack: Stack) -> None:
@@ -119,11 +215,27 @@ async def test_a_rejected_then_revised_item_is_one_row(stack: Stack) -> None:
     await say(stack, "zhaoli", "/revise 1\n正文第二版")  # 09:30
     await approve_all(stack, "zhaoli", "zhangkz", "liuzr")  # 09:40, 09:50, 10:00
     sheet = await export_sheet(stack)
-    assert data_rows(sheet) == [(
-        1, "转载稿", None, "√ 人民网", None, None, "√", None, "√", "√", "√", None, "√", None, "同意",
-        "稿件1号第2版，已通过。签字：一审 赵丽 11-23 09:40；二审 张科长 11-23 09:50；三审 刘主任 11-23 10:00。"
-        "此前：第1版二审不同意（孙科长：来源需核实）",
-    )]
+    assert data_rows(sheet) == [
+        (
+            1,
+            "转载稿",
+            None,
+            "√ 人民网",
+            None,
+            None,
+            "√",
+            None,
+            "√",
+            "√",
+            "√",
+            None,
+            "√",
+            None,
+            "同意",
+            "稿件1号第2版，已通过。签字：一审 赵丽 11-23 09:40；二审 张科长 11-23 09:50；三审 刘主任 11-23 10:00。"
+            "此前：第1版二审不同意（孙科长：来源需核实）",
+        )
+    ]
     assert "二审签字：张科长" in footer(sheet), "the rejection of version 1 is no signature of the row"
     lines = await export_csv(stack)
     assert len(lines) == 2
@@ -138,7 +250,10 @@ async def test_a_rejected_item_not_yet_revised_shows_the_rejection(stack: Stack)
     await say(stack, "sunkz", "/reject 1 来源需核实")
     (row,) = data_rows(await export_sheet(stack))
     assert row[10:15] == ("√", None, None, "√", None), "一审 同意, 二审 不同意, no 三审"
-    assert row[15] == "稿件1号第1版，不同意，已退回投稿人修改。签字：一审 赵丽 11-23 09:00；二审 孙科长 11-23 09:00 不同意：来源需核实"
+    assert (
+        row[15]
+        == "稿件1号第1版，不同意，已退回投稿人修改。签字：一审 赵丽 11-23 09:00；二审 孙科长 11-23 09:00 不同意：来源需核实"
+    )
     lines = await export_csv(stack)
     assert lines[1][9:15] == ["不同意：来源需核实", "孙科长", "2026-11-23 09:00:00", "", "", ""]
 
@@ -156,18 +271,35 @@ async def test_unfinished_items_do_not_look_finished(stack: Stack) -> None:
     sheet = await export_sheet(stack)
     first, second, third = data_rows(sheet)
     assert first[:2] == (1, TITLE) and first[10:16] == (
-        "√", None, None, None, None, "稿件1号第1版，审核中（二审）。签字：一审 王小明 11-23 09:00",
+        "√",
+        None,
+        None,
+        None,
+        None,
+        "稿件1号第1版，审核中（二审）。签字：一审 王小明 11-23 09:00",
     )
     assert second[:2] == (2, "转载稿") and second[10:16] == (
-        "√", None, "√", None, None, "稿件2号第1版，已撤回。签字：一审 赵丽 11-23 09:10；二审 孙科长 11-23 09:10",
+        "√",
+        None,
+        "√",
+        None,
+        None,
+        "稿件2号第1版，已撤回。签字：一审 赵丽 11-23 09:10；二审 孙科长 11-23 09:10",
     )
     assert third[:2] == (3, "尚未审核的稿件") and third[10:16] == (
-        None, None, None, None, None, "稿件3号第1版，审核中（一审）",
+        None,
+        None,
+        None,
+        None,
+        None,
+        "稿件3号第1版，审核中（一审）",
     )
     assert "三审签字：" in footer(sheet), "nobody signed 三审"
     lines = await export_csv(stack)
     assert [line[16] for line in lines[1:]] == [
-        "稿件1号第1版，审核中（二审）", "稿件2号第1版，已撤回", "稿件3号第1版，审核中（一审）",
+        "稿件1号第1版，审核中（二审）",
+        "稿件2号第1版，已撤回",
+        "稿件3号第1版，审核中（一审）",
     ]
     assert lines[1][9:15] == ["", "", "", "", "", ""]
 
@@ -178,7 +310,14 @@ async def test_after_a_return_only_the_current_round_counts(stack: Stack) -> Non
     await tap(stack, "zhangkz", "同意")
     await say(stack, "liuzr", "/return 1 二审 口径再核")  # round 2 starts at 二审
     (row,) = data_rows(await export_sheet(stack))
-    assert row[10:16] == ("√", None, None, None, None, "稿件1号第1版，审核中（二审）。签字：一审 王小明 11-23 09:00")
+    assert row[10:16] == (
+        "√",
+        None,
+        None,
+        None,
+        None,
+        "稿件1号第1版，审核中（二审）。签字：一审 王小明 11-23 09:00",
+    )
     await tap(stack, "sunkz", "同意")
     await tap(stack, "liuzr", "同意")
     (row,) = data_rows(await export_sheet(stack))
@@ -197,7 +336,9 @@ async def test_an_item_belongs_to_the_month_of_its_latest_decision(stack: Stack)
 
 
 async def test_the_title_line_comes_from_config(database_url: str, clock: FrozenClock) -> None:
-    settings = stack_settings(database_url, {"export": {"form_title": "{unit_name}信息发布保密审查表（试行）"}})
+    settings = stack_settings(
+        database_url, {"export": {"form_title": "{unit_name}信息发布保密审查表（试行）"}}
+    )
     async with running_stack(settings, clock) as stack:
         sheet = await export_sheet(stack)
     assert sheet["A1"].value == "示范市人民政府办公室信息发布保密审查表（试行）"

@@ -37,21 +37,30 @@ async def rows(stack: Stack) -> list[OutboxMessage]:
 
 
 async def api(stack: Stack, path: str, **kwargs: Any) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as http, http.request(
-        kwargs.pop("method", "POST"), stack.settings.wecom.api_base + path, **kwargs
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(kwargs.pop("method", "POST"), stack.settings.wecom.api_base + path, **kwargs) as resp,
+    ):
         return dict(await resp.json())
 
 
 async def test_gettoken_errors(sqlite_stack: Stack) -> None:
     stack = sqlite_stack
-    wrong_corp = await api(stack, "/cgi-bin/gettoken", method="GET", params={"corpid": "x", "corpsecret": "y"})
+    wrong_corp = await api(
+        stack, "/cgi-bin/gettoken", method="GET", params={"corpid": "x", "corpsecret": "y"}
+    )
     assert wrong_corp["errcode"] == 40013
-    wrong_secret = await api(stack, "/cgi-bin/gettoken", method="GET",
-                             params={"corpid": stack.settings.wecom.corp_id, "corpsecret": "y"})
+    wrong_secret = await api(
+        stack,
+        "/cgi-bin/gettoken",
+        method="GET",
+        params={"corpid": stack.settings.wecom.corp_id, "corpsecret": "y"},
+    )
     assert wrong_secret["errcode"] == 40001
     assert (await api(stack, "/cgi-bin/message/send", json={}))["errcode"] == 41001
-    assert (await api(stack, "/cgi-bin/message/send", params={"access_token": "nope"}, json={}))["errcode"] == 40014
+    assert (await api(stack, "/cgi-bin/message/send", params={"access_token": "nope"}, json={}))[
+        "errcode"
+    ] == 40014
 
 
 async def test_expired_token_is_refetched_once(sqlite_stack: Stack) -> None:
@@ -122,8 +131,12 @@ async def test_simulator_drops_past_30_a_minute_like_wecom(sqlite_stack: Stack) 
 async def test_card_rules_task_id_and_response_codes(sqlite_stack: Stack) -> None:
     stack = sqlite_stack
     client = stack.app[WECOM]
-    card = {"card_type": "button_interaction", "main_title": {"title": "t"}, "task_id": "t-1",
-            "button_list": [{"text": "同意", "key": "k"}]}
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "t"},
+        "task_id": "t-1",
+        "button_list": [{"text": "同意", "key": "k"}],
+    }
     sent = await client.send_message({"touser": "wangxm", "msgtype": "template_card", "template_card": card})
     with pytest.raises(WeComAPIError) as reused:
         await client.send_message({"touser": "wangxm", "msgtype": "template_card", "template_card": card})
@@ -133,8 +146,9 @@ async def test_card_rules_task_id_and_response_codes(sqlite_stack: Stack) -> Non
     with pytest.raises(WeComAPIError):
         await client.update_template_card(update)  # single use
     assert not stack.sim.card("t-1").is_active_for("wangxm")
-    late = await client.send_message({"touser": "wangxm", "msgtype": "template_card",
-                                      "template_card": {**card, "task_id": "t-2"}})
+    late = await client.send_message(
+        {"touser": "wangxm", "msgtype": "template_card", "template_card": {**card, "task_id": "t-2"}}
+    )
     stack.clock.advance(hours=73)  # type: ignore[attr-defined]
     with pytest.raises(WeComAPIError):
         await client.update_template_card({**update, "response_code": late["response_code"]})
@@ -145,7 +159,9 @@ async def test_invalid_users_and_empty_text(sqlite_stack: Stack) -> None:
     with pytest.raises(WeComAPIError) as nobody:
         await client.send_message({"touser": "ghost", "msgtype": "text", "text": {"content": "x"}})
     assert nobody.value.errcode == 81013
-    partly = await client.send_message({"touser": "ghost|wangxm", "msgtype": "text", "text": {"content": "x"}})
+    partly = await client.send_message(
+        {"touser": "ghost|wangxm", "msgtype": "text", "text": {"content": "x"}}
+    )
     assert partly["invaliduser"] == "ghost"
     with pytest.raises(WeComAPIError) as empty:
         await client.send_message({"touser": "wangxm", "msgtype": "text", "text": {"content": " "}})
@@ -190,8 +206,14 @@ async def test_simulator_resends_a_callback_that_gets_no_answer_in_time(clock: F
     bot = web.Application()
     bot.router.add_post("/wecom/callback", too_slow)
     runner, url = await serve(bot)
-    sim = WeComSimulator(corp_id="wwtest", corp_secret="s", agent_id=1, token="tok",
-                         encoding_aes_key=random_aes_key(), clock=clock)
+    sim = WeComSimulator(
+        corp_id="wwtest",
+        corp_secret="s",
+        agent_id=1,
+        token="tok",
+        encoding_aes_key=random_aes_key(),
+        clock=clock,
+    )
     sim.add_member("wangxm")
     sim.callback_url = url + "/wecom/callback"
     sim._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.1))  # 5 s, shortened
@@ -208,20 +230,29 @@ async def test_simulator_wire_answers_after_the_client_gave_up_but_did_the_work(
     clock: FrozenClock,
 ) -> None:
     """WireFaults: latency before the work, and a late answer after it (bench/chaos.py)."""
-    sim = WeComSimulator(corp_id="wwtest", corp_secret="s", agent_id=1, token="tok",
-                         encoding_aes_key=random_aes_key(), clock=clock)
+    sim = WeComSimulator(
+        corp_id="wwtest",
+        corp_secret="s",
+        agent_id=1,
+        token="tok",
+        encoding_aes_key=random_aes_key(),
+        clock=clock,
+    )
     sim.add_member("wangxm")
-    faults = WireFaults(rng=random.Random(1), latency={"/message/send": 0.05},
-                        late_fraction=1.0, late_seconds=0.6)
+    faults = WireFaults(
+        rng=random.Random(1), latency={"/message/send": 0.05}, late_fraction=1.0, late_seconds=0.6
+    )
     faults.install(sim.app)
     runner, url = await serve(sim.app)
     try:
         async with aiohttp.ClientSession() as http:
-            client = WeComClient(http, base_url=url, corp_id="wwtest", secret="s", agent_id=1,
-                                 clock=clock, timeout=0.3)
+            client = WeComClient(
+                http, base_url=url, corp_id="wwtest", secret="s", agent_id=1, clock=clock, timeout=0.3
+            )
             with pytest.raises(WeComTransportError):
-                await client.send_message({"touser": "wangxm", "msgtype": "text",
-                                           "text": {"content": "迟到的回答"}})
+                await client.send_message(
+                    {"touser": "wangxm", "msgtype": "text", "text": {"content": "迟到的回答"}}
+                )
     finally:
         await runner.cleanup()
     assert sim.deliveries("wangxm") == {"迟到的回答": 1}

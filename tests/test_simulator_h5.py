@@ -41,8 +41,12 @@ class H5:
 
     async def authorize(self, **overrides: str | None) -> aiohttp.ClientResponse:
         params: dict[str, str | None] = {
-            "appid": CORP, "redirect_uri": BOT_PAGE, "response_type": "code",
-            "scope": "snsapi_base", "state": "s1", "agentid": str(AGENT),
+            "appid": CORP,
+            "redirect_uri": BOT_PAGE,
+            "response_type": "code",
+            "scope": "snsapi_base",
+            "state": "s1",
+            "agentid": str(AGENT),
         }
         params.update(overrides)
         query = {k: v for k, v in params.items() if v is not None}
@@ -79,8 +83,9 @@ Server = Callable[[web.Application], Awaitable[Any]]
 
 @pytest.fixture
 async def h5(clock: FrozenClock, aiohttp_server: Server) -> AsyncIterator[H5]:
-    sim = WeComSimulator(corp_id=CORP, corp_secret=SECRET, agent_id=AGENT, token=TOKEN,
-                         encoding_aes_key=AES_KEY, clock=clock)
+    sim = WeComSimulator(
+        corp_id=CORP, corp_secret=SECRET, agent_id=AGENT, token=TOKEN, encoding_aes_key=AES_KEY, clock=clock
+    )
     sim.add_member("zhangsan", "张三")
     sim.add_member("lisi", "李四")
     server = await aiohttp_server(sim.app)
@@ -91,9 +96,7 @@ async def h5(clock: FrozenClock, aiohttp_server: Server) -> AsyncIterator[H5]:
 
         async def bot_callback(request: web.Request) -> web.Response:
             q = request.query
-            xml = crypto.decrypt_message(
-                await request.text(), q["msg_signature"], q["timestamp"], q["nonce"]
-            )
+            xml = crypto.decrypt_message(await request.text(), q["msg_signature"], q["timestamp"], q["nonce"])
             running.received.append(parse_message(xml))
             return web.Response(text="")
 
@@ -229,8 +232,7 @@ async def test_untrusted_redirect_domain_is_refused_at_exchange(h5: H5) -> None:
 
 
 async def test_legacy_getuserinfo_answers_capitalised_fields(h5: H5) -> None:
-    answer = await h5.api("GET", "/cgi-bin/user/getuserinfo",
-                          params={"code": await h5.code_for("lisi")})
+    answer = await h5.api("GET", "/cgi-bin/user/getuserinfo", params={"code": await h5.code_for("lisi")})
     assert answer["UserId"] == "lisi" and answer["errcode"] == 0
 
 
@@ -239,19 +241,21 @@ async def test_legacy_getuserinfo_answers_capitalised_fields(h5: H5) -> None:
 MENU = {
     "button": [
         {"type": "click", "name": "待办", "key": "PENDING"},
-        {"name": "更多", "sub_button": [
-            {"type": "view", "name": "投稿", "url": "https://bot.example.gov.cn/h5/submit"},
-            {"type": "click", "name": "值班表", "key": "DUTY"},
-            {"type": "scancode_push", "name": "扫码", "key": "SCAN"},
-        ]},
+        {
+            "name": "更多",
+            "sub_button": [
+                {"type": "view", "name": "投稿", "url": "https://bot.example.gov.cn/h5/submit"},
+                {"type": "click", "name": "值班表", "key": "DUTY"},
+                {"type": "scancode_push", "name": "扫码", "key": "SCAN"},
+            ],
+        },
     ]
 }
 
 
 async def menu_call(h5: H5, action: str, *, agentid: Any = AGENT, **kwargs: Any) -> dict[str, Any]:
     method = "POST" if action == "create" else "GET"
-    return await h5.api(method, f"/cgi-bin/menu/{action}", params={"agentid": str(agentid)},
-                        **kwargs)
+    return await h5.api(method, f"/cgi-bin/menu/{action}", params={"agentid": str(agentid)}, **kwargs)
 
 
 async def test_menu_create_get_delete_round_trip(h5: H5) -> None:
@@ -296,9 +300,7 @@ def parent(*subs: dict[str, Any], name: str = "更多") -> dict[str, Any]:
         ([leaf(type="view_miniprogram", appid="wx1")], 40058),
     ],
 )
-async def test_menu_validation_uses_wecom_errcodes(
-    h5: H5, buttons: list[Any], errcode: int
-) -> None:
+async def test_menu_validation_uses_wecom_errcodes(h5: H5, buttons: list[Any], errcode: int) -> None:
     assert (await menu_call(h5, "create", json={"button": buttons}))["errcode"] == errcode
     assert h5.sim.menu is None
 
@@ -318,8 +320,9 @@ async def test_menu_agentid_and_body_checks(h5: H5) -> None:
     assert (await menu_call(h5, "get", agentid=1000099))["errcode"] == 301002
     assert (await menu_call(h5, "create", data=b"{not json"))["errcode"] == 47001
     assert h5.sim.menu is None
-    async with h5.http.post(h5.base + "/cgi-bin/menu/create", params={"agentid": str(AGENT)},
-                            json=MENU) as resp:
+    async with h5.http.post(
+        h5.base + "/cgi-bin/menu/create", params={"agentid": str(AGENT)}, json=MENU
+    ) as resp:
         assert (await resp.json())["errcode"] == 41001
 
 
@@ -330,7 +333,12 @@ async def test_menu_events_reach_the_bot_encrypted(h5: H5) -> None:
     await h5.sim.enter_agent("lisi")
     click, view, entered = h5.received
     assert (click.type, click.event, click.key, click.source, click.agent) == (
-        "event", "click", "DUTY", "zhangsan", AGENT)
+        "event",
+        "click",
+        "DUTY",
+        "zhangsan",
+        AGENT,
+    )
     assert (view.event, view.source) == ("view", "lisi")
     assert view.url == "https://bot.example.gov.cn/h5/submit"
     assert entered.event == "enter_agent"
@@ -365,9 +373,16 @@ def card(card_type: str = "button_interaction", **fields: Any) -> dict[str, Any]
 
 
 async def send_card(h5: H5, template_card: dict[str, Any]) -> dict[str, Any]:
-    return await h5.api("POST", "/cgi-bin/message/send", json={
-        "touser": "zhangsan", "msgtype": "template_card", "agentid": AGENT,
-        "template_card": template_card})
+    return await h5.api(
+        "POST",
+        "/cgi-bin/message/send",
+        json={
+            "touser": "zhangsan",
+            "msgtype": "template_card",
+            "agentid": AGENT,
+            "template_card": template_card,
+        },
+    )
 
 
 @pytest.mark.parametrize(
@@ -393,8 +408,11 @@ async def test_card_links_are_validated(h5: H5, bad: dict[str, Any]) -> None:
 
 async def test_card_links_are_delivered_and_rendered(h5: H5) -> None:
     action = {"type": 1, "url": "https://bot.example.gov.cn/h5/drafts?id=D001"}
-    jumps = [READ_MORE, {"type": 2, "title": "小程序查看", "appid": "wx123", "pagepath": "p/i"},
-             {"title": "仅文字"}]
+    jumps = [
+        READ_MORE,
+        {"type": 2, "title": "小程序查看", "appid": "wx123", "pagepath": "p/i"},
+        {"title": "仅文字"},
+    ]
     assert (await send_card(h5, card(card_action=action, jump_list=jumps)))["errcode"] == 0
     assert (await send_card(h5, card("text_notice", card_action=action)))["errcode"] == 0
     interactive, notice = (render(d, h5.sim) for d in h5.sim.inbox("zhangsan"))

@@ -37,11 +37,17 @@ def overrides(folder: Path) -> dict[str, Any]:
     (folder / "roster.csv").write_text(ROSTER, encoding="utf-8")
     (folder / "accounts.csv").write_text(ACCOUNTS, encoding="utf-8")
     return {
-        "duty": {"rotation": ["zhaoli", "wangxm"], "leader_rotation": ["liuzr"],
-                 "rotation_start": "2026-11-23", "roster_file": str(folder / "roster.csv")},
+        "duty": {
+            "rotation": ["zhaoli", "wangxm"],
+            "leader_rotation": ["liuzr"],
+            "rotation_start": "2026-11-23",
+            "roster_file": str(folder / "roster.csv"),
+        },
         "freshness": {
-            "accounts": [{"name": "示范发布", "platform": "微信公众号", "owners": ["zhaoli"]},
-                         {"name": "门户网站·通知公告", "platform": "网站", "owners": ["chenfb"]}],
+            "accounts": [
+                {"name": "示范发布", "platform": "微信公众号", "owners": ["zhaoli"]},
+                {"name": "门户网站·通知公告", "platform": "网站", "owners": ["chenfb"]},
+            ],
             "accounts_file": str(folder / "accounts.csv"),
         },
     }
@@ -49,8 +55,9 @@ def overrides(folder: Path) -> dict[str, Any]:
 
 async def start_together(settings: Settings, count: int) -> list[BaseException | None]:
     """Run `count` instances' start-up at once; each is stopped again once all have tried."""
-    runners = [web.AppRunner(create_app(settings, clock=FrozenClock(NOW), run_sender=False))
-               for _ in range(count)]
+    runners = [
+        web.AppRunner(create_app(settings, clock=FrozenClock(NOW), run_sender=False)) for _ in range(count)
+    ]
     results = await asyncio.gather(*(runner.setup() for runner in runners), return_exceptions=True)
     for runner, result in zip(runners, results, strict=True):
         if result is None:
@@ -67,32 +74,41 @@ async def rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
         "shift": "SELECT role, userid, source FROM shift ORDER BY start_at, role",
         "account": "SELECT name, platform, owners, period_hours FROM account ORDER BY name",
         "accountpost": "SELECT a.name, p.recorded_by FROM accountpost p "
-                       "JOIN account a ON a.id = p.account_id ORDER BY a.name",
+        "JOIN account a ON a.id = p.account_id ORDER BY a.name",
     }
     try:
         async with engine.connect() as conn:
-            return {table: [tuple(r) for r in (await conn.execute(text(sql))).all()]
-                    for table, sql in queries.items()}
+            return {
+                table: [tuple(r) for r in (await conn.execute(text(sql))).all()]
+                for table, sql in queries.items()
+            }
     finally:
         await engine.dispose()
 
 
 EXPECTED: dict[str, list[tuple[Any, ...]]] = {
     "staff": [
-        ("chenfb", "陈发布", "publisher,admin", True), ("liuzr", "刘主任", "leader", True),
-        ("sunkz", "孙科长", "reviewer", True), ("wangxm", "王小明", "collector,duty", True),
-        ("zhangkz", "张科长", "reviewer", True), ("zhaoli", "赵丽", "collector,duty", True),
+        ("chenfb", "陈发布", "publisher,admin", True),
+        ("liuzr", "刘主任", "leader", True),
+        ("sunkz", "孙科长", "reviewer", True),
+        ("wangxm", "王小明", "collector,duty", True),
+        ("zhangkz", "张科长", "reviewer", True),
+        ("zhaoli", "赵丽", "collector,duty", True),
     ],
     "audithead": [(1, 0, GENESIS)],
     "auditentry": [(0,)],
     "shift": [
-        ("deputy", "wangxm", "import"), ("leader", "liuzr", "import"),
-        ("primary", "zhaoli", "import"), ("leader", "liuzr", "import"),
+        ("deputy", "wangxm", "import"),
+        ("leader", "liuzr", "import"),
+        ("primary", "zhaoli", "import"),
+        ("leader", "liuzr", "import"),
         ("primary", "wangxm", "import"),
     ],
     "account": [
-        ("政务微博", "微博", "zhaoli", 72), ("本市发布", "微信公众号", "wangxm|zhaoli", None),
-        ("示范发布", "微信公众号", "zhaoli", None), ("门户网站·通知公告", "网站", "chenfb", None),
+        ("政务微博", "微博", "zhaoli", 72),
+        ("本市发布", "微信公众号", "wangxm|zhaoli", None),
+        ("示范发布", "微信公众号", "zhaoli", None),
+        ("门户网站·通知公告", "网站", "chenfb", None),
     ],
     "accountpost": [("本市发布", "import"), ("示范发布", "import")],
 }
@@ -124,6 +140,7 @@ async def test_five_instances_start_together_on_a_new_postgresql_database(tmp_pa
 
 # --- SQLite: separate processes on one file (SQLite's locks are per process)
 
+
 def start_in_process(url: str, folder: str, ready: str, go: str) -> None:
     """Entry point of one child process: once imported, say so, wait for the word, start one
     instance and stop it (a non-zero exit with the traceback when start-up fails)."""
@@ -145,8 +162,13 @@ def test_two_processes_start_together_on_a_new_sqlite_file(tmp_path: Path) -> No
             ready = [tmp_path / f"ready-{round_}-{start}-{n}" for n in range(2)]
             argv = [sys.executable, "-c", code, url, str(tmp_path)]
             children = [
-                subprocess.Popen([*argv, str(r), str(go)], cwd=ROOT, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+                subprocess.Popen(
+                    [*argv, str(r), str(go)],
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
                 for r in ready
             ]
             deadline = time.monotonic() + 60

@@ -62,8 +62,16 @@ def test_answers_to_the_follow_up_questions(field: str, reply: str, expected: ob
     assert field not in answered.missing()
 
 
-@pytest.mark.parametrize(("field", "reply"), [("source", "2"), ("source", "4"), ("disclosure", "3"),
-                                              ("platforms", "报纸"), ("source", "来源：本机关制发\n正文")])
+@pytest.mark.parametrize(
+    ("field", "reply"),
+    [
+        ("source", "2"),
+        ("source", "4"),
+        ("disclosure", "3"),
+        ("platforms", "报纸"),
+        ("source", "来源：本机关制发\n正文"),
+    ],
+)
 def test_unclear_answers_are_refused(field: str, reply: str) -> None:
     answers, _ = parse_submission("正文")
     with pytest.raises(SubmissionError):
@@ -82,7 +90,7 @@ def test_command_table_parses_slash_and_chinese_aliases() -> None:
 
 
 def test_split_utf8_keeps_every_chunk_within_2048_bytes() -> None:
-    text = "\n".join("第%d段：" % i + "防汛" * 150 for i in range(20))
+    text = "\n".join(f"第{i}段：" + "防汛" * 150 for i in range(20))
     chunks = split_utf8(text)
     assert len(chunks) > 1
     assert all(len(c.encode()) <= 2048 for c in chunks)

@@ -29,8 +29,20 @@ async def test_a_missing_source_is_asked_for_then_the_draft_is_created(stack: St
     await say(stack, "wangxm", "转载：人民网")
     assert "已收到投稿" in last_text(stack, "wangxm")
     (draft,) = await drafts(stack)
-    assert (draft.title, draft.source_kind, draft.source_note, draft.disclosure, draft.platforms, draft.category) == (
-        "防汛通知", "reprint", "人民网", "active", "website", "reprint",
+    assert (
+        draft.title,
+        draft.source_kind,
+        draft.source_note,
+        draft.disclosure,
+        draft.platforms,
+        draft.category,
+    ) == (
+        "防汛通知",
+        "reprint",
+        "人民网",
+        "active",
+        "website",
+        "reprint",
     )
     await say(stack, "wangxm", "1")
     assert len(await drafts(stack)) == 1, "the conversation is over"
@@ -66,8 +78,10 @@ async def test_cancel_drops_a_submission_waiting_for_answers(stack: Stack) -> No
 @pytest.mark.parametrize("key", ["default_source", "default_disclosure", "default_platforms"])
 def test_a_config_with_a_default_tick_is_refused_by_name(key: str) -> None:
     value = ["website"] if key == "default_platforms" else "own"
-    data = {"wecom": {"corp_id": "ww1", "agent_id": 1, "secret": "s", "token": "t",
-                      "encoding_aes_key": "a" * 43}, "review": {key: value}}
+    data = {
+        "wecom": {"corp_id": "ww1", "agent_id": 1, "secret": "s", "token": "t", "encoding_aes_key": "a" * 43},
+        "review": {key: value},
+    }
     with pytest.raises(ConfigError) as refused:
         settings_from_mapping(data, env={})
     assert str(refused.value) == f"review.{key}: 已取消：保密审查表注3 要求投稿人自行勾选，请在投稿时写明"
@@ -77,9 +91,20 @@ def test_check_config_exits_2_on_a_default_tick(tmp_path: Path) -> None:
     example = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     path = tmp_path / "config.toml"
     path.write_text(example.replace("[review]\n", '[review]\ndefault_source = "own"\n'), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "bot", "check-config", "-c", str(path)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "check-config", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert done.returncode == 2
-    assert done.stderr == "配置错误 review.default_source: 已取消：保密审查表注3 要求投稿人自行勾选，请在投稿时写明\n"
+    assert (
+        done.stderr
+        == "配置错误 review.default_source: 已取消：保密审查表注3 要求投稿人自行勾选，请在投稿时写明\n"
+    )
     path.write_text(example, encoding="utf-8")
-    assert load_settings(path, env={}).export.form_heading("某单位") == "某单位政府门户网站及政务新媒体政务信息发布保密审查表"
+    assert (
+        load_settings(path, env={}).export.form_heading("某单位")
+        == "某单位政府门户网站及政务新媒体政务信息发布保密审查表"
+    )

@@ -42,10 +42,9 @@ async def test_rolled_back_claim_can_be_claimed_again(database_url: str, clock: 
     await init_models(engine)
     factory = make_session_factory(engine)
     try:
-        async with factory() as session:
-            async with session.begin():
-                assert await claim_occasion(session=session, kind="k", subject="s", occasion="o", at=clock.now())
-                await session.rollback()  # e.g. the outbox insert failed: nothing was sent
+        async with factory() as session, session.begin():
+            assert await claim_occasion(session=session, kind="k", subject="s", occasion="o", at=clock.now())
+            await session.rollback()  # e.g. the outbox insert failed: nothing was sent
         async with factory() as session, session.begin():
             assert await claim_occasion(session=session, kind="k", subject="s", occasion="o", at=clock.now())
     finally:
@@ -67,7 +66,10 @@ async def test_one_failing_sweep_does_not_stop_the_others(sqlite_url: str, clock
     engine = make_engine(sqlite_url)
     kicked: list[bool] = []
     sweeper = Sweeper(
-        settings=settings, db=make_session_factory(engine), clock=clock, sweeps=[broken, fine],
+        settings=settings,
+        db=make_session_factory(engine),
+        clock=clock,
+        sweeps=[broken, fine],
         after=lambda: kicked.append(True),
     )
     try:

@@ -86,14 +86,22 @@ async def test_a_reviewer_signs_in_reads_the_draft_and_approves_on_the_page(stac
         done = await phone.decide(number, "approve", opinion="同意发布", checks=ticked, page=page)
     assert done.status == 200 and "二审" in done.plain
     (row,) = [d for d in await decisions(stack) if d.stage == 2]
-    assert (row.reviewer_userid, row.decision, row.opinion, row.via) == ("zhangkz", "approve", "同意发布", "page")
+    assert (row.reviewer_userid, row.decision, row.opinion, row.via) == (
+        "zhangkz",
+        "approve",
+        "同意发布",
+        "page",
+    )
     assert row.checklist == ticked
     assert not stack.sim.card(card["task_id"]).is_active_for("sunkz"), "the chat card greys for its holders"
     assert active_card(stack, "liuzr").payload["template_card"]["main_title"]["title"].startswith("【三审】")
     assert "二审已同意" in last_text(stack, "wangxm")
     async with stack.db() as session:
-        entry = (await session.exec(select(AuditEntry).where(AuditEntry.action == "approve",
-                                                             AuditEntry.actor == "zhangkz"))).one()
+        entry = (
+            await session.exec(
+                select(AuditEntry).where(AuditEntry.action == "approve", AuditEntry.actor == "zhangkz")
+            )
+        ).one()
     assert entry.details["checklist"] == ticked and entry.details["via"] == "page"
 
 
@@ -102,8 +110,10 @@ async def test_a_forged_or_missing_csrf_token_changes_nothing(stack: Stack) -> N
     async with Phone(stack, "zhangkz") as phone:
         page = await phone.get(f"/app/drafts/{number}/")
         forged = await phone.decide(number, "approve", page=page, csrf="forged-token")
-        missing = await phone.post(f"/app/drafts/{number}/decide",
-                                   {"decision": "approve", "version": "1", "round": "1", "stage": "2"})
+        missing = await phone.post(
+            f"/app/drafts/{number}/decide",
+            {"decision": "approve", "version": "1", "round": "1", "stage": "2"},
+        )
     assert forged.status == 403 and missing.status == 403
     assert "未做任何更改" in forged.plain
     assert [d.stage for d in await decisions(stack)] == [1]
@@ -142,7 +152,9 @@ async def test_the_page_and_the_card_race_and_exactly_one_decision_counts(stack:
         delivered = active_card(stack, "sunkz")
         task_id = delivered.payload["template_card"]["task_id"]
         key = button_key(delivered.payload["template_card"], "同意")
-        await asyncio.gather(phone.decide(number, "approve", page=page), stack.sim.click("sunkz", task_id, key))
+        await asyncio.gather(
+            phone.decide(number, "approve", page=page), stack.sim.click("sunkz", task_id, key)
+        )
         await stack.drain()
     second = [d for d in await decisions(stack) if d.stage == 2]
     assert len(second) == 1
@@ -168,7 +180,9 @@ async def test_people_outside_the_draft_see_neither_page_nor_files(stack: Stack)
 
 
 async def test_a_typed_body_with_markup_renders_inert_under_a_strict_policy(stack: Stack) -> None:
-    await say(stack, "wangxm", f'/submit 测试\n{META}<script>alert(1)</script><img src=x onerror="alert(2)">正文')
+    await say(
+        stack, "wangxm", f'/submit 测试\n{META}<script>alert(1)</script><img src=x onerror="alert(2)">正文'
+    )
     (draft,) = await drafts(stack)
     async with Phone(stack, "zhangkz") as phone:
         page = await phone.get(f"/app/drafts/{draft.id}/")
@@ -262,16 +276,18 @@ async def test_the_home_page_lists_my_pending_decisions_and_drafts(stack: Stack)
 async def stored_content(stack: Stack, attachment: bytes) -> VersionContent:
     store = FileStore(stack.settings.storage.files_dir)
     sha = await store.put(attachment)
-    ref = FileRef(role="attachment", sha256=sha, name="附件.pdf", content_type="application/pdf",
-                  size=len(attachment))
+    ref = FileRef(
+        role="attachment", sha256=sha, name="附件.pdf", content_type="application/pdf", size=len(attachment)
+    )
     return VersionContent(body="正文", body_html="<p>正文</p>", files=(ref,))
 
 
 async def create_draft_as(stack: Stack, userid: str, content: VersionContent) -> int:
     async with stack.db() as session, session.begin():
         work = Work(stack.settings, session, stack.clock, Outbox(session, stack.clock), user=userid)
-        meta = DraftMeta(category="issued", source_kind="own", source_note="", disclosure="active",
-                         platforms=("website",))
+        meta = DraftMeta(
+            category="issued", source_kind="own", source_note="", disclosure="active", platforms=("website",)
+        )
         done = await review.create_draft(work, "带附件的稿件", meta, content)
     await stack.drain()
     assert done.draft.id is not None

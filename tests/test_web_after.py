@@ -35,14 +35,18 @@ async def test_publish_recheck_and_correct_on_the_page(fresh_stack: Stack) -> No
     async with Phone(stack, "chenfb") as publisher:
         page = await publisher.get(f"/app/drafts/{number}/")
         assert "登记发布" in page.plain and "示范发布" in page.plain and "示范微博" in page.plain
-        forged = await publisher.post(f"/app/drafts/{number}/publish",
-                                      {"csrf": "forged", "account": "示范发布", "url": LINK})
+        forged = await publisher.post(
+            f"/app/drafts/{number}/publish", {"csrf": "forged", "account": "示范发布", "url": LINK}
+        )
         assert forged.status == 403
-        bad = await publisher.post(f"/app/drafts/{number}/publish",
-                                   {"csrf": page.field("csrf"), "account": "示范发布", "url": "javascript:alert(1)"})
+        bad = await publisher.post(
+            f"/app/drafts/{number}/publish",
+            {"csrf": page.field("csrf"), "account": "示范发布", "url": "javascript:alert(1)"},
+        )
         assert "链接应以 http:// 或 https:// 开头" in bad.plain
-        done = await publisher.post(f"/app/drafts/{number}/publish",
-                                    {"csrf": page.field("csrf"), "account": "示范发布", "url": LINK})
+        done = await publisher.post(
+            f"/app/drafts/{number}/publish", {"csrf": page.field("csrf"), "account": "示范发布", "url": LINK}
+        )
         assert "已登记：稿件1号《关于开展2025年防汛演练的通知》已在“示范发布”发布" in done.plain
     async with stack.db() as session:
         (post,) = (await session.exec(select(AccountPost))).all()
@@ -53,25 +57,36 @@ async def test_publish_recheck_and_correct_on_the_page(fresh_stack: Stack) -> No
         page = await rechecker.get(f"/app/drafts/{number}/")
         assert "发布后复核（示范发布）" in page.plain
         fields = {"csrf": page.field("csrf"), "recheck": str(recheck.id)}
-        empty = await rechecker.post(f"/app/drafts/{number}/recheck", {**fields, "outcome": "problem", "note": ""})
+        empty = await rechecker.post(
+            f"/app/drafts/{number}/recheck", {**fields, "outcome": "problem", "note": ""}
+        )
         assert "请写明发现的问题" in empty.plain
-        done = await rechecker.post(f"/app/drafts/{number}/recheck",
-                                    {**fields, "outcome": "problem", "note": "第二段日期有误"})
+        done = await rechecker.post(
+            f"/app/drafts/{number}/recheck", {**fields, "outcome": "problem", "note": "第二段日期有误"}
+        )
         assert "发现问题" in done.plain and "发布后复核（示范发布）" not in done.plain
     assert "第二段日期有误" in last_text(stack, "wangxm")
 
     async with Phone(stack, "chenfb") as publisher:
         page = await publisher.get(f"/app/drafts/{number}/")
         fields = {"csrf": page.field("csrf"), "kind": "表述"}
-        empty = await publisher.post(f"/app/drafts/{number}/correct", {**fields, "action": "correct", "description": ""})
+        empty = await publisher.post(
+            f"/app/drafts/{number}/correct", {**fields, "action": "correct", "description": ""}
+        )
         assert "请写明错在哪里" in empty.plain
-        done = await publisher.post(f"/app/drafts/{number}/correct",
-                                    {**fields, "action": "correct", "description": "第二段日期有误"})
+        done = await publisher.post(
+            f"/app/drafts/{number}/correct", {**fields, "action": "correct", "description": "第二段日期有误"}
+        )
         assert "已登记错情1号（表述）" in done.plain
         assert "纠错或撤稿" not in done.plain, "no longer approved: the forms are gone"
     async with stack.db() as session:
         (case,) = (await session.exec(select(ErrorCase))).all()
         draft = await session.get(Draft, number)
-    assert (case.kind, case.action, case.recorded_by, draft and draft.status) == ("wording", "correct", "chenfb", "rejected")
+    assert (case.kind, case.action, case.recorded_by, draft and draft.status) == (
+        "wording",
+        "correct",
+        "chenfb",
+        "rejected",
+    )
     await say(stack, "chenfb", "/published 1 示范发布 " + "https://x.gov.cn/" + "a" * 500)
     assert "链接请控制在 500 字以内" in last_text(stack, "chenfb")

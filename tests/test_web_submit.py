@@ -16,8 +16,12 @@ from storage.models import AuditEntry, DraftVersion, Upload, VersionFile
 from tests.flow import active_card, drafts, last_text, tap
 
 CHOICES = [
-    ("title", "关于开展防汛演练的通知"), ("category", "issued"), ("source_kind", "own"),
-    ("disclosure", "active"), ("platforms", "website"), ("platforms", "newmedia"),
+    ("title", "关于开展防汛演练的通知"),
+    ("category", "issued"),
+    ("source_kind", "own"),
+    ("disclosure", "active"),
+    ("platforms", "website"),
+    ("platforms", "newmedia"),
 ]
 
 
@@ -27,8 +31,9 @@ async def open_form(phone: Phone, path: str = "/app/submit") -> Page:
     return page
 
 
-async def preview(phone: Phone, form: Page, fields: list[tuple[str, str]],
-                  files: list[tuple[str, str, bytes]] = ()) -> Page:  # type: ignore[assignment]
+async def preview(
+    phone: Phone, form: Page, fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]] = ()
+) -> Page:  # type: ignore[assignment]
     hidden = phone.fields(form)
     return await phone.post_form("/app/submit", [*hidden, *fields], list(files))
 
@@ -67,20 +72,29 @@ async def test_a_typed_draft_is_previewed_then_sent_for_review(stack: Stack) -> 
         sent = await confirm(phone, shown)
     assert sent.status == 200 and "已收到投稿" in sent.plain
     (draft,) = await drafts(stack)
-    assert (draft.title, draft.platforms, draft.category) == ("关于开展防汛演练的通知", "website,newmedia", "issued")
+    assert (draft.title, draft.platforms, draft.category) == (
+        "关于开展防汛演练的通知",
+        "website,newmedia",
+        "issued",
+    )
     assert sent.url.endswith(f"/app/drafts/{draft.id}/")
     assert active_card(stack, "zhaoli").payload["template_card"]["main_title"]["title"].startswith("【一审】")
 
 
 async def test_a_docx_with_a_picture_and_a_table_keeps_them_and_its_hash_is_audited(stack: Stack) -> None:
     picture = png()
-    docx = build_docx(heading="关于防汛演练的通知", paragraphs=["各有关单位：", "定于6月举行演练。"],
-                      table=[["单位", "人数"], ["应急局", "12"]], picture=picture)
+    docx = build_docx(
+        heading="关于防汛演练的通知",
+        paragraphs=["各有关单位：", "定于6月举行演练。"],
+        table=[["单位", "人数"], ["应急局", "12"]],
+        picture=picture,
+    )
     attachment = b"%PDF-1.4\n%demo\n"
     async with Phone(stack, "wangxm") as phone:
         form = await open_form(phone)
-        shown = await preview(phone, form, CHOICES, [("docx", "防汛通知.docx", docx),
-                                                     ("attachments", "名单.pdf", attachment)])
+        shown = await preview(
+            phone, form, CHOICES, [("docx", "防汛通知.docx", docx), ("attachments", "名单.pdf", attachment)]
+        )
         assert "<table>" in shown.text and "应急局" in shown.plain
         (src,) = re.findall(r'<img src="(files/[0-9a-f]{64})"', shown.text)
         image = await phone.http.get(phone.url("/app/" + src))
@@ -113,8 +127,9 @@ async def test_a_renamed_exe_an_oversize_file_and_a_zip_bomb_store_nothing(stack
         assert renamed.status == 400 and "文件类型不受支持" in renamed.plain
         bomb = await preview(phone, form, CHOICES, [("docx", "炸弹.docx", zip_bomb())])
         assert bomb.status == 400 and "炸弹.docx" in bomb.plain
-        too_big = await preview(phone, form, CHOICES,
-                                [("attachments", "大文件.pdf", b"%PDF-1.4\n" + b"0" * (21 * 1024 * 1024))])
+        too_big = await preview(
+            phone, form, CHOICES, [("attachments", "大文件.pdf", b"%PDF-1.4\n" + b"0" * (21 * 1024 * 1024))]
+        )
         assert too_big.status == 413 and "20 MB" in too_big.plain
     assert stored_files(stack) == [] and await uploads(stack) == [] and await drafts(stack) == []
 
@@ -122,7 +137,9 @@ async def test_a_renamed_exe_an_oversize_file_and_a_zip_bomb_store_nothing(stack
 async def test_a_confirm_naming_someone_elses_upload_is_refused(stack: Stack) -> None:
     async with Phone(stack, "zhaoli") as other:
         form = await open_form(other)
-        shown = await preview(other, form, [*CHOICES, ("body", "正文")], [("attachments", "内部.pdf", b"%PDF-1.4 internal")])
+        shown = await preview(
+            other, form, [*CHOICES, ("body", "正文")], [("attachments", "内部.pdf", b"%PDF-1.4 internal")]
+        )
         (sha,) = [v for n, v in other.fields(shown) if n == "kept_attachments"]
     async with Phone(stack, "wangxm") as phone:
         form = await open_form(phone)
@@ -178,7 +195,9 @@ async def test_an_ordinary_upload_of_a_few_megabytes_goes_through(stack: Stack) 
     attachment = b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024)  # bigger than the callback's 512 KiB body limit
     async with Phone(stack, "wangxm") as phone:
         form = await open_form(phone)
-        shown = await preview(phone, form, [*CHOICES, ("body", "正文")], [("attachments", "名单.pdf", attachment)])
+        shown = await preview(
+            phone, form, [*CHOICES, ("body", "正文")], [("attachments", "名单.pdf", attachment)]
+        )
         assert shown.status == 200 and "名单.pdf" in shown.plain, shown.plain[:200]
         await confirm(phone, shown)
     assert len(await drafts(stack)) == 1
@@ -189,7 +208,9 @@ async def test_the_same_picture_in_the_docx_and_among_the_pictures_is_stored_onc
     docx = build_docx(heading="通知", paragraphs=["正文"], picture=picture)
     async with Phone(stack, "wangxm") as phone:
         form = await open_form(phone)
-        shown = await preview(phone, form, CHOICES, [("docx", "通知.docx", docx), ("pictures", "图.png", picture)])
+        shown = await preview(
+            phone, form, CHOICES, [("docx", "通知.docx", docx), ("pictures", "图.png", picture)]
+        )
         sent = await confirm(phone, shown)
     assert sent.status == 200 and "已收到投稿" in sent.plain
     async with stack.db() as session:

@@ -30,11 +30,24 @@ CHAIN = ChainSettings(
 )
 
 
-def may(reviewer: str, stage: int, decisions: list[PastDecision], *, acted: int | None = None,
-        status: str = "in_review", chain: ChainSettings = CHAIN) -> Refusal | None:
+def may(
+    reviewer: str,
+    stage: int,
+    decisions: list[PastDecision],
+    *,
+    acted: int | None = None,
+    status: str = "in_review",
+    chain: ChainSettings = CHAIN,
+) -> Refusal | None:
     return check_may_decide(
-        chain, status=status, current_stage=stage, acted_stage=acted, reviewer=reviewer,
-        submitter="editor", staff=STAFF, decisions=decisions,
+        chain,
+        status=status,
+        current_stage=stage,
+        acted_stage=acted,
+        reviewer=reviewer,
+        submitter="editor",
+        staff=STAFF,
+        decisions=decisions,
     )
 
 
@@ -54,8 +67,13 @@ def test_workflow_submitter_never_decides_later_stages() -> None:
         category="issued",
         stages=(CHAIN.stages[0], StageSettings(name="二审", assignees=("role:collector",)), CHAIN.stages[2]),
     )
-    assert may("editor", 2, [PastDecision(1, "editor", "approve")], chain=chain) is Refusal.SUBMITTER_LATER_STAGE  # the more specific reason wins
-    assert may("editor", 2, [PastDecision(1, "editor2", "approve")], chain=chain) is Refusal.SUBMITTER_LATER_STAGE
+    assert (
+        may("editor", 2, [PastDecision(1, "editor", "approve")], chain=chain) is Refusal.SUBMITTER_LATER_STAGE
+    )  # the more specific reason wins
+    assert (
+        may("editor", 2, [PastDecision(1, "editor2", "approve")], chain=chain)
+        is Refusal.SUBMITTER_LATER_STAGE
+    )
 
 
 def test_workflow_person_who_decided_one_stage_is_excluded_from_the_next() -> None:
@@ -75,27 +93,48 @@ def test_workflow_stale_or_closed_drafts_refuse() -> None:
 
 
 def test_workflow_any_of_advances_all_of_waits_for_everyone() -> None:
-    any_of = outcome_after(CHAIN, stage=2, decision="approve",
-                           stage_decisions=[PastDecision(2, "chief", "approve")], assignees=("chief",))
+    any_of = outcome_after(
+        CHAIN,
+        stage=2,
+        decision="approve",
+        stage_decisions=[PastDecision(2, "chief", "approve")],
+        assignees=("chief",),
+    )
     assert (any_of.kind, any_of.next_stage) == ("advance", 3)
     cosign = ChainSettings(
         category="issued",
-        stages=(CHAIN.stages[0], StageSettings(name="二审", assignees=("chief", "boss"), mode="all"),
-                StageSettings(name="三审", assignees=("editor2",))),
+        stages=(
+            CHAIN.stages[0],
+            StageSettings(name="二审", assignees=("chief", "boss"), mode="all"),
+            StageSettings(name="三审", assignees=("editor2",)),
+        ),
     )
-    first = outcome_after(cosign, stage=2, decision="approve",
-                          stage_decisions=[PastDecision(2, "chief", "approve")], assignees=("chief", "boss"))
+    first = outcome_after(
+        cosign,
+        stage=2,
+        decision="approve",
+        stage_decisions=[PastDecision(2, "chief", "approve")],
+        assignees=("chief", "boss"),
+    )
     assert first.kind == "wait"
     both = [PastDecision(2, "chief", "approve"), PastDecision(2, "boss", "approve")]
-    assert outcome_after(cosign, stage=2, decision="approve", stage_decisions=both,
-                         assignees=("chief", "boss")).kind == "advance"
+    assert (
+        outcome_after(
+            cosign, stage=2, decision="approve", stage_decisions=both, assignees=("chief", "boss")
+        ).kind
+        == "advance"
+    )
 
 
 def test_workflow_last_stage_approves_and_any_reject_returns() -> None:
-    assert outcome_after(CHAIN, stage=3, decision="approve", stage_decisions=[],
-                         assignees=("boss",)).kind == "approved"
-    assert outcome_after(CHAIN, stage=1, decision="reject", stage_decisions=[],
-                         assignees=("editor",)).kind == "rejected"
+    assert (
+        outcome_after(CHAIN, stage=3, decision="approve", stage_decisions=[], assignees=("boss",)).kind
+        == "approved"
+    )
+    assert (
+        outcome_after(CHAIN, stage=1, decision="reject", stage_decisions=[], assignees=("editor",)).kind
+        == "rejected"
+    )
 
 
 def test_eligibility_no_assignee_delegate_or_transfer_without_the_stage_role() -> None:
@@ -108,13 +147,24 @@ def test_eligibility_no_assignee_delegate_or_transfer_without_the_stage_role() -
     assert eligible_roles(CHAIN, 2) == ("reviewer",)
     # A transfer from before the rule named a collector for 二审: still refused.
     refusal = check_may_decide(
-        CHAIN, status="in_review", current_stage=2, acted_stage=None, reviewer="editor2",
-        submitter="editor", staff=STAFF, decisions=[PastDecision(1, "editor", "approve")],
+        CHAIN,
+        status="in_review",
+        current_stage=2,
+        acted_stage=None,
+        reviewer="editor2",
+        submitter="editor",
+        staff=STAFF,
+        decisions=[PastDecision(1, "editor", "approve")],
         assignees=("editor2",),
     )
     assert refusal is Refusal.NOT_ELIGIBLE
-    kept = apply_delegations(("boss",), {"boss": "editor2"}, submitter="editor", stage=3,
-                             eligible=lambda u: "leader" in STAFF[u].roles)
+    kept = apply_delegations(
+        ("boss",),
+        {"boss": "editor2"},
+        submitter="editor",
+        stage=3,
+        eligible=lambda u: "leader" in STAFF[u].roles,
+    )
     assert kept == ("boss",), "an ineligible delegate does not stand in"
     assert signing_roles(STAFF["chief"], [CHAIN]) == ["reviewer", "leader"]
 
@@ -130,8 +180,9 @@ def test_a_submitter_stands_in_as_delegate_at_stage_one_only() -> None:
     from bot.rules.review import apply_delegations
 
     def stand_in(stage: int) -> tuple[str, ...]:
-        return apply_delegations(("chief",), {"chief": "editor"}, submitter="editor", stage=stage,
-                                 eligible=lambda userid: True)
+        return apply_delegations(
+            ("chief",), {"chief": "editor"}, submitter="editor", stage=stage, eligible=lambda userid: True
+        )
 
     assert stand_in(1) == ("editor",), "at 一审 the submitter may stand in for an away reviewer"
     assert stand_in(2) == ("chief",), "at 二审 the submitter may not: the away reviewer stays"

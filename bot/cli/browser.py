@@ -73,7 +73,10 @@ class Phone:
         return result
 
     async def post_form(
-        self, path: str, fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]] = (),  # type: ignore[assignment]
+        self,
+        path: str,
+        fields: list[tuple[str, str]],
+        files: list[tuple[str, str, bytes]] = (),  # type: ignore[assignment]
     ) -> Page:
         """A multipart form as a browser sends it: text fields, then (field, file name, bytes)."""
         form = aiohttp.FormData(quote_fields=False)
@@ -85,18 +88,32 @@ class Phone:
 
     def fields(self, page: Page) -> list[tuple[str, str]]:
         """Every hidden field of the page's form, in order (what pressing its button sends)."""
-        return [(html.unescape(n), html.unescape(v))
-                for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)]
+        return [
+            (html.unescape(n), html.unescape(v))
+            for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)
+        ]
 
-    async def decide(self, draft_id: int, decision: str, *, opinion: str = "", checks: list[str] | None = None,
-                     page: Page | None = None, marks: dict[int, str] | None = None, **overrides: str) -> Page:
+    async def decide(
+        self,
+        draft_id: int,
+        decision: str,
+        *,
+        opinion: str = "",
+        checks: list[str] | None = None,
+        page: Page | None = None,
+        marks: dict[int, str] | None = None,
+        **overrides: str,
+    ) -> Page:
         """Fill in the decision form of the draft page as it was shown (or as it is now); `marks`
         picks a mark (verified, fixed, false_alarm) for 智能识错 findings by number."""
         page = page or await self.get(f"/app/drafts/{draft_id}/")
         form: list[tuple[str, str]] = [
-            ("csrf", page.field("csrf")), ("version", page.field("version")),
-            ("round", page.field("round")), ("stage", page.field("stage")),
-            ("opinion", opinion), ("decision", decision),
+            ("csrf", page.field("csrf")),
+            ("version", page.field("version")),
+            ("round", page.field("round")),
+            ("stage", page.field("stage")),
+            ("opinion", opinion),
+            ("decision", decision),
         ]
         form = [(k, overrides.get(k, v)) for k, v in form]
         form += [("check", item) for item in checks or []]

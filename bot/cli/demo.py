@@ -210,7 +210,9 @@ async def _watch(stack: Stack, clock: FrozenClock) -> int:
     await sim.click("zhaoli", task_id, key)
     await stack.drain()
     show.show_new()
-    escalated = any("【突发事件上报】" in d.payload.get("text", {}).get("content", "") for d in sim.inbox("liuzr"))
+    escalated = any(
+        "【突发事件上报】" in d.payload.get("text", {}).get("content", "") for d in sim.inbox("liuzr")
+    )
     warned = any("【更新提醒】" in d.payload.get("text", {}).get("content", "") for d in sim.inbox("zhaoli"))
     pinged = any("【值班提醒】" in d.payload.get("text", {}).get("content", "") for d in sim.inbox("zhaoli"))
     ok = escalated and warned and pinged and not sim.dropped
@@ -225,8 +227,15 @@ async def _workspace(stack: Stack, clock: FrozenClock) -> int:
     show.show_new_quietly()
     docx = build_docx(
         heading="关于做好2026年元旦春节期间安全生产工作的通知",
-        paragraphs=["各镇（街道）、各有关单位：", "元旦春节将至，为确保节日期间安全生产形势稳定，现就有关事项通知如下。"],
-        table=[["检查组", "带队领导", "检查时间"], ["第一组", "刘主任", "12月28日"], ["第二组", "张科长", "12月29日"]],
+        paragraphs=[
+            "各镇（街道）、各有关单位：",
+            "元旦春节将至，为确保节日期间安全生产形势稳定，现就有关事项通知如下。",
+        ],
+        table=[
+            ["检查组", "带队领导", "检查时间"],
+            ["第一组", "刘主任", "12月28日"],
+            ["第二组", "张科长", "12月29日"],
+        ],
         picture=png(),
     )
     show.step("10. 网页工作台：采编人员在“投稿”页面上传 Word 文稿（含图片和表格）")
@@ -235,11 +244,17 @@ async def _workspace(stack: Stack, clock: FrozenClock) -> int:
         show.out(f"\n>>> 王小明（wangxm）打开应用菜单“投稿”：企业微信网页授权登录后进入 {form.url}")
         show.out("    勾选 类别：制发类；来源：本机关制发信息；公开：主动公开；平台：政府网站、政务新媒体")
         show.out(f"    上传 安全生产通知.docx（{len(docx)} 字节）")
-        choices = [("title", "关于做好2026年元旦春节期间安全生产工作的通知"), ("category", "issued"),
-                   ("source_kind", "own"), ("disclosure", "active"), ("platforms", "website"),
-                   ("platforms", "newmedia")]
-        preview = await phone.post_form("/app/submit", [*phone.fields(form), *choices],
-                                        [("docx", "安全生产通知.docx", docx)])
+        choices = [
+            ("title", "关于做好2026年元旦春节期间安全生产工作的通知"),
+            ("category", "issued"),
+            ("source_kind", "own"),
+            ("disclosure", "active"),
+            ("platforms", "website"),
+            ("platforms", "newmedia"),
+        ]
+        preview = await phone.post_form(
+            "/app/submit", [*phone.fields(form), *choices], [("docx", "安全生产通知.docx", docx)]
+        )
         show.out("--- 🌐 预览页面：")
         for line in preview.section("body").splitlines():
             show.out(f"    {line}")
@@ -263,9 +278,13 @@ async def _workspace(stack: Stack, clock: FrozenClock) -> int:
         picture = await phone.http.get(phone.url(link + _first_picture(page.text)))
         show.out(f"    （文中图片已加载：{picture.content_type}，{len(await picture.read())} 字节）")
         checklist = _checklist(page.text)
-        show.out(f"\n>>> 张科长勾选全部 {len(checklist)} 项审核要点，填写意见“内容准确，同意发布。”，点击【同意】")
+        show.out(
+            f"\n>>> 张科长勾选全部 {len(checklist)} 项审核要点，填写意见“内容准确，同意发布。”，点击【同意】"
+        )
         clock.advance(minutes=15)
-        decided = await phone.decide(page_id(link), "approve", opinion="内容准确，同意发布。", checks=checklist, page=page)
+        decided = await phone.decide(
+            page_id(link), "approve", opinion="内容准确，同意发布。", checks=checklist, page=page
+        )
         show.out(f"--- 🌐 页面提示：{_flash(decided)}")
     show.show_new()
     async with stack.db() as session:
@@ -329,7 +348,9 @@ async def _summary(stack: Stack, show: Transcript) -> int:
             f"  第{proof.version}版 {proof.proof_name}（{proof.method}） {proof.proofreader_name}"
             f" {proof.at.astimezone(tz):%Y-%m-%d %H:%M} {result}"
         )
-    show.out(f"\n稿件状态：{views.STATUS_LABELS.get(draft.status, draft.status)}；模拟器丢弃的消息：{len(stack.sim.dropped)} 条")
+    show.out(
+        f"\n稿件状态：{views.STATUS_LABELS.get(draft.status, draft.status)}；模拟器丢弃的消息：{len(stack.sim.dropped)} 条"
+    )
     ok = draft.status == "approved" and len(rows) == 5 and len(proofs) == 7 and not stack.sim.dropped
     show.out("演示完成。" if ok else "演示结果异常。")
     return 0 if ok else 1

@@ -39,8 +39,11 @@ def _load(path: str, *, with_files: bool = False) -> Settings:
 
 def _secrets(settings: Settings) -> list[str]:
     return [
-        settings.wecom.secret, settings.wecom.token, settings.wecom.encoding_aes_key,
-        settings.web.session_secret, settings.audit.key,
+        settings.wecom.secret,
+        settings.wecom.token,
+        settings.wecom.encoding_aes_key,
+        settings.web.session_secret,
+        settings.audit.key,
     ]
 
 
@@ -49,9 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _load(args.config, with_files=True)
     setup_logging(settings.log_level, _secrets(settings))
-    log.info(
-        "serving %s on %s:%s", settings.server.callback_path, settings.server.host, settings.server.port
-    )
+    log.info("serving %s on %s:%s", settings.server.callback_path, settings.server.host, settings.server.port)
     web.run_app(
         create_app(settings),
         host=settings.server.host,
@@ -107,7 +108,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     setup_logging("WARNING", _secrets(settings))
     tz = settings.tz
-    words = [args.period] if args.period else ([args.date_from, args.date_to or args.date_from] if args.date_from else [])
+    words = (
+        [args.period]
+        if args.period
+        else ([args.date_from, args.date_to or args.date_from] if args.date_from else [])
+    )
     try:
         period = parse_period(words, tz, datetime.now(tz).date())
     except PeriodError as exc:
@@ -118,10 +123,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     async def run() -> int:
         engine, db = await _open_db(settings)
         try:
-            with open(output, "wb") as out:
+            with open(output, "wb") as out:  # noqa: ASYNC230 — a one-shot command, alone on its loop
                 return await write_export(
-                    db, out, kind=args.kind, fmt=args.format, period=period,
-                    unit=settings.unit_name, tz=tz,
+                    db,
+                    out,
+                    kind=args.kind,
+                    fmt=args.format,
+                    period=period,
+                    unit=settings.unit_name,
+                    tz=tz,
                     title=settings.export.form_heading(settings.unit_name),
                 )
         finally:
@@ -154,8 +164,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     async def run():  # type: ignore[no-untyped-def]
         engine, db = await _open_db(settings)
         try:
-            return await load_figures(db, period, unit=settings.unit_name, tz=tz, now=now,
-                                      default_period_hours=settings.freshness.period_hours)
+            return await load_figures(
+                db,
+                period,
+                unit=settings.unit_name,
+                tz=tz,
+                now=now,
+                default_period_hours=settings.freshness.period_hours,
+            )
         finally:
             await engine.dispose()
 
@@ -177,8 +193,10 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     setup_logging("WARNING", _secrets(settings))
     try:
-        external = [*(_checkpoint(text) for text in args.checkpoint or ()),
-                    *_checkpoint_file(args.checkpoint_file or settings.audit.checkpoint_file)]
+        external = [
+            *(_checkpoint(text) for text in args.checkpoint or ()),
+            *_checkpoint_file(args.checkpoint_file or settings.audit.checkpoint_file),
+        ]
     except ValueError as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
@@ -189,7 +207,9 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
             async with reading(db)() as session:  # one snapshot; the running bot is not held up
                 chain = await verify_audit_log(session=session)
                 records = await verify_records(session=session) if chain.ok else []
-                checkpoints = await verify_checkpoints(session=session, external=external, key=settings.audit.key)
+                checkpoints = await verify_checkpoints(
+                    session=session, external=external, key=settings.audit.key
+                )
                 return chain, records, checkpoints
         finally:
             await engine.dispose()
@@ -203,7 +223,9 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
         sys.stdout.write("".join(f"审计核验不通过：{p}\n" for p in problems[:20]))
         return 1
     witnessed = f"，{len(external)} 个外部检查点均在日志中" if external else ""
-    sys.stdout.write(f"审计日志完整：共 {chain.checked} 条，哈希链连续，审核与校对记录与日志一致{witnessed}。\n")
+    sys.stdout.write(
+        f"审计日志完整：共 {chain.checked} 条，哈希链连续，审核与校对记录与日志一致{witnessed}。\n"
+    )
     return 0
 
 
@@ -276,7 +298,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     setup_logging("WARNING", _secrets(settings))
     if args.discard is not None and not (args.reason and args.by):
-        sys.stderr.write("--discard 需要 --reason \"原因\" 和 --by userid\n")
+        sys.stderr.write('--discard 需要 --reason "原因" 和 --by userid\n')
         return 2
 
     async def run() -> str:
@@ -332,8 +354,7 @@ def _proofread_text(name: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnreadableInputError(
-            f"无法读取 {label}：不是 UTF-8 编码的文本（第 {exc.start + 1} 个字节起），"
-            "请另存为 UTF-8 或 .docx"
+            f"无法读取 {label}：不是 UTF-8 编码的文本（第 {exc.start + 1} 个字节起），请另存为 UTF-8 或 .docx"
         ) from None
 
 
@@ -382,7 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", help="file to write (default: a name with the period)")
     export.set_defaults(func=cmd_export)
 
-    report = sub.add_parser("report", help="the figures of a quarter or a year (xlsx, optionally the chart as PNG)")
+    report = sub.add_parser(
+        "report", help="the figures of a quarter or a year (xlsx, optionally the chart as PNG)"
+    )
     report.add_argument("period", nargs="?", help="2026Q4, 2026 or 2026-11 (default: this quarter)")
     report.add_argument("-c", "--config", default="config.toml")
     report.add_argument("-o", "--output", help="xlsx to write (default: 统计报表_<period>.xlsx)")
@@ -390,8 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
     verify = sub.add_parser("verify-audit", help="re-hash the audit log and name the first broken entry")
     verify.add_argument("-c", "--config", default="config.toml")
-    verify.add_argument("--checkpoint", action="append", help="ENTRY:HASH kept outside the database (repeatable)")
-    verify.add_argument("--checkpoint-file", help="the daily checkpoint file (default [audit] checkpoint_file)")
+    verify.add_argument(
+        "--checkpoint", action="append", help="ENTRY:HASH kept outside the database (repeatable)"
+    )
+    verify.add_argument(
+        "--checkpoint-file", help="the daily checkpoint file (default [audit] checkpoint_file)"
+    )
     verify.set_defaults(func=cmd_verify_audit)
     outbox = sub.add_parser("outbox", help="stuck, failed and expired messages; retry or discard one")
     outbox.add_argument("-c", "--config", default="config.toml")
@@ -403,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     proofread = sub.add_parser("proofread", help="智能识错: a .txt or .docx's findings, JSON lines")
     proofread.add_argument("file", help="a UTF-8 .txt, a .docx, or - for stdin")
     proofread.add_argument(
-        "--lexicon", metavar="DIR",
+        "--lexicon",
+        metavar="DIR",
         help="the unit's lists: wording.tsv, ads.tsv, allow.txt, domains.txt, leaders.tsv or "
         ".xlsx (any of them)",
     )

@@ -75,14 +75,11 @@ async def tap(stack: Stack, user: str, label: str, *, deliver: bool = True) -> A
 def card_click_xml(stack: Stack, user: str, task_id: str, key: str) -> str:
     created = int(stack.clock.now().timestamp())
     return (
-        "<xml><ToUserName><![CDATA[{corp}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
-        "<CreateTime>{ts}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-        "<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{key}]]></EventKey>"
-        "<TaskId><![CDATA[{task}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
-        "<ResponseCode><![CDATA[forged-code]]></ResponseCode><AgentID>{agent}</AgentID></xml>"
-    ).format(
-        corp=stack.settings.wecom.corp_id, user=user, ts=created, key=key, task=task_id,
-        agent=stack.settings.wecom.agent_id,
+        f"<xml><ToUserName><![CDATA[{stack.settings.wecom.corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{key}]]></EventKey>"
+        f"<TaskId><![CDATA[{task_id}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
+        f"<ResponseCode><![CDATA[forged-code]]></ResponseCode><AgentID>{stack.settings.wecom.agent_id}</AgentID></xml>"
     )
 
 

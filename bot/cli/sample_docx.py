@@ -27,7 +27,12 @@ def png(width: int = 120, height: int = 60, rgb: tuple[int, int, int] = (26, 95,
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _paragraph(text: str, style: str | None = None) -> str:
@@ -101,7 +106,8 @@ def build_docx(
         + (
             '<Relationship Id="rIdImage1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
             'relationships/image" Target="media/image1.png"/>'
-            if picture is not None else ""
+            if picture is not None
+            else ""
         )
         + "</Relationships>"
     )

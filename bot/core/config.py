@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from functools import cached_property
 from collections.abc import Mapping
 from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -104,7 +104,9 @@ class ServerSettings(_Frozen):
     @classmethod
     def _public_url_shape(cls, value: str) -> str:
         if value and urlsplit(value).path.strip("/"):
-            raise ValueError("只填写协议和域名（如 https://shenhe.example.gov.cn），页面固定在 /app 下，不能带路径")
+            raise ValueError(
+                "只填写协议和域名（如 https://shenhe.example.gov.cn），页面固定在 /app 下，不能带路径"
+            )
         return _http_url(value) if value else value
 
 
@@ -230,12 +232,27 @@ def default_proofs() -> tuple[ProofSettings, ...]:
     """Qinzhou 附件 三(二): 一校 by 采编人员 (读校), 二校 by 科室负责人 (默读), 三校 by 科室负责人
     with 采编人员 after the leader's 签发 (读校), before publishing."""
     return (
-        ProofSettings(name="一校", after_stage=1, method="读校", assignees=("role:collector",),
-                      eligible_roles=("collector",)),
-        ProofSettings(name="二校", after_stage=2, method="默读", assignees=("role:reviewer",),
-                      eligible_roles=("reviewer",)),
-        ProofSettings(name="三校", after_stage=3, method="读校", assignees=("role:reviewer", "role:collector"),
-                      eligible_roles=("reviewer", "collector")),
+        ProofSettings(
+            name="一校",
+            after_stage=1,
+            method="读校",
+            assignees=("role:collector",),
+            eligible_roles=("collector",),
+        ),
+        ProofSettings(
+            name="二校",
+            after_stage=2,
+            method="默读",
+            assignees=("role:reviewer",),
+            eligible_roles=("reviewer",),
+        ),
+        ProofSettings(
+            name="三校",
+            after_stage=3,
+            method="读校",
+            assignees=("role:reviewer", "role:collector"),
+            eligible_roles=("reviewer", "collector"),
+        ),
     )
 
 
@@ -253,9 +270,13 @@ class ChainSettings(_Frozen):
         """This chain for a 重要稿件: the 主要领导's 审签 after the last 审 stage (Qinzhou 附件 四(一)
         末段; Zhanjiang 第六条(一)), and the 校 step that followed the last stage follows it."""
         last = len(self.stages)
-        signing = StageSettings(name=PRINCIPAL_STAGE, assignees=("role:principal",), eligible_roles=("principal",))
-        proofs = tuple(p.model_copy(update={"after_stage": last + 1}) if p.after_stage == last else p
-                       for p in self.proofs)
+        signing = StageSettings(
+            name=PRINCIPAL_STAGE, assignees=("role:principal",), eligible_roles=("principal",)
+        )
+        proofs = tuple(
+            p.model_copy(update={"after_stage": last + 1}) if p.after_stage == last else p
+            for p in self.proofs
+        )
         return self.model_copy(update={"stages": (*self.stages, signing), "proofs": proofs})
 
     def proof_after(self, stage: int) -> ProofSettings | None:
@@ -267,12 +288,16 @@ class ChainSettings(_Frozen):
     @model_validator(mode="after")
     def _submitter_only_first(self) -> ChainSettings:
         if len(self.stages) < MIN_REVIEW_STAGES:
-            raise ValueError(f"至少需要 {MIN_REVIEW_STAGES} 个审核环节（一审、二审、三审，三审三校制度不得压减）")
+            raise ValueError(
+                f"至少需要 {MIN_REVIEW_STAGES} 个审核环节（一审、二审、三审，三审三校制度不得压减）"
+            )
         for index, stage in enumerate(self.stages[1:], start=2):
             if SUBMITTER in stage.assignees:
                 raise ValueError(f"第{index}审不能由投稿人审核（{SUBMITTER} 只能用于一审）")
         if self.secrecy_stage > len(self.stages):
-            raise ValueError(f"secrecy_stage: 第{self.secrecy_stage}审不存在（共 {len(self.stages)} 个审核环节）")
+            raise ValueError(
+                f"secrecy_stage: 第{self.secrecy_stage}审不存在（共 {len(self.stages)} 个审核环节）"
+            )
         if self.proofreading:
             if len(self.proofs) < 3:
                 raise ValueError("三校须配置一校、二校、三校（或明确设置 proofreading = false 关闭三校）")
@@ -345,7 +370,14 @@ INCIDENT_KINDS = {"网络安全": "cyber", "舆情": "opinion", "内容差错": 
 INCIDENT_KIND_LABELS = {code: word for word, code in INCIDENT_KINDS.items()}
 INCIDENT_STATUS_LABELS = {"open": "待收到", "acked": "已收到，处置中", "resolved": "已处置"}
 # 错情 kinds (纠错, 撤稿), as the people recording them say them
-ERROR_KINDS = {"错别字": "typo", "表述": "wording", "政治性": "political", "泄密": "secret", "链接": "link", "其他": "other"}
+ERROR_KINDS = {
+    "错别字": "typo",
+    "表述": "wording",
+    "政治性": "political",
+    "泄密": "secret",
+    "链接": "link",
+    "其他": "other",
+}
 ERROR_KIND_LABELS = {code: word for word, code in ERROR_KINDS.items()}
 
 
@@ -569,8 +601,10 @@ class Settings(_Frozen):
             raise ValueError(f"chains: 缺少类别 {missing}")
         shortest = min(len(c.stages) for c in self.chains)
         if self.review.typo_correction_stages and self.review.typo_correction_stages[-1] > shortest:
-            raise ValueError(f"review.typo_correction_stages: 第{self.review.typo_correction_stages[-1]}审不存在"
-                             f"（最短的审核链共 {shortest} 个环节）")
+            raise ValueError(
+                f"review.typo_correction_stages: 第{self.review.typo_correction_stages[-1]}审不存在"
+                f"（最短的审核链共 {shortest} 个环节）"
+            )
         for chain in self.chains:
             for stage in chain.stages:
                 for entry in stage.assignees:
@@ -584,7 +618,9 @@ class Settings(_Frozen):
         if self.staff:
             self._check_who_may_sign()
             if self.review.important_keywords and not self.has_principal:
-                raise ValueError("review.important_keywords: 配置了重要稿件关键词，但人员名单中没有主要领导（角色 principal）")
+                raise ValueError(
+                    "review.important_keywords: 配置了重要稿件关键词，但人员名单中没有主要领导（角色 principal）"
+                )
         for key, people, role in (
             ("duty.rotation", self.duty.rotation, "duty"),
             ("duty.deputy_rotation", self.duty.deputy_rotation, "duty"),
@@ -625,7 +661,9 @@ class Settings(_Frozen):
                 key = f"chains.{chain.category}.stages.{index - 1}"
                 missing = [r for r in roles if r not in holders]
                 if len(missing) == len(roles):
-                    raise ValueError(f"{key}: 没有人员具有{stage.name}可签署的角色 {list(roles)}，{stage.name}无人能签")
+                    raise ValueError(
+                        f"{key}: 没有人员具有{stage.name}可签署的角色 {list(roles)}，{stage.name}无人能签"
+                    )
                 for entry in stage.assignees:
                     if entry.startswith("role:") and entry[5:] not in holders:
                         raise ValueError(f"{key}: 没有人员具有角色 {entry[5:]}")
@@ -635,7 +673,10 @@ class Settings(_Frozen):
                             f"{key}: {member.name}（{entry}）没有{stage.name}所需的角色 {list(roles)}，不能签署"
                         )
                 signers = [
-                    m for m in self.staff if not set(m.roles).isdisjoint(roles) and any(
+                    m
+                    for m in self.staff
+                    if not set(m.roles).isdisjoint(roles)
+                    and any(
                         e == SUBMITTER or e == m.userid or (e.startswith("role:") and e[5:] in m.roles)
                         for e in stage.assignees
                     )
@@ -646,10 +687,16 @@ class Settings(_Frozen):
                 for entry in proof.assignees:
                     named = entry[5:] if entry.startswith("role:") else entry
                     if (entry.startswith("role:") and named not in ROLES) or (
-                            not entry.startswith("role:") and entry not in self.staff_by_id):
-                        raise ValueError(f"chains.{chain.category}.proofs.{index}: 校对人 {entry} 不在 staff 中或角色未知")
+                        not entry.startswith("role:") and entry not in self.staff_by_id
+                    ):
+                        raise ValueError(
+                            f"chains.{chain.category}.proofs.{index}: 校对人 {entry} 不在 staff 中或角色未知"
+                        )
                 able = [
-                    m for m in self.staff if not set(m.roles).isdisjoint(proof.eligible_roles) and any(
+                    m
+                    for m in self.staff
+                    if not set(m.roles).isdisjoint(proof.eligible_roles)
+                    and any(
                         e == m.userid or (e.startswith("role:") and e[5:] in m.roles) for e in proof.assignees
                     )
                 ]
@@ -665,13 +712,19 @@ class Settings(_Frozen):
             return []
         problems = []
         if not self.server.public_url:
-            problems.append("server.public_url: 未填写。卡片里的“阅读全文”链接和网页登录都需要它，"
-                            "填写成员手机能访问的 https 地址，例如 https://shenhe.example.gov.cn")
+            problems.append(
+                "server.public_url: 未填写。卡片里的“阅读全文”链接和网页登录都需要它，"
+                "填写成员手机能访问的 https 地址，例如 https://shenhe.example.gov.cn"
+            )
         elif not self.server.public_url.startswith("https://"):
-            problems.append("server.public_url: 生产环境必须使用 https:// 地址（企业微信网页授权要求可信域名）")
+            problems.append(
+                "server.public_url: 生产环境必须使用 https:// 地址（企业微信网页授权要求可信域名）"
+            )
         if not self.web.session_secret:
-            problems.append("web.session_secret: 未填写。请设置 SANSHEN_WEB_SESSION_SECRET（至少 32 个字符），"
-                            "否则重启后所有人需重新登录，多实例之间也无法共享登录")
+            problems.append(
+                "web.session_secret: 未填写。请设置 SANSHEN_WEB_SESSION_SECRET（至少 32 个字符），"
+                "否则重启后所有人需重新登录，多实例之间也无法共享登录"
+            )
         return problems
 
     @property

@@ -115,9 +115,7 @@ def _image_type(data: bytes) -> str | None:
     return None
 
 
-def _image_converter(
-    images: dict[str, tuple[str, bytes]], notes: list[str]
-) -> Callable[[Any], Any]:
+def _image_converter(images: dict[str, tuple[str, bytes]], notes: list[str]) -> Callable[[Any], Any]:
     def convert(image: Any) -> dict[str, str]:
         try:
             with image.open() as fh:
@@ -157,9 +155,7 @@ def docx_to_html(data: bytes) -> ConvertedDocument:
             "文档无法解析：请确认是有效的 docx 文件（可用 Word/WPS 重新另存）"
         ) from exc
     except Exception as exc:  # lxml/mammoth errors on malformed XML
-        raise DocumentConversionError(
-            "文档内容格式异常，无法转换，请用 Word/WPS 重新另存后上传"
-        ) from exc
+        raise DocumentConversionError("文档内容格式异常，无法转换，请用 Word/WPS 重新另存后上传") from exc
 
     cleaned = sanitize_html(result.value)
     # Keep only the images the cleaned HTML still refers to.

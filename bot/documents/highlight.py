@@ -31,7 +31,7 @@ def highlight(fragment: str, text: str, spans: Sequence[Span]) -> str:
     nodes = [(i, html.unescape(part)) for i, part in enumerate(parts) if i % 2 == 0 and part]
     placed: dict[int, list[tuple[int, int, Span]]] = {}
     for span in sorted(spans, key=lambda s: s.start):
-        words = text[span.start:span.end]
+        words = text[span.start : span.end]
         if not words.strip():
             continue
         place = _nth_in_nodes(nodes, words, _occurrence(text, words, span.start))

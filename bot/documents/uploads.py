@@ -152,7 +152,9 @@ def check_zip(data: bytes) -> None:
         if any(part in "/" + lowered for part in _ACTIVE_PARTS):
             raise UploadRejected("文件包含嵌入对象或控件，已拒绝：请删除嵌入对象后另存上传")
         if lowered.endswith(".xml") and info.file_size > MAX_XML_MEMBER:
-            raise UploadRejected(f"文件内容过大（正文部分超过 {_format_mb(MAX_XML_MEMBER)} MB），请拆分后上传")
+            raise UploadRejected(
+                f"文件内容过大（正文部分超过 {_format_mb(MAX_XML_MEMBER)} MB），请拆分后上传"
+            )
         total += info.file_size
         if total > MAX_TOTAL_UNCOMPRESSED:
             limit = _format_mb(MAX_TOTAL_UNCOMPRESSED)

@@ -13,9 +13,19 @@ log = logging.getLogger(__name__)
 
 # Fonts that hold Chinese, as fontconfig and the usual systems name them (first found wins).
 CJK_FAMILIES = (
-    "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
-    "Source Han Sans CN", "Microsoft YaHei", "SimHei", "PingFang SC", "Hiragino Sans GB", "Droid Sans Fallback",
-    "AR PL UMing CN", "Noto Serif CJK SC",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "Microsoft YaHei",
+    "SimHei",
+    "PingFang SC",
+    "Hiragino Sans GB",
+    "Droid Sans Fallback",
+    "AR PL UMing CN",
+    "Noto Serif CJK SC",
 )
 MAX_ACCOUNTS = 30  # bars; more would be unreadable on a phone: the most overdue are shown
 
@@ -50,10 +60,20 @@ def render_chart(figures: Figures, *, font: str | None = None) -> bytes:
     top = axes[0]
     labels = [a.name if chinese else str(n) for n, a in shown]
     places = list(range(len(shown)))
-    top.barh([p - 0.2 for p in places], [a.posts for _, a in shown], height=0.4, color="#3b7dd8",
-             label="更新次数" if chinese else "posts")
-    top.barh([p + 0.2 for p in places], [a.overdue_days for _, a in shown], height=0.4, color="#d9534f",
-             label="超期天数" if chinese else "days overdue")
+    top.barh(
+        [p - 0.2 for p in places],
+        [a.posts for _, a in shown],
+        height=0.4,
+        color="#3b7dd8",
+        label="更新次数" if chinese else "posts",
+    )
+    top.barh(
+        [p + 0.2 for p in places],
+        [a.overdue_days for _, a in shown],
+        height=0.4,
+        color="#d9534f",
+        label="超期天数" if chinese else "days overdue",
+    )
     top.set_yticks(places, labels, **text)
     top.invert_yaxis()
     top.legend(prop={"family": family} if chinese else None, loc="lower right", fontsize=8)
@@ -65,10 +85,20 @@ def render_chart(figures: Figures, *, font: str | None = None) -> bytes:
         bottom = axes[1]
         names = [s.name if chinese else str(n) for n, s in enumerate(figures.stages, start=1)]
         spots = list(range(len(figures.stages)))
-        bottom.bar([p - 0.2 for p in spots], [s.median_hours for s in figures.stages], width=0.4, color="#5cb85c",
-                   label="中位数（小时）" if chinese else "median h")
-        bottom.bar([p + 0.2 for p in spots], [s.p90_hours for s in figures.stages], width=0.4, color="#f0ad4e",
-                   label="P90（小时）" if chinese else "p90 h")
+        bottom.bar(
+            [p - 0.2 for p in spots],
+            [s.median_hours for s in figures.stages],
+            width=0.4,
+            color="#5cb85c",
+            label="中位数（小时）" if chinese else "median h",
+        )
+        bottom.bar(
+            [p + 0.2 for p in spots],
+            [s.p90_hours for s in figures.stages],
+            width=0.4,
+            color="#f0ad4e",
+            label="P90（小时）" if chinese else "p90 h",
+        )
         bottom.set_xticks(spots, names, **text)
         bottom.legend(prop={"family": family} if chinese else None, fontsize=8)
         bottom.grid(axis="y", alpha=0.3)

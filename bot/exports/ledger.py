@@ -11,8 +11,19 @@ from bot.rules.finding_marks import MARK_LABELS, marks_text, numbers_text
 from storage.export_repo import LedgerRow
 
 LEDGER_HEADER = (
-    "序号", "时间", "稿件编号", "信息名称", "版本", "环节", "操作", "操作人", "意见或理由",
-    "核对要点", "方式", "代理", "记录哈希",
+    "序号",
+    "时间",
+    "稿件编号",
+    "信息名称",
+    "版本",
+    "环节",
+    "操作",
+    "操作人",
+    "意见或理由",
+    "核对要点",
+    "方式",
+    "代理",
+    "记录哈希",
 )
 ACTION_LABELS = {
     "submit": "投稿",
@@ -74,22 +85,30 @@ def ledger_values(row: LedgerRow, tz: tzinfo) -> list[object]:
         ACTION_LABELS.get(row.action, row.action),
         row.actor_name,
         note,
-        "；".join([*d.get("checklist", []), *([f"智能识错：{marks_text(d['finding_marks'])}"] if d.get("finding_marks") else [])]),
+        "；".join(
+            [
+                *d.get("checklist", []),
+                *([f"智能识错：{marks_text(d['finding_marks'])}"] if d.get("finding_marks") else []),
+            ]
+        ),
         VIA_LABELS.get(d.get("via", ""), ""),
         people([behalf]) if behalf else "",
         row.entry_hash[:16],
     ]
 
 
-def write_ledger_xlsx(rows: Iterable[LedgerRow], out: BinaryIO, *, unit: str, period_label: str,
-                      tz: tzinfo = SHANGHAI) -> int:
+def write_ledger_xlsx(
+    rows: Iterable[LedgerRow], out: BinaryIO, *, unit: str, period_label: str, tz: tzinfo = SHANGHAI
+) -> int:
     """Stream the ledger to `out` (XlsxWriter constant_memory: memory does not grow with rows)."""
     wb = open_workbook(out)
     ws = wb.add_worksheet("三审三校台账")
     for index, width in enumerate((6, 20, 9, 40, 6, 10, 9, 10, 40, 40, 6, 8, 18)):
         ws.set_column(index, index, width)
     ws.freeze_panes(2, 0)  # A3
-    write_cell(ws, 0, 0, f"{unit}三审三校台账（{period_label}）", wb.add_format({"bold": True, "font_size": 14}))
+    write_cell(
+        ws, 0, 0, f"{unit}三审三校台账（{period_label}）", wb.add_format({"bold": True, "font_size": 14})
+    )
     bold = wb.add_format({"bold": True})
     for col, text in enumerate(LEDGER_HEADER):
         write_cell(ws, 1, col, text, bold)
@@ -103,8 +122,9 @@ def write_ledger_xlsx(rows: Iterable[LedgerRow], out: BinaryIO, *, unit: str, pe
     return count
 
 
-def write_ledger_csv(rows: Iterable[LedgerRow], out_text: TextIO, *, tz: tzinfo = SHANGHAI,
-                     bom: bool = True) -> int:
+def write_ledger_csv(
+    rows: Iterable[LedgerRow], out_text: TextIO, *, tz: tzinfo = SHANGHAI, bom: bool = True
+) -> int:
     """Flat CSV (UTF-8 with BOM for Excel); text cells starting with = + - @ get a leading '."""
     lines = ([_csv_safe(v) if isinstance(v, str) else v for v in ledger_values(row, tz)] for row in rows)
     return write_csv(LEDGER_HEADER, lines, out_text, bom=bom)

@@ -56,8 +56,10 @@ def parse_period(words: list[str], tz: ZoneInfo, today: date) -> Period:
         if (last - first).days > 366:
             raise PeriodError("一次最多导出一年")
         return Period(
-            _midnight(first, tz), _midnight(last + timedelta(days=1), tz),
-            f"{first:%Y年%m月%d日}至{last:%Y年%m月%d日}", f"{first:%Y%m%d}-{last:%Y%m%d}",
+            _midnight(first, tz),
+            _midnight(last + timedelta(days=1), tz),
+            f"{first:%Y年%m月%d日}至{last:%Y年%m月%d日}",
+            f"{first:%Y%m%d}-{last:%Y%m%d}",
         )
     raise PeriodError("时间段最多两个日期")
 
@@ -65,7 +67,9 @@ def parse_period(words: list[str], tz: ZoneInfo, today: date) -> Period:
 def month_period(year: int, month: int, tz: ZoneInfo) -> Period:
     first = date(year, month, 1)
     following = date(year + (month == 12), month % 12 + 1, 1)
-    return Period(_midnight(first, tz), _midnight(following, tz), f"{year}年{month:02d}月", f"{year}{month:02d}")
+    return Period(
+        _midnight(first, tz), _midnight(following, tz), f"{year}年{month:02d}月", f"{year}{month:02d}"
+    )
 
 
 def _midnight(day: date, tz: ZoneInfo) -> datetime:

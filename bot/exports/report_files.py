@@ -18,17 +18,29 @@ from storage.db import SessionFactory, reading
 from storage.report_repo import period_facts
 
 
-async def figures_in(session: AsyncSession, period: Period, *, unit: str, tz: ZoneInfo, now: datetime,
-                     default_period_hours: int) -> Figures:
+async def figures_in(
+    session: AsyncSession,
+    period: Period,
+    *,
+    unit: str,
+    tz: ZoneInfo,
+    now: datetime,
+    default_period_hours: int,
+) -> Figures:
     """The period's figures as `session` sees the data, as of `now`."""
     facts = await period_facts(session, period.start, period.end)
-    return compute_figures(facts, period, unit=unit, now=now, tz=tz, default_period_hours=default_period_hours)
+    return compute_figures(
+        facts, period, unit=unit, now=now, tz=tz, default_period_hours=default_period_hours
+    )
 
 
-async def load_figures(db: SessionFactory, period: Period, *, unit: str, tz: ZoneInfo, now: datetime,
-                       default_period_hours: int) -> Figures:
+async def load_figures(
+    db: SessionFactory, period: Period, *, unit: str, tz: ZoneInfo, now: datetime, default_period_hours: int
+) -> Figures:
     async with reading(db)() as session:
-        return await figures_in(session, period, unit=unit, tz=tz, now=now, default_period_hours=default_period_hours)
+        return await figures_in(
+            session, period, unit=unit, tz=tz, now=now, default_period_hours=default_period_hours
+        )
 
 
 def report_bytes(figures: Figures, tz: ZoneInfo) -> bytes:
@@ -39,8 +51,14 @@ def report_bytes(figures: Figures, tz: ZoneInfo) -> bytes:
 
 async def report_file(db: SessionFactory, payload: dict[str, Any], period: Period) -> tuple[str, bytes]:
     tz = ZoneInfo(payload["timezone"])
-    figures = await load_figures(db, period, unit=payload["unit"], tz=tz, now=datetime.fromisoformat(payload["as_of"]),
-                                 default_period_hours=int(payload["period_hours"]))
+    figures = await load_figures(
+        db,
+        period,
+        unit=payload["unit"],
+        tz=tz,
+        now=datetime.fromisoformat(payload["as_of"]),
+        default_period_hours=int(payload["period_hours"]),
+    )
     loop = asyncio.get_running_loop()
     if payload["kind"] == "report_chart":
         return report_filename(period, "png"), await loop.run_in_executor(None, render_chart, figures)

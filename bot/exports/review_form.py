@@ -52,23 +52,79 @@ HEADER_ROW = 3  # 0-based: title, 单位, 时间, then the two header rows
 FIRST_DATA_ROW = HEADER_ROW + 2
 
 HEADER_TOP = (
-    "序号", "信息名称", "信息来源", None, None, "公开属性标识", None,
-    "发布平台", None, None, "一审意见", None, "二审意见", None, "三审意见", "备注",
+    "序号",
+    "信息名称",
+    "信息来源",
+    None,
+    None,
+    "公开属性标识",
+    None,
+    "发布平台",
+    None,
+    None,
+    "一审意见",
+    None,
+    "二审意见",
+    None,
+    "三审意见",
+    "备注",
 )
 HEADER_SUB = (
-    None, None, "本机关制发信息", "转载信息（注明转载来源）", "非本机关信息", "主动公开",
-    "依申请公开", "政府网站", "政务新媒体", "其他", "同意", "不同意", "同意", "不同意", None, None,
+    None,
+    None,
+    "本机关制发信息",
+    "转载信息（注明转载来源）",
+    "非本机关信息",
+    "主动公开",
+    "依申请公开",
+    "政府网站",
+    "政务新媒体",
+    "其他",
+    "同意",
+    "不同意",
+    "同意",
+    "不同意",
+    None,
+    None,
 )
 HEADER_MERGES = ("A4:A5", "B4:B5", "C4:E4", "F4:G4", "H4:J4", "K4:L4", "M4:N4", "O4:O5", "P4:P5")
 COLUMN_WIDTHS = {
-    "A": 6, "B": 36, "C": 9, "D": 16, "E": 9, "F": 8, "G": 8, "H": 8, "I": 8, "J": 6,
-    "K": 6, "L": 6, "M": 6, "N": 6, "O": 18, "P": 50,
+    "A": 6,
+    "B": 36,
+    "C": 9,
+    "D": 16,
+    "E": 9,
+    "F": 8,
+    "G": 8,
+    "H": 8,
+    "I": 8,
+    "J": 6,
+    "K": 6,
+    "L": 6,
+    "M": 6,
+    "N": 6,
+    "O": 18,
+    "P": 50,
 }
 
 CSV_HEADER = (
-    "序号", "信息名称", "信息来源", "转载来源", "公开属性标识", "发布平台",
-    "一审意见", "一审签字", "一审时间", "二审意见", "二审签字", "二审时间",
-    "三审意见", "三审签字", "三审时间", "承办人", "备注",
+    "序号",
+    "信息名称",
+    "信息来源",
+    "转载来源",
+    "公开属性标识",
+    "发布平台",
+    "一审意见",
+    "一审签字",
+    "一审时间",
+    "二审意见",
+    "二审签字",
+    "二审时间",
+    "三审意见",
+    "三审签字",
+    "三审时间",
+    "承办人",
+    "备注",
 )
 
 
@@ -121,7 +177,9 @@ def remark_text(row: ReviewFormRow, tz: tzinfo = SHANGHAI, *, signatures: bool =
     一审/二审 are ticks only, so their opinions go here; 三审's is in its own column. The CSV
     has signer columns, so its 备注 leaves the signatures out (`signatures=False`).
     """
-    parts = [f"稿件{row.draft_id}号第{row.version}版，{'重要稿件（主要领导审签），' if row.important else ''}{_state_text(row)}"]
+    parts = [
+        f"稿件{row.draft_id}号第{row.version}版，{'重要稿件（主要领导审签），' if row.important else ''}{_state_text(row)}"
+    ]
     if signatures:
         # A 重要稿件's last stage is the 主要领导's 审签 (ChainSettings.with_principal).
         signing = max((n for n, _ in row.later_stages), default=0) if row.important else 0
@@ -136,7 +194,9 @@ def remark_text(row: ReviewFormRow, tz: tzinfo = SHANGHAI, *, signatures: bool =
     for version in row.earlier:
         if version.stage:
             why = f"：{version.opinion}" if version.opinion else ""
-            earlier.append(f"第{version.version}版{stage_label(version.stage)}不同意（{version.reviewer_name}{why}）")
+            earlier.append(
+                f"第{version.version}版{stage_label(version.stage)}不同意（{version.reviewer_name}{why}）"
+            )
         else:
             earlier.append(f"第{version.version}版未审完即修改")
     if earlier:
@@ -185,8 +245,15 @@ def open_workbook(out: BinaryIO) -> XlsxWorkbook:
     are written inline, so memory does not grow with the rows (rows must go in order). Text is
     only ever written with write_string, so a title like "=HYPERLINK(...)" stays text.
     """
-    return XlsxWorkbook(out, {"constant_memory": True, "strings_to_formulas": False,
-                              "strings_to_urls": False, "strings_to_numbers": False})
+    return XlsxWorkbook(
+        out,
+        {
+            "constant_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+        },
+    )
 
 
 def write_cell(ws: Worksheet, row: int, col: int, value: object, fmt: Format | None = None) -> None:
@@ -257,8 +324,7 @@ def write_review_form_xlsx(
         add_merge(ws, ref)
 
     row_formats = [
-        fmt.cell_left if col in (COL_TITLE, COL_REMARK) else fmt.cell_center
-        for col in range(1, N_COLS + 1)
+        fmt.cell_left if col in (COL_TITLE, COL_REMARK) else fmt.cell_center for col in range(1, N_COLS + 1)
     ]
     submitters: dict[str, None] = {}
     signers: tuple[dict[str, None], ...] = ({}, {}, {})

@@ -17,6 +17,8 @@ from storage.export_repo import ledger_batches, review_form_batches
 
 Kind = Literal["form", "ledger"]
 Format = Literal["xlsx", "csv"]
+
+
 async def write_export(
     db: SessionFactory,
     out: BinaryIO,
@@ -38,7 +40,9 @@ async def write_export(
 
             def consume(rows: Iterator[object]) -> int:
                 if fmt == "xlsx":
-                    return write_review_form_xlsx(rows, out, unit=unit, period_label=period.label, tz=tz, title=title)  # type: ignore[arg-type]
+                    return write_review_form_xlsx(
+                        rows, out, unit=unit, period_label=period.label, tz=tz, title=title
+                    )  # type: ignore[arg-type]
                 return _with_text(out, lambda text: write_review_form_csv(rows, text, tz=tz))  # type: ignore[arg-type]
         else:
             batches = ledger_batches(session, period.start, period.end)  # type: ignore[assignment]
@@ -80,7 +84,13 @@ async def export_file(db: SessionFactory, payload: dict[str, Any]) -> tuple[str,
         return await report_file(db, payload, period)
     buffer = io.BytesIO()
     await write_export(
-        db, buffer, kind=payload["kind"], fmt="xlsx", period=period,
-        unit=payload["unit"], tz=ZoneInfo(payload["timezone"]), title=payload.get("title"),
+        db,
+        buffer,
+        kind=payload["kind"],
+        fmt="xlsx",
+        period=period,
+        unit=payload["unit"],
+        tz=ZoneInfo(payload["timezone"]),
+        title=payload.get("title"),
     )
     return export_filename(payload["kind"], "xlsx", period), buffer.getvalue()

@@ -25,9 +25,7 @@ class Finding:
     rule: str  # Chinese: the rule or list it came from
 
 
-def finding(
-    text: str, start: int, end: int, kind: str, severity: str, suggestion: str, rule: str
-) -> Finding:
+def finding(text: str, start: int, end: int, kind: str, severity: str, suggestion: str, rule: str) -> Finding:
     """A Finding whose `text` is read from the checked text, so it always equals text[start:end]."""
     return Finding(start, end, kind, severity, text[start:end], suggestion, rule)
 
@@ -35,9 +33,7 @@ def finding(
 def without_overlaps(found: Iterable[Finding]) -> list[Finding]:
     """Per kind, the leftmost finding wins and, from one start, the longest; equal spans keep the
     first produced. Findings of different kinds may overlap. Sorted by (start, end, kind)."""
-    ordered = sorted(
-        enumerate(found), key=lambda item: (item[1].kind, item[1].start, -item[1].end, item[0])
-    )
+    ordered = sorted(enumerate(found), key=lambda item: (item[1].kind, item[1].start, -item[1].end, item[0]))
     kept: list[Finding] = []
     kind, reach = "", -1
     for _, f in ordered:

@@ -29,9 +29,7 @@ _BRACKET = re.compile(r"[《》“”‘’（）【】\n]")
 _LONE_MARKER = re.compile(r"[ \t\u3000]*(?:[0-9]{1,2}|[一二三四五六七八九十]{1,3}|[A-Za-z])")
 
 # 2023年2月29日, 2023年13月, 2月30日 (a day needs a month; a month alone needs a year).
-_DATE = re.compile(
-    r"(?<![0-9])(?:(?P<y>[0-9]{4}) ?年 ?)?(?P<m>[0-9]{1,2}) ?月(?: ?(?P<d>[0-9]{1,2}) ?日)?"
-)
+_DATE = re.compile(r"(?<![0-9])(?:(?P<y>[0-9]{4}) ?年 ?)?(?P<m>[0-9]{1,2}) ?月(?: ?(?P<d>[0-9]{1,2}) ?日)?")
 
 # Paragraph-level ordinals (GB/T 9704 7.3.3: 一、 （一） 1. （1）); 第…章/条 opens a new scope.
 _CN_DIGITS = "一二三四五六七八九"
@@ -145,14 +143,14 @@ def _ordinals(text: str) -> Iterator[Finding]:
         number = int(raw) if level in ("l3", "l4") else chinese_number(raw)
         if number is None:
             continue
-        for deeper in _LEVELS[_LEVELS.index(level) + 1:]:
+        for deeper in _LEVELS[_LEVELS.index(level) + 1 :]:
             last.pop(deeper, None)
         previous = last.get(level)
         last[level] = number  # count on from what is written: one slip is flagged once
         if previous is None or number == 1 or number == previous + 1:
             continue
         expected = previous + 1
-        marker = text[m.start(level) - (1 if level in ("l2", "l4") else 0):m.end()]
+        marker = text[m.start(level) - (1 if level in ("l2", "l4") else 0) : m.end()]
         shown = _chinese(expected) if level in ("l1", "l2") else str(expected)
         suggestion = marker.replace(raw, shown, 1)
         start = m.end() - len(marker)

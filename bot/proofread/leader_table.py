@@ -15,12 +15,47 @@ HEADER = ("姓名", "职务", "排序号")
 # one of these and not holding it is flagged. Ad-hoc roles (组长, 河长, 总指挥) are left out: a
 # leader holds many that no table lists.
 GENERIC_TITLES: tuple[str, ...] = (
-    "书记", "副书记", "常委", "委员", "秘书长", "副秘书长",
-    "省长", "副省长", "市长", "副市长", "常务副市长", "州长", "副州长",
-    "县长", "副县长", "常务副县长", "区长", "副区长", "常务副区长",
-    "镇长", "副镇长", "乡长", "副乡长",
-    "主任", "副主任", "主席", "副主席", "部长", "副部长", "厅长", "副厅长",
-    "局长", "副局长", "处长", "副处长", "科长", "副科长", "院长", "副院长", "检察长", "副检察长",
+    "书记",
+    "副书记",
+    "常委",
+    "委员",
+    "秘书长",
+    "副秘书长",
+    "省长",
+    "副省长",
+    "市长",
+    "副市长",
+    "常务副市长",
+    "州长",
+    "副州长",
+    "县长",
+    "副县长",
+    "常务副县长",
+    "区长",
+    "副区长",
+    "常务副区长",
+    "镇长",
+    "副镇长",
+    "乡长",
+    "副乡长",
+    "主任",
+    "副主任",
+    "主席",
+    "副主席",
+    "部长",
+    "副部长",
+    "厅长",
+    "副厅长",
+    "局长",
+    "副局长",
+    "处长",
+    "副处长",
+    "科长",
+    "副科长",
+    "院长",
+    "副院长",
+    "检察长",
+    "副检察长",
 )
 # A title that differs from a held one by these in front is another office: 副市长 is not 市长,
 # 代市长 (acting) is not 市长.
@@ -191,7 +226,7 @@ class LeaderTable:
         self.blanked: dict[str, list[Leader]] = {}
         for leader in self.leaders:
             for i in range(len(leader.name)):
-                key = leader.name[:i] + "?" + leader.name[i + 1:]
+                key = leader.name[:i] + "?" + leader.name[i + 1 :]
                 self.blanked.setdefault(key, []).append(leader)
         self.automaton: ahocorasick.Automaton | None = None
         if self.leaders:

@@ -113,9 +113,7 @@ def find(text: str, lexicon: Lexicon) -> list[Finding]:
     found: list[Finding] = []
     for mention in _near_names(scan):
         name = mention.leader.name
-        found.append(
-            finding(text, mention.start, mention.end, KIND, "severe", name, rule(mention.leader))
-        )
+        found.append(finding(text, mention.start, mention.end, KIND, "severe", name, rule(mention.leader)))
         scan.mentions.append(mention)
     scan.mentions.sort(key=lambda m: m.start)
     found += _titles(scan)
@@ -164,7 +162,7 @@ def _resolve(
             continue
         apart = _set_off(scan, outside, before=outside < start)
         for i in range(len(candidate)):
-            for leader in table.blanked.get(candidate[:i] + "?" + candidate[i + 1:], ()):
+            for leader in table.blanked.get(candidate[:i] + "?" + candidate[i + 1 :], ()):
                 sounds = similar(candidate[i], leader.name[i])
                 if len(candidate) == 2:
                     if not leader.holds(title):

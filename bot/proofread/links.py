@@ -17,9 +17,7 @@ _STOP = r"\s<>\"'\u3000-\u303f\uff00-\uffef\u4e00-\u9fff“”‘’"
 _URL = re.compile(rf"(?i)https?://[^{_STOP}]+")
 # Bare forms: www.example.com, example.com/path; only common top-level domains, so file names
 # (报告.docx) and version numbers (1.2.3) are not links.
-_TLDS = (
-    "com|cn|net|org|info|biz|top|xyz|vip|shop|site|online|club|cc|tv|me|io|co|hk|mo|tw|app|ltd|wang"
-)
+_TLDS = "com|cn|net|org|info|biz|top|xyz|vip|shop|site|online|club|cc|tv|me|io|co|hk|mo|tw|app|ltd|wang"
 _BARE = re.compile(
     rf"(?i)(?<![A-Za-z0-9.@/_%+-])(?P<host>(?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+(?:{_TLDS}))"
     rf"(?![A-Za-z0-9-])(?::[0-9]{{1,5}})?(?:/[^{_STOP}]*)?"
@@ -35,7 +33,7 @@ def find(text: str, lexicon: Lexicon) -> Iterator[Finding]:
             end = m.start() + len(m.group().rstrip(_TRAILING))
             taken.append((m.start(), end))
             try:
-                host = urlsplit(text[m.start():end]).hostname or ""
+                host = urlsplit(text[m.start() : end]).hostname or ""
             except ValueError:  # a malformed port or IPv6 literal: still a link to review
                 host = ""
             if not host or not lexicon.allows_host(host):

@@ -35,16 +35,47 @@ _ID = re.compile(
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 # The province-level codes of GB/T 2260 (71 Taiwan, 81 Hong Kong, 82 Macao).
-_PROVINCES = frozenset({
-    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
-    "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64",
-    "65", "71", "81", "82",
-})
+_PROVINCES = frozenset(
+    {
+        "11",
+        "12",
+        "13",
+        "14",
+        "15",
+        "21",
+        "22",
+        "23",
+        "31",
+        "32",
+        "33",
+        "34",
+        "35",
+        "36",
+        "37",
+        "41",
+        "42",
+        "43",
+        "44",
+        "45",
+        "46",
+        "50",
+        "51",
+        "52",
+        "53",
+        "54",
+        "61",
+        "62",
+        "63",
+        "64",
+        "65",
+        "71",
+        "81",
+        "82",
+    }
+)
 
 # Mainland mobile numbers, optionally grouped 3-4-4 by one kind of separator.
-_MOBILE = re.compile(
-    _NOT_AFTER + r"1[3-9][0-9](?P<sep>[- ]?)[0-9]{4}(?P=sep)[0-9]{4}" + _NOT_AMOUNT
-)
+_MOBILE = re.compile(_NOT_AFTER + r"1[3-9][0-9](?P<sep>[- ]?)[0-9]{4}(?P=sep)[0-9]{4}" + _NOT_AMOUNT)
 
 # Bank cards: 16–19 digits, contiguous or in groups of four; checked with Luhn and the issuer
 # prefix (UnionPay 62, 60; Visa 4; MasterCard 51–55; JCB 35; old domestic 9).

@@ -131,7 +131,7 @@ def _load() -> Model:
     masked: dict[str, str] = {}
     for word in frequent:
         for p in range(len(word)):
-            key = word[:p] + MASK + word[p + 1:]
+            key = word[:p] + MASK + word[p + 1 :]
             masked[key] = masked.get(key, "") + word[p]
     shapes = {
         char: "".join(c for c in similar if c not in sounds.get(char, ""))
@@ -151,7 +151,8 @@ def _new_words() -> list[str]:
     typo_list = next(spec for spec in LISTS if spec.kind == KIND)
     with resources.as_file(lists / typo_list.file) as path:
         found += [
-            entry.suggestion for entry in read_list(path, typo_list)
+            entry.suggestion
+            for entry in read_list(path, typo_list)
             if _RUN.fullmatch(entry.suggestion) and len(entry.suggestion) <= _MAX_LENGTH
         ]
     return found
@@ -186,9 +187,7 @@ def _jieba_dictionary() -> Path:
 
 MASK = "\0"
 _MAX_LENGTH = 15  # the length is kept in 4 bits; jieba's few longer entries are left out
-_TONES = str.maketrans(
-    "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm"
-)
+_TONES = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm")
 
 
 def _toneless(spelled: str) -> str:
@@ -252,7 +251,7 @@ def find(text: str, lexicon: Lexicon) -> Iterator[Finding]:
                 continue
             if (listed_after and offset + end == run.end()) or (listed_before and start == 0):
                 continue  # an abbreviation in a list, not a word
-            wrong = text[offset + start:offset + end]
+            wrong = text[offset + start : offset + end]
             rule = (RULE_SHAPE if by_shape else RULE_SOUND).format(wrong=wrong, right=right)
             yield finding(text, offset + start, offset + end, KIND, "warn", right, rule)
 
@@ -285,7 +284,7 @@ def _span_typos(m: Model, run: str, s: int, e: int) -> Iterator[tuple[int, int, 
                 continue
             singles = sum(math.log(chars.get(ch) or 1) for ch in window)
             for p in range(a, b):
-                before, after = run[a:p], run[p + 1:b]
+                before, after = run[a:p], run[p + 1 : b]
                 fills = masked.get(before + MASK + after)
                 if not fills:
                     continue

@@ -73,12 +73,15 @@ def coverage_warning(calendar: CalendarSettings, today: date) -> str:
     if not missing:
         return ""
     years = "、".join(f"{y}年" for y in missing)
-    return (f"【日历】{years}的法定节假日和调休尚未登记，工作日提醒和节假日排班暂按周一至周五计算。"
-            "国务院办公厅公布后，请在配置 [calendar] 中登记 holidays 和 workdays（或升级 chinesecalendar）。")
+    return (
+        f"【日历】{years}的法定节假日和调休尚未登记，工作日提醒和节假日排班暂按周一至周五计算。"
+        "国务院办公厅公布后，请在配置 [calendar] 中登记 holidays 和 workdays（或升级 chinesecalendar）。"
+    )
 
 
-def working_time_between(start: datetime, end: datetime, tz: ZoneInfo,
-                         calendar: CalendarSettings | None = None) -> timedelta:
+def working_time_between(
+    start: datetime, end: datetime, tz: ZoneInfo, calendar: CalendarSettings | None = None
+) -> timedelta:
     """How much of [start, end) falls on working days (local calendar days)."""
     if end <= start:
         return timedelta(0)
@@ -94,8 +97,9 @@ def working_time_between(start: datetime, end: datetime, tz: ZoneInfo,
     return total
 
 
-def add_working_time(start: datetime, amount: timedelta, tz: ZoneInfo,
-                     calendar: CalendarSettings | None = None) -> datetime:
+def add_working_time(
+    start: datetime, amount: timedelta, tz: ZoneInfo, calendar: CalendarSettings | None = None
+) -> datetime:
     """The moment `amount` of working-day time after `start` (the inverse of working_time_between:
     non-working local days are skipped whole)."""
     cursor, left = start, amount

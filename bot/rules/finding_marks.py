@@ -6,7 +6,13 @@ from collections.abc import Iterable, Mapping
 
 # 已核实: looked at, it stays as it is; 已修改: corrected (in a new version or by 校); 误报: not an error.
 MARK_LABELS = {"verified": "已核实", "fixed": "已修改", "false_alarm": "误报"}
-MARK_WORDS = {"已核实": "verified", "核实": "verified", "已修改": "fixed", "修改": "fixed", "误报": "false_alarm"}
+MARK_WORDS = {
+    "已核实": "verified",
+    "核实": "verified",
+    "已修改": "fixed",
+    "修改": "fixed",
+    "误报": "false_alarm",
+}
 
 
 def numbers_text(numbers: Iterable[int]) -> str:

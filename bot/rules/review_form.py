@@ -146,7 +146,9 @@ def stage_opinion(decisions: Sequence[SignedDecision]) -> StageOpinion:
         if d.opinion.strip()
     ]
     return StageOpinion(
-        "reject" if rejected else "approve", "、".join(signers), max(d.decided_at for d in decisions),
+        "reject" if rejected else "approve",
+        "、".join(signers),
+        max(d.decided_at for d in decisions),
         "；".join(opinions),
     )
 
@@ -159,8 +161,14 @@ def shown_stages(
     shown = {}
     for stage, decisions in sorted(stages.items()):
         opinion = stage_opinion(decisions)
-        if state in ("approved", "retracted") or stage < current_stage or (
-            state in ("rejected", "classified") and stage == current_stage and opinion.decision == "reject"
+        if (
+            state in ("approved", "retracted")
+            or stage < current_stage
+            or (
+                state in ("rejected", "classified")
+                and stage == current_stage
+                and opinion.decision == "reject"
+            )
         ):
             shown[stage] = opinion
     return shown
@@ -172,6 +180,10 @@ def earlier_version(version: int, stages: dict[int, list[SignedDecision]]) -> Ea
         opinion = stage_opinion(stages[stage])
         if opinion.decision == "reject":
             rejecting = [d for d in stages[stage] if d.decision == "reject"]
-            return EarlierVersion(version, stage, "、".join(dict.fromkeys(d.signer for d in rejecting)),
-                                  "；".join(d.opinion.strip() for d in rejecting if d.opinion.strip()))
+            return EarlierVersion(
+                version,
+                stage,
+                "、".join(dict.fromkeys(d.signer for d in rejecting)),
+                "；".join(d.opinion.strip() for d in rejecting if d.opinion.strip()),
+            )
     return EarlierVersion(version)

@@ -42,8 +42,11 @@ class MetaAnswers:
     important: bool = False
 
     def missing(self) -> tuple[MetaField, ...]:
-        said = {"source": self.source_kind is not None, "disclosure": self.disclosure is not None,
-                "platforms": bool(self.platforms)}
+        said = {
+            "source": self.source_kind is not None,
+            "disclosure": self.disclosure is not None,
+            "platforms": bool(self.platforms),
+        }
         return tuple(f for f in FIELDS if not said[f])
 
     def complete(self) -> DraftMeta:
@@ -61,25 +64,45 @@ class MetaAnswers:
 
     def to_data(self) -> dict[str, Any]:
         """JSON-safe, for a conversation row."""
-        return {"source_kind": self.source_kind, "source_note": self.source_note, "disclosure": self.disclosure,
-                "platforms": list(self.platforms), "category": self.category, "important": self.important}
+        return {
+            "source_kind": self.source_kind,
+            "source_note": self.source_note,
+            "disclosure": self.disclosure,
+            "platforms": list(self.platforms),
+            "category": self.category,
+            "important": self.important,
+        }
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> MetaAnswers:
         return cls(
-            source_kind=data.get("source_kind"), source_note=str(data.get("source_note") or ""),
-            disclosure=data.get("disclosure"), platforms=tuple(data.get("platforms") or ()),
-            category=data.get("category"), important=bool(data.get("important")),
+            source_kind=data.get("source_kind"),
+            source_note=str(data.get("source_note") or ""),
+            disclosure=data.get("disclosure"),
+            platforms=tuple(data.get("platforms") or ()),
+            category=data.get("category"),
+            important=bool(data.get("important")),
         )
 
 
 _META_LINE = re.compile(r"^\s*(来源|转载|公开|平台|类别|重要)\s*[:：]\s*(.*?)\s*$")
 _YES, _NO = ("是", "重要", "重大", "yes"), ("否", "不是", "一般", "no")
-_PLATFORMS = {"政府网站": "website", "网站": "website", "政务新媒体": "newmedia", "新媒体": "newmedia",
-              "其他": "other"}
+_PLATFORMS = {
+    "政府网站": "website",
+    "网站": "website",
+    "政务新媒体": "newmedia",
+    "新媒体": "newmedia",
+    "其他": "other",
+}
 _PLATFORM_NUMBERS = {"1": "website", "2": "newmedia", "3": "other"}
-_CATEGORIES = {"制发类": "issued", "制发": "issued", "转载类": "reprint", "转载": "reprint",
-               "报送类": "reported", "报送": "reported"}
+_CATEGORIES = {
+    "制发类": "issued",
+    "制发": "issued",
+    "转载类": "reprint",
+    "转载": "reprint",
+    "报送类": "reported",
+    "报送": "reported",
+}
 _CATEGORY_FOR_SOURCE = {"own": "issued", "reprint": "reprint", "external": "reported"}
 _NUMBERED = re.compile(r"^([1-3])(?:$|[\s:：,，、(（]\s*(.*?)[)）]?\s*$)")
 NEED_REPRINT_NOTE = "转载信息须注明转载来源，例如：转载：人民网"

@@ -59,7 +59,9 @@ def overdue_spells(
         else:
             clock = max(last_post, at)
     if clock is not None and clock + period < stop:
-        spells.append(OverdueSpell(clock + period, None if closed_at is None or closed_at > now else closed_at))
+        spells.append(
+            OverdueSpell(clock + period, None if closed_at is None or closed_at > now else closed_at)
+        )
     return spells
 
 
@@ -108,11 +110,13 @@ class Accountability:
         return "—"
 
 
-def accountability(spells: Iterable[OverdueSpell], year: int, tz: ZoneInfo, *, through: datetime) -> Accountability:
+def accountability(
+    spells: Iterable[OverdueSpell], year: int, tz: ZoneInfo, *, through: datetime
+) -> Accountability:
     """Count the lapses of `year` whose deadline passed before `through` by local month."""
     months = {
-        local.month for spell in spells
+        local.month
+        for spell in spells
         if spell.since < through and (local := spell.since.astimezone(tz)).year == year
     }
     return Accountability(tuple(sorted(months)))
-

@@ -24,7 +24,6 @@ MAX_REASON = 200  # AccountPause.reason and AccountPost.unreviewed_reason
 MAX_URL = 500  # AccountPost.url
 
 
-
 @dataclass(frozen=True)
 class AccountDone:
     """The account a service acted on, and what the person who acted is told."""
@@ -47,9 +46,15 @@ async def account_or_error(scope: Scope, name: str) -> Account:
 
 async def same_platform_accounts(scope: Scope, platform: str) -> list[str]:
     """The unit's own live accounts on `platform` (钦州 第二十四条（三）: 在同一平台只开设1个)."""
-    return list((await scope.session.exec(
-        select(Account.name).where(Account.platform == platform, Account.unit == "", Account.status != "closed")
-    )).all())
+    return list(
+        (
+            await scope.session.exec(
+                select(Account.name).where(
+                    Account.platform == platform, Account.unit == "", Account.status != "closed"
+                )
+            )
+        ).all()
+    )
 
 
 async def close_account(session: AsyncSession, account: Account, settings: Settings, at: datetime) -> None:
@@ -80,14 +85,30 @@ async def add_account(
             f"确需开设的，请写明理由：/accounts add {name} {platform} {' '.join(owners)} 理由：…"
         )
     now = scope.now()
-    account = await upsert_account(session=scope.session, settings=scope.settings,
-                                   data=AccountSettings(name=name, platform=platform, owners=owners), at=now)
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="account_add",
-                       details={"name": name, "platform": platform, "owners": list(owners),
-                                **({"same_platform": list(same), "override": override} if same else {})})
-    return AccountDone(account, f"已登记账号“{name}”（{platform}），负责人：{views.names(owners, staff_names(scope))}。"
-                                f"请在 {fmt_local(account.deadline_at or now, scope.settings.tz)} 前首次更新"
-                                f"（{period_of(account, scope.settings) / timedelta(days=1):g} 天期限自登记起算）。")
+    account = await upsert_account(
+        session=scope.session,
+        settings=scope.settings,
+        data=AccountSettings(name=name, platform=platform, owners=owners),
+        at=now,
+    )
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="account_add",
+        details={
+            "name": name,
+            "platform": platform,
+            "owners": list(owners),
+            **({"same_platform": list(same), "override": override} if same else {}),
+        },
+    )
+    return AccountDone(
+        account,
+        f"已登记账号“{name}”（{platform}），负责人：{views.names(owners, staff_names(scope))}。"
+        f"请在 {fmt_local(account.deadline_at or now, scope.settings.tz)} 前首次更新"
+        f"（{period_of(account, scope.settings) / timedelta(days=1):g} 天期限自登记起算）。",
+    )
 
 
 async def set_account_status(scope: Scope, name: str, status: str) -> AccountDone:
@@ -105,8 +126,13 @@ async def set_account_status(scope: Scope, name: str, status: str) -> AccountDon
     else:
         await end_pause(scope.session, account, scope.settings, now)
     scope.session.add(account)
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="account_status",
-                       details={"name": account.name, "status": account.status})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="account_status",
+        details={"name": account.name, "status": account.status},
+    )
     line = f"{views.account_line(account, scope.settings, now)}" if status == "active" else ""
     return AccountDone(account, f"账号“{account.name}”{STATUS_DONE[account.status]}。{line}")
 
@@ -134,11 +160,13 @@ async def pause_account(scope: Scope, name: str, last_day: date, reason: str) ->
             f"临时下线不得超过 {limits.pause_max_days} 天（钦州 第二十六条），最晚只能暂停到 {latest:%Y-%m-%d}。"
         )
     year_start = local_at(date(today.year, 1, 1), "00:00", tz)
-    earlier = (await scope.session.exec(
-        select(AccountPause.started_at).where(
-            AccountPause.account_id == account.id, col(AccountPause.started_at) >= year_start
-        ).order_by(col(AccountPause.started_at))
-    )).all()
+    earlier = (
+        await scope.session.exec(
+            select(AccountPause.started_at)
+            .where(AccountPause.account_id == account.id, col(AccountPause.started_at) >= year_start)
+            .order_by(col(AccountPause.started_at))
+        )
+    ).all()
     if len(earlier) >= limits.pauses_per_year:
         when = "、".join(fmt_local(t, tz, "%m-%d") for t in earlier) or "—"
         raise UserFacingError(
@@ -146,12 +174,18 @@ async def pause_account(scope: Scope, name: str, last_day: date, reason: str) ->
             "（钦州 第二十六条）。确需长期停止更新的，请办理注销：/accounts close 名称。"
         )
     assert account.id is not None
-    scope.session.add(AccountPause(account_id=account.id, started_at=now, until=until, reason=reason,
-                                   started_by=scope.user))
+    scope.session.add(
+        AccountPause(account_id=account.id, started_at=now, until=until, reason=reason, started_by=scope.user)
+    )
     account.status, account.paused_until, account.pause_reason = "paused", until, reason
     scope.session.add(account)
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="account_pause",
-                       details={"name": account.name, "until": until.isoformat(), "reason": reason})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="account_pause",
+        details={"name": account.name, "until": until.isoformat(), "reason": reason},
+    )
     return AccountDone(
         account,
         f"账号“{account.name}”暂停考核至 {last_day:%Y-%m-%d}（{reason}），期间不提醒、不告警；"
@@ -161,9 +195,13 @@ async def pause_account(scope: Scope, name: str, last_day: date, reason: str) ->
 
 async def end_pause(session: AsyncSession, account: Account, settings: Settings, at: datetime) -> None:
     """The pause is over (early, or at its end): the account is assessed again from `at`."""
-    pause = (await session.exec(
-        select(AccountPause).where(AccountPause.account_id == account.id, col(AccountPause.ended_at).is_(None))
-    )).first()
+    pause = (
+        await session.exec(
+            select(AccountPause).where(
+                AccountPause.account_id == account.id, col(AccountPause.ended_at).is_(None)
+            )
+        )
+    ).first()
     if pause is not None:
         pause.ended_at = at
         session.add(pause)
@@ -184,13 +222,29 @@ async def record_published(scope: Scope, number: int, account_name: str, url: st
         raise UserFacingError(f"{views.draft_label(draft)}当前为“{status}”，未通过三审的稿件不能发布。")
     account = await account_or_error(scope, account_name)
     now = scope.now()
-    post, _ = await record_post(session=scope.session, settings=scope.settings, account=account, posted_at=now,
-                                by=scope.user, at=now, draft_id=draft.id, url=url)
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="published", draft_id=draft.id,
-                       details={"account": account.name, "url": url, "version": draft.version})
+    post, _ = await record_post(
+        session=scope.session,
+        settings=scope.settings,
+        account=account,
+        posted_at=now,
+        by=scope.user,
+        at=now,
+        draft_id=draft.id,
+        url=url,
+    )
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="published",
+        draft_id=draft.id,
+        details={"account": account.name, "url": url, "version": draft.version},
+    )
     recheck = await open_recheck(scope, draft, post, account.name)
     if draft.submitter_userid != scope.user:
-        scope.outbox.send_text([draft.submitter_userid], f"{views.draft_label(draft)}已在“{account.name}”发布。")
+        scope.outbox.send_text(
+            [draft.submitter_userid], f"{views.draft_label(draft)}已在“{account.name}”发布。"
+        )
     return AccountDone(
         account,
         f"已登记：{views.draft_label(draft)}已在“{account.name}”发布。{views.account_line(account, scope.settings, now)}"
@@ -218,10 +272,22 @@ async def record_posted(
             f"未经本系统审核的，请写明原因：/posted {account.name} [时间] 原因（如：转载上级稿件）。"
         )
     refuse_if_longer(reason, MAX_REASON, "原因")
-    _, moved = await record_post(session=scope.session, settings=scope.settings, account=account, posted_at=posted_at,
-                              by=scope.user, at=now, unreviewed_reason=reason)
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="posted",
-                       details={"account": account.name, "posted_at": posted_at.isoformat(), "unreviewed": reason})
+    _, moved = await record_post(
+        session=scope.session,
+        settings=scope.settings,
+        account=account,
+        posted_at=posted_at,
+        by=scope.user,
+        at=now,
+        unreviewed_reason=reason,
+    )
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="posted",
+        details={"account": account.name, "posted_at": posted_at.isoformat(), "unreviewed": reason},
+    )
     note = "" if moved else "（早于已登记的最后更新，期限不变）"
     return AccountDone(
         account,

@@ -45,21 +45,39 @@ def error_kind(word: str) -> str:
 async def signers_of(scope: Scope, draft: Draft) -> list[dict[str, str]]:
     """Everyone who passed `draft`'s current version in its last round: each 审 approval and each
     校 signature, in order, with their stage."""
-    decisions = (await scope.session.exec(
-        select(StageDecision).where(
-            StageDecision.draft_id == draft.id, StageDecision.version == draft.version,
-            StageDecision.decision == "approve",
-        ).order_by(col(StageDecision.id))
-    )).all()
-    proofs = (await scope.session.exec(
-        select(ProofRecord).where(ProofRecord.draft_id == draft.id, ProofRecord.version == draft.version)
-        .order_by(col(ProofRecord.id))
-    )).all()
+    decisions = (
+        await scope.session.exec(
+            select(StageDecision)
+            .where(
+                StageDecision.draft_id == draft.id,
+                StageDecision.version == draft.version,
+                StageDecision.decision == "approve",
+            )
+            .order_by(col(StageDecision.id))
+        )
+    ).all()
+    proofs = (
+        await scope.session.exec(
+            select(ProofRecord)
+            .where(ProofRecord.draft_id == draft.id, ProofRecord.version == draft.version)
+            .order_by(col(ProofRecord.id))
+        )
+    ).all()
     last_round = max([d.round for d in decisions] + [p.round for p in proofs], default=0)
-    signed = [(d.decided_at, d.stage_name, d.reviewer_userid, d.reviewer_name) for d in decisions if d.round == last_round]
-    signed += [(p.at, p.proof_name, p.proofreader_userid, p.proofreader_name) for p in proofs if p.round == last_round]
-    return [{"stage": stage, "userid": userid, "name": name, "at": at.isoformat()}
-            for at, stage, userid, name in sorted(signed)]
+    signed = [
+        (d.decided_at, d.stage_name, d.reviewer_userid, d.reviewer_name)
+        for d in decisions
+        if d.round == last_round
+    ]
+    signed += [
+        (p.at, p.proof_name, p.proofreader_userid, p.proofreader_name)
+        for p in proofs
+        if p.round == last_round
+    ]
+    return [
+        {"stage": stage, "userid": userid, "name": name, "at": at.isoformat()}
+        for at, stage, userid, name in sorted(signed)
+    ]
 
 
 async def _record_case(scope: Scope, draft: Draft, kind: str, description: str, action: str) -> ErrorCase:
@@ -68,8 +86,16 @@ async def _record_case(scope: Scope, draft: Draft, kind: str, description: str, 
         raise UserFacingError("请写明错在哪里（如：第二段“防讯”应为“防汛”）。")
     refuse_if_longer(description, MAX_DESCRIPTION, "说明")
     assert draft.id is not None
-    case = ErrorCase(draft_id=draft.id, version=draft.version, kind=kind, description=description, action=action,
-                     recorded_by=scope.user, recorded_at=scope.now(), signers=await signers_of(scope, draft))
+    case = ErrorCase(
+        draft_id=draft.id,
+        version=draft.version,
+        kind=kind,
+        description=description,
+        action=action,
+        recorded_by=scope.user,
+        recorded_at=scope.now(),
+        signers=await signers_of(scope, draft),
+    )
     scope.session.add(case)
     await scope.session.flush()
     return case
@@ -84,7 +110,9 @@ async def _published_draft(scope: Scope, number: int, *, submitter_may: bool) ->
         raise UserFacingError("只有发布人员、领导和管理员（纠错还有投稿人）可以登记纠错或撤稿。")
     if draft.status != "approved":
         status = views.STATUS_LABELS.get(draft.status, draft.status)
-        raise UserFacingError(f"{views.draft_label(draft)}当前为“{status}”，只有已通过三审的稿件才能纠错或撤稿。")
+        raise UserFacingError(
+            f"{views.draft_label(draft)}当前为“{status}”，只有已通过三审的稿件才能纠错或撤稿。"
+        )
     return draft
 
 
@@ -111,8 +139,14 @@ async def correct_draft(scope: Scope, number: int, kind_word: str, description: 
     draft.correction_stages = ",".join(str(s) for s in short)
     chain = scope.settings.chain_for(draft.category, draft.important)
     passes = "、".join(stage_of(chain, s).name for s in stages_passed(chain, draft.correction_stages))
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="correct", draft_id=draft.id,
-                       details={"case": case.id, "version": draft.version, "kind": kind, "description": case.description})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="correct",
+        draft_id=draft.id,
+        details={"case": case.id, "version": draft.version, "kind": kind, "description": case.description},
+    )
     label = views.draft_label(draft)
     if draft.submitter_userid != scope.user:
         scope.outbox.send_text(
@@ -121,11 +155,15 @@ async def correct_draft(scope: Scope, number: int, kind_word: str, description: 
             f"{scope.name_of(scope.user)}已登记错情并退回，请修改后发送 /revise {draft.id} 重新送审（{passes}）；"
             "审核通过后请重新发布并登记。",
         )
-    return CorrectionDone(draft, case, (
-        f"已登记错情{case.id}号（{ERROR_KIND_LABELS[kind]}）：{label}已退回投稿人修改，修改稿须重新经过"
-        + (f"{passes}（错别字纠错短流程）。" if short else "三审。")
-        + f"原稿签发人：{signers_text(case)}。"
-    ))
+    return CorrectionDone(
+        draft,
+        case,
+        (
+            f"已登记错情{case.id}号（{ERROR_KIND_LABELS[kind]}）：{label}已退回投稿人修改，修改稿须重新经过"
+            + (f"{passes}（错别字纠错短流程）。" if short else "三审。")
+            + f"原稿签发人：{signers_text(case)}。"
+        ),
+    )
 
 
 async def retract_draft(scope: Scope, number: int, kind_word: str, reason: str) -> CorrectionDone:
@@ -134,33 +172,55 @@ async def retract_draft(scope: Scope, number: int, kind_word: str, reason: str) 
     draft, case, now = await _error_in_published(scope, number, kind_word, reason, action="retract")
     kind = case.kind
     await close_open_cards(scope, draft, "已撤稿")
-    for recheck in (await scope.session.exec(
-        select(Recheck).where(Recheck.draft_id == draft.id, col(Recheck.done_at).is_(None))
-    )).all():  # nothing left to re-check: its cards greyed, its reminders stop
+    for recheck in (
+        await scope.session.exec(
+            select(Recheck).where(Recheck.draft_id == draft.id, col(Recheck.done_at).is_(None))
+        )
+    ).all():  # nothing left to re-check: its cards greyed, its reminders stop
         recheck.done_at, recheck.done_by, recheck.outcome = now, scope.user, "problem"
         recheck.note = f"已撤稿：{case.description}"[:MAX_NOTE]
         scope.session.add(recheck)
         await scope.outbox.close_cards(recheck_subject(recheck), replace_name="已撤稿")
-    posts = (await scope.session.exec(
-        select(AccountPost, Account.name).join(Account, col(Account.id) == AccountPost.account_id)
-        .where(AccountPost.draft_id == draft.id, col(AccountPost.taken_down_at).is_(None))
-        .order_by(col(AccountPost.id))
-    )).all()
+    posts = (
+        await scope.session.exec(
+            select(AccountPost, Account.name)
+            .join(Account, col(Account.id) == AccountPost.account_id)
+            .where(AccountPost.draft_id == draft.id, col(AccountPost.taken_down_at).is_(None))
+            .order_by(col(AccountPost.id))
+        )
+    ).all()
     for post, account in posts:
         assert post.id is not None
         task_id = f"sanshen-rt-{post.id}-{secrets.token_hex(4)}"
         scope.outbox.send_card([post.recorded_by], views.takedown_card(draft, case, post, account, task_id))
     if not posts:
         admins = [a for a in people_with_role(scope.settings, "admin") if a != scope.user]
-        scope.outbox.send_text(admins, f"【撤稿】{views.draft_label(draft)}已撤稿（{case.description}），没有登记过发布记录。")
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="retract", draft_id=draft.id,
-                       details={"case": case.id, "version": draft.version, "kind": kind, "reason": case.description,
-                                "posts": [post.id for post, _ in posts]})
+        scope.outbox.send_text(
+            admins, f"【撤稿】{views.draft_label(draft)}已撤稿（{case.description}），没有登记过发布记录。"
+        )
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="retract",
+        draft_id=draft.id,
+        details={
+            "case": case.id,
+            "version": draft.version,
+            "kind": kind,
+            "reason": case.description,
+            "posts": [post.id for post, _ in posts],
+        },
+    )
     where = "、".join(f"“{account}”" for _, account in posts) or "（无发布记录）"
-    return CorrectionDone(draft, case, (
-        f"已登记错情{case.id}号（{ERROR_KIND_LABELS[kind]}）：{views.draft_label(draft)}已撤稿，"
-        f"已通知发布人撤下 {where} 上的稿件并确认。原稿签发人：{signers_text(case)}。"
-    ))
+    return CorrectionDone(
+        draft,
+        case,
+        (
+            f"已登记错情{case.id}号（{ERROR_KIND_LABELS[kind]}）：{views.draft_label(draft)}已撤稿，"
+            f"已通知发布人撤下 {where} 上的稿件并确认。原稿签发人：{signers_text(case)}。"
+        ),
+    )
 
 
 async def confirm_takedown(scope: Scope, post_id: int, *, response_code: str = "") -> str:
@@ -178,8 +238,14 @@ async def confirm_takedown(scope: Scope, post_id: int, *, response_code: str = "
     scope.session.add(post)
     if response_code:
         scope.outbox.update_card(response_code, replace_name=f"已撤下·{scope.name_of(scope.user)}"[:20])
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="takedown", draft_id=draft.id,
-                       details={"post": post.id, "url": post.url})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="takedown",
+        draft_id=draft.id,
+        details={"post": post.id, "url": post.url},
+    )
     return f"已记录：{views.draft_label(draft)}已撤下。"
 
 
@@ -190,7 +256,9 @@ def signers_text(case: ErrorCase) -> str:
 async def error_cases(scope: Scope, limit: int = 20) -> list[tuple[ErrorCase, Draft]]:
     """The newest 错情, each with its draft."""
     rows = await scope.session.exec(
-        select(ErrorCase, Draft).join(Draft, col(Draft.id) == ErrorCase.draft_id)
-        .order_by(col(ErrorCase.id).desc()).limit(limit)
+        select(ErrorCase, Draft)
+        .join(Draft, col(Draft.id) == ErrorCase.draft_id)
+        .order_by(col(ErrorCase.id).desc())
+        .limit(limit)
     )
     return [(case, draft) for case, draft in rows.all()]

@@ -61,8 +61,14 @@ async def on_duty_userids(session: AsyncSession, at: datetime, roles: tuple[str,
 
 
 async def page_incident(
-    ctx_now: datetime, session: AsyncSession, outbox: Outbox, incident: Incident, settings: object,
-    names: dict[str, str], *, instance: str = "",
+    ctx_now: datetime,
+    session: AsyncSession,
+    outbox: Outbox,
+    incident: Incident,
+    settings: object,
+    names: dict[str, str],
+    *,
+    instance: str = "",
 ) -> list[str]:
     """Send the incident card to whoever is on duty now (admins when nobody is)."""
     on_duty = await on_duty_userids(session, ctx_now, ("primary", "deputy"))
@@ -72,9 +78,16 @@ async def page_incident(
     incident.task_id = task_id
     session.add(incident)
     tz = settings.tz  # type: ignore[attr-defined]
-    outbox.send_card(targets, incident_card(incident, names.get(incident.raised_by, incident.raised_by), tz, task_id),
-                     subject=incident_subject(incident))
-    session.add(IncidentEvent(incident_id=incident.id, at=ctx_now, kind="paged", actor=instance, details={"to": targets}))
+    outbox.send_card(
+        targets,
+        incident_card(incident, names.get(incident.raised_by, incident.raised_by), tz, task_id),
+        subject=incident_subject(incident),
+    )
+    session.add(
+        IncidentEvent(
+            incident_id=incident.id, at=ctx_now, kind="paged", actor=instance, details={"to": targets}
+        )
+    )
     return targets
 
 
@@ -91,7 +104,11 @@ async def raise_incident(scope: Scope, content: str, kind: str = "other") -> Inc
     chain's people in WeCom are told at once, the others wait to be reported to by hand."""
     now = scope.now()
     incident = Incident(
-        content=content[:2000], raised_by=scope.user, raised_at=now, status="open", kind=kind,
+        content=content[:2000],
+        raised_by=scope.user,
+        raised_at=now,
+        status="open",
+        kind=kind,
         next_page_at=now + timedelta(minutes=scope.settings.duty.incident_repeat_minutes),
     )
     scope.session.add(incident)
@@ -103,20 +120,45 @@ async def raise_incident(scope: Scope, content: str, kind: str = "other") -> Inc
     told = []
     for target in report_targets(scope.settings, kind):
         if target.userid:
-            scope.outbox.send_text([target.userid], views.incident_report_text(incident, scope.name_of(scope.user), INCIDENT_KIND_LABELS[kind]))
-            scope.session.add(IncidentEvent(incident_id=incident.id, at=now, kind="reported", actor="system",
-                                            details={"to": target.name, "how": "企业微信"}))
+            scope.outbox.send_text(
+                [target.userid],
+                views.incident_report_text(incident, scope.name_of(scope.user), INCIDENT_KIND_LABELS[kind]),
+            )
+            scope.session.add(
+                IncidentEvent(
+                    incident_id=incident.id,
+                    at=now,
+                    kind="reported",
+                    actor="system",
+                    details={"to": target.name, "how": "企业微信"},
+                )
+            )
             told.append(target.name)
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="incident",
-                       details={"incident": incident.id, "kind": kind, "content": content[:200], "paged": paged,
-                                "reported": told})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="incident",
+        details={
+            "incident": incident.id,
+            "kind": kind,
+            "content": content[:200],
+            "paged": paged,
+            "reported": told,
+        },
+    )
     pending = [t.name for t in report_targets(scope.settings, kind) if not t.userid]
     return IncidentDone(
         incident,
         f"已报告突发事件{incident.id}号（{INCIDENT_KIND_LABELS[kind]}），已通知{views.names(paged, names)}"
-        + (f"，已上报{'、'.join(told)}" if told else "") + "。"
+        + (f"，已上报{'、'.join(told)}" if told else "")
+        + "。"
         f"{scope.settings.duty.incident_escalate_minutes} 分钟内无人确认将上报单位领导。"
-        + (f"还须上报：{'、'.join(pending)}（上报后发送 /incidents {incident.id} 上报 对象 方式）。" if pending else ""),
+        + (
+            f"还须上报：{'、'.join(pending)}（上报后发送 /incidents {incident.id} 上报 对象 方式）。"
+            if pending
+            else ""
+        ),
     )
 
 
@@ -130,7 +172,8 @@ async def may_handle_incident(scope: Scope, incident: Incident) -> bool:
     raised it, leaders and admins."""
     member = scope.staff.get(scope.user)
     return (
-        is_admin(scope) or scope.user in (incident.raised_by, incident.acked_by)
+        is_admin(scope)
+        or scope.user in (incident.raised_by, incident.acked_by)
         or (member is not None and bool({"leader", "principal"} & set(member.roles)))
         or scope.user in await duty_ids(scope)
     )
@@ -149,10 +192,17 @@ async def record_incident_step(scope: Scope, number: int, step: str, words: list
     note = " ".join(words).strip()
     if step == "上报":
         if len(words) < 2:
-            raise UserFacingError(f"请写明上报对象和方式：/incidents {incident.id} 上报 对象 方式（电话、书面、短信、当面…） [说明]")
+            raise UserFacingError(
+                f"请写明上报对象和方式：/incidents {incident.id} 上报 对象 方式（电话、书面、短信、当面…） [说明]"
+            )
         to, how, note = words[0], words[1], " ".join(words[2:])
-        event = IncidentEvent(incident_id=incident.id, at=now, kind="reported", actor=scope.user,
-                              details={"to": to[:50], "how": how[:20], "note": note[:500]})
+        event = IncidentEvent(
+            incident_id=incident.id,
+            at=now,
+            kind="reported",
+            actor=scope.user,
+            details={"to": to[:50], "how": how[:20], "note": note[:500]},
+        )
         message = f"已记录：事件{incident.id}号已由{scope.name_of(scope.user)}以{how}上报{to}。"
     elif step == "总结":
         if not note:
@@ -165,17 +215,29 @@ async def record_incident_step(scope: Scope, number: int, step: str, words: list
             incident.next_page_at = None
             await scope.outbox.close_cards(incident_subject(incident), replace_name="已结案")
         scope.session.add(incident)
-        event = IncidentEvent(incident_id=incident.id, at=now, kind="summary", actor=scope.user, details={"note": note[:500]})
+        event = IncidentEvent(
+            incident_id=incident.id, at=now, kind="summary", actor=scope.user, details={"note": note[:500]}
+        )
         message = f"已记录：事件{incident.id}号已总结结案。"
     else:
         if not note:
             raise UserFacingError(f"请写明{step}的情况：/incidents {incident.id} {step} 说明")
-        event = IncidentEvent(incident_id=incident.id, at=now, kind="action", actor=scope.user,
-                              details={"action": step, "note": note[:500]})
+        event = IncidentEvent(
+            incident_id=incident.id,
+            at=now,
+            kind="action",
+            actor=scope.user,
+            details={"action": step, "note": note[:500]},
+        )
         message = f"已记录：事件{incident.id}号{step}：{note[:500]}。"
     scope.session.add(event)
-    await append_audit(session=scope.session, at=now, actor=scope.user, action=f"incident_{event.kind}",
-                       details={"incident": incident.id, **event.details})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action=f"incident_{event.kind}",
+        details={"incident": incident.id, **event.details},
+    )
     return IncidentDone(incident, message)
 
 
@@ -223,18 +285,30 @@ async def answer_incident(
     if response_code:
         if kind == "acked":
             raiser = scope.name_of(incident.raised_by)
-            scope.outbox.update_card(response_code, card=views.incident_handling_card(
-                incident, raiser, scope.settings.tz, task_id, scope.name_of(scope.user)))
+            scope.outbox.update_card(
+                response_code,
+                card=views.incident_handling_card(
+                    incident, raiser, scope.settings.tz, task_id, scope.name_of(scope.user)
+                ),
+            )
         else:
             scope.outbox.update_card(response_code, replace_name=label[:20])
     await scope.outbox.close_cards(incident_subject(incident), replace_name=label[:20], keep=task_id)
-    await append_audit(session=scope.session, at=now, actor=scope.user, action=f"incident_{kind}",
-                       details={"incident": incident.id})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action=f"incident_{kind}",
+        details={"incident": incident.id},
+    )
     verb = "已确认收到" if kind == "acked" else "已处置完毕"
     if incident.raised_by != scope.user:
-        scope.outbox.send_text([incident.raised_by], f"您报告的突发事件{incident.id}号{scope.name_of(scope.user)}{verb}。")
+        scope.outbox.send_text(
+            [incident.raised_by], f"您报告的突发事件{incident.id}号{scope.name_of(scope.user)}{verb}。"
+        )
     return IncidentDone(
-        incident, f"已记录：事件{incident.id}号{verb}。" + ("处置完毕后请点“已处置”。" if kind == "acked" else "")
+        incident,
+        f"已记录：事件{incident.id}号{verb}。" + ("处置完毕后请点“已处置”。" if kind == "acked" else ""),
     )
 
 
@@ -249,7 +323,9 @@ async def complete_inspection(
     if inspection is None or (task_id is not None and inspection.task_id != task_id):
         raise UserFacingError(views.UNKNOWN_CARD)
     if inspection.done_at is not None:
-        raise UserFacingError(f"{inspection.day} 的巡检已由{scope.name_of(inspection.done_by)}完成，本次操作未生效。")
+        raise UserFacingError(
+            f"{inspection.day} 的巡检已由{scope.name_of(inspection.done_by)}完成，本次操作未生效。"
+        )
     if scope.user != inspection.userid and scope.user not in await duty_ids(scope) and not is_admin(scope):
         raise UserFacingError("您不是今日巡检的值班人员，本次操作未生效。")
     now = scope.now()
@@ -257,8 +333,13 @@ async def complete_inspection(
     scope.session.add(inspection)
     if response_code:
         scope.outbox.update_card(response_code, replace_name=f"已完成·{scope.name_of(scope.user)}"[:20])
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="inspection_done",
-                       details={"day": inspection.day, "late": now > inspection.due_at})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="inspection_done",
+        details={"day": inspection.day, "late": now > inspection.due_at},
+    )
     late = "（已超时）" if now > inspection.due_at else ""
     return InspectionDone(inspection, f"已记录：{inspection.day} 日常巡检完成{late}。")
 
@@ -278,31 +359,49 @@ async def swap_shift(scope: Scope, day: date, role: str, target: str) -> SwapDon
     # vacant shift may be taken by the person who will stand it.
     if is_admin(scope) or scope.user == current or (not current and scope.user == target):
         await apply_swap(scope, day, role, start, current, target)
-        return SwapDone(True, f"已调班：{swap_label(scope, day, role, start)}改由{scope.name_of(target)}值班。")
+        return SwapDone(
+            True, f"已调班：{swap_label(scope, day, role, start)}改由{scope.name_of(target)}值班。"
+        )
     if scope.user != target:
         raise UserFacingError("只有管理员、该班次的值班人或接班人本人可以调班，本次操作未生效。")
     label = swap_label(scope, day, role, start)
     task_id = f"sanshen-swap-{secrets.token_hex(6)}"
     keys = [pack_action("sw", verdict, day.isoformat(), role, target, current) for verdict in ("ok", "no")]
-    scope.outbox.send_card([current], subject=swap_subject(day, role), card={
-        "card_type": "button_interaction",
-        "source": {"desc": "审校助手·值班值守", "desc_color": 0},
-        "main_title": {"title": "【调班申请】", "desc": f"{scope.name_of(target)} 申请接班"},
-        "sub_title_text": f"{scope.name_of(target)}申请接替您{label}。同意后由{scope.name_of(target)}值班。",
-        "task_id": task_id,
-        "button_list": [
-            {"text": "同意", "style": 1, "key": keys[0]},
-            {"text": "不同意", "style": 2, "key": keys[1]},
-        ],
-    })
-    await append_audit(session=scope.session, at=scope.now(), actor=scope.user, action="duty_swap_request",
-                       details=swap_details(day, role, current, target))
+    scope.outbox.send_card(
+        [current],
+        subject=swap_subject(day, role),
+        card={
+            "card_type": "button_interaction",
+            "source": {"desc": "审校助手·值班值守", "desc_color": 0},
+            "main_title": {"title": "【调班申请】", "desc": f"{scope.name_of(target)} 申请接班"},
+            "sub_title_text": f"{scope.name_of(target)}申请接替您{label}。同意后由{scope.name_of(target)}值班。",
+            "task_id": task_id,
+            "button_list": [
+                {"text": "同意", "style": 1, "key": keys[0]},
+                {"text": "不同意", "style": 2, "key": keys[1]},
+            ],
+        },
+    )
+    await append_audit(
+        session=scope.session,
+        at=scope.now(),
+        actor=scope.user,
+        action="duty_swap_request",
+        details=swap_details(day, role, current, target),
+    )
     return SwapDone(False, f"已向{scope.name_of(current)}发出调班申请（{label}），对方同意后生效。")
 
 
 async def answer_swap(
-    scope: Scope, day: date, role: str, target: str, holder: str, *, agree: bool,
-    task_id: str = "", response_code: str = "",
+    scope: Scope,
+    day: date,
+    role: str,
+    target: str,
+    holder: str,
+    *,
+    agree: bool,
+    task_id: str = "",
+    response_code: str = "",
 ) -> SwapDone:
     """The holder's 同意 or 不同意 to `target`'s request; a stale request (the shift ended or
     changed hands) refuses."""
@@ -319,11 +418,18 @@ async def answer_swap(
         )
     label = swap_label(scope, day, role, start)
     if agree:
-        await apply_swap(scope, day, role, start, current, target, agreed_by=scope.user, answered_task=task_id)
+        await apply_swap(
+            scope, day, role, start, current, target, agreed_by=scope.user, answered_task=task_id
+        )
         done = SwapDone(True, f"已同意调班：{label}改由{scope.name_of(target)}值班。")
     else:
-        await append_audit(session=scope.session, at=scope.now(), actor=scope.user, action="duty_swap_declined",
-                           details=swap_details(day, role, current, target))
+        await append_audit(
+            session=scope.session,
+            at=scope.now(),
+            actor=scope.user,
+            action="duty_swap_declined",
+            details=swap_details(day, role, current, target),
+        )
         scope.outbox.send_text([target], f"【调班】{scope.name_of(scope.user)}未同意您接替{label}。")
         done = SwapDone(False, f"已答复：不同意{scope.name_of(target)}接替{label}。")
     if response_code:
@@ -336,7 +442,9 @@ async def shift_holder(scope: Scope, day: date, role: str) -> tuple[datetime, st
     start = local_at(day, scope.settings.duty.handover_time, scope.settings.tz)
     if start + timedelta(hours=scope.settings.duty.shift_hours) <= scope.now():
         raise UserFacingError("只能调整当前或以后的班次。")
-    shift = (await scope.session.exec(select(Shift).where(Shift.role == role, Shift.start_at == start))).first()
+    shift = (
+        await scope.session.exec(select(Shift).where(Shift.role == role, Shift.start_at == start))
+    ).first()
     return start, shift.userid if shift else ""
 
 
@@ -354,21 +462,36 @@ def swap_label(scope: Scope, day: date, role: str, start: datetime) -> str:
     return f"{day:%m月%d日}（{fmt_local(start, scope.settings.tz)} 起）的{duty_repo.ROLE_LABELS[role]}"
 
 
-async def apply_swap(scope: Scope, day: date, role: str, start: datetime, current: str, target: str,
-                     *, agreed_by: str = "", answered_task: str = "") -> None:
+async def apply_swap(
+    scope: Scope,
+    day: date,
+    role: str,
+    start: datetime,
+    current: str,
+    target: str,
+    *,
+    agreed_by: str = "",
+    answered_task: str = "",
+) -> None:
     """Give the shift to `target`, record it, tell whichever of the two did not act, and grey
     the shift's other open 调班申请 cards (all but `answered_task`, the one just answered)."""
     await scope.outbox.close_cards(swap_subject(day, role), replace_name="已另行调班", keep=answered_task)
     await duty_repo.upsert_shift(
         scope.session,
-        duty_repo.PlannedShift(role, target, start, start + timedelta(hours=scope.settings.duty.shift_hours), "swap"),
+        duty_repo.PlannedShift(
+            role, target, start, start + timedelta(hours=scope.settings.duty.shift_hours), "swap"
+        ),
     )
     details = swap_details(day, role, current, target)
     if agreed_by:
         details["agreed_by"] = agreed_by
-    await append_audit(session=scope.session, at=scope.now(), actor=scope.user, action="duty_swap", details=details)
+    await append_audit(
+        session=scope.session, at=scope.now(), actor=scope.user, action="duty_swap", details=details
+    )
     label = swap_label(scope, day, role, start)
     told = [u for u in (current, target) if u and u != scope.user]
     if told:
         before = scope.name_of(current) if current else "（空缺）"
-        scope.outbox.send_text(told, f"【调班】{scope.name_of(scope.user)}已把{label}由{before}改为{scope.name_of(target)}。")
+        scope.outbox.send_text(
+            told, f"【调班】{scope.name_of(scope.user)}已把{label}由{before}改为{scope.name_of(target)}。"
+        )

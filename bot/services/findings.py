@@ -69,14 +69,18 @@ async def marks_for_approval(scope: Scope, draft: Draft) -> dict[str, str]:
     if not draft.severe_findings:
         return {}
     assert draft.id is not None
-    records = await drafts_repo.version_findings(session=scope.session, draft_id=draft.id, version=draft.version)
+    records = await drafts_repo.version_findings(
+        session=scope.session, draft_id=draft.id, version=draft.version
+    )
     marks = await findings_repo.marks_of(
         session=scope.session, draft_id=draft.id, version=draft.version, userid=scope.user
     )
     severe = [record["n"] for record in records if record["severity"] == "severe"]
     unmarked = [number for number in severe if number not in marks]
     if unmarked:
-        scope.log.info("approval by %s on draft %s refused: severe findings %s unmarked", scope.user, draft.id, unmarked)
+        scope.log.info(
+            "approval by %s on draft %s refused: severe findings %s unmarked", scope.user, draft.id, unmarked
+        )
         raise UserFacingError(views.findings_unmarked(draft, unmarked))
     return {str(number): marks[number] for number in severe}
 
@@ -89,7 +93,9 @@ async def mark(scope: Scope, draft: Draft, mark: str, numbers: list[int]) -> str
         raise UserFacingError(views.findings_not_in_review(draft))
     records = {
         record["n"]: record
-        for record in await drafts_repo.version_findings(session=scope.session, draft_id=draft.id, version=draft.version)
+        for record in await drafts_repo.version_findings(
+            session=scope.session, draft_id=draft.id, version=draft.version
+        )
     }
     unknown = [number for number in numbers if number not in records]
     if unknown:
@@ -99,21 +105,40 @@ async def mark(scope: Scope, draft: Draft, mark: str, numbers: list[int]) -> str
     learned: list[str] = []
     for number in numbers:
         await findings_repo.set_mark(
-            session=scope.session, draft_id=draft.id, version=draft.version, number=number,
-            userid=scope.user, mark=mark, at=now,
+            session=scope.session,
+            draft_id=draft.id,
+            version=draft.version,
+            number=number,
+            userid=scope.user,
+            mark=mark,
+            at=now,
         )
         record = records[number]
-        if mark == "false_alarm" and record["kind"] in LEARNED_KINDS and len(record["text"]) >= LEARNED_MIN_CHARS:
-            if await findings_repo.learn(
-                session=scope.session, term=record["text"], kind=record["kind"], draft_id=draft.id,
-                userid=scope.user, at=now,
-            ):
-                learned.append(record["text"])
+        if (
+            mark == "false_alarm"
+            and record["kind"] in LEARNED_KINDS
+            and len(record["text"]) >= LEARNED_MIN_CHARS
+            and await findings_repo.learn(
+                session=scope.session,
+                term=record["text"],
+                kind=record["kind"],
+                draft_id=draft.id,
+                userid=scope.user,
+                at=now,
+            )
+        ):
+            learned.append(record["text"])
     await append_audit(
-        session=scope.session, at=now, actor=scope.user, action="finding_mark", draft_id=draft.id,
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="finding_mark",
+        draft_id=draft.id,
         details={
             # the findings themselves are kept with the version: no personal data copied here
-            "version": draft.version, "mark": mark, "numbers": numbers,
+            "version": draft.version,
+            "mark": mark,
+            "numbers": numbers,
             **({"learned": learned} if learned else {}),
         },
     )

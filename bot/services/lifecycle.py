@@ -71,21 +71,28 @@ async def require_current_reviewer_or_admin(scope: Scope, draft: Draft) -> Stage
     people = await stage_people(scope, chain, draft, await current_decisions(scope, draft))
     if scope.user not in people.assignees and not is_admin(scope):
         stage_name = stage_of(chain, draft.stage).name
-        raise UserFacingError(
-            f"只有{views.draft_label(draft)}{stage_name}的审核人或管理员可以这样做。"
-        )
+        raise UserFacingError(f"只有{views.draft_label(draft)}{stage_name}的审核人或管理员可以这样做。")
     return people
 
 
 def check_new_reviewer(
-    scope: Scope, draft: Draft, chain: ChainSettings, decisions: list[PastDecision],
-    assignees: Sequence[str], target: str, *, action: str, already_ok: bool = False,
+    scope: Scope,
+    draft: Draft,
+    chain: ChainSettings,
+    decisions: list[PastDecision],
+    assignees: Sequence[str],
+    target: str,
+    *,
+    action: str,
+    already_ok: bool = False,
 ) -> None:
     """Refuse (saying why) a 转审 or 加签 to someone the rules keep out of this stage. `already_ok`:
     one of a 或签 stage's people may still be 加签'd (they then must sign, not merely may)."""
     stage_name = stage_of(chain, draft.stage).name
     if target == draft.submitter_userid and draft.stage > 1:
-        raise UserFacingError(f"投稿人不能审核自己稿件的{stage_name}，不能{action}给{scope.name_of(target)}。")
+        raise UserFacingError(
+            f"投稿人不能审核自己稿件的{stage_name}，不能{action}给{scope.name_of(target)}。"
+        )
     if target in decided_other_stages(decisions, draft.stage):
         raise UserFacingError(
             f"{scope.name_of(target)}已审核过该稿件的其他环节，同一稿件的各审须由不同的人完成。"
@@ -94,12 +101,20 @@ def check_new_reviewer(
         raise UserFacingError(f"{scope.name_of(target)}已是{stage_name}的审核人。")
     roles = eligible_roles(chain, draft.stage)
     if not is_eligible(scope.staff.get(target), roles):
-        scope.log.info("%s of draft %s to %s refused: not eligible for %s", action, draft.id, target, stage_name)
+        scope.log.info(
+            "%s of draft %s to %s refused: not eligible for %s", action, draft.id, target, stage_name
+        )
         raise UserFacingError(views.not_eligible_target(scope.name_of(target), stage_name, roles, action))
 
 
 async def reassign_stage(
-    scope: Scope, draft: Draft, decisions: list[PastDecision], people: Sequence[str], *, mode: str, reason: str,
+    scope: Scope,
+    draft: Draft,
+    decisions: list[PastDecision],
+    people: Sequence[str],
+    *,
+    mode: str,
+    reason: str,
     label: str,
 ) -> None:
     """Record who now holds the current stage (转审 or 加签), grey the old cards with `label`, and
@@ -107,8 +122,15 @@ async def reassign_stage(
     assert draft.id is not None
     scope.session.add(
         StageAssignment(
-            draft_id=draft.id, version=draft.version, round=draft.round, stage=draft.stage,
-            assignees="|".join(people), mode=mode, reason=reason, by=scope.user, at=scope.now(),
+            draft_id=draft.id,
+            version=draft.version,
+            round=draft.round,
+            stage=draft.stage,
+            assignees="|".join(people),
+            mode=mode,
+            reason=reason,
+            by=scope.user,
+            at=scope.now(),
         )
     )
     await scope.session.flush()
@@ -132,20 +154,39 @@ async def cosign(scope: Scope, number: int, targets: Sequence[str], reason: str)
     stage_name = stage_of(chain, draft.stage).name
     decisions = await current_decisions(scope, draft)
     for target in targets:
-        check_new_reviewer(scope, draft, chain, decisions, people.assignees, target, action="加签",
-                           already_ok=people.mode != "all")
+        check_new_reviewer(
+            scope,
+            draft,
+            chain,
+            decisions,
+            people.assignees,
+            target,
+            action="加签",
+            already_ok=people.mode != "all",
+        )
     base = (scope.user,) if scope.user in people.assignees else people.assignees
     joint = tuple(dict.fromkeys([*base, *targets]))
     now = scope.now()
     await reassign_stage(scope, draft, decisions, joint, mode="all", reason=reason, label="已加签会签")
     await append_audit(
-        session=scope.session, at=now, actor=scope.user, action="cosign", draft_id=draft.id,
-        details={"version": draft.version, "stage": draft.stage, "stage_name": stage_name,
-                 "to": list(targets), "people": list(joint), "reason": reason},
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="cosign",
+        draft_id=draft.id,
+        details={
+            "version": draft.version,
+            "stage": draft.stage,
+            "stage_name": stage_name,
+            "to": list(targets),
+            "people": list(joint),
+            "reason": reason,
+        },
     )
     names = views.names(joint, staff_names(scope))
     scope.outbox.send_text(
-        list(targets), f"{scope.name_of(scope.user)}请您联审（会签）{views.draft_label(draft)}的{stage_name}。理由：{reason}"
+        list(targets),
+        f"{scope.name_of(scope.user)}请您联审（会签）{views.draft_label(draft)}的{stage_name}。理由：{reason}",
     )
     scope.outbox.send_text(
         [draft.submitter_userid], f"{views.draft_label(draft)}的{stage_name}改为会签：须{names}全部同意。"
@@ -173,12 +214,18 @@ async def withdraw(scope: Scope, number: int, reason: str) -> Done:
     draft.updated_at = now
     scope.session.add(draft)
     await append_audit(
-        session=scope.session, at=now, actor=scope.user, action="withdraw", draft_id=draft.id,
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="withdraw",
+        draft_id=draft.id,
         details={"version": draft.version, "stage": draft.stage, "reason": reason},
     )
     others = [u for u in holders if u != scope.user]
     if others:
-        scope.outbox.send_text(others, f"{views.draft_label(draft)}已由{scope.name_of(scope.user)}撤回，无需再审核。")
+        scope.outbox.send_text(
+            others, f"{views.draft_label(draft)}已由{scope.name_of(scope.user)}撤回，无需再审核。"
+        )
     if draft.submitter_userid != scope.user:
         scope.outbox.send_text(
             [draft.submitter_userid],
@@ -207,17 +254,33 @@ async def transfer(scope: Scope, number: int, target: str, reason: str) -> Done:
     else:
         new_people = (target,)  # an admin reassigns the whole stage
     now = scope.now()
-    await reassign_stage(scope, draft, decisions, new_people, mode=mode, reason=reason,
-                         label=f"已转审给{scope.name_of(target)}")
+    await reassign_stage(
+        scope,
+        draft,
+        decisions,
+        new_people,
+        mode=mode,
+        reason=reason,
+        label=f"已转审给{scope.name_of(target)}",
+    )
     await append_audit(
-        session=scope.session, at=now, actor=scope.user, action="transfer", draft_id=draft.id,
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="transfer",
+        draft_id=draft.id,
         details={
-            "version": draft.version, "stage": draft.stage, "stage_name": stage_name,
-            "from": list(assignees), "to": list(new_people), "reason": reason,
+            "version": draft.version,
+            "stage": draft.stage,
+            "stage_name": stage_name,
+            "from": list(assignees),
+            "to": list(new_people),
+            "reason": reason,
         },
     )
     scope.outbox.send_text(
-        [target], f"{scope.name_of(scope.user)}把{views.draft_label(draft)}的{stage_name}转给您审核。理由：{reason}"
+        [target],
+        f"{scope.name_of(scope.user)}把{views.draft_label(draft)}的{stage_name}转给您审核。理由：{reason}",
     )
     scope.outbox.send_text(
         [draft.submitter_userid],
@@ -252,10 +315,17 @@ async def return_to_stage(scope: Scope, number: int, stage: int, reason: str) ->
     await scope.session.flush()
     assignees = await start_stage(scope, draft, await current_decisions(scope, draft))
     await append_audit(
-        session=scope.session, at=now, actor=scope.user, action="return", draft_id=draft.id,
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="return",
+        draft_id=draft.id,
         details={
-            "version": draft.version, "from_stage": from_stage, "to_stage": stage,
-            "round": draft.round, "reason": reason,
+            "version": draft.version,
+            "from_stage": from_stage,
+            "to_stage": stage,
+            "round": draft.round,
+            "reason": reason,
         },
     )
     scope.outbox.send_text(
@@ -263,7 +333,8 @@ async def return_to_stage(scope: Scope, number: int, stage: int, reason: str) ->
         f"{views.draft_label(draft)}在{from_name}被{scope.name_of(scope.user)}退回{to_name}重新审核。理由：{reason}",
     )
     return Done(
-        draft, f"已把{views.draft_label(draft)}退回{to_name}，由{views.names(assignees, staff_names(scope))}重新审核。"
+        draft,
+        f"已把{views.draft_label(draft)}退回{to_name}，由{views.names(assignees, staff_names(scope))}重新审核。",
     )
 
 
@@ -284,13 +355,20 @@ async def copy_to(scope: Scope, number: int, userids: Sequence[str]) -> Done:
     now = scope.now()
     assert draft.id is not None
     added = [
-        u for u in targets
-        if await drafts_repo.add_watcher(session=scope.session, draft_id=draft.id, userid=u, by=scope.user, at=now)
+        u
+        for u in targets
+        if await drafts_repo.add_watcher(
+            session=scope.session, draft_id=draft.id, userid=u, by=scope.user, at=now
+        )
     ]
     if not added:
         raise UserFacingError("这些人已在抄送名单中。")
     await append_audit(
-        session=scope.session, at=now, actor=scope.user, action="cc", draft_id=draft.id,
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="cc",
+        draft_id=draft.id,
         details={"to": added},
     )
     scope.outbox.send_text(added, views.copied_notice(draft, scope.name_of(scope.user)))
@@ -320,14 +398,21 @@ async def remind(scope: Scope, number: int) -> Done:
         raise UserFacingError(f"刚刚已催办过，请 {wait} 分钟后再试。")
     stage_name, waiting = await waiting_on(scope, draft)  # reviewers, or proofreaders in a 校 step
     waited = views.local(draft.stage_entered_at, scope.settings.tz)
-    how = (f"请在校对卡片上签署，或发送 /proof {draft.id} 无误" if draft.step == "proof"
-           else f"请在审核卡片上处理，或发送 /approve {draft.id}、/reject {draft.id} 理由")
+    how = (
+        f"请在校对卡片上签署，或发送 /proof {draft.id} 无误"
+        if draft.step == "proof"
+        else f"请在审核卡片上处理，或发送 /approve {draft.id}、/reject {draft.id} 理由"
+    )
     scope.outbox.send_text(
         list(waiting),
         f"【催办】{scope.name_of(scope.user)}提醒：{views.draft_label(draft)}自 {waited} 起等待您{stage_name}，{how}。",
     )
     await append_audit(
-        session=scope.session, at=now, actor=scope.user, action="remind", draft_id=draft.id,
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="remind",
+        draft_id=draft.id,
         details={"stage": draft.stage, "to": list(waiting)},
     )
     return Done(
@@ -368,14 +453,18 @@ async def set_away(scope: Scope, delegate: str, last_day: date) -> Away:
         scope.session.add(current)
     await scope.session.flush()
     await append_audit(
-        session=scope.session, at=now, actor=scope.user, action="away",
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="away",
         details={"delegate": delegate, "until": until.isoformat()},
     )
     handed = await hand_over_pending(scope, delegate)
     scope.outbox.send_text(
         [delegate],
         f"{scope.name_of(scope.user)}外出至 {last_day:%Y-%m-%d}，期间其审核工作由您代理"
-        f"（记录中会同时写明您和{scope.name_of(scope.user)}）。" + (f"已转来 {handed} 件待审稿件。" if handed else ""),
+        f"（记录中会同时写明您和{scope.name_of(scope.user)}）。"
+        + (f"已转来 {handed} 件待审稿件。" if handed else ""),
     )
     return Away(
         delegate,

@@ -76,13 +76,15 @@ async def welcome(scope: Scope) -> str | None:
     now = scope.now()
     today = local_day(now, scope.settings.tz).isoformat()
     claimed = await claim_occasion(
-        session=scope.session, kind=WELCOME_KIND, subject=scope.user, occasion=today, at=now,
+        session=scope.session,
+        kind=WELCOME_KIND,
+        subject=scope.user,
+        occasion=today,
+        at=now,
         by=scope.user,
     )
     if not claimed:
         return None
     pending = sorted(await my_pending(scope), key=lambda item: item[0].stage_entered_at)
     settings = scope.settings
-    return views.welcome(
-        scope.name_of(scope.user), pending, WELCOME_SHOWN, settings.tz, home_url(settings)
-    )
+    return views.welcome(scope.name_of(scope.user), pending, WELCOME_SHOWN, settings.tz, home_url(settings))

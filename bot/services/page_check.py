@@ -82,12 +82,12 @@ def guarded_session(*, allow_private: bool = False) -> aiohttp.ClientSession:
 
 
 async def fetch_text(
-    http: aiohttp.ClientSession, url: str, *, timeout: float = FETCH_SECONDS, allow_private: bool = False
+    http: aiohttp.ClientSession, url: str, *, seconds_each: float = FETCH_SECONDS, allow_private: bool = False
 ) -> str:
     """The readable text of the page at `url` (scripts and styles dropped, one line per block);
     redirects followed (at most MAX_REDIRECTS), each hop held to the same rules."""
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds_each):
             for _ in range(MAX_REDIRECTS + 1):
                 _check_link(url, allow_private)
                 async with http.get(url, allow_redirects=False) as response:
@@ -150,7 +150,11 @@ def page_text(body: bytes, charset: str | None = None) -> str:
 
 
 async def check_pages(
-    lexicon: Lexicon, pages: list[PublishedPage], *, timeout: float = FETCH_SECONDS, allow_private: bool = False
+    lexicon: Lexicon,
+    pages: list[PublishedPage],
+    *,
+    seconds_each: float = FETCH_SECONDS,
+    allow_private: bool = False,
 ) -> list[PageResult]:
     """Every page fetched (a few at a time) and checked; an unreachable one is reported, not fatal."""
     gate = asyncio.Semaphore(MAX_PARALLEL)
@@ -158,7 +162,9 @@ async def check_pages(
     async def one(http: aiohttp.ClientSession, page: PublishedPage) -> PageResult:
         async with gate:
             try:
-                text = await fetch_text(http, page.url, timeout=timeout, allow_private=allow_private)
+                text = await fetch_text(
+                    http, page.url, seconds_each=seconds_each, allow_private=allow_private
+                )
             except PageUnreadable as exc:
                 log.warning("巡检 page %s unreadable: %s", page.url, exc)
                 return PageResult(page, error=str(exc))

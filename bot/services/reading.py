@@ -48,13 +48,17 @@ def turn(first: date, settings: Settings) -> tuple[str, str]:
     return reading.people[step % len(reading.people)], section
 
 
-async def assign(session: AsyncSession, outbox: Outbox, settings: Settings, first: date, last: date,
-                 now: datetime) -> ReadingTask:
+async def assign(
+    session: AsyncSession, outbox: Outbox, settings: Settings, first: date, last: date, now: datetime
+) -> ReadingTask:
     """The turn of the period [first, last]: its card to the reader, due at the end of `last`."""
     reader, section = turn(first, settings)
     task = ReadingTask(
-        period=first.isoformat(), userid=reader, section=section,
-        task_id=f"sanshen-read-{first.isoformat()}-{secrets.token_hex(4)}", sent_at=now,
+        period=first.isoformat(),
+        userid=reader,
+        section=section,
+        task_id=f"sanshen-read-{first.isoformat()}-{secrets.token_hex(4)}",
+        sent_at=now,
         due_at=end_of_day(last, settings.tz),
     )
     session.add(task)
@@ -63,8 +67,15 @@ async def assign(session: AsyncSession, outbox: Outbox, settings: Settings, firs
     return task
 
 
-async def answer(scope: Scope, number: int, outcome: str, note: str = "", *, task_id: str | None = None,
-                 response_code: str = "") -> ReadingDone:
+async def answer(
+    scope: Scope,
+    number: int,
+    outcome: str,
+    note: str = "",
+    *,
+    task_id: str | None = None,
+    response_code: str = "",
+) -> ReadingDone:
     """无误 ("ok") or what was found ("problem"), by the reader or an admin; a problem goes to the admins."""
     task = await scope.session.get(ReadingTask, number, with_for_update=True)
     if task is None or (task_id is not None and task.task_id != task_id):
@@ -75,7 +86,9 @@ async def answer(scope: Scope, number: int, outcome: str, note: str = "", *, tas
         raise UserFacingError(f"{number}号读网由{scope.name_of(task.userid)}负责，本次操作未生效。")
     note = note.strip()
     if outcome == "problem" and not note:
-        raise UserFacingError(f"请写明发现的问题：/read {number} 问题 说明（如：政务公开栏目第3条链接失效）。")
+        raise UserFacingError(
+            f"请写明发现的问题：/read {number} 问题 说明（如：政务公开栏目第3条链接失效）。"
+        )
     refuse_if_longer(note, MAX_NOTE, "说明")
     now = scope.now()
     task.done_at, task.outcome, task.note = now, outcome, note
@@ -83,13 +96,21 @@ async def answer(scope: Scope, number: int, outcome: str, note: str = "", *, tas
     label = f"{OUTCOMES[outcome]}·{scope.name_of(scope.user)}"
     if response_code:
         scope.outbox.update_card(response_code, replace_name=label[:20])
-    await append_audit(session=scope.session, at=now, actor=scope.user, action=f"reading_{outcome}",
-                       details={"reading": task.id, "section": task.section, "note": note})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action=f"reading_{outcome}",
+        details={"reading": task.id, "section": task.section, "note": note},
+    )
     if outcome == "problem":
         admins = [a for a in people_with_role(scope.settings, "admin") if a != scope.user]
-        scope.outbox.send_text(admins, (
-            f"【读网·发现问题】{scope.name_of(scope.user)}阅读“{task.section}”发现：{note}。"
-            "请核实处理，需要整改的请值班人员登记：/inspect 问题 说明 负责人 期限。"
-        ))
+        scope.outbox.send_text(
+            admins,
+            (
+                f"【读网·发现问题】{scope.name_of(scope.user)}阅读“{task.section}”发现：{note}。"
+                "请核实处理，需要整改的请值班人员登记：/inspect 问题 说明 负责人 期限。"
+            ),
+        )
         return ReadingDone(task, f"已记录：{number}号读网发现问题（{note}），已告知管理员。")
     return ReadingDone(task, f"已记录：{number}号读网（{task.section}）无误。")

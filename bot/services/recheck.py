@@ -40,10 +40,13 @@ async def recheckers(scope: Scope, draft: Draft) -> list[str]:
     people: list[str] = []
     if kind == "stage":
         rows = await scope.session.exec(
-            select(StageDecision.reviewer_userid, StageDecision.stage, StageDecision.round).where(
-                StageDecision.draft_id == draft.id, StageDecision.version == draft.version,
+            select(StageDecision.reviewer_userid, StageDecision.stage, StageDecision.round)
+            .where(
+                StageDecision.draft_id == draft.id,
+                StageDecision.version == draft.version,
                 StageDecision.decision == "approve",
-            ).order_by(col(StageDecision.round).desc(), col(StageDecision.id))
+            )
+            .order_by(col(StageDecision.round).desc(), col(StageDecision.id))
         )
         decisions = rows.all()
         last_round = decisions[0][2] if decisions else 0
@@ -62,25 +65,49 @@ async def open_recheck(scope: Scope, draft: Draft, post: AccountPost, account: s
     assert draft.id is not None and post.id is not None
     now = scope.now()
     settings = scope.settings
-    due = add_working_time(now, timedelta(hours=settings.review.recheck_within_hours), settings.tz, settings.calendar)
+    due = add_working_time(
+        now, timedelta(hours=settings.review.recheck_within_hours), settings.tz, settings.calendar
+    )
     recheck = Recheck(
-        post_id=post.id, draft_id=draft.id, version=draft.version, account=account, url=post.url,
+        post_id=post.id,
+        draft_id=draft.id,
+        version=draft.version,
+        account=account,
+        url=post.url,
         assignees="|".join(await recheckers(scope, draft)),
-        task_id=f"sanshen-rc-{draft.id}-{secrets.token_hex(4)}", created_at=now, due_at=due,
+        task_id=f"sanshen-rc-{draft.id}-{secrets.token_hex(4)}",
+        created_at=now,
+        due_at=due,
     )
     scope.session.add(recheck)
     await scope.session.flush()
     for person in recheck.assignee_list:
         card = views.recheck_card(recheck, draft, settings.tz, f"{recheck.task_id}-{person}"[:128])
         scope.outbox.send_card([person], card, subject=recheck_subject(recheck))
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="recheck_open", draft_id=draft.id,
-                       details={"recheck": recheck.id, "account": account, "url": post.url,
-                                "assignees": recheck.assignee_list, "due": due.isoformat()})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="recheck_open",
+        draft_id=draft.id,
+        details={
+            "recheck": recheck.id,
+            "account": account,
+            "url": post.url,
+            "assignees": recheck.assignee_list,
+            "due": due.isoformat(),
+        },
+    )
     return recheck
 
 
 async def decide_recheck(
-    scope: Scope, number: int, outcome: str, note: str = "", *, task_id: str | None = None,
+    scope: Scope,
+    number: int,
+    outcome: str,
+    note: str = "",
+    *,
+    task_id: str | None = None,
     response_code: str = "",
 ) -> RecheckDone:
     """无误 ("ok") or a problem ("problem", with what is wrong) by an assignee or an admin."""
@@ -97,11 +124,15 @@ async def decide_recheck(
         )
     if scope.user not in recheck.assignee_list and not is_admin(scope):
         scope.log.info("recheck %s by %s refused: not an assignee", recheck.id, scope.user)
-        raise UserFacingError(f"{label}的发布后复核由{views.names(recheck.assignee_list, scope.settings.staff_names)}负责，本次操作未生效。")
+        raise UserFacingError(
+            f"{label}的发布后复核由{views.names(recheck.assignee_list, scope.settings.staff_names)}负责，本次操作未生效。"
+        )
     if outcome == "problem":
         note = note.strip()
         if not note:
-            raise UserFacingError(f"请写明发现的问题：/recheck {recheck.id} 问题 说明（如：第二段数据有误）。")
+            raise UserFacingError(
+                f"请写明发现的问题：/recheck {recheck.id} 问题 说明（如：第二段数据有误）。"
+            )
         refuse_if_longer(note, MAX_NOTE, "问题说明")
     now = scope.now()
     recheck.done_at, recheck.done_by, recheck.outcome, recheck.note = now, scope.user, outcome, note
@@ -111,9 +142,14 @@ async def decide_recheck(
         scope.outbox.update_card(response_code, replace_name=done_label)
     await scope.outbox.close_cards(recheck_subject(recheck), replace_name=done_label, keep=task_id or "")
     late = now > recheck.due_at
-    await append_audit(session=scope.session, at=now, actor=scope.user, action=f"recheck_{outcome}",
-                       draft_id=draft.id, details={"recheck": recheck.id, "account": recheck.account,
-                                                   "note": note, "late": late})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action=f"recheck_{outcome}",
+        draft_id=draft.id,
+        details={"recheck": recheck.id, "account": recheck.account, "note": note, "late": late},
+    )
     if outcome == "problem":
         told = [draft.submitter_userid, *people_with_role(scope.settings, "admin")]
         post = await scope.session.get(AccountPost, recheck.post_id)
@@ -121,7 +157,10 @@ async def decide_recheck(
             told.append(post.recorded_by)
         told = [u for u in dict.fromkeys(told) if u != scope.user]
         scope.outbox.send_text(told, views.recheck_problem_text(recheck, draft, scope.name_of(scope.user)))
-        return RecheckDone(recheck, f"已记录：{label}发布后复核发现问题（{note}），已告知投稿人、发布人和管理员，请尽快纠错。")
+        return RecheckDone(
+            recheck,
+            f"已记录：{label}发布后复核发现问题（{note}），已告知投稿人、发布人和管理员，请尽快纠错。",
+        )
     return RecheckDone(recheck, f"已记录：{label}发布后复核无误{'（已超时）' if late else ''}。")
 
 

@@ -26,7 +26,9 @@ class FindingDone:
     message: str
 
 
-async def record_finding(scope: Scope, text: str, assignee: str = "", last_day: date | None = None) -> FindingDone:
+async def record_finding(
+    scope: Scope, text: str, assignee: str = "", last_day: date | None = None
+) -> FindingDone:
     """A problem found in today's 巡检 by whoever is on duty (or an admin); with an assignee and a
     last day, an 整改 task for that person, due at the end of that day."""
     if scope.user not in await duty_ids(scope) and not is_admin(scope):
@@ -44,24 +46,40 @@ async def record_finding(scope: Scope, text: str, assignee: str = "", last_day: 
         if last_day is None or last_day < today:
             raise UserFacingError("交办整改须写明不早于今天的整改期限（YYYY-MM-DD）。")
         due = end_of_day(last_day, tz)
-    finding = InspectionFinding(day=today.isoformat(), text=text, found_by=scope.user, found_at=now,
-                                assignee=assignee, due_at=due)
+    finding = InspectionFinding(
+        day=today.isoformat(), text=text, found_by=scope.user, found_at=now, assignee=assignee, due_at=due
+    )
     scope.session.add(finding)
     await scope.session.flush()
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="inspection_finding",
-                       details={"finding": finding.id, "text": text, "assignee": assignee,
-                                "due": due.isoformat() if due else None})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="inspection_finding",
+        details={
+            "finding": finding.id,
+            "text": text,
+            "assignee": assignee,
+            "due": due.isoformat() if due else None,
+        },
+    )
     if not assignee:
         return FindingDone(finding, f"已记录巡检问题{finding.id}号：{text}。")
     assert last_day is not None
-    scope.outbox.send_text([assignee], (
-        f"【整改】{scope.name_of(scope.user)}在 {today:%m-%d} 日常巡检中发现：{text}。请于 {last_day:%Y-%m-%d} 前整改，"
-        f"完成后发送 /fix {finding.id} 整改情况。"
-    ))
-    return FindingDone(finding, (
-        f"已记录巡检问题{finding.id}号并交{scope.name_of(assignee)}整改，期限 {last_day:%Y-%m-%d}；"
-        "到期未整改将每天提醒并告知管理员。"
-    ))
+    scope.outbox.send_text(
+        [assignee],
+        (
+            f"【整改】{scope.name_of(scope.user)}在 {today:%m-%d} 日常巡检中发现：{text}。请于 {last_day:%Y-%m-%d} 前整改，"
+            f"完成后发送 /fix {finding.id} 整改情况。"
+        ),
+    )
+    return FindingDone(
+        finding,
+        (
+            f"已记录巡检问题{finding.id}号并交{scope.name_of(assignee)}整改，期限 {last_day:%Y-%m-%d}；"
+            "到期未整改将每天提醒并告知管理员。"
+        ),
+    )
 
 
 async def fix_finding(scope: Scope, number: int, note: str) -> FindingDone:
@@ -81,17 +99,26 @@ async def fix_finding(scope: Scope, number: int, note: str) -> FindingDone:
     finding.fixed_at, finding.fixed_by, finding.fix_note = now, scope.user, note
     scope.session.add(finding)
     late = finding.due_at is not None and now > finding.due_at
-    await append_audit(session=scope.session, at=now, actor=scope.user, action="rectified",
-                       details={"finding": finding.id, "note": note, "late": late})
+    await append_audit(
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="rectified",
+        details={"finding": finding.id, "note": note, "late": late},
+    )
     if finding.found_by != scope.user:
-        scope.outbox.send_text([finding.found_by], f"巡检问题{finding.id}号（{finding.text}）已由{scope.name_of(scope.user)}整改：{note}。")
+        scope.outbox.send_text(
+            [finding.found_by],
+            f"巡检问题{finding.id}号（{finding.text}）已由{scope.name_of(scope.user)}整改：{note}。",
+        )
     return FindingDone(finding, f"已记录：{finding.id}号整改完成{'（已超期）' if late else ''}。")
 
 
 async def open_rectifications(scope: Scope) -> list[InspectionFinding]:
     """整改 not yet done, the earliest deadline first."""
     rows = await scope.session.exec(
-        select(InspectionFinding).where(InspectionFinding.assignee != "", col(InspectionFinding.fixed_at).is_(None))
+        select(InspectionFinding)
+        .where(InspectionFinding.assignee != "", col(InspectionFinding.fixed_at).is_(None))
         .order_by(col(InspectionFinding.due_at), col(InspectionFinding.id))
     )
     return list(rows.all())

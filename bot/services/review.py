@@ -67,9 +67,7 @@ def past_decisions(rows: list[StageDecision]) -> list[PastDecision]:
 async def current_decisions(scope: Scope, draft: Draft) -> list[PastDecision]:
     """Every decision of the current version (all rounds)."""
     assert draft.id is not None
-    rows = await drafts_repo.list_decisions(
-        session=scope.session, draft_id=draft.id, version=draft.version
-    )
+    rows = await drafts_repo.list_decisions(session=scope.session, draft_id=draft.id, version=draft.version)
     return past_decisions(list(rows))
 
 
@@ -89,7 +87,10 @@ async def stage_people(
     assert draft.id is not None
     elsewhere = decided_other_stages(decisions, draft.stage)
     transferred = await drafts_repo.stage_assignment(
-        session=scope.session, draft_id=draft.id, version=draft.version, round_=draft.round,
+        session=scope.session,
+        draft_id=draft.id,
+        version=draft.version,
+        round_=draft.round,
         stage=draft.stage,
     )
     roles = eligible_roles(chain, draft.stage)
@@ -112,8 +113,12 @@ async def stage_people(
         )
     delegates = await drafts_repo.active_delegates(session=scope.session, userids=base, at=scope.now())
     effective = apply_delegations(
-        base, delegates, submitter=draft.submitter_userid, stage=draft.stage,
-        decided_elsewhere=elsewhere, eligible=eligible,
+        base,
+        delegates,
+        submitter=draft.submitter_userid,
+        stage=draft.stage,
+        decided_elsewhere=elsewhere,
+        eligible=eligible,
     )
     on_behalf = {delegates[u]: u for u in base if delegates.get(u) in effective and delegates[u] != u}
     return StagePeople(effective, on_behalf, mode)
@@ -213,8 +218,10 @@ async def may_view(scope: Scope, draft: Draft) -> bool:
     decided = await drafts_repo.list_decisions(session=scope.session, draft_id=draft.id)
     if any(d.reviewer_userid == scope.user or d.on_behalf_of == scope.user for d in decided):
         return True
-    if any(r.proofreader_userid == scope.user for r in await drafts_repo.list_proofs(
-            session=scope.session, draft_id=draft.id)):
+    if any(
+        r.proofreader_userid == scope.user
+        for r in await drafts_repo.list_proofs(session=scope.session, draft_id=draft.id)
+    ):
         return True
     if draft.status == "in_review":
         if draft.step == "proof":
@@ -263,14 +270,20 @@ async def create_draft(scope: Scope, title: str, meta: DraftMeta, content: Versi
         action="submit",
         draft_id=draft.id,
         details={
-            "title": draft.title, "version": 1, "category": draft.category, **content_details(content),
-            "form": record_digest(draft_fields(draft)), **findings.audit_details(draft),
+            "title": draft.title,
+            "version": 1,
+            "category": draft.category,
+            **content_details(content),
+            "form": record_digest(draft_fields(draft)),
+            **findings.audit_details(draft),
             **({"important": keywords or "投稿人标注"} if important else {}),
         },
     )
     copied = [u for u in scope.settings.review.cc_on_submit if u != scope.user]
     for userid in copied:
-        await drafts_repo.add_watcher(session=scope.session, draft_id=draft.id, userid=userid, by="config", at=now)
+        await drafts_repo.add_watcher(
+            session=scope.session, draft_id=draft.id, userid=userid, by="config", at=now
+        )
     if copied:
         scope.outbox.send_text(copied, views.copied_notice(draft, scope.name_of(scope.user)))
     chain = scope.settings.chain_for(draft.category, draft.important)
@@ -348,7 +361,11 @@ async def decide(
     secrecy_stage = draft.stage == chain.secrecy_stage
     if decision == "classified" and not secrecy_stage:
         raise UserFacingError(views.not_secrecy_stage(draft, stage_of(chain, chain.secrecy_stage).name))
-    secrecy = ("classified" if decision == "classified" else "clear" if decision == "approve" else "") if secrecy_stage else ""
+    secrecy = (
+        ("classified" if decision == "classified" else "clear" if decision == "approve" else "")
+        if secrecy_stage
+        else ""
+    )
     recorded = "reject" if decision == "classified" else decision
     decisions = await current_decisions(scope, draft)
     people = await stage_people(scope, chain, draft, decisions)
@@ -422,7 +439,9 @@ async def decide(
             scope.outbox.update_card(response_code, replace_name=label, userids=[scope.user])
         approved_by = {d.reviewer for d in in_round(stage_rows, draft.stage, draft.round)}
         missing = [a for a in assignees if a not in approved_by]
-        return Done(draft, views.waiting_cosign(draft, stage_settings.name, views.names(missing, staff_names(scope))))
+        return Done(
+            draft, views.waiting_cosign(draft, stage_settings.name, views.names(missing, staff_names(scope)))
+        )
     clicked_card = card.id if card is not None and response_code else None
     if response_code:
         scope.outbox.update_card(response_code, replace_name=label, card_id=clicked_card)
@@ -442,7 +461,9 @@ async def decide(
         scope.session.add(draft)
         scope.outbox.send_text(
             [draft.submitter_userid],
-            views.rejected_notice(draft, stage_settings.name, reviewer_name, opinion, revise_page_url(scope, draft)),
+            views.rejected_notice(
+                draft, stage_settings.name, reviewer_name, opinion, revise_page_url(scope, draft)
+            ),
         )
     else:
         await stage_approved(scope, draft, chain, stage_rows, by=reviewer_name)
@@ -466,13 +487,20 @@ async def stage_approved(
     people = await start_proof(scope, draft, chain)
     scope.outbox.send_text(
         [draft.submitter_userid],
-        views.stage_passed(draft, stage_of(chain, draft.stage).name, by, proof.name,
-                           views.names(people, staff_names(scope))),
+        views.stage_passed(
+            draft, stage_of(chain, draft.stage).name, by, proof.name, views.names(people, staff_names(scope))
+        ),
     )
 
 
 async def move_past_stage(
-    scope: Scope, draft: Draft, chain: ChainSettings, decisions: list[PastDecision], *, passed: str, by: str,
+    scope: Scope,
+    draft: Draft,
+    chain: ChainSettings,
+    decisions: list[PastDecision],
+    *,
+    passed: str,
+    by: str,
     verb: str = "已同意",
 ) -> None:
     """`draft.stage` is done (its 审, and its 校 if any): the next stage starts, or after the
@@ -486,14 +514,23 @@ async def move_past_stage(
         draft.approved_at = now
         scope.session.add(draft)
         await append_audit(
-            session=scope.session, at=now, actor="system", action="approved", draft_id=draft.id,
+            session=scope.session,
+            at=now,
+            actor="system",
+            action="approved",
+            draft_id=draft.id,
             details={"version": draft.version},
         )
         assert draft.id is not None
         watchers = await drafts_repo.list_watchers(session=scope.session, draft_id=draft.id)
         notify = list(
             dict.fromkeys(
-                [draft.submitter_userid, *people_with_role(scope.settings, "publisher"), *watchers, *scope.settings.review.cc_on_approval]
+                [
+                    draft.submitter_userid,
+                    *people_with_role(scope.settings, "publisher"),
+                    *watchers,
+                    *scope.settings.review.cc_on_approval,
+                ]
             )
         )
         scope.outbox.send_text(notify, views.approved_notice(draft, chain.proofreading))
@@ -505,7 +542,11 @@ async def move_past_stage(
     scope.outbox.send_text(
         [draft.submitter_userid],
         views.stage_passed(
-            draft, passed, by, stage_of(chain, draft.stage).name, views.names(next_assignees, staff_names(scope)),
+            draft,
+            passed,
+            by,
+            stage_of(chain, draft.stage).name,
+            views.names(next_assignees, staff_names(scope)),
             verb,
         ),
     )
@@ -514,9 +555,15 @@ async def move_past_stage(
 async def proof_signed_by(scope: Scope, draft: Draft) -> list[ProofRecord]:
     """Who signed the open 校 step (this version, round and stage)."""
     assert draft.id is not None
-    return list(await drafts_repo.list_proofs(
-        session=scope.session, draft_id=draft.id, version=draft.version, round_=draft.round, after_stage=draft.stage,
-    ))
+    return list(
+        await drafts_repo.list_proofs(
+            session=scope.session,
+            draft_id=draft.id,
+            version=draft.version,
+            round_=draft.round,
+            after_stage=draft.stage,
+        )
+    )
 
 
 async def start_proof(
@@ -534,13 +581,23 @@ async def start_proof(
     body = await drafts_repo.get_body(session=scope.session, draft_id=draft.id, version=draft.version)
     scope.outbox.send_text(people, views.proof_preview(draft, body, proof.name, proof.method))
     card = await drafts_repo.add_card(
-        session=scope.session, draft=draft, recipients=people, at=scope.now(), nonce=secrets.token_hex(6),
+        session=scope.session,
+        draft=draft,
+        recipients=people,
+        at=scope.now(),
+        nonce=secrets.token_hex(6),
         step="proof",
     )
     assert card.id is not None
     payload = views.proof_card(
-        draft, proof_name=proof.name, method=proof.method, needed=proof.needed, task_id=card.task_id,
-        card_id=card.id, tz=scope.settings.tz, page_url=draft_page_url(scope, draft),
+        draft,
+        proof_name=proof.name,
+        method=proof.method,
+        needed=proof.needed,
+        task_id=card.task_id,
+        card_id=card.id,
+        tz=scope.settings.tz,
+        page_url=draft_page_url(scope, draft),
     )
     if draft.important:
         payload["sub_title_text"] += views.IMPORTANT_MARK
@@ -578,11 +635,19 @@ async def revise_draft(scope: Scope, number: int, content: VersionContent) -> Do
     )
     assignees = await start_stage(scope, draft, [])
     await append_audit(
-        session=scope.session, at=now, actor=scope.user, action="revise", draft_id=draft.id,
+        session=scope.session,
+        at=now,
+        actor=scope.user,
+        action="revise",
+        draft_id=draft.id,
         details={"version": draft.version, **content_details(content), **findings.audit_details(draft)},
     )
-    return Done(draft, views.revised_notice(draft, stage_of(chain, draft.stage).name,
-                                            views.names(assignees, staff_names(scope))))
+    return Done(
+        draft,
+        views.revised_notice(
+            draft, stage_of(chain, draft.stage).name, views.names(assignees, staff_names(scope))
+        ),
+    )
 
 
 async def waiting_on(scope: Scope, draft: Draft) -> tuple[str, tuple[str, ...]]:

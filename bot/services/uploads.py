@@ -23,7 +23,11 @@ from storage.file_store import SHA256_RE, FileStore
 from storage.models import Upload
 
 # What each field of the 投稿 form accepts, judged by content (bot.documents.uploads.sniff).
-DOCX, PICTURES, ATTACHMENTS = frozenset({"docx"}), frozenset({"png", "jpeg"}), frozenset({"pdf", "xlsx", "docx"})
+DOCX, PICTURES, ATTACHMENTS = (
+    frozenset({"docx"}),
+    frozenset({"png", "jpeg"}),
+    frozenset({"pdf", "xlsx", "docx"}),
+)
 MAX_FILES = 20
 
 
@@ -58,7 +62,9 @@ async def accept_uploads(
     checked: list[tuple[Incoming, StoredKind]] = []
     for item in incoming:
         try:
-            kind = check_upload(item.name, item.data, max_bytes=max_bytes, allowed=ALLOWED_BY_FIELD[item.field])
+            kind = check_upload(
+                item.name, item.data, max_bytes=max_bytes, allowed=ALLOWED_BY_FIELD[item.field]
+            )
         except UploadRejected as exc:
             scope.log.warning("upload %r by %s refused: %s", item.name[:60], scope.user, exc.message)
             raise UserFacingError(f"“{item.name[:60]}”：{exc.message}") from None
@@ -75,7 +81,9 @@ async def accept_uploads(
     result: dict[str, list[Upload]] = {"docx": [], "pictures": [], "attachments": []}
     for item, kind in checked:
         sha = await store.put(item.data)
-        result[item.field].append(await _remember(scope, sha, kind.kind, kind.display_name, kind.content_type, kind.size))
+        result[item.field].append(
+            await _remember(scope, sha, kind.kind, kind.display_name, kind.content_type, kind.size)
+        )
     images = [image for document in converted.values() for image in document.images.values()]
     for number, (content_type, data) in enumerate(images, start=1):
         sha = await store.put(data)  # pictures inside a .docx: the preview shows them too
@@ -87,8 +95,15 @@ async def _remember(scope: Scope, sha: str, kind: str, name: str, content_type: 
     existing = await own_upload(scope, sha)
     if existing is not None:
         return existing
-    row = Upload(userid=scope.user, sha256=sha, kind=kind, name=name[:200], content_type=content_type,
-                 size=size, created_at=scope.now())
+    row = Upload(
+        userid=scope.user,
+        sha256=sha,
+        kind=kind,
+        name=name[:200],
+        content_type=content_type,
+        size=size,
+        created_at=scope.now(),
+    )
     scope.session.add(row)
     await scope.session.flush()
     return row
@@ -130,7 +145,9 @@ async def content_from_uploads(
     if docx:
         (original,) = await _owned(scope, [docx], DOCX)
         try:
-            document = (converted or {}).get(original.sha256) or await convert(await store.read(original.sha256))
+            document = (converted or {}).get(original.sha256) or await convert(
+                await store.read(original.sha256)
+            )
         except DocumentConversionError as exc:
             raise UserFacingError(exc.message) from None
         text, body_html, source = document.text, document.html, "docx"
@@ -146,7 +163,9 @@ async def content_from_uploads(
     files.extend(_ref("attachment", row) for row in await _owned(scope, attachments, ATTACHMENTS))
     if not text and not picture_rows:
         raise UserFacingError("正文不能为空：请填写正文，或上传 .docx 文稿。")
-    unique = tuple({(f.role, f.sha256): f for f in files}.values())  # a picture both in the .docx and uploaded
+    unique = tuple(
+        {(f.role, f.sha256): f for f in files}.values()
+    )  # a picture both in the .docx and uploaded
     return VersionContent(body=text, body_html=body_html, source=source, files=unique)  # type: ignore[arg-type]
 
 

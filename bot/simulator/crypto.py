@@ -91,9 +91,7 @@ class CallbackCrypto:
             raise CryptoError("bad signature")
         return self.decrypt(encrypted)
 
-    def reply_envelope(
-        self, message: str, nonce: str, timestamp: str, random16: bytes | None = None
-    ) -> str:
+    def reply_envelope(self, message: str, nonce: str, timestamp: str, random16: bytes | None = None) -> str:
         """The passive-reply envelope (facts §1.6), in wechatpy's byte layout."""
         encrypted = self.encrypt(message, random16)
         sig = self.sign(timestamp, nonce, encrypted)

@@ -69,10 +69,17 @@ OAUTH_CHOOSE = "/connect/oauth2/sim_choose"
 # Menu (path/90231 创建菜单, text mirrored in metacpan QQ::weixin::work::menu, 2021/03/18): 1–3
 # buttons, 1–5 sub_buttons, name non-empty, top ≤ 16 bytes, sub ≤ 40 bytes; key (click-like
 # types) ≤ 128 bytes; view url ≤ 1024 bytes; view_miniprogram needs appid + pagepath.
-MENU_KEY_TYPES = frozenset({
-    "click", "scancode_push", "scancode_waitmsg", "pic_sysphoto", "pic_photo_or_album",
-    "pic_weixin", "location_select",
-})
+MENU_KEY_TYPES = frozenset(
+    {
+        "click",
+        "scancode_push",
+        "scancode_waitmsg",
+        "pic_sysphoto",
+        "pic_photo_or_album",
+        "pic_weixin",
+        "location_select",
+    }
+)
 MENU_TYPES = MENU_KEY_TYPES | {"view", "view_miniprogram"}
 MENU_MAX_BUTTONS, MENU_MAX_SUB_BUTTONS = 3, 5
 MENU_KEY_LIMIT, MENU_URL_LIMIT = 128, 1024
@@ -898,7 +905,9 @@ class WeComSimulator:
     async def _post(self, query: dict[str, str], body: str) -> CallbackResult:
         try:
             async with self._session().post(
-                self._callback_url(), params=query, data=body.encode("utf-8"),
+                self._callback_url(),
+                params=query,
+                data=body.encode("utf-8"),
                 headers={"Content-Type": "text/xml"},
             ) as resp:
                 return CallbackResult(resp.status, await resp.text())

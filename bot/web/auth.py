@@ -78,7 +78,9 @@ class WebAuth:
             },
             quote_via=quote,
         )
-        return web.HTTPFound(f"{self.settings.wecom.oauth_base}/connect/oauth2/authorize?{query}#wechat_redirect")
+        return web.HTTPFound(
+            f"{self.settings.wecom.oauth_base}/connect/oauth2/authorize?{query}#wechat_redirect"
+        )
 
     async def finish_sign_in(self, request: web.Request) -> str:
         """The OAuth callback: check state, exchange the code, start a fresh session; returns
@@ -96,7 +98,9 @@ class WebAuth:
             userid = await self.wecom().user_of_oauth_code(code)
         except WeComAPIError as exc:
             log.warning("sign-in refused: getuserinfo errcode %s", exc.errcode)
-            raise SignInRefused("登录凭证无效或已使用（有效期 5 分钟，只能用一次），请从企业微信重新打开。") from None
+            raise SignInRefused(
+                "登录凭证无效或已使用（有效期 5 分钟，只能用一次），请从企业微信重新打开。"
+            ) from None
         except WeComTransportError:
             log.warning("sign-in failed: WeCom unreachable")
             raise SignInRefused("暂时无法连接企业微信完成登录，请稍后重试。", 503) from None

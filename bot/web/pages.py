@@ -21,8 +21,8 @@ from bot.core.errors import UserFacingError
 from bot.documents.docx_html import sanitize_html, text_to_html
 from bot.documents.highlight import Span, highlight
 from bot.documents.textdiff import diff_html, diff_stats
-from bot.rules.review import stage_of
 from bot.rules.finding_marks import MARK_LABELS
+from bot.rules.review import stage_of
 from bot.services import accounts, corrections, findings, proof, recheck, review
 from bot.services.scope import Work, is_admin
 from bot.web.auth import SignInRefused, WebAuth, csrf_ok, csrf_token
@@ -137,8 +137,10 @@ class Workspace:
         return self.render(
             "home.html",
             user_name=self.settings.name_of(userid),
-            pending=[{"draft": d, "stage": s, "since": views.local(d.stage_entered_at, self.settings.tz)}
-                     for d, s in pending],
+            pending=[
+                {"draft": d, "stage": s, "since": views.local(d.stage_entered_at, self.settings.tz)}
+                for d, s in pending
+            ],
             mine=[{"draft": d, "status": views.STATUS_LABELS.get(d.status, d.status)} for d in mine],
             flash=await pop_flash(request),
         )
@@ -160,8 +162,11 @@ class Workspace:
             context = await self.draft_context(work, draft, request.query)
         session = await get_session(request)
         return self.render(
-            "draft.html", user_name=self.settings.name_of(userid), csrf=csrf_token(session),
-            flash=await pop_flash(request), **context,
+            "draft.html",
+            user_name=self.settings.name_of(userid),
+            csrf=csrf_token(session),
+            flash=await pop_flash(request),
+            **context,
         )
 
     def not_visible(self, userid: str, number: int) -> web.Response:
@@ -180,16 +185,23 @@ class Workspace:
             shown = draft.version
         version = versions[numbers.index(shown)]
         files = await drafts_repo.list_version_files(session=work.session, draft_id=draft.id, version=shown)
-        last_read = await drafts_repo.last_read_version(session=work.session, draft_id=draft.id, userid=work.user)
-        await drafts_repo.mark_read(session=work.session, draft_id=draft.id, userid=work.user, version=shown,
-                                    at=work.now())
+        last_read = await drafts_repo.last_read_version(
+            session=work.session, draft_id=draft.id, userid=work.user
+        )
+        await drafts_repo.mark_read(
+            session=work.session, draft_id=draft.id, userid=work.user, version=shown, at=work.now()
+        )
         against = _int(query.get("diff"), 0)
         diff = None
         if against in numbers and against != shown:
             old = versions[numbers.index(against)]
             inserted, deleted = diff_stats(old.body, version.body)
-            diff = {"against": against, "html": diff_html(old.body, version.body),
-                    "inserted": inserted, "deleted": deleted}
+            diff = {
+                "against": against,
+                "html": diff_html(old.body, version.body),
+                "inserted": inserted,
+                "deleted": deleted,
+            }
         chain = work.settings.chain_for(draft.category, draft.important)
         decisions = await review.current_decisions(work, draft)
         form = None
@@ -204,20 +216,32 @@ class Workspace:
                 reason = exc.message
             else:
                 if shown == draft.version:
-                    proof_form = {"name": open_step.name, "method": open_step.method, "needed": open_step.needed,
-                                  "version": draft.version, "round": draft.round, "stage": draft.stage}
+                    proof_form = {
+                        "name": open_step.name,
+                        "method": open_step.method,
+                        "needed": open_step.needed,
+                        "version": draft.version,
+                        "round": draft.round,
+                        "stage": draft.stage,
+                    }
         elif draft.status == "in_review":
             people = await review.stage_people(work, chain, draft, decisions)
             reason = await review.refusal_for(work, chain, draft, None, decisions, people, quiet=True)
             if reason is None and shown == draft.version:
-                form = {"checklist": views.checklist_for(draft.stage), "version": draft.version,
-                        "round": draft.round, "stage": draft.stage,
-                        "secrecy": draft.stage == chain.secrecy_stage}
+                form = {
+                    "checklist": views.checklist_for(draft.stage),
+                    "version": draft.version,
+                    "round": draft.round,
+                    "stage": draft.stage,
+                    "secrecy": draft.stage == chain.secrecy_stage,
+                }
             current_people = views.names(people.assignees, review.staff_names(work))
         else:
             current_people = ""
         entries = await entries_for_draft(session=work.session, draft_id=draft.id)
-        marks = await findings_repo.marks_of(session=work.session, draft_id=draft.id, version=shown, userid=work.user)
+        marks = await findings_repo.marks_of(
+            session=work.session, draft_id=draft.id, version=shown, userid=work.user
+        )
         return {
             "draft": draft,
             "label": views.draft_label(draft),
@@ -234,25 +258,45 @@ class Workspace:
             "version_at": views.local(version.created_at, work.settings.tz),
             # Sanitised when stored, and again here: a page never trusts what it did not just clean.
             "body_html": highlight(
-                sanitize_html(version.body_html or text_to_html(version.body)), version.body,
-                [Span(f["start"], f["end"], f"f-{f['n']}", "finding severe" if f["severity"] == "severe" else "finding",
-                      views.finding_title(f)) for f in version.findings],
+                sanitize_html(version.body_html or text_to_html(version.body)),
+                version.body,
+                [
+                    Span(
+                        f["start"],
+                        f["end"],
+                        f"f-{f['n']}",
+                        "finding severe" if f["severity"] == "severe" else "finding",
+                        views.finding_title(f),
+                    )
+                    for f in version.findings
+                ],
             ),
             "attachments": [f for f in files if f.role in ("attachment", "original")],
             "changed_since": last_read if last_read is not None and last_read < shown else None,
             "diff": diff,
             "form": form,
             "proof_form": proof_form,
-            "refusal": (reason if form is None and proof_form is None and draft.status == "in_review"
-                        and shown == draft.version else None),
+            "refusal": (
+                reason
+                if form is None
+                and proof_form is None
+                and draft.status == "in_review"
+                and shown == draft.version
+                else None
+            ),
             "proofs": await drafts_repo.list_proofs(session=work.session, draft_id=draft.id, version=shown),
             "timeline": [views.describe(e, work.name_of, work.settings.tz) for e in entries],
-            "findings": [views.finding_view(record, version.body, marks.get(record["n"], ""))
-                         for record in version.findings],
+            "findings": [
+                views.finding_view(record, version.body, marks.get(record["n"], ""))
+                for record in version.findings
+            ],
             "findings_summary": views.findings_summary(draft) if shown == draft.version else "",
             "mark_labels": MARK_LABELS,
-            "after": (await self.after_publishing(work, draft) if shown == draft.version
-                      else {"rechecks": [], "publish": [], "correct": None}),
+            "after": (
+                await self.after_publishing(work, draft)
+                if shown == draft.version
+                else {"rechecks": [], "publish": [], "correct": None}
+            ),
         }
 
     @staticmethod
@@ -318,7 +362,9 @@ class Workspace:
         session = await get_session(request)
         if not csrf_ok(session, _text(form.get("csrf"))):
             log.warning("%s on draft %s by %s refused: bad CSRF token", what, number, userid)
-            return self.message("页面已过期（安全校验未通过），请刷新页面后重新提交。未做任何更改。", status=403)
+            return self.message(
+                "页面已过期（安全校验未通过），请刷新页面后重新提交。未做任何更改。", status=403
+            )
         return userid, number, form
 
     @staticmethod
@@ -329,7 +375,11 @@ class Workspace:
         return draft if draft is not None and await review.may_view(work, draft) else None
 
     async def on_draft(
-        self, request: web.Request, userid: str, number: int, act: Callable[[Work, Draft], Awaitable[Any]],
+        self,
+        request: web.Request,
+        userid: str,
+        number: int,
+        act: Callable[[Work, Draft], Awaitable[Any]],
         done_text: str,
     ) -> web.StreamResponse:
         """Run `act` on the locked draft in one transaction, then back to the page with its message."""
@@ -358,7 +408,9 @@ class Workspace:
         if decision not in ("approve", "reject", "classified"):
             return await self.flash_back(request, page, "请选择“同意”或“不同意”。")
         if decision in ("reject", "classified") and not opinion:
-            return await self.flash_back(request, page, "选择“不同意”或“涉密不得公开”时须填写审核意见（理由）。")
+            return await self.flash_back(
+                request, page, "选择“不同意”或“涉密不得公开”时须填写审核意见（理由）。"
+            )
 
         if marked:  # the marks first, kept even if the decision is then refused (one still open)
             try:
@@ -373,9 +425,20 @@ class Workspace:
             except UserFacingError as exc:
                 return await self.flash_back(request, page, exc.message)
         return await self.on_draft(
-            request, userid, number,
-            lambda work, draft: review.decide(work, draft, decision=decision, opinion=opinion, card=None,
-                                              response_code=None, via="page", checklist=ticked, seen=seen),
+            request,
+            userid,
+            number,
+            lambda work, draft: review.decide(
+                work,
+                draft,
+                decision=decision,
+                opinion=opinion,
+                card=None,
+                response_code=None,
+                via="page",
+                checklist=ticked,
+                seen=seen,
+            ),
             "已记录您的审核意见。",
         )
 
@@ -391,9 +454,12 @@ class Workspace:
         if result not in proof.RESULTS:
             return await self.flash_back(request, f"/app/drafts/{number}/", "请选择“校对无误”或“有修改”。")
         return await self.on_draft(
-            request, userid, number,
-            lambda work, draft: proof.sign_proof(work, draft, result=result, note=note, card=None,
-                                                 response_code=None, via="page", seen=seen),
+            request,
+            userid,
+            number,
+            lambda work, draft: proof.sign_proof(
+                work, draft, result=result, note=note, card=None, response_code=None, via="page", seen=seen
+            ),
             "已记录您的校对。",
         )
 
@@ -409,7 +475,11 @@ class Workspace:
         if not account:
             return await self.flash_back(request, f"/app/drafts/{number}/", "请选择发布账号。")
         return await self.on_draft(
-            request, userid, number, lambda work, draft: accounts.record_published(work, number, account, url), "",
+            request,
+            userid,
+            number,
+            lambda work, draft: accounts.record_published(work, number, account, url),
+            "",
         )
 
     async def answer_recheck(self, request: web.Request) -> web.StreamResponse:
@@ -425,7 +495,11 @@ class Workspace:
         if outcome == "ok":
             note = ""  # 无误 takes no note (a note belongs to a problem)
         return await self.on_draft(
-            request, userid, number, lambda work, draft: recheck.decide_recheck(work, which, outcome, note), "",
+            request,
+            userid,
+            number,
+            lambda work, draft: recheck.decide_recheck(work, which, outcome, note),
+            "",
         )
 
     async def correct(self, request: web.Request) -> web.StreamResponse:
@@ -439,7 +513,9 @@ class Workspace:
         if action not in ("correct", "retract"):
             return await self.flash_back(request, f"/app/drafts/{number}/", "请选择“纠错”或“撤稿”。")
         act = corrections.correct_draft if action == "correct" else corrections.retract_draft
-        return await self.on_draft(request, userid, number, lambda work, draft: act(work, number, kind, text), "")
+        return await self.on_draft(
+            request, userid, number, lambda work, draft: act(work, number, kind, text), ""
+        )
 
     async def flash_back(self, request: web.Request, target: str, text: str) -> web.StreamResponse:
         """Post/redirect/get: the message shows once on the page the browser goes back to."""
@@ -495,4 +571,3 @@ def _int(value: Any, default: int) -> int:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-

@@ -49,7 +49,9 @@ class Choices:
             source_kind=_text(form.get("source_kind")),
             source_note=_text(form.get("source_note")).strip()[:100],
             disclosure=_text(form.get("disclosure")),
-            platforms=tuple(p for p in dict.fromkeys(_text(v) for v in form.getall("platforms", [])) if p in PLATFORMS),
+            platforms=tuple(
+                p for p in dict.fromkeys(_text(v) for v in form.getall("platforms", [])) if p in PLATFORMS
+            ),
             body=_text(form.get("body")).replace("\r\n", "\n")[: review.MAX_BODY_CHARS + 1],
             important=_text(form.get("important")) == "yes",
         )
@@ -73,8 +75,14 @@ class Choices:
         return found
 
     def meta(self) -> DraftMeta:
-        return DraftMeta(source_kind=self.source_kind, source_note=self.source_note, disclosure=self.disclosure,
-                         platforms=self.platforms, category=self.category, important=self.important)
+        return DraftMeta(
+            source_kind=self.source_kind,
+            source_note=self.source_note,
+            disclosure=self.disclosure,
+            platforms=self.platforms,
+            category=self.category,
+            important=self.important,
+        )
 
 
 @dataclass(frozen=True)
@@ -113,18 +121,34 @@ class SubmitPages:
                 return self.workspace.message(f"只有投稿人可以修改{views.draft_label(draft)}。", status=403)
             if draft.status not in ("rejected", "in_review"):
                 status = views.STATUS_LABELS.get(draft.status, draft.status)
-                return self.workspace.message(f"{views.draft_label(draft)}当前状态为“{status}”，不能再修改。", status=409)
+                return self.workspace.message(
+                    f"{views.draft_label(draft)}当前状态为“{status}”，不能再修改。", status=409
+                )
             return {"id": draft.id, "label": views.draft_label(draft), "version": draft.version}
 
     async def show_form(
-        self, request: web.Request, userid: str, choices: Choices, *, revise: dict[str, Any] | None,
-        errors: list[str] | None = None, status: int = 200,
+        self,
+        request: web.Request,
+        userid: str,
+        choices: Choices,
+        *,
+        revise: dict[str, Any] | None,
+        errors: list[str] | None = None,
+        status: int = 200,
     ) -> web.Response:
         session = await get_session(request)
         return self.workspace.render(
-            "submit.html", http_status=status, user_name=self.workspace.settings.name_of(userid),
-            csrf=csrf_token(session), choices=choices, errors=errors or [], revise=revise,
-            categories=CATEGORY_LABELS, sources=SOURCE_KINDS, disclosures=DISCLOSURES, platforms=PLATFORMS,
+            "submit.html",
+            http_status=status,
+            user_name=self.workspace.settings.name_of(userid),
+            csrf=csrf_token(session),
+            choices=choices,
+            errors=errors or [],
+            revise=revise,
+            categories=CATEGORY_LABELS,
+            sources=SOURCE_KINDS,
+            disclosures=DISCLOSURES,
+            platforms=PLATFORMS,
             max_mb=self.workspace.settings.web.max_upload_mb,
         )
 
@@ -137,14 +161,22 @@ class SubmitPages:
         except web.HTTPRequestEntityTooLarge:
             log.warning("submission by %s refused: request too large", userid)
             return await self.show_form(
-                request, userid, Choices(), revise=None, status=413,
-                errors=[f"上传的文件过大：合计不能超过 {self.workspace.settings.web.max_upload_mb} MB。未保存任何内容。"],
+                request,
+                userid,
+                Choices(),
+                revise=None,
+                status=413,
+                errors=[
+                    f"上传的文件过大：合计不能超过 {self.workspace.settings.web.max_upload_mb} MB。未保存任何内容。"
+                ],
             )
         incoming = _take_files(form)  # read and closed at once: large ones are temporary files
         session = await get_session(request)
         if not csrf_ok(session, _text(form.get("csrf")) or None):
             log.warning("submission by %s refused: bad CSRF token", userid)
-            return self.workspace.message("页面已过期（安全校验未通过），请刷新页面后重新提交。未做任何更改。", status=403)
+            return self.workspace.message(
+                "页面已过期（安全校验未通过），请刷新页面后重新提交。未做任何更改。", status=403
+            )
         revise = await self.revisable(userid, _text(form.get("revise")) or None)
         if isinstance(revise, web.Response):
             return revise
@@ -159,56 +191,87 @@ class SubmitPages:
         return await self.preview(request, userid, choices, form, revise, incoming)
 
     async def preview(
-        self, request: web.Request, userid: str, choices: Choices, form: MultiDictProxy[Any],
-        revise: dict[str, Any] | None, incoming: list[uploads.Incoming],
+        self,
+        request: web.Request,
+        userid: str,
+        choices: Choices,
+        form: MultiDictProxy[Any],
+        revise: dict[str, Any] | None,
+        incoming: list[uploads.Incoming],
     ) -> web.Response:
         try:
             async with self.workspace.work(userid, write=False) as work:
                 accepted = await uploads.accept_uploads(
-                    work, self.workspace.files, incoming,
+                    work,
+                    self.workspace.files,
+                    incoming,
                     max_bytes=self.workspace.settings.web.max_upload_mb * 1024 * 1024,
                 )
                 stored = accepted.uploads
                 keep = {f: _shas(form.getall(f"kept_{f}", [])) for f in FILE_FIELDS}
                 chosen = {f: [u.sha256 for u in stored[f]] or keep[f] for f in FILE_FIELDS}
                 content = await uploads.content_from_uploads(
-                    work, self.workspace.files, body=choices.body, docx=(chosen["docx"] or [None])[0],
-                    pictures=chosen["pictures"], attachments=chosen["attachments"], converted=accepted.converted,
+                    work,
+                    self.workspace.files,
+                    body=choices.body,
+                    docx=(chosen["docx"] or [None])[0],
+                    pictures=chosen["pictures"],
+                    attachments=chosen["attachments"],
+                    converted=accepted.converted,
                 )
                 names = {u.sha256: u.name for f in FILE_FIELDS for u in stored[f]}
                 for sha in [s for f in FILE_FIELDS for s in chosen[f] if s not in names]:
                     row = await uploads.own_upload(work, sha)
                     names[sha] = row.name if row else sha[:8]
         except UserFacingError as exc:
-            return await self.show_form(request, userid, choices, revise=revise, errors=[exc.message], status=400)
+            return await self.show_form(
+                request, userid, choices, revise=revise, errors=[exc.message], status=400
+            )
         session = await get_session(request)
         return self.workspace.render(
-            "submit_preview.html", user_name=self.workspace.settings.name_of(userid), csrf=csrf_token(session),
-            choices=choices, revise=revise, chosen=chosen, names=names,
-            category=CATEGORY_LABELS.get(choices.category, ""), source=_source_label(choices),
+            "submit_preview.html",
+            user_name=self.workspace.settings.name_of(userid),
+            csrf=csrf_token(session),
+            choices=choices,
+            revise=revise,
+            chosen=chosen,
+            names=names,
+            category=CATEGORY_LABELS.get(choices.category, ""),
+            source=_source_label(choices),
             disclosure=DISCLOSURES.get(choices.disclosure, ""),
             platform_labels="，".join(PLATFORMS[p] for p in choices.platforms),
-            body_html=sanitize_html(content.body_html), length=len(content.body),
+            body_html=sanitize_html(content.body_html),
+            length=len(content.body),
             attachments=[f for f in content.files if f.role in ("attachment", "original")],
         )
 
     async def confirm(
-        self, request: web.Request, userid: str, choices: Choices, form: MultiDictProxy[Any],
+        self,
+        request: web.Request,
+        userid: str,
+        choices: Choices,
+        form: MultiDictProxy[Any],
         revise: dict[str, Any] | None,
     ) -> web.StreamResponse:
         chosen = {f: _shas(form.getall(f"kept_{f}", [])) for f in FILE_FIELDS}
         try:
             async with self.workspace.work(userid, write=True) as work:
                 content = await uploads.content_from_uploads(
-                    work, self.workspace.files, body=choices.body, docx=(chosen["docx"] or [None])[0],
-                    pictures=chosen["pictures"], attachments=chosen["attachments"],
+                    work,
+                    self.workspace.files,
+                    body=choices.body,
+                    docx=(chosen["docx"] or [None])[0],
+                    pictures=chosen["pictures"],
+                    attachments=chosen["attachments"],
                 )
                 if revise:
                     done = await review.revise_draft(work, int(revise["id"]), content)
                 else:
                     done = await review.create_draft(work, choices.title, choices.meta(), content)
         except UserFacingError as exc:
-            return await self.show_form(request, userid, choices, revise=revise, errors=[exc.message], status=400)
+            return await self.show_form(
+                request, userid, choices, revise=revise, errors=[exc.message], status=400
+            )
         session = await get_session(request)
         session["flash"] = done.message or "已送审。"
         raise web.HTTPSeeOther(f"/app/drafts/{done.draft.id}/")
@@ -224,7 +287,9 @@ class SubmitPages:
         if row is None or not self.workspace.files.has(sha):
             raise web.HTTPNotFound()
         response = web.Response(body=await self.workspace.files.read(sha), content_type=row.content_type)
-        response.headers["Content-Disposition"] = "inline" if row.content_type.startswith("image/") else "attachment"
+        response.headers["Content-Disposition"] = (
+            "inline" if row.content_type.startswith("image/") else "attachment"
+        )
         return response
 
 
@@ -245,7 +310,9 @@ def _take_files(form: MultiDictProxy[Any]) -> list[uploads.Incoming]:
 
 def _source_label(choices: Choices) -> str:
     label = SOURCE_KINDS.get(choices.source_kind, "")
-    return f"{label}（{choices.source_note}）" if choices.source_note and choices.source_kind != "own" else label
+    return (
+        f"{label}（{choices.source_note}）" if choices.source_note and choices.source_kind != "own" else label
+    )
 
 
 def _shas(values: list[Any]) -> list[str]:

@@ -132,8 +132,9 @@ def add_callback_routes(app: web.Application, path: str, endpoint: CallbackEndpo
     app.router.add_post(path, _measured(endpoint.receive, "ok"))
 
 
-def _measured(handler: Callable[[web.Request], Awaitable[web.Response]], ok: str
-              ) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _measured(
+    handler: Callable[[web.Request], Awaitable[web.Response]], ok: str
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     """Count each callback by outcome (`ok`, or the refusal's own words: bad signature, stale
     timestamp …) and time it."""
 

@@ -199,9 +199,7 @@ class WeComClient:
 
     async def send_webhook(self, key: str, message: dict[str, Any]) -> None:
         """Group robot webhook/send (the key is the credential; no access_token)."""
-        body = await self._fetch_json(
-            "POST", "/cgi-bin/webhook/send", params={"key": key}, json=message
-        )
+        body = await self._fetch_json("POST", "/cgi-bin/webhook/send", params={"key": key}, json=message)
         errcode = int(body.get("errcode", 0))
         if errcode != 0:
             raise WeComAPIError(errcode, str(body.get("errmsg", "")), "/cgi-bin/webhook/send")

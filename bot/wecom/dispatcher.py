@@ -47,7 +47,7 @@ def command_of_menu_key(key: str) -> str | None:
     """The command name a menu key runs, or None when the key is not a CMD_ key."""
     if not key.startswith(MENU_COMMAND_PREFIX) or len(key) == len(MENU_COMMAND_PREFIX):
         return None
-    return key[len(MENU_COMMAND_PREFIX):].lower()
+    return key[len(MENU_COMMAND_PREFIX) :].lower()
 
 
 @dataclass(frozen=True)
@@ -212,9 +212,7 @@ class Dispatcher:
         started = time.perf_counter()
         outcome = "ok"
         async with self._db() as session, session.begin():
-            if not await remember_callback(
-                session=session, key=event.dedupe_key, at=self._clock.now()
-            ):
+            if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
                 outcome = "duplicate"
             else:
                 outbox = Outbox(session, self._clock)
@@ -303,8 +301,10 @@ class Dispatcher:
     async def _command(self, ctx: Context, command: Command, spec: CommandSpec) -> str:
         """Run a command after its role check (typed, or tapped in the app menu)."""
         member = ctx.member
-        if spec.roles and member is not None and not (
-            set(spec.roles) & set(member.roles) or "admin" in member.roles
+        if (
+            spec.roles
+            and member is not None
+            and not (set(spec.roles) & set(member.roles) or "admin" in member.roles)
         ):
             raise UserFacingError(self._views.not_permitted(spec))
         await spec.handler(ctx, command)

@@ -183,9 +183,7 @@ def parse_event(xml: str) -> IncomingEvent:
     kind = str(getattr(message, "event", None) or message.type)
     if kind == "unknown":
         kind = str(data.get("Event") or data.get("MsgType"))
-    return OtherEvent(
-        user=user, kind=kind, create_time=create_time, msg_id=int(msg_id) if msg_id else None
-    )
+    return OtherEvent(user=user, kind=kind, create_time=create_time, msg_id=int(msg_id) if msg_id else None)
 
 
 def check_fields(data: dict[str, object]) -> None:

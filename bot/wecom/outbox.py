@@ -9,6 +9,7 @@ nothing (the rows are still pending and the sender resumes them after a restart)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -48,7 +49,8 @@ _UNCLAIMED = or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until < bind
 _DUE = (_TABLE.c.status == "pending") & (_TABLE.c.not_before <= bindparam("now")) & _UNCLAIMED
 _DUE_IDS = select(_TABLE.c.id).where(_DUE).order_by(_TABLE.c.id).limit(bindparam("batch"))
 _CLAIM = (
-    update(_TABLE).where(_TABLE.c.id == bindparam("row_id"), _DUE)
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"), _DUE)
     .values(claimed_until=bindparam("until"), claim_token=bindparam("token"))
 )
 _ROW = select(OutboxMessage).where(OutboxMessage.id == bindparam("row_id"))
@@ -114,10 +116,12 @@ def split_utf8(text: str, limit: int = TEXT_LIMIT_BYTES) -> list[str]:
 def _cut(line: str, budget: int) -> tuple[str, str]:
     """The longest head of `line` within `budget` UTF-8 bytes (no character cut), and the rest."""
     head = line.encode("utf-8")[:budget].decode("utf-8", "ignore")
-    return head, line[len(head):]
+    return head, line[len(head) :]
 
 
 OUTBOX_ROWS = "outbox"
+
+
 def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     session.connection().execute(insert(_TABLE), rows)  # the model's defaults fill the rest
 
@@ -148,8 +152,12 @@ class Outbox:
             return
         now = self._clock.now()
         row = {
-            "created_at": now, "not_before": now, "op": op, "recipients": "|".join(recipients),
-            "payload": payload, "card_id": card_id,
+            "created_at": now,
+            "not_before": now,
+            "op": op,
+            "recipients": "|".join(recipients),
+            "payload": payload,
+            "card_id": card_id,
         }
         # Added as the transaction commits, with the other rows it queued: one INSERT for all.
         at_commit.queue(self._session.sync_session, OUTBOX_ROWS, row)
@@ -168,7 +176,9 @@ class Outbox:
         message = {"touser": "|".join(users), "msgtype": "template_card", "template_card": card}
         self._add("send", message, recipients=users, card_id=card_id)
         if subject:
-            self._session.add(CardHandle(task_id=card["task_id"], subject=subject, created_at=self._clock.now()))
+            self._session.add(
+                CardHandle(task_id=card["task_id"], subject=subject, created_at=self._clock.now())
+            )
 
     async def close_cards(self, subject: str, *, replace_name: str, keep: str = "") -> None:
         """Grey every still-open card of `subject` for all holders, except task `keep`."""
@@ -234,13 +244,30 @@ class Outbox:
         }
         self._add("export", payload, recipients=users)
 
-    def send_report(self, users: Sequence[str], *, start: datetime, end: datetime, label: str, slug: str,
-                    unit: str, timezone: str, as_of: datetime, period_hours: int) -> None:
+    def send_report(
+        self,
+        users: Sequence[str],
+        *,
+        start: datetime,
+        end: datetime,
+        label: str,
+        slug: str,
+        unit: str,
+        timezone: str,
+        as_of: datetime,
+        period_hours: int,
+    ) -> None:
         """The figures of a period as of `as_of`, built after the commit: the xlsx as a file,
         then its chart as a picture."""
         payload = {
-            "touser": "|".join(users), "start": start.isoformat(), "end": end.isoformat(), "label": label,
-            "slug": slug, "unit": unit, "timezone": timezone, "as_of": as_of.isoformat(),
+            "touser": "|".join(users),
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "label": label,
+            "slug": slug,
+            "unit": unit,
+            "timezone": timezone,
+            "as_of": as_of.isoformat(),
             "period_hours": period_hours,
         }
         self._add("export", {**payload, "kind": "report"}, recipients=users)
@@ -270,7 +297,9 @@ PAUSED_TEXT = (
     "待发消息不会丢失，修复后每 {probe} 分钟自动重试并恢复发送。"
 )
 RESUMED_TEXT = "【消息发送恢复】企业微信已恢复接受（此前错误码 {errcode}），积压的消息正在补发。"
-FAILED_TEXT = "【消息发送失败】第 {id} 条待发消息被企业微信拒收（{error}），请用 sanshen outbox 查看并重试或作废。"
+FAILED_TEXT = (
+    "【消息发送失败】第 {id} 条待发消息被企业微信拒收（{error}），请用 sanshen outbox 查看并重试或作废。"
+)
 ADMIN_HINTS = {
     60020: "将服务器出口IP加入应用的「企业可信IP」",
     48002: "在管理后台为应用开通该接口权限",
@@ -369,10 +398,8 @@ class OutboxSender:
                 await self.drain()
             except Exception:  # CancelledError is a BaseException: cancelling ends the loop
                 log.exception("outbox drain failed; retrying")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def drain(self) -> None:
@@ -430,7 +457,9 @@ class OutboxSender:
                 break
         return None
 
-    async def _fenced_update(self, session: AsyncSession, row: OutboxMessage, token: str, **values: Any) -> None:
+    async def _fenced_update(
+        self, session: AsyncSession, row: OutboxMessage, token: str, **values: Any
+    ) -> None:
         params = {f"v_{column}": value for column, value in values.items()}
         result = await session.exec(  # type: ignore[call-overload]
             _fenced_statement(tuple(values)), params={**params, "row_id": row.id, "token": token}
@@ -442,7 +471,11 @@ class OutboxSender:
         """Before each API call: still ours? extend the claim (and store `values`). A claim
         taken or renewed within FRESH_CLAIM needs neither (nothing to store)."""
         now = self._clock.now()
-        if not values and row.claimed_until is not None and ensure_utc(row.claimed_until) - now > CLAIM_FOR - FRESH_CLAIM:
+        if (
+            not values
+            and row.claimed_until is not None
+            and ensure_utc(row.claimed_until) - now > CLAIM_FOR - FRESH_CLAIM
+        ):
             return
         async with self._db() as session, session.begin():
             await self._fenced_update(session, row, token, claimed_until=now + CLAIM_FOR, **values)
@@ -450,9 +483,7 @@ class OutboxSender:
     # ---- one row --------------------------------------------------------------------------
 
     def _is_card(self, row: OutboxMessage) -> bool:
-        return row.op == "update_card" or (
-            row.op == "send" and row.payload.get("msgtype") == "template_card"
-        )
+        return row.op == "update_card" or (row.op == "send" and row.payload.get("msgtype") == "template_card")
 
     def lifetime_end(self, row: OutboxMessage) -> datetime:
         """Until when delivering `row` is still worth it: cards 72 h, the rest text_lifetime."""
@@ -493,8 +524,9 @@ class OutboxSender:
         if wait_until is not None:
             for userid in recipients:  # keep per-person order: later rows wait too
                 deferred_users[userid] = max(wait_until, deferred_users.get(userid, wait_until))
-            await self._reschedule(row, token, wait_until, error=row.last_error, count_attempt=False,
-                                   same_recipients=True)
+            await self._reschedule(
+                row, token, wait_until, error=row.last_error, count_attempt=False, same_recipients=True
+            )
             return
         try:
             result = await self._perform(row, token)
@@ -553,7 +585,12 @@ class OutboxSender:
             ).first()
             check = twin is None
             await self._fenced_update(
-                session, row, token, first_try_at=now, dup_check=check, body_hash=digest,
+                session,
+                row,
+                token,
+                first_try_at=now,
+                dup_check=check,
+                body_hash=digest,
                 claimed_until=now + CLAIM_FOR,
             )
         row.first_try_at, row.dup_check, row.body_hash = now, check, digest
@@ -601,8 +638,14 @@ class OutboxSender:
         now = self._clock.now()
         async with self._db() as session, session.begin():
             await self._fenced_update(
-                session, row, token, status="sent", sent_at=now, claimed_until=None,
-                attempts=row.attempts + 1, msgid=str(result.get("msgid") or "")[:128],
+                session,
+                row,
+                token,
+                status="sent",
+                sent_at=now,
+                claimed_until=None,
+                attempts=row.attempts + 1,
+                msgid=str(result.get("msgid") or "")[:128],
             )
             if recipients:
                 await session.exec(  # type: ignore[call-overload]
@@ -629,8 +672,15 @@ class OutboxSender:
         log.debug("outbox %s sent (%s)", row.id, row.op)
 
     async def _reschedule(
-        self, row: OutboxMessage, token: str, when: datetime, *, error: str, count_attempt: bool,
-        notify: str = "", same_recipients: bool = False,
+        self,
+        row: OutboxMessage,
+        token: str,
+        when: datetime,
+        *,
+        error: str,
+        count_attempt: bool,
+        notify: str = "",
+        same_recipients: bool = False,
     ) -> None:
         """Put `row` back until `when`. With `same_recipients` (they are paced), every later row
         due now for exactly the same recipients waits with it, in the same write: a person's
@@ -638,7 +688,9 @@ class OutboxSender:
         their order stays (ids)."""
         async with self._db() as session, session.begin():
             await self._fenced_update(
-                session, row, token,
+                session,
+                row,
+                token,
                 not_before=when,
                 claimed_until=None,
                 claim_token="",
@@ -681,12 +733,15 @@ class OutboxSender:
         if first:
             log.error(
                 "outbox paused for %s: %s — %s; retrying every %s min",
-                scope, exc, ADMIN_HINTS.get(exc.errcode, "needs an administrator"),
+                scope,
+                exc,
+                ADMIN_HINTS.get(exc.errcode, "needs an administrator"),
                 int(self._probe.total_seconds() // 60),
             )
             if not scope.startswith("webhook:"):
                 notify = PAUSED_TEXT.format(
-                    errcode=exc.errcode, errmsg=exc.errmsg,
+                    errcode=exc.errcode,
+                    errmsg=exc.errmsg,
                     hint=ADMIN_HINTS.get(exc.errcode, "请检查应用配置"),
                     probe=int(self._probe.total_seconds() // 60),
                 )
@@ -709,7 +764,7 @@ class OutboxSender:
                 .where(self._unclaimed(now))
                 .values(not_before=now)
             )
-            if self._robot_key and not row.op == "webhook":
+            if self._robot_key and row.op != "webhook":
                 Outbox(session, self._clock).webhook(
                     self._robot_key,
                     {"msgtype": "text", "text": {"content": RESUMED_TEXT.format(errcode=pause.errcode)}},
@@ -721,8 +776,13 @@ class OutboxSender:
         notify = FAILED_TEXT.format(id=row.id, error=f"{status}: {error}"[:200])
         async with self._db() as session, session.begin():
             await self._fenced_update(
-                session, row, token, status=status, claimed_until=None,
-                attempts=row.attempts + (1 if status == "failed" else 0), last_error=error[:500],
+                session,
+                row,
+                token,
+                status=status,
+                claimed_until=None,
+                attempts=row.attempts + (1 if status == "failed" else 0),
+                last_error=error[:500],
             )
             if self._robot_key and row.op != "webhook":
                 Outbox(session, self._clock).webhook(
@@ -763,7 +823,9 @@ async def retry_message(session: AsyncSession, message_id: int, now: datetime) -
     """Send a failed, expired or waiting row again now; its lifetime starts again."""
     row = await session.get(OutboxMessage, message_id)
     if row is None or row.status not in ("pending", "failed", "expired"):
-        raise OutboxDecisionError(f"没有可重试的第 {message_id} 条消息" + (f"（状态 {row.status}）" if row else ""))
+        raise OutboxDecisionError(
+            f"没有可重试的第 {message_id} 条消息" + (f"（状态 {row.status}）" if row else "")
+        )
     row.status, row.not_before, row.retried_at = "pending", now, now
     row.claimed_until, row.claim_token = None, ""
 
@@ -774,12 +836,23 @@ async def discard_message(
     """A person decides a row will not be delivered: recorded in the audit log with who and why."""
     row = await session.get(OutboxMessage, message_id)
     if row is None or row.status not in ("pending", "failed", "expired"):
-        raise OutboxDecisionError(f"没有可作废的第 {message_id} 条消息" + (f"（状态 {row.status}）" if row else ""))
+        raise OutboxDecisionError(
+            f"没有可作废的第 {message_id} 条消息" + (f"（状态 {row.status}）" if row else "")
+        )
     previous = row.status
     row.status, row.claimed_until, row.claim_token = "discarded", None, ""
     row.last_error = f"discarded by {by}: {reason}"[:500]
     await append_audit(
-        session=session, at=now, actor=by, action="outbox_discard",
-        details={"outbox_id": row.id, "op": row.op, "recipients": row.recipients, "was": previous,
-                 "reason": reason, "attempts": row.attempts},
+        session=session,
+        at=now,
+        actor=by,
+        action="outbox_discard",
+        details={
+            "outbox_id": row.id,
+            "op": row.op,
+            "recipients": row.recipients,
+            "was": previous,
+            "reason": reason,
+            "attempts": row.attempts,
+        },
     )
