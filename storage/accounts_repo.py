@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core.config import AccountSettings, Settings
+from bot.core.config import AccountSettings, Settings, validation_message
 from storage.account_models import Account, AccountPost
 from storage.models import Draft
 
@@ -136,19 +137,52 @@ class ImportedAccount:
     last_post: datetime | None
 
 
+# The accounts file's columns, and the Chinese headings a unit may use for them instead.
+ACCOUNT_COLUMNS = {
+    "name": ("名称", "账号名称"),
+    "platform": ("平台",),
+    "unit": ("单位", "主办单位"),
+    "owners": ("负责人",),
+    "period_hours": ("更新周期小时", "更新周期"),
+    "last_post": ("最近更新", "最后更新"),
+}
+_COLUMN_OF = {alias: column for column, aliases in ACCOUNT_COLUMNS.items() for alias in (column, *aliases)}
+
+
+def _account_header(header: list[str], file: str) -> list[str]:
+    """The header's columns by their English names; an unknown or missing one is an error."""
+    columns = []
+    for heading in header:
+        column = _COLUMN_OF.get(heading.strip())
+        if column is None and heading.strip():
+            known = "、".join(f"{c}（{a[0]}）" for c, a in ACCOUNT_COLUMNS.items())
+            raise AccountImportError(f"{file} 第 1 行：不认识的列“{heading.strip()}”，可用的列：{known}")
+        columns.append(column or "")
+    if "name" not in columns:
+        raise AccountImportError(f"{file} 第 1 行：缺少 name（名称）列")
+    return columns
+
+
 def read_accounts_csv(path: Path, settings: Settings) -> list[ImportedAccount]:
-    """Columns: name, platform, unit, owners (userids separated by |), period_hours, last_post."""
-    table = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
-    staff = {m.userid for m in settings.staff}
+    """Columns: name, platform, unit, owners (userids or names separated by |), period_hours,
+    last_post, or their Chinese headings (ACCOUNT_COLUMNS)."""
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    if not rows:
+        return []
+    columns = _account_header(rows[0], path.name)
     accounts = []
-    for number, row in enumerate(table, start=2):
-        name = (row.get("name") or "").strip()
-        if not name:
+    for number, cells in enumerate(rows[1:], start=2):
+        row = dict(zip(columns, (c.strip() for c in cells), strict=False))
+        if not any(row.values()):
             continue
-        owners = tuple(u for u in (row.get("owners") or "").split("|") if u)
-        unknown = [u for u in owners if u not in staff]
+        name = row.get("name", "")
+        if not name:
+            raise AccountImportError(f"{path.name} 第 {number} 行：name（名称）列为空")
+        given = [u.strip() for u in row.get("owners", "").split("|") if u.strip()]
+        unknown = [u for u in given if settings.userid_for(u) is None]
         if unknown:
             raise AccountImportError(f"{path.name} 第 {number} 行：负责人 {unknown} 不在人员名单中")
+        owners = tuple(settings.userid_for(u) or u for u in given)
         period = (row.get("period_hours") or "").strip()
         try:
             data = AccountSettings(
@@ -158,8 +192,12 @@ def read_accounts_csv(path: Path, settings: Settings) -> list[ImportedAccount]:
                 owners=owners,
                 period_hours=int(period) if period else None,
             )
-        except ValueError as exc:
-            raise AccountImportError(f"{path.name} 第 {number} 行：{exc}") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            column = ".".join(str(p) for p in first["loc"])
+            raise AccountImportError(
+                f"{path.name} 第 {number} 行 {column} 列：{validation_message(first)}"
+            ) from None
         last = (row.get("last_post") or "").strip()
         posted = None
         if last:

@@ -173,7 +173,13 @@ def parse_roster(table: Sequence[Sequence[str]], settings: Settings) -> list[Pla
     header = [h.strip() for h in table[0]]
     if "日期" not in header:
         raise RosterError("排班表缺少“日期”列")
-    staff = {m.userid for m in settings.staff}
+    unknown = [h for h in header if h and h != "日期" and h not in IMPORT_COLUMNS]
+    if unknown:
+        raise RosterError(
+            f"排班表第 1 行：不认识的列“{unknown[0]}”，可用的列：日期、{'、'.join(IMPORT_COLUMNS)}"
+        )
+    if not any(h in IMPORT_COLUMNS for h in header):
+        raise RosterError(f"排班表第 1 行：至少需要 {'、'.join(IMPORT_COLUMNS)} 中的一列")
     length = timedelta(hours=settings.duty.shift_hours)
     planned: list[PlannedShift] = []
     for number, row in enumerate(table[1:], start=2):
@@ -186,10 +192,11 @@ def parse_roster(table: Sequence[Sequence[str]], settings: Settings) -> list[Pla
             raise RosterError(f"排班表第 {number} 行：日期“{cells['日期']}”应写成 YYYY-MM-DD") from None
         start = local_at(day, settings.duty.handover_time, settings.tz)
         for column, role in IMPORT_COLUMNS.items():
-            userid = cells.get(column, "")
-            if not userid:
+            given = cells.get(column, "")
+            if not given:
                 continue
-            if userid not in staff:
-                raise RosterError(f"排班表第 {number} 行：{column} {userid} 不在人员名单中")
+            userid = settings.userid_for(given)
+            if userid is None:
+                raise RosterError(f"排班表第 {number} 行：{column} {given} 不在人员名单中")
             planned.append(PlannedShift(role, userid, start, start + length, "import"))
     return planned

@@ -76,7 +76,30 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     warning = coverage_warning(settings.calendar, datetime.now(settings.tz).date())
     if warning:
         sys.stdout.write(f"提示：{warning}\n")
-    return 0
+    if not (args.online or args.send_test):
+        return 0
+    return _check_online(settings, send_test=args.send_test)
+
+
+def _check_online(settings: Settings, *, send_test: bool) -> int:
+    """Each online check on its own line: 通过 on stdout, 配置错误 on stderr; exit 2 on any error."""
+    import aiohttp
+
+    from bot.cli.online_check import check_online
+
+    setup_logging("WARNING", _secrets(settings))
+
+    async def run() -> list[Any]:
+        async with aiohttp.ClientSession() as http:
+            return await check_online(settings, http, send_test=send_test)
+
+    findings = asyncio.run(run())
+    for finding in findings:
+        if finding.ok:
+            sys.stdout.write(f"通过：{finding.line}\n")
+        else:
+            sys.stderr.write(f"配置错误 {finding.line}\n")
+    return 0 if all(f.ok for f in findings) else 2
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -388,6 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("-c", "--config", default="config.toml")
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also try the credentials, the app's visible range and every userid against WeCom",
+    )
+    check.add_argument(
+        "--send-test", action="store_true", help="with --online: send a test message to the admins"
+    )
     check.set_defaults(func=cmd_check_config)
     demo = sub.add_parser("demo", help="walk a draft through 三审 on the built-in WeCom simulator")
     demo.add_argument("--database", default="", help="database URL (default: a fresh SQLite file)")

@@ -32,6 +32,12 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "SANSHEN_AUDIT_KEY": ("audit", "key"),
 }
 REAL_WECOM_API = "https://qyapi.weixin.qq.com"
+# What WeCom's credentials look like (企业ID: "ww" + 16 hex digits, older corps "wx"; an app's
+# Secret: 43 url-safe base64 characters), and the example file's stand-ins for them.
+CORP_ID = re.compile(r"w[wx][0-9a-f]{16}", re.IGNORECASE)
+APP_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
+PLACEHOLDER = re.compile(r"replace|your|example|change.?me|x{4}|0{12}", re.IGNORECASE)
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"  # a local time of day, 24-hour
 
 
 def _http_url(value: str) -> str:
@@ -135,7 +141,7 @@ class AuditSettings(_Frozen):
     # Each daily checkpoint (date, last entry, its hash, signature) is appended here too, e.g. on
     # another disk; `verify-audit --checkpoint-file` proves the log still contains them all.
     checkpoint_file: str = ""
-    checkpoint_time: str = Field(default="00:10", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    checkpoint_time: str = Field(default="00:10", pattern=HHMM)
 
 
 class StorageSettings(_Frozen):
@@ -363,9 +369,6 @@ class ExportSettings(_Frozen):
         return self.form_title.replace("{unit_name}", unit_name)
 
 
-HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
-
-
 INCIDENT_KINDS = {"网络安全": "cyber", "舆情": "opinion", "内容差错": "content", "其他": "other"}
 INCIDENT_KIND_LABELS = {code: word for word, code in INCIDENT_KINDS.items()}
 INCIDENT_STATUS_LABELS = {"open": "待收到", "acked": "已收到，处置中", "resolved": "已处置"}
@@ -414,6 +417,35 @@ class DutySettings(_Frozen):
     gap_horizon_days: int = Field(default=7, ge=1, le=60)
     webhook_key: str = ""  # 值班群 group robot (消息推送) key, optional
 
+    @field_validator("webhook_key")
+    @classmethod
+    def _key_not_url(cls, value: str) -> str:
+        if "://" in value or "key=" in value:
+            raise ValueError("只填写群机器人地址中 key= 后面的部分，不要粘贴整个 Webhook 地址")
+        if value and not re.fullmatch(r"[A-Za-z0-9-]+", value):
+            raise ValueError(
+                "群机器人 key 只含字母、数字和连字符（群设置 → 消息推送 → Webhook 地址中 key= 之后）"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _ordered_minutes(self) -> DutySettings:
+        if self.inspection_reminder_minutes >= self.inspection_deadline_minutes:
+            raise ValueError(
+                "duty.inspection_reminder_minutes: 须小于 inspection_deadline_minutes"
+                f"（{self.inspection_deadline_minutes}），否则巡检卡一发出就提醒"
+            )
+        if self.handover_reminder_minutes >= self.shift_hours * 60:
+            raise ValueError(
+                f"duty.handover_reminder_minutes: 须短于一个班次（shift_hours = {self.shift_hours} 小时）"
+            )
+        if self.incident_escalate_minutes < self.incident_repeat_minutes:
+            raise ValueError(
+                "duty.incident_escalate_minutes: 不能小于 incident_repeat_minutes"
+                f"（{self.incident_repeat_minutes}），升级应在重复提醒之后"
+            )
+        return self
+
 
 class AccountSettings(_Frozen):
     """A 政务新媒体 account (or website column) under the update rule."""
@@ -442,6 +474,23 @@ class FreshnessSettings(_Frozen):
     lifecycle_chain: tuple[str, ...] = ("leader", "principal")
     filing_working_days: int = Field(default=5, ge=1, le=30)
 
+    @model_validator(mode="after")
+    def _warnings_before_deadline(self) -> FreshnessSettings:
+        warn = self.warn_hours
+        if any(hours <= 0 for hours in warn):
+            raise ValueError("freshness.warn_hours: 每一项都须是截止前的正小时数，如 [72, 24, 6]")
+        if list(warn) != sorted(set(warn), reverse=True):
+            raise ValueError("freshness.warn_hours: 须从大到小排列且不重复，如 [72, 24, 6]")
+        if warn and warn[0] >= self.period_hours:
+            raise ValueError(
+                f"freshness.warn_hours: {warn[0]} 小时不短于更新周期 period_hours（{self.period_hours}），"
+                "一发布就会提醒"
+            )
+        unknown = [r for r in self.lifecycle_chain if r not in ROLES]
+        if unknown:
+            raise ValueError(f"freshness.lifecycle_chain: 未知角色 {unknown}，可用：{', '.join(ROLES)}")
+        return self
+
 
 class ReminderSettings(_Frozen):
     """催办: reminders for stages pending too long; never a silent auto-approve."""
@@ -454,6 +503,22 @@ class ReminderSettings(_Frozen):
     quiet_start: str = Field(default="22:00", pattern=HHMM)
     quiet_end: str = Field(default="07:30", pattern=HHMM)
     workdays_only: bool = True  # pending time counts working days only (法定节假日/调休 aware)
+
+    @model_validator(mode="after")
+    def _ordered_hours(self) -> ReminderSettings:
+        if self.escalate_after_hours <= self.remind_after_hours:
+            raise ValueError(
+                f"reminders.escalate_after_hours: 须大于 remind_after_hours（{self.remind_after_hours:g}），"
+                "先催办、再上报"
+            )
+        if self.hard_limit_hours and self.hard_limit_hours <= self.escalate_after_hours:
+            raise ValueError(
+                f"reminders.hard_limit_hours: 须大于 escalate_after_hours（{self.escalate_after_hours:g}），"
+                "或为 0（不设时限）"
+            )
+        if self.quiet_start == self.quiet_end:
+            raise ValueError("reminders.quiet_end: 与 quiet_start 相同；不需要免打扰时段请删去这两项")
+        return self
 
 
 class SchedulerSettings(_Frozen):
@@ -683,6 +748,9 @@ class Settings(_Frozen):
                 ]
                 if not signers:
                     raise ValueError(f"{key}: {stage.name}的审核人中没有人具有可签署的角色 {list(roles)}")
+            self._check_distinct_signers(chain, f"chains.{chain.category}")
+            if self.has_principal:
+                self._check_distinct_signers(chain.with_principal(), f"chains.{chain.category}（重要稿件）")
             for index, proof in enumerate(chain.proofs if chain.proofreading else ()):
                 for entry in proof.assignees:
                     named = entry[5:] if entry.startswith("role:") else entry
@@ -706,11 +774,40 @@ class Settings(_Frozen):
                         f"符合条件的校对人只有 {len(able)} 人"
                     )
 
+    def _stage_candidates(self, chain: ChainSettings, index: int) -> set[str]:
+        """Everyone who could ever decide stage `index` of `chain` (as the submitter's own check
+        too, where the chain says "@submitter": any eligible member may submit)."""
+        stage, roles = chain.stages[index - 1], chain.eligible_roles(index)
+        return {
+            m.userid
+            for m in self.staff
+            if not set(m.roles).isdisjoint(roles)
+            and any(
+                e == SUBMITTER or e == m.userid or (e.startswith("role:") and e[5:] in m.roles)
+                for e in stage.assignees
+            )
+        }
+
+    def _check_distinct_signers(self, chain: ChainSettings, key: str) -> None:
+        """A version passes only when each stage is decided by someone who decided no other
+        stage of it: the stages need that many different people (a matching of stages to people,
+        Hall's condition). Names the stages that cannot all be covered and who could sign them."""
+        candidates = {i: self._stage_candidates(chain, i) for i in range(1, len(chain.stages) + 1)}
+        unmatched, blocked, people = distinct_signers_shortfall(candidates)
+        if unmatched is None:
+            return
+        stages = "、".join(chain.stages[i - 1].name for i in sorted(blocked))
+        names = "、".join(f"{self.name_of(u)}（{u}）" for u in sorted(people))
+        raise ValueError(
+            f"{key}: {stages}须由 {len(blocked)} 位不同的人签署（同一人不能签署同一稿件的两个环节），"
+            f"可签署这些环节的只有 {names} 共 {len(people)} 人，稿件永远无法通过"
+        )
+
     def production_problems(self) -> list[str]:
         """What stops a deployment against the real WeCom, as "key: reason" lines."""
         if not self.wecom.is_real:
             return []
-        problems = []
+        problems = self._credential_problems()
         if not self.server.public_url:
             problems.append(
                 "server.public_url: 未填写。卡片里的“阅读全文”链接和网页登录都需要它，"
@@ -720,11 +817,47 @@ class Settings(_Frozen):
             problems.append(
                 "server.public_url: 生产环境必须使用 https:// 地址（企业微信网页授权要求可信域名）"
             )
+        elif PLACEHOLDER.search(urlsplit(self.server.public_url).hostname or ""):
+            problems.append("server.public_url: 仍是示例地址，请填写本单位审校助手的 https 域名")
         if not self.web.session_secret:
             problems.append(
                 "web.session_secret: 未填写。请设置 SANSHEN_WEB_SESSION_SECRET（至少 32 个字符），"
                 "否则重启后所有人需重新登录，多实例之间也无法共享登录"
             )
+        elif PLACEHOLDER.search(self.web.session_secret):
+            problems.append("web.session_secret: 仍是示例值，请用 openssl rand -hex 32 生成")
+        if not self.staff:
+            problems.append("staff: 人员名单为空，没有人能投稿、审核或值班")
+        elif not any("admin" in m.roles for m in self.staff):
+            problems.append("staff: 没有管理员（角色 admin），发送失败、配置问题等告警无人接收")
+        return problems
+
+    def _credential_problems(self) -> list[str]:
+        """The 接收消息 and app credentials: still the example's, or not shaped like WeCom's."""
+        wecom, problems = self.wecom, []
+        where = {
+            "corp_id": "我的企业 → 企业信息 → 企业ID",
+            "secret": "应用管理 → 本应用 → Secret（查看后发送到企业微信）",
+            "token": "应用管理 → 本应用 → 接收消息 → 设置API接收 → Token",
+            "encoding_aes_key": "应用管理 → 本应用 → 接收消息 → 设置API接收 → EncodingAESKey",
+        }
+        for key, value in (
+            ("corp_id", wecom.corp_id),
+            ("secret", wecom.secret),
+            ("token", wecom.token),
+            ("encoding_aes_key", wecom.encoding_aes_key),
+        ):
+            if PLACEHOLDER.search(value):
+                problems.append(f"wecom.{key}: 仍是示例值，请填写{where[key]}")
+            elif key == "corp_id" and not CORP_ID.fullmatch(value):
+                problems.append(
+                    f"wecom.corp_id: 格式不对，企业ID 形如 ww 加 16 位十六进制字符（{where[key]}）"
+                )
+            elif key == "secret" and not APP_SECRET.fullmatch(value):
+                problems.append(
+                    f"wecom.secret: 格式不对，应用 Secret 是 43 位字母、数字、- 或 _（{where[key]}），"
+                    "请检查是否多复制了空格或少复制了字符"
+                )
         return problems
 
     @property
@@ -739,6 +872,13 @@ class Settings(_Frozen):
     def staff_names(self) -> dict[str, str]:
         """userid → name of everyone on the staff list."""
         return {m.userid: m.name for m in self.staff}
+
+    def userid_for(self, given: str) -> str | None:
+        """The userid a file names by userid or by a name only one member has; None if nobody."""
+        if given in self.staff_by_id:
+            return given
+        named = [m.userid for m in self.staff if m.name == given]
+        return named[0] if len(named) == 1 else None
 
     def name_of(self, userid: str) -> str:
         """The person's name from [[staff]], or the userid itself for someone unknown."""
@@ -759,12 +899,99 @@ class Settings(_Frozen):
         return any("principal" in m.roles for m in self.staff)
 
 
+def distinct_signers_shortfall(
+    candidates: Mapping[int, set[str]],
+) -> tuple[int | None, set[int], set[str]]:
+    """Match each stage to a different person among its candidates (augmenting paths). When
+    some stage is left over, return it with the stages reachable from it by alternating paths
+    and their people: fewer people than stages, so no assignment exists (König). Else (None, ∅, ∅)."""
+    holder: dict[str, int] = {}  # person → the stage matched to them
+
+    def augment(stage: int, seen: set[str]) -> bool:
+        for person in sorted(candidates[stage]):
+            if person in seen:
+                continue
+            seen.add(person)
+            if person not in holder or augment(holder[person], seen):
+                holder[person] = stage
+                return True
+        return False
+
+    for stage in sorted(candidates):
+        if not augment(stage, set()):
+            blocked, people, frontier = {stage}, set(), [stage]
+            while frontier:
+                for person in candidates[frontier.pop()]:
+                    if person not in people:
+                        people.add(person)
+                        if holder[person] not in blocked:
+                            blocked.add(holder[person])
+                            frontier.append(holder[person])
+            return stage, blocked, people
+    return None, set(), set()
+
+
+def _expected(ctx: Mapping[str, Any]) -> str:
+    """pydantic's "'any' or 'all'" as 「any、all」."""
+    return "、".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+
+
+# pydantic's error types in the words of the people editing the file (its own texts are English).
+VALIDATION_MESSAGES: dict[str, Any] = {
+    "missing": "必须填写",
+    "extra_forbidden": "不是可用的配置项（拼写有误，或放错了小节？）",
+    "literal_error": lambda ctx: f"只能是 {_expected(ctx)} 之一",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "int_from_float": "应为整数，不能带小数",
+    "float_parsing": "应为数字",
+    "float_type": "应为数字",
+    "bool_parsing": "应为 true 或 false",
+    "bool_type": "应为 true 或 false",
+    "string_type": "应为带引号的文字",
+    "greater_than": lambda ctx: f"必须大于 {ctx['gt']}",
+    "greater_than_equal": lambda ctx: f"不能小于 {ctx['ge']}",
+    "less_than": lambda ctx: f"必须小于 {ctx['lt']}",
+    "less_than_equal": lambda ctx: f"不能大于 {ctx['le']}",
+    "string_too_short": lambda ctx: (
+        "不能为空" if ctx["min_length"] == 1 else f"至少 {ctx['min_length']} 个字符"
+    ),
+    "string_too_long": lambda ctx: f"最多 {ctx['max_length']} 个字符",
+    "too_short": lambda ctx: f"至少需要 {ctx['min_length']} 项",
+    "too_long": lambda ctx: f"最多 {ctx['max_length']} 项",
+    "tuple_type": '应为列表，如 ["a", "b"]',
+    "list_type": '应为列表，如 ["a", "b"]',
+    "model_type": "应为一个小节（[名称] 或 { 键 = 值 }）",
+    "dict_type": "应为一个小节（[名称] 或 { 键 = 值 }）",
+    "date_parsing": "应写成 YYYY-MM-DD",
+    "date_from_datetime_parsing": "应写成 YYYY-MM-DD",
+    "date_type": "应写成 YYYY-MM-DD",
+    "string_pattern_mismatch": lambda ctx: (
+        "应写成 HH:MM（24 小时制，如 08:30）"
+        if ctx["pattern"] == HHMM
+        else f"格式不符（应匹配 {ctx['pattern']}）"
+    ),
+}
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """One pydantic error in Chinese: our own validators' texts as they are, pydantic's by type."""
+    if error["type"] == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    known = VALIDATION_MESSAGES.get(error["type"])
+    if known is None:
+        return f"取值无效（{error['msg']}）"
+    return known(error.get("ctx") or {}) if callable(known) else known
+
+
 def _format_validation_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if not first["loc"]:  # a check across sections: its message starts with the key itself
+    message = validation_message(first)
+    key = ".".join(str(p) for p in first["loc"])
+    # a check across keys (of one section, or of several) starts its message with the key it names
+    if not key or message.startswith(f"{key}."):
         return message
-    return f"{'.'.join(str(p) for p in first['loc'])}: {message}"
+    return f"{key}: {message}"
 
 
 def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:

@@ -275,6 +275,14 @@ class WeComSimulator:
         self.crypto = CallbackCrypto(token, encoding_aes_key, corp_id)
         self.callback_url: str | None = None
         self.members: dict[str, str] = {}
+        # 成员状态 as user/get reports it: 1 已激活 (default), 2 已禁用, 4 未激活, 5 退出企业
+        self.member_status: dict[str, int] = {}
+        # The app's 可见范围 (members it may read and message); None: the whole corp.
+        self.visible: set[str] | None = None
+        self.app_name = "审校助手"
+        # 企业可信IP: when set, API calls from any other address answer 60020 (path/90475; since
+        # 2022-06-20 for new self-built apps). gettoken itself still answers (assumed).
+        self.trusted_ips: set[str] | None = None
         self.media: dict[str, Media] = {}
         self.robots: dict[str, list[dict[str, Any]]] = {}
         self.dropped: list[Delivered] = []  # silently lost to the per-member limit (§5.1)
@@ -307,6 +315,8 @@ class WeComSimulator:
         self.app.router.add_post(f"{API}/webhook/send", self._webhook_send)
         self._route("/auth/getuserinfo", self._auth_getuserinfo, method="GET")
         self._route("/user/getuserinfo", self._user_getuserinfo, method="GET")
+        self._route("/agent/get", self._agent_get, method="GET")
+        self._route("/user/get", self._user_get, method="GET")
         self._route("/menu/create", self._menu_create)
         self._route("/menu/get", self._menu_get, method="GET")
         self._route("/menu/delete", self._menu_delete, method="GET")
@@ -403,6 +413,16 @@ class WeComSimulator:
             denied = self._check_token(request)
             if denied is not None:
                 return _answer(denied)
+            if self.trusted_ips is not None and request.remote not in self.trusted_ips:
+                self.calls.append((path, {"untrusted_ip": request.remote}))
+                return web.json_response(
+                    {
+                        "errcode": 60020,
+                        "errmsg": f"not allow to access from your ip, hint: [{secrets.token_hex(8)}], "
+                        f"from ip: {request.remote}, more info at "
+                        "https://open.work.weixin.qq.com/devtool/query?e=60020",
+                    }
+                )
             failure = self._failures.get(path)
             if failure is not None and failure.remaining > 0:
                 failure.remaining -= 1
@@ -463,8 +483,8 @@ class WeComSimulator:
         targets = [u for u in str(body.get("touser", "")).split("|") if u]
         if targets == ["@all"]:
             targets = list(self.members)
-        valid = [u for u in dict.fromkeys(targets) if u in self.members]
-        invalid = [u.lower() for u in dict.fromkeys(targets) if u not in self.members]
+        valid = [u for u in dict.fromkeys(targets) if self.is_visible(u)]
+        invalid = [u.lower() for u in dict.fromkeys(targets) if not self.is_visible(u)]
         if not valid:
             return {**_error(81013), "invaliduser": "|".join(invalid)}
         repeat = self._duplicate(body)
@@ -739,6 +759,50 @@ class WeComSimulator:
         member = code.userid in self.members
         who = {"UserId": code.userid} if member else {"OpenId": self.openid(code.userid)}
         return {**_error(0), **who, "DeviceId": ""}
+
+    def is_visible(self, userid: str) -> bool:
+        return userid in self.members and (self.visible is None or userid in self.visible)
+
+    async def _agent_get(self, request: web.Request) -> dict[str, Any]:
+        """获取指定的应用详情 (path/90227): the app's name, 可见范围 and 可信域名; a corp may only
+        read the app its access_token belongs to."""
+        self.calls.append(("/agent/get", dict(request.query)))
+        problem = self._agent_problem(request)
+        if problem:
+            return _error(problem)
+        users = sorted(self.members if self.visible is None else self.visible & set(self.members))
+        return {
+            **_error(0),
+            "agentid": self.agent_id,
+            "name": self.app_name,
+            "square_logo_url": "",
+            "description": "",
+            "allow_userinfos": {"user": [{"userid": u} for u in users]},
+            "allow_partys": {"partyid": [1] if self.visible is None else []},
+            "allow_tags": {"tagid": []},
+            "close": 0,
+            "redirect_domain": self.trusted_domain or "",
+            "report_location_flag": 0,
+            "isreportenter": 0,
+            "home_url": "",
+        }
+
+    async def _user_get(self, request: web.Request) -> dict[str, Any]:
+        """读取成员 (path/90196): a self-built app reads members within its 可见范围 only
+        (60011 outside it), 60111 for a userid the corp does not have."""
+        userid = request.query.get("userid", "")
+        self.calls.append(("/user/get", {"userid": userid}))
+        if userid not in self.members:
+            return _error(60111)
+        if not self.is_visible(userid):
+            return _error(60011)
+        return {
+            **_error(0),
+            "userid": userid,
+            "name": self.members[userid],
+            "department": [1],
+            "status": self.member_status.get(userid, 1),
+        }
 
     def openid(self, userid: str) -> str:
         """The stable openid WeCom gives a non-member of this corp (≤ 64 bytes)."""
