@@ -330,12 +330,24 @@ async def _draft_id(stack: Stack) -> int:
 
 
 async def _summary(stack: Stack, show: Transcript) -> int:
-    tz = stack.settings.tz
     async with stack.db() as session:
         draft = (await session.exec(select(Draft))).one()
-        rows = (await session.exec(select(StageDecision).order_by(col(StageDecision.id)))).all()
-        proofs = (await session.exec(select(ProofRecord).order_by(col(ProofRecord.id)))).all()
     show.step("数据库中的审核与校对记录")
+    rows, proofs = await print_records(stack, show)
+    show.out(
+        f"\n稿件状态：{views.STATUS_LABELS.get(draft.status, draft.status)}；模拟器丢弃的消息：{len(stack.sim.dropped)} 条"
+    )
+    ok = draft.status == "approved" and len(rows) == 5 and len(proofs) == 7 and not stack.sim.dropped
+    show.out("演示完成。" if ok else "演示结果异常。")
+    return 0 if ok else 1
+
+
+async def print_records(stack: Stack, show: Transcript) -> tuple[list[StageDecision], list[ProofRecord]]:
+    """Every 审 decision and 校 signature stored, in order, as the transcript's last part."""
+    tz = stack.settings.tz
+    async with stack.db() as session:
+        rows = list((await session.exec(select(StageDecision).order_by(col(StageDecision.id)))).all())
+        proofs = list((await session.exec(select(ProofRecord).order_by(col(ProofRecord.id)))).all())
     for row in rows:
         verdict = "同意" if row.decision == "approve" else "不同意"
         show.out(
@@ -348,9 +360,4 @@ async def _summary(stack: Stack, show: Transcript) -> int:
             f"  第{proof.version}版 {proof.proof_name}（{proof.method}） {proof.proofreader_name}"
             f" {proof.at.astimezone(tz):%Y-%m-%d %H:%M} {result}"
         )
-    show.out(
-        f"\n稿件状态：{views.STATUS_LABELS.get(draft.status, draft.status)}；模拟器丢弃的消息：{len(stack.sim.dropped)} 条"
-    )
-    ok = draft.status == "approved" and len(rows) == 5 and len(proofs) == 7 and not stack.sim.dropped
-    show.out("演示完成。" if ok else "演示结果异常。")
-    return 0 if ok else 1
+    return rows, proofs

@@ -18,7 +18,7 @@ from bot.core.log import setup_logging
 log = logging.getLogger("sanshen")
 
 
-def _load(path: str, *, with_files: bool = False) -> Settings:
+def _load(path: str, *, with_files: bool = False, production: bool = True) -> Settings:
     """Settings, or "配置错误 key: reason" lines and exit 2; `with_files` also reads the data
     files and checks what a production deployment needs."""
     try:
@@ -30,7 +30,7 @@ def _load(path: str, *, with_files: bool = False) -> Settings:
     except ConfigError as exc:
         sys.stderr.write(f"配置错误 {exc}\n")
         raise SystemExit(2) from None
-    problems = settings.production_problems() if with_files else []
+    problems = settings.production_problems() if with_files and production else []
     if problems:
         sys.stderr.write("".join(f"配置错误 {problem}\n" for problem in problems))
         raise SystemExit(2)
@@ -103,9 +103,14 @@ def _check_online(settings: Settings, *, send_test: bool) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    setup_logging("WARNING" if not args.verbose else "INFO")
+    if args.config:
+        from bot.cli.rehearsal import run_rehearsal
+
+        # the unit's file as check-config reads it (data files too), minus what only production needs
+        return asyncio.run(run_rehearsal(_load(args.config, with_files=True, production=False)))
     from bot.cli.demo import run_demo
 
-    setup_logging("WARNING" if not args.verbose else "INFO")
     return asyncio.run(run_demo(database_url=args.database))
 
 
@@ -422,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_config)
     demo = sub.add_parser("demo", help="walk a draft through 三审 on the built-in WeCom simulator")
     demo.add_argument("--database", default="", help="database URL (default: a fresh SQLite file)")
+    demo.add_argument(
+        "-c",
+        "--config",
+        default="",
+        help="rehearse with this config's staff and chains (simulator and a temporary database)",
+    )
     demo.add_argument("-v", "--verbose", action="store_true")
     demo.set_defaults(func=cmd_demo)
     export = sub.add_parser("export", help="write the 保密审查表 or the 台账 for a period to a file")
