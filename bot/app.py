@@ -37,6 +37,7 @@ from bot.proofread import LexiconError
 from bot.rules.calendar import local_day, uncovered_years
 from bot.services.findings import lexicon_for
 from bot.services.findings import warm as warm_findings
+from bot.web.duty_calendar import add_duty_calendar
 from bot.web.setup import add_workspace
 from bot.wecom.callback import CallbackEndpoint, add_callback_routes
 from bot.wecom.client import WeComClient
@@ -282,6 +283,7 @@ def create_app(
         wecom=lambda: app[WECOM],
         kick=lambda: app[SENDER].kick(),
     )
+    add_duty_calendar(app, settings, clock=app[CLOCK], db=lambda: app[DB])
     app.router.add_get("/healthz", on_health)
     app.router.add_get("/metrics", on_metrics)
     return app

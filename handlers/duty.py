@@ -10,7 +10,7 @@ from bot import views
 from bot.core.config import INCIDENT_KIND_LABELS, INCIDENT_KINDS, INCIDENT_STATUS_LABELS
 from bot.core.errors import UserFacingError
 from bot.rules.calendar import fmt_local, local_at, local_day
-from bot.services import duty, reading, rectification
+from bot.services import duty, duty_calendar, reading, rectification
 from bot.services.duty import INCIDENT_STEPS
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
@@ -21,7 +21,7 @@ from storage.duty_models import Incident, IncidentEvent
 
 router = Router("duty")
 
-DUTY_USAGE = "/duty [天数] 或 /duty swap YYYY-MM-DD userid [副班|带班领导]"
+DUTY_USAGE = "/duty [天数]；/duty swap YYYY-MM-DD userid [副班|带班领导]；/duty ical（日历订阅链接）"
 ALERT_USAGE = "/alert [网络安全|舆情|内容差错|其他] 事件内容"
 INCIDENT_USAGE = (
     "/incidents [编号]；/incidents 编号 上报 对象 方式 [说明]；/incidents 编号 纠错|删除|回应|处置 说明；"
@@ -44,10 +44,20 @@ SWAP_HORIZON = timedelta(days=366)  # a shift further ahead than this cannot be 
 # ---------------------------------------------------------------- /duty
 
 
-@router.command("duty", aliases=("值班",), usage=DUTY_USAGE, summary="值班表；调班：/duty swap 日期 userid")
+@router.command(
+    "duty",
+    aliases=("值班",),
+    usage=DUTY_USAGE,
+    summary="值班表；调班：/duty swap 日期 userid；日历订阅：/duty ical",
+)
 async def on_duty(ctx: Context, cmd: Command) -> None:
     if cmd.argv and cmd.argv[0] in ("swap", "调班", "换班"):
         await swap(ctx, cmd.argv[1:])
+        return
+    if cmd.argv and cmd.argv[0] in ("ical", "日历", "订阅"):
+        if len(cmd.argv) != 1:
+            raise UserFacingError(views.usage(DUTY_USAGE))
+        ctx.reply_text(duty_calendar.links_message(ctx))
         return
     days = 7
     if cmd.argv:

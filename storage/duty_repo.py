@@ -145,6 +145,16 @@ async def shifts_between(session: AsyncSession, start: datetime, end: datetime) 
     return list(rows.all())
 
 
+async def shifts_from(session: AsyncSession, start: datetime) -> list[Shift]:
+    """Every shift still running at `start` or later: the roster from then on, as far as it is planned."""
+    rows = await session.exec(
+        select(Shift)
+        .where(Shift.start_at > start - LONGEST_SHIFT, Shift.end_at > start)
+        .order_by(col(Shift.start_at), col(Shift.role))
+    )
+    return list(rows.all())
+
+
 class RosterError(ValueError):
     """A roster file line could not be read (Chinese message naming the line)."""
 

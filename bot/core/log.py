@@ -7,10 +7,11 @@ import re
 from collections.abc import Iterable
 
 _TOKEN_PATTERN = re.compile(r"\b(access_token|corpsecret|key|echostr|msg_signature|code)=([^&\s]+)")
+_FEED_PATH = re.compile(r"/ical/[^/\s?#]+\.ics")  # a duty calendar feed's path is its secret
 
 
 class RedactFilter(logging.Filter):
-    """Replaces configured secrets and token-like query values with ***."""
+    """Replaces configured secrets, token-like query values and calendar feed paths with ***."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
@@ -19,6 +20,7 @@ class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         redacted = _TOKEN_PATTERN.sub(lambda m: f"{m.group(1)}=***", message)
+        redacted = _FEED_PATH.sub("/ical/***.ics", redacted)
         for secret in self._secrets:
             redacted = redacted.replace(secret, "***")
         if redacted != message:
