@@ -37,8 +37,12 @@ SUBMISSION = (
 
 async def test_review_three_stages_end_to_end(stack: Stack) -> None:
     await say(stack, "wangxm", SUBMISSION)
-    assert "已收到投稿" in last_text(stack, "wangxm")
-    assert "一审" in last_text(stack, "wangxm")
+    # the confirmation first, then what it announces: the draft's preview and its 一审 card
+    received = [d.msgtype for d in stack.sim.inbox("wangxm")]
+    assert received == ["text", "text", "template_card"], received
+    confirmation, preview = (d.payload["text"]["content"] for d in stack.sim.inbox("wangxm")[:2])
+    assert "已收到投稿" in confirmation and "下一步：一审" in confirmation
+    assert preview.startswith("【一审·待审】")
     (draft,) = await drafts(stack)
     assert draft.platforms == "website,newmedia" and draft.source_kind == "own"
 

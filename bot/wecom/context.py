@@ -49,5 +49,6 @@ class Context:
         return self.clock.now()
 
     def reply_text(self, text: str) -> None:
-        """Queue a text reply to the person who sent the event (sent after commit)."""
-        self.outbox.send_text([self.event.user], text)
+        """Queue a text reply to the person who sent the event (sent after commit, before the
+        other messages the event caused: the confirmation comes before what it announces)."""
+        self.outbox.send_text([self.event.user], text, first=True)

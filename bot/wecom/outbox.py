@@ -122,8 +122,14 @@ def _cut(line: str, budget: int) -> tuple[str, str]:
 OUTBOX_ROWS = "outbox"
 
 
+FIRST = "_first"  # a queued row's mark: inserted (so delivered) before the others of its transaction
+
+
 def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    session.connection().execute(insert(_TABLE), rows)  # the model's defaults fill the rest
+    # Replies to the person who acted go first: a confirmation arrives before what it announces
+    # (「已收到投稿」 before the draft's card, 「已记录您的同意」 before the next stage's).
+    ordered = sorted(rows, key=lambda row: not row.pop(FIRST, False))  # stable: otherwise as queued
+    session.connection().execute(insert(_TABLE), ordered)  # the model's defaults fill the rest
 
 
 at_commit.on_commit(OUTBOX_ROWS, _insert_rows)
@@ -144,6 +150,7 @@ class Outbox:
         *,
         recipients: Sequence[str] = (),
         card_id: int | None = None,
+        first: bool = False,
     ) -> None:
         if not recipients and op in ("send", "export"):
             # e.g. "tell the admins" in a unit that has none: WeCom refuses a message to nobody
@@ -158,15 +165,17 @@ class Outbox:
             "recipients": "|".join(recipients),
             "payload": payload,
             "card_id": card_id,
+            FIRST: first,
         }
         # Added as the transaction commits, with the other rows it queued: one INSERT for all.
         at_commit.queue(self._session.sync_session, OUTBOX_ROWS, row)
 
-    def send_text(self, users: Sequence[str], text: str) -> None:
-        """Plain text, split into several messages when over 2048 bytes."""
+    def send_text(self, users: Sequence[str], text: str, *, first: bool = False) -> None:
+        """Plain text, split into several messages when over 2048 bytes; `first`: before every
+        other message this transaction queues (a reply confirming what the rest announces)."""
         for chunk in split_utf8(text):
             message = {"touser": "|".join(users), "msgtype": "text", "text": {"content": chunk}}
-            self._add("send", message, recipients=users)
+            self._add("send", message, recipients=users, first=first)
 
     def send_card(
         self, users: Sequence[str], card: dict[str, Any], *, card_id: int | None = None, subject: str = ""
