@@ -407,13 +407,13 @@ class DutySettings(_Frozen):
     holiday_rotation: tuple[str, ...] = ()
     roster_file: str = ""  # CSV or xlsx imported at start-up (overrides the rotation per shift)
     handover_reminder_minutes: int = Field(default=60, ge=0)
-    inspection_time: str = Field(default="10:00", pattern=HHMM)
+    inspection_time: str = Field(default="09:50", pattern=HHMM)
     inspection_deadline_minutes: int = Field(default=120, ge=1)
     inspection_reminder_minutes: int = Field(default=30, ge=0)  # before the deadline
     incident_repeat_minutes: int = Field(default=5, ge=1)
     incident_escalate_minutes: int = Field(default=15, ge=1)
     report_to: tuple[ReportTarget, ...] = ()  # the 上报 chain of an incident, in order
-    gap_check_time: str = Field(default="09:00", pattern=HHMM)
+    gap_check_time: str = Field(default="09:10", pattern=HHMM)
     gap_horizon_days: int = Field(default=7, ge=1, le=60)
     webhook_key: str = ""  # 值班群 group robot (消息推送) key, optional
 
@@ -463,7 +463,7 @@ class FreshnessSettings(_Frozen):
 
     period_hours: int = Field(default=336, ge=1)
     warn_hours: tuple[int, ...] = (72, 24, 6)
-    digest_time: str = Field(default="08:30", pattern=HHMM)
+    digest_time: str = Field(default="08:20", pattern=HHMM)
     accounts: tuple[AccountSettings, ...] = ()
     accounts_file: str = ""  # CSV import (name, platform, unit, owners, period_hours, last_post)
     # 临时下线 (钦州 第二十六条: 每年不得超过1次，下线时间不得超过30天): /accounts pause's limits
@@ -511,11 +511,6 @@ class ReminderSettings(_Frozen):
                 f"reminders.escalate_after_hours: 须大于 remind_after_hours（{self.remind_after_hours:g}），"
                 "先催办、再上报"
             )
-        if self.hard_limit_hours and self.hard_limit_hours <= self.escalate_after_hours:
-            raise ValueError(
-                f"reminders.hard_limit_hours: 须大于 escalate_after_hours（{self.escalate_after_hours:g}），"
-                "或为 0（不设时限）"
-            )
         if self.quiet_start == self.quiet_end:
             raise ValueError("reminders.quiet_end: 与 quiet_start 相同；不需要免打扰时段请删去这两项")
         return self
@@ -542,7 +537,7 @@ class ReadingSettings(_Frozen):
     people: tuple[str, ...] = ()  # the rota, in order; empty = no 读网 assignments
     sections: tuple[str, ...] = ()  # what is read, in turn (栏目, 账号); empty = the whole site
     every: Literal["daily", "weekly"] = "weekly"  # weekly: assigned on Mondays, due by Sunday
-    time: str = Field(default="09:30", pattern=HHMM)
+    time: str = Field(default="09:40", pattern=HHMM)
 
 
 class FindingsSettings(_Frozen):
