@@ -329,7 +329,7 @@ def approval_card(
     important: bool = False,
     secrecy: bool = False,
 ) -> dict[str, Any]:
-    """A button_interaction card for one stage (facts §4.4: ≤6 fields, ≤6 buttons); with a page,
+    """A button_interaction card for one stage (docs/wecom.md §4.4: ≤6 fields, ≤6 buttons); with a page,
     tapping the card opens it (card_action) and 「阅读全文」 links to it (jump_list). A chain with
     三校 switched off claims only 三审."""
     checklist = checklist_for(stage)

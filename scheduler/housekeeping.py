@@ -16,7 +16,7 @@ from storage.occasions_repo import claim_occasion
 
 log = logging.getLogger(__name__)
 
-# WeCom re-sends within seconds (facts §1.7); a week leaves a wide margin for replays too,
+# WeCom re-sends within seconds (docs/wecom.md §1.7); a week leaves a wide margin for replays too,
 # which the ±300 s timestamp window refuses anyway.
 KEEP_CALLBACK_KEYS = timedelta(days=7)
 

@@ -1,7 +1,7 @@
 """The callback's exact answers, as WeCom sees them over HTTP: each refusal has its own 4xx and
 applies nothing, only a verified and readable callback gets an empty 200 and takes effect.
 
-WeCom re-sends anything that is not a 200 (facts §1.7), so a refusal that turned into a 500, or a
+WeCom re-sends anything that is not a 200 (docs/wecom.md §1.7), so a refusal that turned into a 500, or a
 200 that hid a refusal, would each be a visible change of behaviour: the statuses are pinned.
 """
 
@@ -127,7 +127,7 @@ async def test_verification_with_a_bad_signature_is_403(sqlite_stack: Stack) -> 
 
 
 async def test_verification_echostr_for_another_corp_is_403(sqlite_stack: Stack) -> None:
-    """Signed with our token, but encrypted for another ReceiveId (facts §1.5: reject)."""
+    """Signed with our token, but encrypted for another ReceiveId (docs/wecom.md §1.5: reject)."""
     stack = sqlite_stack
     wecom = stack.settings.wecom
     other = CallbackCrypto(wecom.token, wecom.encoding_aes_key, "wwanothercorp0001")

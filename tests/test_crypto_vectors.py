@@ -1,5 +1,6 @@
-"""Official WeCom callback vectors (facts §2) against both implementations: the simulator's own
-crypto (pycryptodome, written from the protocol text) and wechatpy (what the bot decrypts with)."""
+"""WeCom callback vectors (docs/wecom.md §2: Tencent's sample and wechatpy's tests) against both
+implementations: the simulator's own crypto (pycryptodome, written from the protocol text) and
+wechatpy (what the bot decrypts with)."""
 
 from __future__ import annotations
 

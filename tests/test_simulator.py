@@ -193,7 +193,7 @@ async def test_clicks_on_a_greyed_card_are_impossible_in_the_client(sqlite_stack
 
 
 async def test_simulator_resends_a_callback_that_gets_no_answer_in_time(clock: FrozenClock) -> None:
-    """WeCom waits 5 s for the answer, then sends the same callback again (§1.7): a bot that
+    """WeCom waits 5 s for the answer, then sends the same callback again (docs/wecom.md §1.7): a bot that
     answers too late is a failed attempt, not an exception in the caller."""
     attempts = 0
 

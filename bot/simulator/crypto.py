@@ -1,4 +1,4 @@
-"""WeCom callback crypto written from the protocol text (facts §1.4–1.5), independent of wechatpy.
+"""WeCom callback crypto written from the protocol text (docs/wecom.md §1.4–1.5), independent of wechatpy.
 
 The simulator encrypts with this, the bot decrypts with wechatpy: a callback that round-trips
 proves both follow the documented scheme, not merely each other.
@@ -92,7 +92,7 @@ class CallbackCrypto:
         return self.decrypt(encrypted)
 
     def reply_envelope(self, message: str, nonce: str, timestamp: str, random16: bytes | None = None) -> str:
-        """The passive-reply envelope (facts §1.6), in wechatpy's byte layout."""
+        """The passive-reply envelope (docs/wecom.md §1.6), in wechatpy's byte layout."""
         encrypted = self.encrypt(message, random16)
         sig = self.sign(timestamp, nonce, encrypted)
         return (

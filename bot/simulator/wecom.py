@@ -1,7 +1,7 @@
 """The simulated WeCom server: qyapi endpoints with WeCom's validation, errcodes and limits,
 members' inboxes, card state, and callbacks encrypted and signed exactly as WeCom sends them.
 
-Facts followed are in ../shared/wecom-facts.md (section numbers cited below). Where WeCom's
+Facts followed are in docs/wecom.md (its section numbers are cited below). Where WeCom's
 documentation names no errcode for a case, the code used is marked "unverified" here.
 """
 

@@ -27,7 +27,7 @@ MAX_BODY_BYTES = 256 * 1024
 
 
 def expected_signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
-    """msg_signature: SHA1 over the four strings sorted (facts §1.4)."""
+    """msg_signature: SHA1 over the four strings sorted (docs/wecom.md §1.4)."""
     return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypted])).encode()).hexdigest()
 
 

@@ -20,7 +20,7 @@ TOKEN_ERRORS = frozenset({40014, 42001, 41001})
 TOKEN_TRIES = 3  # within one call; a caller (the outbox) retries later beyond that
 # Codes worth retrying later (system busy, frequency limits).
 TRANSIENT_ERRORS = frozenset({-1, 45009, 45033})
-# Codes that only an administrator can cure (facts §1.1, §5.2): the server's IP is not among the
+# Codes that only an administrator can cure (docs/wecom.md §1.1, §5.2): the server's IP is not among the
 # app's 可信IP, the API or the recipients are outside the app's permissions or visible scope,
 # the secret or CorpID is wrong, the robot key was removed. Retrying at full speed cannot help;
 # retrying now and then notices when someone has fixed it.
@@ -162,7 +162,7 @@ class WeComClient:
     ) -> dict[str, Any]:
         """message/send; `message` has touser/msgtype/body, agentid is filled in. With
         `duplicate_check_seconds`, WeCom delivers an identical request within that many seconds
-        only once and answers ok to the repeat (enable_duplicate_check, facts §4.2; max 4 h)."""
+        only once and answers ok to the repeat (enable_duplicate_check, docs/wecom.md §4.2; max 4 h)."""
         body = {**message, "agentid": self.agent_id}
         if duplicate_check_seconds > 0:
             body["enable_duplicate_check"] = 1

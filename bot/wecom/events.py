@@ -14,7 +14,7 @@ from wechatpy.work.events import BaseEvent, ClickEvent, EnterAgentEvent, ViewEve
 
 
 class TemplateCardEvent(BaseEvent):
-    """Card button click; wechatpy 2.0.0a26 lacks it (registered by subclassing, see facts §3.4)."""
+    """Card button click; wechatpy 2.0.0a26 lacks it (registered by subclassing, see docs/wecom.md §3.4)."""
 
     event = "template_card_event"
     event_key = StringField("EventKey")
@@ -31,16 +31,16 @@ class EventParseError(Exception):
 
 # Field rules for a validly signed callback (a bad field is HTTP 400: nothing stored or changed).
 USERID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # WeCom userid: 1..64 of letters, digits, _-@.
-TASK_ID_RE = re.compile(r"[A-Za-z0-9_@-]{1,128}")  # task_id rules of message/send (facts §4.4)
+TASK_ID_RE = re.compile(r"[A-Za-z0-9_@-]{1,128}")  # task_id rules of message/send (docs/wecom.md §4.4)
 WORD_RE = re.compile(r"[A-Za-z_]{1,64}")  # MsgType, Event, CardType
 DIGITS_RE = re.compile(r"[0-9]{1,20}")  # ASCII only (str.isdigit also takes "²" and "١")
 RESPONSE_CODE_RE = re.compile(r"[!-~]{1,200}")  # visible ASCII; stored in a 200-character column
-INT64_MAX = 2**63 - 1  # MsgId is a 64-bit integer (facts §3.1)
+INT64_MAX = 2**63 - 1  # MsgId is a 64-bit integer (docs/wecom.md §3.1)
 INT32_MAX = 2**31 - 1  # AgentID
 CREATE_TIME_RANGE = (1_000_000_000, 2**32 - 1)  # seconds: 2001-09-09 .. 2106-02-07
-CARD_KEY_BYTES = 1024  # a card button's key (facts §4.4)
-MENU_KEY_BYTES = 128  # a click menu button's key (facts §8.1); a view button's URL ≤ 1024 bytes
-# WeCom documents 2048 bytes for text it *sends* (message/send, passive reply: facts §1.6, §4.3),
+CARD_KEY_BYTES = 1024  # a card button's key (docs/wecom.md §4.4)
+MENU_KEY_BYTES = 128  # a click menu button's key (docs/wecom.md §8.2); a view button's URL ≤ 1024 bytes
+# WeCom documents 2048 bytes for text it *sends* (message/send, passive reply: docs/wecom.md §1.6, §4.3),
 # not for what members type; a longer inbound text is accepted up to this bound (bodies arrive
 # in pieces anyway, and refusing a real message would make WeCom re-send it and then drop it).
 CONTENT_BYTES = 64 * 1024
@@ -83,7 +83,7 @@ def _bounded(key: str) -> str:
 
 @dataclass(frozen=True)
 class _MenuTap:
-    """A tap on an app menu button (§8.2); WeCom's EventKey is the button's key or URL."""
+    """A tap on an app menu button (docs/wecom.md §8.2); WeCom's EventKey is the button's key or URL."""
 
     user: str
     event_key: str

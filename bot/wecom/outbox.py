@@ -33,7 +33,7 @@ from storage.models import ApprovalCard, CardHandle, DeliveryLog, OutboxMessage
 
 log = logging.getLogger(__name__)
 
-TEXT_LIMIT_BYTES = 2048  # text and markdown content limit of message/send (facts §4.3)
+TEXT_LIMIT_BYTES = 2048  # text and markdown content limit of message/send (docs/wecom.md §4.3)
 CARD_TASK_EXISTS = 42014  # task_id already used: the card went out before a crash
 # One row's claim; renewed before every API call, so it only has to outlast one call (the
 # client's timeout is 10 s). An expired claim's holder is fenced off by its token.
@@ -211,7 +211,7 @@ class Outbox:
         card_id: int | None = None,
     ) -> None:
         """Grey out a card's buttons with a label, or replace the whole `card`: for everyone
-        holding it unless `userids` (message/update_template_card, facts §4.5)."""
+        holding it unless `userids` (message/update_template_card, docs/wecom.md §4.5)."""
         if bool(replace_name) == (card is not None):
             raise ValueError("update_card needs exactly one of replace_name and card")
         update_body: dict[str, Any] = {"response_code": response_code}
@@ -295,7 +295,7 @@ async def _no_exports(db: SessionFactory, payload: dict[str, Any]) -> tuple[str,
     raise ValueError("this sender was built without an export_file builder")
 
 
-CARD_LIFETIME = timedelta(hours=72)  # a card's response_code lasts 72 h (facts §4.5)
+CARD_LIFETIME = timedelta(hours=72)  # a card's response_code lasts 72 h (docs/wecom.md §4.5)
 MAX_BACKOFF = timedelta(minutes=10)
 FIRST_BACKOFF_SECONDS = 5
 GLOBAL = "api"  # every access_token call: 可信IP, wrong secret or CorpID
