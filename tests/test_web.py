@@ -306,3 +306,10 @@ async def test_the_ledger_shows_the_items_ticked_on_the_page(stack: Stack) -> No
     (line,) = [r for r in rows[2:] if r[header.index("操作人")] == "张科长"]
     assert line[header.index("核对要点")] == "；".join(ticked)
     assert line[header.index("方式")] == "网页" and line[header.index("意见或理由")] == "已核"
+
+
+async def test_the_workspace_address_without_its_slash_leads_to_the_workspace(stack: Stack) -> None:
+    """The 应用主页 may be entered as {public_url}/app: it redirects to /app/, not a 404."""
+    async with Phone(stack, "zhangkz") as phone:
+        response = await phone.get_raw("/app")
+    assert response.status == 302 and response.headers["Location"] == "/app/"

@@ -71,8 +71,9 @@ def add_workspace(
     pages.router.add_routes(workspace.routes())
     pages.router.add_routes(SubmitPages(workspace).routes())
     pages.router.add_static("/static/", STATIC, append_version=False)
-    app.add_subapp("/app", pages)
+    # before the sub-app, whose prefix would otherwise claim "/app" itself and answer 404
     app.router.add_get("/app", _to_home)
+    app.add_subapp("/app", pages)
     app.router.add_get("/favicon.ico", _no_icon)  # browsers ask on every page; none is needed
     return workspace
 
