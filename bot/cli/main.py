@@ -51,7 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
 
     settings = _load(args.config, with_files=True)
-    setup_logging(settings.log_level, _secrets(settings))
+    setup_logging(settings.log_level, _secrets(settings), settings.log_format)
     log.info("serving %s on %s:%s", settings.server.callback_path, settings.server.host, settings.server.port)
     web.run_app(
         create_app(settings),

@@ -622,6 +622,7 @@ class Settings(_Frozen):
     storage: StorageSettings = StorageSettings()
     timezone: str = "Asia/Shanghai"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log collectors
     unit_name: str = "本单位"
     review: ReviewSettings = ReviewSettings()
     export: ExportSettings = ExportSettings()

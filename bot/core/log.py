@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
-_TOKEN_PATTERN = re.compile(r"\b(access_token|corpsecret|key|echostr|msg_signature|code)=([^&\s]+)")
+_TOKEN_PATTERN = re.compile(
+    r"\b(access_token|corpsecret|key|echostr|msg_signature|code|response_code)=([^&\s]+)"
+)
+# a template card's single-use response_code, as it appears inside a JSON payload
+_RESPONSE_CODE = re.compile(r'("response_code"\s*:\s*")[^"]*(")')
 _FEED_PATH = re.compile(r"/ical/[^/\s?#]+\.ics")  # a duty calendar feed's path is its secret
 
 
@@ -21,6 +27,7 @@ class RedactFilter(logging.Filter):
         message = record.getMessage()
         redacted = _TOKEN_PATTERN.sub(lambda m: f"{m.group(1)}=***", message)
         redacted = _FEED_PATH.sub("/ical/***.ics", redacted)
+        redacted = _RESPONSE_CODE.sub(r"\1***\2", redacted)
         for secret in self._secrets:
             redacted = redacted.replace(secret, "***")
         if redacted != message:
@@ -29,10 +36,29 @@ class RedactFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
-    """Log to stderr with times; every handler gets the redaction filter."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (time in UTC, level, logger, message, exception), for log
+    collectors; the message is already redacted by RedactFilter."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def setup_logging(level: str = "INFO", secrets: Iterable[str] = (), fmt: str = "text") -> None:
+    """Log to stderr, as text with times or as JSON lines; every handler gets the redaction filter."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
