@@ -1,4 +1,5 @@
-"""baseline: every table as of stop 7
+"""drafts and their review (stages, decisions, cards, delegations), duty (shifts, incidents,
+inspections), accounts and posts, staff, the audit chain, the outbox and callback dedupe
 
 Revision ID: 0001
 Revises: (none)
