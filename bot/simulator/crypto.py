@@ -11,7 +11,7 @@ import hashlib
 import os
 import struct
 
-from Crypto.Cipher import AES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 BLOCK = 32  # WeCom pads PKCS#7-style to a multiple of 32 bytes, not AES's 16
 
@@ -37,8 +37,8 @@ class CallbackCrypto:
         if len(self._key) != 32:
             raise CryptoError("EncodingAESKey does not decode to 32 bytes")
 
-    def _cipher(self) -> object:
-        return AES.new(self._key, AES.MODE_CBC, self._key[:16])
+    def _cipher(self) -> Cipher[modes.CBC]:
+        return Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16]))
 
     def encrypt(self, message: str, random16: bytes | None = None) -> str:
         """Base64(AES(random16 ‖ len ‖ msg ‖ receive_id)) with 32-byte padding."""
@@ -49,7 +49,8 @@ class CallbackCrypto:
         plain = prefix + struct.pack(">I", len(body)) + body + self.receive_id.encode("utf-8")
         pad = BLOCK - len(plain) % BLOCK
         plain += bytes([pad]) * pad
-        return base64.b64encode(self._cipher().encrypt(plain)).decode("ascii")  # type: ignore[attr-defined]
+        encryptor = self._cipher().encryptor()
+        return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode("ascii")
 
     def decrypt(self, encrypted: str) -> str:
         """The message inside `encrypted`; raises CryptoError on bad padding or another corp."""
@@ -59,7 +60,8 @@ class CallbackCrypto:
             raise CryptoError("not base64") from exc
         if not raw or len(raw) % 16:
             raise CryptoError("ciphertext length is not a multiple of the block size")
-        plain = self._cipher().decrypt(raw)  # type: ignore[attr-defined]
+        decryptor = self._cipher().decryptor()
+        plain = decryptor.update(raw) + decryptor.finalize()
         pad = plain[-1]
         if not 1 <= pad <= BLOCK or plain[-pad:] != bytes([pad]) * pad:
             raise CryptoError("bad padding")
