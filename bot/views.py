@@ -971,6 +971,7 @@ OUTBOX_STATUS = {
     "discarded": "已作废",
     "sent": "已发送",
 }
+OUTBOX_OPS = {"send": "消息", "update_card": "卡片更新", "export": "文件", "webhook": "群机器人"}
 
 
 def outbox_line(row: Any) -> str:
@@ -981,7 +982,8 @@ def outbox_line(row: Any) -> str:
     elif what == "template_card":
         what = "卡片：" + str(row.payload.get("template_card", {}).get("task_id", ""))
     return (
-        f"#{row.id} {OUTBOX_STATUS.get(row.status, row.status)} {row.op} → {row.recipients or '-'}"
+        f"#{row.id} {OUTBOX_STATUS.get(row.status, row.status)} {OUTBOX_OPS.get(row.op, row.op)}"
+        f" → {row.recipients or '-'}"
         f" 尝试 {row.attempts} 次 创建 {row.created_at:%Y-%m-%d %H:%M} 下次 {row.not_before:%Y-%m-%d %H:%M}"
         f"\n    {what}\n    原因：{row.last_error or '（无）'}"
     )
