@@ -230,14 +230,7 @@ def create_app(
 
     async def core_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_findings, settings)  # not in the first submission's transaction
-        app[WECOM] = WeComClient(
-            app[HTTP],
-            base_url=settings.wecom.api_base,
-            corp_id=settings.wecom.corp_id,
-            secret=settings.wecom.secret,
-            agent_id=settings.wecom.agent_id,
-            clock=app[CLOCK],
-        )
+        app[WECOM] = WeComClient.for_app(app[HTTP], settings.wecom, app[CLOCK])
         app[SENDER] = OutboxSender(
             db=app[DB], wecom=app[WECOM], clock=app[CLOCK], export_file=export_file, settings=settings
         )

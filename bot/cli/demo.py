@@ -69,17 +69,27 @@ DEMO_WATCH: dict[str, Any] = {
 }
 
 
-def _button(stack: Stack, userid: str, label: str) -> tuple[str, str]:
+def active_button(stack: Stack, userid: str, labels: tuple[str, ...]) -> tuple[str, str, str] | None:
+    """(task_id, button key, label) of the newest card `userid` can still tap with one of
+    `labels` (tried in order on each card), or None."""
     for delivered in reversed(stack.sim.inbox(userid)):
         if delivered.msgtype != "template_card":
             continue
         state = stack.sim.card(delivered.payload["template_card"]["task_id"])
         if not state.is_active_for(userid):
             continue
-        key = button_key(state.shown_to(userid), label)
-        if key is not None:
-            return state.task_id, key
-    raise RuntimeError(f"{userid} has no active card with {label}")
+        for label in labels:
+            key = button_key(state.shown_to(userid), label)
+            if key is not None:
+                return state.task_id, key, label
+    return None
+
+
+def _button(stack: Stack, userid: str, label: str) -> tuple[str, str]:
+    found = active_button(stack, userid, (label,))
+    if found is None:
+        raise RuntimeError(f"{userid} has no active card with {label}")
+    return found[0], found[1]
 
 
 async def run_demo(database_url: str = "") -> int:

@@ -293,14 +293,7 @@ def cmd_menu_sync(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, Any]:
         async with aiohttp.ClientSession() as http:
-            client = WeComClient(
-                http,
-                base_url=settings.wecom.api_base,
-                corp_id=settings.wecom.corp_id,
-                secret=settings.wecom.secret,
-                agent_id=settings.wecom.agent_id,
-                clock=SystemClock(),
-            )
+            client = WeComClient.for_app(http, settings.wecom, SystemClock())
             await client.create_menu(app_menu(settings))
             return await client.get_menu()
 

@@ -59,14 +59,7 @@ async def check_online(
 ) -> list[Finding]:
     """gettoken, agent/get (the app, its 可信域名), user/get for every configured member, and
     optionally a test message to the admins. Stops at the first failure that hides the rest."""
-    client = WeComClient(
-        http,
-        base_url=settings.wecom.api_base,
-        corp_id=settings.wecom.corp_id,
-        secret=settings.wecom.secret,
-        agent_id=settings.wecom.agent_id,
-        clock=clock or SystemClock(),
-    )
+    client = WeComClient.for_app(http, settings.wecom, clock or SystemClock())
     findings: list[Finding] = []
     try:
         await client.access_token()

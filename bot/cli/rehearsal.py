@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from bot import views
-from bot.cli.demo import Transcript, print_records
+from bot.cli.demo import Transcript, active_button, print_records
 from bot.cli.stack import Stack, random_aes_key, running_stack
 from bot.core.clock import FrozenClock
 from bot.core.config import (
@@ -21,7 +21,6 @@ from bot.core.config import (
     WebSettings,
     distinct_signers_shortfall,
 )
-from bot.simulator import button_key
 from storage.models import Draft
 
 # The buttons that move a draft on: 同意 (同意（不涉密） at the 保密审查 stage) and a 校次's 校对无误.
@@ -137,20 +136,14 @@ async def _tap_forward(stack: Stack, show: Transcript, *, preferred: str) -> boo
     """The preferred person's forward button if they hold one, else anyone's."""
     people = [preferred, *(m.userid for m in stack.settings.staff if m.userid != preferred)]
     for userid in people:
-        for delivered in reversed(stack.sim.inbox(userid)):
-            if delivered.msgtype != "template_card":
-                continue
-            state = stack.sim.card(delivered.payload["template_card"]["task_id"])
-            if not state.is_active_for(userid):
-                continue
-            for label in FORWARD:
-                key = button_key(state.shown_to(userid), label)
-                if key is not None:
-                    show.out(f"\n>>> {stack.settings.name_of(userid)}（{userid}）点击卡片按钮【{label}】")
-                    await stack.sim.click(userid, state.task_id, key)
-                    await stack.drain()
-                    show.show_new()
-                    return True
+        found = active_button(stack, userid, FORWARD)
+        if found is not None:
+            task_id, key, label = found
+            show.out(f"\n>>> {stack.settings.name_of(userid)}（{userid}）点击卡片按钮【{label}】")
+            await stack.sim.click(userid, task_id, key)
+            await stack.drain()
+            show.show_new()
+            return True
     return False
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from bot.core.clock import Clock
+from bot.core.config import WeComSettings
 from bot.core.metrics import WECOM_CALLS, WECOM_ERRORS
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,18 @@ class WeComClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def for_app(cls, session: aiohttp.ClientSession, wecom: WeComSettings, clock: Clock) -> WeComClient:
+        """The client of the app `[wecom]` configures."""
+        return cls(
+            session,
+            base_url=wecom.api_base,
+            corp_id=wecom.corp_id,
+            secret=wecom.secret,
+            agent_id=wecom.agent_id,
+            clock=clock,
+        )
 
     async def _fetch_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = f"{self._base}{path}"
