@@ -330,8 +330,8 @@ async def open_requests(scope: Scope) -> list[AccountRequest]:
     rows = await scope.session.exec(
         select(AccountRequest)
         .where(
-            (AccountRequest.status == "pending")
-            | ((AccountRequest.status == "approved") & col(AccountRequest.filed_at).is_(None))
+            (col(AccountRequest.status) == "pending")
+            | ((col(AccountRequest.status) == "approved") & col(AccountRequest.filed_at).is_(None))
         )
         .order_by(col(AccountRequest.id))
     )
