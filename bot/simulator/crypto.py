@@ -10,8 +10,12 @@ import base64
 import hashlib
 import os
 import struct
+from typing import TYPE_CHECKING
 
 from Crypto.Cipher import AES
+
+if TYPE_CHECKING:
+    from Crypto.Cipher._mode_cbc import CbcMode
 
 BLOCK = 32  # WeCom pads PKCS#7-style to a multiple of 32 bytes, not AES's 16
 
@@ -37,7 +41,7 @@ class CallbackCrypto:
         if len(self._key) != 32:
             raise CryptoError("EncodingAESKey does not decode to 32 bytes")
 
-    def _cipher(self) -> object:
+    def _cipher(self) -> CbcMode:
         return AES.new(self._key, AES.MODE_CBC, self._key[:16])
 
     def encrypt(self, message: str, random16: bytes | None = None) -> str:
@@ -49,7 +53,7 @@ class CallbackCrypto:
         plain = prefix + struct.pack(">I", len(body)) + body + self.receive_id.encode("utf-8")
         pad = BLOCK - len(plain) % BLOCK
         plain += bytes([pad]) * pad
-        return base64.b64encode(self._cipher().encrypt(plain)).decode("ascii")  # type: ignore[attr-defined]
+        return base64.b64encode(self._cipher().encrypt(plain)).decode("ascii")
 
     def decrypt(self, encrypted: str) -> str:
         """The message inside `encrypted`; raises CryptoError on bad padding or another corp."""
@@ -59,7 +63,7 @@ class CallbackCrypto:
             raise CryptoError("not base64") from exc
         if not raw or len(raw) % 16:
             raise CryptoError("ciphertext length is not a multiple of the block size")
-        plain = self._cipher().decrypt(raw)  # type: ignore[attr-defined]
+        plain = self._cipher().decrypt(raw)
         pad = plain[-1]
         if not 1 <= pad <= BLOCK or plain[-pad:] != bytes([pad]) * pad:
             raise CryptoError("bad padding")
