@@ -258,7 +258,7 @@ def create_app(
             task.add_done_callback(app[BACKGROUND].discard)
         yield
         app[SWEEPER].shutdown()
-        for task in list(app[BACKGROUND]):
+        for task in app[BACKGROUND].copy():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -602,13 +602,13 @@ def remaining_text(left: timedelta) -> str:
     return f"剩余 {hours // 24} 天 {hours % 24} 小时" if hours >= 24 else f"剩余 {hours} 小时"
 
 
-def account_line(account: Account, settings: Settings, now: object) -> str:
+def account_line(account: Account, settings: Settings, now: datetime) -> str:
     head = f"{account.name}（{account.platform}）："
     if account.status == "paused" and account.paused_until is not None:
         return f"{head}暂停考核至 {last_day_of(account.paused_until, settings.tz):%m-%d}（{account.pause_reason}）"
     if account.deadline_at is None:
         return f"{head}无更新记录"
-    left = account.deadline_at - now  # type: ignore[operator]
+    left = account.deadline_at - now
     line = f"{head}{remaining_text(left)}，期限 {fmt_local(account.deadline_at, settings.tz)}"
     if account.last_post_at is None:
         return f"{line}（无更新记录，自登记起算）"
@@ -666,14 +666,14 @@ def reading_card(task: ReadingTask, tz: ZoneInfo) -> dict[str, object]:
     }
 
 
-def incident_card(incident: Incident, raiser_name: str, tz: object, task_id: str) -> dict[str, object]:
+def incident_card(incident: Incident, raiser_name: str, tz: ZoneInfo, task_id: str) -> dict[str, object]:
     return {
         "card_type": "button_interaction",
         "source": {"desc": "审校助手·突发事件", "desc_color": 2},
         "main_title": {
             "title": f"【突发】事件{incident.id}号，请立即处置",
             "desc": f"{raiser_name} 报告 · {fmt_local(incident.raised_at, tz)}",
-        },  # type: ignore[arg-type]
+        },
         "sub_title_text": incident.content[:300],
         "task_id": task_id,
         "button_list": [
@@ -692,14 +692,14 @@ def incident_report_text(incident: Incident, raiser_name: str, kind_label: str) 
 
 
 def incident_handling_card(
-    incident: Incident, raiser_name: str, tz: object, task_id: str, acker_name: str
+    incident: Incident, raiser_name: str, tz: ZoneInfo, task_id: str, acker_name: str
 ) -> dict[str, object]:
     """What a page card becomes after 收到: still in hand, with only 已处置 left to press."""
     card = incident_card(incident, raiser_name, tz, task_id)
     card["main_title"] = {
         "title": f"【突发】事件{incident.id}号，处置中",
         "desc": f"{acker_name} 已收到 · {fmt_local(incident.acked_at or incident.raised_at, tz)}",
-    }  # type: ignore[arg-type]
+    }
     card["button_list"] = [{"text": "已处置", "style": 1, "key": pack_action("in", "done", incident.id)}]
     return card
 
@@ -843,7 +843,9 @@ def describe(entry: AuditEntry, name_of: Callable[[str], str], tz: ZoneInfo) -> 
         text += f" {details.get('stage_name', '')}给{people('to')}：{details.get('reason', '')}"
     elif entry.action == "return":
         chain_names = {1: "一审", 2: "二审", 3: "三审"}
-        text += f"至{chain_names.get(details.get('to_stage'), details.get('to_stage'))}：{details.get('reason', '')}"
+        to_stage = details.get("to_stage")
+        to_name = chain_names.get(to_stage, to_stage) if isinstance(to_stage, int) else to_stage
+        text += f"至{to_name}：{details.get('reason', '')}"
     elif entry.action in ("cc",):
         text += f"给{people('to')}"
     elif entry.action == "withdraw" and details.get("reason"):

@@ -55,14 +55,15 @@ async def on_accounts(ctx: Context, cmd: Command) -> None:
     action, rest = cmd.argv[0], cmd.argv[1:]
     if action in DECIDE_WORDS and rest:  # the approvers of a request need not be admins
         number = parse_number(rest[0], ACCOUNTS_USAGE)
-        done = await account_requests.decide(ctx, number, DECIDE_WORDS[action], " ".join(rest[1:]))
-        ctx.reply_text(done.message)
+        decided = await account_requests.decide(ctx, number, DECIDE_WORDS[action], " ".join(rest[1:]))
+        ctx.reply_text(decided.message)
         return
     if action in ("requests", "申请"):
         ctx.reply_text(await requests_text(ctx))
         return
     accounts.require_admin(ctx)
     words, reason = split_reason(rest)
+    done: accounts.AccountDone | account_requests.RequestDone
     if action in ("add", "添加") and len(words) >= 3:
         if reason == "":
             raise UserFacingError("请在“理由：”后写明理由。")

@@ -7,7 +7,7 @@ from bot.core.errors import UserFacingError
 from bot.exports.periods import REPORT_PERIOD_TEXT, PeriodError, parse_period, parse_report_period
 from bot.exports.report import report_filename, summary_lines
 from bot.exports.report_files import figures_in
-from bot.exports.runner import export_filename
+from bot.exports.runner import Kind, export_filename
 from bot.wecom.context import Context
 from bot.wecom.dispatcher import Command, Router
 from storage.audit_repo import append_audit
@@ -26,7 +26,7 @@ EXPORT_USAGE = "/export [YYYY-MM | 起 止] [台账]（日期写成 YYYY-MM-DD�
 )
 async def on_export(ctx: Context, cmd: Command) -> None:
     words = cmd.argv
-    kind = "form"
+    kind: Kind = "form"
     if words and words[-1] in ("台账", "ledger"):
         kind, words = "ledger", words[:-1]
     elif words and words[-1] in ("审查表", "form"):
@@ -59,7 +59,7 @@ async def on_export(ctx: Context, cmd: Command) -> None:
         details={"kind": kind, "period": period.label},
     )
     what = "保密审查表" if kind == "form" else "三审三校台账"
-    filename = export_filename(kind, "xlsx", period)  # type: ignore[arg-type]
+    filename = export_filename(kind, "xlsx", period)
     ctx.reply_text(f"正在生成{period.label}的{what}，稍后以文件发给您：{filename}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot import views
 from bot.core.errors import UserFacingError
 from bot.rules.review import stage_of
@@ -315,9 +317,9 @@ async def on_conversation_text(ctx: Context, message: TextMessage) -> None:
     raise SkipHandler
 
 
-async def on_meta_answer(ctx: Context, data: dict[str, object], text: str) -> None:
+async def on_meta_answer(ctx: Context, data: dict[str, Any], text: str) -> None:
     """One answer to a follow-up question of /submit; the draft is created once nothing is missing."""
-    answers = MetaAnswers.from_data(data["answers"])  # type: ignore[arg-type]
+    answers = MetaAnswers.from_data(data["answers"])
     field = answers.missing()[0]
     try:
         answers = parse_answer(field, text, answers)

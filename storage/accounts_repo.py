@@ -243,4 +243,8 @@ async def published_links(
         .where(AccountPost.url != "", col(AccountPost.id) > after_id, AccountPost.recorded_at > since)
         .order_by(col(AccountPost.id))
     )
-    return [(post_id, url, title, account) for post_id, url, title, account in rows.all()]  # type: ignore[misc]
+    links = []
+    for post_id, url, title, account in rows.all():
+        assert post_id is not None  # a stored row's primary key
+        links.append((post_id, url, title, account))
+    return links

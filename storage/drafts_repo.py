@@ -27,6 +27,7 @@ from storage.models import (
     StageDecision,
     VersionFile,
 )
+from storage.schema import table_of
 
 
 @functools.cache
@@ -40,13 +41,13 @@ async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
     table (another person's decision or signature for the same place committed first): then
     False, and nothing changed. On success the row has its id and belongs to the session (a
     later change to it, such as its audit_id, is saved at the flush)."""
-    table = type(row).__table__  # type: ignore[attr-defined]
-    statement = _insert_unless_taken(table, session.bind.dialect.name)
+    table = table_of(type(row))
+    statement = _insert_unless_taken(table, session.get_bind().dialect.name)
     values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
-    new_id = (await session.exec(statement, params=values)).scalar()  # type: ignore[call-overload]
+    new_id = (await session.exec(statement, params=values)).scalar()
     if new_id is None:
         return False
-    row.id = new_id  # type: ignore[attr-defined]
+    row.id = new_id
     make_transient_to_detached(row)
     session.add(row)
     return True
@@ -279,7 +280,7 @@ async def list_open_cards(*, session: AsyncSession, draft_id: int) -> Sequence[A
 
 async def close_open_cards(*, session: AsyncSession, draft_id: int) -> None:
     """Mark every open card of the draft closed, in one statement."""
-    await session.exec(_CLOSE_OPEN_CARDS, params={"of_draft": draft_id})  # type: ignore[call-overload]
+    await session.exec(_CLOSE_OPEN_CARDS, params={"of_draft": draft_id})
 
 
 async def get_conversation(*, session: AsyncSession, userid: str) -> Conversation | None:

@@ -85,7 +85,7 @@ def rotation_for(settings: Settings, day: date) -> list[PlannedShift]:
 
 async def materialise(session: AsyncSession, shifts: Iterable[PlannedShift]) -> int:
     """Insert planned shifts that are not there yet (imports and swaps are never overwritten)."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     added = 0
     for shift in shifts:
         statement = (
@@ -99,7 +99,7 @@ async def materialise(session: AsyncSession, shifts: Iterable[PlannedShift]) -> 
             )
             .on_conflict_do_nothing(index_elements=["role", "start_at"])
         )
-        result = await session.exec(statement)  # type: ignore[call-overload]
+        result = await session.exec(statement)
         added += int(result.rowcount or 0)
     return added
 
@@ -165,6 +165,8 @@ def read_roster(path: Path, settings: Settings) -> list[PlannedShift]:
         from openpyxl import load_workbook
 
         sheet = load_workbook(path, read_only=True).active
+        if sheet is None:
+            raise RosterError("排班表中没有工作表")
         table = [
             [
                 ("" if v is None else (v.date().isoformat() if isinstance(v, datetime) else str(v)))

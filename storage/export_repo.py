@@ -8,11 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, or_
+from sqlalchemy import select as select_columns  # any number of columns (sqlmodel's: up to 4)
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.rules.review_form import (
     ReviewFormRow,
+    RowState,
     SignedDecision,
     earlier_version,
     shown_stages,
@@ -37,7 +39,7 @@ def _item_event_at() -> Any:
     current version if that came later (a new draft, or a revision not yet decided)."""
     last = (
         select(
-            StageDecision.draft_id.label("draft_id"),  # type: ignore[attr-defined]
+            col(StageDecision.draft_id).label("draft_id"),
             func.max(StageDecision.decided_at).label("last_at"),
         )
         .group_by(col(StageDecision.draft_id))
@@ -73,7 +75,7 @@ async def review_form_batches(
     names = {s.userid: s.name for s in (await session.exec(select(Staff))).all()}
     items = _item_event_at()
     statement = (
-        select(
+        select_columns(
             items.c.draft_id,
             col(Draft.title),
             col(Draft.source_kind),
@@ -141,7 +143,7 @@ def _signed(row: Any, names: dict[str, str]) -> SignedDecision:
 
 
 def _form_row(seq: int, draft: Any, versions: dict[int, list[SignedDecision]]) -> ReviewFormRow:
-    state = (
+    state: RowState = (
         draft.status
         if draft.status in ("approved", "rejected", "withdrawn", "classified", "retracted")
         else "in_review"
@@ -210,7 +212,7 @@ async def ledger_batches(
     """Every review decision and lifecycle action in [start, end), in the audit log's order."""
     names = {s.userid: s.name for s in (await session.exec(select(Staff))).all()}
     statement = (
-        select(
+        select_columns(
             col(AuditEntry.at),
             col(AuditEntry.draft_id),
             col(AuditEntry.action),
@@ -221,8 +223,8 @@ async def ledger_batches(
         )
         .join(Draft, col(Draft.id) == AuditEntry.draft_id, isouter=True)
         .where(
-            AuditEntry.at >= start,
-            AuditEntry.at < end,
+            col(AuditEntry.at) >= start,
+            col(AuditEntry.at) < end,
             col(AuditEntry.action).in_(LEDGER_ACTIONS),
         )
         .order_by(col(AuditEntry.id))

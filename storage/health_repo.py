@@ -26,9 +26,7 @@ class OutboxState:
 
 async def outbox_state(session: AsyncSession, now: datetime) -> OutboxState:
     rows = (
-        await session.exec(
-            select(OutboxMessage.status, func.count()).group_by(col(OutboxMessage.status))  # type: ignore[call-overload]
-        )
+        await session.exec(select(OutboxMessage.status, func.count()).group_by(col(OutboxMessage.status)))
     ).all()
     failed = Counter(
         (match.group(1) if (match := ERRCODE_RE.search(error or "")) else "other")
@@ -55,7 +53,7 @@ async def drafts_by_stage(session: AsyncSession) -> dict[tuple[str, str], int]:
     """(status, stage) → count; the stage is given for drafts in review only ("" otherwise)."""
     rows = (
         await session.exec(
-            select(Draft.status, Draft.stage, func.count()).group_by(col(Draft.status), col(Draft.stage))  # type: ignore[call-overload]
+            select(Draft.status, Draft.stage, func.count()).group_by(col(Draft.status), col(Draft.stage))
         )
     ).all()
     counts: Counter[tuple[str, str]] = Counter()

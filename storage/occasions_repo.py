@@ -20,13 +20,13 @@ async def claim_occasion(
     On PostgreSQL a concurrent claimer blocks on the unique index until the first
     transaction ends, then sees the conflict; on SQLite writers are serialised already.
     """
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
         insert(Occasion)
         .values(kind=kind, subject=subject, occasion=occasion, claimed_at=at, claimed_by=by)
         .on_conflict_do_nothing(index_elements=["kind", "subject", "occasion"])
     )
-    result = await session.exec(statement)  # type: ignore[call-overload]
+    result = await session.exec(statement)
     return bool(result.rowcount == 1)
 
 

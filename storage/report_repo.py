@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -160,9 +161,9 @@ async def stage_spans(session: AsyncSession, start: datetime, end: datetime) -> 
             select(AuditEntry).where(AuditEntry.action == "return", col(AuditEntry.draft_id).in_(drafts))
         )
     ).all():
-        d = entry.details
-        if entry.draft_id is not None and "round" in d:
-            returned[(entry.draft_id, int(d.get("version", 0)), int(d["round"]))] = entry.at
+        details = entry.details
+        if entry.draft_id is not None and "round" in details:
+            returned[(entry.draft_id, int(details.get("version", 0)), int(details["round"]))] = entry.at
     # (draft, version, round) → [(position, at)]: a 审 of stage s is at (s, 0), the 校 after it (s, 1)
     marks: dict[tuple[int, int, int], list[tuple[tuple[int, int], datetime]]] = {}
     for d in everything:
@@ -190,8 +191,8 @@ async def stage_spans(session: AsyncSession, start: datetime, end: datetime) -> 
 
 
 async def period_facts(session: AsyncSession, start: datetime, end: datetime) -> PeriodFacts:
-    def within(column: object) -> tuple[object, object]:
-        return col(column) >= start, col(column) < end  # type: ignore[arg-type]
+    def within(column: datetime | None) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+        return col(column) >= start, col(column) < end
 
     inspections = (await session.exec(select(Inspection).where(*within(Inspection.sent_at)))).all()
     findings = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,7 @@ from aiohttp import web
 from sqlmodel import select
 
 from bot.cli.stack import Stack, random_aes_key
-from bot.core.clock import FrozenClock
+from bot.core.clock import FrozenClock, SystemClock
 from bot.keys import WECOM
 from bot.simulator import WeComSimulator
 from bot.simulator.wire import WireFaults, serve
@@ -257,3 +258,29 @@ async def test_simulator_wire_answers_after_the_client_gave_up_but_did_the_work(
         await runner.cleanup()
     assert sim.deliveries("wangxm") == {"迟到的回答": 1}
     assert faults.late_answers == 1
+
+
+async def test_simulator_slow_answer_on_the_system_clock() -> None:
+    """slow_next without `advance` only delays the answer: a simulator on the real clock (which
+    cannot be moved) still does the work and answers."""
+    clock = SystemClock()
+    sim = WeComSimulator(
+        corp_id="wwtest",
+        corp_secret="s",
+        agent_id=1,
+        token="tok",
+        encoding_aes_key=random_aes_key(),
+        clock=clock,
+    )
+    sim.add_member("wangxm")
+    sim.slow_next("/message/send", 0.01)
+    runner, url = await serve(sim.app)
+    try:
+        async with aiohttp.ClientSession() as http:
+            client = WeComClient(http, base_url=url, corp_id="wwtest", secret="s", agent_id=1, clock=clock)
+            await client.send_message({"touser": "wangxm", "msgtype": "text", "text": {"content": "慢一点"}})
+    finally:
+        await runner.cleanup()
+    assert sim.deliveries("wangxm") == {"慢一点": 1}
+    with pytest.raises(ValueError, match="FrozenClock"):
+        sim.slow_next("/message/send", 0.01, advance=timedelta(seconds=1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +77,7 @@ class Phone:
         self,
         path: str,
         fields: list[tuple[str, str]],
-        files: list[tuple[str, str, bytes]] = (),  # type: ignore[assignment]
+        files: Sequence[tuple[str, str, bytes]] = (),
     ) -> Page:
         """A multipart form as a browser sends it: text fields, then (field, file name, bytes)."""
         form = aiohttp.FormData(quote_fields=False)

@@ -114,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(database_url=args.database))
 
 
-async def _open_db(settings: Settings):  # type: ignore[no-untyped-def]
+async def _open_db(settings: Settings):
     """The unit's database as it is, for commands that work on its records: never created or
     migrated here (a mistyped path is 「数据库不存在」 and exit 2, not an empty database)."""
     from storage.db import DatabaseUnusable, make_session_factory, open_existing
@@ -189,7 +189,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     output = Path(args.output or report_filename(period))
 
-    async def run():  # type: ignore[no-untyped-def]
+    async def run():
         engine, db = await _open_db(settings)
         try:
             return await load_figures(
@@ -229,7 +229,7 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{exc}\n")
         return 2
 
-    async def run():  # type: ignore[no-untyped-def]
+    async def run():
         engine, db = await _open_db(settings)
         try:
             async with reading(db)() as session:  # one snapshot; the running bot is not held up

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ROLES = ("collector", "reviewer", "leader", "principal", "duty", "publisher", "admin")
-CATEGORIES = ("issued", "reprint", "reported")
+CATEGORIES: tuple[Literal["issued", "reprint", "reported"], ...] = ("issued", "reprint", "reported")
 CATEGORY_LABELS = {"issued": "制发类", "reprint": "转载类", "reported": "报送类"}
 SUBMITTER = "@submitter"
 
@@ -560,7 +560,7 @@ def default_chains() -> tuple[ChainSettings, ...]:
         StageSettings(name="二审", assignees=("role:reviewer",)),
         StageSettings(name="三审", assignees=("role:leader",)),
     )
-    return tuple(ChainSettings(category=c, stages=stages) for c in CATEGORIES)  # type: ignore[arg-type]
+    return tuple(ChainSettings(category=c, stages=stages) for c in CATEGORIES)
 
 
 def _calendar_days(entries: tuple[str, ...]) -> frozenset[date]:
@@ -689,9 +689,9 @@ class Settings(_Frozen):
             ("duty.holiday_rotation", self.duty.holiday_rotation, "duty"),
         ):
             for userid in people:
-                member = self.staff_by_id.get(userid)
-                if member is not None and role not in member.roles:
-                    raise ValueError(f"{key}: {member.name}（{userid}）没有 {role} 角色，不能排入此轮值")
+                listed = self.staff_by_id.get(userid)
+                if listed is not None and role not in listed.roles:
+                    raise ValueError(f"{key}: {listed.name}（{userid}）没有 {role} 角色，不能排入此轮值")
         for key, people in (
             ("duty.rotation", self.duty.rotation),
             ("duty.deputy_rotation", self.duty.deputy_rotation),

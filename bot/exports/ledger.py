@@ -47,6 +47,11 @@ VIA_LABELS = {"card": "卡片", "command": "命令", "page": "网页"}
 STAGE_LABELS = {1: "一审", 2: "二审", 3: "三审"}
 
 
+def _stage_label(stage: object) -> str:
+    """一审/二审/三审 for a stage number of an entry's details; "" for anything else (or none)."""
+    return STAGE_LABELS.get(stage, "") if isinstance(stage, int) else ""
+
+
 def ledger_values(row: LedgerRow, tz: tzinfo) -> list[object]:
     """The thirteen cells of one ledger line (text; the time local to `tz`); 核对要点 lists the
     checklist items the reviewer ticked on the draft page; people are named, never userids."""
@@ -55,9 +60,9 @@ def ledger_values(row: LedgerRow, tz: tzinfo) -> list[object]:
     def people(userids: list[str]) -> str:
         return "、".join(row.names.get(u, u) for u in userids)
 
-    stage = d.get("stage_name") or STAGE_LABELS.get(d.get("stage") or d.get("from_stage"), "")
+    stage = d.get("stage_name") or _stage_label(d.get("stage") or d.get("from_stage"))
     if row.action == "return":
-        stage = f"{STAGE_LABELS.get(d.get('from_stage'), '')}→{STAGE_LABELS.get(d.get('to_stage'), '')}"
+        stage = f"{_stage_label(d.get('from_stage'))}→{_stage_label(d.get('to_stage'))}"
     note = d.get("opinion") or d.get("reason") or ""
     if row.action == "transfer":
         note = f"转给 {people(d.get('to', []))}：{note}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import BinaryIO
@@ -194,14 +195,14 @@ def compute_figures(
                 "，".join(f"{s.get('stage', '')} {s.get('name', '')}" for s in case.signers),
             ]
         )
-    stages = []
+    stage_figures: list[StageFigures] = []
     by_name: dict[tuple[int, str], list[float]] = {}
     for span in facts.stages:
         by_name.setdefault((span.stage, span.name), []).append(
             (span.decided - span.began) / timedelta(hours=1)
         )
     for (_, name), hours in sorted(by_name.items()):
-        stages.append(
+        stage_figures.append(
             StageFigures(
                 name, len(hours), round(statistics.median(hours), 1), round(percentile(hours, 0.9), 1)
             )
@@ -224,7 +225,7 @@ def compute_figures(
         retractions=sum(case.action == "retract" for case, _ in facts.cases),
         case_rows=rows,
         incidents=facts.incidents,
-        stages=stages,
+        stages=stage_figures,
         finding_rows=_finding_rows(facts, tz, as_of),
         incident_rows=_incident_rows(facts, tz),
         request_rows=_request_rows(facts, tz),
@@ -299,7 +300,7 @@ def _incident_rows(facts: PeriodFacts, tz: ZoneInfo) -> list[list[object]]:
 
 
 def _request_rows(facts: PeriodFacts, tz: ZoneInfo) -> list[list[object]]:
-    names = facts.names
+    names: Mapping[str, str] = facts.names  # Mapping.get(u, u) is a str even for an untyped u
     rows: list[list[object]] = []
     for r in facts.requests:
         d = r.details

@@ -318,8 +318,8 @@ def write_review_form_xlsx(
         write_cell(ws, row_index, 0, line, fmt.meta)
         add_merge(ws, f"A{row_index + 1}:{LAST_COL}{row_index + 1}")
     for row_index, header in ((HEADER_ROW, HEADER_TOP), (HEADER_ROW + 1, HEADER_SUB)):
-        for col, value in enumerate(header):
-            write_cell(ws, row_index, col, value, fmt.header)  # a blank keeps its border
+        for col, label in enumerate(header):
+            write_cell(ws, row_index, col, label, fmt.header)  # a blank keeps its border
     for ref in HEADER_MERGES:
         add_merge(ws, ref)
 

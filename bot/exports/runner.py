@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, TextIO
 from zoneinfo import ZoneInfo
 
 from bot.exports.ledger import write_ledger_csv, write_ledger_xlsx
 from bot.exports.periods import Period
 from bot.exports.review_form import write_review_form_csv, write_review_form_xlsx
 from bot.exports.streaming import consume_in_thread
+from bot.rules.review_form import ReviewFormRow
 from storage.db import SessionFactory, reading
-from storage.export_repo import ledger_batches, review_form_batches
+from storage.export_repo import LedgerRow, ledger_batches, review_form_batches
 
 Kind = Literal["form", "ledger"]
 Format = Literal["xlsx", "csv"]
@@ -36,29 +37,28 @@ async def write_export(
     """
     async with reading(db)() as session:  # holds no write lock while the file is built
         if kind == "form":
-            batches = review_form_batches(session, period.start, period.end)
 
-            def consume(rows: Iterator[object]) -> int:
+            def write_form(rows: Iterator[ReviewFormRow]) -> int:
                 if fmt == "xlsx":
                     return write_review_form_xlsx(
                         rows, out, unit=unit, period_label=period.label, tz=tz, title=title
-                    )  # type: ignore[arg-type]
-                return _with_text(out, lambda text: write_review_form_csv(rows, text, tz=tz))  # type: ignore[arg-type]
-        else:
-            batches = ledger_batches(session, period.start, period.end)  # type: ignore[assignment]
+                    )
+                return _with_text(out, lambda text: write_review_form_csv(rows, text, tz=tz))
 
-            def consume(rows: Iterator[object]) -> int:
-                if fmt == "xlsx":
-                    return write_ledger_xlsx(rows, out, unit=unit, period_label=period.label, tz=tz)  # type: ignore[arg-type]
-                return _with_text(out, lambda text: write_ledger_csv(rows, text, tz=tz))  # type: ignore[arg-type]
+            return await consume_in_thread(review_form_batches(session, period.start, period.end), write_form)
 
-        return await consume_in_thread(batches, consume)  # type: ignore[arg-type]
+        def write_ledger(rows: Iterator[LedgerRow]) -> int:
+            if fmt == "xlsx":
+                return write_ledger_xlsx(rows, out, unit=unit, period_label=period.label, tz=tz)
+            return _with_text(out, lambda text: write_ledger_csv(rows, text, tz=tz))
+
+        return await consume_in_thread(ledger_batches(session, period.start, period.end), write_ledger)
 
 
-def _with_text(out: BinaryIO, write: object) -> int:
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)  # type: ignore[arg-type]
+def _with_text(out: BinaryIO, write: Callable[[TextIO], int]) -> int:
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
     try:
-        return write(text)  # type: ignore[operator]
+        return write(text)
     finally:
         text.flush()
         text.detach()

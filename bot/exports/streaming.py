@@ -12,7 +12,7 @@ import contextlib
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TypeVar
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,7 +32,7 @@ async def consume_in_thread(
             item = pipe.get()
             if item is _END:
                 return
-            yield from item  # type: ignore[misc]
+            yield from cast(list[T], item)  # the pipe holds batches, then _END
 
     def run() -> R:
         try:

@@ -130,7 +130,7 @@ def _disclosure(value: str) -> str:
 
 
 def _platforms(value: str, *, numbers: bool = False) -> tuple[str, ...]:
-    found = []
+    found: list[str] = []
     for part in re.split(r"[，,、/\s]+", value):
         if not part:
             continue

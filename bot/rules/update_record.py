@@ -45,8 +45,8 @@ def overdue_spells(
     spells: list[OverdueSpell] = []
     imported = [t for t, _, kind in events if kind == "post" and t <= registered]
     # the clock starts at registration, or at an imported last post given with it (as the bot does)
-    clock: datetime | None = max(imported, default=registered)
-    last_post = clock
+    last_post = max(imported, default=registered)
+    clock: datetime | None = last_post
     for at, _, kind in events:
         if clock is not None and clock + period < at and kind in ("post", "pause"):
             spells.append(OverdueSpell(clock + period, at))

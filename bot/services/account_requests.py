@@ -5,6 +5,7 @@ working days (reminded before the deadline and daily after it until /accounts fi
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -53,7 +54,7 @@ def approval_steps(scope: Scope, requester: str) -> list[tuple[str, list[str]]]:
     return steps
 
 
-def describe(request: AccountRequest, names: dict[str, str]) -> str:
+def describe(request: AccountRequest, names: Mapping[str, str]) -> str:
     """What is asked, in one phrase: 开设“X”（微博，负责人：王小明） / 变更“X”的负责人为… / 注销“X”."""
     d = request.details
     if request.kind == "open":
@@ -330,8 +331,8 @@ async def open_requests(scope: Scope) -> list[AccountRequest]:
     rows = await scope.session.exec(
         select(AccountRequest)
         .where(
-            (AccountRequest.status == "pending")
-            | ((AccountRequest.status == "approved") & col(AccountRequest.filed_at).is_(None))
+            (col(AccountRequest.status) == "pending")
+            | ((col(AccountRequest.status) == "approved") & col(AccountRequest.filed_at).is_(None))
         )
         .order_by(col(AccountRequest.id))
     )

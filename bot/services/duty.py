@@ -65,19 +65,19 @@ async def page_incident(
     session: AsyncSession,
     outbox: Outbox,
     incident: Incident,
-    settings: object,
+    settings: Settings,
     names: dict[str, str],
     *,
     instance: str = "",
 ) -> list[str]:
     """Send the incident card to whoever is on duty now (admins when nobody is)."""
     on_duty = await on_duty_userids(session, ctx_now, ("primary", "deputy"))
-    targets = on_duty or people_with_role(settings, "admin")  # type: ignore[arg-type]
+    targets = on_duty or people_with_role(settings, "admin")
     assert incident.id is not None
     task_id = f"sanshen-inc{incident.id}-{secrets.token_hex(5)}"
     incident.task_id = task_id
     session.add(incident)
-    tz = settings.tz  # type: ignore[attr-defined]
+    tz = settings.tz
     outbox.send_card(
         targets,
         incident_card(incident, names.get(incident.raised_by, incident.raised_by), tz, task_id),

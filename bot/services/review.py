@@ -99,7 +99,7 @@ async def stage_people(
     def eligible(userid: str) -> bool:
         return is_eligible(staff.get(userid), roles)
 
-    mode = stage_of(chain, draft.stage).mode
+    mode: str = stage_of(chain, draft.stage).mode
     if transferred is not None:
         base = tuple(u for u in transferred.assignees.split("|") if u not in elsewhere and eligible(u))
         mode = transferred.mode or mode
@@ -262,6 +262,7 @@ async def create_draft(scope: Scope, title: str, meta: DraftMeta, content: Versi
     )
     found = await findings.check_body(scope, draft, content.body)  # before the 一审 card shows it
     await drafts_repo.add_draft(session=scope.session, draft=draft, content=content, findings=found)
+    assert draft.id is not None  # add_draft flushed it
     assignees = await start_stage(scope, draft, [])
     await append_audit(
         session=scope.session,

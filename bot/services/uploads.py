@@ -6,6 +6,7 @@ import asyncio
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlmodel import select
 
@@ -17,7 +18,7 @@ from bot.documents.docx_html import (
     text_to_html,
 )
 from bot.documents.uploads import StoredKind, UploadRejected, check_upload
-from bot.rules.content import FileRef, VersionContent
+from bot.rules.content import FileRef, FileRole, VersionContent
 from bot.services.scope import Scope
 from storage.file_store import SHA256_RE, FileStore
 from storage.models import Upload
@@ -142,6 +143,7 @@ async def content_from_uploads(
     The .docx is converted from the stored original (what the browser sent back is never
     trusted), unless `converted` holds the conversion this same request just made."""
     files: list[FileRef] = []
+    source: Literal["text", "docx"]
     if docx:
         (original,) = await _owned(scope, [docx], DOCX)
         try:
@@ -166,7 +168,7 @@ async def content_from_uploads(
     unique = tuple(
         {(f.role, f.sha256): f for f in files}.values()
     )  # a picture both in the .docx and uploaded
-    return VersionContent(body=text, body_html=body_html, source=source, files=unique)  # type: ignore[arg-type]
+    return VersionContent(body=text, body_html=body_html, source=source, files=unique)
 
 
 async def convert(data: bytes) -> ConvertedDocument:
@@ -174,5 +176,5 @@ async def convert(data: bytes) -> ConvertedDocument:
     return await asyncio.to_thread(docx_to_html, data)
 
 
-def _ref(role: str, row: Upload) -> FileRef:
-    return FileRef(role, row.sha256, row.name, row.content_type, row.size)  # type: ignore[arg-type]
+def _ref(role: FileRole, row: Upload) -> FileRef:
+    return FileRef(role, row.sha256, row.name, row.content_type, row.size)

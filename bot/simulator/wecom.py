@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 import aiohttp
 from aiohttp import web
 
-from bot.core.clock import Clock
+from bot.core.clock import Clock, FrozenClock
 from bot.simulator.crypto import CallbackCrypto
 
 log = logging.getLogger(__name__)
@@ -367,6 +367,8 @@ class WeComSimulator:
     ) -> None:
         """The next `times` calls to `path` do their work, then answer after `seconds` of real
         time, and move the injected clock on by `advance` (a slow API in simulated time)."""
+        if advance and not isinstance(self.clock, FrozenClock):
+            raise ValueError("advance needs a FrozenClock: the real clock cannot be moved")
         self._slow[path] = _Slowness(seconds, times, advance)
 
     def deliveries(self, userid: str, msgtype: str = "text") -> dict[str, int]:
@@ -432,7 +434,8 @@ class WeComSimulator:
             slow = self._slow.get(path)
             if slow is not None and slow.remaining > 0:
                 slow.remaining -= 1
-                self.clock.advance(slow.advance)  # type: ignore[attr-defined]
+                if isinstance(self.clock, FrozenClock):  # slow_next allows an advance on no other
+                    self.clock.advance(slow.advance)
                 await asyncio.sleep(slow.seconds)  # the work is done; only the answer is late
             return web.json_response(answer)
 
@@ -469,7 +472,7 @@ class WeComSimulator:
 
     async def _message_send(self, request: web.Request) -> dict[str, Any]:
         body = await _json(request)
-        self.calls.append(("/message/send", body))
+        self.calls.append(("/message/send", body or {}))
         if body is None:
             return _error(40058)
         if body.get("agentid") != self.agent_id:
@@ -599,7 +602,7 @@ class WeComSimulator:
         for userid in targets:
             if button is not None:
                 state.greyed[userid] = str(button["replace_name"])
-            else:
+            elif replacement is not None:  # always, when there is no button (checked above)
                 state.replacements[userid] = replacement
                 state.greyed.pop(userid, None)
         return {"errcode": 0, "errmsg": "ok", "invaliduser": []}
@@ -614,10 +617,10 @@ class WeComSimulator:
             part = await reader.next()
         except (AssertionError, ValueError, KeyError):
             return _error(40058)
-        if part is None or getattr(part, "name", None) != "media":
+        if not isinstance(part, aiohttp.BodyPartReader) or part.name != "media":
             return _error(40058)
-        content = await part.read()  # type: ignore[union-attr]
-        filename = part.filename or "file"  # type: ignore[union-attr]
+        content = await part.read()
+        filename = part.filename or "file"
         if not 5 <= len(content) <= (MAX_IMAGE_BYTES if kind == "image" else MAX_FILE_BYTES):
             return _error(40006)
         if kind == "image" and not content.startswith(IMAGE_MAGIC):

@@ -214,7 +214,7 @@ class SubmitPages:
                     work,
                     self.workspace.files,
                     body=choices.body,
-                    docx=(chosen["docx"] or [None])[0],
+                    docx=chosen["docx"][0] if chosen["docx"] else None,
                     pictures=chosen["pictures"],
                     attachments=chosen["attachments"],
                     converted=accepted.converted,
@@ -260,7 +260,7 @@ class SubmitPages:
                     work,
                     self.workspace.files,
                     body=choices.body,
-                    docx=(chosen["docx"] or [None])[0],
+                    docx=chosen["docx"][0] if chosen["docx"] else None,
                     pictures=chosen["pictures"],
                     attachments=chosen["attachments"],
                 )

@@ -177,6 +177,7 @@ def parse_event(xml: str) -> IncomingEvent:
         return EnterAgent(user=user, create_time=create_time)
     msg_id = data.get("MsgId")
     if message.type == "text":
+        assert msg_id is not None  # check_fields requires MsgId on a text message
         return TextMessage(
             user=user, content=str(data.get("Content") or ""), msg_id=int(msg_id), create_time=create_time
         )

@@ -30,6 +30,7 @@ from storage import at_commit
 from storage.audit_repo import append_audit
 from storage.db import SessionFactory
 from storage.models import ApprovalCard, CardHandle, DeliveryLog, OutboxMessage
+from storage.schema import table_of
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ CLAIM_FOR = timedelta(seconds=60)
 # A claim taken this recently is still ours for most of CLAIM_FOR: the API call right after it
 # needs no renewal (claims lapse only after CLAIM_FOR, so nobody can have taken the row over).
 FRESH_CLAIM = timedelta(seconds=10)
-_TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]  # plain statements: no ORM bookkeeping
+_TABLE = table_of(OutboxMessage)  # plain statements: no ORM bookkeeping
 
 # The sender's statements, built once with bind parameters: building a statement and its cache
 # key costs more than running it, and the sender runs these for every message.
@@ -64,12 +65,12 @@ _RECENT_SENDS = (
     select(DeliveryLog.userid, DeliveryLog.sent_at)
     .where(col(DeliveryLog.userid).in_(bindparam("userids", expanding=True)))
     .where(DeliveryLog.sent_at > bindparam("since"))
-    .order_by(DeliveryLog.sent_at)  # type: ignore[arg-type]
+    .order_by(col(DeliveryLog.sent_at))
 )
-_LOG_DELIVERIES = insert(DeliveryLog.__table__)  # type: ignore[attr-defined]
+_LOG_DELIVERIES = insert(table_of(DeliveryLog))
 _CARD_RESPONSE_CODE = (
-    update(ApprovalCard.__table__)  # type: ignore[attr-defined]
-    .where(ApprovalCard.__table__.c.id == bindparam("card_id"))  # type: ignore[attr-defined]
+    update(table_of(ApprovalCard))
+    .where(table_of(ApprovalCard).c.id == bindparam("card_id"))
     .values(response_code=bindparam("code"))
 )
 _FENCED: dict[tuple[str, ...], Any] = {}  # the columns a fenced update sets → its statement
@@ -451,16 +452,16 @@ class OutboxSender:
         for _ in range(2):  # this pass's list, then one fresh look
             while self._candidates:
                 row_id = self._candidates.pop(0)
-                result = await session.exec(  # type: ignore[call-overload]
+                result = await session.exec(
                     _CLAIM, params={"row_id": row_id, "now": now, "until": now + CLAIM_FOR, "token": token}
                 )
                 if result.rowcount == 1:
-                    row = (await session.exec(_ROW, params={"row_id": row_id})).one()  # type: ignore[call-overload]
+                    row = (await session.exec(_ROW, params={"row_id": row_id})).one()
                     # read in the claim's transaction: one transaction less for every message
                     self._paced_until[row_id] = await self._pacing_delay(session, _recipients(row))
                     return row, token
             self._candidates = list(
-                (await session.exec(_DUE_IDS, params={"now": now, "batch": self._batch})).all()  # type: ignore[call-overload]
+                (await session.exec(_DUE_IDS, params={"now": now, "batch": self._batch})).all()
             )
             if not self._candidates:
                 break
@@ -470,7 +471,7 @@ class OutboxSender:
         self, session: AsyncSession, row: OutboxMessage, token: str, **values: Any
     ) -> None:
         params = {f"v_{column}": value for column, value in values.items()}
-        result = await session.exec(  # type: ignore[call-overload]
+        result = await session.exec(
             _fenced_statement(tuple(values)), params={**params, "row_id": row.id, "token": token}
         )
         if result.rowcount != 1:
@@ -529,7 +530,8 @@ class OutboxSender:
         # but only while the wait lasts: a pass can outlive it (a slow API call), and a wait
         # already over would put the row back as due at once, to be claimed again, for ever.
         blocked = [deferred_users[u] for u in recipients if deferred_users.get(u, now) > now]
-        wait_until = max(blocked) if blocked else self._paced_until.pop(row.id)  # type: ignore[index]
+        assert row.id is not None  # claimed from the table
+        wait_until = max(blocked) if blocked else self._paced_until.pop(row.id)
         if wait_until is not None:
             for userid in recipients:  # keep per-person order: later rows wait too
                 deferred_users[userid] = max(wait_until, deferred_users.get(userid, wait_until))
@@ -565,7 +567,7 @@ class OutboxSender:
             return None
         since = self._clock.now() - timedelta(minutes=1)
         recent: dict[str, list[datetime]] = {}
-        for userid, sent_at in await session.exec(  # type: ignore[call-overload]
+        for userid, sent_at in await session.exec(
             _RECENT_SENDS, params={"userids": recipients, "since": since}
         ):
             recent.setdefault(userid, []).append(sent_at)
@@ -590,7 +592,7 @@ class OutboxSender:
         async with self._db() as session, session.begin():
             since = now - timedelta(seconds=self._dup_seconds)
             twin = (
-                await session.exec(_TWIN, params={"digest": digest, "row_id": row.id, "since": since})  # type: ignore[call-overload]
+                await session.exec(_TWIN, params={"digest": digest, "row_id": row.id, "since": since})
             ).first()
             check = twin is None
             await self._fenced_update(
@@ -657,14 +659,12 @@ class OutboxSender:
                 msgid=str(result.get("msgid") or "")[:128],
             )
             if recipients:
-                await session.exec(  # type: ignore[call-overload]
+                await session.exec(
                     _LOG_DELIVERIES, params=[{"userid": userid, "sent_at": now} for userid in recipients]
                 )
             code = result.get("response_code")
             if row.card_id and code:
-                await session.exec(  # type: ignore[call-overload]
-                    _CARD_RESPONSE_CODE, params={"card_id": row.card_id, "code": str(code)}
-                )
+                await session.exec(_CARD_RESPONSE_CODE, params={"card_id": row.card_id, "code": str(code)})
             elif code and row.payload.get("msgtype") == "template_card":
                 task_id = row.payload["template_card"]["task_id"]
                 handle = (await session.exec(select(CardHandle).where(CardHandle.task_id == task_id))).first()
@@ -708,7 +708,7 @@ class OutboxSender:
             )
             if same_recipients:
                 now = self._clock.now()
-                await session.exec(  # type: ignore[call-overload]
+                await session.exec(
                     update(_TABLE)
                     .where(_TABLE.c.status == "pending", _TABLE.c.recipients == row.recipients)
                     .where(_TABLE.c.id > row.id, _TABLE.c.not_before <= now)
@@ -766,7 +766,7 @@ class OutboxSender:
             log.warning("outbox resumed for %s (was errcode %s)", scope, pause.errcode)
         async with self._db() as session, session.begin():
             now = self._clock.now()
-            await session.exec(  # type: ignore[call-overload]  # rows held for the probe: due now
+            await session.exec(  # rows held for the probe: due now
                 update(_TABLE)
                 .where(_TABLE.c.status == "pending", _TABLE.c.not_before > now)
                 .where(_TABLE.c.not_before <= now + self._probe)
@@ -813,12 +813,13 @@ async def stuck_messages(session: AsyncSession, now: datetime, limit: int = 200)
         select(OutboxMessage)
         .where(
             or_(
-                OutboxMessage.status.in_(("failed", "expired")),  # type: ignore[attr-defined]
-                (OutboxMessage.status == "pending") & (OutboxMessage.attempts > 0),
-                (OutboxMessage.status == "pending") & (OutboxMessage.created_at < now - STUCK_AFTER),
+                col(OutboxMessage.status).in_(("failed", "expired")),
+                (col(OutboxMessage.status) == "pending") & (col(OutboxMessage.attempts) > 0),
+                (col(OutboxMessage.status) == "pending")
+                & (col(OutboxMessage.created_at) < now - STUCK_AFTER),
             )
         )
-        .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+        .order_by(col(OutboxMessage.id))
         .limit(limit)
     )
     return list(rows.all())
