@@ -56,7 +56,7 @@ def signing_plan(settings: Settings, category: str) -> dict[int, str]:
     chain = settings.chain_for(category)
     candidates = {}
     for index in range(1, len(chain.stages) + 1):
-        candidates[index] = settings._stage_candidates(chain, index)
+        candidates[index] = settings.stage_candidates(chain, index)
     unmatched, _, _ = distinct_signers_shortfall(candidates)
     if unmatched is not None:  # check-config refuses such a chain before we get here
         raise RuntimeError(f"no distinct signers for {category}")

@@ -770,7 +770,7 @@ class Settings(_Frozen):
                         f"符合条件的校对人只有 {len(able)} 人"
                     )
 
-    def _stage_candidates(self, chain: ChainSettings, index: int) -> set[str]:
+    def stage_candidates(self, chain: ChainSettings, index: int) -> set[str]:
         """Everyone who could ever decide stage `index` of `chain` (as the submitter's own check
         too, where the chain says "@submitter": any eligible member may submit)."""
         stage, roles = chain.stages[index - 1], chain.eligible_roles(index)
@@ -788,7 +788,7 @@ class Settings(_Frozen):
         """A version passes only when each stage is decided by someone who decided no other
         stage of it: the stages need that many different people (a matching of stages to people,
         Hall's condition). Names the stages that cannot all be covered and who could sign them."""
-        candidates = {i: self._stage_candidates(chain, i) for i in range(1, len(chain.stages) + 1)}
+        candidates = {i: self.stage_candidates(chain, i) for i in range(1, len(chain.stages) + 1)}
         unmatched, blocked, people = distinct_signers_shortfall(candidates)
         if unmatched is None:
             return
