@@ -827,7 +827,13 @@ def serve_scaled(
     if backoff_seconds is not None:
         outbox_module.FIRST_BACKOFF_SECONDS = backoff_seconds  # type: ignore[assignment]
     if client_timeout is not None:
-        bot.app.WeComClient = functools.partial(WeComClient, timeout=client_timeout)  # type: ignore[misc]
+        shortened = client_timeout
+
+        class ShortTimeoutClient(WeComClient):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **{**kwargs, "timeout": shortened})
+
+        bot.app.WeComClient = ShortTimeoutClient  # type: ignore[misc]
     return main(["serve", "-c", config])
 
 

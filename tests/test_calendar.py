@@ -64,8 +64,8 @@ async def test_admins_are_warned_once_a_week_until_the_year_is_listed(
     start = datetime(2026, 12, 3, 0, 0, tzinfo=UTC)  # Thursday 08:00 in Shanghai
     async with running_stack(stack_settings(sqlite_url), FrozenClock(start)) as stack:
         assert any("no 法定节假日 data for 2027" in r.getMessage() for r in caplog.records)
-        await at(stack, minutes=29)
-        assert count(stack, "chenfb", "【日历】") == 0, "not before the digest time (08:30)"
+        await at(stack, minutes=19)
+        assert count(stack, "chenfb", "【日历】") == 0, "not before the digest time (08:20)"
         await at(stack, minutes=1)
         assert count(stack, "chenfb", "【日历】2027年的法定节假日和调休尚未登记") == 1
         assert count(stack, "liuzr", "【日历】") == 0, "the admins only"

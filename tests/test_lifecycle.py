@@ -254,8 +254,8 @@ async def test_nobody_without_the_stage_role_gets_it_by_transfer_or_delegation(w
 async def test_cosign_makes_the_stage_a_joint_review_everyone_added_must_approve(wide_stack: Stack) -> None:
     stack = wide_stack
     number = await at_stage_two(stack)
-    await say(stack, "zhangkz", f"/cosign {number} lizk 涉及专业数据，请李科长会签")
-    assert "须张科长、李科长全部同意" in last_text(stack, "zhangkz")
+    reply = await say(stack, "zhangkz", f"/cosign {number} lizk 涉及专业数据，请李科长会签")
+    assert "须张科长、李科长全部同意" in reply
     assert "请您联审" in texts(stack, "lizk")[-1]
     assert "会签" in active_card(stack, "lizk").payload["template_card"]["main_title"]["title"]
     await tap(stack, "zhangkz", "同意")

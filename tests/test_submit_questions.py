@@ -26,8 +26,7 @@ async def test_a_missing_source_is_asked_for_then_the_draft_is_created(stack: St
     assert "须注明转载来源" in last_text(stack, "wangxm") and "1 本机关制发" in last_text(stack, "wangxm")
     assert await drafts(stack) == []
 
-    await say(stack, "wangxm", "转载：人民网")
-    assert "已收到投稿" in last_text(stack, "wangxm")
+    assert "已收到投稿" in await say(stack, "wangxm", "转载：人民网")
     (draft,) = await drafts(stack)
     assert (
         draft.title,

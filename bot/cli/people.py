@@ -19,10 +19,14 @@ def _check(result: Any) -> None:
         raise PeopleError(f"the bot answered the callback with {result}")
 
 
-async def say(stack: Stack, user: str, text: str, *, msg_id: int | None = None) -> None:
-    """`user` sends a text to the app; the bot's replies are then delivered."""
+async def say(stack: Stack, user: str, text: str, *, msg_id: int | None = None) -> str:
+    """`user` sends a text to the app; the bot's replies are then delivered. Returns the first
+    text `user` received in answer (the reply comes before anything else it caused), or ""."""
+    seen = len(texts(stack, user))
     _check(await stack.sim.send_text(user, text, msg_id=msg_id))
     await stack.drain()
+    answers = texts(stack, user)[seen:]
+    return answers[0] if answers else ""
 
 
 def texts(stack: Stack, user: str) -> list[str]:
