@@ -81,6 +81,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return _check_online(settings, send_test=args.send_test)
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """The training sandbox in the browser; never with the real WeCom address in the config."""
+    settings = _load(args.config, with_files=True, production=False)
+    if settings.wecom.is_real:
+        from bot.cli.sandbox import REAL_WECOM_REFUSAL
+
+        sys.stderr.write(f"配置错误 {REAL_WECOM_REFUSAL}\n")
+        return 2
+    from bot.cli.sandbox import serve_sandbox
+
+    setup_logging("WARNING", _secrets(settings))
+    try:
+        return asyncio.run(serve_sandbox(settings, args.port))
+    except KeyboardInterrupt:
+        sys.stdout.write("演练环境已结束。\n")
+        return 0
+
+
 def _check_online(settings: Settings, *, send_test: bool) -> int:
     """Each online check on its own line: 通过 on stdout, 配置错误 on stderr; exit 2 on any error."""
     import aiohttp
@@ -428,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("-v", "--verbose", action="store_true")
     demo.set_defaults(func=cmd_demo)
+    sandbox = sub.add_parser(
+        "sandbox", help="a training sandbox in the browser: a simulated phone per person of the config"
+    )
+    sandbox.add_argument("-c", "--config", default="config.toml")
+    sandbox.add_argument("--port", type=int, default=8700, help="local port of the sandbox page")
+    sandbox.set_defaults(func=cmd_sandbox)
+
     export = sub.add_parser("export", help="write the 保密审查表 or the 台账 for a period to a file")
     export.add_argument("-c", "--config", default="config.toml")
     export.add_argument("--period", help="YYYY-MM (default: this month)")
