@@ -3,6 +3,7 @@ real bot; time fast-forwarded on the simulated clock; never the real WeCom."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import aiohttp
 from playwright.async_api import Browser, Page
 from sqlmodel import col, select
 
-from bot.cli.sandbox import Sandbox, running_sandbox
+from bot.cli.sandbox import Sandbox, running_sandbox, serve_sandbox
 from bot.cli.stack import stack_settings
 from storage.models import Draft, StageDecision
 
@@ -65,8 +66,22 @@ async def test_three_people_take_a_draft_through_three_stages_by_clicking(
         greyed = phone(page, "zhaoli").locator(".card.greyed button").first
         assert await greyed.is_disabled()
         await phone(page, "zhangkz").locator(".card:not(.greyed)").first.wait_for()
+        # 阅读全文 on 张科长's phone opens the draft's page signed in as 张科长 (simulated 网页授权)
+        async with page.context.expect_page() as opened:
+            await phone(page, "zhangkz").locator(".card:not(.greyed)").last.get_by_text("阅读全文").click()
+        draft_page = await opened.value
+        await draft_page.wait_for_load_state()
+        assert await draft_page.locator(".who").inner_text() == "张科长"
+        assert "关于开展演练期间网站巡查的通知" in await draft_page.content()
+        await draft_page.close()
         await tap_approve(page, "zhangkz")
         await phone(page, "liuzr").locator(".card:not(.greyed)").first.wait_for()
+        async with page.context.expect_page() as opened:  # the next person's page: 刘主任 now
+            await phone(page, "liuzr").locator(".card:not(.greyed)").last.get_by_text("阅读全文").click()
+        draft_page = await opened.value
+        await draft_page.wait_for_load_state()
+        assert await draft_page.locator(".who").inner_text() == "刘主任"
+        await draft_page.close()
         await tap_approve(page, "liuzr")
         await phone(page, "wangxm").get_by_text("已通过三审").first.wait_for()
 
@@ -116,3 +131,38 @@ def test_the_sandbox_refuses_a_config_with_the_real_wecom_address(tmp_path: Path
         "配置错误 wecom.api_base: 演练环境不连接真实的企业微信"
     )
     assert "演练环境已启动" not in done.stdout
+
+
+async def test_reset_starts_afresh_on_the_same_address(unused_tcp_port: int) -> None:
+    settings = stack_settings("sqlite+aiosqlite:///unused.db")
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(serve_sandbox(settings, unused_tcp_port, stop=stop))
+    url = f"http://127.0.0.1:{unused_tcp_port}/"
+
+    async def inbox(http: aiohttp.ClientSession) -> list[object]:
+        async with http.get(url + "api/inbox", params={"user": "wangxm"}) as answer:
+            return list(await answer.json())
+
+    try:
+        async with asyncio.timeout(60), aiohttp.ClientSession() as http:
+            while True:  # until the sandbox listens
+                try:
+                    await inbox(http)
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            async with http.post(url + "api/scenario", json={"name": "submit"}) as answer:
+                assert (await answer.json())["ok"]
+            assert len(await inbox(http)) == 3  # 已收到投稿, the preview, the 一审 card
+            async with http.post(url + "api/reset", json={}) as answer:
+                assert (await answer.json())["note"] == "演练环境正在重置"
+            while True:  # the old sandbox goes, a new one answers with an empty phone
+                try:
+                    if await inbox(http) == []:
+                        break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)

@@ -19,7 +19,8 @@ from bot.cli.stack import Stack, running_stack
 from bot.core.clock import FrozenClock
 from bot.core.config import ROLES, Settings
 from bot.simulator import SimulatorError, render
-from bot.simulator.wecom import Delivered
+from bot.simulator.wecom import SIM_USER_COOKIE, Delivered
+from bot.web.auth import SESSION_COOKIE
 
 PAGE = Path(__file__).with_name("sandbox.html")
 ROLE_WORDS = {
@@ -55,6 +56,7 @@ class Sandbox:
         self.stack = stack
         self.clock = clock
         self._lock = asyncio.Lock()
+        self.reset_asked = asyncio.Event()  # serve_sandbox starts afresh when it is set
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -64,6 +66,8 @@ class Sandbox:
         app.router.add_post("/api/say", self._say)
         app.router.add_post("/api/tap", self._tap)
         app.router.add_post("/api/scenario", self._scenario)
+        app.router.add_get("/open", self._open)
+        app.router.add_post("/api/reset", self._reset)
         return app
 
     # ---- what a phone shows ---------------------------------------------------------------
@@ -106,6 +110,25 @@ class Sandbox:
         if userid not in self.stack.settings.staff_by_id:
             return _refused("没有这个人", status=404)
         return web.json_response([self.message(d) for d in self.stack.sim.inbox(userid)])
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.reset_asked.set()
+        return web.json_response({"ok": True, "note": "演练环境正在重置"})
+
+    async def _open(self, request: web.Request) -> web.StreamResponse:
+        """A link on a card, opened on `user`'s phone: the bot's page signs that person in through
+        the simulator's 网页授权. All three servers share the host 127.0.0.1, so their cookies are
+        shared: the simulator's "who holds the phone" is set to `user`, and the bot's session of
+        whoever opened a page before is dropped, so the bot asks WeCom again."""
+        userid, target = request.query.get("user", ""), request.query.get("url", "")
+        if userid not in self.stack.settings.staff_by_id or not target.startswith(
+            self.stack.bot_url + "/app/"
+        ):
+            return _refused("无法打开该链接", status=404)
+        response = web.HTTPFound(target)
+        response.set_cookie(SIM_USER_COOKIE, userid, path="/", httponly=True, samesite="Lax")
+        response.del_cookie(SESSION_COOKIE, path="/app")
+        raise response
 
     # ---- what a person does ---------------------------------------------------------------
 
@@ -242,14 +265,24 @@ async def running_sandbox(
             await runner.cleanup()
 
 
-async def serve_sandbox(settings: Settings, port: int) -> int:
-    """Run until interrupted, printing where to open it."""
-    with tempfile.TemporaryDirectory(prefix="sanshen-sandbox-") as folder:
-        async with running_sandbox(settings, Path(folder), port=port) as (_, url):
-            sys.stdout.write(
-                f"演练环境已启动：{settings.unit_name}，{len(settings.staff)} 人。在浏览器打开 {url}\n"
-                "（模拟企业微信与临时数据库，不会发送到真实企业微信；按 Ctrl+C 结束，演练数据随之删除）\n"
-            )
-            sys.stdout.flush()
-            await asyncio.Event().wait()
+async def serve_sandbox(settings: Settings, port: int, *, stop: asyncio.Event | None = None) -> int:
+    """Run until interrupted (or `stop`), printing where to open it; 重置 starts everything
+    afresh on the same port: a new database, simulator and clock."""
+    stop = stop or asyncio.Event()
+    first = True
+    while not stop.is_set():
+        with tempfile.TemporaryDirectory(prefix="sanshen-sandbox-") as folder:
+            async with running_sandbox(settings, Path(folder), port=port) as (sandbox, url):
+                if first:
+                    sys.stdout.write(
+                        f"演练环境已启动：{settings.unit_name}，{len(settings.staff)} 人。在浏览器打开 {url}\n"
+                        "（模拟企业微信与临时数据库，不会发送到真实企业微信；按 Ctrl+C 结束，演练数据随之删除）\n"
+                    )
+                    sys.stdout.flush()
+                    first = False
+                stopping = asyncio.ensure_future(stop.wait())
+                resetting = asyncio.ensure_future(sandbox.reset_asked.wait())
+                await asyncio.wait({stopping, resetting}, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in (stopping, resetting):
+                    waiter.cancel()
     return 0
