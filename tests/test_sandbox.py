@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from bot.cli.sandbox import Sandbox, running_sandbox, serve_sandbox
 from bot.cli.stack import stack_settings
-from storage.models import Draft, StageDecision
+from storage.models import Draft, DraftVersion, StageDecision
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNTS = {
@@ -166,3 +166,18 @@ async def test_reset_starts_afresh_on_the_same_address(unused_tcp_port: int) -> 
     finally:
         stop.set()
         await asyncio.wait_for(running, 30)
+
+
+async def test_the_word_sample_is_submitted_on_the_page_with_its_table_and_picture(tmp_path: Path) -> None:
+    settings = stack_settings("sqlite+aiosqlite:///unused.db")
+    async with running_sandbox(settings, tmp_path) as (sandbox, url), aiohttp.ClientSession() as http:
+        async with http.post(url + "api/scenario", json={"name": "submit_word"}) as answer:
+            assert (await answer.json())["note"] == "王小明已在投稿页面提交 Word 样稿"
+        async with http.get(url + "api/inbox", params={"user": "zhaoli"}) as answer:
+            (card,) = [m for m in await answer.json() if m["kind"] == "template_card"]
+        assert card["active"] and card["card"]["main_title"]["title"].startswith("【一审】")
+        async with sandbox.stack.db() as session:
+            (draft,) = (await session.exec(select(Draft))).all()
+            version = (await session.exec(select(DraftVersion))).one()
+        assert draft.title == "关于做好2026年元旦春节期间安全生产工作的通知"
+        assert "<table" in version.body_html and "<img" in version.body_html

@@ -235,41 +235,12 @@ async def _workspace(stack: Stack, clock: FrozenClock) -> int:
     reviewer who reads it on the draft page from the card's link and decides there."""
     show = Transcript(stack)
     show.show_new_quietly()
-    docx = build_docx(
-        heading="关于做好2026年元旦春节期间安全生产工作的通知",
-        paragraphs=[
-            "各镇（街道）、各有关单位：",
-            "元旦春节将至，为确保节日期间安全生产形势稳定，现就有关事项通知如下。",
-        ],
-        table=[
-            ["检查组", "带队领导", "检查时间"],
-            ["第一组", "刘主任", "12月28日"],
-            ["第二组", "张科长", "12月29日"],
-        ],
-        picture=png(),
-    )
     show.step("10. 网页工作台：采编人员在“投稿”页面上传 Word 文稿（含图片和表格）")
-    async with Phone(stack, "wangxm") as phone:
-        form = await phone.get("/app/submit")
-        show.out(f"\n>>> 王小明（wangxm）打开应用菜单“投稿”：企业微信网页授权登录后进入 {form.url}")
-        show.out("    勾选 类别：制发类；来源：本机关制发信息；公开：主动公开；平台：政府网站、政务新媒体")
-        show.out(f"    上传 安全生产通知.docx（{len(docx)} 字节）")
-        choices = [
-            ("title", "关于做好2026年元旦春节期间安全生产工作的通知"),
-            ("category", "issued"),
-            ("source_kind", "own"),
-            ("disclosure", "active"),
-            ("platforms", "website"),
-            ("platforms", "newmedia"),
-        ]
-        preview = await phone.post_form(
-            "/app/submit", [*phone.fields(form), *choices], [("docx", "安全生产通知.docx", docx)]
-        )
-        show.out("--- 🌐 预览页面：")
-        for line in preview.section("body").splitlines():
-            show.out(f"    {line}")
-        sent = await phone.post_form("/app/submit", phone.fields(preview))
-        show.out(f"\n>>> 王小明点击【确认送审】，页面提示：{_flash(sent)}")
+    preview, sent = await submit_word_draft(stack, "wangxm", show)
+    show.out("--- 🌐 预览页面：")
+    for line in preview.section("body").splitlines():
+        show.out(f"    {line}")
+    show.out(f"\n>>> 王小明点击【确认送审】，页面提示：{_flash(sent)}")
     show.show_new()
     show.step("11. 一审、一校完成后，二审张科长点卡片“阅读全文”，在页面上阅读、勾选审核要点并同意")
     for userid, label in (("wangxm", "同意"), ("wangxm", "校对无误"), ("zhaoli", "校对无误")):
@@ -302,6 +273,54 @@ async def _workspace(stack: Stack, clock: FrozenClock) -> int:
     ok = row is not None and row.checklist == checklist and row.reviewer_userid == "zhangkz"
     show.out("\n网页投稿与网页审核均已记录（含勾选的审核要点）。" if ok else "\n网页工作台演示结果异常。")
     return 0 if ok else 1
+
+
+SAMPLE_WORD_TITLE = "关于做好2026年元旦春节期间安全生产工作的通知"
+
+
+def sample_word_draft() -> bytes:
+    """A .docx with a heading, paragraphs, a table and a picture, built in code."""
+    return build_docx(
+        heading=SAMPLE_WORD_TITLE,
+        paragraphs=[
+            "各镇（街道）、各有关单位：",
+            "元旦春节将至，为确保节日期间安全生产形势稳定，现就有关事项通知如下。",
+        ],
+        table=[
+            ["检查组", "带队领导", "检查时间"],
+            ["第一组", "刘主任", "12月28日"],
+            ["第二组", "张科长", "12月29日"],
+        ],
+        picture=png(),
+    )
+
+
+async def submit_word_draft(stack: Stack, userid: str, show: Transcript | None = None) -> tuple[Page, Page]:
+    """`userid` opens 投稿 (signing in through the simulator's 网页授权), uploads the sample Word
+    draft with its 保密审查表 choices, and confirms the preview; returns (preview, confirmation)."""
+    docx = sample_word_draft()
+    name = stack.settings.name_of(userid)
+    async with Phone(stack, userid) as phone:
+        form = await phone.get("/app/submit")
+        if show is not None:
+            show.out(f"\n>>> {name}（{userid}）打开应用菜单“投稿”：企业微信网页授权登录后进入 {form.url}")
+            show.out(
+                "    勾选 类别：制发类；来源：本机关制发信息；公开：主动公开；平台：政府网站、政务新媒体"
+            )
+            show.out(f"    上传 安全生产通知.docx（{len(docx)} 字节）")
+        choices = [
+            ("title", SAMPLE_WORD_TITLE),
+            ("category", "issued"),
+            ("source_kind", "own"),
+            ("disclosure", "active"),
+            ("platforms", "website"),
+            ("platforms", "newmedia"),
+        ]
+        preview = await phone.post_form(
+            "/app/submit", [*phone.fields(form), *choices], [("docx", "安全生产通知.docx", docx)]
+        )
+        sent = await phone.post_form("/app/submit", phone.fields(preview))
+    return preview, sent
 
 
 def _card_link(stack: Stack, userid: str) -> str:

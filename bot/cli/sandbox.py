@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.cli.demo import submit_word_draft
 from bot.cli.rehearsal import rehearsal_settings, signing_plan
 from bot.cli.stack import Stack, running_stack
 from bot.core.clock import FrozenClock
@@ -157,6 +158,7 @@ class Sandbox:
         name = str((await _body(request)).get("name", ""))
         scenario = {
             "submit": self.submit_sample,
+            "submit_word": self.submit_word_sample,
             "hour": self.next_hour,
             "handover": self.next_handover,
             "deadline": self.approach_deadline,
@@ -179,6 +181,13 @@ class Sandbox:
         await self.stack.sim.send_text(submitter, SAMPLE_DRAFT)
         await self.stack.drain()
         return f"{self.stack.settings.name_of(submitter)}已投稿样稿"
+
+    async def submit_word_sample(self) -> str:
+        """The same person submits the sample Word draft (a table and a picture) on the 投稿 page."""
+        submitter = signing_plan(self.stack.settings, "issued")[1]
+        await submit_word_draft(self.stack, submitter)
+        await self.stack.drain()
+        return f"{self.stack.settings.name_of(submitter)}已在投稿页面提交 Word 样稿"
 
     async def advance(self, delta: timedelta) -> None:
         self.clock.advance(delta)
