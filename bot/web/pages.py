@@ -22,7 +22,6 @@ from bot.documents.docx_html import sanitize_html, text_to_html
 from bot.documents.highlight import Span, highlight
 from bot.documents.textdiff import diff_html, diff_stats
 from bot.rules.finding_marks import MARK_LABELS
-from bot.rules.review import stage_of
 from bot.services import accounts, corrections, findings, proof, recheck, review
 from bot.services.scope import Work, is_admin
 from bot.web.auth import SignInRefused, WebAuth, csrf_ok, csrf_token
@@ -320,10 +319,7 @@ class Workspace:
 
     @staticmethod
     def step_label(chain: Any, draft: Draft) -> str:
-        if draft.status != "in_review":
-            return ""
-        step = chain.proof_after(draft.stage) if draft.step == "proof" else None
-        return step.name if step is not None else stage_of(chain, draft.stage).name
+        return review.step_name(chain, draft) if draft.status == "in_review" else ""
 
     # ------------------------------------------------------------ files
 
