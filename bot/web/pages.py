@@ -23,6 +23,7 @@ from bot.documents.highlight import Span, highlight
 from bot.documents.textdiff import diff_html, diff_stats
 from bot.rules.finding_marks import MARK_LABELS
 from bot.services import accounts, corrections, findings, proof, recheck, review
+from bot.services.dashboard import may_see_dashboard
 from bot.services.scope import Work, is_admin
 from bot.web.auth import SignInRefused, WebAuth, csrf_ok, csrf_token
 from bot.wecom.outbox import Outbox
@@ -133,6 +134,7 @@ class Workspace:
         async with self.work(userid, write=False) as work:
             pending = await review.my_pending(work)
             mine = await drafts_repo.list_submitted_by(session=work.session, userid=userid, limit=20)
+            dashboard_shown = may_see_dashboard(work)
         return self.render(
             "home.html",
             user_name=self.settings.name_of(userid),
@@ -141,6 +143,7 @@ class Workspace:
                 for d, s in pending
             ],
             mine=[{"draft": d, "status": views.STATUS_LABELS.get(d.status, d.status)} for d in mine],
+            dashboard=dashboard_shown,
             flash=await pop_flash(request),
         )
 
