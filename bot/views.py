@@ -1001,3 +1001,25 @@ def outbox_retried(message_id: int) -> str:
 
 def outbox_discarded(message_id: int, by: str, reason: str) -> str:
     return f"第 {message_id} 条消息已作废（{by}：{reason}），已记入审计日志。"
+
+
+# ---------------------------------------------------------------- the dashboard page (概况)
+
+DRAFT_AGE_LABELS = ("不足1天", "1至3天", "3天以上")  # bot.services.dashboard.AGE_LIMITS
+CASE_ACTION_LABELS = {"correct": "纠错", "retract": "撤稿"}
+
+
+def dashboard_refused(roles: Sequence[str]) -> str:
+    return f"概况页面仅供{role_names(roles)}查看。如需查看，请联系管理员。"
+
+
+def duration_text(amount: timedelta) -> str:
+    """A span as people say it: 2 天 3 小时, 5 小时 20 分, 45 分钟."""
+    minutes = max(int(amount.total_seconds() // 60), 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} 天 {hours} 小时"
+    if hours:
+        return f"{hours} 小时 {minutes} 分"
+    return f"{minutes} 分钟"

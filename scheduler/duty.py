@@ -404,7 +404,7 @@ async def gap_warnings(ctx: SweepContext) -> int:
         shifts = [
             s for s in await duty_repo.shifts_between(session, ctx.now, horizon_end) if s.role == "primary"
         ]
-        gaps = uncovered(
+        gaps = duty_repo.uncovered(
             ctx.now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1), horizon_end, shifts
         )
         if not gaps:
@@ -430,23 +430,6 @@ async def gap_warnings(ctx: SweepContext) -> int:
             + "\n请用 /duty swap 或导入排班表补齐。",
         )
     return 1
-
-
-def uncovered(start: datetime, end: datetime, shifts: list[Shift]) -> list[tuple[datetime, datetime]]:
-    """Maximal stretches of [start, end) that no shift covers, at hour granularity."""
-    gaps: list[tuple[datetime, datetime]] = []
-    cursor = start
-    for shift in sorted(shifts, key=lambda s: s.start_at):
-        if shift.end_at <= cursor:
-            continue
-        if shift.start_at > cursor:
-            gaps.append((cursor, min(shift.start_at, end)))
-        cursor = max(cursor, shift.end_at)
-        if cursor >= end:
-            break
-    if cursor < end:
-        gaps.append((cursor, end))
-    return [(a, b) for a, b in gaps if b - a >= timedelta(hours=1)]
 
 
 # ---------------------------------------------------------------- 整改

@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot import views
-from bot.rules.calendar import fmt_local, in_quiet_hours, people_with_role, working_time_between
+from bot.rules.calendar import fmt_local, in_quiet_hours, people_with_role, review_pending_time
 from bot.services.review import close_open_cards, waiting_on
 from bot.services.scope import Work
 from bot.wecom.outbox import Outbox
@@ -44,11 +44,7 @@ async def review_reminders(ctx: SweepContext) -> int:
         )
         for draft in rows.all():
             entered = draft.stage_entered_at
-            pending = (
-                working_time_between(entered, ctx.now, ctx.settings.tz, ctx.settings.calendar)
-                if rules.workdays_only
-                else ctx.now - entered
-            )
+            pending = review_pending_time(entered, ctx.now, ctx.settings)
             if pending < remind_after:
                 continue
             stage_name, people = await waiting_on(view, draft)

@@ -125,6 +125,16 @@ async def accounts_by_remaining(
     return list((await session.exec(statement)).all())
 
 
+async def closed_accounts(session: AsyncSession) -> list[Account]:
+    """Accounts 注销 (out of the 14×24-hour rule for good), the most recently closed first."""
+    statement = (
+        select(Account)
+        .where(Account.status == "closed")
+        .order_by(col(Account.closed_at).desc().nulls_last(), col(Account.name))
+    )
+    return list((await session.exec(statement)).all())
+
+
 class AccountImportError(ValueError):
     """A line of the accounts CSV could not be read (Chinese message naming the line)."""
 

@@ -1,4 +1,5 @@
-"""Duty rosters in the database: materialising the rotation, imports, swaps, who is on duty."""
+"""Duty rosters in the database: materialising the rotation, imports, swaps, who is on duty, the
+hours nobody covers, and the incidents still being handled."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.config import Settings
 from bot.rules.calendar import is_workday, local_at
-from storage.duty_models import Shift
+from storage.duty_models import Incident, Shift
 
 ROLES = ("primary", "deputy", "leader")
 ROLE_LABELS = {"primary": "主班", "deputy": "副班", "leader": "带班领导"}
@@ -151,6 +152,34 @@ async def shifts_from(session: AsyncSession, start: datetime) -> list[Shift]:
         select(Shift)
         .where(Shift.start_at > start - LONGEST_SHIFT, Shift.end_at > start)
         .order_by(col(Shift.start_at), col(Shift.role))
+    )
+    return list(rows.all())
+
+
+def uncovered(
+    start: datetime, end: datetime, shifts: Iterable[Shift | PlannedShift]
+) -> list[tuple[datetime, datetime]]:
+    """Maximal stretches of [start, end) that no shift covers, at hour granularity (a stretch
+    shorter than an hour is not a gap)."""
+    gaps: list[tuple[datetime, datetime]] = []
+    cursor = start
+    for shift in sorted(shifts, key=lambda s: s.start_at):
+        if shift.end_at <= cursor:
+            continue
+        if shift.start_at > cursor:
+            gaps.append((cursor, min(shift.start_at, end)))
+        cursor = max(cursor, shift.end_at)
+        if cursor >= end:
+            break
+    if cursor < end:
+        gaps.append((cursor, end))
+    return [(a, b) for a, b in gaps if b - a >= timedelta(hours=1)]
+
+
+async def unresolved_incidents(session: AsyncSession) -> list[Incident]:
+    """Incidents not yet 已处置 (waiting for 收到, or acknowledged and being handled), oldest first."""
+    rows = await session.exec(
+        select(Incident).where(col(Incident.status) != "resolved").order_by(col(Incident.raised_at))
     )
     return list(rows.all())
 

@@ -190,6 +190,27 @@ async def stage_spans(session: AsyncSession, start: datetime, end: datetime) -> 
     return sorted(spans, key=lambda s: (s.stage, s.decided))
 
 
+async def error_cases(session: AsyncSession, start: datetime, end: datetime) -> list[tuple[ErrorCase, str]]:
+    """The 错情 recorded in [start, end), oldest first, each with its draft's title."""
+    rows = await session.exec(
+        select(ErrorCase, Draft.title)
+        .join(Draft, col(Draft.id) == ErrorCase.draft_id)
+        .where(col(ErrorCase.recorded_at) >= start, col(ErrorCase.recorded_at) < end)
+        .order_by(col(ErrorCase.id))
+    )
+    return [(case, title) for case, title in rows.all()]
+
+
+async def incidents_raised(session: AsyncSession, start: datetime, end: datetime) -> list[Incident]:
+    """The incidents raised in [start, end), oldest first."""
+    rows = await session.exec(
+        select(Incident)
+        .where(col(Incident.raised_at) >= start, col(Incident.raised_at) < end)
+        .order_by(col(Incident.id))
+    )
+    return list(rows.all())
+
+
 async def period_facts(session: AsyncSession, start: datetime, end: datetime) -> PeriodFacts:
     def within(column: datetime | None) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
         return col(column) >= start, col(column) < end
@@ -200,17 +221,8 @@ async def period_facts(session: AsyncSession, start: datetime, end: datetime) ->
     ).all()
     readings = (await session.exec(select(ReadingTask).where(*within(ReadingTask.sent_at)))).all()
     rechecks = (await session.exec(select(Recheck).where(*within(Recheck.created_at)))).all()
-    cases = (
-        await session.exec(
-            select(ErrorCase, Draft.title)
-            .join(Draft, col(Draft.id) == ErrorCase.draft_id)
-            .where(*within(ErrorCase.recorded_at))
-            .order_by(col(ErrorCase.id))
-        )
-    ).all()
-    incidents = (
-        await session.exec(select(Incident).where(*within(Incident.raised_at)).order_by(col(Incident.id)))
-    ).all()
+    cases = await error_cases(session, start, end)
+    incidents = await incidents_raised(session, start, end)
     events: dict[int, list[IncidentEvent]] = {}
     if incidents:
         for event in (
@@ -242,7 +254,7 @@ async def period_facts(session: AsyncSession, start: datetime, end: datetime) ->
         findings_recorded=len(findings),
         readings=_tally([(r.done_at, r.due_at, r.outcome == "problem") for r in readings]),
         rechecks=_tally([(r.done_at, r.due_at, r.outcome == "problem") for r in rechecks]),
-        cases=[(case, title) for case, title in cases],
+        cases=cases,
         incidents=Counter(i.kind for i in incidents),
         stages=await stage_spans(session, start, end),
         finding_rows=sorted(findings, key=lambda f: f.id or 0),

@@ -30,7 +30,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     SERVICES: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, DOCUMENTS, PROOFREAD}),
     HANDLERS: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, EXPORTS, DOCUMENTS, PROOFREAD}),
     SCHEDULER: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, PROOFREAD}),
-    WEB: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, DOCUMENTS, PROOFREAD}),
+    # the pages are an entry point like the handlers: they read periods as /report does
+    WEB: frozenset({CORE, RULES, STORAGE, WECOM, VIEWS, SERVICES, EXPORTS, DOCUMENTS, PROOFREAD}),
 }
 PARTS = (*ALLOWED, *WIRING, CLI)
 # Shared pieces a handler or sweep module may use from its own package.

@@ -97,6 +97,14 @@ def working_time_between(
     return total
 
 
+def review_pending_time(entered: datetime, now: datetime, settings: Settings) -> timedelta:
+    """How long a review stage reached at `entered` has waited at `now`, as 催办 counts it: the
+    working-day time when `[reminders] workdays_only`, else the plain time."""
+    if settings.reminders.workdays_only:
+        return working_time_between(entered, now, settings.tz, settings.calendar)
+    return max(now - entered, timedelta(0))
+
+
 def add_working_time(
     start: datetime, amount: timedelta, tz: ZoneInfo, calendar: CalendarSettings | None = None
 ) -> datetime:

@@ -205,6 +205,12 @@ def content_details(content: VersionContent) -> dict[str, object]:
     return details
 
 
+def step_name(chain: ChainSettings, draft: Draft) -> str:
+    """The name of what a draft in review waits for: its 审 stage, or the 校 step after it."""
+    step = chain.proof_after(draft.stage) if draft.step == "proof" else None
+    return step.name if step is not None else stage_of(chain, draft.stage).name
+
+
 async def may_view(scope: Scope, draft: Draft) -> bool:
     """The rules of /draft and the draft page: the people involved, reviewers, leaders, admins."""
     member = scope.staff.get(scope.user)

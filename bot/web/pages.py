@@ -22,8 +22,8 @@ from bot.documents.docx_html import sanitize_html, text_to_html
 from bot.documents.highlight import Span, highlight
 from bot.documents.textdiff import diff_html, diff_stats
 from bot.rules.finding_marks import MARK_LABELS
-from bot.rules.review import stage_of
 from bot.services import accounts, corrections, findings, proof, recheck, review
+from bot.services.dashboard import may_see_dashboard
 from bot.services.scope import Work, is_admin
 from bot.web.auth import SignInRefused, WebAuth, csrf_ok, csrf_token
 from bot.wecom.outbox import Outbox
@@ -134,6 +134,7 @@ class Workspace:
         async with self.work(userid, write=False) as work:
             pending = await review.my_pending(work)
             mine = await drafts_repo.list_submitted_by(session=work.session, userid=userid, limit=20)
+            dashboard_shown = may_see_dashboard(work)
         return self.render(
             "home.html",
             user_name=self.settings.name_of(userid),
@@ -142,6 +143,7 @@ class Workspace:
                 for d, s in pending
             ],
             mine=[{"draft": d, "status": views.STATUS_LABELS.get(d.status, d.status)} for d in mine],
+            dashboard=dashboard_shown,
             flash=await pop_flash(request),
         )
 
@@ -320,10 +322,7 @@ class Workspace:
 
     @staticmethod
     def step_label(chain: Any, draft: Draft) -> str:
-        if draft.status != "in_review":
-            return ""
-        step = chain.proof_after(draft.stage) if draft.step == "proof" else None
-        return step.name if step is not None else stage_of(chain, draft.stage).name
+        return review.step_name(chain, draft) if draft.status == "in_review" else ""
 
     # ------------------------------------------------------------ files
 

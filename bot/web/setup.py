@@ -14,6 +14,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from bot.core.clock import Clock
 from bot.core.config import Settings
 from bot.web.auth import SESSION_COOKIE, WebAuth, cookie_key
+from bot.web.dashboard import DashboardPage
 from bot.web.pages import Handler, Workspace, security_headers, templates
 from bot.web.submit import SubmitPages
 from bot.wecom.client import WeComClient
@@ -70,6 +71,7 @@ def add_workspace(
     setup_sessions(pages, storage)
     pages.router.add_routes(workspace.routes())
     pages.router.add_routes(SubmitPages(workspace).routes())
+    pages.router.add_routes(DashboardPage(workspace).routes())
     pages.router.add_static("/static/", STATIC, append_version=False)
     # before the sub-app, whose prefix would otherwise claim "/app" itself and answer 404
     app.router.add_get("/app", _to_home)
