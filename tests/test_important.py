@@ -164,3 +164,12 @@ async def test_a_full_three_reviews_three_proofs_with_important_and_joint_review
         assert "重要稿件（主要领导审签）" in remark and "审签 王主任" in remark and "三审 刘主任" in remark
         async with stack.db() as session:
             assert (await verify_audit_log(session=session)).ok
+
+
+async def test_the_principal_may_read_any_draft_like_the_other_leaders(unit: Stack) -> None:
+    """A 主要领导 opens a draft that is not theirs to sign (from the 概况 page or /draft)."""
+    await say(unit, "wangxm", f"/submit 普通通知\n{META}本周五下午召开例会。")
+    (draft,) = await drafts(unit)
+    assert not draft.important
+    answer = await say(unit, "wangzr", f"/draft {draft.id}")
+    assert "普通通知" in answer and "无权查看" not in answer

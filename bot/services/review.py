@@ -39,7 +39,7 @@ from storage.models import ApprovalCard, Draft, ProofRecord, StageDecision
 
 MAX_BODY_CHARS = 200_000
 # Roles that may read every draft (the 科室负责人, leaders, admins and publishers).
-VIEW_ALL_ROLES = frozenset({"reviewer", "leader", "admin", "publisher"})
+VIEW_ALL_ROLES = frozenset({"reviewer", "leader", "principal", "admin", "publisher"})
 
 
 @dataclass(frozen=True)
