@@ -207,6 +207,12 @@ BAD_CONFIGS: list[tuple[str, Callable[[str], str], str, str]] = [
         "duty.shift_hours",
         "应为整数",
     ),
+    (
+        "a shift the day cannot repeat",
+        replace("shift_hours = 24", "shift_hours = 10"),
+        "duty.shift_hours",
+        "整除 24",
+    ),
 ]
 
 

@@ -430,6 +430,11 @@ class DutySettings(_Frozen):
 
     @model_validator(mode="after")
     def _ordered_minutes(self) -> DutySettings:
+        if 24 % self.shift_hours and self.shift_hours % 24:
+            raise ValueError(
+                f"duty.shift_hours: {self.shift_hours} 小时的班次排不进每天相同的交班时间，"
+                "请用能整除 24 的时长（如 8、12、24）或 24 的整数倍"
+            )
         if self.inspection_reminder_minutes >= self.inspection_deadline_minutes:
             raise ValueError(
                 "duty.inspection_reminder_minutes: 须小于 inspection_deadline_minutes"
