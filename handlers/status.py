@@ -9,6 +9,7 @@ from sqlmodel import col, func, select
 
 from bot import views
 from bot.core.errors import UserFacingError
+from bot.rules.calendar import review_pending_time
 from bot.rules.review import stage_of
 from bot.services.review import (
     current_decisions,
@@ -83,7 +84,7 @@ async def on_status(ctx: Context, cmd: Command) -> None:
     limit = timedelta(hours=ctx.settings.reminders.remind_after_hours)
     for draft in rows:
         per_stage[stage_of(ctx.settings.chain_for(draft.category, draft.important), draft.stage).name] += 1
-        if now - draft.stage_entered_at > limit:
+        if review_pending_time(draft.stage_entered_at, now, ctx.settings) >= limit:  # as 催办 counts it
             overdue += 1
     returned = (
         await ctx.session.exec(select(func.count()).select_from(Draft).where(Draft.status == "rejected"))
@@ -93,7 +94,9 @@ async def on_status(ctx: Context, cmd: Command) -> None:
     stages = "，".join(f"{name} {count} 件" for name, count in sorted(per_stage.items())) or "无"
     lines.append(f"审核中：{stages}")
     lines.append(
-        f"退回待修改：{returned} 件；超过 {ctx.settings.reminders.remind_after_hours:g} 小时未处理：{overdue} 件"
+        f"退回待修改：{returned} 件；超过 {ctx.settings.reminders.remind_after_hours:g} 小时未处理"
+        + ("（按工作日计）" if ctx.settings.reminders.workdays_only else "")
+        + f"：{overdue} 件"
     )
     lines.append(f"待我审核：{len(mine)} 件" + ("（发送 /pending 查看）" if mine else ""))
     lines.extend(await account_lines(ctx))

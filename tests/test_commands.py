@@ -113,7 +113,7 @@ async def test_status_shows_the_pipeline_accounts_and_duty(database_url: str) ->
         await say(stack, "zhangkz", "状态")
         status = last_text(stack, "zhangkz")
         assert "审核中：二审 1 件" in status
-        assert "超过 24 小时未处理：1 件" in status
+        assert "超过 24 小时未处理（按工作日计）：1 件" in status
         assert "待我审核：1 件" in status
         assert "示范发布（剩 47 小时）" in status
         assert "当前值班：主班 赵丽，带班领导 刘主任" in status
