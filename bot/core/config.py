@@ -429,7 +429,7 @@ class DutySettings(_Frozen):
         return value
 
     @model_validator(mode="after")
-    def _ordered_minutes(self) -> DutySettings:
+    def _times_fit(self) -> DutySettings:
         if 24 % self.shift_hours and self.shift_hours % 24:
             raise ValueError(
                 f"duty.shift_hours: {self.shift_hours} 小时的班次排不进每天相同的交班时间，"
@@ -516,8 +516,6 @@ class ReminderSettings(_Frozen):
                 f"reminders.escalate_after_hours: 须大于 remind_after_hours（{self.remind_after_hours:g}），"
                 "先催办、再上报"
             )
-        if self.quiet_start == self.quiet_end:
-            raise ValueError("reminders.quiet_end: 与 quiet_start 相同；不需要免打扰时段请删去这两项")
         return self
 
 
