@@ -7,6 +7,7 @@ import asyncio
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -181,3 +182,14 @@ async def test_the_word_sample_is_submitted_on_the_page_with_its_table_and_pictu
             version = (await session.exec(select(DraftVersion))).one()
         assert draft.title == "关于做好2026年元旦春节期间安全生产工作的通知"
         assert "<table" in version.body_html and "<img" in version.body_html
+
+
+async def test_fast_forward_to_the_handover_lands_just_after_the_next_one(tmp_path: Path) -> None:
+    settings = stack_settings("sqlite+aiosqlite:///unused.db")
+    async with running_sandbox(settings, tmp_path) as (sandbox, _):
+        started = sandbox.clock.now()  # a minute after today's 08:30 handover
+        assert (
+            await sandbox.next_handover()
+            == f"时间快进到交班 {(started.astimezone(settings.tz) + timedelta(days=1) - timedelta(minutes=1)):%m-%d %H:%M}"
+        )
+        assert sandbox.clock.now() == started + timedelta(days=1)

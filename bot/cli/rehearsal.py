@@ -4,7 +4,7 @@ temporary database — a draft through every 审 and 校 step, and the duty watc
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import col, select
@@ -19,8 +19,8 @@ from bot.core.config import (
     Settings,
     StorageSettings,
     WebSettings,
-    distinct_signers_shortfall,
 )
+from bot.rules.calendar import local_at
 from storage.models import Draft
 
 # The buttons that move a draft on: 同意 (同意（不涉密） at the 保密审查 stage) and a 校次's 校对无误.
@@ -53,27 +53,22 @@ def rehearsal_settings(settings: Settings, folder: Path) -> Settings:
 
 def signing_plan(settings: Settings, category: str) -> dict[int, str]:
     """Who signs each 审 stage in the rehearsal: different people, as the bot requires."""
-    chain = settings.chain_for(category)
-    candidates = {}
-    for index in range(1, len(chain.stages) + 1):
-        candidates[index] = settings.stage_candidates(chain, index)
-    unmatched, _, _ = distinct_signers_shortfall(candidates)
-    if unmatched is not None:  # check-config refuses such a chain before we get here
+    matching = settings.signers_of(settings.chain_for(category))
+    if matching.blocked:  # check-config refuses such a chain before we get here
         raise RuntimeError(f"no distinct signers for {category}")
-    plan: dict[int, str] = {}
-    for index in sorted(candidates):
-        plan[index] = next(u for u in sorted(candidates[index]) if u not in plan.values())
-    return plan
+    return matching.signer
+
+
+def handover_clock(settings: Settings) -> FrozenClock:
+    """Simulated time, starting today a minute after the handover (the first shift's start)."""
+    today = datetime.now(settings.tz).date()
+    return FrozenClock(local_at(today, settings.duty.handover_time, settings.tz) + timedelta(minutes=1))
 
 
 async def run_rehearsal(settings: Settings) -> int:
     """0 when a draft of the unit's 制发类 chain ends approved with each stage signed."""
     with tempfile.TemporaryDirectory(prefix="sanshen-rehearsal-") as folder:
-        local = settings.tz
-        today = datetime.now(local).date()
-        hour, minute = map(int, settings.duty.handover_time.split(":"))
-        start = datetime.combine(today, time(hour, minute), local) + timedelta(minutes=1)
-        clock = FrozenClock(start)
+        clock = handover_clock(settings)
         async with running_stack(rehearsal_settings(settings, Path(folder)), clock) as stack:
             show = Transcript(stack)
             show.out(

@@ -8,17 +8,18 @@ import contextlib
 import sys
 import tempfile
 from collections.abc import AsyncIterator
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from bot.cli.demo import submit_word_draft
-from bot.cli.rehearsal import rehearsal_settings, signing_plan
+from bot.cli.rehearsal import handover_clock, rehearsal_settings, signing_plan
 from bot.cli.stack import Stack, running_stack
 from bot.core.clock import FrozenClock
 from bot.core.config import ROLES, Settings
+from bot.rules.calendar import fmt_local, local_at, local_day
 from bot.simulator import SimulatorError, render
 from bot.simulator.wecom import SIM_USER_COOKIE, Delivered
 from bot.web.auth import SESSION_COOKIE
@@ -199,13 +200,13 @@ class Sandbox:
 
     async def next_handover(self) -> str:
         settings = self.stack.settings
-        local_now = self.clock.now().astimezone(settings.tz)
-        hour, minute = map(int, settings.duty.handover_time.split(":"))
-        handover = datetime.combine(local_now.date(), time(hour, minute), settings.tz)
-        if handover <= local_now:
-            handover += timedelta(days=1)
-        await self.advance(handover - local_now + timedelta(minutes=1))
-        return f"时间快进到交班 {handover:%m-%d %H:%M}"
+        now = self.clock.now()
+        today = local_day(now, settings.tz)
+        handover = local_at(today, settings.duty.handover_time, settings.tz)
+        if handover <= now:  # today's has passed: tomorrow's
+            handover = local_at(today + timedelta(days=1), settings.duty.handover_time, settings.tz)
+        await self.advance(handover - now + timedelta(minutes=1))
+        return f"时间快进到交班 {fmt_local(handover, settings.tz)}"
 
     async def approach_deadline(self) -> str:
         """Day by day until an account's owner is warned before the 14×24 h deadline."""
@@ -248,20 +249,12 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def sandbox_clock(settings: Settings) -> FrozenClock:
-    """Simulated time, starting today just after the handover (the first shift's start)."""
-    local = settings.tz
-    hour, minute = map(int, settings.duty.handover_time.split(":"))
-    start = datetime.combine(datetime.now(local).date(), time(hour, minute), local) + timedelta(minutes=1)
-    return FrozenClock(start)
-
-
 @contextlib.asynccontextmanager
 async def running_sandbox(
     settings: Settings, folder: Path, *, port: int = 0
 ) -> AsyncIterator[tuple[Sandbox, str]]:
     """The bot, the simulator and the sandbox's own pages on loopback; yields the pages' URL."""
-    clock = sandbox_clock(settings)
+    clock = handover_clock(settings)
     async with running_stack(rehearsal_settings(settings, folder), clock) as stack:
         sandbox = Sandbox(stack, clock)
         runner = web.AppRunner(sandbox.app(), access_log=None)

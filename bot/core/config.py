@@ -6,6 +6,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -736,16 +737,7 @@ class Settings(_Frozen):
                         raise ValueError(
                             f"{key}: {member.name}（{entry}）没有{stage.name}所需的角色 {list(roles)}，不能签署"
                         )
-                signers = [
-                    m
-                    for m in self.staff
-                    if not set(m.roles).isdisjoint(roles)
-                    and any(
-                        e == SUBMITTER or e == m.userid or (e.startswith("role:") and e[5:] in m.roles)
-                        for e in stage.assignees
-                    )
-                ]
-                if not signers:
+                if not self.stage_candidates(chain, index):
                     raise ValueError(f"{key}: {stage.name}的审核人中没有人具有可签署的角色 {list(roles)}")
             self._check_distinct_signers(chain, f"chains.{chain.category}")
             if self.has_principal:
@@ -787,19 +779,21 @@ class Settings(_Frozen):
             )
         }
 
-    def _check_distinct_signers(self, chain: ChainSettings, key: str) -> None:
+    def signers_of(self, chain: ChainSettings) -> SignerMatching:
         """A version passes only when each stage is decided by someone who decided no other
-        stage of it: the stages need that many different people (a matching of stages to people,
-        Hall's condition). Names the stages that cannot all be covered and who could sign them."""
-        candidates = {i: self.stage_candidates(chain, i) for i in range(1, len(chain.stages) + 1)}
-        unmatched, blocked, people = distinct_signers_shortfall(candidates)
-        if unmatched is None:
+        stage of it: the stages need that many different people (a matching of stages to people)."""
+        return match_signers({i: self.stage_candidates(chain, i) for i in range(1, len(chain.stages) + 1)})
+
+    def _check_distinct_signers(self, chain: ChainSettings, key: str) -> None:
+        """Names the stages that cannot all have different signers, and who could sign them."""
+        matching = self.signers_of(chain)
+        if not matching.blocked:
             return
-        stages = "、".join(chain.stages[i - 1].name for i in sorted(blocked))
-        names = "、".join(f"{self.name_of(u)}（{u}）" for u in sorted(people))
+        stages = "、".join(chain.stages[i - 1].name for i in sorted(matching.blocked))
+        names = "、".join(f"{self.name_of(u)}（{u}）" for u in sorted(matching.people))
         raise ValueError(
-            f"{key}: {stages}须由 {len(blocked)} 位不同的人签署（同一人不能签署同一稿件的两个环节），"
-            f"可签署这些环节的只有 {names} 共 {len(people)} 人，稿件永远无法通过"
+            f"{key}: {stages}须由 {len(matching.blocked)} 位不同的人签署（同一人不能签署同一稿件的两个环节），"
+            f"可签署这些环节的只有 {names} 共 {len(matching.people)} 人，稿件永远无法通过"
         )
 
     def production_problems(self) -> list[str]:
@@ -898,20 +892,32 @@ class Settings(_Frozen):
         return any("principal" in m.roles for m in self.staff)
 
 
-def distinct_signers_shortfall(
-    candidates: Mapping[int, set[str]],
-) -> tuple[int | None, set[int], set[str]]:
-    """Match each stage to a different person among its candidates (augmenting paths). When
-    some stage is left over, return it with the stages reachable from it by alternating paths
-    and their people: fewer people than stages, so no assignment exists (König). Else (None, ∅, ∅)."""
+@dataclass(frozen=True)
+class SignerMatching:
+    """Stages matched to different people: `signer` for every stage when that is possible; else
+    the `blocked` stages, which only the fewer `people` could sign (Hall's condition fails)."""
+
+    signer: dict[int, str]
+    blocked: frozenset[int] = frozenset()
+    people: frozenset[str] = frozenset()
+
+
+def match_signers(candidates: Mapping[int, set[str]]) -> SignerMatching:
+    """Match each stage to a different person among its candidates (augmenting paths; a free
+    candidate first, in name order, so the plan is what one would pick by hand). When a stage is
+    left over, the stages reachable from it by alternating paths and their people show why (König)."""
     holder: dict[str, int] = {}  # person → the stage matched to them
 
     def augment(stage: int, seen: set[str]) -> bool:
+        free = [p for p in sorted(candidates[stage]) if p not in holder]
+        if free:
+            holder[free[0]] = stage
+            return True
         for person in sorted(candidates[stage]):
             if person in seen:
                 continue
             seen.add(person)
-            if person not in holder or augment(holder[person], seen):
+            if augment(holder[person], seen):
                 holder[person] = stage
                 return True
         return False
@@ -926,8 +932,8 @@ def distinct_signers_shortfall(
                         if holder[person] not in blocked:
                             blocked.add(holder[person])
                             frontier.append(holder[person])
-            return stage, blocked, people
-    return None, set(), set()
+            return SignerMatching({}, frozenset(blocked), frozenset(people))
+    return SignerMatching({stage: person for person, stage in holder.items()})
 
 
 def _expected(ctx: Mapping[str, Any]) -> str:
