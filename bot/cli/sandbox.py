@@ -18,23 +18,14 @@ from bot.cli.demo import submit_word_draft
 from bot.cli.rehearsal import handover_clock, rehearsal_settings, signing_plan
 from bot.cli.stack import Stack, running_stack
 from bot.core.clock import FrozenClock
-from bot.core.config import ROLES, Settings
+from bot.core.config import Settings
+from bot.core.roles import role_names
 from bot.rules.calendar import fmt_local, local_at, local_day
 from bot.simulator import SimulatorError, render
 from bot.simulator.wecom import SIM_USER_COOKIE, Delivered
 from bot.web.auth import SESSION_COOKIE
 
 PAGE = Path(__file__).with_name("sandbox.html")
-ROLE_WORDS = {
-    "collector": "采编",
-    "reviewer": "科室负责人",
-    "leader": "单位领导",
-    "principal": "主要领导",
-    "duty": "值班",
-    "publisher": "发布",
-    "admin": "管理员",
-}
-assert set(ROLE_WORDS) == set(ROLES)
 SAMPLE_DRAFT = (
     "/submit 关于开展演练期间网站巡查的通知\n来源：本机关制发\n公开：主动公开\n平台：政府网站\n"
     "各科室：\n为熟悉三审三校流程，请按收到的卡片逐级审核。本通知仅用于演练。"
@@ -76,7 +67,7 @@ class Sandbox:
 
     def people(self) -> list[dict[str, str]]:
         return [
-            {"userid": m.userid, "name": m.name, "roles": "、".join(ROLE_WORDS[r] for r in m.roles)}
+            {"userid": m.userid, "name": m.name, "roles": role_names(m.roles)}
             for m in self.stack.settings.staff
         ]
 
