@@ -11,6 +11,7 @@ import aiohttp
 
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import Settings
+from bot.rules.calendar import people_with_role
 from bot.wecom.client import WeComAPIError, WeComClient, WeComTransportError
 
 # 成员状态 (user/get "status") other than 1 已激活: such a member receives nothing.
@@ -139,7 +140,7 @@ async def _member_findings(client: WeComClient, settings: Settings) -> list[Find
 
 
 async def _send_test(client: WeComClient, settings: Settings) -> list[Finding]:
-    admins = [m.userid for m in settings.staff if "admin" in m.roles]
+    admins = people_with_role(settings, "admin")
     if not admins:
         return [Finding(False, "staff: 没有管理员（角色 admin），测试消息无人可发")]
     try:

@@ -20,7 +20,7 @@ from bot.cli.stack import Stack, running_stack
 from bot.core.clock import FrozenClock
 from bot.core.config import Settings
 from bot.core.roles import role_names
-from bot.rules.calendar import fmt_local, local_at, local_day
+from bot.rules.calendar import fmt_local, local_at, local_day, people_with_role
 from bot.simulator import SimulatorError, render
 from bot.simulator.wecom import SIM_USER_COOKIE, Delivered
 from bot.web.auth import SESSION_COOKIE
@@ -211,7 +211,7 @@ class Sandbox:
     async def unanswered_incident(self) -> str:
         """Someone on duty reports an incident and nobody taps 收到 for a quarter of an hour."""
         settings = self.stack.settings
-        reporter = next((m.userid for m in settings.staff if "duty" in m.roles), settings.staff[0].userid)
+        reporter = next(iter(people_with_role(settings, "duty")), settings.staff[0].userid)
         await self.stack.sim.send_text(reporter, "/alert 演练：网站首页出现异常链接，疑似被篡改")
         await self.stack.drain()
         minutes = settings.duty.incident_escalate_minutes
