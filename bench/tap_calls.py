@@ -41,12 +41,20 @@ async def measure(drafts: int, database_url: str, show_statements: bool, profile
             await say(stack, EDITOR, SUBMISSION.format(n=n))
             clock.advance(seconds=10)  # within the editor's 25 messages a minute
         statements: list[str] = []
-        engine = stack.db.kw["bind"].sync_engine
-        event.listen(
-            engine,
-            "before_cursor_execute",
-            lambda _c, _cur, sql, *_: statements.append(" ".join(sql.split())[:120]),
-        )
+        engine = stack.db.kw["bind"]
+
+        def seen(sql: str) -> None:
+            if sql != "COMMIT":
+                statements.append(" ".join(sql.split())[:120])
+
+        if engine.dialect.name == "sqlite":
+            # Everything the writers' one connection runs: SQLAlchemy's statements and those
+            # storage.direct runs on the driver's connection itself.
+            async with engine.connect() as connection:
+                raw = (await connection.get_raw_connection()).driver_connection
+                raw._conn.set_trace_callback(seen)
+        else:  # only what SQLAlchemy runs (not storage.direct's)
+            event.listen(engine.sync_engine, "before_cursor_execute", lambda _c, _cur, sql, *_: seen(sql))
         cards = [
             d
             for d in stack.sim.inbox(EDITOR)

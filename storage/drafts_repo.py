@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import bindparam, delete, true, update
+from sqlalchemy import select as core_select
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.rules.content import VersionContent
+from storage import direct
 from storage.models import (
     ApprovalCard,
     Conversation,
@@ -31,25 +31,32 @@ from storage.schema import table_of
 
 
 @functools.cache
-def _insert_unless_taken(table: Any, dialect_name: str) -> Any:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing().returning(table.c.id)
+def _insert_unless_taken(model: type[SQLModel]) -> direct.Direct:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, every column but the key a parameter."""
+    table = table_of(model)
+    values = {c.key: bindparam(c.key) for c in table.columns if not c.primary_key}
+    return direct.Direct(
+        lambda dialect: (
+            direct.dialect_insert(dialect, table)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(table.c.id)
+        )
+    )
 
 
 async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
     """Insert the new `row` in one statement unless it would break a unique constraint of its
     table (another person's decision or signature for the same place committed first): then
     False, and nothing changed. On success the row has its id and belongs to the session (a
-    later change to it, such as its audit_id, is saved at the flush)."""
+    later change to it is saved at the flush)."""
     table = table_of(type(row))
-    statement = _insert_unless_taken(table, session.get_bind().dialect.name)
     values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
-    new_id = (await session.exec(statement, params=values)).scalar()
+    new_id = await direct.scalar(session, _insert_unless_taken(type(row)), **values)
     if new_id is None:
         return False
     row.id = new_id
-    make_transient_to_detached(row)
-    session.add(row)
+    direct.attach(session, row)
     return True
 
 
@@ -157,52 +164,74 @@ async def mark_read(*, session: AsyncSession, draft_id: int, userid: str, versio
         session.add(row)
 
 
-# The statements every decision runs are built once: building one (and its cache key) costs
-# more than running it. Values come in as parameters.
-_DRAFT = select(Draft).where(Draft.id == bindparam("draft_id"))
-_DRAFT_LOCKED = _DRAFT.with_for_update()
-_BODY = select(DraftVersion.body).where(
-    DraftVersion.draft_id == bindparam("draft_id"), DraftVersion.version == bindparam("version")
+# The statements every decision runs, built once and run on the driver's connection
+# (storage.direct: the ORM's bookkeeping cost more than the statements). Values come in as
+# parameters.
+_DRAFT_TABLE = table_of(Draft)
+_DRAFT = direct.Direct(core_select(_DRAFT_TABLE).where(_DRAFT_TABLE.c.id == bindparam("draft_id")))
+_DRAFT_LOCKED = direct.Direct(
+    core_select(_DRAFT_TABLE).where(_DRAFT_TABLE.c.id == bindparam("draft_id")).with_for_update()
 )
-_DECISIONS = select(StageDecision).where(StageDecision.draft_id == bindparam("draft_id"))
-_DECISIONS_IN_ORDER = _DECISIONS.order_by(col(StageDecision.id))
-_DECISIONS_OF_VERSION_IN_ORDER = _DECISIONS.where(StageDecision.version == bindparam("version")).order_by(
-    col(StageDecision.id)
-)
-_CARD = select(ApprovalCard).where(ApprovalCard.id == bindparam("card_id"))
-_OPEN_CARDS = select(ApprovalCard).where(
-    ApprovalCard.draft_id == bindparam("draft_id"), col(ApprovalCard.closed).is_(False)
-)
-_CLOSE_OPEN_CARDS = (
-    update(ApprovalCard)
-    .where(col(ApprovalCard.draft_id) == bindparam("of_draft"), col(ApprovalCard.closed).is_(False))
-    .values(closed=True)
-)
-_STAGE_ASSIGNMENT = (
-    select(StageAssignment)
-    .where(
-        StageAssignment.draft_id == bindparam("draft_id"),
-        StageAssignment.version == bindparam("version"),
-        StageAssignment.round == bindparam("round"),
-        StageAssignment.stage == bindparam("stage"),
+_BODY = direct.Direct(
+    select(DraftVersion.body).where(
+        DraftVersion.draft_id == bindparam("draft_id"), DraftVersion.version == bindparam("version")
     )
-    .order_by(col(StageAssignment.id).desc())
+)
+_DECISION_TABLE = table_of(StageDecision)
+_DECISIONS_IN_ORDER = direct.Direct(
+    core_select(_DECISION_TABLE)
+    .where(_DECISION_TABLE.c.draft_id == bindparam("draft_id"))
+    .order_by(_DECISION_TABLE.c.id)
+)
+_DECISIONS_OF_VERSION_IN_ORDER = direct.Direct(
+    core_select(_DECISION_TABLE)
+    .where(
+        _DECISION_TABLE.c.draft_id == bindparam("draft_id"),
+        _DECISION_TABLE.c.version == bindparam("version"),
+    )
+    .order_by(_DECISION_TABLE.c.id)
+)
+_CARD_TABLE = table_of(ApprovalCard)
+_CARD = direct.Direct(core_select(_CARD_TABLE).where(_CARD_TABLE.c.id == bindparam("card_id")))
+# Closes the draft's open cards and says which they were, in one statement.
+_CLOSE_OPEN_CARDS = direct.Direct(
+    update(_CARD_TABLE)
+    .where(_CARD_TABLE.c.draft_id == bindparam("of_draft"), _CARD_TABLE.c.closed.is_(False))
+    .values(closed=true())
+    .returning(_CARD_TABLE.c.id, _CARD_TABLE.c.response_code)
+)
+_ASSIGNMENT_TABLE = table_of(StageAssignment)
+_STAGE_ASSIGNMENT = direct.Direct(
+    core_select(_ASSIGNMENT_TABLE)
+    .where(
+        _ASSIGNMENT_TABLE.c.draft_id == bindparam("draft_id"),
+        _ASSIGNMENT_TABLE.c.version == bindparam("version"),
+        _ASSIGNMENT_TABLE.c.round == bindparam("round"),
+        _ASSIGNMENT_TABLE.c.stage == bindparam("stage"),
+    )
+    .order_by(_ASSIGNMENT_TABLE.c.id.desc())
     .limit(1)
 )
-_ACTIVE_DELEGATES = select(Delegation.userid, Delegation.delegate).where(
-    col(Delegation.userid).in_(bindparam("userids", expanding=True)), Delegation.until > bindparam("at")
+# Everyone away at a moment: few rows (the people on leave now), filtered in Python.
+_AWAY = direct.Direct(
+    select(Delegation.userid, Delegation.delegate).where(Delegation.until > bindparam("at"))
+)
+_CONVERSATION_TABLE = table_of(Conversation)
+_FORGET_CONVERSATION = direct.Direct(
+    delete(_CONVERSATION_TABLE).where(_CONVERSATION_TABLE.c.userid == bindparam("of_user"))
 )
 
 
 async def get_draft(*, session: AsyncSession, draft_id: int, lock: bool = False) -> Draft | None:
     """A draft by id; `lock` takes a row lock (PostgreSQL) so decisions on it serialise."""
-    statement = _DRAFT_LOCKED if lock else _DRAFT
-    return (await session.exec(statement, params={"draft_id": draft_id})).first()
+    draft = await direct.model(session, Draft, _DRAFT_LOCKED if lock else _DRAFT, draft_id=draft_id)
+    if draft is not None:
+        direct.attach(session, draft)  # the services change it and the flush writes that
+    return draft
 
 
 async def get_body(*, session: AsyncSession, draft_id: int, version: int) -> str:
-    row = (await session.exec(_BODY, params={"draft_id": draft_id, "version": version})).first()
-    return row or ""
+    return await direct.scalar(session, _BODY, draft_id=draft_id, version=version) or ""
 
 
 async def list_versions(*, session: AsyncSession, draft_id: int) -> Sequence[DraftVersion]:
@@ -216,10 +245,12 @@ async def list_versions(*, session: AsyncSession, draft_id: int) -> Sequence[Dra
 async def list_decisions(
     *, session: AsyncSession, draft_id: int, version: int | None = None
 ) -> Sequence[StageDecision]:
+    """A draft's decisions (of one version) in order, as records: changing one saves nothing."""
     if version is None:
-        return (await session.exec(_DECISIONS_IN_ORDER, params={"draft_id": draft_id})).all()
-    params = {"draft_id": draft_id, "version": version}
-    return (await session.exec(_DECISIONS_OF_VERSION_IN_ORDER, params=params)).all()
+        return await direct.models(session, StageDecision, _DECISIONS_IN_ORDER, draft_id=draft_id)
+    return await direct.models(
+        session, StageDecision, _DECISIONS_OF_VERSION_IN_ORDER, draft_id=draft_id, version=version
+    )
 
 
 async def add_card(
@@ -271,16 +302,15 @@ async def list_proofs(
 
 
 async def get_card(*, session: AsyncSession, card_id: int) -> ApprovalCard | None:
-    return (await session.exec(_CARD, params={"card_id": card_id})).first()
+    """A card as a record: changing it saves nothing."""
+    return await direct.model(session, ApprovalCard, _CARD, card_id=card_id)
 
 
-async def list_open_cards(*, session: AsyncSession, draft_id: int) -> Sequence[ApprovalCard]:
-    return (await session.exec(_OPEN_CARDS, params={"draft_id": draft_id})).all()
-
-
-async def close_open_cards(*, session: AsyncSession, draft_id: int) -> None:
-    """Mark every open card of the draft closed, in one statement."""
-    await session.exec(_CLOSE_OPEN_CARDS, params={"of_draft": draft_id})
+async def close_open_cards(*, session: AsyncSession, draft_id: int) -> list[tuple[int, str | None]]:
+    """Mark every open card of the draft closed, in one statement; returns the (id,
+    response_code) of each card it closed."""
+    closed = await direct.rows(session, _CLOSE_OPEN_CARDS, of_draft=draft_id)
+    return sorted((int(card_id), code) for card_id, code in closed)
 
 
 async def get_conversation(*, session: AsyncSession, userid: str) -> Conversation | None:
@@ -301,9 +331,11 @@ async def set_conversation(
 
 
 async def clear_conversation(*, session: AsyncSession, userid: str) -> None:
-    existing = await session.get(Conversation, userid)
-    if existing is not None:
-        await session.delete(existing)
+    loaded = session.sync_session.identity_map.get(session.identity_key(Conversation, userid))
+    if loaded is not None:  # this transaction read it through the session: delete it there
+        await session.delete(loaded)
+        return
+    await direct.run(session, _FORGET_CONVERSATION, of_user=userid)
 
 
 async def version_findings(*, session: AsyncSession, draft_id: int, version: int) -> list[dict[str, Any]]:
@@ -318,16 +350,23 @@ async def stage_assignment(
     *, session: AsyncSession, draft_id: int, version: int, round_: int, stage: int
 ) -> StageAssignment | None:
     """The latest 转审 or 加签 of this stage (None: the chain's assignees apply)."""
-    params = {"draft_id": draft_id, "version": version, "round": round_, "stage": stage}
-    return (await session.exec(_STAGE_ASSIGNMENT, params=params)).first()
+    return await direct.model(
+        session,
+        StageAssignment,
+        _STAGE_ASSIGNMENT,
+        draft_id=draft_id,
+        version=version,
+        round=round_,
+        stage=stage,
+    )
 
 
 async def active_delegates(*, session: AsyncSession, userids: Sequence[str], at: datetime) -> dict[str, str]:
     """away reviewer → delegate, for those of `userids` who are away at `at`."""
     if not userids:
         return {}
-    rows = await session.exec(_ACTIVE_DELEGATES, params={"userids": list(userids), "at": at})
-    return dict(rows.all())
+    wanted = set(userids)
+    return {away: delegate for away, delegate in await direct.rows(session, _AWAY, at=at) if away in wanted}
 
 
 async def list_watchers(*, session: AsyncSession, draft_id: int) -> list[str]:

@@ -175,10 +175,11 @@ async def close_open_cards(scope: Scope, draft: Draft, label: str, *, except_car
     """Close every still-open card of the draft (`except_card` too) and grey them for all their
     holders (send response_code), but `except_card`, which its caller greys itself."""
     assert draft.id is not None
-    for card in await drafts_repo.list_open_cards(session=scope.session, draft_id=draft.id):
-        if card.id != except_card and card.response_code:
-            scope.outbox.update_card(card.response_code, replace_name=label, card_id=card.id)
-    await drafts_repo.close_open_cards(session=scope.session, draft_id=draft.id)
+    for card_id, response_code in await drafts_repo.close_open_cards(
+        session=scope.session, draft_id=draft.id
+    ):
+        if card_id != except_card and response_code:
+            scope.outbox.update_card(response_code, replace_name=label, card_id=card_id)
 
 
 def draft_page_url(scope: Scope, draft: Draft) -> str | None:

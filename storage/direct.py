@@ -1,0 +1,271 @@
+"""Statements of the hot paths run on the driver's own connection: SQLAlchemy compiles each once per dialect.
+
+Running a statement through the ORM session costs about 200 µs of Python before the database
+sees it (building the execution context, the greenlet hand-over, result objects), through a
+Core connection about 90 µs; the statement itself takes a few µs on SQLite. A card tap runs
+some twenty of them, so that bookkeeping was most of what a tap cost (#13). A `Direct`
+statement is an ordinary SQLAlchemy Core construct, compiled on first use for the dialect at
+hand to its SQL text, the order of its parameters and the type conversions of its parameters
+and result columns (SQLAlchemy's own bind and result processors: the same values as the ORM
+would write and read); each call then runs that text on the connection the session's
+transaction holds, so it is part of the same transaction as the session's other work.
+
+Drivers: the SQLite writer connection (storage.sqlite_inline, run in place), aiosqlite (reads
+and in-memory databases) and asyncpg. The session's pending ORM changes are flushed first, as
+the session's autoflush would; rows loaded here are not in the session's identity map (see
+`attach` for the ones a caller changes through the ORM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.sql.base import Executable
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.sqlite_inline import InlineConnection
+
+Model = TypeVar("Model", bound=SQLModel)
+Processor = Callable[[Any], Any] | None
+
+_CONNECTION_KEY = "sanshen_direct_connection"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # the parameters' names in positional order
+    fixed: dict[str, Any]  # values the statement carries itself (a LIMIT's)
+    binds: tuple[Processor, ...]
+    columns: tuple[str, ...]  # result column names ((): no result)
+    results: tuple[Processor, ...]
+    numbered: bool  # asyncpg's $1 … (else SQLite's ?)
+
+
+class Direct:
+    """One Core statement (its values as bindparams), compiled per dialect on first use; or a
+    function of the dialect's name giving it, for statements written in a dialect's own terms
+    (INSERT … ON CONFLICT)."""
+
+    __slots__ = ("statement", "_compiled")
+
+    def __init__(self, statement: Executable | Callable[[str], Executable]) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            statement = self.statement
+            if not isinstance(statement, Executable):
+                statement = statement(dialect.name)
+            found = self._compiled[dialect.name] = _compile(statement, dialect)
+        return found
+
+
+def dialect_insert(dialect_name: str, table: Any) -> Any:
+    """`table`'s INSERT in the terms of the dialect (SQLite's or PostgreSQL's: ON CONFLICT)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+
+
+def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
+    compiled: Any = statement.compile(dialect=dialect)
+    names = tuple(compiled.positiontup or ())
+    binds = tuple(compiled.binds[name].type._cached_bind_processor(dialect) for name in names)
+    fixed = {name: compiled.binds[name].value for name in names if not compiled.binds[name].required}
+    columns: list[str] = []
+    results: list[Processor] = []
+    for column in compiled._result_columns:
+        columns.append(column.keyname)
+        results.append(column.type._cached_result_processor(dialect, None))
+    return _Compiled(
+        sql=compiled.string,
+        names=names,
+        fixed=fixed,
+        binds=binds,
+        columns=tuple(columns),
+        results=tuple(results),
+        numbered=dialect.name == "postgresql",
+    )
+
+
+def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
+    values = []
+    for name, process in zip(compiled.names, compiled.binds, strict=True):
+        value = params[name] if name in params else compiled.fixed[name]
+        values.append(process(value) if process is not None and value is not None else value)
+    return values
+
+
+def _converted(compiled: _Compiled, row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(
+        process(value) if process is not None else value
+        for process, value in zip(compiled.results, row, strict=True)
+    )
+
+
+class _Driver:
+    """The transaction's connection as the driver has it, behind one small interface."""
+
+    async def fetch(self, sql: str, args: list[Any], numbered: bool) -> list[Sequence[Any]]:
+        raise NotImplementedError
+
+    async def execute(self, sql: str, args: list[Any]) -> int:
+        raise NotImplementedError
+
+    async def execute_many(self, sql: str, rows: list[list[Any]]) -> None:
+        raise NotImplementedError
+
+
+class _SqliteInPlace(_Driver):
+    def __init__(self, connection: InlineConnection) -> None:
+        self.connection = connection._conn  # in a transaction begun IMMEDIATE: the lock is held
+
+    async def fetch(self, sql: str, args: list[Any], numbered: bool) -> list[Sequence[Any]]:
+        return self.connection.execute(sql, args).fetchall()
+
+    async def execute(self, sql: str, args: list[Any]) -> int:
+        return self.connection.execute(sql, args).rowcount
+
+    async def execute_many(self, sql: str, rows: list[list[Any]]) -> None:
+        self.connection.executemany(sql, rows)
+
+
+class _Aiosqlite(_Driver):
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    async def fetch(self, sql: str, args: list[Any], numbered: bool) -> list[Sequence[Any]]:
+        cursor = await self.connection.execute(sql, args)
+        try:
+            return list(await cursor.fetchall())
+        finally:
+            await cursor.close()
+
+    async def execute(self, sql: str, args: list[Any]) -> int:
+        cursor = await self.connection.execute(sql, args)
+        await cursor.close()
+        return int(cursor.rowcount)
+
+    async def execute_many(self, sql: str, rows: list[list[Any]]) -> None:
+        await self.connection.executemany(sql, rows)
+
+
+class _Asyncpg(_Driver):
+    def __init__(self, adapter: Any) -> None:
+        self.adapter = adapter  # SQLAlchemy's adapter: it owns the transaction
+        self.connection = adapter._connection
+
+    async def _begun(self) -> None:
+        # SQLAlchemy's asyncpg adapter begins the transaction at the first statement it runs
+        # itself; one run here first must begin it the same way, or it would autocommit.
+        if self.adapter._transaction is None:
+            await self.adapter._start_transaction()
+
+    async def fetch(self, sql: str, args: list[Any], numbered: bool) -> list[Sequence[Any]]:
+        await self._begun()
+        return list(await self.connection.fetch(sql, *args))
+
+    async def execute(self, sql: str, args: list[Any]) -> int:
+        await self._begun()
+        status = await self.connection.execute(sql, *args)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def execute_many(self, sql: str, rows: list[list[Any]]) -> None:
+        await self._begun()
+        await self.connection.executemany(sql, rows)
+
+
+async def _driver(session: AsyncSession) -> tuple[_Driver, Dialect]:
+    sync = session.sync_session
+    if not sync._is_clean():
+        await session.flush()  # what the session's autoflush would do before a query
+    transaction = sync.get_transaction()
+    cached = sync.info.get(_CONNECTION_KEY)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1], cached[2]
+    connection = await session.connection()
+    fairy: Any = await connection.get_raw_connection()
+    raw = fairy.driver_connection
+    dialect = connection.dialect
+    driver: _Driver
+    if isinstance(raw, InlineConnection):
+        driver = _SqliteInPlace(raw)
+    elif dialect.name == "sqlite":
+        driver = _Aiosqlite(raw)
+    else:
+        driver = _Asyncpg(fairy.dbapi_connection)
+    # One root transaction keeps one connection (savepoints included): the next call reuses it.
+    sync.info[_CONNECTION_KEY] = (sync.get_transaction(), driver, dialect)
+    return driver, dialect
+
+
+async def rows(session: AsyncSession, statement: Direct, **params: Any) -> list[tuple[Any, ...]]:
+    """Every result row of `statement`, each value as the ORM would read it."""
+    driver, dialect = await _driver(session)
+    compiled = statement.compiled(dialect)
+    found = await driver.fetch(compiled.sql, _arguments(compiled, params), compiled.numbered)
+    return [_converted(compiled, row) for row in found]
+
+
+async def first(session: AsyncSession, statement: Direct, **params: Any) -> tuple[Any, ...] | None:
+    found = await rows(session, statement, **params)
+    return found[0] if found else None
+
+
+async def scalar(session: AsyncSession, statement: Direct, **params: Any) -> Any:
+    """The first column of the first row, or None."""
+    row = await first(session, statement, **params)
+    return row[0] if row is not None else None
+
+
+async def run(session: AsyncSession, statement: Direct, **params: Any) -> int:
+    """Run a statement without results; returns the rows it changed."""
+    driver, dialect = await _driver(session)
+    compiled = statement.compiled(dialect)
+    return await driver.execute(compiled.sql, _arguments(compiled, params))
+
+
+async def run_many(session: AsyncSession, statement: Direct, params: Iterable[Mapping[str, Any]]) -> None:
+    """Run a statement once per parameter set, in one call to the driver."""
+    driver, dialect = await _driver(session)
+    compiled = statement.compiled(dialect)
+    batch = [_arguments(compiled, p) for p in params]
+    if batch:
+        await driver.execute_many(compiled.sql, batch)
+
+
+async def models(session: AsyncSession, model: type[Model], statement: Direct, **params: Any) -> list[Model]:
+    """Result rows as `model` instances (the statement selects the model's columns by name),
+    not in the session: changing one changes nothing stored unless the caller writes it."""
+    driver, dialect = await _driver(session)
+    compiled = statement.compiled(dialect)
+    found = await driver.fetch(compiled.sql, _arguments(compiled, params), compiled.numbered)
+    return [build(model, compiled.columns, _converted(compiled, row)) for row in found]
+
+
+async def model(session: AsyncSession, model: type[Model], statement: Direct, **params: Any) -> Model | None:
+    found = await models(session, model, statement, **params)
+    return found[0] if found else None
+
+
+def build(model: type[Model], columns: Sequence[str], values: Sequence[Any]) -> Model:
+    """A `model` instance as the ORM's loading makes one (no __init__, no validation)."""
+    instance: Model = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
+    instance.__dict__.update(zip(columns, values, strict=True))
+    return instance
+
+
+def attach(session: AsyncSession, instance: SQLModel) -> None:
+    """Make a row loaded here part of the session as if the ORM had loaded it: later changes to
+    its attributes are written at the next flush."""
+    make_transient_to_detached(instance)
+    session.add(instance)
