@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as core_select
 from sqlalchemy.orm import Session
-from sqlmodel import col, select
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.rules.audit_chain import (
@@ -20,8 +24,9 @@ from bot.rules.audit_chain import (
     record_digest,
     verify_chain,
 )
-from storage import at_commit
+from storage import at_commit, direct
 from storage.models import AuditCheckpoint, AuditEntry, AuditHead, Draft, ProofRecord, StageDecision
+from storage.schema import table_of
 
 
 def entry_payload(entry: AuditEntry) -> dict[str, Any]:
@@ -73,29 +78,50 @@ async def append_audit(
 _AUDIT = "audit"
 
 
+_HEAD_TABLE = table_of(AuditHead)
+_ENTRY_TABLE = table_of(AuditEntry)
+# The statements of the seal, run on the driver's connection (storage.direct).
+_LOCK_HEAD = direct.Direct(
+    core_select(_HEAD_TABLE.c.last_id, _HEAD_TABLE.c.last_hash).where(_HEAD_TABLE.c.id == 1).with_for_update()
+)
+_MOVE_HEAD = direct.Direct(
+    update(_HEAD_TABLE)
+    .where(_HEAD_TABLE.c.id == 1)
+    .values(last_id=bindparam("new_last_id"), last_hash=bindparam("new_last_hash"))
+)
+_ADD_ENTRY = direct.Direct(
+    insert(_ENTRY_TABLE).values({c.key: bindparam(c.key) for c in _ENTRY_TABLE.columns})
+)
+
+
+@functools.cache
+def _bind_audit_id(model: type[SQLModel]) -> direct.Direct:
+    table = table_of(model)
+    return direct.Direct(
+        update(table).where(table.c.id == bindparam("row_id")).values(audit_id=bindparam("entry_id"))
+    )
+
+
 def _seal(session: Session, pending: list[tuple[AuditEntry, Any]]) -> None:
     """Lock the head row, give each pending entry the next id, link it to the one before and
     move the head: the chain's order is the order in which appending transactions commit."""
-    head = (
-        session.execute(
-            select(AuditHead)
-            .where(AuditHead.id == 1)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        .scalars()
-        .one()
-    )
+    (last_id, last_hash), *_ = direct.rows_now(session, _LOCK_HEAD)
+    entries = []
     for entry, bound in pending:
-        entry.id = head.last_id + 1
-        entry.prev_hash = head.last_hash
-        entry.hash = chain_hash(head.last_hash, canonical_payload(entry_payload(entry)))
-        head.last_id, head.last_hash = entry.id, entry.hash
-        session.add(entry)
-        if bound is not None:
+        last_id += 1
+        entry.id = last_id
+        entry.prev_hash = last_hash
+        entry.hash = last_hash = chain_hash(last_hash, canonical_payload(entry_payload(entry)))
+        entries.append({c.key: getattr(entry, c.key) for c in _ENTRY_TABLE.columns})
+        if bound is not None and bound.id is None:  # not inserted yet: the flush writes both
             bound.audit_id = entry.id
             session.add(bound)
-    session.add(head)
+        elif bound is not None:
+            # Written here, and set without marking the row changed: no second UPDATE at the flush.
+            set_committed_value(bound, "audit_id", entry.id)
+            direct.run_now(session, _bind_audit_id(type(bound)), row_id=bound.id, entry_id=entry.id)
+    direct.run_many_now(session, _ADD_ENTRY, entries)
+    direct.run_now(session, _MOVE_HEAD, new_last_id=last_id, new_last_hash=last_hash)
 
 
 at_commit.on_commit(_AUDIT, _seal)

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.util import await_
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -184,18 +185,19 @@ class _Asyncpg(_Driver):
         await self.connection.executemany(sql, rows)
 
 
-async def _driver(session: AsyncSession) -> tuple[_Driver, Dialect]:
-    sync = session.sync_session
-    if not sync._is_clean():
-        await session.flush()  # what the session's autoflush would do before a query
-    transaction = sync.get_transaction()
+def _innermost(sync: Session) -> Any:
+    return sync.get_nested_transaction() or sync.get_transaction()
+
+
+def _cached(sync: Session) -> tuple[_Driver, Dialect] | None:
     cached = sync.info.get(_CONNECTION_KEY)
-    if cached is not None and transaction is not None and cached[0] is transaction:
+    if cached is not None and cached[0] is _innermost(sync):
         return cached[1], cached[2]
-    connection = await session.connection()
-    fairy: Any = await connection.get_raw_connection()
+    return None
+
+
+def _remember(sync: Session, fairy: Any, dialect: Dialect) -> tuple[_Driver, Dialect]:
     raw = fairy.driver_connection
-    dialect = connection.dialect
     driver: _Driver
     if isinstance(raw, InlineConnection):
         driver = _SqliteInPlace(raw)
@@ -203,9 +205,33 @@ async def _driver(session: AsyncSession) -> tuple[_Driver, Dialect]:
         driver = _Aiosqlite(raw)
     else:
         driver = _Asyncpg(fairy.dbapi_connection)
-    # One root transaction keeps one connection (savepoints included): the next call reuses it.
-    sync.info[_CONNECTION_KEY] = (sync.get_transaction(), driver, dialect)
+    # Asking the session for its connection is what makes it begin (and begin a savepoint it
+    # was asked for: SQLAlchemy emits SAVEPOINT lazily), so it is asked once per transaction
+    # and savepoint; statements run here then roll back with them.
+    sync.info[_CONNECTION_KEY] = (_innermost(sync), driver, dialect)
     return driver, dialect
+
+
+async def _driver(session: AsyncSession) -> tuple[_Driver, Dialect]:
+    sync = session.sync_session
+    if not sync._is_clean():
+        await session.flush()  # what the session's autoflush would do before a query
+    cached = _cached(sync)
+    if cached is not None:
+        return cached
+    connection = await session.connection()
+    return _remember(sync, await connection.get_raw_connection(), connection.dialect)
+
+
+def _driver_now(sync: Session) -> tuple[_Driver, Dialect]:
+    """The same from synchronous code the session runs (a before_commit hook)."""
+    if not sync._is_clean():
+        sync.flush()
+    cached = _cached(sync)
+    if cached is not None:
+        return cached
+    connection = sync.connection()
+    return _remember(sync, connection.connection, connection.dialect)
 
 
 async def rows(session: AsyncSession, statement: Direct, **params: Any) -> list[tuple[Any, ...]]:
@@ -255,6 +281,30 @@ async def models(session: AsyncSession, model: type[Model], statement: Direct, *
 async def model(session: AsyncSession, model: type[Model], statement: Direct, **params: Any) -> Model | None:
     found = await models(session, model, statement, **params)
     return found[0] if found else None
+
+
+def rows_now(sync: Session, statement: Direct, **params: Any) -> list[tuple[Any, ...]]:
+    """`rows` from synchronous code the session runs (work done as its transaction commits)."""
+    driver, dialect = _driver_now(sync)
+    compiled = statement.compiled(dialect)
+    found = await_(driver.fetch(compiled.sql, _arguments(compiled, params), compiled.numbered))
+    return [_converted(compiled, row) for row in found]
+
+
+def run_now(sync: Session, statement: Direct, **params: Any) -> int:
+    """`run` from synchronous code the session runs."""
+    driver, dialect = _driver_now(sync)
+    compiled = statement.compiled(dialect)
+    return int(await_(driver.execute(compiled.sql, _arguments(compiled, params))))
+
+
+def run_many_now(sync: Session, statement: Direct, params: Iterable[Mapping[str, Any]]) -> None:
+    """`run_many` from synchronous code the session runs."""
+    driver, dialect = _driver_now(sync)
+    compiled = statement.compiled(dialect)
+    batch = [_arguments(compiled, p) for p in params]
+    if batch:
+        await_(driver.execute_many(compiled.sql, batch))
 
 
 def build(model: type[Model], columns: Sequence[str], values: Sequence[Any]) -> Model:

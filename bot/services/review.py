@@ -454,19 +454,18 @@ async def decide(
     if response_code:
         scope.outbox.update_card(response_code, replace_name=label, card_id=clicked_card)
     await close_open_cards(scope, draft, label, except_card=clicked_card)  # the clicked one too
-    draft.updated_at = now
     reviewer_name = scope.name_of(scope.user)
     if secrecy == "classified":  # 涉密不得公开: the end of this draft, whatever version
-        draft.status = "classified"
-        scope.session.add(draft)
+        await drafts_repo.update_draft(
+            session=scope.session, draft=draft, status="classified", updated_at=now
+        )
         admins = people_with_role(scope.settings, "admin")
         scope.outbox.send_text(
             list(dict.fromkeys([draft.submitter_userid, *admins])),
             views.classified_notice(draft, stage_settings.name, reviewer_name, opinion),
         )
     elif outcome.kind == "rejected":
-        draft.status = "rejected"
-        scope.session.add(draft)
+        await drafts_repo.update_draft(session=scope.session, draft=draft, status="rejected", updated_at=now)
         scope.outbox.send_text(
             [draft.submitter_userid],
             views.rejected_notice(
@@ -489,9 +488,10 @@ async def stage_approved(
     if proof is None:
         await move_past_stage(scope, draft, chain, decisions, passed=stage_of(chain, draft.stage).name, by=by)
         return
-    draft.step = "proof"
-    draft.stage_entered_at = scope.now()
-    scope.session.add(draft)
+    now = scope.now()
+    await drafts_repo.update_draft(
+        session=scope.session, draft=draft, step="proof", stage_entered_at=now, updated_at=now
+    )
     people = await start_proof(scope, draft, chain)
     scope.outbox.send_text(
         [draft.submitter_userid],
@@ -514,13 +514,16 @@ async def move_past_stage(
     """`draft.stage` is done (its 审, and its 校 if any): the next stage starts, or after the
     last one the draft is approved (可发布)."""
     now = scope.now()
-    draft.step = "review"
-    draft.updated_at = now
     following = next_stage(chain, draft.stage, draft.correction_stages)
     if following is None:
-        draft.status = "approved"
-        draft.approved_at = now
-        scope.session.add(draft)
+        await drafts_repo.update_draft(
+            session=scope.session,
+            draft=draft,
+            status="approved",
+            approved_at=now,
+            step="review",
+            updated_at=now,
+        )
         await append_audit(
             session=scope.session,
             at=now,
@@ -543,9 +546,14 @@ async def move_past_stage(
         )
         scope.outbox.send_text(notify, views.approved_notice(draft, chain.proofreading))
         return
-    draft.stage = following
-    draft.stage_entered_at = now
-    scope.session.add(draft)
+    await drafts_repo.update_draft(
+        session=scope.session,
+        draft=draft,
+        stage=following,
+        stage_entered_at=now,
+        step="review",
+        updated_at=now,
+    )
     next_assignees = await start_stage(scope, draft, decisions)
     scope.outbox.send_text(
         [draft.submitter_userid],

@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core.clock import Clock, ensure_utc
 from bot.core.config import OutboxSettings, Settings
 from bot.wecom.client import RECIPIENT_ERRORS, WeComAPIError, WeComClient, WeComTransportError
-from storage import at_commit
+from storage import at_commit, direct
 from storage.audit_repo import append_audit
 from storage.db import SessionFactory
 from storage.models import ApprovalCard, CardHandle, DeliveryLog, OutboxMessage
@@ -126,11 +126,23 @@ OUTBOX_ROWS = "outbox"
 FIRST = "_first"  # a queued row's mark: inserted (so delivered) before the others of its transaction
 
 
+# A queued row names what it carries; every other column takes its default.
+_QUEUED_COLUMNS = ("created_at", "not_before", "op", "recipients", "payload", "card_id")
+_DEFAULTS = {
+    c.key: c.default.arg
+    for c in _TABLE.columns
+    if c.key not in _QUEUED_COLUMNS and not c.primary_key and c.default is not None and c.default.is_scalar
+}
+_INSERT_QUEUED = direct.Direct(
+    insert(_TABLE).values({key: bindparam(key) for key in (*_QUEUED_COLUMNS, *_DEFAULTS)})
+)
+
+
 def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     # Replies to the person who acted go first: a confirmation arrives before what it announces
     # (「已收到投稿」 before the draft's card, 「已记录您的同意」 before the next stage's).
     ordered = sorted(rows, key=lambda row: not row.pop(FIRST, False))  # stable: otherwise as queued
-    session.connection().execute(insert(_TABLE), ordered)  # the model's defaults fill the rest
+    direct.run_many_now(session, _INSERT_QUEUED, (_DEFAULTS | row for row in ordered))
 
 
 at_commit.on_commit(OUTBOX_ROWS, _insert_rows)

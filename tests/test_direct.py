@@ -1,0 +1,152 @@
+"""storage.direct: statements on the driver's connection read and write what the ORM would, inside the session's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import bindparam, insert
+from sqlalchemy import select as core_select
+from sqlmodel import select
+
+from bot.core.errors import UserFacingError
+from storage import direct, drafts_repo
+from storage.db import SessionFactory, init_models, make_engine, make_session_factory
+from storage.models import Conversation, Draft, StageDecision
+from storage.schema import table_of
+
+AT = datetime(2026, 5, 11, 2, 30, 15, 123456, tzinfo=UTC)
+_DRAFTS = table_of(Draft)
+_DRAFT_BY_ID = direct.Direct(core_select(_DRAFTS).where(_DRAFTS.c.id == bindparam("draft_id")))
+_CONVERSATIONS = table_of(Conversation)
+_ADD_CONVERSATION = direct.Direct(
+    insert(_CONVERSATIONS).values(
+        userid=bindparam("who"), kind=bindparam("what"), data=bindparam("state"), created_at=bindparam("at")
+    )
+)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[SessionFactory]:
+    engine = make_engine(database_url)
+    await init_models(engine)
+    yield make_session_factory(engine)
+    await engine.dispose()
+
+
+def new_draft(**changes: object) -> Draft:
+    values: dict[str, object] = {
+        "title": "通知",
+        "category": "issued",
+        "source_kind": "own",
+        "disclosure": "active",
+        "platforms": "website",
+        "submitter_userid": "wangxm",
+        "submitter_name": "王小明",
+        "status": "in_review",
+        "stage_entered_at": AT,
+        "created_at": AT,
+        "updated_at": AT,
+        "important": True,
+    }
+    return Draft(**(values | changes))
+
+
+async def test_a_row_reads_back_as_the_orm_reads_it(db: SessionFactory) -> None:
+    async with db() as session, session.begin():
+        session.add(new_draft(approved_at=None))
+    async with db() as session, session.begin():
+        loaded = await direct.model(session, Draft, _DRAFT_BY_ID, draft_id=1)
+    async with db() as session:
+        through_orm = (await session.exec(select(Draft).where(Draft.id == 1))).one()
+    assert loaded is not None
+    assert loaded.model_dump() == through_orm.model_dump()
+    assert loaded.stage_entered_at == AT and loaded.stage_entered_at.tzinfo is not None
+    assert loaded.important is True and loaded.approved_at is None
+
+
+async def test_json_and_times_written_directly_read_back_through_the_orm(db: SessionFactory) -> None:
+    state = {"draft_id": 7, "note": "理由：标题有误", "items": [1, 2]}
+    async with db() as session, session.begin():
+        await direct.run(session, _ADD_CONVERSATION, who="zhangkz", what="reject_reason", state=state, at=AT)
+    async with db() as session:
+        row = await session.get(Conversation, "zhangkz")
+    assert row is not None and row.data == state and row.created_at == AT
+
+
+async def test_a_direct_read_sees_the_sessions_pending_changes(db: SessionFactory) -> None:
+    async with db() as session, session.begin():
+        session.add(new_draft(title="未写入的稿件"))  # not flushed yet
+        found = await direct.model(session, Draft, _DRAFT_BY_ID, draft_id=1)
+    assert found is not None and found.title == "未写入的稿件"
+
+
+async def test_writes_in_a_savepoint_that_rolls_back_are_gone(db: SessionFactory) -> None:
+    """A handler that refuses after writing changes nothing (the dispatcher's savepoint)."""
+    async with db() as session, session.begin():
+        await direct.run(session, _ADD_CONVERSATION, who="kept", what="k", state={}, at=AT)
+        with pytest.raises(UserFacingError):
+            async with session.begin_nested():
+                await direct.run(session, _ADD_CONVERSATION, who="dropped", what="d", state={}, at=AT)
+                raise UserFacingError("不行")
+        await direct.run(session, _ADD_CONVERSATION, who="after", what="a", state={}, at=AT)
+    async with db() as session:
+        kept = (await session.exec(select(Conversation.userid).order_by(Conversation.userid))).all()
+    assert kept == ["after", "kept"]
+
+
+async def test_a_transaction_that_rolls_back_takes_direct_writes_with_it(db: SessionFactory) -> None:
+    """On PostgreSQL the first statement of a transaction may be a direct one: it must begin
+    the transaction, not run on its own."""
+    with pytest.raises(RuntimeError):
+        async with db() as session, session.begin():
+            await direct.run(session, _ADD_CONVERSATION, who="wangxm", what="k", state={}, at=AT)
+            raise RuntimeError("crash before the commit")
+    async with db() as session:
+        assert await session.get(Conversation, "wangxm") is None
+
+
+async def test_a_draft_updated_directly_is_written_now_and_left_clean(db: SessionFactory) -> None:
+    async with db() as session, session.begin():
+        session.add(new_draft())
+    async with db() as session, session.begin():
+        draft = await drafts_repo.get_draft(session=session, draft_id=1, lock=True)
+        assert draft is not None
+        later = datetime(2026, 5, 12, 1, 0, tzinfo=UTC)
+        await drafts_repo.update_draft(session=session, draft=draft, stage=2, stage_entered_at=later)
+        assert not session.sync_session.dirty, "written already: the flush has nothing to write again"
+        draft.title = "改过的标题"  # an ordinary change still reaches the database at the flush
+        assert list(session.sync_session.dirty) == [draft]
+    async with db() as session:
+        stored = await session.get(Draft, 1)
+    assert stored is not None
+    assert (stored.stage, stored.stage_entered_at, stored.title) == (2, later, "改过的标题")
+
+
+async def test_a_taken_slot_is_refused_and_changes_nothing(db: SessionFactory) -> None:
+    async with db() as session, session.begin():
+        session.add(new_draft())
+
+    def decision(reviewer: str) -> StageDecision:
+        return StageDecision(
+            draft_id=1,
+            version=1,
+            stage=1,
+            stage_name="一审",
+            slot="*",
+            reviewer_userid=reviewer,
+            reviewer_name=reviewer,
+            decision="approve",
+            decided_at=AT,
+            via="card",
+        )
+
+    async with db() as session, session.begin():
+        first = decision("zhangkz")
+        assert await drafts_repo.add_unless_taken(session=session, row=first)
+        assert first.id is not None
+        assert not await drafts_repo.add_unless_taken(session=session, row=decision("sunkz"))
+    async with db() as session:
+        rows = await drafts_repo.list_decisions(session=session, draft_id=1)
+    assert [(r.reviewer_userid, r.checklist, r.finding_marks) for r in rows] == [("zhangkz", [], {})]
