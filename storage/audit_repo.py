@@ -62,7 +62,8 @@ async def append_audit(
     transactions that append run side by side until then. `bind`: a record (a decision, a 校
     signature) whose audit_id is set to the entry's id at that moment. An entry added inside a
     savepoint that rolls back is dropped with it (storage.at_commit)."""
-    entry = AuditEntry(
+    entry = direct.record(
+        AuditEntry,
         at=at,
         actor=actor,
         action=action,

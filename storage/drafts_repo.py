@@ -49,15 +49,14 @@ def _insert_unless_taken(model: type[SQLModel]) -> direct.Direct:
 async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
     """Insert the new `row` in one statement unless it would break a unique constraint of its
     table (another person's decision or signature for the same place committed first): then
-    False, and nothing changed. On success the row has its id and belongs to the session (a
-    later change to it is saved at the flush)."""
+    False, and nothing changed. On success the row has its id; it is not in the session (a
+    later change to it is not saved unless written)."""
     table = table_of(type(row))
     values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
     new_id = await direct.scalar(session, _insert_unless_taken(type(row)), **values)
     if new_id is None:
         return False
     row.id = new_id
-    direct.attach(session, row)
     return True
 
 
@@ -225,10 +224,8 @@ _FORGET_CONVERSATION = direct.Direct(
 
 async def get_draft(*, session: AsyncSession, draft_id: int, lock: bool = False) -> Draft | None:
     """A draft by id; `lock` takes a row lock (PostgreSQL) so decisions on it serialise."""
-    draft = await direct.model(session, Draft, _DRAFT_LOCKED if lock else _DRAFT, draft_id=draft_id)
-    if draft is not None:
-        direct.attach(session, draft)  # the services change it and the flush writes that
-    return draft
+    # In the session: the services change it and the flush writes that.
+    return await direct.persistent(session, Draft, _DRAFT_LOCKED if lock else _DRAFT, draft_id=draft_id)
 
 
 @functools.cache
@@ -285,7 +282,8 @@ async def add_card(
     stage can have (a 转审, a card sent again)."""
     assert draft.id is not None
     kind = "p" if step == "proof" else "s"
-    card = ApprovalCard(
+    card = direct.record(
+        ApprovalCard,
         task_id=f"sanshen-d{draft.id}-v{draft.version}-r{draft.round}-{kind}{draft.stage}-{nonce}",
         draft_id=draft.id,
         version=draft.version,
@@ -321,7 +319,7 @@ async def list_proofs(
 
 async def get_card(*, session: AsyncSession, card_id: int) -> ApprovalCard | None:
     """A card as a record: changing it saves nothing."""
-    return await direct.model(session, ApprovalCard, _CARD, card_id=card_id)
+    return await direct.first_model(session, ApprovalCard, _CARD, card_id=card_id)
 
 
 async def close_open_cards(*, session: AsyncSession, draft_id: int) -> list[tuple[int, str | None]]:
@@ -368,7 +366,7 @@ async def stage_assignment(
     *, session: AsyncSession, draft_id: int, version: int, round_: int, stage: int
 ) -> StageAssignment | None:
     """The latest 转审 or 加签 of this stage (None: the chain's assignees apply)."""
-    return await direct.model(
+    return await direct.first_model(
         session,
         StageAssignment,
         _STAGE_ASSIGNMENT,

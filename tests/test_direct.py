@@ -57,7 +57,7 @@ async def test_a_row_reads_back_as_the_orm_reads_it(db: SessionFactory) -> None:
     async with db() as session, session.begin():
         session.add(new_draft(approved_at=None))
     async with db() as session, session.begin():
-        loaded = await direct.model(session, Draft, _DRAFT_BY_ID, draft_id=1)
+        loaded = await direct.first_model(session, Draft, _DRAFT_BY_ID, draft_id=1)
     async with db() as session:
         through_orm = (await session.exec(select(Draft).where(Draft.id == 1))).one()
     assert loaded is not None
@@ -78,7 +78,7 @@ async def test_json_and_times_written_directly_read_back_through_the_orm(db: Ses
 async def test_a_direct_read_sees_the_sessions_pending_changes(db: SessionFactory) -> None:
     async with db() as session, session.begin():
         session.add(new_draft(title="未写入的稿件"))  # not flushed yet
-        found = await direct.model(session, Draft, _DRAFT_BY_ID, draft_id=1)
+        found = await direct.first_model(session, Draft, _DRAFT_BY_ID, draft_id=1)
     assert found is not None and found.title == "未写入的稿件"
 
 
@@ -150,3 +150,15 @@ async def test_a_taken_slot_is_refused_and_changes_nothing(db: SessionFactory) -
     async with db() as session:
         rows = await drafts_repo.list_decisions(session=session, draft_id=1)
     assert [(r.reviewer_userid, r.checklist, r.finding_marks) for r in rows] == [("zhangkz", [], {})]
+
+
+async def test_a_draft_the_session_holds_already_is_the_one_returned(db: SessionFactory) -> None:
+    """As the ORM's own select: one object per row in a session, whoever loaded it first."""
+    async with db() as session, session.begin():
+        session.add(new_draft())
+    async with db() as session, session.begin():
+        held = await session.get(Draft, 1)
+        assert held is not None
+        held.title = "页面上改的标题"
+        again = await drafts_repo.get_draft(session=session, draft_id=1, lock=True)
+        assert again is held and again.title == "页面上改的标题"

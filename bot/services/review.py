@@ -33,7 +33,7 @@ from bot.rules.review import (
 from bot.rules.submission import DraftMeta
 from bot.services import findings
 from bot.services.scope import Scope
-from storage import drafts_repo
+from storage import direct, drafts_repo
 from storage.audit_repo import append_audit, decision_fields, draft_fields
 from storage.models import ApprovalCard, Draft, ProofRecord, StageDecision
 
@@ -388,7 +388,8 @@ async def decide(
     assignees = people.assignees
     now = scope.now()
     assert draft.id is not None
-    row = StageDecision(
+    row = direct.record(
+        StageDecision,
         draft_id=draft.id,
         version=draft.version,
         round=draft.round,
