@@ -23,20 +23,34 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 
 from bot.cli.people import button_key, current_card, say
-from bot.cli.stack import running_stack, stack_settings
+from bot.cli.stack import DEMO_STAFF, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 
 SUBMISSION = "/submit 通知{n}\n来源：本机关制发\n公开：主动公开\n平台：政府网站\n正文第{n}号。"
 EDITOR = "wangxm"  # submits, and holds the 一审 card of what they submit
 
 
-async def measure(drafts: int, database_url: str, show_statements: bool, profile: str | None = None) -> None:
+def staff_of(size: int) -> list[dict[str, Any]]:
+    """The demo's people, then people without a role up to `size` (a unit's whole address book: what is
+    looked up per person costs more with more people)."""
+    extra = [
+        {"userid": f"staff{n:04d}", "name": f"职员{n:04d}", "roles": []}
+        for n in range(max(0, size - len(DEMO_STAFF)))
+    ]
+    return [*DEMO_STAFF, *extra]
+
+
+async def measure(
+    drafts: int, database_url: str, show_statements: bool, profile: str | None = None, staff: int = 0
+) -> None:
     clock = FrozenClock(datetime(2026, 5, 11, 2, 0, tzinfo=UTC))
-    async with running_stack(stack_settings(database_url), clock) as stack:
+    settings = stack_settings(database_url, {"staff": staff_of(staff)})
+    async with running_stack(settings, clock) as stack:
         for n in range(drafts):
             await say(stack, EDITOR, SUBMISSION.format(n=n))
             clock.advance(seconds=10)  # within the editor's 25 messages a minute
@@ -109,6 +123,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drafts", type=int, default=40)
     parser.add_argument("--database-url", help="default: a new SQLite file")
+    parser.add_argument(
+        "--staff",
+        type=int,
+        default=644,
+        help="people on the staff list (default 644, as bench.bench_callback)",
+    )
     parser.add_argument("--statements", action="store_true", help="list the SQL of one tap and its sending")
     parser.add_argument(
         "--profile", metavar="PREFIX", help="keep the profiles as PREFIX.tap and PREFIX.sending"
@@ -116,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sanshen-tap-calls-") as folder:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'taps.db'}"
-        asyncio.run(measure(args.drafts, url, args.statements, args.profile))
+        asyncio.run(measure(args.drafts, url, args.statements, args.profile, args.staff))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,6 +49,9 @@ def _http_url(value: str) -> str:
 
 class ConfigError(Exception):
     """Configuration is missing or invalid; the message names the key and the reason."""
+
+
+_Index = TypeVar("_Index")
 
 
 class _Frozen(BaseModel):
@@ -857,14 +860,24 @@ class Settings(_Frozen):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def _per_staff(self, name: str, build: Callable[[], _Index]) -> _Index:
+        """An index of the staff list, built once per list: every callback looks people up,
+        and a unit's list has hundreds of them. A copy with another list
+        (`model_copy(update={"staff": …})`) builds its own (the cache remembers its list)."""
+        cached = self.__dict__.get(name)
+        if cached is None or cached[0] is not self.staff:
+            cached = self.__dict__[name] = (self.staff, build())
+        return cast(_Index, cached[1])
+
     @property
     def staff_by_id(self) -> dict[str, StaffMember]:
-        return {m.userid: m for m in self.staff}
+        """userid → member (the same dict on every call: callers only read it)."""
+        return self._per_staff("_staff_by_id", lambda: {m.userid: m for m in self.staff})
 
     @property
     def staff_names(self) -> dict[str, str]:
-        """userid → name of everyone on the staff list."""
-        return {m.userid: m.name for m in self.staff}
+        """userid → name of everyone on the staff list (the same dict on every call: read only)."""
+        return self._per_staff("_staff_names", lambda: {m.userid: m.name for m in self.staff})
 
     def userid_for(self, given: str) -> str | None:
         """The userid a file names by userid or by a name only one member has; None if nobody."""
@@ -875,10 +888,7 @@ class Settings(_Frozen):
 
     def name_of(self, userid: str) -> str:
         """The person's name from [[staff]], or the userid itself for someone unknown."""
-        for member in self.staff:
-            if member.userid == userid:
-                return member.name
-        return userid
+        return self.staff_names.get(userid, userid)
 
     def chain_for(self, category: str, important: bool = False) -> ChainSettings:
         """The chain configured for an information category; a 重要稿件 adds the 主要领导's 审签."""

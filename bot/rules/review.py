@@ -87,7 +87,7 @@ def expand_assignees(
     nobody without one of the stage's eligible roles is ever an assignee.
     """
     roles = stage_settings.eligible_roles or default_eligible_roles(stage)
-    excluded = {u for u in staff if not is_eligible(staff[u], roles)} | set(decided_elsewhere)
+    decided = set(decided_elsewhere)
     result: list[str] = []
     for entry in stage_settings.assignees:
         if entry == SUBMITTER:
@@ -98,8 +98,8 @@ def expand_assignees(
         else:
             candidates = [entry]
         for userid in candidates:
-            if userid in excluded or userid in result or userid not in staff:
-                continue
+            if userid in decided or userid in result or not is_eligible(staff.get(userid), roles):
+                continue  # (someone not on the staff list is never eligible)
             if userid == submitter and (stage != 1 or SUBMITTER not in stage_settings.assignees):
                 continue
             result.append(userid)
