@@ -30,6 +30,7 @@ from sqlalchemy import event
 from bot.cli.people import button_key, current_card, say
 from bot.cli.stack import DEMO_STAFF, running_stack, stack_settings
 from bot.core.clock import FrozenClock
+from storage import direct
 
 SUBMISSION = "/submit 通知{n}\n来源：本机关制发\n公开：主动公开\n平台：政府网站\n正文第{n}号。"
 EDITOR = "wangxm"  # submits, and holds the 一审 card of what they submit
@@ -55,50 +56,44 @@ async def measure(
             await say(stack, EDITOR, SUBMISSION.format(n=n))
             clock.advance(seconds=10)  # within the editor's 25 messages a minute
         statements: list[str] = []
-        engine = stack.db.kw["bind"]
+        engine = stack.db.kw["bind"].sync_engine
 
         def seen(sql: str) -> None:
-            if sql != "COMMIT":
-                statements.append(" ".join(sql.split())[:120])
+            statements.append(" ".join(sql.split())[:120])
 
-        if engine.dialect.name == "sqlite":
-            # Everything the writers' one connection runs: SQLAlchemy's statements and those
-            # storage.direct runs on the driver's connection itself.
-            async with engine.connect() as connection:
-                raw = (await connection.get_raw_connection()).driver_connection
-                raw._conn.set_trace_callback(seen)
-        else:  # only what SQLAlchemy runs (not storage.direct's)
-            event.listen(engine.sync_engine, "before_cursor_execute", lambda _c, _cur, sql, *_: seen(sql))
-        cards = [
-            d
-            for d in stack.sim.inbox(EDITOR)
-            if d.msgtype == "template_card"
-            and stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for(EDITOR)
-        ]
-        tap_profile, send_profile = cProfile.Profile(), cProfile.Profile()
-        tap_cpu = send_cpu = 0.0
-        tap_sql: list[str] = []
-        send_sql: list[str] = []
-        for index, delivered in enumerate(cards):
-            task_id = delivered.payload["template_card"]["task_id"]
-            key = button_key(current_card(stack, EDITOR, delivered), "同意")
-            first = len(statements)
-            started = time.process_time()
-            tap_profile.enable()
-            result = await stack.sim.click(EDITOR, task_id, key)
-            tap_profile.disable()
-            tap_cpu += time.process_time() - started
-            if result.status != 200:
-                raise SystemExit(f"the bot answered a tap with {result}")
-            clock.advance(seconds=10)
-            middle = len(statements)
-            started = time.process_time()
-            send_profile.enable()
-            await stack.drain()
-            send_profile.disable()
-            send_cpu += time.process_time() - started
-            if index == 1:  # the first one warms caches
-                tap_sql, send_sql = statements[first:middle], statements[middle:]
+        # SQLAlchemy's statements and those storage.direct runs on the driver's connection.
+        event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: seen(sql))
+        with direct.observing(seen):
+            cards = [
+                d
+                for d in stack.sim.inbox(EDITOR)
+                if d.msgtype == "template_card"
+                and stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for(EDITOR)
+            ]
+            tap_profile, send_profile = cProfile.Profile(), cProfile.Profile()
+            tap_cpu = send_cpu = 0.0
+            tap_sql: list[str] = []
+            send_sql: list[str] = []
+            for index, delivered in enumerate(cards):
+                task_id = delivered.payload["template_card"]["task_id"]
+                key = button_key(current_card(stack, EDITOR, delivered), "同意")
+                first = len(statements)
+                started = time.process_time()
+                tap_profile.enable()
+                result = await stack.sim.click(EDITOR, task_id, key)
+                tap_profile.disable()
+                tap_cpu += time.process_time() - started
+                if result.status != 200:
+                    raise SystemExit(f"the bot answered a tap with {result}")
+                clock.advance(seconds=10)
+                middle = len(statements)
+                started = time.process_time()
+                send_profile.enable()
+                await stack.drain()
+                send_profile.disable()
+                send_cpu += time.process_time() - started
+                if index == 1:  # the first one warms caches
+                    tap_sql, send_sql = statements[first:middle], statements[middle:]
         taps = len(cards)
         print(f"{taps} taps on {database_url.split(':')[0]}")
         print(

@@ -18,7 +18,8 @@ the session's autoflush would; rows loaded here are not in the session's identit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -97,7 +98,23 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
     )
 
 
+_observers: list[Callable[[str], None]] = []
+
+
+@contextlib.contextmanager
+def observing(observer: Callable[[str], None]) -> Iterator[None]:
+    """Call `observer(sql)` for each statement run here meanwhile (what SQLAlchemy's
+    before_cursor_execute event shows of its own statements; tests and benches count both)."""
+    _observers.append(observer)
+    try:
+        yield
+    finally:
+        _observers.remove(observer)
+
+
 def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
+    for observer in _observers:
+        observer(compiled.sql)
     values = []
     for name, process in zip(compiled.names, compiled.binds, strict=True):
         value = params[name] if name in params else compiled.fixed[name]

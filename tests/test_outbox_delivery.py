@@ -21,6 +21,7 @@ from bot.exports.runner import export_file
 from bot.keys import HTTP, SENDER, WECOM
 from bot.wecom.client import WeComClient
 from bot.wecom.outbox import CLAIM_FOR, Outbox, OutboxSender, _Fenced
+from storage import direct
 from storage.models import OutboxMessage
 
 ROBOT = "dutyrobot"
@@ -80,6 +81,28 @@ async def counted_in_a_pass(stack: Stack, name: str, which: Callable[..., bool] 
         await stack.drain()
     finally:
         event.remove(engine, name, count)
+    return seen
+
+
+async def statements_in_a_pass(stack: Stack, which: Callable[[str], bool]) -> int:
+    """How many SQL statements one outbox pass runs that `which` accepts (given their SQL):
+    SQLAlchemy's and those storage.direct runs on the driver's connection."""
+    engine = stack.db.kw["bind"].sync_engine
+    seen = 0
+
+    def count(sql: str) -> None:
+        nonlocal seen
+        seen += 1 if which(sql) else 0
+
+    def through_sqlalchemy(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        count(sql)
+
+    event.listen(engine, "before_cursor_execute", through_sqlalchemy)
+    try:
+        with direct.observing(count):
+            await stack.drain()
+    finally:
+        event.remove(engine, "before_cursor_execute", through_sqlalchemy)
     return seen
 
 

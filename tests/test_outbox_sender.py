@@ -47,6 +47,7 @@ from tests.test_outbox_delivery import (
     robot_texts,
     rows,
     sender_with,
+    statements_in_a_pass,
 )
 from tests.test_review_flow import SUBMISSION
 
@@ -685,10 +686,10 @@ async def test_a_pass_looks_up_what_is_due_a_batch_at_a_time_and_sends_in_order(
         for person in people:
             await queue_texts(stack, person, [f"{person}第{n}条"])
 
-    def a_look(_conn: Any, _cursor: Any, sql: str, *_: Any) -> bool:
+    def a_look(sql: str) -> bool:
         return sql.startswith("SELECT") and "FROM outboxmessage" in sql and "ORDER BY outboxmessage.id" in sql
 
-    looks = await counted_in_a_pass(stack, "before_cursor_execute", a_look)
+    looks = await statements_in_a_pass(stack, a_look)
     for person in people:
         assert texts(stack, person) == [f"{person}第{n}条" for n in range(20)]
     assert looks == 5, "120 rows: three looks that found rows, two that found none (one to end the pass)"

@@ -11,6 +11,7 @@ from sqlmodel import select
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.services import review as review_service
+from bot.wecom import dispatcher as dispatcher_module
 from storage.audit_repo import verify_audit_log
 from storage.models import AuditEntry, DraftVersion, OutboxMessage
 from tests.flow import (
@@ -204,6 +205,27 @@ async def test_review_resent_callbacks_apply_once(stack: Stack) -> None:
     assert len(await decisions(stack)) == 1
     (draft,) = await drafts(stack)
     assert draft.stage == 2
+
+
+async def test_review_a_resent_tap_is_answered_from_memory_and_after_a_restart_from_the_database(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    await tap(stack, "wangxm", "同意")
+
+    def no_transaction(**_: Any) -> Any:
+        raise AssertionError("a re-send of a callback this process applied needs no transaction")
+
+    monkeypatch.setattr(dispatcher_module, "remember_callback", no_transaction)
+    assert (await stack.sim.resend_last()).status == 200
+    monkeypatch.undo()
+    await stack.restart_bot()  # the process's memory is gone: the key in the database answers
+    assert (await stack.sim.resend_last()).status == 200
+    await stack.drain()
+    assert [(d.stage, d.reviewer_userid) for d in await decisions(stack)] == [(1, "wangxm")]
+    (draft,) = await drafts(stack)
+    assert draft.stage == 2
+    assert len(cards(stack, "zhangkz")) == 1, "the 二审 card went out once"
 
 
 async def test_review_crash_between_click_and_messages_loses_nothing(stack: Stack) -> None:

@@ -186,6 +186,30 @@ class CommandTable:
         return difflib.get_close_matches(word, list(self._by_word), n=3, cutoff=0.5)
 
 
+# Dedupe keys of the callbacks this process applied most recently, kept in memory: WeCom's
+# re-sends come within seconds of the first try (three tries in all), so a few thousand keys
+# cover every re-send of a burst, at about 100 bytes each.
+APPLIED_KEYS_KEPT = 20_000
+
+
+class RecentKeys:
+    """The last `size` keys added, for membership tests (oldest forgotten first)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._keys: dict[str, None] = {}  # insertion-ordered
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def add(self, key: str) -> None:
+        if key in self._keys:
+            return
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            del self._keys[next(iter(self._keys))]
+
+
 class Dispatcher:
     """Applies each event exactly once: dedupe key, state change and replies in one transaction."""
 
@@ -206,10 +230,18 @@ class Dispatcher:
         self._sender = sender
         self._views = texts
         self.commands = CommandTable(self._routers)
+        self._applied = RecentKeys(APPLIED_KEYS_KEPT)
 
     async def feed(self, event: IncomingEvent) -> str:
         """Apply one event; returns the outcome word for the log. Raises only on storage errors."""
         started = time.perf_counter()
+        if event.dedupe_key in self._applied:
+            # WeCom re-sends a callback it got no answer to in time, up to three times: one this
+            # process committed is answered without a transaction (the database has the key;
+            # one another instance applied is found there).
+            took = (time.perf_counter() - started) * 1000
+            log.info("event %s from %s: duplicate in %d ms", type(event).__name__, event.user, took)
+            return "duplicate"
         outcome = "ok"
         async with self._db() as session, session.begin():
             if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
@@ -226,6 +258,7 @@ class Dispatcher:
                     commands=self.commands.specs,
                 )
                 outcome = await self._run(ctx, event)
+        self._applied.add(event.dedupe_key)  # committed (or found committed)
         if outcome != "duplicate" and self._sender is not None:
             self._sender.kick()
         log.info(

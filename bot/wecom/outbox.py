@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -44,49 +45,56 @@ CLAIM_FOR = timedelta(seconds=60)
 FRESH_CLAIM = timedelta(seconds=10)
 _TABLE = table_of(OutboxMessage)  # plain statements: no ORM bookkeeping
 
-# The sender's statements, built once with bind parameters: building a statement and its cache
-# key costs more than running it, and the sender runs these for every message.
+# The sender's statements, built once with bind parameters and run on the driver's connection
+# (storage.direct): the sender runs these for every message, and the ORM's bookkeeping around
+# a statement cost more than the statement.
 _UNCLAIMED = or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until < bindparam("now"))
 _DUE = (_TABLE.c.status == "pending") & (_TABLE.c.not_before <= bindparam("now")) & _UNCLAIMED
-_DUE_IDS = select(_TABLE.c.id).where(_DUE).order_by(_TABLE.c.id).limit(bindparam("batch"))
-_CLAIM = (
+_DUE_IDS = direct.Direct(select(_TABLE.c.id).where(_DUE).order_by(_TABLE.c.id).limit(bindparam("batch")))
+_CLAIM = direct.Direct(
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("row_id"), _DUE)
     .values(claimed_until=bindparam("until"), claim_token=bindparam("token"))
 )
-_ROW = select(OutboxMessage).where(OutboxMessage.id == bindparam("row_id"))
-_TWIN = (
+_ROW = direct.Direct(select(_TABLE).where(_TABLE.c.id == bindparam("row_id")))
+_TWIN = direct.Direct(
     select(_TABLE.c.id)
     .where(_TABLE.c.body_hash == bindparam("digest"), _TABLE.c.id != bindparam("row_id"))
     .where(_TABLE.c.first_try_at > bindparam("since"))
     .limit(1)
 )
-_RECENT_SENDS = (
-    select(DeliveryLog.userid, DeliveryLog.sent_at)
-    .where(col(DeliveryLog.userid).in_(bindparam("userids", expanding=True)))
-    .where(DeliveryLog.sent_at > bindparam("since"))
-    .order_by(col(DeliveryLog.sent_at))
-)
-_LOG_DELIVERIES = insert(table_of(DeliveryLog))
-_CARD_RESPONSE_CODE = (
-    update(table_of(ApprovalCard))
-    .where(table_of(ApprovalCard).c.id == bindparam("card_id"))
-    .values(response_code=bindparam("code"))
-)
-_FENCED: dict[tuple[str, ...], Any] = {}  # the columns a fenced update sets → its statement
+_DELIVERIES = table_of(DeliveryLog)
 
 
-def _fenced_statement(columns: tuple[str, ...]) -> Any:
+@functools.cache
+def _recent_sends(people: int) -> direct.Direct:
+    """Deliveries to `people` members (bound as to_0 …) since a moment, oldest first."""
+    return direct.Direct(
+        select(_DELIVERIES.c.userid, _DELIVERIES.c.sent_at)
+        .where(_DELIVERIES.c.userid.in_([bindparam(f"to_{n}") for n in range(people)]))
+        .where(_DELIVERIES.c.sent_at > bindparam("since"))
+        .order_by(_DELIVERIES.c.sent_at)
+    )
+
+
+_LOG_DELIVERY = direct.Direct(
+    insert(_DELIVERIES).values(userid=bindparam("to_user"), sent_at=bindparam("at"))
+)
+_CARDS = table_of(ApprovalCard)
+_CARD_RESPONSE_CODE = direct.Direct(
+    update(_CARDS).where(_CARDS.c.id == bindparam("card_id")).values(response_code=bindparam("code"))
+)
+
+
+@functools.cache
+def _fenced_statement(columns: tuple[str, ...]) -> direct.Direct:
     """UPDATE of `columns` (bound as v_<column>) on a pending row still held by a token."""
-    statement = _FENCED.get(columns)
-    if statement is None:
-        statement = _FENCED[columns] = (
-            update(_TABLE)
-            .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.claim_token == bindparam("token"))
-            .where(_TABLE.c.status == "pending")
-            .values({column: bindparam(f"v_{column}") for column in columns})
-        )
-    return statement
+    return direct.Direct(
+        update(_TABLE)
+        .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.claim_token == bindparam("token"))
+        .where(_TABLE.c.status == "pending")
+        .values({column: bindparam(f"v_{column}") for column in columns})
+    )
 
 
 def _recipients(row: OutboxMessage) -> list[str]:
@@ -464,17 +472,18 @@ class OutboxSender:
         for _ in range(2):  # this pass's list, then one fresh look
             while self._candidates:
                 row_id = self._candidates.pop(0)
-                result = await session.exec(
-                    _CLAIM, params={"row_id": row_id, "now": now, "until": now + CLAIM_FOR, "token": token}
+                claimed = await direct.run(
+                    session, _CLAIM, row_id=row_id, now=now, until=now + CLAIM_FOR, token=token
                 )
-                if result.rowcount == 1:
-                    row = (await session.exec(_ROW, params={"row_id": row_id})).one()
+                if claimed == 1:
+                    row = await direct.first_model(session, OutboxMessage, _ROW, row_id=row_id)
+                    assert row is not None  # claimed in this transaction
                     # read in the claim's transaction: one transaction less for every message
                     self._paced_until[row_id] = await self._pacing_delay(session, _recipients(row))
                     return row, token
-            self._candidates = list(
-                (await session.exec(_DUE_IDS, params={"now": now, "batch": self._batch})).all()
-            )
+            self._candidates = [
+                row_id for (row_id,) in await direct.rows(session, _DUE_IDS, now=now, batch=self._batch)
+            ]
             if not self._candidates:
                 break
         return None
@@ -483,10 +492,10 @@ class OutboxSender:
         self, session: AsyncSession, row: OutboxMessage, token: str, **values: Any
     ) -> None:
         params = {f"v_{column}": value for column, value in values.items()}
-        result = await session.exec(
-            _fenced_statement(tuple(values)), params={**params, "row_id": row.id, "token": token}
+        changed = await direct.run(
+            session, _fenced_statement(tuple(values)), **params, row_id=row.id, token=token
         )
-        if result.rowcount != 1:
+        if changed != 1:
             raise _Fenced()
 
     async def _renew(self, row: OutboxMessage, token: str, **values: Any) -> None:
@@ -578,10 +587,9 @@ class OutboxSender:
         if not recipients:
             return None
         since = self._clock.now() - timedelta(minutes=1)
+        people = {f"to_{n}": userid for n, userid in enumerate(dict.fromkeys(recipients))}
         recent: dict[str, list[datetime]] = {}
-        for userid, sent_at in await session.exec(
-            _RECENT_SENDS, params={"userids": recipients, "since": since}
-        ):
+        for userid, sent_at in await direct.rows(session, _recent_sends(len(people)), **people, since=since):
             recent.setdefault(userid, []).append(sent_at)
         latest: datetime | None = None
         for times in recent.values():
@@ -603,10 +611,7 @@ class OutboxSender:
         ).hexdigest()
         async with self._db() as session, session.begin():
             since = now - timedelta(seconds=self._dup_seconds)
-            twin = (
-                await session.exec(_TWIN, params={"digest": digest, "row_id": row.id, "since": since})
-            ).first()
-            check = twin is None
+            check = await direct.first(session, _TWIN, digest=digest, row_id=row.id, since=since) is None
             await self._fenced_update(
                 session,
                 row,
@@ -670,13 +675,12 @@ class OutboxSender:
                 attempts=row.attempts + 1,
                 msgid=str(result.get("msgid") or "")[:128],
             )
-            if recipients:
-                await session.exec(
-                    _LOG_DELIVERIES, params=[{"userid": userid, "sent_at": now} for userid in recipients]
-                )
+            await direct.run_many(
+                session, _LOG_DELIVERY, [{"to_user": userid, "at": now} for userid in recipients]
+            )
             code = result.get("response_code")
             if row.card_id and code:
-                await session.exec(_CARD_RESPONSE_CODE, params={"card_id": row.card_id, "code": str(code)})
+                await direct.run(session, _CARD_RESPONSE_CODE, card_id=row.card_id, code=str(code))
             elif code and row.payload.get("msgtype") == "template_card":
                 task_id = row.payload["template_card"]["task_id"]
                 handle = (await session.exec(select(CardHandle).where(CardHandle.task_id == task_id))).first()
