@@ -242,6 +242,7 @@ def create_app(
             sender=app[SENDER],
             texts=views,
         )
+        app[SENDER].give_way_to(app[DISPATCHER].idle)
         app[SWEEPER] = Sweeper(
             settings=settings,
             db=app[DB],

@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock, ensure_utc
 from bot.keys import HTTP, SENDER, WECOM
+from bot.wecom import outbox as outbox_module
 from bot.wecom.client import WeComClient
 from bot.wecom.outbox import (
     FAILED_TEXT,
@@ -71,10 +72,10 @@ class ObservedSender(OutboxSender):
         self.claim_faults = 0
         self._passed = asyncio.Condition()
 
-    async def drain(self) -> None:
+    async def drain(self, *, give_way: bool = False) -> None:
         self.started += 1
         try:
-            await super().drain()
+            await super().drain(give_way=give_way)
         finally:
             self.finished += 1
             async with self._passed:
@@ -207,10 +208,10 @@ async def test_running_bot_answers_a_person_with_nobody_draining(
         passes = 0
         drain = sender.drain
 
-        async def counted() -> None:
+        async def counted(*, give_way: bool = False) -> None:
             nonlocal passes
             passes += 1
-            await drain()
+            await drain(give_way=give_way)
 
         monkeypatch.setattr(sender, "drain", counted)
         result = await stack.sim.send_text("wangxm", "/help")
@@ -1039,3 +1040,34 @@ async def test_retry_and_discard_refuse_what_is_delivered_or_missing(stack: Stac
     async with stack.db() as session, session.begin():
         with pytest.raises(OutboxDecisionError, match="（状态 discarded）$"):
             await retry_message(session, waiting.id or 0, now)
+
+
+class WatchedIdle(asyncio.Event):
+    """The dispatcher's idle event, saying when somebody starts waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.awaited = asyncio.Event()
+
+    async def wait(self) -> Any:
+        self.awaited.set()
+        return await super().wait()
+
+
+async def test_the_background_loop_holds_messages_back_while_a_callback_is_applied(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callbacks first: WeCom re-sends an answer that takes over 5 s; a message can wait."""
+    monkeypatch.setattr(outbox_module, "GIVE_WAY_SECONDS", DEADLINE * 2)
+    await queue_texts(stack, "wangxm", ["审核通知"])
+    idle = WatchedIdle()  # clear: a callback is being applied
+    sender = stack.app[SENDER]
+    sender.give_way_to(idle)
+    passing = asyncio.create_task(sender.drain(give_way=True))
+    await asyncio.wait_for(idle.awaited.wait(), DEADLINE)
+    assert texts(stack, "wangxm") == []
+    assert [(r.status, r.claim_token) for r in await rows(stack)] == [("pending", "")], "not even claimed"
+    idle.set()  # the callback is answered
+    await asyncio.wait_for(passing, DEADLINE)
+    assert texts(stack, "wangxm") == ["审核通知"]
+    await asyncio.wait_for(sender.drain(give_way=True), DEADLINE)  # idle: nothing waits

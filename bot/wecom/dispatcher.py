@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import logging
 import time
@@ -231,6 +232,10 @@ class Dispatcher:
         self._views = texts
         self.commands = CommandTable(self._routers)
         self._applied = RecentKeys(APPLIED_KEYS_KEPT)
+        self._in_flight = 0
+        # Set while no callback is being applied (the outbox sender gives way meanwhile).
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     async def feed(self, event: IncomingEvent) -> str:
         """Apply one event; returns the outcome word for the log. Raises only on storage errors."""
@@ -242,6 +247,28 @@ class Dispatcher:
             took = (time.perf_counter() - started) * 1000
             log.info("event %s from %s: duplicate in %d ms", type(event).__name__, event.user, took)
             return "duplicate"
+        self._in_flight += 1
+        self.idle.clear()
+        try:
+            outcome = await self._apply(event)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self.idle.set()
+        self._applied.add(event.dedupe_key)  # committed (or found committed)
+        if outcome != "duplicate" and self._sender is not None:
+            self._sender.kick()
+        log.info(
+            "event %s from %s: %s in %d ms",
+            type(event).__name__,
+            event.user,
+            outcome,
+            (time.perf_counter() - started) * 1000,
+        )
+        return outcome
+
+    async def _apply(self, event: IncomingEvent) -> str:
+        """The event's dedupe key, its handler's changes and replies, in one transaction."""
         outcome = "ok"
         async with self._db() as session, session.begin():
             if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
@@ -258,16 +285,6 @@ class Dispatcher:
                     commands=self.commands.specs,
                 )
                 outcome = await self._run(ctx, event)
-        self._applied.add(event.dedupe_key)  # committed (or found committed)
-        if outcome != "duplicate" and self._sender is not None:
-            self._sender.kick()
-        log.info(
-            "event %s from %s: %s in %d ms",
-            type(event).__name__,
-            event.user,
-            outcome,
-            (time.perf_counter() - started) * 1000,
-        )
         return outcome
 
     async def _run(self, ctx: Context, event: IncomingEvent) -> str:

@@ -43,6 +43,9 @@ CLAIM_FOR = timedelta(seconds=60)
 # A claim taken this recently is still ours for most of CLAIM_FOR: the API call right after it
 # needs no renewal (claims lapse only after CLAIM_FOR, so nobody can have taken the row over).
 FRESH_CLAIM = timedelta(seconds=10)
+# While callbacks are being applied the background loop waits before each message, at most
+# this long (so under endless load it still sends a few a second).
+GIVE_WAY_SECONDS = 0.25
 _TABLE = table_of(OutboxMessage)  # plain statements: no ORM bookkeeping
 
 # The sender's statements, built once with bind parameters and run on the driver's connection
@@ -387,7 +390,15 @@ class OutboxSender:
         self._candidates: list[int] = []  # ids due at this pass's last look, oldest first
         self._paced_until: dict[int, datetime | None] = {}  # claimed row → its pacing, read at the claim
         self._next_claim: tuple[OutboxMessage, str] | None = None  # taken as the last row was marked
+        self._idle: asyncio.Event | None = None
         self.configure(settings)
+
+    def give_way_to(self, idle: asyncio.Event) -> None:
+        """Callbacks first: while `idle` is clear (a callback is being applied), the background
+        loop holds each next message back, for at most GIVE_WAY_SECONDS. WeCom waits 5 s for a
+        callback's answer and then sends it again, adding load; a notification that goes out
+        a moment later, after a burst of taps, costs nobody anything."""
+        self._idle = idle
 
     def configure(self, settings: Settings | None) -> None:
         """Lifetimes, duplicate-check window, probe interval and the admins' robot from settings."""
@@ -425,20 +436,22 @@ class OutboxSender:
         """The background loop: drain on every kick, and at least every `poll_seconds`."""
         while True:
             try:
-                await self.drain()
+                await self.drain(give_way=True)
             except Exception:  # CancelledError is a BaseException: cancelling ends the loop
                 log.exception("outbox drain failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
             self._wake.clear()
 
-    async def drain(self) -> None:
-        """Deliver every row that is due now."""
+    async def drain(self, *, give_way: bool = False) -> None:
+        """Deliver every row that is due now; `give_way`: to callbacks (see give_way_to)."""
         async with self._lock:
             deferred_users: dict[str, datetime] = {}
             # a claim left over by a pass that failed is dropped here and lapses after CLAIM_FOR
             self._candidates, self._paced_until, self._next_claim = [], {}, None
             while True:
+                if give_way:
+                    await self._give_way()
                 claimed = await self._claim_next()
                 if claimed is None:
                     return
@@ -450,6 +463,12 @@ class OutboxSender:
                 except Exception as exc:  # one row (an export that cannot be built …) stops no other
                     log.exception("outbox %s (%s) failed unexpectedly", row.id, row.op)
                     await self._retry_later(row, token, f"{type(exc).__name__}: {exc}")
+
+    async def _give_way(self) -> None:
+        # Real time, not the injected clock: this is how long the process holds back.
+        if self._idle is not None and not self._idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), GIVE_WAY_SECONDS)
 
     def _unclaimed(self, now: datetime) -> Any:
         return or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until < now)
