@@ -83,7 +83,8 @@ async def test_a_direct_read_sees_the_sessions_pending_changes(db: SessionFactor
 
 
 async def test_writes_in_a_savepoint_that_rolls_back_are_gone(db: SessionFactory) -> None:
-    """A handler that refuses after writing changes nothing (the dispatcher's savepoint)."""
+    """Work a savepoint undoes (a service that tries something and backs out) takes the
+    direct writes made inside it along."""
     async with db() as session, session.begin():
         await direct.run(session, _ADD_CONVERSATION, who="kept", what="k", state={}, at=AT)
         with pytest.raises(UserFacingError):

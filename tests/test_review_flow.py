@@ -8,12 +8,15 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot import views
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
+from bot.core.errors import UserFacingError
 from bot.services import review as review_service
 from bot.wecom import dispatcher as dispatcher_module
-from storage.audit_repo import verify_audit_log
-from storage.models import AuditEntry, DraftVersion, OutboxMessage
+from storage import drafts_repo
+from storage.audit_repo import append_audit, verify_audit_log
+from storage.models import AuditEntry, Conversation, DraftVersion, OutboxMessage
 from tests.flow import (
     active_card,
     button_key,
@@ -226,6 +229,42 @@ async def test_review_a_resent_tap_is_answered_from_memory_and_after_a_restart_f
     (draft,) = await drafts(stack)
     assert draft.stage == 2
     assert len(cards(stack, "zhangkz")) == 1, "the 二审 card went out once"
+
+
+@pytest.mark.parametrize(
+    ("failure", "answer"),
+    [(UserFacingError("此稿件暂不能审核。"), "此稿件暂不能审核。"), (RuntimeError("bug"), views.APOLOGY)],
+)
+async def test_review_a_handler_that_fails_after_writing_leaves_nothing_but_its_answer(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, failure: Exception, answer: str
+) -> None:
+    await say(stack, "wangxm", SUBMISSION)
+    async with stack.db() as session:
+        entries_before = len((await session.exec(select(AuditEntry))).all())
+
+    async def write_then_fail(scope: Any, draft: Any, **_: Any) -> Any:
+        await drafts_repo.set_conversation(
+            session=scope.session, userid=scope.user, kind="reject_reason", data={}, at=scope.now()
+        )
+        await append_audit(session=scope.session, at=scope.now(), actor=scope.user, action="approve")
+        scope.outbox.send_text(["zhangkz"], "不该送达的通知")
+        raise failure
+
+    monkeypatch.setattr(review_service, "decide", write_then_fail)
+    await tap(stack, "wangxm", "同意")
+    assert last_text(stack, "wangxm") == answer
+    assert texts(stack, "zhangkz") == []
+    async with stack.db() as session:
+        assert await session.get(Conversation, "wangxm") is None
+        assert len((await session.exec(select(AuditEntry))).all()) == entries_before
+        assert (await verify_audit_log(session=session)).ok
+    replies = len(texts(stack, "wangxm"))
+    monkeypatch.undo()
+    await stack.restart_bot()  # the database's key, not the process's memory, answers the re-send
+    assert (await stack.sim.resend_last()).status == 200
+    await stack.drain()
+    assert len(texts(stack, "wangxm")) == replies, "the answer is not given twice"
+    assert await decisions(stack) == []
 
 
 async def test_review_crash_between_click_and_messages_loses_nothing(stack: Stack) -> None:

@@ -211,6 +211,15 @@ class RecentKeys:
             del self._keys[next(iter(self._keys))]
 
 
+class _HandlerFailed(Exception):
+    """A handler refused or failed: its transaction rolls back; what to record instead."""
+
+    def __init__(self, outcome: str, answer: str | None) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+        self.answer = answer
+
+
 class Dispatcher:
     """Applies each event exactly once: dedupe key, state change and replies in one transaction."""
 
@@ -267,42 +276,50 @@ class Dispatcher:
         )
         return outcome
 
-    async def _apply(self, event: IncomingEvent) -> str:
-        """The event's dedupe key, its handler's changes and replies, in one transaction."""
-        outcome = "ok"
-        async with self._db() as session, session.begin():
-            if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
-                outcome = "duplicate"
-            else:
-                outbox = Outbox(session, self._clock)
-                ctx = Context(
-                    settings=self._settings,
-                    session=session,
-                    clock=self._clock,
-                    outbox=outbox,
-                    event=event,
-                    log=log,
-                    commands=self.commands.specs,
-                )
-                outcome = await self._run(ctx, event)
-        return outcome
+    def _context(self, session: Any, event: IncomingEvent) -> Context:
+        return Context(
+            settings=self._settings,
+            session=session,
+            clock=self._clock,
+            outbox=Outbox(session, self._clock),
+            event=event,
+            log=log,
+            commands=self.commands.specs,
+        )
 
-    async def _run(self, ctx: Context, event: IncomingEvent) -> str:
-        if ctx.member is None:
-            log.warning("event from unknown user %s refused", event.user)
-            ctx.reply_text(self._views.NOT_STAFF)
-            return "not_staff"
+    async def _apply(self, event: IncomingEvent) -> str:
+        """The event's dedupe key, its handler's changes and replies, in one transaction. A
+        handler that refuses or fails changes nothing: its transaction rolls back, and the key
+        and the answer (the refusal, or an apology) are recorded in a transaction of their own.
+        (No savepoint around the handler: the path taken by almost every callback pays for
+        none, and only a refusal pays for a second transaction.)"""
         try:
-            async with ctx.session.begin_nested():
-                return await self._route(ctx, event)
-        except UserFacingError as exc:
-            ctx.reply_text(exc.message)
-            return "refused"
-        except Exception:
-            log.exception("handler failed on %s", event.dedupe_key)
-            if not isinstance(event, OtherEvent | MenuView | EnterAgent):
-                ctx.reply_text(self._views.APOLOGY)
-            return "error"
+            async with self._db() as session, session.begin():
+                if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
+                    return "duplicate"
+                ctx = self._context(session, event)
+                if ctx.member is None:
+                    log.warning("event from unknown user %s refused", event.user)
+                    ctx.reply_text(self._views.NOT_STAFF)
+                    return "not_staff"
+                try:
+                    outcome = await self._route(ctx, event)
+                    await session.flush()  # the handler's own writes fail here, not at the commit
+                    return outcome
+                except UserFacingError as exc:
+                    failed = _HandlerFailed("refused", exc.message)
+                except Exception:
+                    log.exception("handler failed on %s", event.dedupe_key)
+                    quiet = isinstance(event, OtherEvent | MenuView | EnterAgent)
+                    failed = _HandlerFailed("error", None if quiet else self._views.APOLOGY)
+                raise failed  # rolls the transaction back: nothing the handler did stays
+        except _HandlerFailed as failure:
+            async with self._db() as session, session.begin():
+                if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
+                    return "duplicate"  # another instance applied a re-send meanwhile
+                if failure.answer:
+                    self._context(session, event).reply_text(failure.answer)
+            return failure.outcome
 
     async def _route(self, ctx: Context, event: IncomingEvent) -> str:
         if isinstance(event, CardClick):
