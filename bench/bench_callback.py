@@ -10,7 +10,8 @@ What runs: the real server, `python -m bot serve`, as a child process with a gen
 `--database postgresql` a uniquely named database on 127.0.0.1:5432 (bench.chaos.fresh_database,
 dropped afterwards). The WeCom simulator is served on a loopback port as the WeCom API; the
 bot's outbox sender and scheduler run as shipped, so the messages a callback queues are sent
-while the load goes on, as in production. Beside it, the floor: a bare aiohttp app in a process
+while the load goes on, as in production (the sender gives way to callbacks being applied,
+for at most 0.25 s a message: see bot.wecom.outbox.GIVE_WAY_SECONDS). Beside it, the floor: a bare aiohttp app in a process
 of its own that only checks the signature, decrypts with wechatpy's WeChatCrypto and parses
 with bot.wecom.events.parse_event, then answers 200 (what every callback costs before the bot
 does anything).

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.rules.audit_chain import (
@@ -96,8 +96,8 @@ _ADD_ENTRY = direct.Direct(
 
 
 @functools.cache
-def _bind_audit_id(model: type[SQLModel]) -> direct.Direct:
-    table = table_of(model)
+def _bind_audit_id(table: Table) -> direct.Direct:
+    """UPDATE of a bound record's audit_id in its `table`."""
     return direct.Direct(
         update(table).where(table.c.id == bindparam("row_id")).values(audit_id=bindparam("entry_id"))
     )
@@ -120,7 +120,7 @@ def _seal(session: Session, pending: list[tuple[AuditEntry, Any]]) -> None:
         elif bound is not None:
             # Written here, and set without marking the row changed: no second UPDATE at the flush.
             set_committed_value(bound, "audit_id", entry.id)
-            direct.run_now(session, _bind_audit_id(type(bound)), row_id=bound.id, entry_id=entry.id)
+            direct.run_now(session, _bind_audit_id(table_of(type(bound))), row_id=bound.id, entry_id=entry.id)
     direct.run_many_now(session, _ADD_ENTRY, entries)
     direct.run_now(session, _MOVE_HEAD, new_last_id=last_id, new_last_hash=last_hash)
 

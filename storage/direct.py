@@ -78,7 +78,7 @@ def dialect_insert(dialect_name: str, table: Any) -> Any:
 
 
 def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
-    compiled: Any = statement.compile(dialect=dialect)
+    compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
     names = tuple(compiled.positiontup or ())
     binds = tuple(compiled.binds[name].type._cached_bind_processor(dialect) for name in names)
     fixed = {name: compiled.binds[name].value for name in names if not compiled.binds[name].required}
@@ -359,7 +359,7 @@ async def persistent(
     key = mapper.identity_key_from_primary_key([loaded.__dict__[c.key] for c in mapper.primary_key])
     held = session.sync_session.identity_map.get(key)
     if held is not None:
-        return held  # type: ignore[no-any-return]
+        return held
     make_transient_to_detached(loaded)
     session.add(loaded)
     return loaded

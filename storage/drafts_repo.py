@@ -35,7 +35,7 @@ from storage.schema import table_of
 def _insert_unless_taken(model: type[SQLModel]) -> direct.Direct:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id, every column but the key a parameter."""
     table = table_of(model)
-    values = {c.key: bindparam(c.key) for c in table.columns if not c.primary_key}
+    values: dict[str, Any] = {c.key: bindparam(c.key) for c in table.columns if not c.primary_key}
     return direct.Direct(
         lambda dialect: (
             direct.dialect_insert(dialect, table)
@@ -230,7 +230,7 @@ async def get_draft(*, session: AsyncSession, draft_id: int, lock: bool = False)
 
 @functools.cache
 def _update_draft(columns: tuple[str, ...]) -> direct.Direct:
-    values = {column: bindparam(f"new_{column}") for column in columns}
+    values: dict[str, Any] = {column: bindparam(f"new_{column}") for column in columns}
     return direct.Direct(
         update(_DRAFT_TABLE).where(_DRAFT_TABLE.c.id == bindparam("of_draft")).values(values)
     )

@@ -59,7 +59,7 @@ _CLAIM = direct.Direct(
     .where(_TABLE.c.id == bindparam("row_id"), _DUE)
     .values(claimed_until=bindparam("until"), claim_token=bindparam("token"))
 )
-_ROW = direct.Direct(select(_TABLE).where(_TABLE.c.id == bindparam("row_id")))
+_ROW = direct.Direct(_TABLE.select().where(_TABLE.c.id == bindparam("row_id")))
 _TWIN = direct.Direct(
     select(_TABLE.c.id)
     .where(_TABLE.c.body_hash == bindparam("digest"), _TABLE.c.id != bindparam("row_id"))
@@ -140,7 +140,7 @@ FIRST = "_first"  # a queued row's mark: inserted (so delivered) before the othe
 # A queued row names what it carries; every other column takes its default.
 _QUEUED_COLUMNS = ("created_at", "not_before", "op", "recipients", "payload", "card_id")
 _DEFAULTS = {
-    c.key: c.default.arg
+    c.key: c.default.arg  # type: ignore[attr-defined]
     for c in _TABLE.columns
     if c.key not in _QUEUED_COLUMNS and not c.primary_key and c.default is not None and c.default.is_scalar
 }
