@@ -13,7 +13,7 @@ transaction holds, so it is part of the same transaction as the session's other 
 Drivers: the SQLite writer connection (storage.sqlite_inline, run in place), aiosqlite (reads
 and in-memory databases) and asyncpg. The session's pending ORM changes are flushed first, as
 the session's autoflush would; rows loaded here are not in the session's identity map (see
-`attach` for the ones a caller changes through the ORM).
+`persistent` for the ones a caller changes through the ORM).
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ class _Compiled:
     binds: tuple[Processor, ...]
     columns: tuple[str, ...]  # result column names ((): no result)
     results: tuple[Processor, ...]
-    numbered: bool  # asyncpg's $1 … (else SQLite's ?)
 
 
 class Direct:
@@ -94,7 +93,6 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
         binds=binds,
         columns=tuple(columns),
         results=tuple(results),
-        numbered=dialect.name == "postgresql",
     )
 
 
@@ -132,7 +130,7 @@ def _converted(compiled: _Compiled, row: Sequence[Any]) -> tuple[Any, ...]:
 class _Driver:
     """The transaction's connection as the driver has it, behind one small interface."""
 
-    async def fetch(self, sql: str, args: list[Any], numbered: bool) -> list[Sequence[Any]]:
+    async def fetch(self, sql: str, args: list[Any]) -> list[Sequence[Any]]:
         raise NotImplementedError
 
     async def execute(self, sql: str, args: list[Any]) -> int:
@@ -146,7 +144,7 @@ class _SqliteInPlace(_Driver):
     def __init__(self, connection: InlineConnection) -> None:
         self.connection = connection._conn  # in a transaction begun IMMEDIATE: the lock is held
 
-    async def fetch(self, sql: str, args: list[Any], numbered: bool) -> list[Sequence[Any]]:
+    async def fetch(self, sql: str, args: list[Any]) -> list[Sequence[Any]]:
         return self.connection.execute(sql, args).fetchall()
 
     async def execute(self, sql: str, args: list[Any]) -> int:
@@ -160,7 +158,7 @@ class _Aiosqlite(_Driver):
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
-    async def fetch(self, sql: str, args: list[Any], numbered: bool) -> list[Sequence[Any]]:
+    async def fetch(self, sql: str, args: list[Any]) -> list[Sequence[Any]]:
         cursor = await self.connection.execute(sql, args)
         try:
             return list(await cursor.fetchall())
@@ -187,7 +185,7 @@ class _Asyncpg(_Driver):
         if self.adapter._transaction is None:
             await self.adapter._start_transaction()
 
-    async def fetch(self, sql: str, args: list[Any], numbered: bool) -> list[Sequence[Any]]:
+    async def fetch(self, sql: str, args: list[Any]) -> list[Sequence[Any]]:
         await self._begun()
         return list(await self.connection.fetch(sql, *args))
 
@@ -255,11 +253,12 @@ async def rows(session: AsyncSession, statement: Direct, **params: Any) -> list[
     """Every result row of `statement`, each value as the ORM would read it."""
     driver, dialect = await _driver(session)
     compiled = statement.compiled(dialect)
-    found = await driver.fetch(compiled.sql, _arguments(compiled, params), compiled.numbered)
+    found = await driver.fetch(compiled.sql, _arguments(compiled, params))
     return [_converted(compiled, row) for row in found]
 
 
 async def first(session: AsyncSession, statement: Direct, **params: Any) -> tuple[Any, ...] | None:
+    """The first result row, or None."""
     found = await rows(session, statement, **params)
     return found[0] if found else None
 
@@ -291,13 +290,14 @@ async def models(session: AsyncSession, model: type[Model], statement: Direct, *
     not in the session: changing one changes nothing stored unless the caller writes it."""
     driver, dialect = await _driver(session)
     compiled = statement.compiled(dialect)
-    found = await driver.fetch(compiled.sql, _arguments(compiled, params), compiled.numbered)
+    found = await driver.fetch(compiled.sql, _arguments(compiled, params))
     return [build(model, compiled.columns, _converted(compiled, row)) for row in found]
 
 
 async def first_model(
     session: AsyncSession, model: type[Model], statement: Direct, **params: Any
 ) -> Model | None:
+    """The first result row as a `model` instance (not in the session), or None."""
     found = await models(session, model, statement, **params)
     return found[0] if found else None
 
@@ -306,7 +306,7 @@ def rows_now(sync: Session, statement: Direct, **params: Any) -> list[tuple[Any,
     """`rows` from synchronous code the session runs (work done as its transaction commits)."""
     driver, dialect = _driver_now(sync)
     compiled = statement.compiled(dialect)
-    found = await_(driver.fetch(compiled.sql, _arguments(compiled, params), compiled.numbered))
+    found = await_(driver.fetch(compiled.sql, _arguments(compiled, params)))
     return [_converted(compiled, row) for row in found]
 
 
