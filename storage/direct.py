@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.base import Executable
@@ -71,8 +72,6 @@ class Direct:
 
 def dialect_insert(dialect_name: str, table: Any) -> Any:
     """`table`'s INSERT in the terms of the dialect (SQLite's or PostgreSQL's: ON CONFLICT)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
     return (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
 
 
@@ -249,12 +248,35 @@ def _driver_now(sync: Session) -> tuple[_Driver, Dialect]:
     return _remember(sync, connection.connection, connection.dialect)
 
 
-async def rows(session: AsyncSession, statement: Direct, **params: Any) -> list[tuple[Any, ...]]:
-    """Every result row of `statement`, each value as the ORM would read it."""
-    driver, dialect = await _driver(session)
+# What each call does once it has the transaction's driver: one place for the async entry
+# points below and for the `*_now` ones that synchronous commit hooks use.
+
+
+async def _fetch(
+    driver: _Driver, dialect: Dialect, statement: Direct, params: Mapping[str, Any]
+) -> tuple[_Compiled, list[tuple[Any, ...]]]:
     compiled = statement.compiled(dialect)
     found = await driver.fetch(compiled.sql, _arguments(compiled, params))
-    return [_converted(compiled, row) for row in found]
+    return compiled, [_converted(compiled, row) for row in found]
+
+
+async def _execute(driver: _Driver, dialect: Dialect, statement: Direct, params: Mapping[str, Any]) -> int:
+    compiled = statement.compiled(dialect)
+    return await driver.execute(compiled.sql, _arguments(compiled, params))
+
+
+async def _execute_many(
+    driver: _Driver, dialect: Dialect, statement: Direct, params: Iterable[Mapping[str, Any]]
+) -> None:
+    compiled = statement.compiled(dialect)
+    batch = [_arguments(compiled, p) for p in params]
+    if batch:
+        await driver.execute_many(compiled.sql, batch)
+
+
+async def rows(session: AsyncSession, statement: Direct, **params: Any) -> list[tuple[Any, ...]]:
+    """Every result row of `statement`, each value as the ORM would read it."""
+    return (await _fetch(*await _driver(session), statement, params))[1]
 
 
 async def first(session: AsyncSession, statement: Direct, **params: Any) -> tuple[Any, ...] | None:
@@ -271,27 +293,19 @@ async def scalar(session: AsyncSession, statement: Direct, **params: Any) -> Any
 
 async def run(session: AsyncSession, statement: Direct, **params: Any) -> int:
     """Run a statement without results; returns the rows it changed."""
-    driver, dialect = await _driver(session)
-    compiled = statement.compiled(dialect)
-    return await driver.execute(compiled.sql, _arguments(compiled, params))
+    return await _execute(*await _driver(session), statement, params)
 
 
 async def run_many(session: AsyncSession, statement: Direct, params: Iterable[Mapping[str, Any]]) -> None:
     """Run a statement once per parameter set, in one call to the driver."""
-    driver, dialect = await _driver(session)
-    compiled = statement.compiled(dialect)
-    batch = [_arguments(compiled, p) for p in params]
-    if batch:
-        await driver.execute_many(compiled.sql, batch)
+    await _execute_many(*await _driver(session), statement, params)
 
 
 async def models(session: AsyncSession, model: type[Model], statement: Direct, **params: Any) -> list[Model]:
     """Result rows as `model` instances (the statement selects the model's columns by name),
     not in the session: changing one changes nothing stored unless the caller writes it."""
-    driver, dialect = await _driver(session)
-    compiled = statement.compiled(dialect)
-    found = await driver.fetch(compiled.sql, _arguments(compiled, params))
-    return [build(model, compiled.columns, _converted(compiled, row)) for row in found]
+    compiled, found = await _fetch(*await _driver(session), statement, params)
+    return [build(model, compiled.columns, row) for row in found]
 
 
 async def first_model(
@@ -304,26 +318,17 @@ async def first_model(
 
 def rows_now(sync: Session, statement: Direct, **params: Any) -> list[tuple[Any, ...]]:
     """`rows` from synchronous code the session runs (work done as its transaction commits)."""
-    driver, dialect = _driver_now(sync)
-    compiled = statement.compiled(dialect)
-    found = await_(driver.fetch(compiled.sql, _arguments(compiled, params)))
-    return [_converted(compiled, row) for row in found]
+    return await_(_fetch(*_driver_now(sync), statement, params))[1]
 
 
 def run_now(sync: Session, statement: Direct, **params: Any) -> int:
     """`run` from synchronous code the session runs."""
-    driver, dialect = _driver_now(sync)
-    compiled = statement.compiled(dialect)
-    return int(await_(driver.execute(compiled.sql, _arguments(compiled, params))))
+    return int(await_(_execute(*_driver_now(sync), statement, params)))
 
 
 def run_many_now(sync: Session, statement: Direct, params: Iterable[Mapping[str, Any]]) -> None:
     """`run_many` from synchronous code the session runs."""
-    driver, dialect = _driver_now(sync)
-    compiled = statement.compiled(dialect)
-    batch = [_arguments(compiled, p) for p in params]
-    if batch:
-        await_(driver.execute_many(compiled.sql, batch))
+    await_(_execute_many(*_driver_now(sync), statement, params))
 
 
 def build(model: type[Model], columns: Sequence[str], values: Sequence[Any]) -> Model:

@@ -168,10 +168,9 @@ async def mark_read(*, session: AsyncSession, draft_id: int, userid: str, versio
 # (storage.direct: the ORM's bookkeeping cost more than the statements). Values come in as
 # parameters.
 _DRAFT_TABLE = table_of(Draft)
-_DRAFT = direct.Direct(core_select(_DRAFT_TABLE).where(_DRAFT_TABLE.c.id == bindparam("draft_id")))
-_DRAFT_LOCKED = direct.Direct(
-    core_select(_DRAFT_TABLE).where(_DRAFT_TABLE.c.id == bindparam("draft_id")).with_for_update()
-)
+_DRAFT_BY_ID = core_select(_DRAFT_TABLE).where(_DRAFT_TABLE.c.id == bindparam("draft_id"))
+_DRAFT = direct.Direct(_DRAFT_BY_ID)
+_DRAFT_LOCKED = direct.Direct(_DRAFT_BY_ID.with_for_update())
 _BODY = direct.Direct(
     select(DraftVersion.body).where(
         DraftVersion.draft_id == bindparam("draft_id"), DraftVersion.version == bindparam("version")
