@@ -134,7 +134,10 @@ def _cut(line: str, budget: int) -> tuple[str, str]:
 OUTBOX_ROWS = "outbox"
 
 
-FIRST = "_first"  # a queued row's mark: inserted (so delivered) before the others of its transaction
+FIRST = "_first"  # a queued row's mark: inserted (so delivered) before the others of its event
+# A queued row's event within its transaction: callbacks applied together in one transaction
+# (group commit, bot.wecom.dispatcher) keep their rows in event order, each event's FIRST ahead.
+SEGMENT = "_segment"
 
 
 # A queued row names what it carries; every other column takes its default.
@@ -151,8 +154,9 @@ _INSERT_QUEUED = direct.Direct(
 
 def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     # Replies to the person who acted go first: a confirmation arrives before what it announces
-    # (「已收到投稿」 before the draft's card, 「已记录您的同意」 before the next stage's).
-    ordered = sorted(rows, key=lambda row: not row.pop(FIRST, False))  # stable: otherwise as queued
+    # (「已收到投稿」 before the draft's card, 「已记录您的同意」 before the next stage's), each
+    # within its own event's rows when several events share the transaction.
+    ordered = sorted(rows, key=lambda row: (row.pop(SEGMENT, 0), not row.pop(FIRST, False)))  # stable
     direct.run_many_now(session, _INSERT_QUEUED, (_DEFAULTS | row for row in ordered))
 
 
@@ -163,9 +167,11 @@ class Outbox:
     """Queues WeCom calls in a session; every method only adds rows (no I/O), which reach the
     database as the session's transaction commits."""
 
-    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock, *, segment: int = 0) -> None:
+        """`segment`: the event's place among those sharing the transaction (see SEGMENT)."""
         self._session = session
         self._clock = clock
+        self._segment = segment
 
     def _add(
         self,
@@ -190,6 +196,7 @@ class Outbox:
             "payload": payload,
             "card_id": card_id,
             FIRST: first,
+            SEGMENT: self._segment,
         }
         # Added as the transaction commits, with the other rows it queued: one INSERT for all.
         at_commit.queue(self._session.sync_session, OUTBOX_ROWS, row)
