@@ -53,7 +53,7 @@ from storage.accounts_repo import (
     sync_accounts,
 )
 from storage.audit_repo import ensure_audit_head
-from storage.db import init_models, make_engine, make_session_factory, reading
+from storage.db import init_models, is_sqlite, make_engine, make_session_factory, reading
 from storage.duty_repo import RosterError, read_roster, upsert_shift
 from storage.health_repo import drafts_by_stage, outbox_state
 from storage.staff_repo import sync_staff
@@ -241,6 +241,7 @@ def create_app(
             routers=all_routers(),
             sender=app[SENDER],
             texts=views,
+            group_commit=is_sqlite(app[ENGINE]),  # one writer: transactions queue for it anyway
         )
         app[SENDER].give_way_to(app[DISPATCHER].idle)
         app[SWEEPER] = Sweeper(

@@ -211,6 +211,33 @@ class RecentKeys:
             del self._keys[next(iter(self._keys))]
 
 
+# Group commit: on a database with one writer (SQLite), callbacks that arrive while others are
+# being applied wait, and are then applied together, one after another, in one transaction:
+# one BEGIN, one audit-head update, one INSERT of their outbox rows and one COMMIT for all of
+# them instead of one each. Each is still answered only after that commit (durable before the
+# 200), in arrival order, each seeing the ones before it. At most this many share a transaction.
+GROUP_COMMIT_MAX = 64
+
+
+class _Waiting:
+    """A callback queued for the next group commit, and where its outcome goes."""
+
+    __slots__ = ("event", "done")
+
+    def __init__(self, event: IncomingEvent, done: asyncio.Future[str]) -> None:
+        self.event = event
+        self.done = done
+
+
+class _GroupBroken(Exception):
+    """The handler of the group's event at `index` refused or failed: the group's transaction
+    rolls back, and its events are applied again around that one."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
 class _HandlerFailed(Exception):
     """A handler refused or failed: its transaction rolls back; what to record instead."""
 
@@ -232,7 +259,10 @@ class Dispatcher:
         routers: Iterable[Router],
         sender: OutboxSender | None,
         texts: Any,
+        group_commit: bool = False,
     ) -> None:
+        """`group_commit`: apply callbacks that arrive meanwhile together (GROUP_COMMIT_MAX); for
+        a database with one writer, where transactions queue for it anyway."""
         self._settings = settings
         self._db = db
         self._clock = clock
@@ -242,9 +272,17 @@ class Dispatcher:
         self.commands = CommandTable(self._routers)
         self._applied = RecentKeys(APPLIED_KEYS_KEPT)
         self._in_flight = 0
+        self._group_commit = group_commit
+        self._waiting: list[_Waiting] = []
+        self._applier: asyncio.Task[None] | None = None
         # Set while no callback is being applied (the outbox sender gives way meanwhile).
         self.idle = asyncio.Event()
         self.idle.set()
+
+    @property
+    def queued(self) -> int:
+        """Callbacks waiting for the next group commit."""
+        return len(self._waiting)
 
     async def feed(self, event: IncomingEvent) -> str:
         """Apply one event; returns the outcome word for the log. Raises only on storage errors."""
@@ -259,7 +297,7 @@ class Dispatcher:
         self._in_flight += 1
         self.idle.clear()
         try:
-            outcome = await self._apply(event)
+            outcome = await (self._queued(event) if self._group_commit else self._apply(event))
         finally:
             self._in_flight -= 1
             if not self._in_flight:
@@ -276,16 +314,101 @@ class Dispatcher:
         )
         return outcome
 
-    def _context(self, session: Any, event: IncomingEvent) -> Context:
+    def _context(self, session: Any, event: IncomingEvent, segment: int = 0) -> Context:
         return Context(
             settings=self._settings,
             session=session,
             clock=self._clock,
-            outbox=Outbox(session, self._clock),
+            outbox=Outbox(session, self._clock, segment=segment),
             event=event,
             log=log,
             commands=self.commands.specs,
         )
+
+    async def _queued(self, event: IncomingEvent) -> str:
+        """Wait for the next group commit that takes `event`; its outcome (or storage error)."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(event, loop.create_future())
+        self._waiting.append(waiting)
+        if self._applier is None or self._applier.done():
+            self._applier = loop.create_task(self._apply_waiting(), name="group-commit")
+        # Shielded: a request given up on does not cancel the group it is in.
+        return await asyncio.shield(waiting.done)
+
+    async def _apply_waiting(self) -> None:
+        """Apply what waits, a group at a time, until nothing does (then this task ends; the
+        next callback starts another)."""
+        while self._waiting:
+            group = self._waiting[:GROUP_COMMIT_MAX]
+            del self._waiting[:GROUP_COMMIT_MAX]
+            try:
+                results = await self._apply_together([w.event for w in group])
+            except BaseException:  # cancelled (shutting down): nothing waits forever
+                for waiting in [*group, *self._waiting]:
+                    waiting.done.cancel()
+                self._waiting.clear()
+                raise
+            for waiting, result in zip(group, results, strict=True):
+                if waiting.done.cancelled():
+                    continue
+                if isinstance(result, BaseException):
+                    waiting.done.set_exception(result)
+                else:
+                    waiting.done.set_result(result)
+
+    async def _apply_together(self, events: list[IncomingEvent]) -> list[str | BaseException]:
+        """Each event's outcome, or the storage error that kept it from being applied: in one
+        transaction when every handler succeeds. One that refuses or fails is applied alone
+        (its answer recorded as `_apply` does), the ones before it together again, then the rest."""
+        results: list[str | BaseException] = []
+        while events:
+            if len(events) == 1:
+                results.append(await self._apply_alone(events[0]))
+                break
+            try:
+                results.extend(await self._apply_group(events))
+                break
+            except _GroupBroken as broken:
+                before, failed, events = (
+                    events[: broken.index],
+                    events[broken.index],
+                    events[broken.index + 1 :],
+                )
+                results.extend(await self._apply_together(before))
+                results.append(await self._apply_alone(failed))
+            except Exception as exc:  # a storage error: each alone, so each gets its own answer
+                log.warning("group of %d callbacks failed (%s); applying them one by one", len(events), exc)
+                results.extend([await self._apply_alone(event) for event in events])
+                break
+        return results
+
+    async def _apply_alone(self, event: IncomingEvent) -> str | BaseException:
+        try:
+            return await self._apply(event)
+        except Exception as exc:
+            return exc
+
+    async def _apply_group(self, events: list[IncomingEvent]) -> list[str]:
+        """Every event in one transaction, in order; raises _GroupBroken (rolling it all back)
+        at the first handler that refuses or fails."""
+        outcomes: list[str] = []
+        async with self._db() as session, session.begin():
+            for index, event in enumerate(events):
+                if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
+                    outcomes.append("duplicate")  # (also a re-send within the same group)
+                    continue
+                ctx = self._context(session, event, segment=index)
+                if ctx.member is None:
+                    log.warning("event from unknown user %s refused", event.user)
+                    ctx.reply_text(self._views.NOT_STAFF)
+                    outcomes.append("not_staff")
+                    continue
+                try:
+                    outcomes.append(await self._route(ctx, event))
+                    await session.flush()
+                except Exception as exc:  # logged when it is applied alone
+                    raise _GroupBroken(index) from exc
+        return outcomes
 
     async def _apply(self, event: IncomingEvent) -> str:
         """The event's dedupe key, its handler's changes and replies, in one transaction. A

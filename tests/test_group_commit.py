@@ -1,0 +1,227 @@
+"""Group commit on SQLite: callbacks that arrive while another is applied share one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlmodel import col, select
+
+from bot import views
+from bot.cli.stack import Stack
+from bot.core.errors import UserFacingError
+from bot.services import review as review_service
+from storage import at_commit, drafts_repo
+from storage.audit_repo import append_audit, verify_audit_log
+from storage.models import AuditEntry, OutboxMessage
+from tests.flow import META, button_key, cards, decisions, drafts, say, texts
+
+EDITOR = "wangxm"  # submits, and holds each draft's 一审 card
+
+
+async def submit(stack: Stack, how_many: int) -> list[dict[str, Any]]:
+    """`how_many` drafts by the editor; their 一审 cards, in draft order."""
+    for n in range(how_many):
+        await say(stack, EDITOR, f"/submit 通知{n + 1}\n{META}正文第{n + 1}号。")
+        stack.clock.advance(seconds=10)  # type: ignore[attr-defined]
+    return [c.payload["template_card"] for c in cards(stack, EDITOR)]
+
+
+def approve(stack: Stack, card: dict[str, Any]) -> Awaitable[Any]:
+    return stack.sim.click(EDITOR, card["task_id"], button_key(card, "同意"))
+
+
+def count_commits(stack: Stack) -> list[int]:
+    commits: list[int] = []
+    event.listen(stack.db.kw["bind"].sync_engine, "commit", lambda _conn: commits.append(1))
+    return commits
+
+
+class HeldDecision:
+    """Stops the decision on `draft_id` inside its open transaction until released, so the
+    callbacks that arrive meanwhile queue up behind it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, draft_id: int) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        real = review_service.decide
+
+        async def held(scope: Any, draft: Any, **fields: Any) -> Any:
+            if draft.id == draft_id:
+                self.entered.set()
+                await asyncio.wait_for(self.release.wait(), 10)
+            return await real(scope, draft, **fields)
+
+        monkeypatch.setattr(review_service, "decide", held)
+
+
+Post = Callable[[], Awaitable[Any]]
+
+
+async def queued_behind(stack: Stack, held: HeldDecision, first: Post, *later: Post) -> list[Any]:
+    """Post `first`; while it is held, post `later` one after another (so they queue in this
+    order); then release it. The answers, in posting order."""
+    posted = [asyncio.ensure_future(first())]
+    await asyncio.wait_for(held.entered.wait(), 10)
+    for post in later:
+        waiting = stack.dispatcher.queued
+        posted.append(asyncio.ensure_future(post()))
+        for _ in range(10_000):  # the request is on its way over loopback HTTP: poll, bounded
+            if stack.dispatcher.queued > waiting:
+                break
+            await asyncio.sleep(0.001)
+        assert stack.dispatcher.queued > waiting, "the callback never queued"
+    held.release.set()
+    return [await answer for answer in posted]
+
+
+async def test_taps_arriving_while_one_is_applied_share_one_transaction(
+    sqlite_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = sqlite_stack
+    first, *rest = await submit(stack, 4)
+    held = HeldDecision(monkeypatch, draft_id=1)
+    commits = count_commits(stack)
+    answers = await queued_behind(
+        stack, held, *(lambda card=card: approve(stack, card) for card in (first, *rest))
+    )
+    assert [a.status for a in answers] == [200] * 4
+    assert len(commits) == 2, "the first alone, the three that waited for it together"
+    assert [(d.draft_id, d.stage) for d in await decisions(stack)] == [(1, 1), (2, 1), (3, 1), (4, 1)]
+    assert [d.stage for d in await drafts(stack)] == [2, 2, 2, 2]
+    async with stack.db() as session:
+        assert (await verify_audit_log(session=session)).ok
+        approvals = (
+            await session.exec(
+                select(AuditEntry).where(AuditEntry.action == "approve").order_by(col(AuditEntry.id))
+            )
+        ).all()
+        rows = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
+    assert [e.draft_id for e in approvals] == [1, 2, 3, 4], "the chain keeps the order they arrived in"
+    assert {d.draft_id: d.audit_id for d in await decisions(stack)} == {e.draft_id: e.id for e in approvals}
+    # Each tap's messages stay together, in the order it queued them (the editor's card
+    # greyed out, the next stage's card and text, the editor told last).
+    caused = [(r.op, r.recipients) for r in rows if r.created_at >= rows[-1].created_at]
+    assert caused == 4 * [
+        ("update_card", ""),
+        ("send", "zhangkz|sunkz"),
+        ("send", "zhangkz|sunkz"),
+        ("send", EDITOR),
+    ]
+    await stack.drain()
+    assert sum("一审已同意" in t for t in texts(stack, EDITOR)) == 4
+
+
+async def test_submissions_sharing_a_transaction_each_confirm_before_their_own_card(
+    sqlite_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = sqlite_stack
+    (first,) = await submit(stack, 1)
+    held = HeldDecision(monkeypatch, draft_id=1)
+    before = len(stack.sim.inbox(EDITOR))
+
+    def submission(n: int) -> Post:
+        return lambda: stack.sim.send_text(EDITOR, f"/submit 通知{n}\n{META}正文第{n}号。")
+
+    answers = await queued_behind(stack, held, lambda: approve(stack, first), submission(2), submission(3))
+    assert [a.status for a in answers] == [200] * 3
+    await stack.drain()
+    received = [
+        ("card" if d.msgtype == "template_card" else d.payload["text"]["content"][:5])
+        for d in stack.sim.inbox(EDITOR)[before:]
+    ]
+    # the tap's answer, then each submission's 「已收到投稿」 ahead of its own preview and card
+    assert received[1:] == ["已收到投稿", "【一审·待", "card", "已收到投稿", "【一审·待", "card"], received
+    assert [d.title for d in await drafts(stack)] == ["通知1", "通知2", "通知3"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "answer"),
+    [(UserFacingError("此稿件暂不能审核。"), "此稿件暂不能审核。"), (RuntimeError("bug"), views.APOLOGY)],
+)
+async def test_a_tap_refused_inside_a_group_leaves_the_others_applied_and_only_its_answer(
+    sqlite_stack: Stack, monkeypatch: pytest.MonkeyPatch, failure: Exception, answer: str
+) -> None:
+    stack = sqlite_stack
+    first, second, third, fourth = await submit(stack, 4)
+    held = HeldDecision(monkeypatch, draft_id=1)
+    decide = review_service.decide
+
+    async def fail_on_third(scope: Any, draft: Any, **fields: Any) -> Any:
+        if draft.id != 3:
+            return await decide(scope, draft, **fields)
+        await drafts_repo.set_conversation(
+            session=scope.session, userid=scope.user, kind="reject_reason", data={}, at=scope.now()
+        )
+        await append_audit(
+            session=scope.session, at=scope.now(), actor=scope.user, action="approve", draft_id=3
+        )
+        scope.outbox.send_text(["zhangkz"], "不该送达的通知")
+        raise failure
+
+    monkeypatch.setattr(review_service, "decide", fail_on_third)
+    before = len(texts(stack, EDITOR))
+    answers = await queued_behind(
+        stack, held, *(lambda card=card: approve(stack, card) for card in (first, second, third, fourth))
+    )
+    assert [a.status for a in answers] == [200] * 4
+    assert [(d.draft_id, d.stage) for d in await decisions(stack)] == [(1, 1), (2, 1), (4, 1)]
+    assert [d.stage for d in await drafts(stack)] == [2, 2, 1, 2]
+    async with stack.db() as session:
+        assert (await verify_audit_log(session=session)).ok
+        entries = (await session.exec(select(AuditEntry).where(AuditEntry.draft_id == 3))).all()
+        assert [e.action for e in entries] == ["submit"], "nothing the refused handler wrote stays"
+    await stack.drain()
+    assert "不该送达的通知" not in texts(stack, "zhangkz")
+    replies = texts(stack, EDITOR)[before:]
+    answered = [t for t in replies if "一审已同意" in t or t == answer]
+    assert len(answered) == 4 and answered[2] == answer, "answers in the order the taps arrived"
+
+
+async def test_a_resend_inside_the_same_group_is_applied_once(
+    sqlite_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = sqlite_stack
+    first, second = await submit(stack, 2)
+    held = HeldDecision(monkeypatch, draft_id=1)
+    before = len(texts(stack, EDITOR))
+    answers = await queued_behind(
+        stack, held, lambda: approve(stack, first), lambda: approve(stack, second), stack.sim.resend_last
+    )
+    assert [a.status for a in answers] == [200] * 3
+    assert [(d.draft_id, d.stage) for d in await decisions(stack)] == [(1, 1), (2, 1)]
+    await stack.drain()
+    assert sum("一审已同意" in t for t in texts(stack, EDITOR)[before:]) == 2
+    assert len(cards(stack, "zhangkz")) == 2, "each 二审 card went out once"
+
+
+async def test_a_group_whose_commit_fails_is_applied_one_by_one(
+    sqlite_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage error on the group's commit (a full disk for a moment) fails no callback of
+    it by itself: each is applied again in a transaction of its own."""
+    stack = sqlite_stack
+    first, *rest = await submit(stack, 3)
+    held = HeldDecision(monkeypatch, draft_id=1)
+    seal = at_commit._finishers["audit"]
+    failed: list[int] = []
+
+    def fail_once_for_a_group(session: Any, pending: list[Any]) -> None:
+        if len(pending) > 1 and not failed:
+            failed.append(len(pending))
+            raise sqlite3.OperationalError("database or disk is full")
+        seal(session, pending)
+
+    monkeypatch.setitem(at_commit._finishers, "audit", fail_once_for_a_group)
+    answers = await queued_behind(
+        stack, held, *(lambda card=card: approve(stack, card) for card in (first, *rest))
+    )
+    assert failed == [2]
+    assert [a.status for a in answers] == [200] * 3
+    assert [(d.draft_id, d.stage) for d in await decisions(stack)] == [(1, 1), (2, 1), (3, 1)]
+    async with stack.db() as session:
+        assert (await verify_audit_log(session=session)).ok
