@@ -187,3 +187,16 @@ def test_a_submitter_stands_in_as_delegate_at_stage_one_only() -> None:
     assert stand_in(1) == ("editor",), "at 一审 the submitter may stand in for an away reviewer"
     assert stand_in(2) == ("chief",), "at 二审 the submitter may not: the away reviewer stays"
     assert stand_in(3) == ("chief",)
+
+
+def test_role_assignees_come_in_staff_order_once_each_from_a_directory_as_from_a_dict() -> None:
+    from bot.core.config import StaffDirectory
+
+    directory = StaffDirectory(STAFF.values())
+    assert directory.with_role("leader") == ("chief", "boss")
+    assert directory.with_role("publisher") == ()
+    both = StageSettings(name="三审", assignees=("role:leader", "boss", "role:reviewer", "role:leader"))
+    for staff in (STAFF, directory):
+        assert expand_assignees(both, stage=3, submitter="editor", staff=staff) == ("chief", "boss"), (
+            "each person once, in the order the chain first names them"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
@@ -177,6 +177,34 @@ class StaffMember(_Frozen):
         if unknown:
             raise ValueError(f"未知角色 {unknown}，可用：{', '.join(ROLES)}")
         return value
+
+
+class StaffDirectory(dict[str, StaffMember]):
+    """userid → member, and who holds each role (built on first asking: the review chain and
+    the reminders ask for a role's members on every decision, and a unit has hundreds of staff)."""
+
+    __slots__ = ("_by_role",)
+
+    def __init__(self, members: Iterable[StaffMember]) -> None:
+        super().__init__((m.userid, m) for m in members)
+        self._by_role: dict[str, tuple[str, ...]] | None = None
+
+    def with_role(self, role: str) -> tuple[str, ...]:
+        """The userids of the members holding `role`, in staff-list order."""
+        if self._by_role is None:
+            by_role: dict[str, list[str]] = {}
+            for member in self.values():
+                for held in dict.fromkeys(member.roles):
+                    by_role.setdefault(held, []).append(member.userid)
+            self._by_role = {held: tuple(userids) for held, userids in by_role.items()}
+        return self._by_role.get(role, ())
+
+
+def members_with_role(staff: Mapping[str, StaffMember], role: str) -> Sequence[str]:
+    """The userids in `staff` holding `role`, in order (indexed when `staff` is a directory)."""
+    if isinstance(staff, StaffDirectory):
+        return staff.with_role(role)
+    return [m.userid for m in staff.values() if role in m.roles]
 
 
 # Who may sign each 审 stage by default (Qinzhou 附件 四(一)): 一审 采编人员, 二审 科室负责人,
@@ -870,9 +898,13 @@ class Settings(_Frozen):
         return cast(_Index, cached[1])
 
     @property
-    def staff_by_id(self) -> dict[str, StaffMember]:
+    def staff_by_id(self) -> StaffDirectory:
         """userid → member (the same dict on every call: callers only read it)."""
-        return self._per_staff("_staff_by_id", lambda: {m.userid: m for m in self.staff})
+        return self._per_staff("_staff_by_id", lambda: StaffDirectory(self.staff))
+
+    def staff_with_role(self, role: str) -> tuple[str, ...]:
+        """The userids of the members holding `role`, in staff-list order."""
+        return self.staff_by_id.with_role(role)
 
     @property
     def staff_names(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from enum import Enum
 
-from bot.core.config import ProofSettings, StaffMember
+from bot.core.config import ProofSettings, StaffMember, members_with_role
 from bot.rules.review import is_eligible
 
 
@@ -22,15 +22,12 @@ class ProofRefusal(Enum):
 
 def proofreaders(proof: ProofSettings, staff: Mapping[str, StaffMember]) -> tuple[str, ...]:
     """The people who may sign this 校 step, in config order: named or by role, and eligible."""
-    result: list[str] = []
+    result: dict[str, None] = {}  # ordered, and a quick "already in"
     for entry in proof.assignees:
-        if entry.startswith("role:"):
-            candidates = [m.userid for m in staff.values() if entry[5:] in m.roles]
-        else:
-            candidates = [entry]
+        candidates = members_with_role(staff, entry[5:]) if entry.startswith("role:") else [entry]
         for userid in candidates:
             if userid not in result and is_eligible(staff.get(userid), proof.eligible_roles):
-                result.append(userid)
+                result[userid] = None
     return tuple(result)
 
 

@@ -19,6 +19,7 @@ from bot.core.config import (
     StaffMember,
     StageSettings,
     default_eligible_roles,
+    members_with_role,
 )
 
 
@@ -88,13 +89,14 @@ def expand_assignees(
     """
     roles = stage_settings.eligible_roles or default_eligible_roles(stage)
     decided = set(decided_elsewhere)
-    result: list[str] = []
+    result: dict[str, None] = {}  # ordered, and a quick "already in"
     for entry in stage_settings.assignees:
+        candidates: Sequence[str]
         if entry == SUBMITTER:
             candidates = [submitter] if stage == 1 else []
         elif entry.startswith("role:"):
             role = entry[5:]
-            candidates = [m.userid for m in staff.values() if role in m.roles]
+            candidates = members_with_role(staff, role)
         else:
             candidates = [entry]
         for userid in candidates:
@@ -102,7 +104,7 @@ def expand_assignees(
                 continue  # (someone not on the staff list is never eligible)
             if userid == submitter and (stage != 1 or SUBMITTER not in stage_settings.assignees):
                 continue
-            result.append(userid)
+            result[userid] = None
     return tuple(result)
 
 
