@@ -42,17 +42,17 @@ def count_commits(stack: Stack) -> list[int]:
 
 
 class HeldDecision:
-    """Stops the decision on `draft_id` inside its open transaction until released, so the
-    callbacks that arrive meanwhile queue up behind it."""
+    """Stops the decisions on `draft_ids` inside their open transactions until released, so the
+    callbacks that arrive meanwhile queue up behind them."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, draft_id: int) -> None:
-        self.entered = asyncio.Event()
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *draft_ids: int) -> None:
+        self.entered: list[int] = []
         self.release = asyncio.Event()
         real = review_service.decide
 
         async def held(scope: Any, draft: Any, **fields: Any) -> Any:
-            if draft.id == draft_id:
-                self.entered.set()
+            if draft.id in draft_ids:
+                self.entered.append(draft.id)
                 await asyncio.wait_for(self.release.wait(), 10)
             return await real(scope, draft, **fields)
 
@@ -62,21 +62,57 @@ class HeldDecision:
 Post = Callable[[], Awaitable[Any]]
 
 
-async def queued_behind(stack: Stack, held: HeldDecision, first: Post, *later: Post) -> list[Any]:
-    """Post `first`; while it is held, post `later` one after another (so they queue in this
-    order); then release it. The answers, in posting order."""
-    posted = [asyncio.ensure_future(first())]
-    await asyncio.wait_for(held.entered.wait(), 10)
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for `condition` (a request on its way over loopback HTTP): poll, bounded."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def queued_behind(
+    stack: Stack, held: HeldDecision, first: Post | list[Post], *later: Post
+) -> list[Any]:
+    """Post `first` (one held callback, or several, each held before the next is posted); while
+    held, post `later` one after another (so they queue in this order); then release. The
+    answers, in posting order."""
+    posted = []
+    for post in first if isinstance(first, list) else [first]:
+        entered = len(held.entered)
+        posted.append(asyncio.ensure_future(post()))
+        await until(lambda n=entered: len(held.entered) > n, "the held callback reached its decision")
     for post in later:
         waiting = stack.dispatcher.queued
         posted.append(asyncio.ensure_future(post()))
-        for _ in range(10_000):  # the request is on its way over loopback HTTP: poll, bounded
-            if stack.dispatcher.queued > waiting:
-                break
-            await asyncio.sleep(0.001)
-        assert stack.dispatcher.queued > waiting, "the callback never queued"
+        await until(lambda n=waiting: stack.dispatcher.queued > n, "the callback queued")
     held.release.set()
     return [await answer for answer in posted]
+
+
+async def test_while_every_group_is_busy_new_taps_wait_and_then_share_one_transaction(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite applies one group at a time, PostgreSQL a few: either way, taps arriving while
+    all are busy are applied together as soon as one is free."""
+    at_once = stack.dispatcher.groups_at_once
+    assert at_once >= 1
+    tapped = await submit(stack, at_once + 3)
+    held = HeldDecision(monkeypatch, *range(1, at_once + 1))
+    commits = count_commits(stack)
+    answers = await queued_behind(
+        stack,
+        held,
+        [lambda card=card: approve(stack, card) for card in tapped[:at_once]],
+        *(lambda card=card: approve(stack, card) for card in tapped[at_once:]),
+    )
+    assert [a.status for a in answers] == [200] * (at_once + 3)
+    assert len(commits) == at_once + 1, "each held tap alone, the three that waited together"
+    assert sorted((d.draft_id, d.stage) for d in await decisions(stack)) == [
+        (n, 1) for n in range(1, at_once + 4)
+    ]
+    async with stack.db() as session:
+        assert (await verify_audit_log(session=session)).ok
 
 
 async def test_taps_arriving_while_one_is_applied_share_one_transaction(
@@ -84,7 +120,7 @@ async def test_taps_arriving_while_one_is_applied_share_one_transaction(
 ) -> None:
     stack = sqlite_stack
     first, *rest = await submit(stack, 4)
-    held = HeldDecision(monkeypatch, draft_id=1)
+    held = HeldDecision(monkeypatch, 1)
     commits = count_commits(stack)
     answers = await queued_behind(
         stack, held, *(lambda card=card: approve(stack, card) for card in (first, *rest))
@@ -121,7 +157,7 @@ async def test_submissions_sharing_a_transaction_each_confirm_before_their_own_c
 ) -> None:
     stack = sqlite_stack
     (first,) = await submit(stack, 1)
-    held = HeldDecision(monkeypatch, draft_id=1)
+    held = HeldDecision(monkeypatch, 1)
     before = len(stack.sim.inbox(EDITOR))
 
     def submission(n: int) -> Post:
@@ -148,7 +184,7 @@ async def test_a_tap_refused_inside_a_group_leaves_the_others_applied_and_only_i
 ) -> None:
     stack = sqlite_stack
     first, second, third, fourth = await submit(stack, 4)
-    held = HeldDecision(monkeypatch, draft_id=1)
+    held = HeldDecision(monkeypatch, 1)
     decide = review_service.decide
 
     async def fail_on_third(scope: Any, draft: Any, **fields: Any) -> Any:
@@ -187,7 +223,7 @@ async def test_a_resend_inside_the_same_group_is_applied_once(
 ) -> None:
     stack = sqlite_stack
     first, second = await submit(stack, 2)
-    held = HeldDecision(monkeypatch, draft_id=1)
+    held = HeldDecision(monkeypatch, 1)
     before = len(texts(stack, EDITOR))
     answers = await queued_behind(
         stack, held, lambda: approve(stack, first), lambda: approve(stack, second), stack.sim.resend_last
@@ -206,7 +242,7 @@ async def test_a_group_whose_commit_fails_is_applied_one_by_one(
     it by itself: each is applied again in a transaction of its own."""
     stack = sqlite_stack
     first, *rest = await submit(stack, 3)
-    held = HeldDecision(monkeypatch, draft_id=1)
+    held = HeldDecision(monkeypatch, 1)
     seal = at_commit._finishers["audit"]
     failed: list[int] = []
 

@@ -211,11 +211,12 @@ class RecentKeys:
             del self._keys[next(iter(self._keys))]
 
 
-# Group commit: on a database with one writer (SQLite), callbacks that arrive while others are
-# being applied wait, and are then applied together, one after another, in one transaction:
-# one BEGIN, one audit-head update, one INSERT of their outbox rows and one COMMIT for all of
-# them instead of one each. Each is still answered only after that commit (durable before the
-# 200), in arrival order, each seeing the ones before it. At most this many share a transaction.
+# Group commit: callbacks that arrive while others are being applied wait, and are then applied
+# together, one after another, in one transaction: one BEGIN, one audit-head update, one INSERT
+# of their outbox rows and one COMMIT for all of them instead of one each. Each is still
+# answered only after that commit (durable before the 200), in arrival order, each seeing the
+# ones before it. SQLite (one writer) applies one group at a time, PostgreSQL a few at once
+# (bot.app). At most this many share a transaction.
 GROUP_COMMIT_MAX = 64
 
 
@@ -259,10 +260,10 @@ class Dispatcher:
         routers: Iterable[Router],
         sender: OutboxSender | None,
         texts: Any,
-        group_commit: bool = False,
+        group_commit: int = 0,
     ) -> None:
-        """`group_commit`: apply callbacks that arrive meanwhile together (GROUP_COMMIT_MAX); for
-        a database with one writer, where transactions queue for it anyway."""
+        """`group_commit`: how many groups of callbacks may be applied at once, each group in
+        one transaction (see GROUP_COMMIT_MAX); 0 gives every callback a transaction of its own."""
         self._settings = settings
         self._db = db
         self._clock = clock
@@ -274,10 +275,15 @@ class Dispatcher:
         self._in_flight = 0
         self._group_commit = group_commit
         self._waiting: list[_Waiting] = []
-        self._applier: asyncio.Task[None] | None = None
+        self._appliers: set[asyncio.Task[None]] = set()
         # Set while no callback is being applied (the outbox sender gives way meanwhile).
         self.idle = asyncio.Event()
         self.idle.set()
+
+    @property
+    def groups_at_once(self) -> int:
+        """How many groups of callbacks may be applied at once (0: no group commit)."""
+        return self._group_commit
 
     @property
     def queued(self) -> int:
@@ -330,14 +336,16 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(event, loop.create_future())
         self._waiting.append(waiting)
-        if self._applier is None or self._applier.done():
-            self._applier = loop.create_task(self._apply_waiting(), name="group-commit")
+        if len(self._appliers) < self._group_commit:
+            applier = loop.create_task(self._apply_waiting(), name="group-commit")
+            self._appliers.add(applier)
+            applier.add_done_callback(self._appliers.discard)
         # Shielded: a request given up on does not cancel the group it is in.
         return await asyncio.shield(waiting.done)
 
     async def _apply_waiting(self) -> None:
-        """Apply what waits, a group at a time, until nothing does (then this task ends; the
-        next callback starts another)."""
+        """Apply what waits, a group at a time, until nothing does (then this task ends; a
+        callback arriving while fewer than `group_commit` of these run starts another)."""
         while self._waiting:
             group = self._waiting[:GROUP_COMMIT_MAX]
             del self._waiting[:GROUP_COMMIT_MAX]
