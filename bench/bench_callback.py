@@ -703,10 +703,15 @@ class Bench:
         if shown["ERROR"]:
             self.problems.append(f"the bot logged {len(shown['ERROR'])} errors, first: {shown['ERROR'][0]}")
         events = ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items()))
-        first = "; ".join(f"first {level}: {lines[0]}" for level, lines in shown.items() if lines)
+        kinds = "; ".join(
+            f"{level}: "
+            + " | ".join(f"{n}× {line}" for line, n in Counter(line[:120] for line in lines).most_common(3))
+            for level, lines in shown.items()
+            if lines
+        )
         return (
             f"bot log: {len(shown['ERROR'])} ERROR and {len(shown['WARNING'])} WARNING lines"
-            f"{' (' + first + ')' if first else ''}; events by outcome: {events}"
+            f"{' (the most frequent, ' + kinds + ')' if kinds else ''}; events by outcome: {events}"
         )
 
     # ---- all of it ------------------------------------------------------------------------
