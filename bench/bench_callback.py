@@ -919,6 +919,16 @@ def floor_app(settings: Settings) -> web.Application:
 # ---- command line -----------------------------------------------------------------------------
 
 
+def slowest_events(log_path: Path, shown: int = 8) -> str:
+    """The bot log's event lines that took longest, slowest first (to tell why a request timed out)."""
+    timed = []
+    for line in log_path.read_text("utf-8", "replace").splitlines():
+        found = re.search(r" in (\d+) ms$", line)
+        if found and EVENT_LINE.search(line):
+            timed.append((int(found[1]), line))
+    return "\n".join(line for _, line in sorted(timed, reverse=True)[:shown])
+
+
 async def _main(plan: Plan) -> tuple[str, list[str]]:
     def say(line: str) -> None:
         sys.stderr.write(f"[bench_callback] {line}\n")
@@ -948,6 +958,10 @@ async def _main(plan: Plan) -> tuple[str, list[str]]:
                 for instance in (bench.bot, bench.floor):
                     if instance is not None:
                         sys.stderr.write(f"--- {instance.name} log tail ---\n{instance.tail()}\n")
+                if bench.bot is not None:
+                    sys.stderr.write(
+                        f"--- the bot's slowest events ---\n{slowest_events(bench.bot.log_path)}\n"
+                    )
                 raise
 
 
