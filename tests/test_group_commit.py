@@ -15,6 +15,7 @@ from bot import views
 from bot.cli.stack import Stack
 from bot.core.errors import UserFacingError
 from bot.services import review as review_service
+from bot.wecom.events import TextMessage
 from storage import at_commit, drafts_repo
 from storage.audit_repo import append_audit, verify_audit_log
 from storage.models import AuditEntry, OutboxMessage
@@ -261,3 +262,30 @@ async def test_a_group_whose_commit_fails_is_applied_one_by_one(
     assert [(d.draft_id, d.stage) for d in await decisions(stack)] == [(1, 1), (2, 1), (3, 1)]
     async with stack.db() as session:
         assert (await verify_audit_log(session=session)).ok
+
+
+async def test_a_callback_arriving_as_the_last_group_finishes_is_applied(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A callback that arrives in the same turn of the event loop as the last group finishes
+    (its applier has found nothing more to do, but the task's done-callbacks have not run yet)
+    starts a new applier instead of waiting for one that has stopped: under load two /help
+    requests once waited forever this way."""
+    now = int(stack.clock.now().timestamp())
+    first, second = (
+        TextMessage(user=EDITOR, content="/help", msg_id=9_000_000 + n, create_time=now) for n in range(2)
+    )
+    dispatcher = stack.dispatcher
+    apply_together = dispatcher._apply_together
+    arriving: list[asyncio.Future[str]] = []
+
+    async def then_another_arrives(events: list[Any]) -> list[Any]:
+        results = await apply_together(events)
+        if not arriving:  # scheduled now: it runs before the finished applier's done-callbacks
+            arriving.append(asyncio.ensure_future(dispatcher.feed(second)))
+        return results
+
+    monkeypatch.setattr(dispatcher, "_apply_together", then_another_arrives)
+    assert await asyncio.wait_for(dispatcher.feed(first), 10) == "command:help"
+    assert await asyncio.wait_for(arriving[0], 10) == "command:help"
+    assert dispatcher.idle.is_set(), "nothing left in flight (the outbox sender would give way forever)"

@@ -276,6 +276,7 @@ class Dispatcher:
         self._group_commit = group_commit
         self._waiting: list[_Waiting] = []
         self._appliers: set[asyncio.Task[None]] = set()
+        self._applying = 0  # appliers that have not stopped
         # Set while no callback is being applied (the outbox sender gives way meanwhile).
         self.idle = asyncio.Event()
         self.idle.set()
@@ -336,9 +337,10 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(event, loop.create_future())
         self._waiting.append(waiting)
-        if len(self._appliers) < self._group_commit:
+        if self._applying < self._group_commit:
+            self._applying += 1  # (given back by the applier itself, the moment it stops)
             applier = loop.create_task(self._apply_waiting(), name="group-commit")
-            self._appliers.add(applier)
+            self._appliers.add(applier)  # a reference until it is done
             applier.add_done_callback(self._appliers.discard)
         # Shielded: a request given up on does not cancel the group it is in.
         return await asyncio.shield(waiting.done)
@@ -346,11 +348,23 @@ class Dispatcher:
     async def _apply_waiting(self) -> None:
         """Apply what waits, a group at a time, until nothing does (then this task ends; a
         callback arriving while fewer than `group_commit` of these run starts another)."""
+        try:
+            await self._apply_groups()
+        finally:
+            # At once, not in a done-callback: one arriving in this same turn of the loop must
+            # start another applier, not wait for this one that has stopped.
+            self._applying -= 1
+
+    async def _apply_groups(self) -> None:
         while self._waiting:
             group = self._waiting[:GROUP_COMMIT_MAX]
             del self._waiting[:GROUP_COMMIT_MAX]
+            results: list[str | BaseException]
             try:
                 results = await self._apply_together([w.event for w in group])
+            except Exception as exc:  # a bug here, not in a handler: these fail, the rest go on
+                log.exception("group commit of %d callbacks failed", len(group))
+                results = [exc] * len(group)
             except BaseException:  # cancelled (shutting down): nothing waits forever
                 for waiting in [*group, *self._waiting]:
                     waiting.done.cancel()
