@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, true, update
+from sqlalchemy import bindparam, delete, event, true, update
 from sqlalchemy import select as core_select
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -213,8 +214,12 @@ _STAGE_ASSIGNMENT = direct.Direct(
 )
 # Everyone away at a moment: few rows (the people on leave now), filtered in Python.
 _AWAY = direct.Direct(
-    select(Delegation.userid, Delegation.delegate).where(Delegation.until > bindparam("at"))
+    select(Delegation.userid, Delegation.delegate, Delegation.until).where(Delegation.until > bindparam("at"))
 )
+# The rows _AWAY read in this transaction: (transaction, at, rows). A tap asks twice (its stage,
+# then the next one's), and callbacks applied together share one transaction; a flush that
+# adds, changes or removes a Delegation drops the copy (_forget_delegations).
+_AWAY_READ = "sanshen_away_read"
 _CONVERSATION_TABLE = table_of(Conversation)
 _FORGET_CONVERSATION = direct.Direct(
     delete(_CONVERSATION_TABLE).where(_CONVERSATION_TABLE.c.userid == bindparam("of_user"))
@@ -381,7 +386,36 @@ async def active_delegates(*, session: AsyncSession, userids: Sequence[str], at:
     if not userids:
         return {}
     wanted = set(userids)
-    return {away: delegate for away, delegate in await direct.rows(session, _AWAY, at=at) if away in wanted}
+    return {
+        away: delegate
+        for away, delegate, until in await _away_since(session, at)
+        if away in wanted and until > at
+    }
+
+
+async def _away_since(session: AsyncSession, at: datetime) -> list[tuple[Any, ...]]:
+    """Delegations still running at `at` (and maybe some ending before it): read once a transaction."""
+    sync = session.sync_session
+    if not sync._is_clean():
+        await session.flush()  # (a changed Delegation drops the copy here)
+    kept = sync.info.get(_AWAY_READ)
+    if kept is not None and kept[0] is _innermost(sync) and kept[1] <= at:
+        return cast(list[tuple[Any, ...]], kept[2])
+    found = await direct.rows(session, _AWAY, at=at)
+    sync.info[_AWAY_READ] = (_innermost(sync), at, found)
+    return found
+
+
+def _innermost(sync: Session) -> Any:
+    return sync.get_nested_transaction() or sync.get_transaction()
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_delegations(sync: Session, _context: Any) -> None:
+    if _AWAY_READ in sync.info and any(
+        isinstance(changed, Delegation) for changed in (*sync.new, *sync.dirty, *sync.deleted)
+    ):
+        del sync.info[_AWAY_READ]
 
 
 async def list_watchers(*, session: AsyncSession, draft_id: int) -> list[str]:

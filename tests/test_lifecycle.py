@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from sqlmodel import col, select
 
 from bot.cli.stack import DEMO_STAFF, Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
-from storage.models import AuditEntry
+from storage import direct, drafts_repo
+from storage.models import AuditEntry, Delegation
 from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION
 
@@ -280,3 +282,34 @@ async def test_cosign_refusals_change_nothing(wide_stack: Stack) -> None:
     await say(stack, "liuzr", f"/cosign {number} lizk 请会签")  # not this stage's reviewer, not an admin
     assert "只有" in last_text(stack, "liuzr")
     assert "cosign" not in await audit_actions(stack)
+
+
+async def test_who_is_away_is_read_once_a_transaction_and_a_change_in_it_is_seen(stack: Stack) -> None:
+    """A tap asks who is away for its stage and the next, and taps applied together share a
+    transaction: one read serves them all, until the transaction itself changes a delegation."""
+    now = stack.clock.now()
+    reads: list[str] = []
+    async with stack.db() as session, session.begin():
+        session.add(
+            Delegation(userid="zhangkz", delegate="sunkz", until=now + timedelta(days=2), created_at=now)
+        )
+        await session.flush()
+
+        async def away(at_hours: float = 0) -> dict[str, str]:
+            return await drafts_repo.active_delegates(
+                session=session, userids=["zhangkz", "liuzr"], at=now + timedelta(hours=at_hours)
+            )
+
+        with direct.observing(lambda sql: reads.append(sql) if "delegation" in sql.lower() else None):
+            assert await away() == {"zhangkz": "sunkz"}
+            assert await away(1) == {"zhangkz": "sunkz"}
+            assert len(reads) == 1, "the second ask is answered from the first read"
+            assert await away(72) == {}, "a delegation that has ended by then does not count"
+            session.add(
+                Delegation(userid="liuzr", delegate="chenfb", until=now + timedelta(days=1), created_at=now)
+            )
+            assert await away(1) == {"zhangkz": "sunkz", "liuzr": "chenfb"}, "added in this transaction: seen"
+            await session.delete(await session.get(Delegation, "zhangkz"))
+            assert await away(1) == {"liuzr": "chenfb"}, "removed in this transaction: gone"
+            assert await away(-1) == {"liuzr": "chenfb"}, "an earlier moment is read again"
+    assert len(reads) == 4
