@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from storage import direct
+
 Finisher = Callable[[Session, list[Any]], None]
 
 _INFO_KEY = "sanshen_at_commit"
@@ -41,7 +43,7 @@ def queue(session: Session, kind: str, item: Any) -> None:
     AsyncSession's is `.sync_session`)."""
     if kind not in _finishers:
         raise KeyError(f"nothing is registered to finish {kind!r} at commit")
-    innermost = session.get_nested_transaction() or session.get_transaction()
+    innermost = direct.innermost_transaction(session)
     session.info.setdefault(_INFO_KEY, []).append(_Queued(kind, item, innermost))
 
 

@@ -199,13 +199,15 @@ class _Asyncpg(_Driver):
         await self.connection.executemany(sql, rows)
 
 
-def _innermost(sync: Session) -> Any:
+def innermost_transaction(sync: Session) -> Any:
+    """The savepoint the session is in, else its transaction (None before it begins): what
+    state kept for "this transaction" is keyed by, so a savepoint rolled back leaves it behind."""
     return sync.get_nested_transaction() or sync.get_transaction()
 
 
 def _cached(sync: Session) -> tuple[_Driver, Dialect] | None:
     cached = sync.info.get(_CONNECTION_KEY)
-    if cached is not None and cached[0] is _innermost(sync):
+    if cached is not None and cached[0] is innermost_transaction(sync):
         return cached[1], cached[2]
     return None
 
@@ -222,7 +224,7 @@ def _remember(sync: Session, fairy: Any, dialect: Dialect) -> tuple[_Driver, Dia
     # Asking the session for its connection is what makes it begin (and begin a savepoint it
     # was asked for: SQLAlchemy emits SAVEPOINT lazily), so it is asked once per transaction
     # and savepoint; statements run here then roll back with them.
-    sync.info[_CONNECTION_KEY] = (_innermost(sync), driver, dialect)
+    sync.info[_CONNECTION_KEY] = (innermost_transaction(sync), driver, dialect)
     return driver, dialect
 
 

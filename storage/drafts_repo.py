@@ -399,15 +399,11 @@ async def _away_since(session: AsyncSession, at: datetime) -> list[tuple[Any, ..
     if not sync._is_clean():
         await session.flush()  # (a changed Delegation drops the copy here)
     kept = sync.info.get(_AWAY_READ)
-    if kept is not None and kept[0] is _innermost(sync) and kept[1] <= at:
+    if kept is not None and kept[0] is direct.innermost_transaction(sync) and kept[1] <= at:
         return cast(list[tuple[Any, ...]], kept[2])
     found = await direct.rows(session, _AWAY, at=at)
-    sync.info[_AWAY_READ] = (_innermost(sync), at, found)
+    sync.info[_AWAY_READ] = (direct.innermost_transaction(sync), at, found)
     return found
-
-
-def _innermost(sync: Session) -> Any:
-    return sync.get_nested_transaction() or sync.get_transaction()
 
 
 @event.listens_for(Session, "after_flush")
