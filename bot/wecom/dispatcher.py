@@ -416,21 +416,28 @@ class Dispatcher:
         outcomes: list[str] = []
         async with self._db() as session, session.begin():
             for index, event in enumerate(events):
-                if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
-                    outcomes.append("duplicate")  # (also a re-send within the same group)
-                    continue
-                ctx = self._context(session, event, segment=index)
-                if ctx.member is None:
-                    log.warning("event from unknown user %s refused", event.user)
-                    ctx.reply_text(self._views.NOT_STAFF)
-                    outcomes.append("not_staff")
+                admitted = await self._admit(session, event, segment=index)
+                if isinstance(admitted, str):
+                    outcomes.append(admitted)  # (a duplicate may be a re-send within the group)
                     continue
                 try:
-                    outcomes.append(await self._route(ctx, event))
+                    outcomes.append(await self._route(admitted, event))
                     await session.flush()
                 except Exception as exc:  # logged when it is applied alone
                     raise _GroupBroken(index) from exc
         return outcomes
+
+    async def _admit(self, session: Any, event: IncomingEvent, segment: int = 0) -> Context | str:
+        """Spend the event's dedupe key and check its sender is staff: the context its handler
+        runs in, or the outcome that ends it here ("duplicate", or "not_staff" answered)."""
+        if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
+            return "duplicate"
+        ctx = self._context(session, event, segment)
+        if ctx.member is None:
+            log.warning("event from unknown user %s refused", event.user)
+            ctx.reply_text(self._views.NOT_STAFF)
+            return "not_staff"
+        return ctx
 
     async def _apply(self, event: IncomingEvent) -> str:
         """The event's dedupe key, its handler's changes and replies, in one transaction. A
@@ -440,15 +447,11 @@ class Dispatcher:
         none, and only a refusal pays for a second transaction.)"""
         try:
             async with self._db() as session, session.begin():
-                if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
-                    return "duplicate"
-                ctx = self._context(session, event)
-                if ctx.member is None:
-                    log.warning("event from unknown user %s refused", event.user)
-                    ctx.reply_text(self._views.NOT_STAFF)
-                    return "not_staff"
+                admitted = await self._admit(session, event)
+                if isinstance(admitted, str):
+                    return admitted
                 try:
-                    outcome = await self._route(ctx, event)
+                    outcome = await self._route(admitted, event)
                     await session.flush()  # the handler's own writes fail here, not at the commit
                     return outcome
                 except UserFacingError as exc:
