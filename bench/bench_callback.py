@@ -136,7 +136,7 @@ DUP = "re-sent duplicate"
 PATHS = (FLOOR, TAP, HELP, DUP)
 XML = {"Content-Type": "text/xml"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-EVENT_LINE = re.compile(r"event (?P<kind>\w+) from \S+: (?P<outcome>\S+) in \d+ ms")
+EVENT_LINE = re.compile(r"event (?P<kind>\w+) from \S+: (?P<outcome>\S+) in (?P<ms>\d+) ms")
 
 
 class BenchError(Exception):
@@ -923,9 +923,9 @@ def slowest_events(log_path: Path, shown: int = 8) -> str:
     """The bot log's event lines that took longest, slowest first (to tell why a request timed out)."""
     timed = []
     for line in log_path.read_text("utf-8", "replace").splitlines():
-        found = re.search(r" in (\d+) ms$", line)
-        if found and EVENT_LINE.search(line):
-            timed.append((int(found[1]), line))
+        found = EVENT_LINE.search(line)
+        if found:
+            timed.append((int(found["ms"]), line))
     return "\n".join(line for _, line in sorted(timed, reverse=True)[:shown])
 
 

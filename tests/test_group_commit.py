@@ -11,15 +11,14 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import col, select
 
-from bot import views
 from bot.cli.stack import Stack
-from bot.core.errors import UserFacingError
 from bot.services import review as review_service
 from bot.wecom.events import TextMessage
 from storage import at_commit, drafts_repo
 from storage.audit_repo import append_audit, verify_audit_log
 from storage.models import AuditEntry, OutboxMessage
 from tests.flow import META, button_key, cards, decisions, drafts, say, texts
+from tests.test_review_flow import HANDLER_FAILURES
 
 EDITOR = "wangxm"  # submits, and holds each draft's 一审 card
 
@@ -176,10 +175,7 @@ async def test_submissions_sharing_a_transaction_each_confirm_before_their_own_c
     assert [d.title for d in await drafts(stack)] == ["通知1", "通知2", "通知3"]
 
 
-@pytest.mark.parametrize(
-    ("failure", "answer"),
-    [(UserFacingError("此稿件暂不能审核。"), "此稿件暂不能审核。"), (RuntimeError("bug"), views.APOLOGY)],
-)
+@pytest.mark.parametrize(("failure", "answer"), HANDLER_FAILURES)
 async def test_a_tap_refused_inside_a_group_leaves_the_others_applied_and_only_its_answer(
     sqlite_stack: Stack, monkeypatch: pytest.MonkeyPatch, failure: Exception, answer: str
 ) -> None:

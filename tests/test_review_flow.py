@@ -231,10 +231,15 @@ async def test_review_a_resent_tap_is_answered_from_memory_and_after_a_restart_f
     assert len(cards(stack, "zhangkz")) == 1, "the 二审 card went out once"
 
 
-@pytest.mark.parametrize(
-    ("failure", "answer"),
-    [(UserFacingError("此稿件暂不能审核。"), "此稿件暂不能审核。"), (RuntimeError("bug"), views.APOLOGY)],
-)
+# A handler that refuses (its Chinese answer) and one that crashes (the apology), with what the
+# person is told: (failure, answer).
+HANDLER_FAILURES = [
+    (UserFacingError("此稿件暂不能审核。"), "此稿件暂不能审核。"),
+    (RuntimeError("bug"), views.APOLOGY),
+]
+
+
+@pytest.mark.parametrize(("failure", "answer"), HANDLER_FAILURES)
 async def test_review_a_handler_that_fails_after_writing_leaves_nothing_but_its_answer(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, failure: Exception, answer: str
 ) -> None:
