@@ -8,6 +8,7 @@ new SQLite file (or `--database-url`), with an injected clock:
     .venv/bin/python -m bench.tap_calls                 # 40 drafts, 同意 on each 一审 card
     .venv/bin/python -m bench.tap_calls --statements    # and the SQL of one tap and its sending
     .venv/bin/python -m bench.tap_calls --profile /tmp/p  # and /tmp/p.tap, /tmp/p.sending for pstats
+    .venv/bin/python -m bench.tap_calls --together 8    # 8 taps at once: one group commit (per tap)
 
 "tap" is the callback request (decrypt, the decision, its commit); "sending" is the outbox pass
 that delivers the four messages the tap caused, including the simulator's side of those calls.
@@ -47,7 +48,12 @@ def staff_of(size: int) -> list[dict[str, Any]]:
 
 
 async def measure(
-    drafts: int, database_url: str, show_statements: bool, profile: str | None = None, staff: int = 0
+    drafts: int,
+    database_url: str,
+    show_statements: bool,
+    profile: str | None = None,
+    staff: int = 0,
+    together: int = 1,
 ) -> None:
     clock = FrozenClock(datetime(2026, 5, 11, 2, 0, tzinfo=UTC))
     settings = stack_settings(database_url, {"staff": staff_of(staff)})
@@ -74,17 +80,25 @@ async def measure(
             tap_cpu = send_cpu = 0.0
             tap_sql: list[str] = []
             send_sql: list[str] = []
-            for index, delivered in enumerate(cards):
-                task_id = delivered.payload["template_card"]["task_id"]
-                key = button_key(current_card(stack, EDITOR, delivered), "同意")
+            batches = [cards[i : i + together] for i in range(0, len(cards), together)]
+            for index, batch in enumerate(batches):
+                clicks = [
+                    stack.sim.click(
+                        EDITOR,
+                        delivered.payload["template_card"]["task_id"],
+                        button_key(current_card(stack, EDITOR, delivered), "同意"),
+                    )
+                    for delivered in batch
+                ]
                 first = len(statements)
                 started = time.process_time()
                 tap_profile.enable()
-                result = await stack.sim.click(EDITOR, task_id, key)
+                results = await asyncio.gather(*clicks)  # arriving together: one group commit
                 tap_profile.disable()
                 tap_cpu += time.process_time() - started
-                if result.status != 200:
-                    raise SystemExit(f"the bot answered a tap with {result}")
+                for result in results:
+                    if result.status != 200:
+                        raise SystemExit(f"the bot answered a tap with {result}")
                 clock.advance(seconds=10)
                 middle = len(statements)
                 started = time.process_time()
@@ -92,17 +106,17 @@ async def measure(
                 await stack.drain()
                 send_profile.disable()
                 send_cpu += time.process_time() - started
-                if index == 1:  # the first one warms caches
+                if index == 1:  # the first batch warms caches
                     tap_sql, send_sql = statements[first:middle], statements[middle:]
         taps = len(cards)
-        print(f"{taps} taps on {database_url.split(':')[0]}")
+        print(f"{taps} taps on {database_url.split(':')[0]}, {together} at a time")
         print(
             f"tap:     {pstats.Stats(tap_profile).total_calls / taps:8.0f} calls, "
-            f"{len(tap_sql):3d} statements, {tap_cpu / taps * 1000:5.1f} ms CPU (with the profiler)"
+            f"{len(tap_sql) / together:5.1f} statements, {tap_cpu / taps * 1000:5.1f} ms CPU (with the profiler)"
         )
         print(
             f"sending: {pstats.Stats(send_profile).total_calls / taps:8.0f} calls, "
-            f"{len(send_sql):3d} statements, {send_cpu / taps * 1000:5.1f} ms CPU (with the profiler)"
+            f"{len(send_sql) / together:5.1f} statements, {send_cpu / taps * 1000:5.1f} ms CPU (with the profiler)"
         )
         if profile:
             tap_profile.dump_stats(f"{profile}.tap")
@@ -124,6 +138,12 @@ def main(argv: list[str] | None = None) -> None:
         default=644,
         help="people on the staff list (default 644, as bench.bench_callback)",
     )
+    parser.add_argument(
+        "--together",
+        type=int,
+        default=1,
+        help="taps sent at once, applied in one group commit (default 1); figures are per tap",
+    )
     parser.add_argument("--statements", action="store_true", help="list the SQL of one tap and its sending")
     parser.add_argument(
         "--profile", metavar="PREFIX", help="keep the profiles as PREFIX.tap and PREFIX.sending"
@@ -131,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sanshen-tap-calls-") as folder:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'taps.db'}"
-        asyncio.run(measure(args.drafts, url, args.statements, args.profile, args.staff))
+        asyncio.run(measure(args.drafts, url, args.statements, args.profile, args.staff, args.together))
 
 
 if __name__ == "__main__":
