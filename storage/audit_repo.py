@@ -108,6 +108,7 @@ def _seal(session: Session, pending: list[tuple[AuditEntry, Any]]) -> None:
     move the head: the chain's order is the order in which appending transactions commit."""
     (last_id, last_hash), *_ = direct.rows_now(session, _LOCK_HEAD)
     entries = []
+    bindings: dict[Table, list[dict[str, int]]] = {}  # bound records already stored, per table
     for entry, bound in pending:
         last_id += 1
         entry.id = last_id
@@ -120,7 +121,9 @@ def _seal(session: Session, pending: list[tuple[AuditEntry, Any]]) -> None:
         elif bound is not None:
             # Written here, and set without marking the row changed: no second UPDATE at the flush.
             set_committed_value(bound, "audit_id", entry.id)
-            direct.run_now(session, _bind_audit_id(table_of(type(bound))), row_id=bound.id, entry_id=entry.id)
+            bindings.setdefault(table_of(type(bound)), []).append({"row_id": bound.id, "entry_id": entry.id})
+    for table, rows in bindings.items():  # one call per table, however many were bound
+        direct.run_many_now(session, _bind_audit_id(table), rows)
     direct.run_many_now(session, _ADD_ENTRY, entries)
     direct.run_now(session, _MOVE_HEAD, new_last_id=last_id, new_last_hash=last_hash)
 

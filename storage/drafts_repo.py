@@ -201,25 +201,59 @@ _CLOSE_OPEN_CARDS = direct.Direct(
     .returning(_CARD_TABLE.c.id, _CARD_TABLE.c.response_code)
 )
 _ASSIGNMENT_TABLE = table_of(StageAssignment)
-_STAGE_ASSIGNMENT = direct.Direct(
+_ROUND_ASSIGNMENTS = direct.Direct(
     core_select(_ASSIGNMENT_TABLE)
     .where(
         _ASSIGNMENT_TABLE.c.draft_id == bindparam("draft_id"),
         _ASSIGNMENT_TABLE.c.version == bindparam("version"),
         _ASSIGNMENT_TABLE.c.round == bindparam("round"),
-        _ASSIGNMENT_TABLE.c.stage == bindparam("stage"),
     )
-    .order_by(_ASSIGNMENT_TABLE.c.id.desc())
-    .limit(1)
+    .order_by(_ASSIGNMENT_TABLE.c.id)
 )
 # Everyone away at a moment: few rows (the people on leave now), filtered in Python.
 _AWAY = direct.Direct(
     select(Delegation.userid, Delegation.delegate, Delegation.until).where(Delegation.until > bindparam("at"))
 )
-# The rows _AWAY read in this transaction: (transaction, at, rows). A tap asks twice (its stage,
-# then the next one's), and callbacks applied together share one transaction; a flush that
-# adds, changes or removes a Delegation drops the copy (_forget_delegations).
-_AWAY_READ = "sanshen_away_read"
+
+
+class _ReadOnce:
+    """Rows a transaction reads once and asks for again (a tap asks who may decide its stage,
+    then the next one's; callbacks applied together share one transaction), kept in the
+    session by key until the transaction ends or a flush adds, changes or removes a `model`
+    row (the rows are written through the session, never by a plain statement)."""
+
+    _all: list[_ReadOnce] = []
+
+    def __init__(self, model: type[SQLModel]) -> None:
+        self.model = model
+        self.info_key = f"sanshen_read_once_{model.__name__}"
+        _ReadOnce._all.append(self)
+
+    async def kept(self, session: AsyncSession) -> dict[Any, Any]:
+        """What this transaction read so far, by key (writable: the caller adds what it reads)."""
+        sync = session.sync_session
+        if not sync._is_clean():
+            await session.flush()  # (a changed row drops the copy here)
+        kept = sync.info.get(self.info_key)
+        transaction = direct.innermost_transaction(sync)
+        if kept is None or kept[0] is not transaction:
+            kept = sync.info[self.info_key] = (transaction, {})
+        return cast(dict[Any, Any], kept[1])
+
+
+_ASSIGNMENTS_READ = _ReadOnce(StageAssignment)  # (draft, version, round) → its assignments in order
+_AWAY_READ = _ReadOnce(Delegation)  # None → (the earliest moment asked, the rows _AWAY read then)
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_changed_reads(sync: Session, _context: Any) -> None:
+    for read in _ReadOnce._all:
+        if read.info_key in sync.info and any(
+            isinstance(changed, read.model) for changed in (*sync.new, *sync.dirty, *sync.deleted)
+        ):
+            del sync.info[read.info_key]
+
+
 _CONVERSATION_TABLE = table_of(Conversation)
 _FORGET_CONVERSATION = direct.Direct(
     delete(_CONVERSATION_TABLE).where(_CONVERSATION_TABLE.c.userid == bindparam("of_user"))
@@ -370,15 +404,14 @@ async def stage_assignment(
     *, session: AsyncSession, draft_id: int, version: int, round_: int, stage: int
 ) -> StageAssignment | None:
     """The latest 转审 or 加签 of this stage (None: the chain's assignees apply)."""
-    return await direct.first_model(
-        session,
-        StageAssignment,
-        _STAGE_ASSIGNMENT,
-        draft_id=draft_id,
-        version=version,
-        round=round_,
-        stage=stage,
-    )
+    kept = await _ASSIGNMENTS_READ.kept(session)
+    key = (draft_id, version, round_)
+    if key not in kept:
+        kept[key] = await direct.models(
+            session, StageAssignment, _ROUND_ASSIGNMENTS, draft_id=draft_id, version=version, round=round_
+        )
+    latest = [row for row in kept[key] if row.stage == stage]
+    return latest[-1] if latest else None
 
 
 async def active_delegates(*, session: AsyncSession, userids: Sequence[str], at: datetime) -> dict[str, str]:
@@ -395,23 +428,12 @@ async def active_delegates(*, session: AsyncSession, userids: Sequence[str], at:
 
 async def _away_since(session: AsyncSession, at: datetime) -> list[tuple[Any, ...]]:
     """Delegations still running at `at` (and maybe some ending before it): read once a transaction."""
-    sync = session.sync_session
-    if not sync._is_clean():
-        await session.flush()  # (a changed Delegation drops the copy here)
-    kept = sync.info.get(_AWAY_READ)
-    if kept is not None and kept[0] is direct.innermost_transaction(sync) and kept[1] <= at:
-        return cast(list[tuple[Any, ...]], kept[2])
+    kept = await _AWAY_READ.kept(session)
+    if None in kept and kept[None][0] <= at:
+        return cast(list[tuple[Any, ...]], kept[None][1])
     found = await direct.rows(session, _AWAY, at=at)
-    sync.info[_AWAY_READ] = (direct.innermost_transaction(sync), at, found)
+    kept[None] = (at, found)
     return found
-
-
-@event.listens_for(Session, "after_flush")
-def _forget_delegations(sync: Session, _context: Any) -> None:
-    if _AWAY_READ in sync.info and any(
-        isinstance(changed, Delegation) for changed in (*sync.new, *sync.dirty, *sync.deleted)
-    ):
-        del sync.info[_AWAY_READ]
 
 
 async def list_watchers(*, session: AsyncSession, draft_id: int) -> list[str]:
