@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from bot.cli.stack import DEMO_STAFF, Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from storage import direct, drafts_repo
-from storage.models import AuditEntry, Delegation
+from storage.models import AuditEntry, Delegation, StageAssignment
 from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION
 
@@ -313,3 +313,36 @@ async def test_who_is_away_is_read_once_a_transaction_and_a_change_in_it_is_seen
             assert await away(1) == {"liuzr": "chenfb"}, "removed in this transaction: gone"
             assert await away(-1) == {"liuzr": "chenfb"}, "an earlier moment is read again"
     assert len(reads) == 4
+
+
+async def test_a_rounds_stage_assignments_are_read_once_a_transaction_and_a_new_one_is_seen(
+    stack: Stack,
+) -> None:
+    """A tap asks who holds its stage, then the next stage; both come from one read of the
+    round's 转审/加签 rows, and one added in the same transaction is seen at once."""
+    number = await submitted(stack)
+    now = stack.clock.now()
+    reads: list[str] = []
+
+    def assignment(stage: int, people: str) -> StageAssignment:
+        return StageAssignment(
+            draft_id=number, version=1, round=1, stage=stage, assignees=people, by="zhangkz", at=now
+        )
+
+    async with stack.db() as session, session.begin():
+
+        async def holders(stage: int, round_: int = 1) -> str | None:
+            found = await drafts_repo.stage_assignment(
+                session=session, draft_id=number, version=1, round_=round_, stage=stage
+            )
+            return found.assignees if found is not None else None
+
+        session.add(assignment(2, "liuzr"))
+        with direct.observing(lambda sql: reads.append(sql) if "stageassignment" in sql.lower() else None):
+            assert await holders(1) is None
+            assert await holders(2) == "liuzr"
+            assert len(reads) == 1, "the second stage is answered from the first read"
+            session.add(assignment(2, "lizk"))
+            assert await holders(2) == "lizk", "the latest one counts, even one added in this transaction"
+            assert await holders(2, round_=2) is None, "another round is read on its own"
+    assert len(reads) == 3
