@@ -127,11 +127,11 @@ async def on_review_click(ctx: Context, click: CardClick, parts: list[str]) -> N
     if number is None or parts[0] not in ("approve", "reject", "classified"):
         raise UserFacingError(views.UNKNOWN_CARD)
     action = parts[0]
-    card = await drafts_repo.get_card(session=ctx.session, card_id=number)
-    if card is None or card.task_id != click.task_id:
+    found = await drafts_repo.card_with_draft(session=ctx.session, card_id=number)
+    if found is None or found[0].task_id != click.task_id:
         ctx.log.warning("click on unknown card %s task %s by %s", number, click.task_id, ctx.user)
         raise UserFacingError(views.UNKNOWN_CARD)
-    draft = await review.load_draft(ctx, card.draft_id)
+    card, draft = found
     if action == "approve":
         await drafts_repo.clear_conversation(session=ctx.session, userid=ctx.user)
         tell(

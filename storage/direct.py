@@ -360,8 +360,12 @@ async def persistent(
     session already holds for that row if it has one (as the ORM's select returns), else the
     loaded one, added; changes to its attributes are then written at the next flush."""
     loaded = await first_model(session, model, statement, **params)
-    if loaded is None:
-        return None
+    return attach(session, model, loaded) if loaded is not None else None
+
+
+def attach(session: AsyncSession, model: type[Model], loaded: Model) -> Model:
+    """`loaded` (a row built here) in the session as if the ORM had loaded it: the object the
+    session already holds for that row if it has one, else `loaded`, added."""
     mapper: Any = model.__mapper__  # type: ignore[attr-defined]
     key = mapper.identity_key_from_primary_key([loaded.__dict__[c.key] for c in mapper.primary_key])
     held = session.sync_session.identity_map.get(key)

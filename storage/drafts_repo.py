@@ -193,6 +193,15 @@ _DECISIONS_OF_VERSION_IN_ORDER = direct.Direct(
 )
 _CARD_TABLE = table_of(ApprovalCard)
 _CARD = direct.Direct(core_select(_CARD_TABLE).where(_CARD_TABLE.c.id == bindparam("card_id")))
+# A tapped card and its draft in one read, the draft locked as get_draft(lock=True) locks it.
+_CARD_WITH_DRAFT = direct.Direct(
+    core_select(*_CARD_TABLE.columns, *_DRAFT_TABLE.columns)
+    .join_from(_CARD_TABLE, _DRAFT_TABLE, _CARD_TABLE.c.draft_id == _DRAFT_TABLE.c.id)
+    .where(_CARD_TABLE.c.id == bindparam("card_id"))
+    .with_for_update(of=_DRAFT_TABLE)
+)
+_CARD_COLUMNS = tuple(c.key for c in _CARD_TABLE.columns)
+_DRAFT_COLUMNS = tuple(c.key for c in _DRAFT_TABLE.columns)
 # Closes the draft's open cards and says which they were, in one statement.
 _CLOSE_OPEN_CARDS = direct.Direct(
     update(_CARD_TABLE)
@@ -358,6 +367,18 @@ async def list_proofs(
 async def get_card(*, session: AsyncSession, card_id: int) -> ApprovalCard | None:
     """A card as a record: changing it saves nothing."""
     return await direct.first_model(session, ApprovalCard, _CARD, card_id=card_id)
+
+
+async def card_with_draft(*, session: AsyncSession, card_id: int) -> tuple[ApprovalCard, Draft] | None:
+    """A card (a record, as get_card) and its draft (in the session and locked, as get_draft
+    with `lock`), read together: a tap needs both."""
+    row = await direct.first(session, _CARD_WITH_DRAFT, card_id=card_id)
+    if row is None:
+        return None
+    split = len(_CARD_COLUMNS)
+    card = direct.build(ApprovalCard, _CARD_COLUMNS, row[:split])
+    draft = direct.attach(session, Draft, direct.build(Draft, _DRAFT_COLUMNS, row[split:]))
+    return card, draft
 
 
 async def close_open_cards(*, session: AsyncSession, draft_id: int) -> list[tuple[int, str | None]]:
