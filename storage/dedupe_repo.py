@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import JSON, String, bindparam, delete, func, true
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,6 +24,30 @@ _REMEMBER = direct.Direct(
         .on_conflict_do_nothing(index_elements=["key"])
     )
 )
+
+
+def _remember_all(dialect_name: str) -> Any:
+    table = table_of(ProcessedCallback)
+    if dialect_name == "postgresql":
+        keys: Any = func.unnest(bindparam("keys", type_=ARRAY(String())))
+        listed = core_select(keys, bindparam("at", type_=table.c.received_at.type))
+    else:  # SQLite: the keys as a JSON array, one row each (WHERE: the grammar wants one before ON CONFLICT)
+        each = func.json_each(bindparam("keys", type_=JSON())).table_valued("value")
+        listed = core_select(each.c.value, bindparam("at", type_=table.c.received_at.type)).where(true())
+    return (
+        direct.dialect_insert(dialect_name, table)
+        .from_select(["key", "received_at"], listed)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(table.c.key)
+    )
+
+
+_REMEMBER_ALL = direct.Direct(_remember_all)
+
+
+async def remember_callbacks(*, session: AsyncSession, keys: Sequence[str], at: datetime) -> set[str]:
+    """Record `keys` in one statement; those recorded now (not applied before), each once."""
+    return {key for (key,) in await direct.rows(session, _REMEMBER_ALL, keys=list(keys), at=at)}
 
 
 async def remember_callback(*, session: AsyncSession, key: str, at: datetime) -> bool:

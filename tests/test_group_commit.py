@@ -16,6 +16,7 @@ from bot.services import review as review_service
 from bot.wecom.events import TextMessage
 from storage import at_commit, drafts_repo
 from storage.audit_repo import append_audit, verify_audit_log
+from storage.dedupe_repo import remember_callback, remember_callbacks
 from storage.models import AuditEntry, OutboxMessage
 from tests.flow import META, button_key, cards, decisions, drafts, say, texts
 from tests.test_review_flow import HANDLER_FAILURES
@@ -285,3 +286,16 @@ async def test_a_callback_arriving_as_the_last_group_finishes_is_applied(
     assert await asyncio.wait_for(dispatcher.feed(first), 10) == "command:help"
     assert await asyncio.wait_for(arriving[0], 10) == "command:help"
     assert dispatcher.idle.is_set(), "nothing left in flight (the outbox sender would give way forever)"
+
+
+async def test_a_groups_dedupe_keys_are_recorded_in_one_statement_each_once(stack: Stack) -> None:
+    """On both databases: keys new to the table come back (a key twice in the list, once), keys
+    applied before do not, and what was recorded stays recorded."""
+    now = stack.clock.now()
+    async with stack.db() as session, session.begin():
+        assert await remember_callbacks(session=session, keys=["k1", "k2", "k1"], at=now) == {"k1", "k2"}
+        assert await remember_callbacks(session=session, keys=["k2", "k3"], at=now) == {"k3"}
+        assert await remember_callbacks(session=session, keys=[], at=now) == set()
+    async with stack.db() as session, session.begin():
+        assert not await remember_callback(session=session, key="k3", at=now)
+        assert await remember_callback(session=session, key="k4", at=now)

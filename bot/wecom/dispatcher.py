@@ -25,7 +25,7 @@ from bot.wecom.events import (
 )
 from bot.wecom.outbox import Outbox, OutboxSender
 from storage.db import SessionFactory
-from storage.dedupe_repo import remember_callback
+from storage.dedupe_repo import remember_callback, remember_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -415,8 +415,12 @@ class Dispatcher:
         at the first handler that refuses or fails."""
         outcomes: list[str] = []
         async with self._db() as session, session.begin():
+            # Every dedupe key in one statement; each event then finds whether its key was new.
+            fresh = await remember_callbacks(
+                session=session, keys=[event.dedupe_key for event in events], at=self._clock.now()
+            )
             for index, event in enumerate(events):
-                admitted = await self._admit(session, event, segment=index)
+                admitted = await self._admit(session, event, segment=index, fresh=fresh)
                 if isinstance(admitted, str):
                     outcomes.append(admitted)  # (a duplicate may be a re-send within the group)
                     continue
@@ -427,10 +431,17 @@ class Dispatcher:
                     raise _GroupBroken(index) from exc
         return outcomes
 
-    async def _admit(self, session: Any, event: IncomingEvent, segment: int = 0) -> Context | str:
+    async def _admit(
+        self, session: Any, event: IncomingEvent, segment: int = 0, fresh: set[str] | None = None
+    ) -> Context | str:
         """Spend the event's dedupe key and check its sender is staff: the context its handler
-        runs in, or the outcome that ends it here ("duplicate", or "not_staff" answered)."""
-        if not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
+        runs in, or the outcome that ends it here ("duplicate", or "not_staff" answered).
+        `fresh`: the keys this transaction has recorded already and not yet spent (a group's)."""
+        if fresh is not None:
+            if event.dedupe_key not in fresh:
+                return "duplicate"  # applied before, or earlier in this group (a re-send)
+            fresh.discard(event.dedupe_key)
+        elif not await remember_callback(session=session, key=event.dedupe_key, at=self._clock.now()):
             return "duplicate"
         ctx = self._context(session, event, segment)
         if ctx.member is None:
