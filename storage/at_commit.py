@@ -1,11 +1,13 @@
 """Work a transaction hands to its commit: kept aside until then, dropped with a savepoint that rolls back.
 
-Two things wait for the commit. Audit entries are linked into the chain only then, so the chain's
-head row is locked for the commit alone (storage.audit_repo). Outbox rows are added then, all
-at once, so a callback that queues five messages writes them in one INSERT instead of five
-(bot.wecom.outbox). Both must behave as if added on the spot: an item queued inside a savepoint
-that rolls back (a handler that refused, a decision that lost its race) never reaches the
-database, and one queued in a savepoint that was released waits for the real commit.
+Three things wait for the commit. Audit entries are linked into the chain only then, so the
+chain's head row is locked for the commit alone (storage.audit_repo). Outbox rows are added
+then, all at once, so a callback that queues five messages writes them in one INSERT instead
+of five (bot.wecom.outbox). A conversation ended (every 同意 ends one, almost always nobody's)
+is deleted then, unless its row is used again first (storage.drafts_repo). All must behave as
+if done on the spot: an item queued inside a savepoint that rolls back (a handler that refused,
+a decision that lost its race) never reaches the database, and one queued in a savepoint that
+was released waits for the real commit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from storage import direct
 Finisher = Callable[[Session, list[Any]], None]
 
 _INFO_KEY = "sanshen_at_commit"
+_TAKEN_KEY = "sanshen_at_commit_taken"  # (item, the savepoint that took it): see take
 _finishers: dict[str, Finisher] = {}
 
 
@@ -47,11 +50,26 @@ def queue(session: Session, kind: str, item: Any) -> None:
     session.info.setdefault(_INFO_KEY, []).append(_Queued(kind, item, innermost))
 
 
+def take(session: Session, kind: str, item: Any) -> bool:
+    """Take back every queued `item` of `kind` (True if there was one): the caller does its
+    work now instead. A savepoint that rolls back after the taking gives them back."""
+    queued: list[_Queued] = session.info.get(_INFO_KEY, [])
+    found = [q for q in queued if q.kind == kind and q.item == item]
+    if not found:
+        return False
+    queued[:] = [q for q in queued if not (q.kind == kind and q.item == item)]
+    if session.in_nested_transaction():
+        taker = direct.innermost_transaction(session)
+        session.info.setdefault(_TAKEN_KEY, []).extend((q, taker) for q in found)
+    return True
+
+
 def finish(session: Session) -> None:
     """Run the finishers now for everything queued. A commit does this by itself; a session
     whose transaction is committed through its connection instead (start-up's seed, see
     storage.db.init_models) calls it before that."""
     queued: list[_Queued] = session.info.pop(_INFO_KEY, [])
+    session.info.pop(_TAKEN_KEY, None)
     for kind, finisher in _finishers.items():
         items = [q.item for q in queued if q.kind == kind]
         if items:
@@ -67,11 +85,9 @@ def _finish_on_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
-    queued: list[_Queued] | None = session.info.get(_INFO_KEY)
-    if not queued:
-        return
     if previous_transaction.parent is None:  # the whole transaction: everything goes
-        del session.info[_INFO_KEY]
+        session.info.pop(_INFO_KEY, None)
+        session.info.pop(_TAKEN_KEY, None)
         return
 
     def inside(transaction: Any) -> bool:
@@ -81,4 +97,10 @@ def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
             transaction = transaction.parent
         return False
 
-    session.info[_INFO_KEY] = [q for q in queued if not inside(q.transaction)]
+    queued: list[_Queued] = session.info.get(_INFO_KEY, [])
+    taken: list[tuple[_Queued, Any]] = session.info.get(_TAKEN_KEY, [])
+    # What was taken inside the savepoint comes back (the work done instead is undone), unless
+    # it was queued inside it too.
+    given_back = [q for q, at in taken if inside(at) and not inside(q.transaction)]
+    session.info[_TAKEN_KEY] = [(q, at) for q, at in taken if not inside(at)]
+    session.info[_INFO_KEY] = [q for q in [*queued, *given_back] if not inside(q.transaction)]

@@ -15,7 +15,7 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.rules.content import VersionContent
-from storage import direct
+from storage import at_commit, direct
 from storage.models import (
     ApprovalCard,
     Conversation,
@@ -389,12 +389,14 @@ async def close_open_cards(*, session: AsyncSession, draft_id: int) -> list[tupl
 
 
 async def get_conversation(*, session: AsyncSession, userid: str) -> Conversation | None:
+    await _forget_now(session, userid)
     return await session.get(Conversation, userid)
 
 
 async def set_conversation(
     *, session: AsyncSession, userid: str, kind: str, data: dict[str, Any], at: datetime
 ) -> None:
+    await _forget_now(session, userid)
     existing = await session.get(Conversation, userid)
     if existing is None:
         session.add(Conversation(userid=userid, kind=kind, data=data, created_at=at))
@@ -406,11 +408,29 @@ async def set_conversation(
 
 
 async def clear_conversation(*, session: AsyncSession, userid: str) -> None:
+    """End what `userid` was in the middle of. Every 同意 does this, almost always for nobody:
+    unless this transaction read the row, the DELETE waits for the commit (one statement for
+    all the callbacks sharing it), or for the next read or write of that person's row."""
     loaded = session.sync_session.identity_map.get(session.identity_key(Conversation, userid))
     if loaded is not None:  # this transaction read it through the session: delete it there
         await session.delete(loaded)
         return
-    await direct.run(session, _FORGET_CONVERSATION, of_user=userid)
+    at_commit.queue(session.sync_session, _FORGOTTEN, userid)
+
+
+async def _forget_now(session: AsyncSession, userid: str) -> None:
+    """The DELETE a clear_conversation left for the commit, now: the row is used again."""
+    if at_commit.take(session.sync_session, _FORGOTTEN, userid):
+        await direct.run(session, _FORGET_CONVERSATION, of_user=userid)
+
+
+def _forget_at_commit(sync: Session, userids: list[str]) -> None:
+    rows = [{"of_user": userid} for userid in dict.fromkeys(userids)]
+    direct.run_many_now(sync, _FORGET_CONVERSATION, rows)
+
+
+_FORGOTTEN = "conversation_forgotten"
+at_commit.on_commit(_FORGOTTEN, _forget_at_commit)
 
 
 async def version_findings(*, session: AsyncSession, draft_id: int, version: int) -> list[dict[str, Any]]:

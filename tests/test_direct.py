@@ -163,3 +163,55 @@ async def test_a_draft_the_session_holds_already_is_the_one_returned(db: Session
         held.title = "页面上改的标题"
         again = await drafts_repo.get_draft(session=session, draft_id=1, lock=True)
         assert again is held and again.title == "页面上改的标题"
+
+
+async def conversation_of(db: SessionFactory, userid: str) -> str | None:
+    async with db() as session:
+        found = await session.get(Conversation, userid)
+        return found.kind if found is not None else None
+
+
+async def test_an_ended_conversation_is_gone_after_the_commit_and_at_once_for_the_transaction(
+    db: SessionFactory,
+) -> None:
+    async with db() as session, session.begin():
+        await direct.run(session, _ADD_CONVERSATION, who="wangxm", what="collect_body", state={}, at=AT)
+        await direct.run(session, _ADD_CONVERSATION, who="liuzr", what="reject_reason", state={}, at=AT)
+    deletes: list[str] = []
+    with direct.observing(lambda sql: deletes.append(sql) if sql.startswith("DELETE") else None):
+        async with db() as session, session.begin():
+            for userid in ("wangxm", "liuzr", "wangxm", "nobody"):
+                await drafts_repo.clear_conversation(session=session, userid=userid)
+            assert await drafts_repo.get_conversation(session=session, userid="liuzr") is None
+            assert len(deletes) == 1, "read again: deleted at once"
+    assert len(deletes) == 1 + 2, "the rest at the commit (one call), each person once"
+    assert await conversation_of(db, "wangxm") is None and await conversation_of(db, "liuzr") is None
+
+
+async def test_a_conversation_begun_again_after_it_was_ended_survives_the_commit(db: SessionFactory) -> None:
+    async with db() as session, session.begin():
+        await direct.run(session, _ADD_CONVERSATION, who="wangxm", what="collect_body", state={}, at=AT)
+    async with db() as session, session.begin():
+        await drafts_repo.clear_conversation(session=session, userid="wangxm")
+        await drafts_repo.clear_conversation(session=session, userid="wangxm")
+        await drafts_repo.set_conversation(
+            session=session, userid="wangxm", kind="reject_reason", data={}, at=AT
+        )
+    assert await conversation_of(db, "wangxm") == "reject_reason"
+    async with db() as session, session.begin():
+        await drafts_repo.clear_conversation(session=session, userid="wangxm")
+        session.sync_session.rollback()  # nothing ended: the transaction rolled back
+    assert await conversation_of(db, "wangxm") == "reject_reason"
+
+
+async def test_ending_taken_back_inside_a_savepoint_that_rolls_back_is_given_back(db: SessionFactory) -> None:
+    async with db() as session, session.begin():
+        await direct.run(session, _ADD_CONVERSATION, who="wangxm", what="collect_body", state={}, at=AT)
+    async with db() as session, session.begin():
+        await drafts_repo.clear_conversation(session=session, userid="wangxm")
+        savepoint = await session.begin_nested()
+        await drafts_repo.set_conversation(
+            session=session, userid="wangxm", kind="reject_reason", data={}, at=AT
+        )
+        await savepoint.rollback()  # the new one is undone: the ending stands
+    assert await conversation_of(db, "wangxm") is None
