@@ -194,8 +194,19 @@ _DECISIONS_OF_VERSION_IN_ORDER = direct.Direct(
 _CARD_TABLE = table_of(ApprovalCard)
 _CARD = direct.Direct(core_select(_CARD_TABLE).where(_CARD_TABLE.c.id == bindparam("card_id")))
 # A tapped card and its draft in one read, the draft locked as get_draft(lock=True) locks it.
+_VERSION_TABLE = table_of(DraftVersion)
 _CARD_WITH_DRAFT = direct.Direct(
-    core_select(*_CARD_TABLE.columns, *_DRAFT_TABLE.columns)
+    core_select(
+        *_CARD_TABLE.columns,
+        *_DRAFT_TABLE.columns,
+        # the text of the draft's version, which a tap that moves it on sends to the next stage
+        core_select(_VERSION_TABLE.c.body)
+        .where(
+            _VERSION_TABLE.c.draft_id == _DRAFT_TABLE.c.id,
+            _VERSION_TABLE.c.version == _DRAFT_TABLE.c.version,
+        )
+        .scalar_subquery(),
+    )
     .join_from(_CARD_TABLE, _DRAFT_TABLE, _CARD_TABLE.c.draft_id == _DRAFT_TABLE.c.id)
     .where(_CARD_TABLE.c.id == bindparam("card_id"))
     .with_for_update(of=_DRAFT_TABLE)
@@ -251,6 +262,7 @@ class _ReadOnce:
 
 
 _ASSIGNMENTS_READ = _ReadOnce(StageAssignment)  # (draft, version, round) → its assignments in order
+_BODIES_READ = _ReadOnce(DraftVersion)  # (draft, version) → its text (a version's text never changes)
 _AWAY_READ = _ReadOnce(Delegation)  # None → (the earliest moment asked, the rows _AWAY read then)
 
 
@@ -293,7 +305,12 @@ async def update_draft(*, session: AsyncSession, draft: Draft, **changes: Any) -
 
 
 async def get_body(*, session: AsyncSession, draft_id: int, version: int) -> str:
-    return await direct.scalar(session, _BODY, draft_id=draft_id, version=version) or ""
+    kept = await _BODIES_READ.kept(session)
+    if (draft_id, version) not in kept:
+        kept[draft_id, version] = (
+            await direct.scalar(session, _BODY, draft_id=draft_id, version=version) or ""
+        )
+    return cast(str, kept[draft_id, version])
 
 
 async def list_versions(*, session: AsyncSession, draft_id: int) -> Sequence[DraftVersion]:
@@ -375,9 +392,13 @@ async def card_with_draft(*, session: AsyncSession, card_id: int) -> tuple[Appro
     row = await direct.first(session, _CARD_WITH_DRAFT, card_id=card_id)
     if row is None:
         return None
-    split = len(_CARD_COLUMNS)
+    split, end = len(_CARD_COLUMNS), len(_CARD_COLUMNS) + len(_DRAFT_COLUMNS)
     card = direct.build(ApprovalCard, _CARD_COLUMNS, row[:split])
-    draft = direct.attach(session, Draft, direct.build(Draft, _DRAFT_COLUMNS, row[split:]))
+    draft = direct.attach(session, Draft, direct.build(Draft, _DRAFT_COLUMNS, row[split:end]))
+    if row[end] is not None:
+        (await _BODIES_READ.kept(session))[(card.draft_id, row[split + _DRAFT_COLUMNS.index("version")])] = (
+            row[end]
+        )
     return card, draft
 
 
