@@ -58,6 +58,7 @@ async def test_review_three_stages_end_to_end(stack: Stack) -> None:
     assert "审核要点" in card["quote_area"]["title"]
     assert any("防汛演练" in t for t in texts(stack, "zhaoli"))  # full text reached reviewer
     await tap(stack, "wangxm", "同意")
+    assert any("定于6月举行防汛演练" in t for t in texts(stack, "zhangkz")), "the tap sent 二审 the text"
     first_card = stack.sim.card(card["task_id"])
     assert not first_card.is_active_for("zhaoli"), "the card is greyed for every holder"
 
@@ -106,6 +107,7 @@ async def test_review_reject_by_card_then_revise(stack: Stack) -> None:
     new_card = active_card(stack, "wangxm").payload["template_card"]
     assert "第2版" in new_card["main_title"]["desc"]
     await tap(stack, "wangxm", "同意")
+    assert "定于7月1日" in texts(stack, "zhangkz")[-1], "二审 reads the revised text (第2版)"
     await tap(stack, "zhangkz", "同意")
     await tap(stack, "liuzr", "同意")
     (draft,) = await drafts(stack)
