@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, event, true, update
+from sqlalchemy import bindparam, delete, event, insert, true, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -47,6 +47,21 @@ def _insert_unless_taken(model: type[SQLModel]) -> direct.Direct:
     )
 
 
+@functools.cache
+def _insert(model: type[SQLModel]) -> direct.Direct:
+    """INSERT … RETURNING id, every column but the key a parameter."""
+    table = table_of(model)
+    values: dict[str, Any] = {c.key: bindparam(c.key) for c in table.columns if not c.primary_key}
+    return direct.Direct(insert(table).values(values).returning(table.c.id))
+
+
+async def _add(session: AsyncSession, row: SQLModel) -> Any:
+    """Insert the new `row` in one statement (not through the session's flush); its id."""
+    table = table_of(type(row))
+    values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
+    return await direct.scalar(session, _insert(type(row)), **values)
+
+
 async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
     """Insert the new `row` in one statement unless it would break a unique constraint of its
     table (another person's decision or signature for the same place committed first): then
@@ -64,9 +79,11 @@ async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
 async def add_draft(
     *, session: AsyncSession, draft: Draft, content: VersionContent, findings: list[dict[str, Any]]
 ) -> Draft:
-    """Insert a draft and its version 1; returns it with its id."""
-    session.add(draft)
-    await session.flush()
+    """Insert a draft and its version 1; returns it with its id, in the session (the services
+    change it and the flush writes that)."""
+    # Each in one statement: the session's flush of a new object costs many times more.
+    draft.id = await _add(session, draft)
+    direct.attach(session, Draft, draft)
     await add_version(
         session=session,
         draft=draft,
@@ -90,19 +107,21 @@ async def add_version(
     """The draft's current version number with its text, HTML, hash, files and 智能识错 findings
     (never changed later)."""
     assert draft.id is not None
-    session.add(
-        DraftVersion(
-            draft_id=draft.id,
-            version=draft.version,
-            body=content.body,
-            body_html=content.body_html,
-            source=content.source,
-            content_sha256=content.content_sha256,
-            findings=findings,
-            created_at=at,
-            created_by=by,
-        )
+    version = direct.record(
+        DraftVersion,
+        draft_id=draft.id,
+        version=draft.version,
+        body=content.body,
+        body_html=content.body_html,
+        source=content.source,
+        content_sha256=content.content_sha256,
+        findings=findings,
+        created_at=at,
+        created_by=by,
     )
+    version.id = await _add(session, version)
+    # the stage about to start sends this text: known, not read back
+    (await _BODIES_READ.kept(session))[draft.id, draft.version] = content.body
     for file in content.files:
         session.add(
             VersionFile(
@@ -394,12 +413,10 @@ async def card_with_draft(*, session: AsyncSession, card_id: int) -> tuple[Appro
         return None
     split, end = len(_CARD_COLUMNS), len(_CARD_COLUMNS) + len(_DRAFT_COLUMNS)
     card = direct.build(ApprovalCard, _CARD_COLUMNS, row[:split])
-    draft = direct.attach(session, Draft, direct.build(Draft, _DRAFT_COLUMNS, row[split:end]))
-    if row[end] is not None:
-        (await _BODIES_READ.kept(session))[(card.draft_id, row[split + _DRAFT_COLUMNS.index("version")])] = (
-            row[end]
-        )
-    return card, draft
+    stored = direct.build(Draft, _DRAFT_COLUMNS, row[split:end])
+    if row[end] is not None:  # (the body of the version stored, which the read saw)
+        (await _BODIES_READ.kept(session))[stored.id, stored.version] = row[end]
+    return card, direct.attach(session, Draft, stored)
 
 
 async def close_open_cards(*, session: AsyncSession, draft_id: int) -> list[tuple[int, str | None]]:
