@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, event, insert, true, update
+from sqlalchemy import bindparam, delete, event, true, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -33,33 +33,25 @@ from storage.schema import table_of
 
 
 @functools.cache
-def _insert_unless_taken(model: type[SQLModel]) -> direct.Direct:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id, every column but the key a parameter."""
+def _insert(model: type[SQLModel], *, unless_taken: bool) -> direct.Direct:
+    """INSERT … RETURNING id, every column but the key a parameter; `unless_taken`: ON
+    CONFLICT DO NOTHING (no row, no id)."""
     table = table_of(model)
     values: dict[str, Any] = {c.key: bindparam(c.key) for c in table.columns if not c.primary_key}
-    return direct.Direct(
-        lambda dialect: (
-            direct.dialect_insert(dialect, table)
-            .values(values)
-            .on_conflict_do_nothing()
-            .returning(table.c.id)
-        )
-    )
+
+    def statement(dialect: str) -> Any:
+        inserted = direct.dialect_insert(dialect, table).values(values)
+        return (inserted.on_conflict_do_nothing() if unless_taken else inserted).returning(table.c.id)
+
+    return direct.Direct(statement)
 
 
-@functools.cache
-def _insert(model: type[SQLModel]) -> direct.Direct:
-    """INSERT … RETURNING id, every column but the key a parameter."""
-    table = table_of(model)
-    values: dict[str, Any] = {c.key: bindparam(c.key) for c in table.columns if not c.primary_key}
-    return direct.Direct(insert(table).values(values).returning(table.c.id))
-
-
-async def _add(session: AsyncSession, row: SQLModel) -> Any:
-    """Insert the new `row` in one statement (not through the session's flush); its id."""
+async def _add(session: AsyncSession, row: SQLModel, *, unless_taken: bool = False) -> Any:
+    """Insert the new `row` in one statement (not through the session's flush): its id, or
+    None when `unless_taken` and a unique constraint kept it out."""
     table = table_of(type(row))
     values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
-    return await direct.scalar(session, _insert(type(row)), **values)
+    return await direct.scalar(session, _insert(type(row), unless_taken=unless_taken), **values)
 
 
 async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
@@ -67,9 +59,7 @@ async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
     table (another person's decision or signature for the same place committed first): then
     False, and nothing changed. On success the row has its id; it is not in the session (a
     later change to it is not saved unless written)."""
-    table = table_of(type(row))
-    values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
-    new_id = await direct.scalar(session, _insert_unless_taken(type(row)), **values)
+    new_id = await _add(session, row, unless_taken=True)
     if new_id is None:
         return False
     row.id = new_id

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import xmltodict
 from wechatpy.fields import IntegerField, StringField
-from wechatpy.work import parse_message
-from wechatpy.work.events import BaseEvent, ClickEvent, EnterAgentEvent, ViewEvent
+from wechatpy.messages import UnknownMessage
+from wechatpy.work.events import EVENT_TYPES, BaseEvent, ClickEvent, EnterAgentEvent, ViewEvent
+from wechatpy.work.messages import MESSAGE_TYPES
 
 
 class TemplateCardEvent(BaseEvent):
@@ -156,9 +157,9 @@ def parse_event(xml: str) -> IncomingEvent:
         raise EventParseError("no <xml> element with fields")
     check_fields(data)
     try:
-        message = parse_message(xml)
-    except Exception as exc:  # wechatpy raises assorted parser errors on bad XML
-        raise EventParseError(f"unparseable XML: {type(exc).__name__}") from exc
+        message = _wechatpy_message(data)
+    except Exception as exc:  # wechatpy raises assorted errors on fields it cannot read
+        raise EventParseError(f"unreadable fields: {type(exc).__name__}") from exc
     user = str(data["FromUserName"])
     create_time = int(data["CreateTime"])
     if isinstance(message, TemplateCardEvent):
@@ -185,6 +186,15 @@ def parse_event(xml: str) -> IncomingEvent:
     if kind == "unknown":
         kind = str(data.get("Event") or data.get("MsgType"))
     return OtherEvent(user=user, kind=kind, create_time=create_time, msg_id=int(msg_id) if msg_id else None)
+
+
+def _wechatpy_message(data: dict[str, Any]) -> Any:
+    """wechatpy's message object for the fields already parsed: what its parse_message(xml)
+    gives, without parsing the XML a second time (the same class tables, the same classes)."""
+    message_type = str(data["MsgType"]).lower()
+    if message_type == "event":
+        return EVENT_TYPES.get(str(data["Event"]).lower(), UnknownMessage)(data)
+    return MESSAGE_TYPES.get(message_type, UnknownMessage)(data)
 
 
 def check_fields(data: dict[str, object]) -> None:
