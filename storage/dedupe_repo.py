@@ -46,8 +46,11 @@ _REMEMBER_ALL = direct.Direct(_remember_all)
 
 
 async def remember_callbacks(*, session: AsyncSession, keys: Sequence[str], at: datetime) -> set[str]:
-    """Record `keys` in one statement; those recorded now (not applied before), each once."""
-    return {key for (key,) in await direct.rows(session, _REMEMBER_ALL, keys=list(keys), at=at)}
+    """Record `keys` in one statement; those recorded now (not applied before), each once.
+    In sorted order: two transactions holding some of the same keys (a re-send in another
+    group) then wait for each other in one order, never in a deadlock."""
+    ordered = sorted(set(keys))
+    return {key for (key,) in await direct.rows(session, _REMEMBER_ALL, keys=ordered, at=at)}
 
 
 async def remember_callback(*, session: AsyncSession, key: str, at: datetime) -> bool:
