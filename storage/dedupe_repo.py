@@ -16,17 +16,9 @@ from storage import direct
 from storage.models import ProcessedCallback
 from storage.schema import table_of
 
-# Every callback runs it: built once, run on the driver's connection (storage.direct).
-_REMEMBER = direct.Direct(
-    lambda dialect: (
-        direct.dialect_insert(dialect, table_of(ProcessedCallback))
-        .values(key=bindparam("new_key"), received_at=bindparam("at"))
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
-)
-
 
 def _remember_all(dialect_name: str) -> Any:
+    """INSERT of a list of keys, ON CONFLICT DO NOTHING, RETURNING the keys it inserted."""
     table = table_of(ProcessedCallback)
     if dialect_name == "postgresql":
         keys: Any = func.unnest(bindparam("keys", type_=ARRAY(String())))
@@ -42,6 +34,7 @@ def _remember_all(dialect_name: str) -> Any:
     )
 
 
+# Every callback runs it: built once, run on the driver's connection (storage.direct).
 _REMEMBER_ALL = direct.Direct(_remember_all)
 
 
@@ -55,7 +48,7 @@ async def remember_callbacks(*, session: AsyncSession, keys: Sequence[str], at: 
 
 async def remember_callback(*, session: AsyncSession, key: str, at: datetime) -> bool:
     """Record `key`; True the first time, False when it was already applied."""
-    return await direct.run(session, _REMEMBER, new_key=key, at=at) == 1
+    return key in await remember_callbacks(session=session, keys=[key], at=at)
 
 
 async def prune_callbacks(*, session: AsyncSession, before: datetime) -> int:
