@@ -902,10 +902,6 @@ class Settings(_Frozen):
         """userid → member (the same dict on every call: callers only read it)."""
         return self._per_staff("_staff_by_id", lambda: StaffDirectory(self.staff))
 
-    def staff_with_role(self, role: str) -> tuple[str, ...]:
-        """The userids of the members holding `role`, in staff-list order."""
-        return self.staff_by_id.with_role(role)
-
     @property
     def staff_names(self) -> dict[str, str]:
         """userid → name of everyone on the staff list (the same dict on every call: read only)."""

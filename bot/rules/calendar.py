@@ -134,7 +134,7 @@ def in_quiet_hours(moment: datetime, settings: Settings) -> bool:
 
 
 def people_with_role(settings: Settings, role: str) -> list[str]:
-    return list(settings.staff_with_role(role))
+    return list(settings.staff_by_id.with_role(role))
 
 
 WEEKDAYS = "一二三四五六日"
