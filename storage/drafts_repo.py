@@ -249,7 +249,8 @@ class _ReadOnce:
     """Rows a transaction reads once and asks for again (a tap asks who may decide its stage,
     then the next one's; callbacks applied together share one transaction), kept in the
     session by key until the transaction ends or a flush adds, changes or removes a `model`
-    row (the rows are written through the session, never by a plain statement)."""
+    row. A row written by a plain statement instead is put in the copy by its writer
+    (add_version does so for a version's text)."""
 
     _all: list[_ReadOnce] = []
 
