@@ -54,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level, _secrets(settings), settings.log_format)
     log.info("serving %s on %s:%s", settings.server.callback_path, settings.server.host, settings.server.port)
     web.run_app(
-        create_app(settings),
+        create_app(settings, freeze_heap=True),
         host=settings.server.host,
         port=settings.server.port,
         print=None,
