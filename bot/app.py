@@ -54,7 +54,14 @@ from storage.accounts_repo import (
     sync_accounts,
 )
 from storage.audit_repo import ensure_audit_head
-from storage.db import init_models, is_sqlite, make_engine, make_session_factory, reading
+from storage.db import (
+    init_models,
+    is_sqlite,
+    make_engine,
+    make_session_factory,
+    reading,
+    wal_checkpoints,
+)
 from storage.duty_repo import RosterError, read_roster, upsert_shift
 from storage.health_repo import drafts_by_stage, outbox_state
 from storage.staff_repo import sync_staff
@@ -230,16 +237,21 @@ def create_app(
             yield
 
     async def db_ctx(app: web.Application) -> AsyncIterator[None]:
-        engine = make_engine(settings.database.url, echo=settings.database.echo)
-        try:
-            await init_models(engine, seed=lambda session: seed_database(session, settings, app[CLOCK].now()))
-        except BaseException:
+        async with wal_checkpoints(settings.database.url) as background:
+            engine = make_engine(
+                settings.database.url, echo=settings.database.echo, background_checkpoints=background
+            )
+            try:
+                await init_models(
+                    engine, seed=lambda session: seed_database(session, settings, app[CLOCK].now())
+                )
+            except BaseException:
+                await engine.dispose()
+                raise
+            app[ENGINE] = engine
+            app[DB] = make_session_factory(engine)
+            yield
             await engine.dispose()
-            raise
-        app[ENGINE] = engine
-        app[DB] = make_session_factory(engine)
-        yield
-        await engine.dispose()
 
     async def core_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_findings, settings)  # not in the first submission's transaction

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import sqlite3
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from storage import (
     at_commit,
     schema,  # noqa: F401  (registers every table)
 )
+from storage.checkpoints import BACKSTOP_PAGES, WalCheckpointer
 from storage.migrate import upgrade
 from storage.sqlite_inline import inline_creator
 
@@ -47,9 +49,10 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 SQLITE_WAIT_SECONDS = 30
 
 
-def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def make_engine(url: str, *, echo: bool = False, background_checkpoints: bool = False) -> AsyncEngine:
     """Create the async engine; for SQLite, create the folder, set WAL + BEGIN IMMEDIATE and
-    keep one connection (writers queue for it)."""
+    keep one connection (writers queue for it). `background_checkpoints`: the caller runs a
+    `wal_checkpointer` for the file, so the writers check point only as a backstop."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -66,7 +69,9 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             max_overflow=0,
             pool_timeout=SQLITE_WAIT_SECONDS,
         )
-        _configure_sqlite(engine, busy_ms=0)  # the connection waits for other processes itself
+        _configure_sqlite(  # the connection waits for other processes itself
+            engine, busy_ms=0, autocheckpoint=BACKSTOP_PAGES if background_checkpoints else None
+        )
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True)
 
@@ -120,7 +125,20 @@ def _is_file(database: str) -> bool:
 SQLITE_CACHE_MB = 32
 
 
-def _configure_sqlite(engine: AsyncEngine, *, busy_ms: int) -> None:
+@contextlib.asynccontextmanager
+async def wal_checkpoints(url: str) -> AsyncIterator[bool]:
+    """Background checkpoints of a SQLite file while inside (storage.checkpoints); yields
+    whether they run, the `background_checkpoints` of make_engine (no: PostgreSQL, memory)."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or not _is_file(database):
+        yield False
+        return
+    async with WalCheckpointer(database).running():
+        yield True
+
+
+def _configure_sqlite(engine: AsyncEngine, *, busy_ms: int, autocheckpoint: int | None = None) -> None:
     # The driver's own implicit BEGIN is turned off and every transaction but a read starts
     # with BEGIN IMMEDIATE: a writer takes the lock at once instead of failing on lock upgrade
     # halfway through. `busy_ms`: how long SQLite itself waits for another process's lock
@@ -137,6 +155,8 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_MB * 1024}")  # KiB (default 2 MiB)
         cursor.execute(f"PRAGMA soft_heap_limit={SQLITE_CACHE_MB * 2**20}")  # bytes, whole process
+        if autocheckpoint is not None:  # pages; storage.checkpoints does the usual ones
+            cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from storage.db import init_models, make_engine, make_session_factory, reading
+from storage.checkpoints import WalCheckpointer
+from storage.db import init_models, make_engine, make_session_factory, reading, wal_checkpoints
 from storage.sqlite_inline import inline_creator
 
 
@@ -68,3 +70,54 @@ async def test_a_lock_held_past_the_wait_fails_the_write_as_locked(tmp_path: Pat
     finally:
         await connection.close()
         other.close()
+
+
+def rows_in_database_file(path: Path, folder: Path) -> int:
+    """The notes a copy of the database file alone holds: what checkpoints have copied out of
+    the write-ahead log so far (the copy has no `-wal` beside it)."""
+    copy = folder / "copy.db"
+    shutil.copyfile(path, copy)
+    connection = sqlite3.connect(copy)
+    try:
+        return int(connection.execute("SELECT count(*) FROM note").fetchone()[0])
+    finally:
+        connection.close()
+        copy.unlink()
+
+
+@pytest.mark.parametrize("background", [True, False])
+async def test_with_background_checkpoints_no_commit_copies_the_log_into_the_file(
+    tmp_path: Path, background: bool
+) -> None:
+    """5 MB of commits, past the 4 MB at which a writer checkpoints by itself: with the background
+    checkpointer (as `serve` runs) the commits leave that to it, and one pass of it copies them all."""
+    path = tmp_path / "bot.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}", background_checkpoints=background)
+    checkpointer = WalCheckpointer(str(path))
+    try:
+        await init_models(engine)
+        db = make_session_factory(engine)
+        async with db() as session, session.begin():
+            await session.exec(text("CREATE TABLE note (body BLOB)"))  # type: ignore[call-overload]
+        checkpointer.checkpoint()
+        for _ in range(100):
+            async with db() as session, session.begin():
+                await session.exec(text("INSERT INTO note VALUES (randomblob(50000))"))  # type: ignore[call-overload]
+        if not background:  # a writer that checks points by itself did so on the way
+            assert rows_in_database_file(path, tmp_path) > 0
+            return
+        assert rows_in_database_file(path, tmp_path) == 0
+        done = checkpointer.checkpoint()
+        assert not done.busy and done.copied == done.logged > 1000
+        assert rows_in_database_file(path, tmp_path) == 100
+    finally:
+        checkpointer.close()
+        await engine.dispose()
+
+
+async def test_background_checkpoints_run_for_a_sqlite_file_only(tmp_path: Path) -> None:
+    async with wal_checkpoints(f"sqlite+aiosqlite:///{tmp_path}/bot.db") as background:
+        assert background
+    for url in ("sqlite+aiosqlite://", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"):
+        async with wal_checkpoints(url) as background:
+            assert not background
