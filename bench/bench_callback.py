@@ -117,6 +117,7 @@ from bot.cli.people import button_key
 from bot.cli.stack import random_aes_key
 from bot.core.clock import SystemClock
 from bot.core.config import Settings, load_settings, settings_from_mapping
+from bot.core.event_loop import new_event_loop
 from bot.simulator import CallbackResult, WeComSimulator
 from bot.simulator.wire import serve
 from bot.wecom.callback import expected_signature
@@ -988,6 +989,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.floor:
         web.run_app(
             floor_app(load_settings(args.floor)),
+            loop=new_event_loop(),  # the bot's own loop: the floor measures what it could do
             host="127.0.0.1",
             port=args.port,
             print=None,

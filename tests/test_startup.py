@@ -20,6 +20,7 @@ from bot.app import create_app
 from bot.cli.stack import stack_settings
 from bot.core.clock import FrozenClock
 from bot.core.config import Settings
+from bot.core.event_loop import new_event_loop
 from bot.rules.audit_chain import GENESIS
 from storage.db import make_engine
 
@@ -208,3 +209,39 @@ async def test_a_server_keeps_its_start_up_heap_out_of_full_collections(tmp_path
     finally:
         await runner.cleanup()
         gc.unfreeze()
+
+
+def test_serve_runs_on_uvloop_and_a_tap_goes_through_on_it(tmp_path: Path) -> None:
+    """`serve`'s loop is uvloop's (a dependency wherever it builds); the bot's parts that touch
+    the loop (the inline SQLite writer, greenlets, the checkpoint thread, the outbox) work on it."""
+    import uvloop
+
+    from bot.cli.people import button_key, current_card, say
+    from bot.cli.stack import running_stack
+
+    loop = new_event_loop()
+    assert isinstance(loop, uvloop.Loop)
+    clock = FrozenClock(NOW)
+    settings = stack_settings(f"sqlite+aiosqlite:///{tmp_path}/uv.db", {})
+
+    async def submit_and_approve() -> list[tuple[Any, ...]]:
+        async with running_stack(settings, clock) as stack:
+            await say(
+                stack, "wangxm", "/submit 通知\n来源：本机关制发\n公开：主动公开\n平台：政府网站\n正文。"
+            )
+            await stack.drain()
+            card = next(d for d in stack.sim.inbox("wangxm") if d.msgtype == "template_card")
+            task_id = card.payload["template_card"]["task_id"]
+            result = await stack.sim.click(
+                "wangxm", task_id, button_key(current_card(stack, "wangxm", card), "同意")
+            )
+            assert result.status == 200
+            await stack.drain()
+            async with stack.db() as session:
+                found = await session.exec(text("SELECT stage, reviewer_userid, decision FROM stagedecision"))  # type: ignore[call-overload]
+                return [tuple(row) for row in found.all()]
+
+    try:
+        assert loop.run_until_complete(submit_and_approve()) == [(1, "wangxm", "approve")]
+    finally:
+        loop.close()

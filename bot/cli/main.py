@@ -49,12 +49,21 @@ def _secrets(settings: Settings) -> list[str]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
+    from bot.core.event_loop import new_event_loop
 
     settings = _load(args.config, with_files=True)
     setup_logging(settings.log_level, _secrets(settings), settings.log_format)
-    log.info("serving %s on %s:%s", settings.server.callback_path, settings.server.host, settings.server.port)
+    loop = new_event_loop()
+    log.info(
+        "serving %s on %s:%s (event loop: %s)",
+        settings.server.callback_path,
+        settings.server.host,
+        settings.server.port,
+        type(loop).__module__.split(".")[0],
+    )
     web.run_app(
         create_app(settings, freeze_heap=True),
+        loop=loop,
         host=settings.server.host,
         port=settings.server.port,
         print=None,
