@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -30,6 +31,16 @@ from storage.sqlite_inline import inline_creator
 log = logging.getLogger(__name__)
 
 SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's text, by orjson: a tap writes its cards' and messages' payloads, and
+    json.dumps took several times as long (non-string keys become strings, as json.dumps does)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns in and out of every engine made here.
+_JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
@@ -57,7 +68,9 @@ def make_engine(url: str, *, echo: bool = False, background_checkpoints: bool = 
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if not _is_file(database):
-            engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_WAIT_SECONDS})
+            engine = create_async_engine(
+                url, echo=echo, connect_args={"timeout": SQLITE_WAIT_SECONDS}, **_JSON_CODEC
+            )
             _configure_sqlite(engine, busy_ms=SQLITE_WAIT_SECONDS * 1000)
             return engine
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -68,12 +81,13 @@ def make_engine(url: str, *, echo: bool = False, background_checkpoints: bool = 
             pool_size=1,
             max_overflow=0,
             pool_timeout=SQLITE_WAIT_SECONDS,
+            **_JSON_CODEC,
         )
         _configure_sqlite(  # the connection waits for other processes itself
             engine, busy_ms=0, autocheckpoint=BACKSTOP_PAGES if background_checkpoints else None
         )
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True)
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, **_JSON_CODEC)
 
 
 class DatabaseUnusable(Exception):
@@ -230,6 +244,7 @@ def _reader_of(engine: AsyncEngine) -> AsyncEngine:
             echo=engine.echo,
             poolclass=NullPool,
             connect_args={"timeout": SQLITE_WAIT_SECONDS},
+            **_JSON_CODEC,
         )
         _configure_sqlite(reader, busy_ms=SQLITE_WAIT_SECONDS * 1000)
         _readers[engine.sync_engine] = reader
