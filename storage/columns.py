@@ -25,6 +25,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, process_bind_param and SQLite's DATETIME text in one step: the same text
+        (SQLAlchemy's "YYYY-MM-DD HH:MM:SS.ffffff"), in half the time (a tap binds some fifteen)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def naive_utc_text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not UTC:
+                if value.tzinfo is None:
+                    raise ValueError("naive datetime stored; use tz-aware UTC")
+                value = value.astimezone(UTC)
+            return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
+
+        return naive_utc_text
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None

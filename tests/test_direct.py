@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam, insert, text
 from sqlalchemy import select as core_select
 from sqlmodel import select
 
@@ -215,3 +215,34 @@ async def test_ending_taken_back_inside_a_savepoint_that_rolls_back_is_given_bac
         )
         await savepoint.rollback()  # the new one is undone: the ending stands
     assert await conversation_of(db, "wangxm") is None
+
+
+@pytest.mark.parametrize(
+    ("moment", "stored"),
+    [
+        (AT, "2026-05-11 02:30:15.123456"),
+        (datetime(2026, 5, 11, 10, 30, tzinfo=timezone(timedelta(hours=8))), "2026-05-11 02:30:00.000000"),
+        (datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "0999-01-02 03:04:05.000006"),
+    ],
+)
+async def test_sqlite_keeps_a_moment_as_naive_utc_text_that_sorts(
+    sqlite_url: str, moment: datetime, stored: str
+) -> None:
+    """The text SQLAlchemy's SQLite DATETIME writes (fixed width, so text order is time order),
+    in UTC whatever the moment's zone, and read back as the same moment; a naive one is refused."""
+    engine = make_engine(sqlite_url)
+    await init_models(engine)
+    db = make_session_factory(engine)
+    try:
+        async with db() as session, session.begin():
+            await direct.run(session, _ADD_CONVERSATION, who="u1", what="k", state={}, at=moment)
+            with pytest.raises(ValueError, match="naive"):
+                await direct.run(
+                    session, _ADD_CONVERSATION, who="u2", what="k", state={}, at=moment.replace(tzinfo=None)
+                )
+        async with db() as session:
+            raw = await session.exec(text("SELECT created_at FROM conversation"))  # type: ignore[call-overload]
+            assert [row[0] for row in raw.all()] == [stored]
+            assert (await session.get(Conversation, "u1")).created_at == moment  # type: ignore[union-attr]
+    finally:
+        await engine.dispose()
