@@ -103,8 +103,27 @@ def usage(spec_usage: str) -> str:
     return f"格式不对。用法：{spec_usage}"
 
 
+# (id of a command table, roles) → (that table, its /help text for those roles).
+_HELP_TEXTS: dict[tuple[int, tuple[str, ...]], tuple[Sequence[CommandSpec], str]] = {}
+
+
 def help_text(specs: Sequence[CommandSpec], roles: Sequence[str]) -> str:
-    """One short line per command this person may use; `/help 命令` gives the full usage."""
+    """One short line per command this person may use; `/help 命令` gives the full usage.
+
+    Made once per command table (a tuple, never changed) and set of roles, then looked up: a
+    /help costs a dict lookup, not 25 µs of string work."""
+    key = (id(specs), tuple(roles))
+    kept = _HELP_TEXTS.get(key)
+    if kept is not None and kept[0] is specs:
+        return kept[1]
+    text = _help_lines(specs, roles)
+    if len(_HELP_TEXTS) >= 256:  # tables of apps long gone (tests build many)
+        _HELP_TEXTS.clear()
+    _HELP_TEXTS[key] = (specs, text)
+    return text
+
+
+def _help_lines(specs: Sequence[CommandSpec], roles: Sequence[str]) -> str:
     lines = ["审校助手可用命令（发送“/help 命令”查看用法）："]
     for spec in specs:
         if spec.roles and not (set(spec.roles) & set(roles) or "admin" in roles):

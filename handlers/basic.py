@@ -21,7 +21,7 @@ async def on_help_command(ctx: Context, cmd: Command) -> None:
                 ctx.reply_text(views.command_help(spec))
                 return
         raise UserFacingError(f"没有 /{word} 这个命令。发送 /help 查看全部命令。")
-    ctx.reply_text(views.help_text(list(ctx.commands), roles))
+    ctx.reply_text(views.help_text(ctx.commands, roles))
 
 
 @router.other()

@@ -117,3 +117,24 @@ async def test_status_shows_the_pipeline_accounts_and_duty(database_url: str) ->
         assert "待我审核：1 件" in status
         assert "示范发布（剩 47 小时）" in status
         assert "当前值班：主班 赵丽，带班领导 刘主任" in status
+
+
+def test_help_text_is_kept_per_command_table_and_roles() -> None:
+    """/help is made once per table and roles, then looked up: another table (another app) or
+    other roles get their own text, never one kept for someone else."""
+    from bot import views
+    from bot.wecom.dispatcher import CommandTable, Router
+
+    def table(*names: str) -> CommandTable:
+        router = Router("t")
+        for name in names:
+            router.command(name, summary=f"做{name}", roles=("admin",) if name == "secret" else ())(
+                lambda ctx, cmd: None
+            )
+        return CommandTable([router])
+
+    first, second = table("alpha", "secret"), table("beta")
+    assert "/alpha" in views.help_text(first.specs, ()) and "/secret" not in views.help_text(first.specs, ())
+    assert "/secret" in views.help_text(first.specs, ("admin",))
+    assert "/beta" in views.help_text(second.specs, ()) and "/alpha" not in views.help_text(second.specs, ())
+    assert views.help_text(first.specs, ()) is views.help_text(first.specs, ())  # kept, not made again

@@ -150,15 +150,16 @@ class CommandTable:
     """All commands by name and alias, and command-line parsing."""
 
     def __init__(self, routers: Iterable[Router]) -> None:
-        self.specs: list[CommandSpec] = []
+        specs: list[CommandSpec] = []
         self._by_word: dict[str, CommandSpec] = {}
         for router in routers:
             for spec in router.commands:
-                self.specs.append(spec)
+                specs.append(spec)
                 for word in (spec.name, *spec.aliases):
                     if word in self._by_word:
                         raise ValueError(f"command word {word!r} registered twice")
                     self._by_word[word] = spec
+        self.specs = tuple(specs)  # never changed: views.help_text keeps its texts by it
 
     def parse(self, text: str) -> tuple[Command, CommandSpec | None] | None:
         """A Command if `text` starts with a command word ('/x', or a bare Chinese alias)."""
