@@ -82,6 +82,35 @@ async def test_malformed_bodies_and_missing_parameters(stack: Stack) -> None:
     await nothing_changed(stack)
 
 
+async def test_xml_with_a_document_type_is_refused_signed_or_not(stack: Stack) -> None:
+    """WeCom never sends a DTD; one in the envelope (read before the signature is checked) or
+    in a correctly signed message (a billion-laughs entity, say) is refused, 400, nothing done."""
+    crypto = stack.sim.crypto
+    ts, nonce = str(int(stack.clock.now().timestamp())), "2"
+    bomb = '<!DOCTYPE xml [<!ENTITY a "哈哈哈哈哈哈哈哈"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    message = bomb + text_xml(stack, "wangxm", "&b;")
+    encrypted = crypto.encrypt(message)
+    url = stack.sim.callback_url or ""
+    async with aiohttp.ClientSession() as http:
+        query = {"msg_signature": crypto.sign(ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
+        async with http.post(
+            url, params=query, data=f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+        ) as resp:
+            assert resp.status == 400
+        wrapped = f'<!DOCTYPE xml [<!ENTITY e "{encrypted}">]><xml><Encrypt>&e;</Encrypt></xml>'
+        async with http.post(url, params=query, data=wrapped) as resp:
+            assert resp.status == 400
+        plain = f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"  # the control: accepted
+        clean = crypto.encrypt(text_xml(stack, "wangxm", "/help"))
+        query = {"msg_signature": crypto.sign(ts, nonce, clean), "timestamp": ts, "nonce": nonce}
+        async with http.post(url, params=query, data=plain.replace(encrypted, clean)) as resp:
+            assert resp.status == 200
+    await stack.drain()
+    async with stack.db() as session:
+        assert (await session.exec(select(Draft))).all() == []
+    assert "审校助手可用命令" in last_text(stack, "wangxm")  # only the clean /help was answered
+
+
 async def test_url_verification_answers_the_plain_echo(stack: Stack) -> None:
     result = await stack.sim.verify_url()
     assert result.status == 200 and result.body.isdigit()

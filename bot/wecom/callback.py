@@ -9,7 +9,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import xmltodict
 from aiohttp import web
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.work.crypto import WeChatCrypto
@@ -19,7 +18,7 @@ from bot.core.clock import Clock
 from bot.core.config import Settings
 from bot.core.metrics import CALLBACK_SECONDS, CALLBACKS
 from bot.wecom.dispatcher import Dispatcher
-from bot.wecom.events import EventParseError, parse_event
+from bot.wecom.events import EventParseError, parse_event, parse_xml
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class CallbackEndpoint:
         if len(raw) > MAX_BODY_BYTES:  # chunked: no Content-Length to refuse it by
             return web.Response(status=413, text="too large")
         try:
-            envelope = xmltodict.parse(raw.decode("utf-8"))["xml"]
+            envelope = parse_xml(raw.decode("utf-8"))["xml"]
             encrypted = str(envelope["Encrypt"])
         except Exception as exc:
             log.warning("callback refused: malformed envelope (%s)", type(exc).__name__)

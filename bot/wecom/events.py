@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import xmltodict
 from wechatpy.fields import IntegerField, StringField
 from wechatpy.messages import UnknownMessage
 from wechatpy.work.events import EVENT_TYPES, BaseEvent, ClickEvent, EnterAgentEvent, ViewEvent
@@ -147,10 +147,36 @@ class OtherEvent:
 IncomingEvent = TextMessage | CardClick | MenuClick | MenuView | EnterAgent | OtherEvent
 
 
+def parse_xml(text: str) -> dict[str, Any]:
+    """WeCom's XML as xmltodict gives it (what wechatpy reads): {root: {child: text, …}}, text
+    stripped and empty text None, a repeated child a list, attributes ignored (WeCom sends
+    none). ElementTree's C parser does it in a third of the time. A document type is refused
+    before parsing: WeCom never sends one, and its entities are how XML bombs go off."""
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise ValueError("XML with a document type declaration")
+    root = ElementTree.fromstring(text)
+    return {root.tag: _element_value(root)}
+
+
+def _element_value(element: ElementTree.Element) -> Any:
+    if len(element) == 0:
+        return (element.text or "").strip() or None
+    fields: dict[str, Any] = {}
+    for child in element:
+        value = _element_value(child)
+        if child.tag not in fields:
+            fields[child.tag] = value
+        elif isinstance(fields[child.tag], list):
+            fields[child.tag].append(value)
+        else:
+            fields[child.tag] = [fields[child.tag], value]
+    return fields
+
+
 def parse_event(xml: str) -> IncomingEvent:
     """Turn decrypted callback XML into one of our event types; raise EventParseError."""
     try:
-        data = xmltodict.parse(xml).get("xml")
+        data = parse_xml(xml).get("xml")
     except Exception as exc:  # expat errors, bad encodings
         raise EventParseError(f"unparseable XML: {type(exc).__name__}") from exc
     if not isinstance(data, dict):
