@@ -62,8 +62,8 @@ SQLITE_WAIT_SECONDS = 30
 
 def make_engine(url: str, *, echo: bool = False, background_checkpoints: bool = False) -> AsyncEngine:
     """Create the async engine; for SQLite, create the folder, set WAL + BEGIN IMMEDIATE and
-    keep one connection (writers queue for it). `background_checkpoints`: the caller runs a
-    `wal_checkpointer` for the file, so the writers check point only as a backstop."""
+    keep one connection (writers queue for it). `background_checkpoints`: the caller runs
+    `wal_checkpoints` for the file, so the writers check point only as a backstop."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-
-
-def uvloop_available() -> bool:
-    return importlib.util.find_spec("uvloop") is not None
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """A new loop for `serve`: uvloop runs the same aiohttp server and asyncpg connections with
     less of the interpreter per socket event (bench.bench_callback: /help about 1.5× as many
     a second on one core); asyncio's loop where uvloop has no build (Windows)."""
-    if uvloop_available():
+    try:
         import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
