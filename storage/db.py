@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -65,14 +65,14 @@ def make_engine(url: str, *, echo: bool = False, background_checkpoints: bool = 
     keep one connection (writers queue for it). `background_checkpoints`: the caller runs
     `wal_checkpoints` for the file, so the writers check point only as a backstop."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if not _is_file(database):
-            engine = create_async_engine(
-                url, echo=echo, connect_args={"timeout": SQLITE_WAIT_SECONDS}, **_JSON_CODEC
-            )
-            _configure_sqlite(engine, busy_ms=SQLITE_WAIT_SECONDS * 1000)
-            return engine
+    database = _sqlite_file(parsed)
+    if parsed.get_backend_name() == "sqlite" and database is None:  # in memory
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": SQLITE_WAIT_SECONDS}, **_JSON_CODEC
+        )
+        _configure_sqlite(engine, busy_ms=SQLITE_WAIT_SECONDS * 1000)
+        return engine
+    if database is not None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             url,
@@ -103,9 +103,9 @@ async def open_existing(url: str) -> AsyncEngine:
 
     parsed = make_url(url)
     shown = parsed.render_as_string(hide_password=True)
-    sqlite_file = parsed.get_backend_name() == "sqlite" and _is_file(parsed.database or "")
-    if sqlite_file and not Path(parsed.database or "").is_file():  # noqa: ASYNC240 — one stat, at start
-        raise DatabaseUnusable(f"数据库不存在：{parsed.database}（请检查 [database] url）")
+    database = _sqlite_file(parsed)
+    if database is not None and not Path(database).is_file():  # noqa: ASYNC240 — one stat, at start
+        raise DatabaseUnusable(f"数据库不存在：{database}（请检查 [database] url）")
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:
@@ -126,9 +126,13 @@ async def open_existing(url: str) -> AsyncEngine:
     return engine
 
 
-def _is_file(database: str) -> bool:
-    """A SQLite database name that is a file (not in memory)."""
-    return database not in ("", ":memory:")
+def _sqlite_file(url: str | URL) -> str | None:
+    """The file a SQLite URL names; None for PostgreSQL or a SQLite database in memory."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    return database
 
 
 # SQLite keeps the pages a connection has read or written in its page cache. cache_size is per
@@ -143,9 +147,8 @@ SQLITE_CACHE_MB = 32
 async def wal_checkpoints(url: str) -> AsyncIterator[bool]:
     """Background checkpoints of a SQLite file while inside (storage.checkpoints); yields
     whether they run, the `background_checkpoints` of make_engine (no: PostgreSQL, memory)."""
-    parsed = make_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or not _is_file(database):
+    database = _sqlite_file(url)
+    if database is None:
         yield False
         return
     async with WalCheckpointer(database).running():
@@ -235,7 +238,7 @@ _readers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionar
 def _reader_of(engine: AsyncEngine) -> AsyncEngine:
     """The engine reads of a SQLite file go through: a connection per session (NullPool: the
     file is opened and closed again, nothing lingers once the writer engine is disposed)."""
-    if not is_sqlite(engine) or not _is_file(engine.url.database or ""):
+    if _sqlite_file(engine.url) is None:
         return engine
     reader = _readers.get(engine.sync_engine)
     if reader is None:
