@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, event, true, update
+from sqlalchemy import bindparam, delete, event, literal_column, null, true, union_all, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -192,14 +192,6 @@ _DECISIONS_IN_ORDER = direct.Direct(
     .where(_DECISION_TABLE.c.draft_id == bindparam("draft_id"))
     .order_by(_DECISION_TABLE.c.id)
 )
-_DECISIONS_OF_VERSION_IN_ORDER = direct.Direct(
-    core_select(_DECISION_TABLE)
-    .where(
-        _DECISION_TABLE.c.draft_id == bindparam("draft_id"),
-        _DECISION_TABLE.c.version == bindparam("version"),
-    )
-    .order_by(_DECISION_TABLE.c.id)
-)
 _CARD_TABLE = table_of(ApprovalCard)
 _CARD = direct.Direct(core_select(_CARD_TABLE).where(_CARD_TABLE.c.id == bindparam("card_id")))
 # A tapped card and its draft in one read, the draft locked as get_draft(lock=True) locks it.
@@ -238,6 +230,36 @@ _ROUND_ASSIGNMENTS = direct.Direct(
         _ASSIGNMENT_TABLE.c.round == bindparam("round"),
     )
     .order_by(_ASSIGNMENT_TABLE.c.id)
+)
+# A version's decisions in order (kind 0), then its round's 转审/加签 (kind 1): what a decision
+# needs once its draft is locked, in one read instead of two (most rounds have no 转审, and then
+# stage_assignment needs no read of its own).
+_DECISIONS_THEN_ASSIGNMENTS = direct.Direct(
+    union_all(
+        core_select(
+            literal_column("0").label("kind"),
+            _DECISION_TABLE.c.id,
+            _DECISION_TABLE.c.stage,
+            _DECISION_TABLE.c.reviewer_userid,
+            _DECISION_TABLE.c.decision,
+            _DECISION_TABLE.c.round,
+        ).where(
+            _DECISION_TABLE.c.draft_id == bindparam("draft_id"),
+            _DECISION_TABLE.c.version == bindparam("version"),
+        ),
+        core_select(
+            literal_column("1"),
+            _ASSIGNMENT_TABLE.c.id,
+            _ASSIGNMENT_TABLE.c.stage,
+            null(),
+            null(),
+            _ASSIGNMENT_TABLE.c.round,
+        ).where(
+            _ASSIGNMENT_TABLE.c.draft_id == bindparam("draft_id"),
+            _ASSIGNMENT_TABLE.c.version == bindparam("version"),
+            _ASSIGNMENT_TABLE.c.round == bindparam("round"),
+        ),
+    ).order_by(literal_column("kind"), literal_column("id"))
 )
 # Everyone away at a moment: few rows (the people on leave now), filtered in Python.
 _AWAY = direct.Direct(
@@ -331,15 +353,28 @@ async def list_versions(*, session: AsyncSession, draft_id: int) -> Sequence[Dra
     ).all()
 
 
-async def list_decisions(
-    *, session: AsyncSession, draft_id: int, version: int | None = None
-) -> Sequence[StageDecision]:
-    """A draft's decisions (of one version) in order, as records: changing one saves nothing."""
-    if version is None:
-        return await direct.models(session, StageDecision, _DECISIONS_IN_ORDER, draft_id=draft_id)
-    return await direct.models(
-        session, StageDecision, _DECISIONS_OF_VERSION_IN_ORDER, draft_id=draft_id, version=version
+async def list_decisions(*, session: AsyncSession, draft_id: int) -> Sequence[StageDecision]:
+    """A draft's decisions in order, as records: changing one saves nothing."""
+    return await direct.models(session, StageDecision, _DECISIONS_IN_ORDER, draft_id=draft_id)
+
+
+async def version_decisions(
+    *, session: AsyncSession, draft_id: int, version: int, round_: int
+) -> list[tuple[int, str, str, int]]:
+    """A version's decisions in order, each as (stage, reviewer, decision, round); read together
+    with whether round `round_` has a 转审 or 加签, so that stage_assignment asks again only
+    when it has one."""
+    found = await direct.rows(
+        session, _DECISIONS_THEN_ASSIGNMENTS, draft_id=draft_id, version=version, round=round_
     )
+    decisions = [
+        (stage, reviewer, decision, round_of)
+        for kind, _, stage, reviewer, decision, round_of in found
+        if kind == 0
+    ]
+    if len(decisions) == len(found):  # none: what stage_assignment would read is known
+        (await _ASSIGNMENTS_READ.kept(session)).setdefault((draft_id, version, round_), [])
+    return decisions
 
 
 async def add_card(

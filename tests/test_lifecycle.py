@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import col, select
@@ -313,6 +314,54 @@ async def test_who_is_away_is_read_once_a_transaction_and_a_change_in_it_is_seen
             assert await away(1) == {"liuzr": "chenfb"}, "removed in this transaction: gone"
             assert await away(-1) == {"liuzr": "chenfb"}, "an earlier moment is read again"
     assert len(reads) == 4
+
+
+async def test_a_versions_decisions_and_its_rounds_assignments_are_one_read_and_a_transfer_still_counts(
+    stack: Stack,
+) -> None:
+    """A decision reads the version's decisions and whether its round has a 转审/加签 in one
+    statement: with none, who holds a stage needs no read of its own; with one (stored before or
+    added in the transaction), that one is who holds the stage."""
+    number = await at_stage_two(stack)  # wangxm's 一审 同意 is recorded
+    now = stack.clock.now()
+    reads: list[str] = []
+
+    def counted(sql: str) -> None:
+        if "stagedecision" in sql.lower() or "stageassignment" in sql.lower():
+            reads.append(sql)
+
+    async def holders(session: Any, stage: int, round_: int = 1) -> str | None:
+        found = await drafts_repo.stage_assignment(
+            session=session, draft_id=number, version=1, round_=round_, stage=stage
+        )
+        return found.assignees if found is not None else None
+
+    async with stack.db() as session, session.begin():
+        with direct.observing(counted):
+            decided = await drafts_repo.version_decisions(
+                session=session, draft_id=number, version=1, round_=1
+            )
+            assert decided == [(1, "wangxm", "approve", 1)]
+            assert await holders(session, 2) is None
+            assert len(reads) == 1, "no 转审 in the round: known from the decisions' read"
+            session.add(
+                StageAssignment(
+                    draft_id=number, version=1, round=1, stage=2, assignees="liuzr", by="zhangkz", at=now
+                )
+            )
+            assert await holders(session, 2) == "liuzr", "added in this transaction: seen"
+    reads.clear()
+    async with stack.db() as session, session.begin():
+        with direct.observing(counted):
+            decided = await drafts_repo.version_decisions(
+                session=session, draft_id=number, version=1, round_=1
+            )
+            assert decided == [(1, "wangxm", "approve", 1)], "a 转审 is not a decision"
+            assert await holders(session, 2) == "liuzr", "stored before: the round's 转审 is read and counts"
+            assert await holders(session, 1) is None
+            await drafts_repo.version_decisions(session=session, draft_id=number, version=1, round_=2)
+            assert await holders(session, 2, round_=2) is None, "another round has none"
+    assert len(reads) == 3
 
 
 async def test_a_rounds_stage_assignments_are_read_once_a_transaction_and_a_new_one_is_seen(

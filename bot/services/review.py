@@ -57,18 +57,13 @@ async def load_draft(scope: Scope, number: int, *, lock: bool = True) -> Draft:
     return draft
 
 
-def past_decisions(rows: list[StageDecision]) -> list[PastDecision]:
-    return [
-        PastDecision(stage=r.stage, reviewer=r.reviewer_userid, decision=r.decision, round=r.round)
-        for r in rows
-    ]
-
-
 async def current_decisions(scope: Scope, draft: Draft) -> list[PastDecision]:
     """Every decision of the current version (all rounds)."""
     assert draft.id is not None
-    rows = await drafts_repo.list_decisions(session=scope.session, draft_id=draft.id, version=draft.version)
-    return past_decisions(list(rows))
+    rows = await drafts_repo.version_decisions(
+        session=scope.session, draft_id=draft.id, version=draft.version, round_=draft.round
+    )
+    return [PastDecision(*row) for row in rows]
 
 
 @dataclass(frozen=True)
