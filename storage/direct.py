@@ -47,6 +47,7 @@ class _Compiled:
     binds: tuple[Processor, ...]
     columns: tuple[str, ...]  # result column names ((): no result)
     results: tuple[Processor, ...]
+    converts: bool  # some result column has a processor
 
 
 class Direct:
@@ -92,6 +93,7 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
         binds=binds,
         columns=tuple(columns),
         results=tuple(results),
+        converts=any(process is not None for process in results),
     )
 
 
@@ -112,17 +114,22 @@ def observing(observer: Callable[[str], None]) -> Iterator[None]:
 def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
     for observer in _observers:
         observer(compiled.sql)
-    values = []
-    for name, process in zip(compiled.names, compiled.binds, strict=True):
-        value = params[name] if name in params else compiled.fixed[name]
-        values.append(process(value) if process is not None and value is not None else value)
-    return values
+    if compiled.fixed:
+        params = {**compiled.fixed, **params}
+    return [
+        value if (value := params[name]) is None or process is None else process(value)
+        for name, process in zip(compiled.names, compiled.binds, strict=True)
+    ]
 
 
 def _converted(compiled: _Compiled, row: Sequence[Any]) -> tuple[Any, ...]:
+    if not compiled.converts:
+        return tuple(row)
     return tuple(
-        process(value) if process is not None else value
-        for process, value in zip(compiled.results, row, strict=True)
+        [
+            value if process is None else process(value)
+            for process, value in zip(compiled.results, row, strict=True)
+        ]
     )
 
 

@@ -46,11 +46,16 @@ def _insert(model: type[SQLModel], *, unless_taken: bool) -> direct.Direct:
     return direct.Direct(statement)
 
 
+@functools.cache
+def _value_keys(model: type[SQLModel]) -> tuple[str, ...]:
+    return tuple(c.key for c in table_of(model).columns if not c.primary_key)
+
+
 async def _add(session: AsyncSession, row: SQLModel, *, unless_taken: bool = False) -> Any:
     """Insert the new `row` in one statement (not through the session's flush): its id, or
     None when `unless_taken` and a unique constraint kept it out."""
-    table = table_of(type(row))
-    values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
+    held = row.__dict__  # (direct.record and the constructors set every field there)
+    values = {key: held[key] if key in held else getattr(row, key) for key in _value_keys(type(row))}
     return await direct.scalar(session, _insert(type(row), unless_taken=unless_taken), **values)
 
 

@@ -80,29 +80,27 @@ async def stage_people(
 ) -> StagePeople:
     """The chain's assignees, or a 转审's or 加签's, with people who are away replaced by delegates."""
     assert draft.id is not None
-    elsewhere = decided_other_stages(decisions, draft.stage)
+    stage, submitter = draft.stage, draft.submitter_userid
+    elsewhere = decided_other_stages(decisions, stage)
     transferred = await drafts_repo.stage_assignment(
-        session=scope.session,
-        draft_id=draft.id,
-        version=draft.version,
-        round_=draft.round,
-        stage=draft.stage,
+        session=scope.session, draft_id=draft.id, version=draft.version, round_=draft.round, stage=stage
     )
-    roles = eligible_roles(chain, draft.stage)
+    roles = eligible_roles(chain, stage)
     staff = scope.staff
 
     def eligible(userid: str) -> bool:
         return is_eligible(staff.get(userid), roles)
 
-    mode: str = stage_of(chain, draft.stage).mode
+    stage_settings = stage_of(chain, stage)
+    mode: str = stage_settings.mode
     if transferred is not None:
         base = tuple(u for u in transferred.assignees.split("|") if u not in elsewhere and eligible(u))
         mode = transferred.mode or mode
     else:
         base = expand_assignees(
-            stage_of(chain, draft.stage),
-            stage=draft.stage,
-            submitter=draft.submitter_userid,
+            stage_settings,
+            stage=stage,
+            submitter=submitter,
             staff=scope.staff,
             decided_elsewhere=elsewhere,
         )
@@ -110,8 +108,8 @@ async def stage_people(
     effective = apply_delegations(
         base,
         delegates,
-        submitter=draft.submitter_userid,
-        stage=draft.stage,
+        submitter=submitter,
+        stage=stage,
         decided_elsewhere=elsewhere,
         eligible=eligible,
     )
