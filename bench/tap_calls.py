@@ -9,6 +9,7 @@ new SQLite file (or `--database-url`), with an injected clock:
     .venv/bin/python -m bench.tap_calls --statements    # and the SQL of one tap and its sending
     .venv/bin/python -m bench.tap_calls --profile /tmp/p  # and /tmp/p.tap, /tmp/p.sending for pstats
     .venv/bin/python -m bench.tap_calls --together 8    # 8 taps at once: one group commit (per tap)
+    .venv/bin/python -m bench.tap_calls --texts         # /help texts instead (as many as drafts)
 
 "tap" is the callback request (decrypt, the decision, its commit); "sending" is the outbox pass
 that delivers the four messages the tap caused, including the simulator's side of those calls.
@@ -54,9 +55,11 @@ async def measure(
     profile: str | None = None,
     staff: int = 0,
     together: int = 1,
+    texts: bool = False,
 ) -> None:
     clock = FrozenClock(datetime(2026, 5, 11, 2, 0, tzinfo=UTC))
-    settings = stack_settings(database_url, {"staff": staff_of(staff)})
+    settings_staff = staff_of(staff)
+    settings = stack_settings(database_url, {"staff": settings_staff})
     async with running_stack(settings, clock) as stack:
         for n in range(drafts):
             await say(stack, EDITOR, SUBMISSION.format(n=n))
@@ -81,14 +84,19 @@ async def measure(
             tap_sql: list[str] = []
             send_sql: list[str] = []
             batches = [cards[i : i + together] for i in range(0, len(cards), together)]
+            everyone = [member["userid"] for member in settings_staff]
             for index, batch in enumerate(batches):
+                first_reader = index * together
+                readers = [everyone[(first_reader + n) % len(everyone)] for n in range(len(batch))]
                 clicks = [
-                    stack.sim.click(
+                    stack.sim.send_text(reader, "/help")
+                    if texts
+                    else stack.sim.click(
                         EDITOR,
                         delivered.payload["template_card"]["task_id"],
                         button_key(current_card(stack, EDITOR, delivered), "同意"),
                     )
-                    for delivered in batch
+                    for reader, delivered in zip(readers, batch, strict=False)
                 ]
                 first = len(statements)
                 started = time.process_time()
@@ -109,9 +117,10 @@ async def measure(
                 if index == 1:  # the first batch warms caches
                     tap_sql, send_sql = statements[first:middle], statements[middle:]
         taps = len(cards)
-        print(f"{taps} taps on {database_url.split(':')[0]}, {together} at a time")
+        what = "/help texts" if texts else "taps"
+        print(f"{taps} {what} on {database_url.split(':')[0]}, {together} at a time")
         print(
-            f"tap:     {pstats.Stats(tap_profile).total_calls / taps:8.0f} calls, "
+            f"{'/help:' if texts else 'tap:':9s}{pstats.Stats(tap_profile).total_calls / taps:8.0f} calls, "
             f"{len(tap_sql) / together:5.1f} statements, {tap_cpu / taps * 1000:5.1f} ms CPU (with the profiler)"
         )
         print(
@@ -146,12 +155,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--statements", action="store_true", help="list the SQL of one tap and its sending")
     parser.add_argument(
+        "--texts", action="store_true", help="measure /help texts (one per person) instead of taps"
+    )
+    parser.add_argument(
         "--profile", metavar="PREFIX", help="keep the profiles as PREFIX.tap and PREFIX.sending"
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sanshen-tap-calls-") as folder:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'taps.db'}"
-        asyncio.run(measure(args.drafts, url, args.statements, args.profile, args.staff, args.together))
+        asyncio.run(
+            measure(args.drafts, url, args.statements, args.profile, args.staff, args.together, args.texts)
+        )
 
 
 if __name__ == "__main__":
