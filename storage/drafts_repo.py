@@ -33,22 +33,23 @@ from storage.schema import table_of
 
 
 @functools.cache
+def _value_keys(model: type[SQLModel]) -> tuple[str, ...]:
+    """The columns an insert writes: every one but the key."""
+    return tuple(c.key for c in table_of(model).columns if not c.primary_key)
+
+
+@functools.cache
 def _insert(model: type[SQLModel], *, unless_taken: bool) -> direct.Direct:
     """INSERT … RETURNING id, every column but the key a parameter; `unless_taken`: ON
     CONFLICT DO NOTHING (no row, no id)."""
     table = table_of(model)
-    values: dict[str, Any] = {c.key: bindparam(c.key) for c in table.columns if not c.primary_key}
+    values: dict[str, Any] = {key: bindparam(key) for key in _value_keys(model)}
 
     def statement(dialect: str) -> Any:
         inserted = direct.dialect_insert(dialect, table).values(values)
         return (inserted.on_conflict_do_nothing() if unless_taken else inserted).returning(table.c.id)
 
     return direct.Direct(statement)
-
-
-@functools.cache
-def _value_keys(model: type[SQLModel]) -> tuple[str, ...]:
-    return tuple(c.key for c in table_of(model).columns if not c.primary_key)
 
 
 async def _add(session: AsyncSession, row: SQLModel, *, unless_taken: bool = False) -> Any:
