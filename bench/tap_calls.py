@@ -56,6 +56,7 @@ async def measure(
     staff: int = 0,
     together: int = 1,
     texts: bool = False,
+    profiled: bool = True,
 ) -> None:
     clock = FrozenClock(datetime(2026, 5, 11, 2, 0, tzinfo=UTC))
     settings_staff = staff_of(staff)
@@ -100,7 +101,8 @@ async def measure(
                 ]
                 first = len(statements)
                 started = time.process_time()
-                tap_profile.enable()
+                if profiled:
+                    tap_profile.enable()
                 results = await asyncio.gather(*clicks)  # arriving together: one group commit
                 tap_profile.disable()
                 tap_cpu += time.process_time() - started
@@ -110,7 +112,8 @@ async def measure(
                 clock.advance(seconds=10)
                 middle = len(statements)
                 started = time.process_time()
-                send_profile.enable()
+                if profiled:
+                    send_profile.enable()
                 await stack.drain()
                 send_profile.disable()
                 send_cpu += time.process_time() - started
@@ -119,13 +122,18 @@ async def measure(
         taps = len(cards)
         what = "/help texts" if texts else "taps"
         print(f"{taps} {what} on {database_url.split(':')[0]}, {together} at a time")
+        cpu_note = "with the profiler" if profiled else "no profiler"
+
+        def calls(profile: cProfile.Profile) -> str:
+            return f"{pstats.Stats(profile).total_calls / taps:8.0f}" if profiled else f"{'—':>8s}"
+
         print(
-            f"{'/help:' if texts else 'tap:':9s}{pstats.Stats(tap_profile).total_calls / taps:8.0f} calls, "
-            f"{len(tap_sql) / together:5.1f} statements, {tap_cpu / taps * 1000:5.1f} ms CPU (with the profiler)"
+            f"{'/help:' if texts else 'tap:':9s}{calls(tap_profile)} calls, "
+            f"{len(tap_sql) / together:5.1f} statements, {tap_cpu / taps * 1000:6.2f} ms CPU ({cpu_note})"
         )
         print(
-            f"sending: {pstats.Stats(send_profile).total_calls / taps:8.0f} calls, "
-            f"{len(send_sql) / together:5.1f} statements, {send_cpu / taps * 1000:5.1f} ms CPU (with the profiler)"
+            f"sending: {calls(send_profile)} calls, "
+            f"{len(send_sql) / together:5.1f} statements, {send_cpu / taps * 1000:6.2f} ms CPU ({cpu_note})"
         )
         if profile:
             tap_profile.dump_stats(f"{profile}.tap")
@@ -158,13 +166,27 @@ def main(argv: list[str] | None = None) -> None:
         "--texts", action="store_true", help="measure /help texts (one per person) instead of taps"
     )
     parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="no profiler: CPU a tap as it runs (varies by a few percent; the counts do not)",
+    )
+    parser.add_argument(
         "--profile", metavar="PREFIX", help="keep the profiles as PREFIX.tap and PREFIX.sending"
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sanshen-tap-calls-") as folder:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'taps.db'}"
         asyncio.run(
-            measure(args.drafts, url, args.statements, args.profile, args.staff, args.together, args.texts)
+            measure(
+                args.drafts,
+                url,
+                args.statements,
+                args.profile,
+                args.staff,
+                args.together,
+                args.texts,
+                profiled=not args.cpu,
+            )
         )
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, event, literal_column, null, true, union_all, update
+from sqlalchemy import bindparam, delete, event, func, literal_column, null, true, union_all, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -68,6 +69,8 @@ async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
     new_id = await _add(session, row, unless_taken=True)
     if new_id is None:
         return False
+    if isinstance(row, StageDecision):  # the version's decisions as read are one short now
+        (await _DECISIONS_READ.kept(session)).pop((row.draft_id, row.version), None)
     row.id = new_id
     return True
 
@@ -200,24 +203,67 @@ _DECISIONS_IN_ORDER = direct.Direct(
 )
 _CARD_TABLE = table_of(ApprovalCard)
 _CARD = direct.Direct(core_select(_CARD_TABLE).where(_CARD_TABLE.c.id == bindparam("card_id")))
-# A tapped card and its draft in one read, the draft locked as get_draft(lock=True) locks it.
+# A tapped card and its draft in one read, the draft locked as get_draft(lock=True) locks it,
+# with the version's text, and what a decision reads once the lock is held: the version's
+# decisions (JSON: [[id, stage, reviewer, decision, round], …]) and whether the round has a
+# 转审/加签. On SQLite subqueries of the same statement read them (its one writer holds the
+# whole database from BEGIN IMMEDIATE: nothing changes between the read and the lock); on
+# PostgreSQL a subquery would read the snapshot taken before a wait for the lock, so the locked
+# row is read in a CTE and the two reads are VOLATILE functions called on it (migration 0020),
+# each taking a snapshot of its own once the lock is granted.
 _VERSION_TABLE = table_of(DraftVersion)
-_CARD_WITH_DRAFT = direct.Direct(
-    core_select(
-        *_CARD_TABLE.columns,
-        *_DRAFT_TABLE.columns,
-        # the text of the draft's version, which a tap that moves it on sends to the next stage
-        core_select(_VERSION_TABLE.c.body)
-        .where(
-            _VERSION_TABLE.c.draft_id == _DRAFT_TABLE.c.id,
-            _VERSION_TABLE.c.version == _DRAFT_TABLE.c.version,
+
+
+def _card_with_draft(dialect: str) -> Any:
+    draft = _DRAFT_TABLE.c
+    tapped = (
+        core_select(
+            *(column.label(f"card_{column.key}") for column in _CARD_TABLE.columns),
+            *(column.label(f"draft_{column.key}") for column in _DRAFT_TABLE.columns),
+            # the text of the draft's version, which a tap that moves it on sends to the next stage
+            core_select(_VERSION_TABLE.c.body)
+            .where(_VERSION_TABLE.c.draft_id == draft.id, _VERSION_TABLE.c.version == draft.version)
+            .scalar_subquery()
+            .label("body"),
         )
-        .scalar_subquery(),
+        .join_from(_CARD_TABLE, _DRAFT_TABLE, _CARD_TABLE.c.draft_id == draft.id)
+        .where(_CARD_TABLE.c.id == bindparam("card_id"))
+        .with_for_update(of=_DRAFT_TABLE)
     )
-    .join_from(_CARD_TABLE, _DRAFT_TABLE, _CARD_TABLE.c.draft_id == _DRAFT_TABLE.c.id)
-    .where(_CARD_TABLE.c.id == bindparam("card_id"))
-    .with_for_update(of=_DRAFT_TABLE)
-)
+    if dialect == "postgresql":
+        locked = tapped.cte("tapped").prefix_with("MATERIALIZED")  # (never folded into the query below)
+        return core_select(
+            *locked.c,
+            func.sanshen_version_decisions(locked.c.draft_id, locked.c.draft_version),
+            func.sanshen_round_reassigned(locked.c.draft_id, locked.c.draft_version, locked.c.draft_round),
+        )
+    decisions = _DECISION_TABLE.c
+    assignments = _ASSIGNMENT_TABLE.c
+    return tapped.add_columns(
+        core_select(
+            func.json_group_array(
+                func.json_array(
+                    decisions.id,
+                    decisions.stage,
+                    decisions.reviewer_userid,
+                    decisions.decision,
+                    decisions.round,
+                )
+            )
+        )
+        .where(decisions.draft_id == draft.id, decisions.version == draft.version)
+        .scalar_subquery(),
+        core_select(assignments.id)
+        .where(
+            assignments.draft_id == draft.id,
+            assignments.version == draft.version,
+            assignments.round == draft.round,
+        )
+        .exists(),
+    )
+
+
+_CARD_WITH_DRAFT = direct.Direct(_card_with_draft)
 _CARD_COLUMNS = tuple(c.key for c in _CARD_TABLE.columns)
 _DRAFT_COLUMNS = tuple(c.key for c in _DRAFT_TABLE.columns)
 # Closes the draft's open cards and says which they were, in one statement.
@@ -301,6 +347,10 @@ class _ReadOnce:
 
 _ASSIGNMENTS_READ = _ReadOnce(StageAssignment)  # (draft, version, round) → its assignments in order
 _BODIES_READ = _ReadOnce(DraftVersion)  # (draft, version) → its text (a version's text never changes)
+# (draft, version) → its decisions as version_decisions gives them, read with the draft locked
+# (card_with_draft): valid to the end of the transaction, which holds the lock, unless this
+# transaction adds a decision to that version (add_unless_taken drops it then).
+_DECISIONS_READ = _ReadOnce(StageDecision)
 _AWAY_READ = _ReadOnce(Delegation)  # None → (the earliest moment asked, the rows _AWAY read then)
 
 
@@ -369,7 +419,11 @@ async def version_decisions(
 ) -> list[tuple[int, str, str, int]]:
     """A version's decisions in order, each as (stage, reviewer, decision, round); read together
     with whether round `round_` has a 转审 or 加签, so that stage_assignment asks again only
-    when it has one."""
+    when it has one. Call it with the draft locked (on PostgreSQL a decision committed before
+    the lock was granted then counts); a tap's card_with_draft has read them already."""
+    known = (await _DECISIONS_READ.kept(session)).get((draft_id, version))
+    if known is not None:
+        return list(known)
     found = await direct.rows(
         session, _DECISIONS_THEN_ASSIGNMENTS, draft_id=draft_id, version=version, round=round_
     )
@@ -439,15 +493,23 @@ async def get_card(*, session: AsyncSession, card_id: int) -> ApprovalCard | Non
 
 async def card_with_draft(*, session: AsyncSession, card_id: int) -> tuple[ApprovalCard, Draft] | None:
     """A card (a record, as get_card) and its draft (in the session and locked, as get_draft
-    with `lock`), read together: a tap needs both."""
+    with `lock`), read together: a tap needs both, and then the version's decisions and the
+    round's 转审/加签 (version_decisions and stage_assignment find them read)."""
     row = await direct.first(session, _CARD_WITH_DRAFT, card_id=card_id)
     if row is None:
         return None
     split, end = len(_CARD_COLUMNS), len(_CARD_COLUMNS) + len(_DRAFT_COLUMNS)
     card = direct.build(ApprovalCard, _CARD_COLUMNS, row[:split])
     stored = direct.build(Draft, _DRAFT_COLUMNS, row[split:end])
-    if row[end] is not None:  # (the body of the version stored, which the read saw)
-        (await _BODIES_READ.kept(session))[stored.id, stored.version] = row[end]
+    body, decisions, reassigned = row[end:]
+    if body is not None:  # (the body of the version stored, which the read saw)
+        (await _BODIES_READ.kept(session))[stored.id, stored.version] = body
+    decided = sorted(json.loads(decisions))  # [id, stage, reviewer, decision, round], by id
+    (await _DECISIONS_READ.kept(session))[stored.id, stored.version] = [
+        (stage, reviewer, decision, round_of) for _, stage, reviewer, decision, round_of in decided
+    ]
+    if not reassigned:  # what stage_assignment would read is known
+        (await _ASSIGNMENTS_READ.kept(session))[stored.id, stored.version, stored.round] = []
     return card, direct.attach(session, Draft, stored)
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from bot.cli.stack import DEMO_STAFF, Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from storage import direct, drafts_repo
-from storage.models import AuditEntry, Delegation, StageAssignment
+from storage.models import ApprovalCard, AuditEntry, Delegation, StageAssignment, StageDecision
 from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION
 
@@ -362,6 +364,127 @@ async def test_a_versions_decisions_and_its_rounds_assignments_are_one_read_and_
             await drafts_repo.version_decisions(session=session, draft_id=number, version=1, round_=2)
             assert await holders(session, 2, round_=2) is None, "another round has none"
     assert len(reads) == 3
+
+
+async def open_card(stack: Stack, number: int) -> int:
+    async with stack.db() as session:
+        found = await session.exec(
+            select(ApprovalCard.id).where(
+                ApprovalCard.draft_id == number, col(ApprovalCard.closed).is_(False)
+            )
+        )
+        (card_id,) = found.all()
+    assert card_id is not None
+    return card_id
+
+
+def stage_two_decision(number: int, reviewer: str, at: Any) -> StageDecision:
+    return direct.record(
+        StageDecision,
+        draft_id=number,
+        version=1,
+        round=1,
+        stage=2,
+        stage_name="二审",
+        slot="*",
+        reviewer_userid=reviewer,
+        reviewer_name=reviewer,
+        decision="approve",
+        decided_at=at,
+        via="card",
+    )
+
+
+async def test_a_tap_reads_its_card_draft_decisions_and_transfers_in_one_statement_and_a_new_decision_again(
+    stack: Stack,
+) -> None:
+    """The card, its draft (locked), the version's decisions and whether the round has a 转审
+    are one read; a decision this transaction adds is read again, not assumed."""
+    number = await at_stage_two(stack)
+    card_id = await open_card(stack, number)
+    statements: list[str] = []
+    async with stack.db() as session, session.begin():
+        with direct.observing(statements.append):
+            found = await drafts_repo.card_with_draft(session=session, card_id=card_id)
+            assert found is not None
+            card, draft = found
+            assert (card.id, draft.id, draft.stage, card.stage) == (card_id, number, 2, 2)
+            decided = await drafts_repo.version_decisions(
+                session=session, draft_id=number, version=1, round_=1
+            )
+            assert decided == [(1, "wangxm", "approve", 1)]
+            assignment = await drafts_repo.stage_assignment(
+                session=session, draft_id=number, version=1, round_=1, stage=2
+            )
+            assert assignment is None
+            assert len(statements) == 1, statements
+            added = stage_two_decision(number, "zhangkz", stack.clock.now())
+            assert await drafts_repo.add_unless_taken(session=session, row=added)
+            decided = await drafts_repo.version_decisions(
+                session=session, draft_id=number, version=1, round_=1
+            )
+            assert decided == [(1, "wangxm", "approve", 1), (2, "zhangkz", "approve", 1)]
+        await session.rollback()
+    statements.clear()
+    async with stack.db() as session, session.begin():
+        session.add(
+            StageAssignment(
+                draft_id=number,
+                version=1,
+                round=1,
+                stage=2,
+                assignees="liuzr",
+                by="zhangkz",
+                at=stack.clock.now(),
+            )
+        )
+        await session.flush()
+        with direct.observing(statements.append):
+            assert await drafts_repo.card_with_draft(session=session, card_id=card_id) is not None
+            assignment = await drafts_repo.stage_assignment(
+                session=session, draft_id=number, version=1, round_=1, stage=2
+            )
+        assert assignment is not None and assignment.assignees == "liuzr", "a 转审 in the round: read"
+        assert len(statements) == 2
+
+
+async def test_a_tap_waiting_for_its_draft_counts_the_decision_committed_meanwhile(
+    postgres_url: str, clock: FrozenClock
+) -> None:
+    """PostgreSQL: a tap whose draft is locked by another decision waits, and once the lock is
+    granted the decisions it reads include the one committed meanwhile (a read in the snapshot
+    taken before the wait would miss it, and a 会签 could then never complete)."""
+    async with running_stack(stack_settings(postgres_url), clock) as stack:
+        number = await at_stage_two(stack)
+        card_id = await open_card(stack, number)
+        async with stack.db() as first, first.begin():
+            assert await drafts_repo.card_with_draft(session=first, card_id=card_id) is not None
+            added = stage_two_decision(number, "zhangkz", clock.now())
+            assert await drafts_repo.add_unless_taken(session=first, row=added)
+
+            async def second_tap() -> list[tuple[int, str, str, int]]:
+                async with stack.db() as second, second.begin():
+                    assert await drafts_repo.card_with_draft(session=second, card_id=card_id) is not None
+                    return await drafts_repo.version_decisions(
+                        session=second, draft_id=number, version=1, round_=1
+                    )
+
+            waiting = asyncio.create_task(second_tap())
+            async with stack.db() as watcher:
+                for _ in range(1000):  # until the second tap waits for the lock (not a timing)
+                    waits = await watcher.exec(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                        )
+                    )
+                    if waits.scalar_one():
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError("the second tap never waited for the draft's lock")
+            assert not waiting.done()
+        assert await waiting == [(1, "wangxm", "approve", 1), (2, "zhangkz", "approve", 1)]
 
 
 async def test_a_rounds_stage_assignments_are_read_once_a_transaction_and_a_new_one_is_seen(
