@@ -19,12 +19,15 @@ the session's autoflush would; rows loaded here are not in the session's identit
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.util import await_
@@ -55,10 +58,15 @@ class Direct:
     function of the dialect's name giving it, for statements written in a dialect's own terms
     (INSERT … ON CONFLICT)."""
 
-    __slots__ = ("statement", "_compiled")
+    __slots__ = ("statement", "inserts_into", "_compiled")
 
-    def __init__(self, statement: Executable | Callable[[str], Executable]) -> None:
+    def __init__(
+        self, statement: Executable | Callable[[str], Executable], *, inserts_into: str | None = None
+    ) -> None:
+        """`inserts_into`: the statement is an INSERT … VALUES into that table (it reads no
+        other table, so on PostgreSQL it may carry held-back writes to other tables: run_soon)."""
         self.statement = statement
+        self.inserts_into = inserts_into
         self._compiled: dict[str, _Compiled] = {}
 
     def compiled(self, dialect: Dialect) -> _Compiled:
@@ -111,9 +119,12 @@ def observing(observer: Callable[[str], None]) -> Iterator[None]:
         _observers.remove(observer)
 
 
-def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
+def _observe(sql: str) -> None:
     for observer in _observers:
-        observer(compiled.sql)
+        observer(sql)
+
+
+def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
     if compiled.fixed:
         params = {**compiled.fixed, **params}
     return [
@@ -135,6 +146,15 @@ def _converted(compiled: _Compiled, row: Sequence[Any]) -> tuple[Any, ...]:
 
 class _Driver:
     """The transaction's connection as the driver has it, behind one small interface."""
+
+    async def soon(self, table: str, sql: str, args: list[Any]) -> None:
+        """A write to `table` whose row count nobody reads: run now (see _Asyncpg)."""
+        _observe(sql)
+        await self.execute(sql, args)
+
+    async def carrying(self, statement: Direct, sql: str, args: list[Any]) -> tuple[str, list[Any]]:
+        """The statement about to run, with what it carries (see _Asyncpg)."""
+        return sql, args
 
     async def fetch(self, sql: str, args: list[Any]) -> list[Sequence[Any]]:
         raise NotImplementedError
@@ -181,9 +201,43 @@ class _Aiosqlite(_Driver):
 
 
 class _Asyncpg(_Driver):
+    """asyncpg, one round trip a statement; writes run_soon holds back ride on the next INSERT
+    that can carry them, as data-modifying CTEs (WITH w AS (UPDATE …) INSERT …: one round trip
+    for both), or run on their own before any other statement, SQLAlchemy's included, and
+    before the commit. They are kept by connection (_HELD), whatever savepoint they came in."""
+
     def __init__(self, adapter: Any) -> None:
         self.adapter = adapter  # SQLAlchemy's adapter: it owns the transaction
         self.connection = adapter._connection
+
+    async def soon(self, table: str, sql: str, args: list[Any]) -> None:
+        await self._begun()
+        entry = _HELD.get(id(self.connection))
+        if entry is None or entry[0] is not self.connection:  # (none, or a closed connection's)
+            entry = _HELD[id(self.connection)] = (self.connection, [])
+        entry[1].append((table, sql, args))
+
+    async def carrying(self, statement: Direct, sql: str, args: list[Any]) -> tuple[str, list[Any]]:
+        held = _held_on(self.connection)
+        if not held:
+            return sql, args
+        table = statement.inserts_into
+        if table is None or any(held_table == table for held_table, _, _ in held):
+            await _run_held(self.connection)  # it may read what they change: they go first
+            return sql, args
+        # PostgreSQL runs every part of the statement on the same snapshot and applies each
+        # write exactly once; the INSERT reads nothing they change (a foreign key's check
+        # runs after the whole statement, and sees them).
+        prefixes, carried_args = [], list(args)
+        for number, (_, held_sql, held_args) in enumerate(held):
+            shift = len(carried_args)
+            renumbered = _PARAMETER.sub(functools.partial(_shifted, by=shift), held_sql)
+            prefixes.append(f"sanshen_held_{number} AS ({renumbered})")
+            carried_args.extend(held_args)
+        _HELD.pop(id(self.connection), None)
+        if sql.startswith("WITH "):
+            return f"WITH {', '.join(prefixes)}, {sql[5:]}", carried_args
+        return f"WITH {', '.join(prefixes)} {sql}", carried_args
 
     async def _begun(self) -> None:
         # SQLAlchemy's asyncpg adapter begins the transaction at the first statement it runs
@@ -265,13 +319,17 @@ async def _fetch(
     driver: _Driver, dialect: Dialect, statement: Direct, params: Mapping[str, Any]
 ) -> tuple[_Compiled, list[tuple[Any, ...]]]:
     compiled = statement.compiled(dialect)
-    found = await driver.fetch(compiled.sql, _arguments(compiled, params))
+    sql, args = await driver.carrying(statement, compiled.sql, _arguments(compiled, params))
+    _observe(sql)
+    found = await driver.fetch(sql, args)
     return compiled, [_converted(compiled, row) for row in found]
 
 
 async def _execute(driver: _Driver, dialect: Dialect, statement: Direct, params: Mapping[str, Any]) -> int:
     compiled = statement.compiled(dialect)
-    return await driver.execute(compiled.sql, _arguments(compiled, params))
+    sql, args = await driver.carrying(statement, compiled.sql, _arguments(compiled, params))
+    _observe(sql)
+    return await driver.execute(sql, args)
 
 
 async def _execute_many(
@@ -280,6 +338,9 @@ async def _execute_many(
     compiled = statement.compiled(dialect)
     batch = [_arguments(compiled, p) for p in params]
     if batch:
+        await driver.carrying(_CARRIES_NOTHING, compiled.sql, [])  # (what it holds runs first)
+        for _ in batch:
+            _observe(compiled.sql)
         await driver.execute_many(compiled.sql, batch)
 
 
@@ -303,6 +364,17 @@ async def scalar(session: AsyncSession, statement: Direct, **params: Any) -> Any
 async def run(session: AsyncSession, statement: Direct, **params: Any) -> int:
     """Run a statement without results; returns the rows it changed."""
     return await _execute(*await _driver(session), statement, params)
+
+
+async def run_soon(session: AsyncSession, table: str, statement: Direct, **params: Any) -> None:
+    """Run a write to `table` whose row count nobody reads: now on SQLite; on PostgreSQL held
+    back to ride on the transaction's next INSERT into another table (one round trip fewer), or
+    run before whatever else runs first, the commit included. Nothing may read what it
+    changes in between without going through the database (callers change the objects they
+    hold themselves, as update_draft does)."""
+    driver, dialect = await _driver(session)
+    compiled = statement.compiled(dialect)
+    await driver.soon(table, compiled.sql, _arguments(compiled, params))
 
 
 async def run_many(session: AsyncSession, statement: Direct, params: Iterable[Mapping[str, Any]]) -> None:
@@ -381,3 +453,54 @@ def attach(session: AsyncSession, model: type[Model], loaded: Model) -> Model:
     make_transient_to_detached(loaded)
     session.add(loaded)
     return loaded
+
+
+# ---- writes held back on PostgreSQL (run_soon): whatever SQLAlchemy runs goes after them
+
+_PARAMETER = re.compile(r"\$(\d+)")
+_CARRIES_NOTHING = Direct(text("SELECT 1"))  # (what an executemany is, to carrying: it carries nothing)
+# asyncpg connection's id → the driver holding writes on it (entries live for a transaction)
+_HELD: dict[int, tuple[Any, list[tuple[str, str, list[Any]]]]] = {}  # by id: asyncpg connection, writes
+
+
+def _held_on(connection: Any) -> list[tuple[str, str, list[Any]]]:
+    """The writes held back on this asyncpg connection, in order (table, SQL, arguments)."""
+    entry = _HELD.get(id(connection)) if _HELD else None
+    return entry[1] if entry is not None and entry[0] is connection else []
+
+
+async def _run_held(connection: Any) -> None:
+    held = _held_on(connection)
+    _HELD.pop(id(connection), None)
+    for _, sql, args in held:
+        _observe(sql)
+        await connection.execute(sql, *args)
+
+
+def _shifted(found: re.Match[str], *, by: int) -> str:
+    """A parameter's placeholder ($n), numbered `by` further on."""
+    return f"${int(found.group(1)) + by}"
+
+
+def _raw(conn: Connection) -> Any:
+    return getattr(conn.connection.dbapi_connection, "_connection", None)
+
+
+# SQLAlchemy runs SAVEPOINT and ROLLBACK TO SAVEPOINT through a cursor too: held writes go
+# before a savepoint begins, and one rolled back undoes those made inside it.
+@event.listens_for(Engine, "before_cursor_execute")
+def _held_writes_first(conn: Connection, *_: Any) -> None:
+    if _HELD and _held_on(raw := _raw(conn)):
+        await_(_run_held(raw))
+
+
+@event.listens_for(Engine, "commit")
+def _held_writes_before_the_commit(conn: Connection) -> None:
+    _held_writes_first(conn)
+
+
+@event.listens_for(Engine, "begin")
+@event.listens_for(Engine, "rollback")
+def _held_writes_rolled_back(conn: Connection) -> None:
+    if _HELD and _held_on(raw := _raw(conn)):
+        _HELD.pop(id(raw), None)

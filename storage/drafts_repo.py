@@ -50,7 +50,7 @@ def _insert(model: type[SQLModel], *, unless_taken: bool) -> direct.Direct:
         inserted = direct.dialect_insert(dialect, table).values(values)
         return (inserted.on_conflict_do_nothing() if unless_taken else inserted).returning(table.c.id)
 
-    return direct.Direct(statement)
+    return direct.Direct(statement, inserts_into=table.name)
 
 
 async def _add(session: AsyncSession, row: SQLModel, *, unless_taken: bool = False) -> Any:
@@ -384,12 +384,15 @@ def _update_draft(columns: tuple[str, ...]) -> direct.Direct:
 
 
 async def update_draft(*, session: AsyncSession, draft: Draft, **changes: Any) -> None:
-    """Set `changes` on the draft and write exactly those columns now, in one UPDATE (the
-    session's flush does not write them again)."""
+    """Set `changes` on the draft and write exactly those columns, in one UPDATE (the session's
+    flush does not write them again): on PostgreSQL with the next INSERT, as a tap moving the
+    draft on writes it with the next stage's card (direct.run_soon: one round trip for both)."""
     for key, value in changes.items():
         set_committed_value(draft, key, value)
     params = {f"new_{key}": value for key, value in changes.items()}
-    await direct.run(session, _update_draft(tuple(sorted(changes))), of_draft=draft.id, **params)
+    await direct.run_soon(
+        session, _DRAFT_TABLE.name, _update_draft(tuple(sorted(changes))), of_draft=draft.id, **params
+    )
 
 
 async def get_body(*, session: AsyncSession, draft_id: int, version: int) -> str:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, insert, text
+from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import select
 
@@ -123,6 +123,83 @@ async def test_a_draft_updated_directly_is_written_now_and_left_clean(db: Sessio
         stored = await session.get(Draft, 1)
     assert stored is not None
     assert (stored.stage, stored.stage_entered_at, stored.title) == (2, later, "改过的标题")
+
+
+_ADD_CONVERSATION_CARRYING = direct.Direct(_ADD_CONVERSATION.statement, inserts_into="conversation")
+_RETITLE = direct.Direct(
+    update(_DRAFTS).where(_DRAFTS.c.id == bindparam("of_draft")).values(title=bindparam("new_title"))
+)
+_RENAME_KIND = direct.Direct(
+    update(_CONVERSATIONS).where(_CONVERSATIONS.c.userid == bindparam("of_user")).values(kind=bindparam("to"))
+)
+
+
+async def stored_title(db: SessionFactory) -> str:
+    async with db() as session:
+        return (await session.exec(select(Draft.title).where(Draft.id == 1))).one()
+
+
+async def test_a_held_back_write_rides_on_the_next_insert_and_both_are_committed(
+    db: SessionFactory, database_url: str
+) -> None:
+    """run_soon: on PostgreSQL the UPDATE goes with the next INSERT into another table, one
+    statement for both (SQLite runs it at once); one into the same table waits for nothing."""
+    postgres = database_url.startswith("postgresql")
+    async with db() as session, session.begin():
+        session.add(new_draft())
+    sent: list[str] = []
+    async with db() as session, session.begin():
+        with direct.observing(sent.append):
+            await direct.run_soon(session, "draft", _RETITLE, of_draft=1, new_title="改过的标题")
+            await direct.run(session, _ADD_CONVERSATION_CARRYING, who="wangxm", what="k", state={}, at=AT)
+        assert len(sent) == (1 if postgres else 2), sent
+        sent.clear()
+        with direct.observing(sent.append):
+            await direct.run_soon(session, "conversation", _RENAME_KIND, of_user="wangxm", to="renamed")
+            await direct.run(session, _ADD_CONVERSATION_CARRYING, who="lisi", what="k", state={}, at=AT)
+        assert len(sent) == 2, "an insert into the table it changes does not carry it"
+    assert await stored_title(db) == "改过的标题"
+    async with db() as session:
+        kinds = (await session.exec(select(Conversation.kind).order_by(Conversation.userid))).all()
+    assert kinds == ["k", "renamed"]
+
+
+async def test_a_held_back_write_is_in_place_before_anything_reads_and_before_the_commit(
+    db: SessionFactory,
+) -> None:
+    async with db() as session, session.begin():
+        session.add(new_draft())
+    async with db() as session, session.begin():
+        await direct.run_soon(session, "draft", _RETITLE, of_draft=1, new_title="一")
+        found = await direct.first(session, _DRAFT_BY_ID, draft_id=1)
+        assert found is not None and "一" in found, "a direct read runs it first"
+        await direct.run_soon(session, "draft", _RETITLE, of_draft=1, new_title="二")
+        title = (await session.exec(select(Draft.title).where(Draft.id == 1))).one()
+        assert title == "二", "so does anything SQLAlchemy runs"
+        await direct.run_soon(session, "draft", _RETITLE, of_draft=1, new_title="三")  # then only the commit
+    assert await stored_title(db) == "三"
+
+
+async def test_held_back_writes_go_with_a_rollback_and_with_a_savepoint_rolled_back(
+    db: SessionFactory,
+) -> None:
+    async with db() as session, session.begin():
+        session.add(new_draft())
+    with pytest.raises(RuntimeError):
+        async with db() as session, session.begin():
+            await direct.run_soon(session, "draft", _RETITLE, of_draft=1, new_title="回滚的")
+            raise RuntimeError("crash before the commit")
+    async with db() as session, session.begin():  # (the pool's one connection again: nothing left on it)
+        await direct.run(session, _ADD_CONVERSATION, who="before", what="a", state={}, at=AT)
+    assert await stored_title(db) == "通知"
+    async with db() as session, session.begin():
+        await direct.run_soon(session, "draft", _RETITLE, of_draft=1, new_title="保存的")
+        with pytest.raises(UserFacingError):
+            async with session.begin_nested():
+                await direct.run_soon(session, "draft", _RETITLE, of_draft=1, new_title="退回的")
+                raise UserFacingError("不行")
+        await direct.run(session, _ADD_CONVERSATION, who="after", what="a", state={}, at=AT)
+    assert await stored_title(db) == "保存的"
 
 
 async def test_a_taken_slot_is_refused_and_changes_nothing(db: SessionFactory) -> None:
