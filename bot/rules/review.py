@@ -191,9 +191,10 @@ def check_may_decide(
     return None
 
 
-def decision_slot(stage_settings: StageSettings, reviewer: str) -> str:
-    """The uniqueness slot of a decision: one per any-of stage, one per reviewer for all-of."""
-    return reviewer if stage_settings.mode == "all" else "*"
+def decision_slot(mode: str, reviewer: str) -> str:
+    """The uniqueness slot of a decision at a stage decided in `mode` (the chain's, or a 加签's):
+    one per any-of stage, one per reviewer for all-of."""
+    return reviewer if mode == "all" else "*"
 
 
 def stages_passed(chain: ChainSettings, only: str = "") -> list[int]:

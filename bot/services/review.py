@@ -388,7 +388,7 @@ async def decide(
         round=draft.round,
         stage=draft.stage,
         stage_name=stage_settings.name,
-        slot=decision_slot(stage_settings.model_copy(update={"mode": people.mode}), scope.user),
+        slot=decision_slot(people.mode, scope.user),
         reviewer_userid=scope.user,
         reviewer_name=scope.name_of(scope.user),
         decision=recorded,
