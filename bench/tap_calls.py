@@ -10,6 +10,8 @@ new SQLite file (or `--database-url`), with an injected clock:
     .venv/bin/python -m bench.tap_calls --profile /tmp/p  # and /tmp/p.tap, /tmp/p.sending for pstats
     .venv/bin/python -m bench.tap_calls --together 8    # 8 taps at once: one group commit (per tap)
     .venv/bin/python -m bench.tap_calls --texts         # /help texts instead (as many as drafts)
+    .venv/bin/python -m bench.tap_calls --cpu           # CPU a tap without the profiler (and on
+                                                        # PostgreSQL the server's, from /proc)
 
 "tap" is the callback request (decrypt, the decision, its commit); "sending" is the outbox pass
 that delivers the four messages the tap caused, including the simulator's side of those calls.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import tempfile
 import time
@@ -36,6 +39,21 @@ from storage import direct
 
 SUBMISSION = "/submit 通知{n}\n来源：本机关制发\n公开：主动公开\n平台：政府网站\n正文第{n}号。"
 EDITOR = "wangxm"  # submits, and holds the 一审 card of what they submit
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL processes alive now (Linux /proc;
+    0 elsewhere). The bot's connections stay open, so a difference across taps is theirs and
+    the server's background work."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split()
+        except OSError:
+            continue
+        if "postgres" in fields[1]:
+            ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def staff_of(size: int) -> list[dict[str, Any]]:
@@ -81,7 +99,8 @@ async def measure(
                 and stack.sim.card(d.payload["template_card"]["task_id"]).is_active_for(EDITOR)
             ]
             tap_profile, send_profile = cProfile.Profile(), cProfile.Profile()
-            tap_cpu = send_cpu = 0.0
+            tap_cpu = send_cpu = server_cpu = 0.0
+            postgres = database_url.startswith("postgresql")
             tap_sql: list[str] = []
             send_sql: list[str] = []
             batches = [cards[i : i + together] for i in range(0, len(cards), together)]
@@ -100,12 +119,15 @@ async def measure(
                     for reader, delivered in zip(readers, batch, strict=False)
                 ]
                 first = len(statements)
+                server_started = postgres_cpu_seconds() if postgres else 0.0
                 started = time.process_time()
                 if profiled:
                     tap_profile.enable()
                 results = await asyncio.gather(*clicks)  # arriving together: one group commit
                 tap_profile.disable()
                 tap_cpu += time.process_time() - started
+                if postgres:
+                    server_cpu += postgres_cpu_seconds() - server_started
                 for result in results:
                     if result.status != 200:
                         raise SystemExit(f"the bot answered a tap with {result}")
@@ -130,6 +152,7 @@ async def measure(
         print(
             f"{'/help:' if texts else 'tap:':9s}{calls(tap_profile)} calls, "
             f"{len(tap_sql) / together:5.1f} statements, {tap_cpu / taps * 1000:6.2f} ms CPU ({cpu_note})"
+            + (f", PostgreSQL {server_cpu / taps * 1000:.2f} ms" if postgres else "")
         )
         print(
             f"sending: {calls(send_profile)} calls, "
