@@ -11,7 +11,8 @@ would write and read); each call then runs that text on the connection the sessi
 transaction holds, so it is part of the same transaction as the session's other work.
 
 Drivers: the SQLite writer connection (storage.sqlite_inline, run in place), aiosqlite (reads
-and in-memory databases) and asyncpg. The session's pending ORM changes are flushed first, as
+and in-memory databases) and asyncpg; on asyncpg a write whose result nobody reads can wait to
+ride on the next INSERT (`run_soon`). The session's pending ORM changes are flushed first, as
 the session's autoflush would; rows loaded here are not in the session's identity map (see
 `persistent` for the ones a caller changes through the ORM).
 """
@@ -459,8 +460,9 @@ def attach(session: AsyncSession, model: type[Model], loaded: Model) -> Model:
 
 _PARAMETER = re.compile(r"\$(\d+)")
 _CARRIES_NOTHING = Direct(text("SELECT 1"))  # (what an executemany is, to carrying: it carries nothing)
-# asyncpg connection's id → the driver holding writes on it (entries live for a transaction)
-_HELD: dict[int, tuple[Any, list[tuple[str, str, list[Any]]]]] = {}  # by id: asyncpg connection, writes
+# id of an asyncpg connection → (that connection, the writes held on it); an entry lives until
+# the writes run, or the transaction rolls back, or the next one begins
+_HELD: dict[int, tuple[Any, list[tuple[str, str, list[Any]]]]] = {}
 
 
 def _held_on(connection: Any) -> list[tuple[str, str, list[Any]]]:
@@ -483,7 +485,11 @@ def _shifted(found: re.Match[str], *, by: int) -> str:
 
 
 def _raw(conn: Connection) -> Any:
-    return getattr(conn.connection.dbapi_connection, "_connection", None)
+    """The asyncpg connection under `conn` (None for other drivers, or one already closed)."""
+    try:
+        return getattr(conn.connection.dbapi_connection, "_connection", None)
+    except Exception:  # (closed or invalidated: an event must not hide the error at hand)
+        return None
 
 
 # SQLAlchemy runs SAVEPOINT and ROLLBACK TO SAVEPOINT through a cursor too: held writes go
