@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--cpu",
         action="store_true",
-        help="no profiler: CPU a tap as it runs (varies by a few percent; the counts do not)",
+        help="no profiler: CPU a tap as it runs (varies up to ±10 %% from run to run; the counts do not)",
     )
     parser.add_argument(
         "--profile", metavar="PREFIX", help="keep the profiles as PREFIX.tap and PREFIX.sending"

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -157,6 +157,9 @@ class _Driver:
         """The statement about to run, with what it carries (see _Asyncpg)."""
         return sql, args
 
+    async def run_held(self) -> None:
+        """Run what soon() held back, now (see _Asyncpg)."""
+
     async def fetch(self, sql: str, args: list[Any]) -> list[Sequence[Any]]:
         raise NotImplementedError
 
@@ -224,7 +227,7 @@ class _Asyncpg(_Driver):
             return sql, args
         table = statement.inserts_into
         if table is None or any(held_table == table for held_table, _, _ in held):
-            await _run_held(self.connection)  # it may read what they change: they go first
+            await self.run_held()  # it may read what they change: they go first
             return sql, args
         # PostgreSQL runs every part of the statement on the same snapshot and applies each
         # write exactly once; the INSERT reads nothing they change (a foreign key's check
@@ -236,9 +239,10 @@ class _Asyncpg(_Driver):
             prefixes.append(f"sanshen_held_{number} AS ({renumbered})")
             carried_args.extend(held_args)
         _HELD.pop(id(self.connection), None)
-        if sql.startswith("WITH "):
-            return f"WITH {', '.join(prefixes)}, {sql[5:]}", carried_args
         return f"WITH {', '.join(prefixes)} {sql}", carried_args
+
+    async def run_held(self) -> None:
+        await _run_held(self.connection)
 
     async def _begun(self) -> None:
         # SQLAlchemy's asyncpg adapter begins the transaction at the first statement it runs
@@ -339,7 +343,7 @@ async def _execute_many(
     compiled = statement.compiled(dialect)
     batch = [_arguments(compiled, p) for p in params]
     if batch:
-        await driver.carrying(_CARRIES_NOTHING, compiled.sql, [])  # (what it holds runs first)
+        await driver.run_held()  # (one statement run for each row carries nothing)
         for _ in batch:
             _observe(compiled.sql)
         await driver.execute_many(compiled.sql, batch)
@@ -459,7 +463,6 @@ def attach(session: AsyncSession, model: type[Model], loaded: Model) -> Model:
 # ---- writes held back on PostgreSQL (run_soon): whatever SQLAlchemy runs goes after them
 
 _PARAMETER = re.compile(r"\$(\d+)")
-_CARRIES_NOTHING = Direct(text("SELECT 1"))  # (what an executemany is, to carrying: it carries nothing)
 # id of an asyncpg connection → (that connection, the writes held on it); an entry lives until
 # the writes run, or the transaction rolls back, or the next one begins
 _HELD: dict[int, tuple[Any, list[tuple[str, str, list[Any]]]]] = {}
