@@ -12,7 +12,7 @@ transaction holds, so it is part of the same transaction as the session's other 
 
 Drivers: the SQLite writer connection (storage.sqlite_inline, run in place), aiosqlite (reads
 and in-memory databases) and asyncpg; on asyncpg a write whose result nobody reads can wait to
-ride on the next INSERT (`run_soon`). The session's pending ORM changes are flushed first, as
+ride on the next write to another table (`run_soon`). The session's pending ORM changes are flushed first, as
 the session's autoflush would; rows loaded here are not in the session's identity map (see
 `persistent` for the ones a caller changes through the ORM).
 """
@@ -59,15 +59,16 @@ class Direct:
     function of the dialect's name giving it, for statements written in a dialect's own terms
     (INSERT … ON CONFLICT)."""
 
-    __slots__ = ("statement", "inserts_into", "_compiled")
+    __slots__ = ("statement", "writes_only", "_compiled")
 
     def __init__(
-        self, statement: Executable | Callable[[str], Executable], *, inserts_into: str | None = None
+        self, statement: Executable | Callable[[str], Executable], *, writes_only: str | None = None
     ) -> None:
-        """`inserts_into`: the statement is an INSERT … VALUES into that table (it reads no
-        other table, so on PostgreSQL it may carry held-back writes to other tables: run_soon)."""
+        """`writes_only`: the statement writes that table and reads no other (an INSERT …
+        VALUES, or an UPDATE whose WHERE looks at that table alone), so on PostgreSQL it may
+        carry held-back writes to other tables (run_soon)."""
         self.statement = statement
-        self.inserts_into = inserts_into
+        self.writes_only = writes_only
         self._compiled: dict[str, _Compiled] = {}
 
     def compiled(self, dialect: Dialect) -> _Compiled:
@@ -205,7 +206,7 @@ class _Aiosqlite(_Driver):
 
 
 class _Asyncpg(_Driver):
-    """asyncpg, one round trip a statement; writes run_soon holds back ride on the next INSERT
+    """asyncpg, one round trip a statement; writes run_soon holds back ride on the next write
     that can carry them, as data-modifying CTEs (WITH w AS (UPDATE …) INSERT …: one round trip
     for both), or run on their own before any other statement, SQLAlchemy's included, and
     before the commit. They are kept by connection (_HELD), whatever savepoint they came in."""
@@ -225,12 +226,12 @@ class _Asyncpg(_Driver):
         held = _held_on(self.connection)
         if not held:
             return sql, args
-        table = statement.inserts_into
+        table = statement.writes_only
         if table is None or any(held_table == table for held_table, _, _ in held):
             await self.run_held()  # it may read what they change: they go first
             return sql, args
         # PostgreSQL runs every part of the statement on the same snapshot and applies each
-        # write exactly once; the INSERT reads nothing they change (a foreign key's check
+        # write exactly once; the carrier reads nothing they change (a foreign key's check
         # runs after the whole statement, and sees them).
         prefixes, carried_args = [], list(args)
         for number, (_, held_sql, held_args) in enumerate(held):
@@ -373,7 +374,7 @@ async def run(session: AsyncSession, statement: Direct, **params: Any) -> int:
 
 async def run_soon(session: AsyncSession, table: str, statement: Direct, **params: Any) -> None:
     """Run a write to `table` whose row count nobody reads: now on SQLite; on PostgreSQL held
-    back to ride on the transaction's next INSERT into another table (one round trip fewer), or
+    back to ride on the transaction's next write to another table alone (one round trip fewer), or
     run before whatever else runs first, the commit included. Nothing may read what it
     changes in between without going through the database (callers change the objects they
     hold themselves, as update_draft does)."""

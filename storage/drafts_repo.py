@@ -50,7 +50,14 @@ def _insert(model: type[SQLModel], *, unless_taken: bool) -> direct.Direct:
         inserted = direct.dialect_insert(dialect, table).values(values)
         return (inserted.on_conflict_do_nothing() if unless_taken else inserted).returning(table.c.id)
 
-    return direct.Direct(statement, inserts_into=table.name)
+    return direct.Direct(statement, writes_only=table.name)
+
+
+@functools.cache
+def _insert_keyed(model: type[SQLModel]) -> direct.Direct:
+    """INSERT of a row whose id the caller drew already: every column a parameter."""
+    table = table_of(model)
+    return direct.Direct(table.insert().values({c.key: bindparam(c.key) for c in table.columns}))
 
 
 async def _add(session: AsyncSession, row: SQLModel, *, unless_taken: bool = False) -> Any:
@@ -65,13 +72,41 @@ async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
     """Insert the new `row` in one statement unless it would break a unique constraint of its
     table (another person's decision or signature for the same place committed first): then
     False, and nothing changed. On success the row has its id; it is not in the session (a
-    later change to it is not saved unless written)."""
+    later change to it is not saved unless written). A tap's decision on PostgreSQL is written
+    with the tap's next write instead, when that cannot happen (_add_decision_soon)."""
+    if isinstance(row, StageDecision) and await _add_decision_soon(session, row):
+        return True
     new_id = await _add(session, row, unless_taken=True)
     if new_id is None:
         return False
     if isinstance(row, StageDecision):  # the version's decisions as read are one short now
         (await _DECISIONS_READ.kept(session)).pop((row.draft_id, row.version), None)
     row.id = new_id
+    return True
+
+
+async def _add_decision_soon(session: AsyncSession, row: StageDecision) -> bool:
+    """A decision on a version whose draft card_with_draft locked on PostgreSQL, where it drew
+    the decision's id once the lock was granted: when the decisions it read then leave no
+    doubt that the row breaks neither unique constraint (one decision a reviewer a round; one a
+    slot, and a shared slot's stage holds none yet), its INSERT is held back to ride on the
+    tap's next write (direct.run_soon), and True. Nothing else can add a decision meanwhile:
+    every decision is made with its draft locked, and the lock lasts to the commit."""
+    drawn = (await _DECISION_IDS_DRAWN.kept(session)).pop((row.draft_id, row.version), None)
+    if drawn is None:
+        return False
+    decision_id, decided = drawn
+    shared_slot = row.slot != row.reviewer_userid
+    if any(
+        round_of == row.round and (reviewer == row.reviewer_userid or (shared_slot and stage == row.stage))
+        for stage, reviewer, _, round_of in decided
+    ):
+        return False  # the database's constraints answer (taken, or not after all)
+    row.id = decision_id
+    held = row.__dict__  # (direct.record sets every field there)
+    values = {column.key: held[column.key] for column in _DECISION_TABLE.columns}
+    await direct.run_soon(session, _DECISION_TABLE.name, _insert_keyed(StageDecision), **values)
+    (await _DECISIONS_READ.kept(session)).pop((row.draft_id, row.version), None)
     return True
 
 
@@ -236,6 +271,9 @@ def _card_with_draft(dialect: str) -> Any:
             *locked.c,
             func.sanshen_version_decisions(locked.c.draft_id, locked.c.draft_version),
             func.sanshen_round_reassigned(locked.c.draft_id, locked.c.draft_version, locked.c.draft_round),
+            # the id of the decision the tap may record, drawn once the lock is granted: a
+            # draft's decisions stay in the order they were made by id, whichever instance made them
+            func.nextval(literal_column(f"'{_DECISION_TABLE.name}_id_seq'::regclass")),
         )
     decisions = _DECISION_TABLE.c
     assignments = _ASSIGNMENT_TABLE.c
@@ -267,11 +305,13 @@ _CARD_WITH_DRAFT = direct.Direct(_card_with_draft)
 _CARD_COLUMNS = tuple(c.key for c in _CARD_TABLE.columns)
 _DRAFT_COLUMNS = tuple(c.key for c in _DRAFT_TABLE.columns)
 # Closes the draft's open cards and says which they were, in one statement.
+# (It reads no other table: on PostgreSQL the tap's decision rides on it.)
 _CLOSE_OPEN_CARDS = direct.Direct(
     update(_CARD_TABLE)
     .where(_CARD_TABLE.c.draft_id == bindparam("of_draft"), _CARD_TABLE.c.closed.is_(False))
     .values(closed=true())
-    .returning(_CARD_TABLE.c.id, _CARD_TABLE.c.response_code)
+    .returning(_CARD_TABLE.c.id, _CARD_TABLE.c.response_code),
+    writes_only=_CARD_TABLE.name,
 )
 _ASSIGNMENT_TABLE = table_of(StageAssignment)
 _ROUND_ASSIGNMENTS = direct.Direct(
@@ -328,9 +368,9 @@ class _ReadOnce:
 
     _all: list[_ReadOnce] = []
 
-    def __init__(self, model: type[SQLModel]) -> None:
+    def __init__(self, model: type[SQLModel], what: str = "rows") -> None:
         self.model = model
-        self.info_key = f"sanshen_read_once_{model.__name__}"
+        self.info_key = f"sanshen_read_once_{model.__name__}_{what}"
         _ReadOnce._all.append(self)
 
     async def kept(self, session: AsyncSession) -> dict[Any, Any]:
@@ -351,6 +391,9 @@ _BODIES_READ = _ReadOnce(DraftVersion)  # (draft, version) → its text (a versi
 # (card_with_draft): valid to the end of the transaction, which holds the lock, unless this
 # transaction adds a decision to that version (add_unless_taken drops it then).
 _DECISIONS_READ = _ReadOnce(StageDecision)
+# (draft, version) → (an id drawn for its next decision, its decisions as read), both at the
+# lock (card_with_draft on PostgreSQL): spent by the decision, or dropped with _DECISIONS_READ.
+_DECISION_IDS_DRAWN = _ReadOnce(StageDecision, "drawn_ids")
 _AWAY_READ = _ReadOnce(Delegation)  # None → (the earliest moment asked, the rows _AWAY read then)
 
 
@@ -504,13 +547,16 @@ async def card_with_draft(*, session: AsyncSession, card_id: int) -> tuple[Appro
     split, end = len(_CARD_COLUMNS), len(_CARD_COLUMNS) + len(_DRAFT_COLUMNS)
     card = direct.build(ApprovalCard, _CARD_COLUMNS, row[:split])
     stored = direct.build(Draft, _DRAFT_COLUMNS, row[split:end])
-    body, decisions, reassigned = row[end:]
+    body, decisions, reassigned, *drawn = row[end:]
     if body is not None:  # (the body of the version stored, which the read saw)
         (await _BODIES_READ.kept(session))[stored.id, stored.version] = body
     decided = sorted(json.loads(decisions))  # [id, stage, reviewer, decision, round], by id
-    (await _DECISIONS_READ.kept(session))[stored.id, stored.version] = [
+    version_decided = [
         (stage, reviewer, decision, round_of) for _, stage, reviewer, decision, round_of in decided
     ]
+    (await _DECISIONS_READ.kept(session))[stored.id, stored.version] = version_decided
+    if drawn:  # (PostgreSQL)
+        (await _DECISION_IDS_DRAWN.kept(session))[stored.id, stored.version] = (drawn[0], version_decided)
     if not reassigned:  # what stage_assignment would read is known
         (await _ASSIGNMENTS_READ.kept(session))[stored.id, stored.version, stored.round] = []
     return card, direct.attach(session, Draft, stored)

@@ -125,7 +125,7 @@ async def test_a_draft_updated_directly_is_written_now_and_left_clean(db: Sessio
     assert (stored.stage, stored.stage_entered_at, stored.title) == (2, later, "改过的标题")
 
 
-_ADD_CONVERSATION_CARRYING = direct.Direct(_ADD_CONVERSATION.statement, inserts_into="conversation")
+_ADD_CONVERSATION_CARRYING = direct.Direct(_ADD_CONVERSATION.statement, writes_only="conversation")
 _RETITLE = direct.Direct(
     update(_DRAFTS).where(_DRAFTS.c.id == bindparam("of_draft")).values(title=bindparam("new_title"))
 )

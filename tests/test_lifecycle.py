@@ -470,21 +470,98 @@ async def test_a_tap_waiting_for_its_draft_counts_the_decision_committed_meanwhi
                     )
 
             waiting = asyncio.create_task(second_tap())
-            async with stack.db() as watcher:
-                for _ in range(1000):  # until the second tap waits for the lock (not a timing)
-                    waits = await watcher.exec(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                        )
-                    )
-                    if waits.scalar_one():
-                        break
-                    await asyncio.sleep(0.01)
-                else:
-                    raise AssertionError("the second tap never waited for the draft's lock")
+            await until_waiting_for_a_lock(stack)
             assert not waiting.done()
         assert await waiting == [(1, "wangxm", "approve", 1), (2, "zhangkz", "approve", 1)]
+
+
+def own_slot_decision(number: int, reviewer: str, at: Any) -> StageDecision:
+    """A 二审 decision in a 会签's slot of its own (one per reviewer)."""
+    decision = stage_two_decision(number, reviewer, at)
+    decision.slot = reviewer
+    return decision
+
+
+async def test_decisions_keep_the_order_they_were_made_in_when_a_tap_waited_for_its_draft(
+    postgres_url: str, clock: FrozenClock
+) -> None:
+    """PostgreSQL: a tap draws its decision's id when the draft's lock is granted and writes the
+    decision with its next write (closing the open cards): one round trip fewer. A decision
+    committed while the tap waited for the lock comes first by id, as in the 保密审查表."""
+    async with running_stack(stack_settings(postgres_url), clock) as stack:
+        number = await at_stage_two(stack)
+        card_id = await open_card(stack, number)
+        async with stack.db() as first, first.begin():
+            # a decision made on the draft's page: locked, then recorded (its id drawn then)
+            assert await drafts_repo.get_draft(session=first, draft_id=number, lock=True) is not None
+            statements: list[str] = []
+
+            async def tap_and_close() -> bool:
+                async with stack.db() as second, second.begin():
+                    assert await drafts_repo.card_with_draft(session=second, card_id=card_id) is not None
+                    with direct.observing(statements.append):
+                        added = own_slot_decision(number, "liuzr", clock.now())
+                        recorded = await drafts_repo.add_unless_taken(session=second, row=added)
+                        await drafts_repo.close_open_cards(session=second, draft_id=number)
+                    return recorded
+
+            waiting = asyncio.create_task(tap_and_close())
+            await until_waiting_for_a_lock(stack)
+            assert await drafts_repo.add_unless_taken(
+                session=first, row=own_slot_decision(number, "zhangkz", clock.now())
+            )
+        assert await waiting
+        assert len(statements) == 1, "the decision went with the cards' closing"
+        assert statements[0].startswith("WITH sanshen_held_0 AS (INSERT INTO stagedecision")
+        async with stack.db() as session:
+            listed = await drafts_repo.list_decisions(session=session, draft_id=number)
+        assert [d.reviewer_userid for d in listed] == ["wangxm", "zhangkz", "liuzr"]
+
+
+async def until_waiting_for_a_lock(stack: Stack) -> None:
+    """Until some session of the test's database waits for a lock (not a timing)."""
+    async with stack.db() as watcher:
+        for _ in range(1000):
+            waits = await watcher.exec(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            )
+            if waits.scalar_one():
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("no session ever waited for a lock")
+
+
+@pytest.mark.parametrize(
+    ("taken_by", "slot_of_the_new_one"),
+    [("wangxm", "own"), ("zhangkz", "shared"), ("zhangkz", "own")],
+    ids=["the reviewer decided this round", "a shared slot taken", "the same reviewer's slot"],
+)
+async def test_a_tap_whose_place_the_lock_time_read_shows_taken_changes_nothing(
+    stack: Stack, taken_by: str, slot_of_the_new_one: str
+) -> None:
+    """A decision the decisions read with the lock show would break a unique constraint is
+    answered "taken" at once, and the transaction still commits (not held back to fail later)."""
+    number = await at_stage_two(stack)  # wangxm decided the 一审 of round 1
+    card_id = await open_card(stack, number)
+    if taken_by != "wangxm":
+        async with stack.db() as session, session.begin():
+            assert await drafts_repo.add_unless_taken(
+                session=session, row=stage_two_decision(number, taken_by, stack.clock.now())
+            )
+    async with stack.db() as session, session.begin():
+        assert await drafts_repo.card_with_draft(session=session, card_id=card_id) is not None
+        reviewer = taken_by if slot_of_the_new_one == "own" else "liuzr"
+        new = (own_slot_decision if slot_of_the_new_one == "own" else stage_two_decision)(
+            number, reviewer, stack.clock.now()
+        )
+        assert not await drafts_repo.add_unless_taken(session=session, row=new)
+        assert await drafts_repo.version_decisions(session=session, draft_id=number, version=1, round_=1)
+    async with stack.db() as session:
+        listed = await drafts_repo.list_decisions(session=session, draft_id=number)
+    assert len(listed) == (1 if taken_by == "wangxm" else 2)
 
 
 async def test_a_rounds_stage_assignments_are_read_once_a_transaction_and_a_new_one_is_seen(
