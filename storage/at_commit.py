@@ -68,6 +68,7 @@ def finish(session: Session) -> None:
     """Run the finishers now for everything queued. A commit does this by itself; a session
     whose transaction is committed through its connection instead (start-up's seed, see
     storage.db.init_models) calls it before that."""
+    direct.run_held_now(session)  # (what they tell may queue more: a closed card to grey)
     queued: list[_Queued] = session.info.pop(_INFO_KEY, [])
     session.info.pop(_TAKEN_KEY, None)
     for kind, finisher in _finishers.items():

@@ -11,10 +11,10 @@ would write and read); each call then runs that text on the connection the sessi
 transaction holds, so it is part of the same transaction as the session's other work.
 
 Drivers: the SQLite writer connection (storage.sqlite_inline, run in place), aiosqlite (reads
-and in-memory databases) and asyncpg; on asyncpg a write whose result nobody reads can wait to
-ride on the next write to another table (`run_soon`). The session's pending ORM changes are flushed first, as
-the session's autoflush would; rows loaded here are not in the session's identity map (see
-`persistent` for the ones a caller changes through the ORM).
+and in-memory databases) and asyncpg; on asyncpg a write whose rows only a callback reads can
+wait to ride on the next write to another table (`run_soon`). The session's pending ORM changes
+are flushed first, as the session's autoflush would; rows loaded here are not in the session's
+identity map (see `persistent` for the ones a caller changes through the ORM).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class _Compiled:
     columns: tuple[str, ...]  # result column names ((): no result)
     results: tuple[Processor, ...]
     converts: bool  # some result column has a processor
+    inserts: bool  # an INSERT
 
 
 class Direct:
@@ -59,16 +60,24 @@ class Direct:
     function of the dialect's name giving it, for statements written in a dialect's own terms
     (INSERT … ON CONFLICT)."""
 
-    __slots__ = ("statement", "writes_only", "_compiled")
+    __slots__ = ("statement", "writes_only", "changes_no_key", "_compiled")
 
     def __init__(
-        self, statement: Executable | Callable[[str], Executable], *, writes_only: str | None = None
+        self,
+        statement: Executable | Callable[[str], Executable],
+        *,
+        writes_only: str | None = None,
+        changes_no_key: bool = False,
     ) -> None:
         """`writes_only`: the statement writes that table and reads no other (an INSERT …
         VALUES, or an UPDATE whose WHERE looks at that table alone), so on PostgreSQL it may
-        carry held-back writes to other tables (run_soon)."""
+        carry held-back writes to other tables (run_soon). `changes_no_key`: an UPDATE that
+        changes no column of a unique constraint; held back, it may ride even on an INSERT into
+        its own table (it does not see the new row, which was written after it; and no key it
+        frees is one the INSERT takes)."""
         self.statement = statement
         self.writes_only = writes_only
+        self.changes_no_key = changes_no_key
         self._compiled: dict[str, _Compiled] = {}
 
     def compiled(self, dialect: Dialect) -> _Compiled:
@@ -104,6 +113,7 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
         columns=tuple(columns),
         results=tuple(results),
         converts=any(process is not None for process in results),
+        inserts=bool(compiled.isinsert),
     )
 
 
@@ -146,17 +156,49 @@ def _converted(compiled: _Compiled, row: Sequence[Any]) -> tuple[Any, ...]:
     )
 
 
+@dataclass(frozen=True)
+class _Held:
+    """A write run_soon held back: the table it writes, its SQL and arguments, and what is
+    told its rows when it has run (None: nobody reads them)."""
+
+    table: str
+    sql: str
+    args: list[Any]
+    then: Callable[[list[tuple[Any, ...]]], None] | None
+    compiled: _Compiled
+    changes_no_key: bool
+
+
+def _told(held: _Held, found: Sequence[Sequence[Any]]) -> None:
+    if held.then is not None:
+        held.then([_converted(held.compiled, row) for row in found])
+
+
+# How a carrier's own rows come out of what it returned (see _Asyncpg.carrying).
+Unwrap = Callable[[list[Sequence[Any]]], list[Sequence[Any]]]
+
+
+def _as_returned(found: list[Sequence[Any]]) -> list[Sequence[Any]]:
+    return found
+
+
 class _Driver:
     """The transaction's connection as the driver has it, behind one small interface."""
 
-    async def soon(self, table: str, sql: str, args: list[Any]) -> None:
-        """A write to `table` whose row count nobody reads: run now (see _Asyncpg)."""
-        _observe(sql)
-        await self.execute(sql, args)
+    async def soon(self, held: _Held) -> None:
+        """A write whose rows only `held.then` reads: run now (see _Asyncpg)."""
+        _observe(held.sql)
+        if held.then is None:
+            await self.execute(held.sql, held.args)
+        else:
+            _told(held, await self.fetch(held.sql, held.args))
 
-    async def carrying(self, statement: Direct, sql: str, args: list[Any]) -> tuple[str, list[Any]]:
-        """The statement about to run, with what it carries (see _Asyncpg)."""
-        return sql, args
+    async def carrying(
+        self, statement: Direct, compiled: _Compiled, args: list[Any], *, fetches: bool
+    ) -> tuple[str, list[Any], Unwrap]:
+        """The statement about to run, with what it carries (see _Asyncpg); `fetches`: its
+        rows are read (else it runs as a plain execute)."""
+        return compiled.sql, args, _as_returned
 
     async def run_held(self) -> None:
         """Run what soon() held back, now (see _Asyncpg)."""
@@ -215,32 +257,34 @@ class _Asyncpg(_Driver):
         self.adapter = adapter  # SQLAlchemy's adapter: it owns the transaction
         self.connection = adapter._connection
 
-    async def soon(self, table: str, sql: str, args: list[Any]) -> None:
+    async def soon(self, held: _Held) -> None:
         await self._begun()
         entry = _HELD.get(id(self.connection))
         if entry is None or entry[0] is not self.connection:  # (none, or a closed connection's)
             entry = _HELD[id(self.connection)] = (self.connection, [])
-        entry[1].append((table, sql, args))
+        elif any(h.table == held.table for h in entry[1]):
+            # Two writes to one table in one statement would not see each other (and one
+            # row changed twice keeps one change): the first goes now.
+            await self.run_held()
+            entry = _HELD[id(self.connection)] = (self.connection, [])
+        entry[1].append(held)
 
-    async def carrying(self, statement: Direct, sql: str, args: list[Any]) -> tuple[str, list[Any]]:
+    async def carrying(
+        self, statement: Direct, compiled: _Compiled, args: list[Any], *, fetches: bool
+    ) -> tuple[str, list[Any], Unwrap]:
         held = _held_on(self.connection)
         if not held:
-            return sql, args
+            return compiled.sql, args, _as_returned
         table = statement.writes_only
-        if table is None or any(held_table == table for held_table, _, _ in held):
+        if (
+            table is None
+            or any(h.table == table and not (compiled.inserts and h.changes_no_key) for h in held)
+            or (not fetches and any(h.then is not None for h in held))  # (rows to tell need a fetch)
+        ):
             await self.run_held()  # it may read what they change: they go first
-            return sql, args
-        # PostgreSQL runs every part of the statement on the same snapshot and applies each
-        # write exactly once; the carrier reads nothing they change (a foreign key's check
-        # runs after the whole statement, and sees them).
-        prefixes, carried_args = [], list(args)
-        for number, (_, held_sql, held_args) in enumerate(held):
-            shift = len(carried_args)
-            renumbered = _PARAMETER.sub(functools.partial(_shifted, by=shift), held_sql)
-            prefixes.append(f"sanshen_held_{number} AS ({renumbered})")
-            carried_args.extend(held_args)
+            return compiled.sql, args, _as_returned
         _HELD.pop(id(self.connection), None)
-        return f"WITH {', '.join(prefixes)} {sql}", carried_args
+        return _together(held, compiled.sql, args)
 
     async def run_held(self) -> None:
         await _run_held(self.connection)
@@ -325,15 +369,15 @@ async def _fetch(
     driver: _Driver, dialect: Dialect, statement: Direct, params: Mapping[str, Any]
 ) -> tuple[_Compiled, list[tuple[Any, ...]]]:
     compiled = statement.compiled(dialect)
-    sql, args = await driver.carrying(statement, compiled.sql, _arguments(compiled, params))
+    sql, args, unwrap = await driver.carrying(statement, compiled, _arguments(compiled, params), fetches=True)
     _observe(sql)
-    found = await driver.fetch(sql, args)
+    found = unwrap(await driver.fetch(sql, args))
     return compiled, [_converted(compiled, row) for row in found]
 
 
 async def _execute(driver: _Driver, dialect: Dialect, statement: Direct, params: Mapping[str, Any]) -> int:
     compiled = statement.compiled(dialect)
-    sql, args = await driver.carrying(statement, compiled.sql, _arguments(compiled, params))
+    sql, args, _ = await driver.carrying(statement, compiled, _arguments(compiled, params), fetches=False)
     _observe(sql)
     return await driver.execute(sql, args)
 
@@ -372,15 +416,26 @@ async def run(session: AsyncSession, statement: Direct, **params: Any) -> int:
     return await _execute(*await _driver(session), statement, params)
 
 
-async def run_soon(session: AsyncSession, table: str, statement: Direct, **params: Any) -> None:
-    """Run a write to `table` whose row count nobody reads: now on SQLite; on PostgreSQL held
-    back to ride on the transaction's next write to another table alone (one round trip fewer), or
-    run before whatever else runs first, the commit included. Nothing may read what it
-    changes in between without going through the database (callers change the objects they
-    hold themselves, as update_draft does)."""
+async def run_soon(
+    session: AsyncSession,
+    table: str,
+    statement: Direct,
+    *,
+    then: Callable[[list[tuple[Any, ...]]], None] | None = None,
+    **params: Any,
+) -> None:
+    """Run a write to `table` whose rows (if it returns any) only `then` reads: now on SQLite;
+    on PostgreSQL held back to ride on the transaction's next write to another table alone
+    (one round trip fewer), or run before whatever else runs first, the commit included.
+    `then(rows)` is called when it has run, before the statement it rode on returns, and
+    before the session's commit work (storage.at_commit). Nothing may read what it changes in
+    between without going through the database (callers change the objects they hold
+    themselves, as update_draft does)."""
     driver, dialect = await _driver(session)
     compiled = statement.compiled(dialect)
-    await driver.soon(table, compiled.sql, _arguments(compiled, params))
+    await driver.soon(
+        _Held(table, compiled.sql, _arguments(compiled, params), then, compiled, statement.changes_no_key)
+    )
 
 
 async def run_many(session: AsyncSession, statement: Direct, params: Iterable[Mapping[str, Any]]) -> None:
@@ -466,21 +521,66 @@ def attach(session: AsyncSession, model: type[Model], loaded: Model) -> Model:
 _PARAMETER = re.compile(r"\$(\d+)")
 # id of an asyncpg connection → (that connection, the writes held on it); an entry lives until
 # the writes run, or the transaction rolls back, or the next one begins
-_HELD: dict[int, tuple[Any, list[tuple[str, str, list[Any]]]]] = {}
+_HELD: dict[int, tuple[Any, list[_Held]]] = {}
 
 
-def _held_on(connection: Any) -> list[tuple[str, str, list[Any]]]:
-    """The writes held back on this asyncpg connection, in order (table, SQL, arguments)."""
+def _held_on(connection: Any) -> list[_Held]:
+    """The writes held back on this asyncpg connection, in order."""
     entry = _HELD.get(id(connection)) if _HELD else None
     return entry[1] if entry is not None and entry[0] is connection else []
 
 
+def _together(held: list[_Held], carrier: str | None, args: list[Any]) -> tuple[str, list[Any], Unwrap]:
+    """The held writes (each to a table of its own) as data-modifying CTEs of one statement:
+    of the carrier's when there is one (its SQL and arguments), else of a SELECT of their rows.
+    PostgreSQL runs every part on the same snapshot and applies each write exactly once; a
+    carrier reads nothing they change (a foreign key's check runs after the whole statement,
+    and sees them). Rows to tell come back in one row, as arrays of records (which asyncpg
+    decodes with each column's own type): the carrier then becomes a CTE as well."""
+    prefixes, carried_args = [], list(args)
+    for number, each in enumerate(held):
+        shift = len(carried_args)
+        renumbered = _PARAMETER.sub(functools.partial(_shifted, by=shift), each.sql)
+        prefixes.append(f"sanshen_held_{number} AS ({renumbered})")
+        carried_args.extend(each.args)
+    told = [number for number, each in enumerate(held) if each.then is not None]
+    if carrier is not None and not told:
+        return f"WITH {', '.join(prefixes)} {carrier}", carried_args, _as_returned
+    parts = [f"(SELECT array_agg(r) FROM sanshen_held_{n} AS r)" for n in told] or ["NULL"]
+    if carrier is not None:
+        prefixes.append(f"sanshen_carrier AS ({carrier})")
+        parts.insert(0, "(SELECT array_agg(r) FROM sanshen_carrier AS r)")
+
+    def unwrap(found: list[Sequence[Any]]) -> list[Sequence[Any]]:
+        returned = list(found[0])
+        own = returned.pop(0) if carrier is not None else None
+        for number, rows in zip(told, returned, strict=False):
+            _told(held[number], rows or [])
+        return list(own or [])
+
+    return f"WITH {', '.join(prefixes)} SELECT {', '.join(parts)}", carried_args, unwrap
+
+
 async def _run_held(connection: Any) -> None:
+    """What is held on the connection, now: one statement for one write, or for all of them
+    (they write a table each: run_soon runs one held before holding another on its table)."""
     held = _held_on(connection)
     _HELD.pop(id(connection), None)
-    for _, sql, args in held:
+    if len(held) == 1 and held[0].then is None:
+        _observe(held[0].sql)
+        await connection.execute(held[0].sql, *held[0].args)
+    elif held:
+        sql, args, unwrap = _together(held, None, [])
         _observe(sql)
-        await connection.execute(sql, *args)
+        unwrap(list(await connection.fetch(sql, *args)))
+
+
+def run_held_now(sync: Session) -> None:
+    """Run what run_soon holds back in the session's transaction now, telling their rows:
+    the commit's own work (storage.at_commit) goes after what they tell."""
+    cached = sync.info.get(_CONNECTION_KEY)
+    if cached is not None and _HELD:
+        await_(cached[1].run_held())
 
 
 def _shifted(found: re.Match[str], *, by: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -305,13 +305,15 @@ _CARD_WITH_DRAFT = direct.Direct(_card_with_draft)
 _CARD_COLUMNS = tuple(c.key for c in _CARD_TABLE.columns)
 _DRAFT_COLUMNS = tuple(c.key for c in _DRAFT_TABLE.columns)
 # Closes the draft's open cards and says which they were, in one statement.
-# (It reads no other table: on PostgreSQL the tap's decision rides on it.)
+# (It reads no other table and changes no key: held back on PostgreSQL, it rides on the next
+# stage's card, and carries the tap's decision when nothing follows it.)
 _CLOSE_OPEN_CARDS = direct.Direct(
     update(_CARD_TABLE)
     .where(_CARD_TABLE.c.draft_id == bindparam("of_draft"), _CARD_TABLE.c.closed.is_(False))
     .values(closed=true())
     .returning(_CARD_TABLE.c.id, _CARD_TABLE.c.response_code),
     writes_only=_CARD_TABLE.name,
+    changes_no_key=True,
 )
 _ASSIGNMENT_TABLE = table_of(StageAssignment)
 _ROUND_ASSIGNMENTS = direct.Direct(
@@ -562,11 +564,17 @@ async def card_with_draft(*, session: AsyncSession, card_id: int) -> tuple[Appro
     return card, direct.attach(session, Draft, stored)
 
 
-async def close_open_cards(*, session: AsyncSession, draft_id: int) -> list[tuple[int, str | None]]:
-    """Mark every open card of the draft closed, in one statement; returns the (id,
-    response_code) of each card it closed."""
-    closed = await direct.rows(session, _CLOSE_OPEN_CARDS, of_draft=draft_id)
-    return sorted((int(card_id), code) for card_id, code in closed)
+async def close_open_cards(
+    *, session: AsyncSession, draft_id: int, then: Callable[[list[tuple[int, str | None]]], None]
+) -> None:
+    """Mark every open card of the draft closed, in one statement, and tell `then` the (id,
+    response_code) of each card it closed, by id, once it has run: at once on SQLite, on
+    PostgreSQL with the transaction's next write (direct.run_soon), before the commit's work."""
+
+    def closed(rows: list[tuple[Any, ...]]) -> None:
+        then(sorted((int(card_id), code) for card_id, code in rows))
+
+    await direct.run_soon(session, _CARD_TABLE.name, _CLOSE_OPEN_CARDS, then=closed, of_draft=draft_id)
 
 
 async def get_conversation(*, session: AsyncSession, userid: str) -> Conversation | None:

@@ -202,6 +202,99 @@ async def test_held_back_writes_go_with_a_rollback_and_with_a_savepoint_rolled_b
     assert await stored_title(db) == "保存的"
 
 
+_RETITLE_SAYING = direct.Direct(
+    update(_DRAFTS)
+    .where(_DRAFTS.c.id == bindparam("of_draft"))
+    .values(title=bindparam("new_title"))
+    .returning(_DRAFTS.c.id, _DRAFTS.c.title, _DRAFTS.c.created_at)
+)
+_ADD_CONVERSATION_SAYING = direct.Direct(
+    _ADD_CONVERSATION.statement.returning(_CONVERSATIONS.c.userid),  # type: ignore[attr-defined]
+    writes_only="conversation",
+)
+_RENAME_EVERY_KIND = direct.Direct(
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.kind == bindparam("from_kind"))
+    .values(kind=bindparam("to"))
+    .returning(_CONVERSATIONS.c.userid),
+    writes_only="conversation",
+    changes_no_key=True,
+)
+
+
+async def test_a_held_back_write_tells_its_rows_once_it_has_run_on_whatever_it_rode(
+    db: SessionFactory, database_url: str
+) -> None:
+    """run_soon(then=…): SQLite runs the write and tells its rows at once; PostgreSQL tells them
+    when the write has run — with the next INSERT that returns rows (which still returns its
+    own), or on its own (with any others held) before the commit's work."""
+    postgres = database_url.startswith("postgresql")
+    async with db() as session, session.begin():
+        session.add(new_draft())
+    sent: list[str] = []
+    told: list[tuple[object, ...]] = []
+    async with db() as session, session.begin():
+        with direct.observing(sent.append):
+            await direct.run_soon(
+                session, "draft", _RETITLE_SAYING, then=told.extend, of_draft=1, new_title="一"
+            )
+            assert len(told) == (0 if postgres else 1)
+            own = await direct.rows(
+                session, _ADD_CONVERSATION_SAYING, who="wangxm", what="k", state={}, at=AT
+            )
+        assert own == [("wangxm",)], "the carrier's own rows, as without a passenger"
+        assert len(sent) == (1 if postgres else 2), sent
+        ((draft_id, title, created),) = told
+        assert (draft_id, title, created.tzinfo is not None) == (1, "一", True), "typed as a plain read"
+        told.clear()
+        sent.clear()
+        with direct.observing(sent.append):
+            await direct.run_soon(
+                session, "draft", _RETITLE_SAYING, then=told.extend, of_draft=1, new_title="二"
+            )
+            await direct.run_soon(
+                session, "conversation", _RENAME_EVERY_KIND, then=told.extend, from_kind="k", to="renamed"
+            )
+            await direct.run(session, _ADD_CONVERSATION, who="lisi", what="k", state={}, at=AT)
+            assert len(told) == 2, "a statement whose rows are not read carries nothing that tells"
+        assert len(sent) == (2 if postgres else 3), "both held in one statement, then the insert"
+        told.clear()
+        await direct.run_soon(session, "draft", _RETITLE_SAYING, then=told.extend, of_draft=1, new_title="三")
+    assert [row[1] for row in told] == ["三"], "told at the commit"
+    assert await stored_title(db) == "三"
+
+
+async def test_a_held_back_update_riding_on_an_insert_into_its_own_table_leaves_the_new_row_alone(
+    db: SessionFactory, database_url: str
+) -> None:
+    """An UPDATE that changes no key may ride on an INSERT into its own table (a tap closing
+    its draft's open cards with the next stage's card): it changes the rows there were before,
+    as if run first, not the new one; two writes to one table are never held together."""
+    postgres = database_url.startswith("postgresql")
+    async with db() as session, session.begin():
+        await direct.run(session, _ADD_CONVERSATION, who="wangxm", what="k", state={}, at=AT)
+    sent: list[str] = []
+    renamed: list[tuple[object, ...]] = []
+    async with db() as session, session.begin():
+        with direct.observing(sent.append):
+            await direct.run_soon(
+                session, "conversation", _RENAME_EVERY_KIND, then=renamed.extend, from_kind="k", to="closed"
+            )
+            await direct.rows(session, _ADD_CONVERSATION_SAYING, who="lisi", what="k", state={}, at=AT)
+        assert len(sent) == (1 if postgres else 2), "one statement for both"
+        assert renamed == [("wangxm",)]
+        sent.clear()
+        with direct.observing(sent.append):
+            await direct.run_soon(session, "conversation", _RENAME_EVERY_KIND, from_kind="k", to="x")
+            await direct.run_soon(session, "conversation", _RENAME_EVERY_KIND, from_kind="x", to="y")
+        assert len(sent) == (1 if postgres else 2), "the first ran before the second was held"
+    async with db() as session:
+        kinds = (
+            await session.exec(select(Conversation.userid, Conversation.kind).order_by(Conversation.userid))
+        ).all()
+    assert kinds == [("lisi", "y"), ("wangxm", "closed")]
+
+
 async def test_a_taken_slot_is_refused_and_changes_nothing(db: SessionFactory) -> None:
     async with db() as session, session.begin():
         session.add(new_draft())

@@ -13,8 +13,9 @@ from sqlmodel import col, select
 
 from bot.cli.stack import DEMO_STAFF, Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
+from bot.wecom.outbox import Outbox
 from storage import direct, drafts_repo
-from storage.models import ApprovalCard, AuditEntry, Delegation, StageAssignment, StageDecision
+from storage.models import ApprovalCard, AuditEntry, Delegation, OutboxMessage, StageAssignment, StageDecision
 from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION
 
@@ -475,6 +476,30 @@ async def test_a_tap_waiting_for_its_draft_counts_the_decision_committed_meanwhi
         assert await waiting == [(1, "wangxm", "approve", 1), (2, "zhangkz", "approve", 1)]
 
 
+async def test_cards_closed_as_the_last_write_before_the_commit_are_still_greyed(stack: Stack) -> None:
+    """Closing a draft's cards tells which it closed once it has run: on PostgreSQL, when no
+    later write carries it, at the commit — before the commit adds the outbox's rows, so the
+    greying it queues is sent like any other message."""
+    number = await at_stage_two(stack)
+    card_id = await open_card(stack, number)
+    async with stack.db() as session, session.begin():
+        assert await drafts_repo.get_draft(session=session, draft_id=number, lock=True) is not None
+        outbox = Outbox(session, stack.clock)
+
+        def grey(closed: list[tuple[int, str | None]]) -> None:
+            for closed_id, code in closed:
+                outbox.update_card(code or "没有", replace_name="已关闭", card_id=closed_id)
+
+        await drafts_repo.close_open_cards(session=session, draft_id=number, then=grey)
+    async with stack.db() as session:
+        greyed = await session.exec(
+            select(OutboxMessage.card_id).where(
+                OutboxMessage.op == "update_card", OutboxMessage.card_id == card_id
+            )
+        )
+        assert greyed.all() == [card_id]
+
+
 def own_slot_decision(number: int, reviewer: str, at: Any) -> StageDecision:
     """A 二审 decision in a 会签's slot of its own (one per reviewer)."""
     decision = stage_two_decision(number, reviewer, at)
@@ -486,8 +511,9 @@ async def test_decisions_keep_the_order_they_were_made_in_when_a_tap_waited_for_
     postgres_url: str, clock: FrozenClock
 ) -> None:
     """PostgreSQL: a tap draws its decision's id when the draft's lock is granted and writes the
-    decision with its next write (closing the open cards): one round trip fewer. A decision
-    committed while the tap waited for the lock comes first by id, as in the 保密审查表."""
+    decision with its next write (here with closing the open cards, at the commit): round trips
+    fewer. A decision committed while the tap waited for the lock comes first by id, as in the
+    保密审查表."""
     async with running_stack(stack_settings(postgres_url), clock) as stack:
         number = await at_stage_two(stack)
         card_id = await open_card(stack, number)
@@ -496,14 +522,20 @@ async def test_decisions_keep_the_order_they_were_made_in_when_a_tap_waited_for_
             assert await drafts_repo.get_draft(session=first, draft_id=number, lock=True) is not None
             statements: list[str] = []
 
+            closed: list[tuple[int, str | None]] = []
+
             async def tap_and_close() -> bool:
-                async with stack.db() as second, second.begin():
-                    assert await drafts_repo.card_with_draft(session=second, card_id=card_id) is not None
-                    with direct.observing(statements.append):
+                with direct.observing(statements.append):
+                    async with stack.db() as second, second.begin():
+                        assert await drafts_repo.card_with_draft(session=second, card_id=card_id) is not None
+                        statements.clear()
                         added = own_slot_decision(number, "liuzr", clock.now())
                         recorded = await drafts_repo.add_unless_taken(session=second, row=added)
-                        await drafts_repo.close_open_cards(session=second, draft_id=number)
-                    return recorded
+                        await drafts_repo.close_open_cards(
+                            session=second, draft_id=number, then=closed.extend
+                        )
+                        assert not closed, "held back: nothing has run yet"
+                return recorded
 
             waiting = asyncio.create_task(tap_and_close())
             await until_waiting_for_a_lock(stack)
@@ -511,8 +543,10 @@ async def test_decisions_keep_the_order_they_were_made_in_when_a_tap_waited_for_
                 session=first, row=own_slot_decision(number, "zhangkz", clock.now())
             )
         assert await waiting
-        assert len(statements) == 1, "the decision went with the cards' closing"
+        assert len(statements) == 1, "the decision and the cards' closing went in one statement"
         assert statements[0].startswith("WITH sanshen_held_0 AS (INSERT INTO stagedecision")
+        assert "UPDATE approvalcard" in statements[0]
+        assert [card for card, _ in closed] == [card_id], "told which cards it closed once it ran"
         async with stack.db() as session:
             listed = await drafts_repo.list_decisions(session=session, draft_id=number)
         assert [d.reviewer_userid for d in listed] == ["wangxm", "zhangkz", "liuzr"]

@@ -89,6 +89,7 @@ async def test_review_three_stages_end_to_end(stack: Stack) -> None:
 async def test_review_reject_by_card_then_revise(stack: Stack) -> None:
     await say(stack, "wangxm", SUBMISSION)
     await tap(stack, "wangxm", "同意")
+    other_holders_card = active_card(stack, "sunkz").payload["template_card"]["task_id"]
     await tap(stack, "zhangkz", "不同意")
     assert "请直接回复不同意的理由" in last_text(stack, "zhangkz")
     (draft,) = await drafts(stack)
@@ -97,6 +98,7 @@ async def test_review_reject_by_card_then_revise(stack: Stack) -> None:
     await say(stack, "zhangkz", "演练时间表述不准确，请核实。")
     notice = last_text(stack, "wangxm")
     assert "二审不同意（张科长）" in notice and "演练时间表述不准确" in notice
+    assert not stack.sim.card(other_holders_card).is_active_for("sunkz"), "the other 二审 card greyed"
     (draft,) = await drafts(stack)
     assert draft.status == "rejected"
 

@@ -166,13 +166,17 @@ async def start_stage(
 
 async def close_open_cards(scope: Scope, draft: Draft, label: str, *, except_card: int | None = None) -> None:
     """Close every still-open card of the draft (`except_card` too) and grey them for all their
-    holders (send response_code), but `except_card`, which its caller greys itself."""
+    holders (send response_code), but `except_card`, which its caller greys itself. (The
+    greying is queued when the closing has run: on PostgreSQL with the next write, before the
+    commit.)"""
     assert draft.id is not None
-    for card_id, response_code in await drafts_repo.close_open_cards(
-        session=scope.session, draft_id=draft.id
-    ):
-        if card_id != except_card and response_code:
-            scope.outbox.update_card(response_code, replace_name=label, card_id=card_id)
+
+    def grey(closed: list[tuple[int, str | None]]) -> None:
+        for card_id, response_code in closed:
+            if card_id != except_card and response_code:
+                scope.outbox.update_card(response_code, replace_name=label, card_id=card_id)
+
+    await drafts_repo.close_open_cards(session=scope.session, draft_id=draft.id, then=grey)
 
 
 def draft_page_url(scope: Scope, draft: Draft) -> str | None:
