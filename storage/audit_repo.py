@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Integer, Table, bindparam, func, insert, update
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
@@ -93,6 +94,7 @@ _MOVE_HEAD = direct.Direct(
 _ADD_ENTRY = direct.Direct(
     insert(_ENTRY_TABLE).values({c.key: bindparam(c.key) for c in _ENTRY_TABLE.columns})
 )
+_ADD_ENTRIES = direct.each_as_arrays(_ENTRY_TABLE, [c.key for c in _ENTRY_TABLE.columns])
 
 
 @functools.cache
@@ -103,9 +105,24 @@ def _bind_audit_id(table: Table) -> direct.Direct:
     )
 
 
+@functools.cache
+def _bind_audit_ids(table: Table) -> direct.Direct:
+    """PostgreSQL: _bind_audit_id for many records in one statement (arrays of row and entry ids)."""
+    pairs = (
+        func.unnest(
+            bindparam("row_id", type_=ARRAY(Integer())), bindparam("entry_id", type_=ARRAY(Integer()))
+        )
+        .table_valued("row_id", "entry_id")
+        .render_derived(name="sanshen_bound")
+    )
+    return direct.Direct(update(table).where(table.c.id == pairs.c.row_id).values(audit_id=pairs.c.entry_id))
+
+
 def _seal(session: Session, pending: list[tuple[AuditEntry, Any]]) -> None:
     """Lock the head row, give each pending entry the next id, link it to the one before and
-    move the head: the chain's order is the order in which appending transactions commit."""
+    move the head: the chain's order is the order in which appending transactions commit. (On
+    PostgreSQL the writes after the lock wait to go with the commit's other writes, in one
+    statement: direct.run_many_soon_now.)"""
     (last_id, last_hash), *_ = direct.rows_now(session, _LOCK_HEAD)
     entries = []
     bindings: dict[Table, list[dict[str, int]]] = {}  # bound records already stored, per table
@@ -123,9 +140,9 @@ def _seal(session: Session, pending: list[tuple[AuditEntry, Any]]) -> None:
             set_committed_value(bound, "audit_id", entry.id)
             bindings.setdefault(table_of(type(bound)), []).append({"row_id": bound.id, "entry_id": entry.id})
     for table, rows in bindings.items():  # one call per table, however many were bound
-        direct.run_many_now(session, _bind_audit_id(table), rows)
-    direct.run_many_now(session, _ADD_ENTRY, entries)
-    direct.run_now(session, _MOVE_HEAD, new_last_id=last_id, new_last_hash=last_hash)
+        direct.run_many_soon_now(session, table.name, _bind_audit_id(table), _bind_audit_ids(table), rows)
+    direct.run_many_soon_now(session, _ENTRY_TABLE.name, _ADD_ENTRY, _ADD_ENTRIES, entries)
+    direct.run_soon_now(session, _HEAD_TABLE.name, _MOVE_HEAD, new_last_id=last_id, new_last_hash=last_hash)
 
 
 at_commit.on_commit(_AUDIT, _seal)

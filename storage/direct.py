@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Table, bindparam, event, func, insert
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.base import Executable
@@ -471,6 +473,45 @@ def run_now(sync: Session, statement: Direct, **params: Any) -> int:
 def run_many_now(sync: Session, statement: Direct, params: Iterable[Mapping[str, Any]]) -> None:
     """`run_many` from synchronous code the session runs."""
     await_(_execute_many(*_driver_now(sync), statement, params))
+
+
+def run_soon_now(sync: Session, table: str, statement: Direct, **params: Any) -> None:
+    """`run_soon` (no rows told) from synchronous code the session runs."""
+    driver, dialect = _driver_now(sync)
+    compiled = statement.compiled(dialect)
+    held = _Held(table, compiled.sql, _arguments(compiled, params), None, compiled, statement.changes_no_key)
+    await_(driver.soon(held))
+
+
+def run_many_soon_now(
+    sync: Session, table: str, each: Direct, together: Direct, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """`each` once for every row of parameters, from synchronous code the session runs (the
+    commit's work): on PostgreSQL as `together` — one statement whose parameters, named as
+    `each`'s, are arrays of the rows' values (unnest) — held back as run_soon holds a write, so
+    the commit's writes go in one round trip; elsewhere at once, in one call to the driver."""
+    if not rows:
+        return
+    driver, dialect = _driver_now(sync)
+    if dialect.name != "postgresql":
+        await_(_execute_many(driver, dialect, each, rows))
+        return
+    arrays = {name: [row[name] for row in rows] for name in together.compiled(dialect).names}
+    run_soon_now(sync, table, together, **arrays)
+
+
+def each_as_arrays(table: Table, columns: Sequence[str]) -> Direct:
+    """PostgreSQL's INSERT of many rows in one statement: each of `columns` a parameter of its
+    name holding the rows' values as an array, unnested (see run_many_soon_now); inserted in
+    the arrays' order, so ids drawn from a sequence follow it."""
+    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
+    rows = (
+        func.unnest(*arrays)
+        .table_valued(*columns, with_ordinality="sanshen_place")
+        .render_derived(name="sanshen_rows")
+    )
+    listed = core_select(*(rows.c[name] for name in columns)).order_by(rows.c.sanshen_place)
+    return Direct(insert(table).from_select(list(columns), listed), writes_only=table.name)
 
 
 def build(model: type[Model], columns: Sequence[str], values: Sequence[Any]) -> Model:

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, event, func, literal_column, null, true, union_all, update
+from sqlalchemy import any_, bindparam, delete, event, func, literal_column, null, true, union_all, update
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, col, select
@@ -412,6 +413,12 @@ _CONVERSATION_TABLE = table_of(Conversation)
 _FORGET_CONVERSATION = direct.Direct(
     delete(_CONVERSATION_TABLE).where(_CONVERSATION_TABLE.c.userid == bindparam("of_user"))
 )
+_FORGET_CONVERSATIONS = direct.Direct(  # (PostgreSQL: of_user an array)
+    delete(_CONVERSATION_TABLE).where(
+        _CONVERSATION_TABLE.c.userid
+        == any_(bindparam("of_user", type_=ARRAY(_CONVERSATION_TABLE.c.userid.type)))
+    )
+)
 
 
 async def get_draft(*, session: AsyncSession, draft_id: int, lock: bool = False) -> Draft | None:
@@ -615,7 +622,9 @@ async def _forget_now(session: AsyncSession, userid: str) -> None:
 
 def _forget_at_commit(sync: Session, userids: list[str]) -> None:
     rows = [{"of_user": userid} for userid in dict.fromkeys(userids)]
-    direct.run_many_now(sync, _FORGET_CONVERSATION, rows)
+    direct.run_many_soon_now(
+        sync, _CONVERSATION_TABLE.name, _FORGET_CONVERSATION, _FORGET_CONVERSATIONS, rows
+    )
 
 
 _FORGOTTEN = "conversation_forgotten"

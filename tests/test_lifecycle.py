@@ -15,6 +15,7 @@ from bot.cli.stack import DEMO_STAFF, Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.wecom.outbox import Outbox
 from storage import direct, drafts_repo
+from storage.audit_repo import append_audit, verify_audit_log
 from storage.models import ApprovalCard, AuditEntry, Delegation, OutboxMessage, StageAssignment, StageDecision
 from tests.flow import active_card, decisions, drafts, last_text, say, tap, texts
 from tests.test_review_flow import SUBMISSION
@@ -498,6 +499,55 @@ async def test_cards_closed_as_the_last_write_before_the_commit_are_still_greyed
             )
         )
         assert greyed.all() == [card_id]
+
+
+async def test_what_a_commit_writes_goes_in_one_statement_on_postgresql(stack: Stack) -> None:
+    """The commit's own writes — audit entries, the head moved, the decision bound to its
+    entry, the outbox rows, a conversation ended — follow the head's lock in one statement on
+    PostgreSQL (SQLite runs them as before); the chain still verifies and every row is there."""
+    postgres = stack.settings.database.url.startswith("postgresql")
+    number = await at_stage_two(stack)
+    now = stack.clock.now()
+    async with stack.db() as session, session.begin():
+        await drafts_repo.set_conversation(
+            session=session, userid="sunkz", kind="reject_reason", data={}, at=now
+        )
+    sent: list[str] = []
+    async with stack.db() as session:
+        transaction = await session.begin()
+        decision = stage_two_decision(number, "zhangkz", now)
+        assert await drafts_repo.add_unless_taken(session=session, row=decision)
+        entry = await append_audit(
+            session=session, at=now, actor="zhangkz", action="approve", draft_id=number, bind=decision
+        )
+        await append_audit(session=session, at=now, actor="system", action="note", draft_id=number)
+        Outbox(session, stack.clock).send_text(["zhangkz"], "已记录")
+        await drafts_repo.clear_conversation(session=session, userid="sunkz")
+        with direct.observing(sent.append):
+            await transaction.commit()
+    if postgres:
+        assert len(sent) == 2, sent
+        assert sent[0].startswith("SELECT audithead.last_id")
+        for write in ("UPDATE stagedecision", "INSERT INTO auditentry", "UPDATE audithead"):
+            assert write in sent[1]
+        assert "INSERT INTO outboxmessage" in sent[1] and "DELETE FROM conversation" in sent[1]
+    else:
+        assert len(sent) >= 6
+    async with stack.db() as session:
+        assert (await verify_audit_log(session=session)).ok
+        stored = await session.get(StageDecision, decision.id)
+        assert stored is not None and stored.audit_id == entry.id
+        actions = (
+            await session.exec(
+                select(AuditEntry.action).where(AuditEntry.id >= entry.id).order_by(col(AuditEntry.id))
+            )
+        ).all()
+        assert actions == ["approve", "note"]
+        assert await drafts_repo.get_conversation(session=session, userid="sunkz") is None
+        sent_texts = (
+            await session.exec(select(OutboxMessage.payload).where(OutboxMessage.recipients == "zhangkz"))
+        ).all()
+        assert any(p.get("text", {}).get("content") == "已记录" for p in sent_texts)
 
 
 def own_slot_decision(number: int, reviewer: str, at: Any) -> StageDecision:

@@ -150,6 +150,7 @@ _DEFAULTS = {
 _INSERT_QUEUED = direct.Direct(
     insert(_TABLE).values({key: bindparam(key) for key in (*_QUEUED_COLUMNS, *_DEFAULTS)})
 )
+_INSERT_ALL_QUEUED = direct.each_as_arrays(_TABLE, (*_QUEUED_COLUMNS, *_DEFAULTS))
 
 
 def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -157,7 +158,9 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     # (「已收到投稿」 before the draft's card, 「已记录您的同意」 before the next stage's), each
     # within its own event's rows when several events share the transaction.
     ordered = sorted(rows, key=lambda row: (row.pop(SEGMENT, 0), not row.pop(FIRST, False)))  # stable
-    direct.run_many_now(session, _INSERT_QUEUED, (_DEFAULTS | row for row in ordered))
+    direct.run_many_soon_now(
+        session, _TABLE.name, _INSERT_QUEUED, _INSERT_ALL_QUEUED, [_DEFAULTS | row for row in ordered]
+    )
 
 
 at_commit.on_commit(OUTBOX_ROWS, _insert_rows)
