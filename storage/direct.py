@@ -177,7 +177,7 @@ def _told(held: _Held, found: Sequence[Sequence[Any]]) -> None:
 
 
 # How a carrier's own rows come out of what it returned (see _Asyncpg.carrying).
-Unwrap = Callable[[list[Sequence[Any]]], list[Sequence[Any]]]
+_Unwrap = Callable[[list[Sequence[Any]]], list[Sequence[Any]]]
 
 
 def _as_returned(found: list[Sequence[Any]]) -> list[Sequence[Any]]:
@@ -197,7 +197,7 @@ class _Driver:
 
     async def carrying(
         self, statement: Direct, compiled: _Compiled, args: list[Any], *, fetches: bool
-    ) -> tuple[str, list[Any], Unwrap]:
+    ) -> tuple[str, list[Any], _Unwrap]:
         """The statement about to run, with what it carries (see _Asyncpg); `fetches`: its
         rows are read (else it runs as a plain execute)."""
         return compiled.sql, args, _as_returned
@@ -273,7 +273,7 @@ class _Asyncpg(_Driver):
 
     async def carrying(
         self, statement: Direct, compiled: _Compiled, args: list[Any], *, fetches: bool
-    ) -> tuple[str, list[Any], Unwrap]:
+    ) -> tuple[str, list[Any], _Unwrap]:
         held = _held_on(self.connection)
         if not held:
             return compiled.sql, args, _as_returned
@@ -496,8 +496,14 @@ def run_many_soon_now(
     if dialect.name != "postgresql":
         await_(_execute_many(driver, dialect, each, rows))
         return
-    arrays = {name: [row[name] for row in rows] for name in together.compiled(dialect).names}
-    run_soon_now(sync, table, together, **arrays)
+    # Each value converted as `each` converts it, then gathered by parameter: asyncpg sends a
+    # list as an array (the ARRAY type's own converter would ask each element what it is).
+    one_by_one = each.compiled(dialect)
+    place = {name: index for index, name in enumerate(one_by_one.names)}
+    converted = [_arguments(one_by_one, row) for row in rows]
+    compiled = together.compiled(dialect)
+    arrays = [[values[place[name]] for values in converted] for name in compiled.names]
+    await_(driver.soon(_Held(table, compiled.sql, arrays, None, compiled, together.changes_no_key)))
 
 
 def each_as_arrays(table: Table, columns: Sequence[str]) -> Direct:
@@ -571,7 +577,7 @@ def _held_on(connection: Any) -> list[_Held]:
     return entry[1] if entry is not None and entry[0] is connection else []
 
 
-def _together(held: list[_Held], carrier: str | None, args: list[Any]) -> tuple[str, list[Any], Unwrap]:
+def _together(held: list[_Held], carrier: str | None, args: list[Any]) -> tuple[str, list[Any], _Unwrap]:
     """The held writes (each to a table of its own) as data-modifying CTEs of one statement:
     of the carrier's when there is one (its SQL and arguments), else of a SELECT of their rows.
     PostgreSQL runs every part on the same snapshot and applies each write exactly once; a

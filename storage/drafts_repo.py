@@ -307,7 +307,7 @@ _CARD_COLUMNS = tuple(c.key for c in _CARD_TABLE.columns)
 _DRAFT_COLUMNS = tuple(c.key for c in _DRAFT_TABLE.columns)
 # Closes the draft's open cards and says which they were, in one statement.
 # (It reads no other table and changes no key: held back on PostgreSQL, it rides on the next
-# stage's card, and carries the tap's decision when nothing follows it.)
+# stage's card, or runs with the tap's other held writes in one statement.)
 _CLOSE_OPEN_CARDS = direct.Direct(
     update(_CARD_TABLE)
     .where(_CARD_TABLE.c.draft_id == bindparam("of_draft"), _CARD_TABLE.c.closed.is_(False))
@@ -395,7 +395,8 @@ _BODIES_READ = _ReadOnce(DraftVersion)  # (draft, version) → its text (a versi
 # transaction adds a decision to that version (add_unless_taken drops it then).
 _DECISIONS_READ = _ReadOnce(StageDecision)
 # (draft, version) → (an id drawn for its next decision, its decisions as read), both at the
-# lock (card_with_draft on PostgreSQL): spent by the decision, or dropped with _DECISIONS_READ.
+# lock (card_with_draft on PostgreSQL): taken by the next decision add_unless_taken adds to the
+# version (used or not), and gone with a flush that changes a decision.
 _DECISION_IDS_DRAWN = _ReadOnce(StageDecision, "drawn_ids")
 _AWAY_READ = _ReadOnce(Delegation)  # None → (the earliest moment asked, the rows _AWAY read then)
 
