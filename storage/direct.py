@@ -171,6 +171,17 @@ class _Held:
     changes_no_key: bool
 
 
+def _holding(
+    table: str,
+    statement: Direct,
+    compiled: _Compiled,
+    args: list[Any],
+    then: Callable[[list[tuple[Any, ...]]], None] | None = None,
+) -> _Held:
+    """`statement` (compiled, its arguments converted) as a write to hold back."""
+    return _Held(table, compiled.sql, args, then, compiled, statement.changes_no_key)
+
+
 def _told(held: _Held, found: Sequence[Sequence[Any]]) -> None:
     if held.then is not None:
         held.then([_converted(held.compiled, row) for row in found])
@@ -435,9 +446,7 @@ async def run_soon(
     themselves, as update_draft does)."""
     driver, dialect = await _driver(session)
     compiled = statement.compiled(dialect)
-    await driver.soon(
-        _Held(table, compiled.sql, _arguments(compiled, params), then, compiled, statement.changes_no_key)
-    )
+    await driver.soon(_holding(table, statement, compiled, _arguments(compiled, params), then))
 
 
 async def run_many(session: AsyncSession, statement: Direct, params: Iterable[Mapping[str, Any]]) -> None:
@@ -479,8 +488,7 @@ def run_soon_now(sync: Session, table: str, statement: Direct, **params: Any) ->
     """`run_soon` (no rows told) from synchronous code the session runs."""
     driver, dialect = _driver_now(sync)
     compiled = statement.compiled(dialect)
-    held = _Held(table, compiled.sql, _arguments(compiled, params), None, compiled, statement.changes_no_key)
-    await_(driver.soon(held))
+    await_(driver.soon(_holding(table, statement, compiled, _arguments(compiled, params))))
 
 
 def run_many_soon_now(
@@ -503,7 +511,7 @@ def run_many_soon_now(
     converted = [_arguments(one_by_one, row) for row in rows]
     compiled = together.compiled(dialect)
     arrays = [[values[place[name]] for values in converted] for name in compiled.names]
-    await_(driver.soon(_Held(table, compiled.sql, arrays, None, compiled, together.changes_no_key)))
+    await_(driver.soon(_holding(table, together, compiled, arrays)))
 
 
 def each_as_arrays(table: Table, columns: Sequence[str]) -> Direct:

@@ -61,11 +61,16 @@ def _insert_keyed(model: type[SQLModel]) -> direct.Direct:
     return direct.Direct(table.insert().values({c.key: bindparam(c.key) for c in table.columns}))
 
 
+def _row_values(row: SQLModel, keys: Sequence[str]) -> dict[str, Any]:
+    """The new `row`'s values of `keys`, as an INSERT of it takes them."""
+    held = row.__dict__  # (direct.record and the constructors set every field there)
+    return {key: held[key] if key in held else getattr(row, key) for key in keys}
+
+
 async def _add(session: AsyncSession, row: SQLModel, *, unless_taken: bool = False) -> Any:
     """Insert the new `row` in one statement (not through the session's flush): its id, or
     None when `unless_taken` and a unique constraint kept it out."""
-    held = row.__dict__  # (direct.record and the constructors set every field there)
-    values = {key: held[key] if key in held else getattr(row, key) for key in _value_keys(type(row))}
+    values = _row_values(row, _value_keys(type(row)))
     return await direct.scalar(session, _insert(type(row), unless_taken=unless_taken), **values)
 
 
@@ -104,8 +109,7 @@ async def _add_decision_soon(session: AsyncSession, row: StageDecision) -> bool:
     ):
         return False  # the database's constraints answer (taken, or not after all)
     row.id = decision_id
-    held = row.__dict__  # (direct.record sets every field there)
-    values = {column.key: held[column.key] for column in _DECISION_TABLE.columns}
+    values = _row_values(row, [column.key for column in _DECISION_TABLE.columns])
     await direct.run_soon(session, _DECISION_TABLE.name, _insert_keyed(StageDecision), **values)
     (await _DECISIONS_READ.kept(session)).pop((row.draft_id, row.version), None)
     return True
@@ -438,8 +442,9 @@ def _update_draft(columns: tuple[str, ...]) -> direct.Direct:
 
 async def update_draft(*, session: AsyncSession, draft: Draft, **changes: Any) -> None:
     """Set `changes` on the draft and write exactly those columns, in one UPDATE (the session's
-    flush does not write them again): on PostgreSQL with the next INSERT, as a tap moving the
-    draft on writes it with the next stage's card (direct.run_soon: one round trip for both)."""
+    flush does not write them again): on PostgreSQL with the next write that can carry it, as a
+    tap moving the draft on writes it with the next stage's card (direct.run_soon: one round trip
+    for both)."""
     for key, value in changes.items():
         set_committed_value(draft, key, value)
     params = {f"new_{key}": value for key, value in changes.items()}
