@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -87,7 +88,40 @@ def make_engine(url: str, *, echo: bool = False, background_checkpoints: bool = 
             engine, busy_ms=0, autocheckpoint=BACKSTOP_PAGES if background_checkpoints else None
         )
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, **_JSON_CODEC)
+    engine = create_async_engine(url, echo=echo, **_JSON_CODEC)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A PostgreSQL connection that sat in the pool this long is tried before it is used (the
+# server may have restarted, or a firewall dropped the idle socket meanwhile); SQLAlchemy's
+# pool_pre_ping tries every one, and on asyncpg that is three round trips (BEGIN, a query,
+# ROLLBACK) a transaction: a tenth of what a group of taps sends (#13). One in steady use is
+# not tried: if the server went away under it, the statement fails, SQLAlchemy drops every
+# pooled connection made before then, and the callbacks are applied again on new ones (the
+# dispatcher applies a failed group one callback at a time; WeCom re-sends what got no 200).
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["sanshen_idle_from"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _try_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_from = record.info.pop("sanshen_idle_from", None)
+        if idle_from is None or time.monotonic() - idle_from < PING_AFTER_IDLE_SECONDS:
+            return  # new, or in use moments ago
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            log.info(
+                "a pooled database connection idle for %.0f s is gone (%s); opening another",
+                time.monotonic() - idle_from,
+                type(exc).__name__,
+            )
+            raise DisconnectionError() from exc  # the pool replaces it and checks out again
 
 
 class DatabaseUnusable(Exception):
