@@ -17,8 +17,8 @@ from bot.rules.submission import (
 from bot.services import review
 from bot.services.review import MAX_BODY_CHARS
 from bot.wecom.context import Context, SkipHandler
-from bot.wecom.dispatcher import Command, Router
-from bot.wecom.events import CardClick, TextMessage
+from bot.wecom.dispatcher import Command, Router, unpack_action
+from bot.wecom.events import CardClick, IncomingEvent, TextMessage
 from handlers.args import card_number, parse_number, tell
 from storage import drafts_repo
 from storage.models import ApprovalCard, Draft
@@ -121,10 +121,33 @@ async def on_cancel_command(ctx: Context, cmd: Command) -> None:
 # ---------------------------------------------------------------- decisions
 
 
-@router.card("rv")
-async def on_review_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
+REVIEW_CARD = "rv"
+REVIEW_ACTIONS = ("approve", "reject", "classified")
+
+
+def tapped_card(parts: list[str]) -> int | None:
+    """The card a review card button's key parts name, or None for a key no card of ours has."""
     number = card_number(parts[1]) if len(parts) == 2 else None
-    if number is None or parts[0] not in ("approve", "reject", "classified"):
+    return number if number is not None and parts[0] in REVIEW_ACTIONS else None
+
+
+@router.reads_ahead()
+async def read_tapped_cards(session: Any, events: list[IncomingEvent]) -> None:
+    """The cards a group's review taps name, and their drafts, in one read (drafts_repo.read_cards_ahead)."""
+    numbers = []
+    for event in events:
+        if isinstance(event, CardClick):
+            prefix, parts = unpack_action(event.event_key)
+            number = tapped_card(parts) if prefix == REVIEW_CARD else None
+            if number is not None:
+                numbers.append(number)
+    await drafts_repo.read_cards_ahead(session=session, card_ids=numbers)
+
+
+@router.card(REVIEW_CARD)
+async def on_review_click(ctx: Context, click: CardClick, parts: list[str]) -> None:
+    number = tapped_card(parts)
+    if number is None:
         raise UserFacingError(views.UNKNOWN_CARD)
     action = parts[0]
     found = await drafts_repo.card_with_draft(session=ctx.session, card_id=number)

@@ -71,6 +71,7 @@ async def _add(session: AsyncSession, row: SQLModel, *, unless_taken: bool = Fal
     """Insert the new `row` in one statement (not through the session's flush): its id, or
     None when `unless_taken` and a unique constraint kept it out."""
     values = _row_values(row, _value_keys(type(row)))
+    await _draft_written(session, values.get("draft_id"))
     return await direct.scalar(session, _insert(type(row), unless_taken=unless_taken), **values)
 
 
@@ -110,6 +111,7 @@ async def _add_decision_soon(session: AsyncSession, row: StageDecision) -> bool:
         return False  # the database's constraints answer (taken, or not after all)
     row.id = decision_id
     values = _row_values(row, [column.key for column in _DECISION_TABLE.columns])
+    await _draft_written(session, row.draft_id)
     await direct.run_soon(session, _DECISION_TABLE.name, _insert_keyed(StageDecision), **values)
     (await _DECISIONS_READ.kept(session)).pop((row.draft_id, row.version), None)
     return True
@@ -254,7 +256,10 @@ _CARD = direct.Direct(core_select(_CARD_TABLE).where(_CARD_TABLE.c.id == bindpar
 _VERSION_TABLE = table_of(DraftVersion)
 
 
-def _card_with_draft(dialect: str) -> Any:
+def _card_with_draft(dialect: str, *, many: bool = False) -> Any:
+    """The read of one card (`card_id`), or with `many` of several (`card_ids`, an array:
+    PostgreSQL only), their drafts locked in id order (two groups locking some of the same
+    drafts wait for each other, never each for the other)."""
     draft = _DRAFT_TABLE.c
     tapped = (
         core_select(
@@ -267,9 +272,13 @@ def _card_with_draft(dialect: str) -> Any:
             .label("body"),
         )
         .join_from(_CARD_TABLE, _DRAFT_TABLE, _CARD_TABLE.c.draft_id == draft.id)
-        .where(_CARD_TABLE.c.id == bindparam("card_id"))
         .with_for_update(of=_DRAFT_TABLE)
     )
+    if many:
+        card_ids = bindparam("card_ids", type_=ARRAY(_CARD_TABLE.c.id.type))
+        tapped = tapped.where(_CARD_TABLE.c.id == any_(card_ids)).order_by(draft.id)
+    else:
+        tapped = tapped.where(_CARD_TABLE.c.id == bindparam("card_id"))
     if dialect == "postgresql":
         locked = tapped.cte("tapped").prefix_with("MATERIALIZED")  # (never folded into the query below)
         return core_select(
@@ -307,6 +316,7 @@ def _card_with_draft(dialect: str) -> Any:
 
 
 _CARD_WITH_DRAFT = direct.Direct(_card_with_draft)
+_CARDS_WITH_DRAFTS = direct.Direct(lambda dialect: _card_with_draft(dialect, many=True))  # (PostgreSQL)
 _CARD_COLUMNS = tuple(c.key for c in _CARD_TABLE.columns)
 _DRAFT_COLUMNS = tuple(c.key for c in _DRAFT_TABLE.columns)
 # Closes the draft's open cards and says which they were, in one statement.
@@ -375,9 +385,10 @@ class _ReadOnce:
 
     _all: list[_ReadOnce] = []
 
-    def __init__(self, model: type[SQLModel], what: str = "rows") -> None:
-        self.model = model
-        self.info_key = f"sanshen_read_once_{model.__name__}_{what}"
+    def __init__(self, model: type[SQLModel] | tuple[type[SQLModel], ...], what: str = "rows") -> None:
+        self.model = model  # (or models: a change to any of them drops the copy)
+        named = model if isinstance(model, type) else model[0]
+        self.info_key = f"sanshen_read_once_{named.__name__}_{what}"
         _ReadOnce._all.append(self)
 
     async def kept(self, session: AsyncSession) -> dict[Any, Any]:
@@ -403,6 +414,10 @@ _DECISIONS_READ = _ReadOnce(StageDecision)
 # version (used or not), and gone with a flush that changes a decision.
 _DECISION_IDS_DRAWN = _ReadOnce(StageDecision, "drawn_ids")
 _AWAY_READ = _ReadOnce(Delegation)  # None → (the earliest moment asked, the rows _AWAY read then)
+# card id → (its draft's id, what card_with_draft reads of it), read ahead for a group of taps
+# (read_cards_ahead); gone with a flush that changes any row the read covers, and by draft with
+# this module's own writes (_draft_written).
+_READ_AHEAD = _ReadOnce((ApprovalCard, Draft, DraftVersion, StageDecision, StageAssignment), "ahead")
 
 
 @event.listens_for(Session, "after_flush")
@@ -448,6 +463,7 @@ async def update_draft(*, session: AsyncSession, draft: Draft, **changes: Any) -
     for key, value in changes.items():
         set_committed_value(draft, key, value)
     params = {f"new_{key}": value for key, value in changes.items()}
+    await _draft_written(session, draft.id)
     await direct.run_soon(
         session, _DRAFT_TABLE.name, _update_draft(tuple(sorted(changes))), of_draft=draft.id, **params
     )
@@ -555,8 +571,11 @@ async def get_card(*, session: AsyncSession, card_id: int) -> ApprovalCard | Non
 async def card_with_draft(*, session: AsyncSession, card_id: int) -> tuple[ApprovalCard, Draft] | None:
     """A card (a record, as get_card) and its draft (in the session and locked, as get_draft
     with `lock`), read together: a tap needs both, and then the version's decisions and the
-    round's 转审/加签 (version_decisions and stage_assignment find them read)."""
-    row = await direct.first(session, _CARD_WITH_DRAFT, card_id=card_id)
+    round's 转审/加签 (version_decisions and stage_assignment find them read). Read already
+    when read_cards_ahead read it and nothing changed its draft since."""
+    ahead = await _READ_AHEAD.kept(session)
+    found = ahead.pop(card_id, None)
+    row = found[1] if found is not None else await direct.first(session, _CARD_WITH_DRAFT, card_id=card_id)
     if row is None:
         return None
     split, end = len(_CARD_COLUMNS), len(_CARD_COLUMNS) + len(_DRAFT_COLUMNS)
@@ -577,6 +596,28 @@ async def card_with_draft(*, session: AsyncSession, card_id: int) -> tuple[Appro
     return card, direct.attach(session, Draft, stored)
 
 
+async def read_cards_ahead(*, session: AsyncSession, card_ids: Sequence[int]) -> None:
+    """On PostgreSQL, what card_with_draft reads for each of `card_ids` (taps that will be
+    applied in this transaction), in one statement: their drafts are locked from now on, in
+    id order, and each card's read is kept until its tap asks for it, or until something
+    changes its draft, its cards, decisions or versions (then the tap reads again). Elsewhere
+    nothing: SQLite's reads cost no round trip."""
+    wanted = list(dict.fromkeys(card_ids))
+    if len(wanted) < 2 or session.sync_session.get_bind().dialect.name != "postgresql":
+        return  # (one card is read by its own tap in one statement all the same)
+    ahead = await _READ_AHEAD.kept(session)
+    draft_at = len(_CARD_COLUMNS) + _DRAFT_COLUMNS.index("id")
+    for row in await direct.rows(session, _CARDS_WITH_DRAFTS, card_ids=wanted):
+        ahead[row[0]] = (row[draft_at], row)
+
+
+async def _draft_written(session: AsyncSession, draft_id: int | None) -> None:
+    """Forget what read_cards_ahead read of `draft_id`'s cards: this transaction changes it."""
+    ahead = await _READ_AHEAD.kept(session)
+    for card_id in [card_id for card_id, (of_draft, _) in ahead.items() if of_draft == draft_id]:
+        del ahead[card_id]
+
+
 async def close_open_cards(
     *, session: AsyncSession, draft_id: int, then: Callable[[list[tuple[int, str | None]]], None]
 ) -> None:
@@ -587,6 +628,7 @@ async def close_open_cards(
     def closed(rows: list[tuple[Any, ...]]) -> None:
         then(sorted((int(card_id), code) for card_id, code in rows))
 
+    await _draft_written(session, draft_id)
     await direct.run_soon(session, _CARD_TABLE.name, _CLOSE_OPEN_CARDS, then=closed, of_draft=draft_id)
 
 

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from bot.cli.stack import Stack
 from bot.services import review as review_service
 from bot.wecom.events import TextMessage
-from storage import at_commit, drafts_repo
+from storage import at_commit, direct, drafts_repo
 from storage.audit_repo import append_audit, verify_audit_log
 from storage.dedupe_repo import remember_callback, remember_callbacks
 from storage.models import AuditEntry, OutboxMessage
@@ -101,17 +101,51 @@ async def test_while_every_group_is_busy_new_taps_wait_and_then_share_one_transa
     tapped = await submit(stack, at_once + 3)
     held = HeldDecision(monkeypatch, *range(1, at_once + 1))
     commits = count_commits(stack)
+    card_reads: list[str] = []
+    with direct.observing(
+        lambda sql: card_reads.append(sql) if "approvalcard.id AS card_id" in sql else None
+    ):
+        answers = await queued_behind(
+            stack,
+            held,
+            [lambda card=card: approve(stack, card) for card in tapped[:at_once]],
+            *(lambda card=card: approve(stack, card) for card in tapped[at_once:]),
+        )
+    assert [a.status for a in answers] == [200] * (at_once + 3)
+    assert len(commits) == at_once + 1, "each held tap alone, the three that waited together"
+    # PostgreSQL reads the three cards (and locks their drafts) in one statement before the
+    # first of them is applied (a round trip each saved); SQLite reads each as its tap runs.
+    postgres = stack.db.kw["bind"].dialect.name == "postgresql"
+    assert len(card_reads) == at_once + (1 if postgres else 3)
+    assert sorted((d.draft_id, d.stage) for d in await decisions(stack)) == [
+        (n, 1) for n in range(1, at_once + 4)
+    ]
+    async with stack.db() as session:
+        assert (await verify_audit_log(session=session)).ok
+
+
+async def test_a_tap_after_its_draft_was_withdrawn_in_the_same_group_is_refused(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group's cards are read before any of its callbacks runs (PostgreSQL): a withdrawal
+    applied ahead of a tap on that draft's card in the same group is still seen by the tap."""
+    at_once = stack.dispatcher.groups_at_once
+    tapped = await submit(stack, at_once + 2)
+    withdrawn, last = at_once + 1, tapped[-1]
+    held = HeldDecision(monkeypatch, *range(1, at_once + 1))
     answers = await queued_behind(
         stack,
         held,
         [lambda card=card: approve(stack, card) for card in tapped[:at_once]],
-        *(lambda card=card: approve(stack, card) for card in tapped[at_once:]),
+        lambda: stack.sim.send_text(EDITOR, f"/withdraw {withdrawn} 标题需调整"),
+        lambda: approve(stack, tapped[at_once]),
+        lambda: approve(stack, last),
     )
     assert [a.status for a in answers] == [200] * (at_once + 3)
-    assert len(commits) == at_once + 1, "each held tap alone, the three that waited together"
     assert sorted((d.draft_id, d.stage) for d in await decisions(stack)) == [
-        (n, 1) for n in range(1, at_once + 4)
-    ]
+        (n, 1) for n in [*range(1, at_once + 1), at_once + 2]
+    ], "no decision on the withdrawn draft"
+    assert [d.status for d in await drafts(stack)] == [*["in_review"] * at_once, "withdrawn", "in_review"]
     async with stack.db() as session:
         assert (await verify_audit_log(session=session)).ok
 

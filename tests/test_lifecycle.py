@@ -450,6 +450,46 @@ async def test_a_tap_reads_its_card_draft_decisions_and_transfers_in_one_stateme
         assert len(statements) == 2
 
 
+async def test_a_groups_cards_are_read_ahead_in_one_statement_and_one_whose_draft_changed_is_read_again(
+    stack: Stack,
+) -> None:
+    """Taps applied together: on PostgreSQL their cards and drafts are read in one statement
+    (SQLite reads each with its tap: no round trip to save). A card whose draft this
+    transaction changes after that read is read again when its tap asks: what it sees then
+    includes the change."""
+    numbers = []
+    for _ in range(2):
+        await say(stack, "wangxm", SUBMISSION)
+        await tap(stack, "wangxm", "同意")
+        numbers.append(max(d.id for d in await drafts(stack) if d.id is not None))
+    first, second = numbers
+    cards = [await open_card(stack, first), await open_card(stack, second)]
+    postgres = stack.db.kw["bind"].dialect.name == "postgresql"
+    statements: list[str] = []
+    async with stack.db() as session, session.begin():
+        with direct.observing(statements.append):
+            await drafts_repo.read_cards_ahead(session=session, card_ids=cards)
+            for card_id, number in zip(cards, numbers, strict=True):
+                found = await drafts_repo.card_with_draft(session=session, card_id=card_id)
+                assert found is not None and (found[0].id, found[1].id, found[1].stage) == (
+                    card_id,
+                    number,
+                    2,
+                )
+        assert len(statements) == (1 if postgres else 2), statements
+        await session.rollback()
+    async with stack.db() as session, session.begin():
+        await drafts_repo.read_cards_ahead(session=session, card_ids=cards)
+        added = stage_two_decision(second, "zhangkz", stack.clock.now())
+        assert await drafts_repo.add_unless_taken(session=session, row=added)
+        found = await drafts_repo.card_with_draft(session=session, card_id=cards[1])
+        assert found is not None
+        decided = await drafts_repo.version_decisions(session=session, draft_id=second, version=1, round_=1)
+        assert decided == [(1, "wangxm", "approve", 1), (2, "zhangkz", "approve", 1)]
+        refused = stage_two_decision(second, "zhangkz", stack.clock.now())
+        assert not await drafts_repo.add_unless_taken(session=session, row=refused), "his place is taken"
+
+
 async def test_a_tap_waiting_for_its_draft_counts_the_decision_committed_meanwhile(
     postgres_url: str, clock: FrozenClock
 ) -> None:

@@ -34,6 +34,9 @@ CardHandler = Callable[[Context, CardClick, list[str]], Awaitable[None]]
 TextHandler = Callable[[Context, TextMessage], Awaitable[None]]
 OtherHandler = Callable[[Context, OtherEvent], Awaitable[None]]
 EnterHandler = Callable[[Context, EnterAgent], Awaitable[None]]
+# Run once at the start of a group commit's transaction with the callbacks it applies (all but
+# duplicates): reads what their handlers will ask for, for all of them at once (see Router.reads_ahead).
+ReadAhead = Callable[[Any, list[IncomingEvent]], Awaitable[None]]
 
 # A click button of the app menu runs the command its key names: CMD_PENDING is /pending.
 MENU_COMMAND_PREFIX = "CMD_"
@@ -98,6 +101,7 @@ class Router:
     texts: list[TextHandler] = field(default_factory=list)
     others: list[OtherHandler] = field(default_factory=list)
     entered: list[EnterHandler] = field(default_factory=list)
+    ahead: list[ReadAhead] = field(default_factory=list)
 
     def command(
         self,
@@ -132,6 +136,18 @@ class Router:
     def other(self) -> Callable[[OtherHandler], OtherHandler]:
         def register(func: OtherHandler) -> OtherHandler:
             self.others.append(func)
+            return func
+
+        return register
+
+    def reads_ahead(self) -> Callable[[ReadAhead], ReadAhead]:
+        """A function(session, events) run when a group of callbacks begins its transaction,
+        before any is applied: it may read, in one statement, what their handlers will read one
+        by one (a round trip each saved on PostgreSQL). What it keeps must be dropped when
+        anything the group applies changes it: the group's handlers run after it, in order."""
+
+        def register(func: ReadAhead) -> ReadAhead:
+            self.ahead.append(func)
             return func
 
         return register
@@ -420,6 +436,10 @@ class Dispatcher:
             fresh = await remember_callbacks(
                 session=session, keys=[event.dedupe_key for event in events], at=self._clock.now()
             )
+            applied = [event for event in events if event.dedupe_key in fresh]
+            for router in self._routers:
+                for read_ahead in router.ahead:
+                    await read_ahead(session, applied)
             for index, event in enumerate(events):
                 admitted = await self._admit(session, event, segment=index, fresh=fresh)
                 if isinstance(admitted, str):
