@@ -510,22 +510,40 @@ def run_many_soon_now(
     place = {name: index for index, name in enumerate(one_by_one.names)}
     converted = [_arguments(one_by_one, row) for row in rows]
     compiled = together.compiled(dialect)
-    arrays = [[values[place[name]] for values in converted] for name in compiled.names]
+    arrays = [
+        _constant(compiled.fixed[name], process)  # (each_as_arrays' constants: the statement's own)
+        if name in compiled.fixed
+        else [values[place[name]] for values in converted]
+        for name, process in zip(compiled.names, compiled.binds, strict=True)
+    ]
     await_(driver.soon(_holding(table, together, compiled, arrays)))
 
 
-def each_as_arrays(table: Table, columns: Sequence[str]) -> Direct:
+def _constant(value: Any, process: Processor) -> Any:
+    return value if value is None or process is None else process(value)
+
+
+def each_as_arrays(
+    table: Table, columns: Sequence[str], constants: Mapping[str, Any] | None = None
+) -> Direct:
     """PostgreSQL's INSERT of many rows in one statement: each of `columns` a parameter of its
     name holding the rows' values as an array, unnested (see run_many_soon_now); inserted in
-    the arrays' order, so ids drawn from a sequence follow it."""
-    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
+    the arrays' order, so ids drawn from a sequence follow it. `constants`: columns every row
+    gives the same value (defaults), sent once as that value rather than once a row (asyncpg
+    examines every element of an array it sends)."""
+    fixed = dict(constants or {})
+    varying = [name for name in columns if name not in fixed]
+    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in varying]
     rows = (
         func.unnest(*arrays)
-        .table_valued(*columns, with_ordinality="sanshen_place")
+        .table_valued(*varying, with_ordinality="sanshen_place")
         .render_derived(name="sanshen_rows")
     )
-    listed = core_select(*(rows.c[name] for name in columns)).order_by(rows.c.sanshen_place)
-    return Direct(insert(table).from_select(list(columns), listed), writes_only=table.name)
+    listed = core_select(
+        *(rows.c[name] for name in varying),
+        *(bindparam(name, value, type_=table.c[name].type) for name, value in fixed.items()),
+    ).order_by(rows.c.sanshen_place)
+    return Direct(insert(table).from_select([*varying, *fixed], listed), writes_only=table.name)
 
 
 def build(model: type[Model], columns: Sequence[str], values: Sequence[Any]) -> Model:

@@ -562,6 +562,7 @@ async def test_what_a_commit_writes_goes_in_one_statement_on_postgresql(stack: S
         )
         await append_audit(session=session, at=now, actor="system", action="note", draft_id=number)
         Outbox(session, stack.clock).send_text(["zhangkz"], "已记录")
+        Outbox(session, stack.clock).send_text(["zhangkz"], "再记录")
         await drafts_repo.clear_conversation(session=session, userid="sunkz")
         with direct.observing(sent.append):
             await transaction.commit()
@@ -584,10 +585,23 @@ async def test_what_a_commit_writes_goes_in_one_statement_on_postgresql(stack: S
         ).all()
         assert actions == ["approve", "note"]
         assert await drafts_repo.get_conversation(session=session, userid="sunkz") is None
-        sent_texts = (
-            await session.exec(select(OutboxMessage.payload).where(OutboxMessage.recipients == "zhangkz"))
+        queued = (
+            await session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.recipients == "zhangkz", OutboxMessage.id > 0)
+                .order_by(col(OutboxMessage.id))
+            )
         ).all()
-        assert any(p.get("text", {}).get("content") == "已记录" for p in sent_texts)
+        ours = [m for m in queued if m.payload.get("text", {}).get("content") in ("已记录", "再记录")]
+        assert [m.payload["text"]["content"] for m in ours] == ["已记录", "再记录"], "in the order queued"
+        for message in ours:  # every column a row does not name takes its default
+            assert (message.status, message.attempts, message.claim_token, message.last_error) == (
+                "pending",
+                0,
+                "",
+                "",
+            )
+            assert (message.dup_check, message.body_hash, message.msgid) == (False, "", "")
 
 
 def own_slot_decision(number: int, reviewer: str, at: Any) -> StageDecision:

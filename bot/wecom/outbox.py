@@ -150,7 +150,7 @@ _DEFAULTS = {
 _INSERT_QUEUED = direct.Direct(
     insert(_TABLE).values({key: bindparam(key) for key in (*_QUEUED_COLUMNS, *_DEFAULTS)})
 )
-_INSERT_ALL_QUEUED = direct.each_as_arrays(_TABLE, (*_QUEUED_COLUMNS, *_DEFAULTS))
+_INSERT_ALL_QUEUED = direct.each_as_arrays(_TABLE, _QUEUED_COLUMNS, constants=_DEFAULTS)
 
 
 def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
