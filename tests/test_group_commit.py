@@ -322,6 +322,43 @@ async def test_a_callback_arriving_as_the_last_group_finishes_is_applied(
     assert dispatcher.idle.is_set(), "nothing left in flight (the outbox sender would give way forever)"
 
 
+async def test_a_callback_given_up_on_while_queued_is_still_applied_with_its_group(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request cancelled while its callback waits for a group (the client went away, the
+    server shuts the handler down) gets no answer, but the callback is applied with the others
+    queued with it, which are answered as usual: what WeCom sent is recorded once either way."""
+    at_once = stack.dispatcher.groups_at_once
+    tapped = await submit(stack, at_once)
+    held = HeldDecision(monkeypatch, *range(1, at_once + 1))
+    now = int(stack.clock.now().timestamp())
+    given_up, kept = (
+        TextMessage(user=EDITOR, content="/help", msg_id=9_100_000 + n, create_time=now) for n in range(2)
+    )
+    dispatcher = stack.dispatcher
+    taps = []
+    for card in tapped:
+        entered = len(held.entered)
+        taps.append(asyncio.ensure_future(approve(stack, card)))
+        await until(lambda n=entered: len(held.entered) > n, "the held tap reached its decision")
+    cancelled = asyncio.ensure_future(dispatcher.feed(given_up))
+    await until(lambda: dispatcher.queued == 1, "the first /help queued")
+    answered = asyncio.ensure_future(dispatcher.feed(kept))
+    await until(lambda: dispatcher.queued == 2, "the second /help queued")
+    cancelled.cancel()
+    held.release.set()
+    assert await asyncio.wait_for(answered, 10) == "command:help"
+    assert [t.status for t in await asyncio.gather(*taps)] == [200] * at_once
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    async with stack.db() as session:
+        assert not await remember_callback(session=session, key=given_up.dedupe_key, at=stack.clock.now())
+    assert await asyncio.wait_for(dispatcher.feed(given_up), 10) == "duplicate", (
+        "a re-send is not applied again"
+    )
+    assert dispatcher.idle.is_set()
+
+
 async def test_a_groups_dedupe_keys_are_recorded_in_one_statement_each_once(stack: Stack) -> None:
     """On both databases: keys new to the table come back (a key twice in the list, once), keys
     applied before do not, and what was recorded stays recorded."""

@@ -359,8 +359,10 @@ class Dispatcher:
             applier = loop.create_task(self._apply_waiting(), name="group-commit")
             self._appliers.add(applier)  # a reference until it is done
             applier.add_done_callback(self._appliers.discard)
-        # Shielded: a request given up on does not cancel the group it is in.
-        return await asyncio.shield(waiting.done)
+        # A request given up on cancels only this future: its callback stays in the group (the
+        # group skips the answer), so what WeCom sent is applied all the same. (No shield: it
+        # cost a future and two callbacks a request for the same.)
+        return await waiting.done
 
     async def _apply_waiting(self) -> None:
         """Apply what waits, a group at a time, until nothing does (then this task ends; a
