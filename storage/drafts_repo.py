@@ -606,9 +606,9 @@ async def read_cards_ahead(*, session: AsyncSession, card_ids: Sequence[int]) ->
     if len(wanted) < 2 or session.sync_session.get_bind().dialect.name != "postgresql":
         return  # (one card is read by its own tap in one statement all the same)
     ahead = await _READ_AHEAD.kept(session)
-    draft_at = len(_CARD_COLUMNS) + _DRAFT_COLUMNS.index("id")
+    card_at, draft_at = _CARD_COLUMNS.index("id"), len(_CARD_COLUMNS) + _DRAFT_COLUMNS.index("id")
     for row in await direct.rows(session, _CARDS_WITH_DRAFTS, card_ids=wanted):
-        ahead[row[0]] = (row[draft_at], row)
+        ahead[row[card_at]] = (row[draft_at], row)
 
 
 async def _draft_written(session: AsyncSession, draft_id: int | None) -> None:
