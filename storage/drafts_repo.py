@@ -71,7 +71,7 @@ async def _add(session: AsyncSession, row: SQLModel, *, unless_taken: bool = Fal
     """Insert the new `row` in one statement (not through the session's flush): its id, or
     None when `unless_taken` and a unique constraint kept it out."""
     values = _row_values(row, _value_keys(type(row)))
-    await _draft_written(session, values.get("draft_id"))
+    _draft_written(session, values.get("draft_id"))
     return await direct.scalar(session, _insert(type(row), unless_taken=unless_taken), **values)
 
 
@@ -111,7 +111,7 @@ async def _add_decision_soon(session: AsyncSession, row: StageDecision) -> bool:
         return False  # the database's constraints answer (taken, or not after all)
     row.id = decision_id
     values = _row_values(row, [column.key for column in _DECISION_TABLE.columns])
-    await _draft_written(session, row.draft_id)
+    _draft_written(session, row.draft_id)
     await direct.run_soon(session, _DECISION_TABLE.name, _insert_keyed(StageDecision), **values)
     (await _DECISIONS_READ.kept(session)).pop((row.draft_id, row.version), None)
     return True
@@ -402,6 +402,15 @@ class _ReadOnce:
             kept = sync.info[self.info_key] = (transaction, {})
         return cast(dict[Any, Any], kept[1])
 
+    def kept_already(self, session: AsyncSession) -> dict[Any, Any] | None:
+        """What this transaction read so far, if it read any (None: nothing to drop; no copy
+        is made, and the session is not flushed for it)."""
+        sync = session.sync_session
+        kept = sync.info.get(self.info_key)
+        if kept is None or kept[0] is not direct.innermost_transaction(sync):
+            return None
+        return cast(dict[Any, Any], kept[1])
+
 
 _ASSIGNMENTS_READ = _ReadOnce(StageAssignment)  # (draft, version, round) → its assignments in order
 _BODIES_READ = _ReadOnce(DraftVersion)  # (draft, version) → its text (a version's text never changes)
@@ -463,7 +472,7 @@ async def update_draft(*, session: AsyncSession, draft: Draft, **changes: Any) -
     for key, value in changes.items():
         set_committed_value(draft, key, value)
     params = {f"new_{key}": value for key, value in changes.items()}
-    await _draft_written(session, draft.id)
+    _draft_written(session, draft.id)
     await direct.run_soon(
         session, _DRAFT_TABLE.name, _update_draft(tuple(sorted(changes))), of_draft=draft.id, **params
     )
@@ -611,9 +620,12 @@ async def read_cards_ahead(*, session: AsyncSession, card_ids: Sequence[int]) ->
         ahead[row[card_at]] = (row[draft_at], row)
 
 
-async def _draft_written(session: AsyncSession, draft_id: int | None) -> None:
-    """Forget what read_cards_ahead read of `draft_id`'s cards: this transaction changes it."""
-    ahead = await _READ_AHEAD.kept(session)
+def _draft_written(session: AsyncSession, draft_id: int | None) -> None:
+    """Forget what read_cards_ahead read of `draft_id`'s cards: this transaction changes it.
+    (Every write to a draft's rows comes here, most in transactions that read nothing ahead.)"""
+    ahead = _READ_AHEAD.kept_already(session)
+    if not ahead:
+        return
     for card_id in [card_id for card_id, (of_draft, _) in ahead.items() if of_draft == draft_id]:
         del ahead[card_id]
 
@@ -628,7 +640,7 @@ async def close_open_cards(
     def closed(rows: list[tuple[Any, ...]]) -> None:
         then(sorted((int(card_id), code) for card_id, code in rows))
 
-    await _draft_written(session, draft_id)
+    _draft_written(session, draft_id)
     await direct.run_soon(session, _CARD_TABLE.name, _CLOSE_OPEN_CARDS, then=closed, of_draft=draft_id)
 
 
