@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -169,6 +169,7 @@ class _Held:
     then: Callable[[list[tuple[Any, ...]]], None] | None
     compiled: _Compiled
     changes_no_key: bool
+    touches: Hashable | None  # whose rows of its table it reads and writes (see run_soon)
 
 
 def _holding(
@@ -177,9 +178,30 @@ def _holding(
     compiled: _Compiled,
     args: list[Any],
     then: Callable[[list[tuple[Any, ...]]], None] | None = None,
+    touches: Hashable | None = None,
 ) -> _Held:
     """`statement` (compiled, its arguments converted) as a write to hold back."""
-    return _Held(table, compiled.sql, args, then, compiled, statement.changes_no_key)
+    return _Held(table, compiled.sql, args, then, compiled, statement.changes_no_key, touches)
+
+
+# How many writes one statement holds at most (a group of taps holds four a tap): past that,
+# what is held runs before the next is held, and the statement's text stays of a size the
+# server plans quickly.
+HELD_AT_MOST = 32
+
+
+def _joins(held: _Held, already: list[_Held]) -> bool:
+    """Whether `held` may run in one statement with the writes held `already`. Every part of a
+    statement sees the rows as they were before it, so two writes to one table share one only
+    when neither needs the other's rows: `held` is an INSERT and the other changes no key (it
+    would not have seen the new row anyway), or both name the rows they touch and these differ
+    (two drafts' rows)."""
+    for other in already:
+        if other.table != held.table or (held.compiled.inserts and other.changes_no_key):
+            continue
+        if held.touches is None or other.touches is None or held.touches == other.touches:
+            return False
+    return True
 
 
 def _told(held: _Held, found: Sequence[Sequence[Any]]) -> None:
@@ -275,9 +297,9 @@ class _Asyncpg(_Driver):
         entry = _HELD.get(id(self.connection))
         if entry is None or entry[0] is not self.connection:  # (none, or a closed connection's)
             entry = _HELD[id(self.connection)] = (self.connection, [])
-        elif any(h.table == held.table for h in entry[1]):
+        elif len(entry[1]) >= HELD_AT_MOST or not _joins(held, entry[1]):
             # Two writes to one table in one statement would not see each other (and one
-            # row changed twice keeps one change): the first goes now.
+            # row changed twice keeps one change): unless they may (_joins), the first go now.
             await self.run_held()
             entry = _HELD[id(self.connection)] = (self.connection, [])
         entry[1].append(held)
@@ -435,18 +457,23 @@ async def run_soon(
     statement: Direct,
     *,
     then: Callable[[list[tuple[Any, ...]]], None] | None = None,
+    touches: Hashable | None = None,
     **params: Any,
 ) -> None:
     """Run a write to `table` whose rows (if it returns any) only `then` reads: now on SQLite;
     on PostgreSQL held back to ride on the transaction's next write to another table alone
     (one round trip fewer), or run before whatever else runs first, the commit included.
+    `touches`: a key of the only rows of `table` the write reads or changes (a draft's id: a
+    draft's row, or its cards), when no constraint of the table ties them to rows of another
+    key: writes to one table that name different keys are held together (a group of taps on
+    different drafts writes in one round trip), others run first.
     `then(rows)` is called when it has run, before the statement it rode on returns, and
     before the session's commit work (storage.at_commit). Nothing may read what it changes in
     between without going through the database (callers change the objects they hold
     themselves, as update_draft does)."""
     driver, dialect = await _driver(session)
     compiled = statement.compiled(dialect)
-    await driver.soon(_holding(table, statement, compiled, _arguments(compiled, params), then))
+    await driver.soon(_holding(table, statement, compiled, _arguments(compiled, params), then, touches))
 
 
 async def run_many(session: AsyncSession, statement: Direct, params: Iterable[Mapping[str, Any]]) -> None:

@@ -41,6 +41,12 @@ def _value_keys(model: type[SQLModel]) -> tuple[str, ...]:
 
 
 @functools.cache
+def _all_keys(model: type[SQLModel]) -> tuple[str, ...]:
+    """The columns an insert of a row with its id drawn already writes: every one."""
+    return tuple(c.key for c in table_of(model).columns)
+
+
+@functools.cache
 def _insert(model: type[SQLModel], *, unless_taken: bool) -> direct.Direct:
     """INSERT … RETURNING id, every column but the key a parameter; `unless_taken`: ON
     CONFLICT DO NOTHING (no row, no id)."""
@@ -110,9 +116,11 @@ async def _add_decision_soon(session: AsyncSession, row: StageDecision) -> bool:
     ):
         return False  # the database's constraints answer (taken, or not after all)
     row.id = decision_id
-    values = _row_values(row, [column.key for column in _DECISION_TABLE.columns])
+    values = _row_values(row, _all_keys(StageDecision))
     _draft_written(session, row.draft_id)
-    await direct.run_soon(session, _DECISION_TABLE.name, _insert_keyed(StageDecision), **values)
+    await direct.run_soon(
+        session, _DECISION_TABLE.name, _insert_keyed(StageDecision), touches=row.draft_id, **values
+    )
     (await _DECISIONS_READ.kept(session)).pop((row.draft_id, row.version), None)
     return True
 
@@ -288,6 +296,9 @@ def _card_with_draft(dialect: str, *, many: bool = False) -> Any:
             # the id of the decision the tap may record, drawn once the lock is granted: a
             # draft's decisions stay in the order they were made by id, whichever instance made them
             func.nextval(literal_column(f"'{_DECISION_TABLE.name}_id_seq'::regclass")),
+            # and of the card a tap moving the draft on sends: its INSERT is then held back
+            # with the group's other writes (an id never used leaves a gap, nothing else)
+            func.nextval(literal_column(f"'{_CARD_TABLE.name}_id_seq'::regclass")),
         )
     decisions = _DECISION_TABLE.c
     assignments = _ASSIGNMENT_TABLE.c
@@ -422,6 +433,8 @@ _DECISIONS_READ = _ReadOnce(StageDecision)
 # lock (card_with_draft on PostgreSQL): taken by the next decision add_unless_taken adds to the
 # version (used or not), and gone with a flush that changes a decision.
 _DECISION_IDS_DRAWN = _ReadOnce(StageDecision, "drawn_ids")
+# draft → an id drawn for its next card (card_with_draft on PostgreSQL), taken by add_card
+_CARD_IDS_DRAWN = _ReadOnce(ApprovalCard, "drawn_ids")
 _AWAY_READ = _ReadOnce(Delegation)  # None → (the earliest moment asked, the rows _AWAY read then)
 # card id → (its draft's id, what card_with_draft reads of it), read ahead for a group of taps
 # (read_cards_ahead); gone with a flush that changes any row the read covers, and by draft with
@@ -474,7 +487,12 @@ async def update_draft(*, session: AsyncSession, draft: Draft, **changes: Any) -
     params = {f"new_{key}": value for key, value in changes.items()}
     _draft_written(session, draft.id)
     await direct.run_soon(
-        session, _DRAFT_TABLE.name, _update_draft(tuple(sorted(changes))), of_draft=draft.id, **params
+        session,
+        _DRAFT_TABLE.name,
+        _update_draft(tuple(sorted(changes))),
+        touches=draft.id,
+        of_draft=draft.id,
+        **params,
     )
 
 
@@ -548,7 +566,16 @@ async def add_card(
         recipients="|".join(recipients),
         created_at=at,
     )
-    if not await add_unless_taken(session=session, row=card):  # a nonce drawn twice: 1 in 2^48
+    drawn = (await _CARD_IDS_DRAWN.kept(session)).pop(draft.id, None)
+    if drawn is not None:  # (PostgreSQL, a tapped card's draft) held back with the tap's other writes
+        card.id = drawn
+        values = _row_values(card, _all_keys(ApprovalCard))
+        _draft_written(session, draft.id)
+        # (a nonce drawn twice fails the statement, and the transaction with it: 1 in 2^48)
+        await direct.run_soon(
+            session, _CARD_TABLE.name, _insert_keyed(ApprovalCard), touches=draft.id, **values
+        )
+    elif not await add_unless_taken(session=session, row=card):  # a nonce drawn twice: 1 in 2^48
         raise RuntimeError(f"card task_id {card.task_id} already taken")
     return card
 
@@ -599,7 +626,9 @@ async def card_with_draft(*, session: AsyncSession, card_id: int) -> tuple[Appro
     ]
     (await _DECISIONS_READ.kept(session))[stored.id, stored.version] = version_decided
     if drawn:  # (PostgreSQL)
-        (await _DECISION_IDS_DRAWN.kept(session))[stored.id, stored.version] = (drawn[0], version_decided)
+        decision_id, card_id = drawn
+        (await _DECISION_IDS_DRAWN.kept(session))[stored.id, stored.version] = (decision_id, version_decided)
+        (await _CARD_IDS_DRAWN.kept(session))[stored.id] = card_id
     if not reassigned:  # what stage_assignment would read is known
         (await _ASSIGNMENTS_READ.kept(session))[stored.id, stored.version, stored.round] = []
     return card, direct.attach(session, Draft, stored)
@@ -641,7 +670,9 @@ async def close_open_cards(
         then(sorted((int(card_id), code) for card_id, code in rows))
 
     _draft_written(session, draft_id)
-    await direct.run_soon(session, _CARD_TABLE.name, _CLOSE_OPEN_CARDS, then=closed, of_draft=draft_id)
+    await direct.run_soon(
+        session, _CARD_TABLE.name, _CLOSE_OPEN_CARDS, then=closed, touches=draft_id, of_draft=draft_id
+    )
 
 
 async def get_conversation(*, session: AsyncSession, userid: str) -> Conversation | None:

@@ -295,6 +295,71 @@ async def test_a_held_back_update_riding_on_an_insert_into_its_own_table_leaves_
     assert kinds == [("lisi", "y"), ("wangxm", "closed")]
 
 
+async def test_held_back_writes_to_one_table_go_together_only_when_they_name_different_rows(
+    db: SessionFactory, database_url: str
+) -> None:
+    """run_soon(touches=…): writes to one table that name different keys (two drafts' rows) are
+    held in one statement; a write naming a key held already runs after it, seeing it (an
+    UPDATE of a row inserted just before renames it, a draft retitled twice keeps the last)."""
+    postgres = database_url.startswith("postgresql")
+    async with db() as session, session.begin():
+        session.add(new_draft())
+        session.add(new_draft(title="通报"))
+    sent: list[str] = []
+    async with db() as session, session.begin():
+        with direct.observing(sent.append):
+            await direct.run_soon(session, "draft", _RETITLE, touches=1, of_draft=1, new_title="甲")
+            await direct.run_soon(session, "draft", _RETITLE, touches=2, of_draft=2, new_title="乙")
+            assert len(sent) == (0 if postgres else 2), "different drafts: both held"
+            await direct.run_soon(session, "draft", _RETITLE, touches=1, of_draft=1, new_title="丙")
+            assert len(sent) == (1 if postgres else 3), "the same draft again: the two held run first"
+            await direct.run_soon(
+                session,
+                "conversation",
+                _ADD_CONVERSATION,
+                touches="wangxm",
+                who="wangxm",
+                what="k",
+                state={},
+                at=AT,
+            )
+            await direct.run_soon(
+                session, "conversation", _RENAME_KIND, touches="wangxm", of_user="wangxm", to="renamed"
+            )
+    async with db() as session:
+        titles = (await session.exec(select(Draft.title).order_by(Draft.id))).all()
+        kinds = (await session.exec(select(Conversation.kind))).all()
+    assert titles == ["丙", "乙"]
+    assert kinds == ["renamed"], "the rename ran after the insert it names"
+
+
+async def test_at_most_so_many_writes_are_held_in_one_statement(
+    db: SessionFactory, database_url: str
+) -> None:
+    postgres = database_url.startswith("postgresql")
+    people = [f"u{n}" for n in range(direct.HELD_AT_MOST + 3)]
+    sent: list[str] = []
+    with direct.observing(sent.append):
+        async with db() as session, session.begin():
+            for who in people:
+                await direct.run_soon(
+                    session,
+                    "conversation",
+                    _ADD_CONVERSATION,
+                    touches=who,
+                    who=who,
+                    what="k",
+                    state={},
+                    at=AT,
+                )
+    assert len(sent) == (2 if postgres else len(people)), (
+        "the first HELD_AT_MOST, then the rest at the commit"
+    )
+    async with db() as session:
+        stored = (await session.exec(select(Conversation.userid))).all()
+    assert sorted(stored) == sorted(people)
+
+
 async def test_a_taken_slot_is_refused_and_changes_nothing(db: SessionFactory) -> None:
     async with db() as session, session.begin():
         session.add(new_draft())

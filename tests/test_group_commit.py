@@ -17,7 +17,7 @@ from bot.wecom.events import TextMessage
 from storage import at_commit, direct, drafts_repo
 from storage.audit_repo import append_audit, verify_audit_log
 from storage.dedupe_repo import remember_callback, remember_callbacks
-from storage.models import AuditEntry, OutboxMessage
+from storage.models import ApprovalCard, AuditEntry, OutboxMessage
 from tests.flow import META, button_key, cards, decisions, drafts, say, texts
 from tests.test_review_flow import HANDLER_FAILURES
 
@@ -102,9 +102,15 @@ async def test_while_every_group_is_busy_new_taps_wait_and_then_share_one_transa
     held = HeldDecision(monkeypatch, *range(1, at_once + 1))
     commits = count_commits(stack)
     card_reads: list[str] = []
-    with direct.observing(
-        lambda sql: card_reads.append(sql) if "approvalcard.id AS card_id" in sql else None
-    ):
+    card_writes: list[str] = []
+
+    def observed(sql: str) -> None:
+        if "approvalcard.id AS card_id" in sql:
+            card_reads.append(sql)
+        if "INSERT INTO approvalcard" in sql:
+            card_writes.append(sql)
+
+    with direct.observing(observed):
         answers = await queued_behind(
             stack,
             held,
@@ -117,9 +123,19 @@ async def test_while_every_group_is_busy_new_taps_wait_and_then_share_one_transa
     # first of them is applied (a round trip each saved); SQLite reads each as its tap runs.
     postgres = stack.db.kw["bind"].dialect.name == "postgresql"
     assert len(card_reads) == at_once + (1 if postgres else 3)
+    # And writes the three taps' decisions, drafts moved on, cards closed and 二审 cards in one
+    # statement (each card's id drawn with that read).
+    assert len(card_writes) == at_once + (1 if postgres else 3), card_writes
     assert sorted((d.draft_id, d.stage) for d in await decisions(stack)) == [
         (n, 1) for n in range(1, at_once + 4)
     ]
+    async with stack.db() as session:
+        open_cards = (
+            await session.exec(select(ApprovalCard).where(col(ApprovalCard.closed).is_(False)))
+        ).all()
+        sent = (await session.exec(select(OutboxMessage.card_id).where(OutboxMessage.op == "send"))).all()
+    assert sorted((c.draft_id, c.stage) for c in open_cards) == [(n, 2) for n in range(1, at_once + 4)]
+    assert {c.id for c in open_cards} <= set(sent), "each 二审 card sent by its own id"
     async with stack.db() as session:
         assert (await verify_audit_log(session=session)).ok
 
