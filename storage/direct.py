@@ -659,8 +659,8 @@ def _together(held: list[_Held], carrier: str | None, args: list[Any]) -> tuple[
 def _combined(
     held: tuple[tuple[str, int], ...], told: tuple[int, ...], carrier: str | None, carried: int
 ) -> str:
-    """The SQL of _together: the same few combinations recur (a tap's writes ride on the next
-    stage's card each time), so each is put together once: renumbering the parameters of
+    """The SQL of _together: the same few combinations recur (a group of taps holds the same
+    four writes a tap), so each is put together once: renumbering the parameters of
     statements some kilobytes long took about 3 % of the bot's CPU a tap (py-spy, #13).
     `held`: each write's SQL and how many parameters it has; `carried`: how many the carrier
     has (the held ones are numbered after them, in order)."""

@@ -331,8 +331,8 @@ _CARDS_WITH_DRAFTS = direct.Direct(lambda dialect: _card_with_draft(dialect, man
 _CARD_COLUMNS = tuple(c.key for c in _CARD_TABLE.columns)
 _DRAFT_COLUMNS = tuple(c.key for c in _DRAFT_TABLE.columns)
 # Closes the draft's open cards and says which they were, in one statement.
-# (It reads no other table and changes no key: held back on PostgreSQL, it rides on the next
-# stage's card, or runs with the tap's other held writes in one statement.)
+# (It reads no other table and changes no key: held back on PostgreSQL, it runs with the tap's
+# other held writes in one statement, the next stage's card included.)
 _CLOSE_OPEN_CARDS = direct.Direct(
     update(_CARD_TABLE)
     .where(_CARD_TABLE.c.draft_id == bindparam("of_draft"), _CARD_TABLE.c.closed.is_(False))
@@ -479,9 +479,9 @@ def _update_draft(columns: tuple[str, ...]) -> direct.Direct:
 
 async def update_draft(*, session: AsyncSession, draft: Draft, **changes: Any) -> None:
     """Set `changes` on the draft and write exactly those columns, in one UPDATE (the session's
-    flush does not write them again): on PostgreSQL with the next write that can carry it, as a
-    tap moving the draft on writes it with the next stage's card (direct.run_soon: one round trip
-    for both)."""
+    flush does not write them again): on PostgreSQL held back with the transaction's other
+    writes (direct.run_soon), as a tap moving the draft on writes it with its decision and the
+    next stage's card, and a group of taps all theirs in one round trip."""
     for key, value in changes.items():
         set_committed_value(draft, key, value)
     params = {f"new_{key}": value for key, value in changes.items()}
