@@ -48,6 +48,39 @@ def test_json_lines_carry_time_level_logger_and_a_redacted_message(
     assert all(line["time"].endswith("+00:00") for line in lines)
 
 
+def test_text_lines_read_as_loggings_own_and_mask_what_they_must(
+    capsys: pytest.CaptureFixture[str], restore_logging: object
+) -> None:
+    """The text format: logging's own line (local time with milliseconds), each secret pattern
+    masked where it appears, other lines untouched."""
+    setup_logging("INFO", ["the-app-secret-value"], "text")
+    log = logging.getLogger("sanshen.test")
+    lines = [
+        "gettoken?corpid=ww1&corpsecret=the-app-secret-value failed",
+        'answer {"errcode": 0, "response_code": "RESP-CODE-1"}',
+        "GET /ical/abcdef0123456789.ics 200",
+        "a = b, nothing secret",
+        "tap by wangxm on card 7 applied",
+    ]
+    records: list[logging.LogRecord] = []
+    for line in lines:
+        record = log.makeRecord(log.name, logging.INFO, __file__, 1, line, None, None)
+        record.created = 1_796_000_000 + len(records) * 0.7  # two lines in some seconds, one in others
+        record.msecs = (record.created % 1) * 1000
+        records.append(record)
+        log.handle(record)
+    written = capsys.readouterr().err.splitlines()
+    own = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    assert [w.split(" INFO ")[0] for w in written] == [own.formatTime(r) for r in records]
+    assert [w.split("sanshen.test: ", 1)[1] for w in written] == [
+        "gettoken?corpid=ww1&corpsecret=*** failed",
+        'answer {"errcode": 0, "response_code": "***"}',
+        "GET /ical/***.ics 200",
+        "a = b, nothing secret",
+        "tap by wangxm on card 7 applied",
+    ]
+
+
 async def test_debug_logs_no_message_body_and_no_response_code(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:

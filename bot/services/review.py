@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -143,7 +143,7 @@ async def start_stage(
     else:
         scope.outbox.send_text(assignees, views.stage_preview(draft, body, stage_settings.name))
     card = await drafts_repo.add_card(
-        session=scope.session, draft=draft, recipients=assignees, at=scope.now(), nonce=secrets.token_hex(6)
+        session=scope.session, draft=draft, recipients=assignees, at=scope.now(), nonce=card_nonce()
     )
     assert card.id is not None
     payload = views.approval_card(
@@ -177,6 +177,14 @@ async def close_open_cards(scope: Scope, draft: Draft, label: str, *, except_car
                 scope.outbox.update_card(response_code, replace_name=label, card_id=card_id)
 
     await drafts_repo.close_open_cards(session=scope.session, draft_id=draft.id, then=grey)
+
+
+def card_nonce() -> str:
+    """12 hex digits that tell one stage's cards apart in their task_id (a 转审, a card sent
+    again). Unique is all it must be — a task_id is shown to the card's holders and proves
+    nothing; WeCom signs the callbacks — so it comes from the process's pseudo-random generator
+    (seeded from the OS, reseeded after a fork), not a system call a card."""
+    return f"{random.getrandbits(48):012x}"
 
 
 def draft_page_url(scope: Scope, draft: Draft) -> str | None:
@@ -599,7 +607,7 @@ async def start_proof(
         draft=draft,
         recipients=people,
         at=scope.now(),
-        nonce=secrets.token_hex(6),
+        nonce=card_nonce(),
         step="proof",
     )
     assert card.id is not None

@@ -449,7 +449,8 @@ class Dispatcher:
                     continue
                 try:
                     outcomes.append(await self._route(admitted, event))
-                    await session.flush()
+                    if not session.sync_session._is_clean():  # (a clean session's flush is a no-op)
+                        await session.flush()
                 except Exception as exc:  # logged when it is applied alone
                     raise _GroupBroken(index) from exc
         return outcomes
