@@ -56,7 +56,9 @@ the round whose requests/s is the median (the lower middle one for an even count
 round's p50/p99/max; non-200 and recorded / expected are summed over all timed rounds. The
 per-round table shows every round with the CPU use of the bot, the floor and this process (load
 generator and simulator together) over the path's wall time, read from /proc (10 ms ticks: the
-short paths of --quick read coarsely). A last line sums up the bot's log: events by outcome
+short paths of --quick read coarsely), and the serving process's CPU a request, also as a
+multiple of the floor's in the same round: on a machine whose speed varies from minute to
+minute (a shared host) that ratio moves far less than requests/s do. A last line sums up the bot's log: events by outcome
 (card:rv, command:help, duplicate …) and its WARNING and ERROR lines.
 
 Pinning: with 2 CPUs or more, the bot and the floor run on CPU 1 and this process (load
@@ -771,6 +773,17 @@ class Bench:
         middle = statistics.median_low([s.load.rate for s in samples])
         return next(s for s in samples if s.load.rate == middle)
 
+    @staticmethod
+    def cpu_a_request(sample: Sample) -> float:
+        """CPU seconds the serving process spent a request in the round (the floor's for the
+        floor): less swayed than requests/s by a machine whose speed varies from minute to
+        minute, and compared with the floor's of the same round."""
+        used = sample.floor_cpu if sample.path == FLOOR else sample.bot_cpu
+        return used / sample.load.rate
+
+    def floor_of(self, number: int) -> Sample:
+        return next(s for s in self.samples if s.path == FLOOR and s.round == number)
+
     def report(self, recorded: dict[str, tuple[int, int]]) -> str:
         plan = self.plan
         floor_rate = self.median_round(FLOOR).load.rate
@@ -814,6 +827,8 @@ class Bench:
             "bot CPU %",
             "floor CPU %",
             "bench CPU %",
+            "CPU ms a request",
+            "× floor's",
             "outbox lag s",
         ]
         per_round = [
@@ -827,6 +842,8 @@ class Bench:
                 f"{100 * s.bot_cpu:.0f}",
                 f"{100 * s.floor_cpu:.0f}",
                 f"{100 * s.bench_cpu:.0f}",
+                f"{1000 * self.cpu_a_request(s):.3f}",
+                f"{self.cpu_a_request(s) / self.cpu_a_request(self.floor_of(s.round)):.1f}",
                 "—"
                 if s.lag is None and s.path == FLOOR
                 else "not settled"
