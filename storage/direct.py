@@ -190,18 +190,22 @@ def _holding(
 HELD_AT_MOST = 32
 
 
+def _follows(table: str, inserts: bool, touches: Hashable | None, other: _Held) -> bool:
+    """Whether a write to `table` (`inserts`: an INSERT; `touches`: see run_soon) must run
+    after the held write `other` has, not in one statement with it. Every part of a statement
+    sees the rows as they were before it, so two writes to one table share one only when
+    neither needs the other's rows: an INSERT after an UPDATE that changes no key (which would
+    not have seen the new row anyway), or two writes naming different rows (two drafts')."""
+    return (
+        other.table == table
+        and not (inserts and other.changes_no_key)
+        and (touches is None or other.touches is None or touches == other.touches)
+    )
+
+
 def _joins(held: _Held, already: list[_Held]) -> bool:
-    """Whether `held` may run in one statement with the writes held `already`. Every part of a
-    statement sees the rows as they were before it, so two writes to one table share one only
-    when neither needs the other's rows: `held` is an INSERT and the other changes no key (it
-    would not have seen the new row anyway), or both name the rows they touch and these differ
-    (two drafts' rows)."""
-    for other in already:
-        if other.table != held.table or (held.compiled.inserts and other.changes_no_key):
-            continue
-        if held.touches is None or other.touches is None or held.touches == other.touches:
-            return False
-    return True
+    """Whether `held` may be held in one statement with the writes held `already`."""
+    return not any(_follows(held.table, held.compiled.inserts, held.touches, other) for other in already)
 
 
 def _told(held: _Held, found: Sequence[Sequence[Any]]) -> None:
@@ -313,7 +317,7 @@ class _Asyncpg(_Driver):
         table = statement.writes_only
         if (
             table is None
-            or any(h.table == table and not (compiled.inserts and h.changes_no_key) for h in held)
+            or any(_follows(table, compiled.inserts, None, h) for h in held)
             or (not fetches and any(h.then is not None for h in held))  # (rows to tell need a fetch)
         ):
             await self.run_held()  # it may read what they change: they go first
