@@ -81,6 +81,15 @@ async def _add(session: AsyncSession, row: SQLModel, *, unless_taken: bool = Fal
     return await direct.scalar(session, _insert(type(row), unless_taken=unless_taken), **values)
 
 
+async def _add_soon(session: AsyncSession, row: StageDecision | ApprovalCard) -> None:
+    """Hold back the INSERT of the new `row`, whose id was drawn already, with the
+    transaction's other writes to its draft's rows (direct.run_soon)."""
+    model = type(row)
+    values = _row_values(row, _all_keys(model))
+    _draft_written(session, row.draft_id)
+    await direct.run_soon(session, table_of(model).name, _insert_keyed(model), touches=row.draft_id, **values)
+
+
 async def add_unless_taken(*, session: AsyncSession, row: SQLModel) -> bool:
     """Insert the new `row` in one statement unless it would break a unique constraint of its
     table (another person's decision or signature for the same place committed first): then
@@ -116,11 +125,7 @@ async def _add_decision_soon(session: AsyncSession, row: StageDecision) -> bool:
     ):
         return False  # the database's constraints answer (taken, or not after all)
     row.id = decision_id
-    values = _row_values(row, _all_keys(StageDecision))
-    _draft_written(session, row.draft_id)
-    await direct.run_soon(
-        session, _DECISION_TABLE.name, _insert_keyed(StageDecision), touches=row.draft_id, **values
-    )
+    await _add_soon(session, row)
     (await _DECISIONS_READ.kept(session)).pop((row.draft_id, row.version), None)
     return True
 
@@ -569,12 +574,7 @@ async def add_card(
     drawn = (await _CARD_IDS_DRAWN.kept(session)).pop(draft.id, None)
     if drawn is not None:  # (PostgreSQL, a tapped card's draft) held back with the tap's other writes
         card.id = drawn
-        values = _row_values(card, _all_keys(ApprovalCard))
-        _draft_written(session, draft.id)
-        # (a nonce drawn twice fails the statement, and the transaction with it: 1 in 2^48)
-        await direct.run_soon(
-            session, _CARD_TABLE.name, _insert_keyed(ApprovalCard), touches=draft.id, **values
-        )
+        await _add_soon(session, card)  # (a nonce drawn twice fails the transaction: 1 in 2^48)
     elif not await add_unless_taken(session=session, row=card):  # a nonce drawn twice: 1 in 2^48
         raise RuntimeError(f"card task_id {card.task_id} already taken")
     return card
