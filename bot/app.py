@@ -41,7 +41,7 @@ from bot.services.findings import warm as warm_findings
 from bot.web.duty_calendar import add_duty_calendar
 from bot.web.setup import add_workspace
 from bot.wecom.callback import CallbackEndpoint, add_callback_routes
-from bot.wecom.client import WeComClient
+from bot.wecom.client import WeComClient, proxy_address
 from bot.wecom.dispatcher import Dispatcher
 from bot.wecom.outbox import OutboxSender
 from handlers import all_routers
@@ -256,6 +256,8 @@ def create_app(
     async def core_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_findings, settings)  # not in the first submission's transaction
         app[WECOM] = WeComClient.for_app(app[HTTP], settings.wecom, app[CLOCK])
+        if settings.wecom.proxy:
+            log.info("WeCom API calls go through the proxy %s", proxy_address(settings.wecom))
         app[SENDER] = OutboxSender(
             db=app[DB], wecom=app[WECOM], clock=app[CLOCK], export_file=export_file, settings=settings
         )

@@ -27,6 +27,12 @@ def test_config_environment_overrides_secrets(tmp_path: Path) -> None:
     )
     assert settings.wecom.secret == "from-env-secret"
     assert settings.database.url == "sqlite+aiosqlite:///x.db"
+    assert settings.wecom.proxy == ""
+    proxied = load_settings(
+        ROOT / "config.example.toml", env={"SANSHEN_WECOM_PROXY": "http://bot:s3cret@10.0.0.8:3128/"}
+    )
+    assert proxied.wecom.proxy == "http://bot:s3cret@10.0.0.8:3128"
+    assert "s3cret" not in repr(proxied.wecom)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +51,12 @@ def test_config_environment_overrides_secrets(tmp_path: Path) -> None:
             '{ name = "二审", assignees = ["@submitter"], mode = "any" },',
             "chains.0",
         ),
+        ('proxy = ""', 'proxy = "10.0.0.8:3128"', "wecom.proxy"),
+        ('proxy = ""', 'proxy = "http://10.0.0.8"', "wecom.proxy"),
+        ('proxy = ""', 'proxy = "https://10.0.0.8:3128"', "wecom.proxy"),
+        ('proxy = ""', 'proxy = "socks5://10.0.0.8:1080"', "wecom.proxy"),
+        ('proxy = ""', 'proxy = "http://10.0.0.8:3128/wecom"', "wecom.proxy"),
+        ('proxy = ""', 'proxy = "http://10.0.0.8:99999"', "wecom.proxy"),
     ],
 )
 def test_config_error_names_the_key(tmp_path: Path, needle: str, replacement: str, key: str) -> None:

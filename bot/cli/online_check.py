@@ -12,7 +12,7 @@ import aiohttp
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import Settings
 from bot.rules.calendar import people_with_role
-from bot.wecom.client import WeComAPIError, WeComClient, WeComTransportError
+from bot.wecom.client import WeComAPIError, WeComClient, WeComTransportError, proxy_address
 
 # 成员状态 (user/get "status") other than 1 已激活: such a member receives nothing.
 INACTIVE_STATUS = {2: "已被禁用", 4: "尚未激活企业微信", 5: "已退出企业"}
@@ -69,6 +69,12 @@ async def check_online(
             "/cgi-bin/agent/get", params={"agentid": str(settings.wecom.agent_id)}, method="GET"
         )
     except WeComTransportError as exc:
+        if settings.wecom.proxy:
+            via = proxy_address(settings.wecom)
+            return [
+                *findings,
+                Finding(False, f"wecom.proxy: 经代理 {via} 无法连接 {settings.wecom.api_base}（{exc}）"),
+            ]
         return [*findings, Finding(False, f"wecom.api_base: 无法连接 {settings.wecom.api_base}（{exc}）")]
     except WeComAPIError as exc:
         return [*findings, Finding(False, explain(exc, settings))]

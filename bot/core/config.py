@@ -28,6 +28,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "SANSHEN_WECOM_TOKEN": ("wecom", "token"),
     "SANSHEN_WECOM_AES_KEY": ("wecom", "encoding_aes_key"),
     "SANSHEN_WECOM_API_BASE": ("wecom", "api_base"),
+    "SANSHEN_WECOM_PROXY": ("wecom", "proxy"),
     "SANSHEN_DATABASE_URL": ("database", "url"),
     "SANSHEN_WEB_SESSION_SECRET": ("web", "session_secret"),
     "SANSHEN_AUDIT_KEY": ("audit", "key"),
@@ -67,6 +68,9 @@ class WeComSettings(_Frozen):
     api_base: str = REAL_WECOM_API
     # Where members' browsers sign in (网页授权): WeCom's own; the demo and tests use the simulator.
     oauth_base: str = "https://open.weixin.qq.com"
+    # An HTTP forward proxy every call to api_base goes through (http://host:port, optionally
+    # user:password@), for a server with no direct route out; empty: a direct connection.
+    proxy: str = Field(default="", repr=False)
     # Reject callbacks whose timestamp is further than this from our clock (replay window).
     timestamp_tolerance_seconds: int = Field(default=300, gt=0)
 
@@ -88,6 +92,21 @@ class WeComSettings(_Frozen):
     @classmethod
     def _base_shape(cls, value: str) -> str:
         return _http_url(value)
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_shape(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        extra = parts.path not in ("", "/") or parts.query or parts.fragment
+        if parts.scheme != "http" or not parts.hostname or port is None or extra:
+            raise ValueError("必须是 http://主机:端口（可带 用户名:密码@），例如 http://10.0.0.8:3128")
+        return value.rstrip("/")
 
     @property
     def is_real(self) -> bool:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
@@ -53,6 +55,28 @@ class WeComTransportError(Exception):
     """The API could not be reached (connection, timeout, non-JSON answer)."""
 
 
+def proxy_address(wecom: WeComSettings) -> str:
+    """`[wecom] proxy` without its user and password: what may be shown and logged ("" for none)."""
+    parts = urlsplit(wecom.proxy)
+    return f"http://{parts.hostname}:{parts.port}" if wecom.proxy else ""
+
+
+def proxy_arguments(wecom: WeComSettings) -> dict[str, Any]:
+    """A request's proxy arguments for aiohttp: none, or the proxy's address and, when it names
+    a user, a Proxy-Authorization header, Basic in UTF-8 (RFC 7617; aiohttp does not read a login
+    in a proxy URL). To an https address it goes with the CONNECT that opens the tunnel, never
+    inside it; to a plain http address (a simulator) with the request the proxy relays."""
+    if not wecom.proxy:
+        return {}
+    parts = urlsplit(wecom.proxy)
+    arguments: dict[str, Any] = {"proxy": proxy_address(wecom)}
+    if parts.username is not None:
+        login = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        header = {"Proxy-Authorization": "Basic " + base64.b64encode(login).decode("ascii")}
+        arguments["proxy_headers" if wecom.api_base.startswith("https://") else "headers"] = header
+    return arguments
+
+
 @dataclass
 class _Token:
     value: str
@@ -72,8 +96,10 @@ class WeComClient:
         agent_id: int,
         clock: Clock,
         timeout: float = 10.0,
+        proxy: dict[str, Any] | None = None,
     ) -> None:
         self._session = session
+        self._proxy = proxy or {}  # aiohttp's proxy arguments for every request (proxy_arguments)
         self._base = base_url.rstrip("/")
         self._corp_id = corp_id
         self._secret = secret
@@ -86,7 +112,7 @@ class WeComClient:
 
     @classmethod
     def for_app(cls, session: aiohttp.ClientSession, wecom: WeComSettings, clock: Clock) -> WeComClient:
-        """The client of the app `[wecom]` configures."""
+        """The client of the app `[wecom]` configures (through its proxy, if any)."""
         return cls(
             session,
             base_url=wecom.api_base,
@@ -94,12 +120,15 @@ class WeComClient:
             secret=wecom.secret,
             agent_id=wecom.agent_id,
             clock=clock,
+            proxy=proxy_arguments(wecom),
         )
 
     async def _fetch_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = f"{self._base}{path}"
         try:
-            async with self._session.request(method, url, timeout=self._timeout, **kwargs) as resp:
+            async with self._session.request(
+                method, url, timeout=self._timeout, **self._proxy, **kwargs
+            ) as resp:
                 if resp.status != 200:
                     raise WeComTransportError(f"{path}: HTTP {resp.status}")
                 data = await resp.json(content_type=None)
