@@ -21,7 +21,10 @@ from storage.duty_models import Incident, IncidentEvent
 
 router = Router("duty")
 
-DUTY_USAGE = "/duty [天数]；/duty swap YYYY-MM-DD userid [副班|带班领导]；/duty ical（日历订阅链接）"
+DUTY_USAGE = (
+    "/duty [天数]；/duty swap YYYY-MM-DD userid [副班|带班领导]；/duty ical（日历订阅链接）；"
+    "/duty ical 重置（更换链接；管理员可加 全单位 或 userid）"
+)
 ALERT_USAGE = "/alert [网络安全|舆情|内容差错|其他] 事件内容"
 INCIDENT_USAGE = (
     "/incidents [编号]；/incidents 编号 上报 对象 方式 [说明]；/incidents 编号 纠错|删除|回应|处置 说明；"
@@ -55,9 +58,12 @@ async def on_duty(ctx: Context, cmd: Command) -> None:
         await swap(ctx, cmd.argv[1:])
         return
     if cmd.argv and cmd.argv[0] in ("ical", "日历", "订阅"):
-        if len(cmd.argv) != 1:
+        if len(cmd.argv) == 1:
+            ctx.reply_text(await duty_calendar.links_message(ctx))
+        elif cmd.argv[1] in duty_calendar.RENEW_WORDS and len(cmd.argv) <= 3:
+            ctx.reply_text(await duty_calendar.renew_link(ctx, cmd.argv[2] if len(cmd.argv) == 3 else None))
+        else:
             raise UserFacingError(views.usage(DUTY_USAGE))
-        ctx.reply_text(duty_calendar.links_message(ctx))
         return
     days = 7
     if cmd.argv:

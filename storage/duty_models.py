@@ -103,3 +103,14 @@ class ReadingTask(SQLModel, table=True):
     done_at: datetime | None = utc_column(nullable=True)
     outcome: str = Field(default="", max_length=16)  # "" open | ok | problem
     note: str = Field(default="", max_length=500)
+
+
+class CalendarFeed(SQLModel, table=True):
+    """A duty calendar feed whose link was changed (/duty ical 重置): its generation is part of the
+    feed's token, so each change ends every earlier link of that feed alone. A feed without a
+    row is at generation 0 (the links given before any change)."""
+
+    subject: str = Field(primary_key=True, max_length=80)  # "unit" | "user:<userid>"
+    generation: int = Field(ge=1)
+    changed_at: datetime = utc_column()
+    changed_by: str = Field(max_length=64)

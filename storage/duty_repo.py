@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.config import Settings
 from bot.rules.calendar import is_workday, local_at
-from storage.duty_models import Incident, Shift
+from storage.duty_models import CalendarFeed, Incident, Shift
 
 ROLES = ("primary", "deputy", "leader")
 ROLE_LABELS = {"primary": "主班", "deputy": "副班", "leader": "带班领导"}
@@ -241,3 +241,22 @@ def parse_roster(table: Sequence[Sequence[str]], settings: Settings) -> list[Pla
                 raise RosterError(f"排班表第 {number} 行：{column} {given} 不在人员名单中")
             planned.append(PlannedShift(role, userid, start, start + length, "import"))
     return planned
+
+
+async def feed_generations(session: AsyncSession) -> dict[str, int]:
+    """Each changed calendar feed's generation, by subject ("unit", "user:<userid>"); a feed not
+    listed is at generation 0."""
+    return {row.subject: row.generation for row in (await session.exec(select(CalendarFeed))).all()}
+
+
+async def renew_feed(session: AsyncSession, subject: str, *, by: str, at: datetime) -> int:
+    """Move a calendar feed to its next generation (ending its earlier links) and return it: one
+    upsert, so two changes at once give two generations, never one twice."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(CalendarFeed).values(subject=subject, generation=1, changed_at=at, changed_by=by)
+    statement = statement.on_conflict_do_update(
+        index_elements=["subject"],
+        set_={"generation": col(CalendarFeed.generation) + 1, "changed_at": at, "changed_by": by},
+    )
+    result = await session.exec(statement.returning(col(CalendarFeed.generation)))
+    return int(result.scalar_one())

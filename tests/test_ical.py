@@ -18,6 +18,7 @@ from bot.cli.stack import DEMO_STAFF, Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.core.log import RedactFilter
 from storage.duty_models import Shift
+from storage.models import AuditEntry
 from tests.flow import at, last_text, say, texts
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -146,6 +147,85 @@ async def test_the_unit_feed_has_every_shift_and_is_for_admins(feed_stack: Stack
     descriptions = {str(e["description"]) for e in calendar.walk("VEVENT")}
     assert "本班：主班 赵丽，带班领导 刘主任" in descriptions
     assert "本班：主班 王小明，带班领导 刘主任" in descriptions
+
+
+def link_in(text: str) -> str:
+    match = LINK.search(text)
+    assert match is not None, text
+    return match.group(0)
+
+
+async def status_of(url: str) -> int:
+    return (await fetch(url))[0]
+
+
+async def renewals(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
+    async with stack.db() as session:
+        rows = await session.exec(
+            select(AuditEntry).where(AuditEntry.action == "duty_feed_renewed").order_by(col(AuditEntry.id))
+        )
+        return [(entry.actor, entry.details) for entry in rows.all()]
+
+
+async def test_a_leaked_link_is_renewed_by_its_owner_and_no_other_link_changes(feed_stack: Stack) -> None:
+    stack = feed_stack
+    mine, theirs = await link_of(stack, "zhaoli"), await link_of(stack, "wangxm")
+    unit = await link_of(stack, "chenfb", "全单位值班表")
+    before = events(await feed(mine))
+
+    await say(stack, "zhaoli", "/duty ical 重置")
+    reply = last_text(stack, "zhaoli")
+    assert "已更换您的链接" in reply and "旧链接已失效" in reply and "请勿转发" in reply
+    renewed = link_in(reply)
+    assert renewed != mine
+    assert await status_of(mine) == 404, "the leaked link opens nothing any more"
+    assert events(await feed(renewed)) == before, "the new link holds the same shifts"
+    assert await link_of(stack, "zhaoli") == renewed, "/duty ical now gives the new link"
+    assert (await status_of(theirs), await status_of(unit)) == (200, 200), "other links are untouched"
+    assert await renewals(stack) == [("zhaoli", {"feed": "user:zhaoli", "generation": 1})]
+
+    await say(stack, "zhaoli", "/duty ical 更换")
+    again = link_in(last_text(stack, "zhaoli"))
+    assert again not in (mine, renewed)
+    assert (await status_of(renewed), await status_of(again)) == (404, 200)
+
+    await stack.restart_bot()  # the generation is kept in the database, not in the process
+    assert (await status_of(again), await status_of(mine)) == (200, 404)
+    assert await link_of(stack, "zhaoli") == again
+
+
+async def test_only_an_admin_renews_the_units_or_another_members_link(feed_stack: Stack) -> None:
+    stack = feed_stack
+    theirs = await link_of(stack, "wangxm")
+    unit = await link_of(stack, "chenfb", "全单位值班表")
+
+    for target in ("全单位", "wangxm"):
+        await say(stack, "zhaoli", f"/duty ical 重置 {target}")
+        assert "只有管理员" in last_text(stack, "zhaoli")
+    await say(stack, "zhaoli", "/duty ical 重置 全单位 现在")
+    assert "用法" in last_text(stack, "zhaoli")
+    await say(stack, "chenfb", "/duty ical 重置 nobody")
+    assert "成员名单中没有“nobody”" in last_text(stack, "chenfb")
+    assert (await status_of(theirs), await status_of(unit)) == (200, 200)
+    assert await renewals(stack) == [], "a refused request changes nothing"
+
+    received = len(texts(stack, "wangxm"))
+    await say(stack, "chenfb", "/duty ical 重置 wangxm")
+    told = last_text(stack, "chenfb")
+    assert "已更换王小明的值班日历链接" in told and "/ical/" not in told, "the admin never sees it"
+    (notice,) = texts(stack, "wangxm")[received:]
+    assert "管理员陈发布更换了您的值班日历链接" in notice
+    new_theirs = link_in(notice)
+    assert (await status_of(theirs), await status_of(new_theirs)) == (404, 200)
+
+    await say(stack, "chenfb", "/duty ical 重置 全单位")
+    new_unit = link_in(last_text(stack, "chenfb"))
+    assert (await status_of(unit), await status_of(new_unit)) == (404, 200)
+    assert await link_of(stack, "chenfb", "全单位值班表") == new_unit
+    assert await renewals(stack) == [
+        ("chenfb", {"feed": "user:wangxm", "generation": 1}),
+        ("chenfb", {"feed": "unit", "generation": 1}),
+    ]
 
 
 async def test_a_swapped_shift_moves_between_feeds_under_its_uid(sqlite_url: str) -> None:

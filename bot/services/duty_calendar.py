@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -14,8 +14,10 @@ from icalendar import Calendar, Event, Timezone, vDuration
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.config import Settings
+from bot.core.errors import UserFacingError
 from bot.services.scope import Scope, is_admin
 from storage import duty_repo
+from storage.audit_repo import append_audit
 from storage.duty_models import Shift
 
 FEED_PATH = "/ical/{token}.ics"
@@ -33,11 +35,14 @@ class Feed:
     userid: str | None = None
 
     @property
-    def subject(self) -> bytes:
-        return b"unit" if self.userid is None else b"user:" + self.userid.encode("utf-8")
+    def subject(self) -> str:
+        """Its name in the token and in the table of changed feeds (storage CalendarFeed)."""
+        return "unit" if self.userid is None else "user:" + self.userid
 
 
 UNIT_FEED = Feed()
+UNIT_WORDS = ("全单位", "单位", "unit")  # /duty ical 重置 全单位: the unit's feed
+RENEW_WORDS = ("重置", "更换", "reset")
 
 
 def feeds_enabled(settings: Settings) -> bool:
@@ -46,54 +51,107 @@ def feeds_enabled(settings: Settings) -> bool:
     return bool(settings.web.session_secret and settings.server.public_url)
 
 
-def feed_token(settings: Settings, feed: Feed) -> str:
-    """The feed's secret token: an HMAC of its subject under `[web] session_secret`, so nothing is
-    stored and a new secret revokes every link at once."""
+def feed_token(settings: Settings, feed: Feed, generation: int = 0) -> str:
+    """The feed's secret token: an HMAC of its subject and generation under `[web] session_secret`.
+    Renewing one feed (a new generation) ends its earlier links alone; a new secret ends all."""
     if not settings.web.session_secret:
         raise ValueError("web.session_secret is empty: no calendar feed tokens")
-    mac = hmac.new(settings.web.session_secret.encode("utf-8"), _DOMAIN + feed.subject, hashlib.sha256)
+    subject = feed.subject.encode("utf-8")
+    if generation:  # generation 0 keeps the tokens given before feeds could be renewed
+        subject += b"\x00generation %d" % generation
+    mac = hmac.new(settings.web.session_secret.encode("utf-8"), _DOMAIN + subject, hashlib.sha256)
     return base64.b32encode(mac.digest()[:20]).decode("ascii").lower()
 
 
-def feed_for_token(settings: Settings, token: str) -> Feed | None:
+def feed_for_token(settings: Settings, token: str, generations: Mapping[str, int]) -> Feed | None:
     """The feed a token opens, or None: the unit's or a person still on [[staff]] (a former
-    member's link stops working). Every candidate is compared in constant time."""
+    member's link stops working), at its current generation (`duty_repo.feed_generations`: an
+    earlier link of a renewed feed opens nothing). Every candidate is compared in constant time."""
     if not settings.web.session_secret:
         return None
     sent = token.encode("ascii", "replace")
     found = None
     for feed in (UNIT_FEED, *(Feed(m.userid) for m in settings.staff)):
-        if hmac.compare_digest(feed_token(settings, feed).encode("ascii"), sent):
+        expected = feed_token(settings, feed, generations.get(feed.subject, 0))
+        if hmac.compare_digest(expected.encode("ascii"), sent):
             found = feed
     return found
 
 
-def feed_link(settings: Settings, feed: Feed) -> str:
-    """The https address a calendar app subscribes to."""
-    return settings.server.public_url + FEED_PATH.format(token=feed_token(settings, feed))
+def feed_link(settings: Settings, feed: Feed, generations: Mapping[str, int]) -> str:
+    """The https address a calendar app subscribes to, at the feed's current generation."""
+    token = feed_token(settings, feed, generations.get(feed.subject, 0))
+    return settings.server.public_url + FEED_PATH.format(token=token)
 
 
-def links_message(scope: Scope) -> str:
+DISABLED_TEXT = (
+    "值班日历订阅未开通：需要管理员设置 web.session_secret（环境变量 SANSHEN_WEB_SESSION_SECRET）"
+    "和 server.public_url。"
+)
+HOW_TO_ADD = (
+    "添加：iPhone 设置→日历→账户→添加账户→其他→添加已订阅的日历；安卓或 Outlook 在日历中选"
+    "“添加日历→从网址/订阅”，粘贴链接。"
+)
+
+
+async def links_message(scope: Scope) -> str:
     """The asker's own feed link, and for an admin the unit's, with how to subscribe; it goes to
     the asker only (the links are secrets)."""
-    settings = scope.settings
-    if not feeds_enabled(settings):
-        return (
-            "值班日历订阅未开通：需要管理员设置 web.session_secret（环境变量 SANSHEN_WEB_SESSION_SECRET）"
-            "和 server.public_url。"
-        )
+    if not feeds_enabled(scope.settings):
+        return DISABLED_TEXT
+    generations = await duty_repo.feed_generations(scope.session)
     lines = [
         "【值班日历订阅】以下链接只发给您本人，相当于密码，请勿转发。",
-        f"我的值班：{feed_link(settings, Feed(scope.user))}",
+        f"我的值班：{feed_link(scope.settings, Feed(scope.user), generations)}",
     ]
     if is_admin(scope):
-        lines.append(f"全单位值班表：{feed_link(settings, UNIT_FEED)}")
+        lines.append(f"全单位值班表：{feed_link(scope.settings, UNIT_FEED, generations)}")
     lines += [
-        "添加：iPhone 设置→日历→账户→添加账户→其他→添加已订阅的日历；安卓或 Outlook 在日历中选"
-        "“添加日历→从网址/订阅”，粘贴链接。",
-        "日历约每小时更新一次，以 /duty 为准。链接外泄请告诉管理员更换 web.session_secret（全部订阅链接随之失效）。",
+        HOW_TO_ADD,
+        "日历约每小时更新一次，以 /duty 为准。链接外泄请发送 /duty ical 重置 更换（旧链接随即失效）。",
     ]
     return "\n".join(lines)
+
+
+async def renew_link(scope: Scope, target: str | None) -> str:
+    """/duty ical 重置 [全单位|userid]: end a feed's links and give its new one to whoever it
+    belongs to — one's own, or (admins) the unit's or a member's, whose new link goes to that
+    member alone. Recorded in the audit log; the answer for the asker."""
+    if not feeds_enabled(scope.settings):
+        return DISABLED_TEXT
+    if target is not None and not is_admin(scope):
+        raise UserFacingError("只有管理员可以更换全单位或他人的日历订阅链接；更换自己的：/duty ical 重置")
+    if target is None or target == scope.user:
+        feed = Feed(scope.user)
+    elif target in UNIT_WORDS:
+        feed = UNIT_FEED
+    elif target in scope.staff:
+        feed = Feed(target)
+    else:
+        raise UserFacingError(f"成员名单中没有“{target}”（请写 userid），或写“全单位”。")
+    generation = await duty_repo.renew_feed(scope.session, feed.subject, by=scope.user, at=scope.now())
+    await append_audit(
+        session=scope.session,
+        at=scope.now(),
+        actor=scope.user,
+        action="duty_feed_renewed",
+        details={"feed": feed.subject, "generation": generation},
+    )
+    link = feed_link(scope.settings, feed, {feed.subject: generation})
+    renewed = "旧链接已失效，请在日历中删除旧订阅，用新链接重新添加。新链接相当于密码，请勿转发。"
+    if feed.userid == scope.user:
+        return f"【值班日历订阅】已更换您的链接。{renewed}\n我的值班：{link}\n{HOW_TO_ADD}"
+    if feed.userid is None:
+        return (
+            f"【值班日历订阅】已更换全单位值班表的链接。{renewed}\n全单位值班表：{link}\n"
+            "其他管理员发送 /duty ical 可取得新链接。"
+        )
+    scope.outbox.send_text(
+        [feed.userid],
+        f"【值班日历订阅】管理员{scope.name_of(scope.user)}更换了您的值班日历链接。{renewed}\n"
+        f"我的值班：{link}\n{HOW_TO_ADD}",
+    )
+    return f"已更换{scope.name_of(feed.userid)}的值班日历链接，旧链接已失效；新链接已单独发给本人。"
 
 
 def feed_name(settings: Settings, feed: Feed) -> str:

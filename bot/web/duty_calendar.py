@@ -17,6 +17,7 @@ from bot.services.duty_calendar import (
     feed_ics,
     feeds_enabled,
 )
+from storage import duty_repo
 from storage.db import SessionFactory, reading
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,11 @@ def add_duty_calendar(
         return
 
     async def on_feed(request: web.Request) -> web.StreamResponse:
-        feed = feed_for_token(settings, request.match_info["token"])
-        if feed is None:
-            raise web.HTTPNotFound()  # the same answer as for any path that does not exist
         async with reading(db())() as session:
+            generations = await duty_repo.feed_generations(session)
+            feed = feed_for_token(settings, request.match_info["token"], generations)
+            if feed is None:
+                raise web.HTTPNotFound()  # the same answer as for any path that does not exist
             body = await feed_ics(session, settings, feed, clock.now())
         return web.Response(
             body=body,
