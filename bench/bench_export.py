@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert
 
 from bot.exports.periods import Period, parse_period
+from bot.exports.report_files import figures_in
 from bot.exports.runner import write_export
 from bot.rules.audit_chain import GENESIS, canonical_payload, chain_hash
 from storage.db import SessionFactory, init_models, make_engine, make_session_factory
@@ -146,6 +147,16 @@ async def read_only(db: SessionFactory, kind: str, period: Period) -> int:
     return count
 
 
+async def report_figures(db: SessionFactory, period: Period) -> int:
+    """/report's figures for the period (what a callback computes before it answers): the
+    stage decisions they time."""
+    async with db() as session:
+        figures = await figures_in(
+            session, period, unit="示范市人民政府办公室", tz=TZ, now=period.end, default_period_hours=336
+        )
+    return sum(stage.decided for stage in figures.stages)
+
+
 async def measure(run: Callable[[], Awaitable[int]]) -> tuple[float, float, int]:
     """(seconds, peak MiB traced, rows) — timing and memory from separate runs."""
     started = time.perf_counter()
@@ -168,6 +179,7 @@ async def bench(total: int) -> None:
             await init_models(engine)
             db = make_session_factory(engine)
             await populate(db, size)
+            results[(size, "report figures")] = await measure(lambda db=db: report_figures(db, period))
             for kind in ("form", "ledger"):
                 results[(size, f"{kind} read (baseline)")] = await measure(
                     lambda kind=kind, db=db: read_only(db, kind, period)
@@ -197,9 +209,12 @@ async def bench(total: int) -> None:
         "ledger read (baseline)",
         "ledger xlsx",
         "ledger csv",
+        "report figures",
     ):
         seconds, peak, rows = results[(large, name)]
-        base = results[(large, f"{name.split()[0]} read (baseline)")][0]
+        base = results[(large, f"{'form' if name == 'report figures' else name.split()[0]} read (baseline)")][
+            0
+        ]
         small_peak = results[(small, name)][1]
         print(
             f"{name:24} {rows:>8} {seconds:>8.2f} {seconds / base:>7.2f} {peak:>9.1f} "

@@ -4,10 +4,13 @@ after-publishing tasks of a period, 错情, and when each review stage began and
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement
+from sqlalchemy import select as select_columns  # any number of columns (sqlmodel's: up to 4)
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -131,62 +134,83 @@ def _tally(rows: list[tuple[datetime | None, datetime | None, bool]]) -> Tally:
     )
 
 
+async def _column_rows(session: AsyncSession, statement: Any) -> Sequence[Any]:
+    """The rows of a select of more columns than sqlmodel's `exec` is typed for (four)."""
+    return (await session.exec(statement)).all()
+
+
 async def stage_spans(session: AsyncSession, start: datetime, end: datetime) -> list[StageSpan]:
     """The stages decided in [start, end): each from the moment the draft reached it — the
     submission of its version, the end of the stage (or 校) before it in the same round, or the
-    退回 that began the round — to its last decision."""
-    decisions = (
-        await session.exec(
-            select(StageDecision).where(
-                col(StageDecision.decided_at) >= start, col(StageDecision.decided_at) < end
-            )
-        )
-    ).all()
-    drafts = {d.draft_id for d in decisions}
-    if not drafts:
+    退回 that began the round — to its last decision. The drafts concerned are named by a
+    subquery, never as a list of ids (a year can hold more drafts than a statement takes
+    parameters: asyncpg's limit is 32,767), and only the columns needed are read."""
+    touched = select(StageDecision.draft_id).where(
+        col(StageDecision.decided_at) >= start, col(StageDecision.decided_at) < end
+    )
+    everything = await _column_rows(
+        session,
+        select_columns(
+            col(StageDecision.draft_id),
+            col(StageDecision.version),
+            col(StageDecision.round),
+            col(StageDecision.stage),
+            col(StageDecision.stage_name),
+            col(StageDecision.decided_at),
+        ).where(col(StageDecision.draft_id).in_(touched)),
+    )
+    if not everything:
         return []
-    everything = (
-        await session.exec(select(StageDecision).where(col(StageDecision.draft_id).in_(drafts)))
-    ).all()
-    proofs = (await session.exec(select(ProofRecord).where(col(ProofRecord.draft_id).in_(drafts)))).all()
+    proofs = await _column_rows(
+        session,
+        select_columns(
+            col(ProofRecord.draft_id),
+            col(ProofRecord.version),
+            col(ProofRecord.round),
+            col(ProofRecord.after_stage),
+            col(ProofRecord.at),
+        ).where(col(ProofRecord.draft_id).in_(touched)),
+    )
     submitted = {
-        (v.draft_id, v.version): v.created_at
-        for v in (
-            await session.exec(select(DraftVersion).where(col(DraftVersion.draft_id).in_(drafts)))
+        (draft_id, version): created_at
+        for draft_id, version, created_at in (
+            await session.exec(
+                select(DraftVersion.draft_id, DraftVersion.version, DraftVersion.created_at).where(
+                    col(DraftVersion.draft_id).in_(touched)
+                )
+            )
         ).all()
     }
     returned: dict[tuple[int, int, int], datetime] = {}
-    for entry in (
+    for draft_id, at, details in (
         await session.exec(
-            select(AuditEntry).where(AuditEntry.action == "return", col(AuditEntry.draft_id).in_(drafts))
+            select(AuditEntry.draft_id, AuditEntry.at, AuditEntry.details).where(
+                AuditEntry.action == "return", col(AuditEntry.draft_id).in_(touched)
+            )
         )
     ).all():
-        details = entry.details
-        if entry.draft_id is not None and "round" in details:
-            returned[(entry.draft_id, int(details.get("version", 0)), int(details["round"]))] = entry.at
+        if draft_id is not None and "round" in details:
+            returned[(draft_id, int(details.get("version", 0)), int(details["round"]))] = at
     # (draft, version, round) → [(position, at)]: a 审 of stage s is at (s, 0), the 校 after it (s, 1)
     marks: dict[tuple[int, int, int], list[tuple[tuple[int, int], datetime]]] = {}
-    for d in everything:
-        marks.setdefault((d.draft_id, d.version, d.round), []).append(((d.stage, 0), d.decided_at))
-    for p in proofs:
-        marks.setdefault((p.draft_id, p.version, p.round), []).append(((p.after_stage, 1), p.at))
-    ends: dict[tuple[int, int, int, int], StageDecision] = {}
-    for d in decisions:
-        key = (d.draft_id, d.version, d.round, d.stage)
-        if key not in ends or ends[key].decided_at < d.decided_at:
-            ends[key] = d
+    ends: dict[tuple[int, int, int, int], tuple[datetime, str]] = {}  # a stage's last decision in the period
+    for draft_id, version, round_, stage, stage_name, decided_at in everything:
+        marks.setdefault((draft_id, version, round_), []).append(((stage, 0), decided_at))
+        key = (draft_id, version, round_, stage)
+        if start <= decided_at < end and (key not in ends or ends[key][0] < decided_at):
+            ends[key] = (decided_at, stage_name)
+    for draft_id, version, round_, after_stage, at in proofs:
+        marks.setdefault((draft_id, version, round_), []).append(((after_stage, 1), at))
     spans = []
-    for (draft_id, version, round_, stage), last in ends.items():
+    for (draft_id, version, round_, stage), (decided, stage_name) in ends.items():
         before = [at for pos, at in marks.get((draft_id, version, round_), []) if pos < (stage, 0)]
         began = max(
             [
                 *before,
-                returned.get((draft_id, version, round_))
-                or submitted.get((draft_id, version))
-                or last.decided_at,
+                returned.get((draft_id, version, round_)) or submitted.get((draft_id, version)) or decided,
             ]
         )
-        spans.append(StageSpan(stage, last.stage_name, min(began, last.decided_at), last.decided_at))
+        spans.append(StageSpan(stage, stage_name, min(began, decided), decided))
     return sorted(spans, key=lambda s: (s.stage, s.decided))
 
 
@@ -228,7 +252,9 @@ async def period_facts(session: AsyncSession, start: datetime, end: datetime) ->
         for event in (
             await session.exec(
                 select(IncidentEvent)
-                .where(col(IncidentEvent.incident_id).in_([i.id for i in incidents]))
+                .where(
+                    col(IncidentEvent.incident_id).in_(select(Incident.id).where(*within(Incident.raised_at)))
+                )
                 .order_by(col(IncidentEvent.at), col(IncidentEvent.id))
             )
         ).all():

@@ -10,12 +10,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import insert
 
 from bot.cli.stack import Stack, running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.keys import WECOM
 from bot.rules.update_record import OverdueSpell, accountability, longest_gap, overdue_spells
 from bot.wecom.client import WeComAPIError
+from storage.models import Draft, DraftVersion, StageDecision
 from tests.flow import at, button_key, cards, count, current_card, last_text, say, tap
 from tests.test_export import received_file, run_cli, walk_two_drafts, write_config
 from tests.test_review_flow import SUBMISSION
@@ -369,3 +371,55 @@ async def test_inspection_reading_and_rectification_figures(database_url: str) -
         (2, "2026-11-23", "政务公开栏目链接失效", "赵丽", "王小明", "2026-11-24", "已整改"),
     ]
     assert findings[1][7] == "已更正链接"
+
+
+async def test_a_quarter_of_more_drafts_than_one_statement_takes_parameters(stack: Stack) -> None:
+    """asyncpg refuses a statement of over 32,767 parameters: the quarter's stage timings name
+    its drafts by a subquery, never as a list of ids, so /report answers a unit of 33,000 drafts."""
+    drafts, submitted = 33_000, datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+    common = {"version": 1, "round": 1, "stage": 1}
+    async with stack.db() as session, session.begin():
+        draft_rows = [
+            {
+                "id": n,
+                "title": f"第{n}号通知",
+                "category": "issued",
+                "source_kind": "own",
+                "disclosure": "active",
+                "platforms": "website",
+                "submitter_userid": "wangxm",
+                "submitter_name": "王小明",
+                "status": "reviewing",
+                "stage": 2,
+                "stage_entered_at": submitted + 3 * HOUR,
+                "created_at": submitted,
+                "updated_at": submitted + 3 * HOUR,
+            }
+            for n in range(1, drafts + 1)
+        ]
+        await session.exec(insert(Draft), params=draft_rows)  # type: ignore[call-overload]
+        versions = [
+            {"draft_id": n, "version": 1, "body": "正文", "created_at": submitted, "created_by": "wangxm"}
+            for n in range(1, drafts + 1)
+        ]
+        await session.exec(insert(DraftVersion), params=versions)  # type: ignore[call-overload]
+        decisions = [
+            {
+                "draft_id": n,
+                **common,
+                "stage_name": "一审",
+                "slot": "*",
+                "reviewer_userid": "zhangkz",
+                "reviewer_name": "张科长",
+                "decision": "approve",
+                "decided_at": submitted + (2 if n % 2 else 4) * HOUR,
+                "via": "card",
+            }
+            for n in range(1, drafts + 1)
+        ]
+        await session.exec(insert(StageDecision), params=decisions)  # type: ignore[call-overload]
+    await say(stack, "chenfb", "/report 2026Q4")
+    assert last_text(stack, "chenfb").startswith("【统计报表】示范市人民政府办公室2026年第四季度")
+    filename, content = received_file(stack, "chenfb")
+    assert filename == "统计报表_2026Q4.xlsx"
+    assert sheet_rows(content, "审核用时")[0] == ("一审", drafts, 3.0, 4.0)
