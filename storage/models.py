@@ -36,7 +36,7 @@ class Draft(SQLModel, table=True):
     submitter_userid: str = Field(max_length=64, index=True)
     submitter_name: str = Field(max_length=64)
     # collecting | in_review | rejected | approved | withdrawn | classified (涉密不得公开: final)
-    status: str = Field(max_length=16, index=True)
+    status: str = Field(max_length=16)  # indexed first in ix_draft_pending
     version: int = 1
     stage: int = 1  # current stage (1-based) while in_review
     # 重要稿件 / 重大信息: the 主要领导 signs after 三审 (审签)
@@ -138,7 +138,7 @@ class StageDecision(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    draft_id: int = Field(foreign_key="draft.id", index=True)
+    draft_id: int = Field(foreign_key="draft.id")  # indexed first in uq_decision_slot
     version: int
     round: int = 1
     stage: int
