@@ -480,9 +480,6 @@ class OutboxSender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), GIVE_WAY_SECONDS)
 
-    def _unclaimed(self, now: datetime) -> Any:
-        return or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until < now)
-
     async def _claim_next(self) -> tuple[OutboxMessage, str] | None:
         """Claim one due row for CLAIM_FOR under a new fencing token (claims cover only what is
         being sent now, so a slow API cannot let another instance take over a queued tail).
@@ -756,9 +753,10 @@ class OutboxSender:
                 await session.exec(
                     update(_TABLE)
                     .where(_TABLE.c.status == "pending", _TABLE.c.recipients == row.recipients)
-                    .where(_TABLE.c.id > row.id, _TABLE.c.not_before <= now)
-                    .where(self._unclaimed(now))
-                    .values(not_before=when)
+                    .where(_TABLE.c.id > row.id, _TABLE.c.not_before <= bindparam("now"))
+                    .where(_UNCLAIMED)
+                    .values(not_before=when),
+                    params={"now": now},
                 )
             if notify and self._robot_key:
                 Outbox(session, self._clock).webhook(
@@ -815,8 +813,9 @@ class OutboxSender:
                 update(_TABLE)
                 .where(_TABLE.c.status == "pending", _TABLE.c.not_before > now)
                 .where(_TABLE.c.not_before <= now + self._probe)
-                .where(self._unclaimed(now))
-                .values(not_before=now)
+                .where(_UNCLAIMED)
+                .values(not_before=now),
+                params={"now": now},
             )
             if self._robot_key and row.op != "webhook":
                 Outbox(session, self._clock).webhook(
