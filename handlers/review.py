@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from bot import views
@@ -132,7 +133,7 @@ def tapped_card(parts: list[str]) -> int | None:
 
 
 @router.reads_ahead()
-async def read_tapped_cards(session: Any, events: list[IncomingEvent]) -> None:
+async def read_tapped_cards(session: Any, events: list[IncomingEvent], now: datetime) -> None:
     """The cards a group's review taps name, and their drafts, in one read (drafts_repo.read_cards_ahead)."""
     numbers = []
     for event in events:
@@ -141,7 +142,7 @@ async def read_tapped_cards(session: Any, events: list[IncomingEvent]) -> None:
             number = tapped_card(parts) if prefix == REVIEW_CARD else None
             if number is not None:
                 numbers.append(number)
-    await drafts_repo.read_cards_ahead(session=session, card_ids=numbers)
+    await drafts_repo.read_cards_ahead(session=session, card_ids=numbers, at=now)
 
 
 @router.card(REVIEW_CARD)

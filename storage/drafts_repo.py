@@ -304,6 +304,7 @@ def _card_with_draft(dialect: str, *, many: bool = False) -> Any:
             # and of the card a tap moving the draft on sends: its INSERT is then held back
             # with the group's other writes (an id never used leaves a gap, nothing else)
             func.nextval(literal_column(f"'{_CARD_TABLE.name}_id_seq'::regclass")),
+            *([_away_now()] if many else []),
         )
     decisions = _DECISION_TABLE.c
     assignments = _ASSIGNMENT_TABLE.c
@@ -328,6 +329,23 @@ def _card_with_draft(dialect: str, *, many: bool = False) -> Any:
             assignments.round == draft.round,
         )
         .exists(),
+    )
+
+
+def _away_now() -> Any:
+    """Who is away at `at` (what _AWAY reads) as one JSON array of [userid, delegate, until],
+    a column of the read ahead: a subquery of nothing else, so it is computed once."""
+    away = table_of(Delegation).c
+    return (
+        core_select(
+            func.coalesce(
+                func.json_agg(func.json_build_array(away.userid, away.delegate, away.until)),
+                literal_column("'[]'::json"),
+            )
+        )
+        .where(away.until > bindparam("at"))
+        .scalar_subquery()
+        .label("away")
     )
 
 
@@ -634,19 +652,25 @@ async def card_with_draft(*, session: AsyncSession, card_id: int) -> tuple[Appro
     return card, direct.attach(session, Draft, stored)
 
 
-async def read_cards_ahead(*, session: AsyncSession, card_ids: Sequence[int]) -> None:
+async def read_cards_ahead(*, session: AsyncSession, card_ids: Sequence[int], at: datetime) -> None:
     """On PostgreSQL, what card_with_draft reads for each of `card_ids` (taps that will be
     applied in this transaction), in one statement: their drafts are locked from now on, in
     id order, and each card's read is kept until its tap asks for it, or until something
-    changes its draft, its cards, decisions or versions (then the tap reads again). Elsewhere
+    changes its draft, its cards, decisions or versions (then the tap reads again). Who is
+    away at `at` comes with it (what active_delegates reads once a transaction). Elsewhere
     nothing: SQLite's reads cost no round trip."""
     wanted = list(dict.fromkeys(card_ids))
     if len(wanted) < 2 or session.sync_session.get_bind().dialect.name != "postgresql":
         return  # (one card is read by its own tap in one statement all the same)
     ahead = await _READ_AHEAD.kept(session)
     card_at, draft_at = _CARD_COLUMNS.index("id"), len(_CARD_COLUMNS) + _DRAFT_COLUMNS.index("id")
-    for row in await direct.rows(session, _CARDS_WITH_DRAFTS, card_ids=wanted):
-        ahead[row[card_at]] = (row[draft_at], row)
+    rows = await direct.rows(session, _CARDS_WITH_DRAFTS, card_ids=wanted, at=at)
+    for row in rows:
+        ahead[row[card_at]] = (row[draft_at], row[:-1])
+    away = await _AWAY_READ.kept(session)
+    if rows and not (None in away and away[None][0] <= at):
+        found = [(userid, delegate, datetime.fromisoformat(until)) for userid, delegate, until in rows[0][-1]]
+        away[None] = (at, found)
 
 
 def _draft_written(session: AsyncSession, draft_id: int | None) -> None:

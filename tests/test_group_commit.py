@@ -140,6 +140,42 @@ async def test_while_every_group_is_busy_new_taps_wait_and_then_share_one_transa
         assert (await verify_audit_log(session=session)).ok
 
 
+async def test_a_group_reads_who_is_away_with_its_cards_and_hands_the_next_stage_to_the_delegate(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """张科长 is away, 孙科长 stands in: the 二审 cards of taps applied together go to 孙科长
+    alone. On PostgreSQL who is away comes with the group's read of its cards (no statement of
+    its own); SQLite reads it once for the group."""
+    await say(stack, "zhangkz", "/away 至 2026-11-30 代理 sunkz")
+    at_once = stack.dispatcher.groups_at_once
+    tapped = await submit(stack, at_once + 3)
+    held = HeldDecision(monkeypatch, *range(1, at_once + 1))
+    before = {user: len(cards(stack, user)) for user in ("zhangkz", "sunkz")}
+    away_reads: list[str] = []
+
+    def observed(sql: str) -> None:
+        if sql.lstrip().startswith("SELECT delegation."):
+            away_reads.append(sql)
+
+    with direct.observing(observed):
+        answers = await queued_behind(
+            stack,
+            held,
+            [lambda card=card: approve(stack, card) for card in tapped[:at_once]],
+            *(lambda card=card: approve(stack, card) for card in tapped[at_once:]),
+        )
+    assert [a.status for a in answers] == [200] * (at_once + 3)
+    await stack.drain()
+    assert len(cards(stack, "zhangkz")) == before["zhangkz"], "nothing for the one away"
+    handed = cards(stack, "sunkz")[before["sunkz"] :]
+    assert sorted(c.payload["template_card"]["task_id"].split("-")[1] for c in handed) == sorted(
+        f"d{n}" for n in range(1, at_once + 4)
+    )
+    postgres = stack.db.kw["bind"].dialect.name == "postgresql"
+    # each held tap reads it alone; the three that waited: with their cards, or once together
+    assert len(away_reads) == at_once + (0 if postgres else 1), away_reads
+
+
 async def test_a_tap_after_its_draft_was_withdrawn_in_the_same_group_is_refused(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -468,7 +468,7 @@ async def test_a_groups_cards_are_read_ahead_in_one_statement_and_one_whose_draf
     statements: list[str] = []
     async with stack.db() as session, session.begin():
         with direct.observing(statements.append):
-            await drafts_repo.read_cards_ahead(session=session, card_ids=cards)
+            await drafts_repo.read_cards_ahead(session=session, card_ids=cards, at=stack.clock.now())
             for card_id, number in zip(cards, numbers, strict=True):
                 found = await drafts_repo.card_with_draft(session=session, card_id=card_id)
                 assert found is not None and (found[0].id, found[1].id, found[1].stage) == (
@@ -479,7 +479,7 @@ async def test_a_groups_cards_are_read_ahead_in_one_statement_and_one_whose_draf
         assert len(statements) == (1 if postgres else 2), statements
         await session.rollback()
     async with stack.db() as session, session.begin():
-        await drafts_repo.read_cards_ahead(session=session, card_ids=cards)
+        await drafts_repo.read_cards_ahead(session=session, card_ids=cards, at=stack.clock.now())
         added = stage_two_decision(second, "zhangkz", stack.clock.now())
         assert await drafts_repo.add_unless_taken(session=session, row=added)
         found = await drafts_repo.card_with_draft(session=session, card_id=cards[1])

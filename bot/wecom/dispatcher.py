@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bot.core.clock import Clock
@@ -36,7 +37,7 @@ OtherHandler = Callable[[Context, OtherEvent], Awaitable[None]]
 EnterHandler = Callable[[Context, EnterAgent], Awaitable[None]]
 # Run once at the start of a group commit's transaction with the callbacks it applies (all but
 # duplicates): reads what their handlers will ask for, for all of them at once (see Router.reads_ahead).
-ReadAhead = Callable[[Any, list[IncomingEvent]], Awaitable[None]]
+ReadAhead = Callable[[Any, list[IncomingEvent], datetime], Awaitable[None]]  # (session, events, now)
 
 # A click button of the app menu runs the command its key names: CMD_PENDING is /pending.
 MENU_COMMAND_PREFIX = "CMD_"
@@ -141,7 +142,7 @@ class Router:
         return register
 
     def reads_ahead(self) -> Callable[[ReadAhead], ReadAhead]:
-        """A function(session, events) run when a group of callbacks begins its transaction,
+        """A function(session, events, now) run when a group of callbacks begins its transaction,
         before any is applied: it may read, in one statement, what their handlers will read one
         by one (a round trip each saved on PostgreSQL). What it keeps must be dropped when
         anything the group applies changes it: the group's handlers run after it, in order."""
@@ -441,7 +442,7 @@ class Dispatcher:
             applied = [event for event in events if event.dedupe_key in fresh]
             for router in self._routers:
                 for read_ahead in router.ahead:
-                    await read_ahead(session, applied)
+                    await read_ahead(session, applied, self._clock.now())
             for index, event in enumerate(events):
                 admitted = await self._admit(session, event, segment=index, fresh=fresh)
                 if isinstance(admitted, str):
