@@ -91,6 +91,20 @@ async def queued_behind(
     return [await answer for answer in posted]
 
 
+async def held_then_three(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tapped: list[dict[str, Any]]
+) -> list[Any]:
+    """同意 on the first `groups_at_once` cards, each held in its decision (every group busy),
+    then on three more, which queue and are applied together; the answers, in order."""
+    at_once = stack.dispatcher.groups_at_once
+    return await queued_behind(
+        stack,
+        HeldDecision(monkeypatch, *range(1, at_once + 1)),
+        [lambda card=card: approve(stack, card) for card in tapped[:at_once]],
+        *(lambda card=card: approve(stack, card) for card in tapped[at_once:]),
+    )
+
+
 async def test_while_every_group_is_busy_new_taps_wait_and_then_share_one_transaction(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,7 +113,6 @@ async def test_while_every_group_is_busy_new_taps_wait_and_then_share_one_transa
     at_once = stack.dispatcher.groups_at_once
     assert at_once >= 1
     tapped = await submit(stack, at_once + 3)
-    held = HeldDecision(monkeypatch, *range(1, at_once + 1))
     commits = count_commits(stack)
     card_reads: list[str] = []
     card_writes: list[str] = []
@@ -111,12 +124,7 @@ async def test_while_every_group_is_busy_new_taps_wait_and_then_share_one_transa
             card_writes.append(sql)
 
     with direct.observing(observed):
-        answers = await queued_behind(
-            stack,
-            held,
-            [lambda card=card: approve(stack, card) for card in tapped[:at_once]],
-            *(lambda card=card: approve(stack, card) for card in tapped[at_once:]),
-        )
+        answers = await held_then_three(stack, monkeypatch, tapped)
     assert [a.status for a in answers] == [200] * (at_once + 3)
     assert len(commits) == at_once + 1, "each held tap alone, the three that waited together"
     # PostgreSQL reads the three cards (and locks their drafts) in one statement before the
@@ -149,7 +157,6 @@ async def test_a_group_reads_who_is_away_with_its_cards_and_hands_the_next_stage
     await say(stack, "zhangkz", "/away 至 2026-11-30 代理 sunkz")
     at_once = stack.dispatcher.groups_at_once
     tapped = await submit(stack, at_once + 3)
-    held = HeldDecision(monkeypatch, *range(1, at_once + 1))
     before = {user: len(cards(stack, user)) for user in ("zhangkz", "sunkz")}
     away_reads: list[str] = []
 
@@ -158,12 +165,7 @@ async def test_a_group_reads_who_is_away_with_its_cards_and_hands_the_next_stage
             away_reads.append(sql)
 
     with direct.observing(observed):
-        answers = await queued_behind(
-            stack,
-            held,
-            [lambda card=card: approve(stack, card) for card in tapped[:at_once]],
-            *(lambda card=card: approve(stack, card) for card in tapped[at_once:]),
-        )
+        answers = await held_then_three(stack, monkeypatch, tapped)
     assert [a.status for a in answers] == [200] * (at_once + 3)
     await stack.drain()
     assert len(cards(stack, "zhangkz")) == before["zhangkz"], "nothing for the one away"

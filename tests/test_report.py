@@ -389,7 +389,7 @@ async def test_a_quarter_of_more_drafts_than_one_statement_takes_parameters(stac
                 "platforms": "website",
                 "submitter_userid": "wangxm",
                 "submitter_name": "王小明",
-                "status": "reviewing",
+                "status": "in_review",
                 "stage": 2,
                 "stage_entered_at": submitted + 3 * HOUR,
                 "created_at": submitted,

@@ -119,10 +119,10 @@ async def renew_link(scope: Scope, target: str | None) -> str:
     member alone. Recorded in the audit log; the answer for the asker."""
     if not feeds_enabled(scope.settings):
         return DISABLED_TEXT
-    if target is not None and not is_admin(scope):
-        raise UserFacingError("只有管理员可以更换全单位或他人的日历订阅链接；更换自己的：/duty ical 重置")
     if target is None or target == scope.user:
         feed = Feed(scope.user)
+    elif not is_admin(scope):
+        raise UserFacingError("只有管理员可以更换全单位或他人的日历订阅链接；更换自己的：/duty ical 重置")
     elif target in UNIT_WORDS:
         feed = UNIT_FEED
     elif target in scope.staff:
