@@ -125,3 +125,5 @@ def test_to_the_real_wecom_the_login_goes_with_the_connect_never_inside_the_tunn
         "proxy_headers": {"Proxy-Authorization": expected},
     }
     assert proxy_arguments(settings.wecom) == {}
+    ipv6 = settings.wecom.model_copy(update={"proxy": "http://[fd00::8]:3128"})
+    assert proxy_arguments(ipv6) == {"proxy": "http://[fd00::8]:3128"}

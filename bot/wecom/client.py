@@ -57,8 +57,7 @@ class WeComTransportError(Exception):
 
 def proxy_address(wecom: WeComSettings) -> str:
     """`[wecom] proxy` without its user and password: what may be shown and logged ("" for none)."""
-    parts = urlsplit(wecom.proxy)
-    return f"http://{parts.hostname}:{parts.port}" if wecom.proxy else ""
+    return "http://" + urlsplit(wecom.proxy).netloc.rpartition("@")[2] if wecom.proxy else ""
 
 
 def proxy_arguments(wecom: WeComSettings) -> dict[str, Any]:
