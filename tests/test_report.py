@@ -19,6 +19,7 @@ from bot.rules.update_record import OverdueSpell, accountability, longest_gap, o
 from bot.wecom.client import WeComAPIError
 from storage.models import Draft, DraftVersion, StageDecision
 from tests.flow import at, button_key, cards, count, current_card, last_text, say, tap
+from tests.test_direct import new_draft
 from tests.test_export import received_file, run_cli, walk_two_drafts, write_config
 from tests.test_review_flow import SUBMISSION
 
@@ -379,24 +380,8 @@ async def test_a_quarter_of_more_drafts_than_one_statement_takes_parameters(stac
     drafts, submitted = 33_000, datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
     common = {"version": 1, "round": 1, "stage": 1}
     async with stack.db() as session, session.begin():
-        draft_rows = [
-            {
-                "id": n,
-                "title": f"第{n}号通知",
-                "category": "issued",
-                "source_kind": "own",
-                "disclosure": "active",
-                "platforms": "website",
-                "submitter_userid": "wangxm",
-                "submitter_name": "王小明",
-                "status": "in_review",
-                "stage": 2,
-                "stage_entered_at": submitted + 3 * HOUR,
-                "created_at": submitted,
-                "updated_at": submitted + 3 * HOUR,
-            }
-            for n in range(1, drafts + 1)
-        ]
+        one = new_draft(stage=2, stage_entered_at=submitted + 3 * HOUR, created_at=submitted, important=False)
+        draft_rows = [{**one.model_dump(), "id": n} for n in range(1, drafts + 1)]
         await session.exec(insert(Draft), params=draft_rows)  # type: ignore[call-overload]
         versions = [
             {"draft_id": n, "version": 1, "body": "正文", "created_at": submitted, "created_by": "wangxm"}
