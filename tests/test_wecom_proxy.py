@@ -13,10 +13,12 @@ import pytest
 from aiohttp import web
 from sqlmodel import select
 
+from bot.cli.main import _secrets
 from bot.cli.online_check import check_online
 from bot.cli.stack import running_stack, stack_settings
 from bot.core.clock import FrozenClock
 from bot.core.config import REAL_WECOM_API
+from bot.core.log import RedactFilter
 from bot.wecom.client import proxy_arguments
 from storage.models import OutboxMessage
 from tests.flow import texts
@@ -127,3 +129,14 @@ def test_to_the_real_wecom_the_login_goes_with_the_connect_never_inside_the_tunn
     assert proxy_arguments(settings.wecom) == {}
     ipv6 = settings.wecom.model_copy(update={"proxy": "http://[fd00::8]:3128"})
     assert proxy_arguments(ipv6) == {"proxy": "http://[fd00::8]:3128"}
+
+
+def test_the_proxy_password_is_masked_in_log_lines_as_written_and_as_meant() -> None:
+    settings = stack_settings(
+        "sqlite+aiosqlite:///unused.db", {"wecom": {"proxy": with_login("http://10.0.0.8:3128", LOGIN)}}
+    )
+    record = logging.LogRecord(
+        "t", logging.INFO, __file__, 1, "login %s, in the URL %s", (LOGIN[1], settings.wecom.proxy), None
+    )
+    RedactFilter(_secrets(settings)).filter(record)
+    assert LOGIN[1] not in record.getMessage() and quote(LOGIN[1], safe="") not in record.getMessage()

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
@@ -45,7 +45,7 @@ def _secrets(settings: Settings) -> list[str]:
         settings.wecom.encoding_aes_key,
         settings.web.session_secret,
         settings.audit.key,
-        urlsplit(settings.wecom.proxy).password or "",
+        *((password, unquote(password)) if (password := urlsplit(settings.wecom.proxy).password) else ()),
     ]
 
 
