@@ -343,7 +343,7 @@ def _away_now() -> Any:
                 literal_column("'[]'::json"),
             )
         )
-        .where(away.until > bindparam("at"))
+        .where(_RUNNING_AT)
         .scalar_subquery()
         .label("away")
     )
@@ -351,8 +351,8 @@ def _away_now() -> Any:
 
 _CARD_WITH_DRAFT = direct.Direct(_card_with_draft)
 _CARDS_WITH_DRAFTS = direct.Direct(lambda dialect: _card_with_draft(dialect, many=True))  # (PostgreSQL)
-_CARD_COLUMNS = tuple(c.key for c in _CARD_TABLE.columns)
-_DRAFT_COLUMNS = tuple(c.key for c in _DRAFT_TABLE.columns)
+_CARD_COLUMNS = _all_keys(ApprovalCard)
+_DRAFT_COLUMNS = _all_keys(Draft)
 # Closes the draft's open cards and says which they were, in one statement.
 # (It reads no other table and changes no key: held back on PostgreSQL, it runs with the tap's
 # other held writes in one statement, the next stage's card included.)
@@ -405,9 +405,8 @@ _DECISIONS_THEN_ASSIGNMENTS = direct.Direct(
     ).order_by(literal_column("kind"), literal_column("id"))
 )
 # Everyone away at a moment: few rows (the people on leave now), filtered in Python.
-_AWAY = direct.Direct(
-    select(Delegation.userid, Delegation.delegate, Delegation.until).where(Delegation.until > bindparam("at"))
-)
+_RUNNING_AT = col(Delegation.until) > bindparam("at")  # a delegation still running at `at`
+_AWAY = direct.Direct(select(Delegation.userid, Delegation.delegate, Delegation.until).where(_RUNNING_AT))
 
 
 class _ReadOnce:
@@ -668,7 +667,7 @@ async def read_cards_ahead(*, session: AsyncSession, card_ids: Sequence[int], at
     for row in rows:
         ahead[row[card_at]] = (row[draft_at], row[:-1])
     away = await _AWAY_READ.kept(session)
-    if rows and not (None in away and away[None][0] <= at):
+    if rows and _away_kept(away, at) is None:
         found = [(userid, delegate, datetime.fromisoformat(until)) for userid, delegate, until in rows[0][-1]]
         away[None] = (at, found)
 
@@ -783,11 +782,19 @@ async def active_delegates(*, session: AsyncSession, userids: Sequence[str], at:
 async def _away_since(session: AsyncSession, at: datetime) -> list[tuple[Any, ...]]:
     """Delegations still running at `at` (and maybe some ending before it): read once a transaction."""
     kept = await _AWAY_READ.kept(session)
+    found = _away_kept(kept, at)
+    if found is None:
+        found = await direct.rows(session, _AWAY, at=at)
+        kept[None] = (at, found)
+    return found
+
+
+def _away_kept(kept: dict[Any, Any], at: datetime) -> list[tuple[Any, ...]] | None:
+    """The delegations this transaction read (`_AWAY_READ`), if read at `at` or earlier: then
+    they include every one still running at `at`. None: not read, or only later."""
     if None in kept and kept[None][0] <= at:
         return cast(list[tuple[Any, ...]], kept[None][1])
-    found = await direct.rows(session, _AWAY, at=at)
-    kept[None] = (at, found)
-    return found
+    return None
 
 
 async def list_watchers(*, session: AsyncSession, draft_id: int) -> list[str]:
